@@ -1,0 +1,275 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'gym'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'gym' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
+            [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
+            [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;keygen' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the private key (PKCS#8 PEM, mode 0600)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the private key (PKCS#8 PEM, mode 0600)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--pq', '--pq', [CompletionResultType]::ParameterName, 'Also create an ML-DSA-87 key pair for hybrid (post-quantum) signatures')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing key file')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the public identity as JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;key' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show the public identity of a key file: worker id and public keys')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;key;show' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-key/1`): worker_id, ed25519, ed25519_pem, ml_dsa_87')
+            [CompletionResult]::new('--pem', '--pem', [CompletionResultType]::ParameterName, 'Print only the Ed25519 public key as SPKI PEM (as `openssl pkey -pubout` does)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;key;help' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show the public identity of a key file: worker id and public keys')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;key;help;show' {
+            break
+        }
+        'gym;key;help;help' {
+            break
+        }
+        'gym;delta' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('pack', 'pack', [CompletionResultType]::ParameterValue, 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file')
+            [CompletionResult]::new('unpack', 'unpack', [CompletionResultType]::ParameterValue, 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a DELTA file''s header, metadata, tensors and signer (reads headers only)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify DELTA files: structure, checksum, signatures, trust and policy')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;delta;pack' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The DELTA file to write')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The DELTA file to write')
+            [CompletionResult]::new('--sign', '--sign', [CompletionResultType]::ParameterName, 'Sign with this key file (hybrid Ed25519 + ML-DSA-87 when the key has both)')
+            [CompletionResult]::new('--compression', '--compression', [CompletionResultType]::ParameterName, 'compression')
+            [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Raw bytes per chunk: a power of two from 256 bytes to 64MiB')
+            [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'epoch')
+            [CompletionResult]::new('--step', '--step', [CompletionResultType]::ParameterName, 'step')
+            [CompletionResult]::new('--seq', '--seq', [CompletionResultType]::ParameterName, 'Sequence number; must increase with every delta a worker publishes')
+            [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'loss')
+            [CompletionResult]::new('--worker-id', '--worker-id', [CompletionResultType]::ParameterName, 'Worker label (default: the signer''s worker id, or "anonymous" when unsigned)')
+            [CompletionResult]::new('--base-hash', '--base-hash', [CompletionResultType]::ParameterName, 'SHA3-256 of the base model state the delta was trained against')
+            [CompletionResult]::new('--parent-hash', '--parent-hash', [CompletionResultType]::ParameterName, 'Body digest of the delta this one applies on top of')
+            [CompletionResult]::new('--timestamp', '--timestamp', [CompletionResultType]::ParameterName, 'RFC 3339 UTC time (default: now, or SOURCE_DATE_EPOCH)')
+            [CompletionResult]::new('--tokens', '--tokens', [CompletionResultType]::ParameterName, 'Compute record: tokens processed')
+            [CompletionResult]::new('--flops', '--flops', [CompletionResultType]::ParameterName, 'Compute record: floating-point operations')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Compute record: device description')
+            [CompletionResult]::new('--wall-seconds', '--wall-seconds', [CompletionResultType]::ParameterName, 'Compute record: wall-clock seconds')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A JSON object summarising the training configuration, stored as `config`')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace OUT if it exists')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary (format `gym-delta-pack/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;delta;unpack' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output .safetensors file, or folder for a PEFT adapter')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output .safetensors file, or folder for a PEFT adapter')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'format')
+            [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'Require a signer from this file (see `gym delta verify --help`)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace OUT if it exists')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;delta;inspect' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-delta-inspect/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;delta;verify' {
+            [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'Require every delta to be signed by a key in this file')
+            [CompletionResult]::new('--min-seq', '--min-seq', [CompletionResultType]::ParameterName, 'Reject deltas whose sequence number is below N')
+            [CompletionResult]::new('--base-hash', '--base-hash', [CompletionResultType]::ParameterName, 'Reject deltas whose base model hash differs')
+            [CompletionResult]::new('--vectors', '--vectors', [CompletionResultType]::ParameterName, 'Check every test vector of a manifest against its expected verdict')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--require-signature', '--require-signature', [CompletionResultType]::ParameterName, 'Require a signature (from anyone) even without --trusted-keys')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-delta-verify/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;delta;diff' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-delta-diff/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;delta;help' {
+            [CompletionResult]::new('pack', 'pack', [CompletionResultType]::ParameterValue, 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file')
+            [CompletionResult]::new('unpack', 'unpack', [CompletionResultType]::ParameterValue, 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a DELTA file''s header, metadata, tensors and signer (reads headers only)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify DELTA files: structure, checksum, signatures, trust and policy')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;delta;help;pack' {
+            break
+        }
+        'gym;delta;help;unpack' {
+            break
+        }
+        'gym;delta;help;inspect' {
+            break
+        }
+        'gym;delta;help;verify' {
+            break
+        }
+        'gym;delta;help;diff' {
+            break
+        }
+        'gym;delta;help;help' {
+            break
+        }
+        'gym;completions' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;help' {
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
+            [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
+            [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;help;keygen' {
+            break
+        }
+        'gym;help;key' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show the public identity of a key file: worker id and public keys')
+            break
+        }
+        'gym;help;key;show' {
+            break
+        }
+        'gym;help;delta' {
+            [CompletionResult]::new('pack', 'pack', [CompletionResultType]::ParameterValue, 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file')
+            [CompletionResult]::new('unpack', 'unpack', [CompletionResultType]::ParameterValue, 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a DELTA file''s header, metadata, tensors and signer (reads headers only)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify DELTA files: structure, checksum, signatures, trust and policy')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)')
+            break
+        }
+        'gym;help;delta;pack' {
+            break
+        }
+        'gym;help;delta;unpack' {
+            break
+        }
+        'gym;help;delta;inspect' {
+            break
+        }
+        'gym;help;delta;verify' {
+            break
+        }
+        'gym;help;delta;diff' {
+            break
+        }
+        'gym;help;completions' {
+            break
+        }
+        'gym;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,237 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[gym] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'gym'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'gym'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+            cand key 'Work with key files'
+            cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;keygen'= {
+            cand -o 'Where to write the private key (PKCS#8 PEM, mode 0600)'
+            cand --output 'Where to write the private key (PKCS#8 PEM, mode 0600)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --pq 'Also create an ML-DSA-87 key pair for hybrid (post-quantum) signatures'
+            cand --force 'Replace an existing key file'
+            cand --json 'Print the public identity as JSON'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;key'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'Show the public identity of a key file: worker id and public keys'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;key;show'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print JSON (format `gym-key/1`): worker_id, ed25519, ed25519_pem, ml_dsa_87'
+            cand --pem 'Print only the Ed25519 public key as SPKI PEM (as `openssl pkey -pubout` does)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;key;help'= {
+            cand show 'Show the public identity of a key file: worker id and public keys'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;key;help;show'= {
+        }
+        &'gym;key;help;help'= {
+        }
+        &'gym;delta'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand pack 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
+            cand unpack 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
+            cand inspect 'Show a DELTA file''s header, metadata, tensors and signer (reads headers only)'
+            cand verify 'Verify DELTA files: structure, checksum, signatures, trust and policy'
+            cand diff 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;delta;pack'= {
+            cand -o 'The DELTA file to write'
+            cand --output 'The DELTA file to write'
+            cand --sign 'Sign with this key file (hybrid Ed25519 + ML-DSA-87 when the key has both)'
+            cand --compression 'compression'
+            cand --chunk-size 'Raw bytes per chunk: a power of two from 256 bytes to 64MiB'
+            cand --epoch 'epoch'
+            cand --step 'step'
+            cand --seq 'Sequence number; must increase with every delta a worker publishes'
+            cand --loss 'loss'
+            cand --worker-id 'Worker label (default: the signer''s worker id, or "anonymous" when unsigned)'
+            cand --base-hash 'SHA3-256 of the base model state the delta was trained against'
+            cand --parent-hash 'Body digest of the delta this one applies on top of'
+            cand --timestamp 'RFC 3339 UTC time (default: now, or SOURCE_DATE_EPOCH)'
+            cand --tokens 'Compute record: tokens processed'
+            cand --flops 'Compute record: floating-point operations'
+            cand --device 'Compute record: device description'
+            cand --wall-seconds 'Compute record: wall-clock seconds'
+            cand --config 'A JSON object summarising the training configuration, stored as `config`'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Replace OUT if it exists'
+            cand --json 'Print a JSON summary (format `gym-delta-pack/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;delta;unpack'= {
+            cand -o 'Output .safetensors file, or folder for a PEFT adapter'
+            cand --output 'Output .safetensors file, or folder for a PEFT adapter'
+            cand --format 'format'
+            cand --trusted-keys 'Require a signer from this file (see `gym delta verify --help`)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Replace OUT if it exists'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;delta;inspect'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print JSON (format `gym-delta-inspect/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;delta;verify'= {
+            cand --trusted-keys 'Require every delta to be signed by a key in this file'
+            cand --min-seq 'Reject deltas whose sequence number is below N'
+            cand --base-hash 'Reject deltas whose base model hash differs'
+            cand --vectors 'Check every test vector of a manifest against its expected verdict'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --require-signature 'Require a signature (from anyone) even without --trusted-keys'
+            cand --json 'Print JSON (format `gym-delta-verify/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;delta;diff'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print JSON (format `gym-delta-diff/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;delta;help'= {
+            cand pack 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
+            cand unpack 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
+            cand inspect 'Show a DELTA file''s header, metadata, tensors and signer (reads headers only)'
+            cand verify 'Verify DELTA files: structure, checksum, signatures, trust and policy'
+            cand diff 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;delta;help;pack'= {
+        }
+        &'gym;delta;help;unpack'= {
+        }
+        &'gym;delta;help;inspect'= {
+        }
+        &'gym;delta;help;verify'= {
+        }
+        &'gym;delta;help;diff'= {
+        }
+        &'gym;delta;help;help'= {
+        }
+        &'gym;completions'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;help'= {
+            cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+            cand key 'Work with key files'
+            cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;help;keygen'= {
+        }
+        &'gym;help;key'= {
+            cand show 'Show the public identity of a key file: worker id and public keys'
+        }
+        &'gym;help;key;show'= {
+        }
+        &'gym;help;delta'= {
+            cand pack 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
+            cand unpack 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
+            cand inspect 'Show a DELTA file''s header, metadata, tensors and signer (reads headers only)'
+            cand verify 'Verify DELTA files: structure, checksum, signatures, trust and policy'
+            cand diff 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
+        }
+        &'gym;help;delta;pack'= {
+        }
+        &'gym;help;delta;unpack'= {
+        }
+        &'gym;help;delta;inspect'= {
+        }
+        &'gym;help;delta;verify'= {
+        }
+        &'gym;help;delta;diff'= {
+        }
+        &'gym;help;completions'= {
+        }
+        &'gym;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

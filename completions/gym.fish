@@ -1,0 +1,142 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gym_global_optspecs
+    string join \n q/quiet threads= h/help V/version
+end
+
+function __fish_gym_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gym_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gym_using_subcommand
+    set -l cmd (__fish_gym_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gym -n "__fish_gym_needs_command" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_needs_command" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_needs_command" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_needs_command" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_needs_command" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_needs_command" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_needs_command" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand keygen" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand keygen" -l pq -d 'Also create an ML-DSA-87 key pair for hybrid (post-quantum) signatures'
+complete -c gym -n "__fish_gym_using_subcommand keygen" -l force -d 'Replace an existing key file'
+complete -c gym -n "__fish_gym_using_subcommand keygen" -l json -d 'Print the public identity as JSON'
+complete -c gym -n "__fish_gym_using_subcommand keygen" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand keygen" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand keygen" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l json -d 'Print JSON (format `gym-key/1`): worker_id, ed25519, ed25519_pem, ml_dsa_87'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l pem -d 'Print only the Ed25519 public key as SPKI PEM (as `openssl pkey -pubout` does)'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -f -a "inspect" -d 'Show a DELTA file\'s header, metadata, tensors and signer (reads headers only)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -f -a "verify" -d 'Verify DELTA files: structure, checksum, signatures, trust and policy'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -f -a "diff" -d 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -s o -l output -d 'The DELTA file to write' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l sign -d 'Sign with this key file (hybrid Ed25519 + ML-DSA-87 when the key has both)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l compression -r -f -a "none\t''
+lz4\t''"
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l chunk-size -d 'Raw bytes per chunk: a power of two from 256 bytes to 64MiB' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l epoch -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l step -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l seq -d 'Sequence number; must increase with every delta a worker publishes' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l loss -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l worker-id -d 'Worker label (default: the signer\'s worker id, or "anonymous" when unsigned)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l base-hash -d 'SHA3-256 of the base model state the delta was trained against' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l parent-hash -d 'Body digest of the delta this one applies on top of' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l timestamp -d 'RFC 3339 UTC time (default: now, or SOURCE_DATE_EPOCH)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l tokens -d 'Compute record: tokens processed' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l flops -d 'Compute record: floating-point operations' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l device -d 'Compute record: device description' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l wall-seconds -d 'Compute record: wall-clock seconds' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l config -d 'A JSON object summarising the training configuration, stored as `config`' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l force -d 'Replace OUT if it exists'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l json -d 'Print a JSON summary (format `gym-delta-pack/1`)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s o -l output -d 'Output .safetensors file, or folder for a PEFT adapter' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l format -r -f -a "auto\t'A PEFT folder when the delta carries an adapter config, else a .safetensors file'
+safetensors\t''
+peft\t''"
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l trusted-keys -d 'Require a signer from this file (see `gym delta verify --help`)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l force -d 'Replace OUT if it exists'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -l json -d 'Print JSON (format `gym-delta-inspect/1`)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l trusted-keys -d 'Require every delta to be signed by a key in this file' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l min-seq -d 'Reject deltas whose sequence number is below N' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l base-hash -d 'Reject deltas whose base model hash differs' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l vectors -d 'Check every test vector of a manifest against its expected verdict' -r -F
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l require-signature -d 'Require a signature (from anyone) even without --trusted-keys'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON (format `gym-delta-verify/1`)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -l json -d 'Print JSON (format `gym-delta-diff/1`)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show a DELTA file\'s header, metadata, tensors and signer (reads headers only)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify DELTA files: structure, checksum, signatures, trust and policy'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "inspect" -d 'Show a DELTA file\'s header, metadata, tensors and signer (reads headers only)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "verify" -d 'Verify DELTA files: structure, checksum, signatures, trust and policy'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "diff" -d 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'

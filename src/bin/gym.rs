@@ -1,0 +1,62 @@
+//! The `gym` executable: parse, dispatch, map errors to exit codes.
+
+use clap::Parser as _;
+use gym::cmd::{self, Failure};
+use gym::core::error::Classify;
+
+fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.code;
+        }
+        macro_rules! classified {
+            ($($t:ty),*) => {$(
+                if let Some(e) = cause.downcast_ref::<$t>() {
+                    return e.class().exit_code();
+                }
+            )*};
+        }
+        classified!(
+            gym::core::delta::DeltaError,
+            gym::core::delta::PackError,
+            gym::core::delta::UnpackError,
+            gym::core::atomic::AtomicError,
+            gym::core::keys::KeyError,
+            gym::core::safetensors_io::SafetensorsError
+        );
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return 0;
+            }
+            return gym::core::error::ErrorClass::Io.exit_code();
+        }
+    }
+    1
+}
+
+/// "a: b: c" without repeating a cause that its parent already quoted.
+fn message(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || parts.last().is_some_and(|p| p.contains(&s)) {
+            continue;
+        }
+        parts.push(s);
+    }
+    parts.join(": ")
+}
+
+fn main() {
+    let cli = cmd::Cli::parse();
+    if let Err(err) = cmd::run(cli) {
+        let code = exit_code(&err);
+        if code != 0 {
+            let msg = message(&err);
+            if !msg.is_empty() {
+                eprintln!("error: {msg}");
+            }
+        }
+        std::process::exit(code);
+    }
+}

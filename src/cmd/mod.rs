@@ -1,0 +1,94 @@
+//! The command-line layer: one module per subcommand, each a clap `Args` struct and a `run`
+//! that maps arguments onto `core` and formats the result. Nothing here implements a feature.
+
+pub mod delta;
+pub mod docs;
+pub mod key;
+pub mod out;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::core::error::ErrorClass;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0   success
+  1   other failure
+  2   usage error (bad arguments)
+  3   input/output error (missing file, permission)
+  4   output exists (use --force)
+  10  malformed input (truncated, bad lengths, limits, duplicates)
+  11  unsupported (version, compression, dtype, flag bit)
+  12  checksum mismatch
+  13  invalid signature
+  14  unsigned or untrusted signer
+  15  policy violation (stale or replayed sequence number, wrong base model)
+  16  test vectors did not give their expected verdicts";
+
+/// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.
+#[derive(Debug, Parser)]
+#[command(name = "gym", version, about, long_about = None, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Print nothing on stderr except errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Worker threads for parallel work (default: one per core).
+    #[arg(long, global = true, env = "GYM_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a worker key (Ed25519, optionally with ML-DSA-87).
+    Keygen(key::KeygenArgs),
+    /// Work with key files.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Pack, unpack, inspect, verify and compare DELTA files.
+    #[command(subcommand)]
+    Delta(delta::DeltaCommand),
+    /// Print a shell completion script.
+    Completions(docs::CompletionsArgs),
+}
+
+/// The clap definition, for docs generation and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("setting up {n} threads: {e}"))?;
+    }
+    let ctx = out::Ctx { quiet: cli.quiet };
+    match cli.command {
+        Command::Keygen(a) => key::keygen(&ctx, a),
+        Command::Key(c) => key::run(&ctx, c),
+        Command::Delta(c) => delta::run(&ctx, c),
+        Command::Completions(a) => docs::completions(a),
+    }
+}
+
+/// An error that carries its own exit code, for outcomes that are not a single typed error
+/// (for example "2 of 5 files failed verification").
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Failure { code: class.exit_code(), message: message.into() }
+    }
+}
+
+/// Exit code of test-vector mismatches.
+pub const EXIT_VECTORS: i32 = 16;

@@ -1,0 +1,10 @@
+//! The gym library. Nothing in here prints: every function returns values or typed errors, and
+//! the `cmd` layer decides what the user sees.
+
+pub mod atomic;
+pub mod delta;
+pub mod error;
+pub mod hash;
+pub mod keys;
+pub mod safetensors_io;
+pub mod timefmt;
