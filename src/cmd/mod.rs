@@ -40,6 +40,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Create a worker key (Ed25519, optionally with ML-DSA-87).
     Keygen(key::KeygenArgs),
@@ -86,7 +87,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Failure { code: class.exit_code(), message: message.into() }
+        Failure {
+            code: class.exit_code(),
+            message: message.into(),
+        }
     }
 }
 
