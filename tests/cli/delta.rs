@@ -4,12 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
+type Spec = (&'static str, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
 /// Writes a safetensors file with the reference implementation (the `safetensors` crate).
-fn write_safetensors(
-    path: &Path,
-    tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)],
-    meta: Option<&[(&str, &str)]>,
-) {
+fn write_safetensors(path: &Path, tensors: &[Spec], meta: Option<&[(&str, &str)]>) {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, d, s, b)| {
