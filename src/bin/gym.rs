@@ -1,6 +1,11 @@
 //! The `gym` executable: parse, dispatch, map errors to exit codes.
 
 use clap::Parser as _;
+
+/// glibc's allocator returns large buffers to the kernel and faults them back in on every
+/// chunk; mimalloc keeps them, which measurably cuts system time when packing and training.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gym::cmd::{self, Failure};
 use gym::core::error::Classify;
 

@@ -98,24 +98,6 @@ impl<W: Write + Seek> Out<'_, W> {
         Ok(())
     }
 
-    /// Writes finished chunks; appends their headers and digests to `skel`.
-    /// Returns (bytes written, raw bytes covered).
-    fn put_chunks(&mut self, done: Vec<Done>, skel: &mut Vec<u8>) -> Result<(u64, u64), PackError> {
-        let (mut written, mut raw) = (0u64, 0u64);
-        for d in done {
-            let mut h = [0u8; 8];
-            h[..4].copy_from_slice(&d.raw_len.to_le_bytes());
-            h[4..].copy_from_slice(&(d.stored.len() as u32).to_le_bytes());
-            self.put(&h)?;
-            self.put(&d.stored)?;
-            skel.extend_from_slice(&h);
-            skel.extend_from_slice(&d.digest);
-            written += 8 + d.stored.len() as u64;
-            raw += d.raw_len as u64;
-        }
-        Ok((written, raw))
-    }
-
     /// Overwrites bytes at `at` and returns to the end.
     fn patch(&mut self, at: u64, bytes: &[u8]) -> Result<(), PackError> {
         self.w.flush().map_err(PackError::Write)?;
@@ -125,6 +107,124 @@ impl<W: Write + Seek> Out<'_, W> {
         inner
             .seek(SeekFrom::Start(self.pos))
             .map_err(PackError::Write)?;
+        Ok(())
+    }
+}
+
+/// A tensor whose record is written and whose chunks are arriving.
+struct OpenTensor {
+    index: usize,
+    /// Where its data length goes (patched on close).
+    len_pos: u64,
+    record: Vec<u8>,
+    data_len: u64,
+    /// Chunk headers and chunk digests, for the body digest.
+    skel: Vec<u8>,
+}
+
+/// Writes tensor records and chunks in file order as finished chunks arrive.
+struct TensorWriter<'a, 'b> {
+    inputs: &'a [PackInput<'b>],
+    sizes: &'a [u64],
+    /// Next tensor whose record has not been written.
+    next: usize,
+    /// The tensor being written.
+    open: Option<OpenTensor>,
+    raw_done: u64,
+    stored: u64,
+}
+
+impl TensorWriter<'_, '_> {
+    fn record(&self, ti: usize) -> Vec<u8> {
+        let t = &self.inputs[ti];
+        let mut rec = Vec::with_capacity(4 + t.name.len() + 2 + 8 * t.shape.len());
+        rec.extend_from_slice(&(t.name.len() as u32).to_le_bytes());
+        rec.extend_from_slice(t.name.as_bytes());
+        rec.push(t.dtype.code());
+        rec.push(t.shape.len() as u8);
+        for d in &t.shape {
+            rec.extend_from_slice(&d.to_le_bytes());
+        }
+        rec
+    }
+
+    /// Closes the open tensor: patches its data length and feeds the body digest.
+    fn close<W: Write + Seek>(
+        &mut self,
+        o: &mut Out<'_, W>,
+        top: &mut Sha3_256,
+    ) -> Result<(), PackError> {
+        if let Some(t) = self.open.take() {
+            o.patch(t.len_pos, &t.data_len.to_le_bytes())?;
+            top.update(&t.record);
+            top.update(t.data_len.to_le_bytes());
+            top.update(&t.skel);
+        }
+        Ok(())
+    }
+
+    /// Opens tensor `ti`, first writing and closing every tensor before it (empty tensors
+    /// have no chunks, so they are written here).
+    fn open_through<W: Write + Seek>(
+        &mut self,
+        o: &mut Out<'_, W>,
+        top: &mut Sha3_256,
+        ti: usize,
+    ) -> Result<(), PackError> {
+        while self.next <= ti {
+            self.close(o, top)?;
+            let idx = self.next;
+            let rec = self.record(idx);
+            o.put(&rec)?;
+            let len_pos = o.pos;
+            o.put(&0u64.to_le_bytes())?;
+            self.open = Some(OpenTensor {
+                index: idx,
+                len_pos,
+                record: rec,
+                data_len: 0,
+                skel: Vec::new(),
+            });
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// After the last chunk: writes any remaining (empty) tensors and closes the last one.
+    fn finish<W: Write + Seek>(
+        &mut self,
+        o: &mut Out<'_, W>,
+        top: &mut Sha3_256,
+    ) -> Result<(), PackError> {
+        if let Some(last) = self.inputs.len().checked_sub(1) {
+            self.open_through(o, top, last)?;
+        }
+        self.close(o, top)
+    }
+
+    fn write<W: Write + Seek>(
+        &mut self,
+        o: &mut Out<'_, W>,
+        top: &mut Sha3_256,
+        jobs: &[Job],
+        done: Vec<Done>,
+    ) -> Result<(), PackError> {
+        for (job, d) in jobs.iter().zip(done) {
+            self.open_through(o, top, job.tensor)?;
+            let mut h = [0u8; 8];
+            h[..4].copy_from_slice(&d.raw_len.to_le_bytes());
+            h[4..].copy_from_slice(&(d.stored.len() as u32).to_le_bytes());
+            o.put(&h)?;
+            o.put(&d.stored)?;
+            let open = self.open.as_mut().expect("a tensor is open");
+            debug_assert_eq!(open.index, job.tensor);
+            open.data_len += 8 + d.stored.len() as u64;
+            open.skel.extend_from_slice(&h);
+            open.skel.extend_from_slice(&d.digest);
+            self.raw_done += d.raw_len as u64;
+            self.stored += d.stored.len() as u64;
+            debug_assert!(self.sizes[job.tensor] >= job.offset_in_tensor + job.len as u64);
+        }
         Ok(())
     }
 }
@@ -205,6 +305,7 @@ fn validate(inputs: &[PackInput<'_>]) -> Result<Vec<u64>, PackError> {
     Ok(sizes)
 }
 
+/// Reads and compresses one chunk (hashing happens per group, see [`run_group`]).
 fn run_job(
     inputs: &[PackInput<'_>],
     job: &Job,
@@ -228,24 +329,54 @@ fn run_job(
     };
     let stored = match compression {
         Compression::None => slice.to_vec(),
-        Compression::Lz4 => {
-            let mut out = vec![0u8; lz4_flex::block::get_maximum_output_size(slice.len())];
-            let n = lz4_flex::block::compress_into(slice, &mut out).unwrap_or(usize::MAX);
-            // The spec requires raw storage when LZ4 does not make the chunk smaller.
-            if n < slice.len() {
-                out.truncate(n);
-                out
-            } else {
-                slice.to_vec()
-            }
-        }
+        Compression::Lz4 => compress(slice),
     };
-    let digest = crate::core::hash::sha3_256(&stored);
     Ok(Done {
         raw_len: job.len,
         stored,
-        digest,
+        digest: [0; 32],
     })
+}
+
+/// LZ4 block of `data`, or `data` itself when LZ4 would not make it smaller (required by the
+/// spec). Chunks whose first 64 KiB do not compress by at least 1/32 are stored raw without
+/// trying the rest (allowed: a writer may store any chunk raw), which keeps packing of
+/// high-entropy weights at memory speed.
+fn compress(data: &[u8]) -> Vec<u8> {
+    const PROBE: usize = 64 << 10;
+    if data.len() > 2 * PROBE {
+        let probe = lz4_flex::block::compress(&data[..PROBE]);
+        if probe.len() > PROBE - PROBE / 32 {
+            return data.to_vec();
+        }
+    }
+    let mut out = vec![0u8; lz4_flex::block::get_maximum_output_size(data.len())];
+    match lz4_flex::block::compress_into(data, &mut out) {
+        Ok(n) if n < data.len() => {
+            out.truncate(n);
+            out
+        }
+        _ => data.to_vec(),
+    }
+}
+
+/// Compresses a group of jobs and hashes their stored bytes together (multi-buffer SHA3).
+fn run_group(
+    inputs: &[PackInput<'_>],
+    jobs: &[Job],
+    compression: Compression,
+    raw: &mut Vec<u8>,
+) -> Result<Vec<Done>, PackError> {
+    let mut done = jobs
+        .iter()
+        .map(|j| run_job(inputs, j, compression, raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&[u8]> = done.iter().map(|d| d.stored.as_slice()).collect();
+    let digests = crate::core::hash::multi::sha3_256_many(&refs);
+    for (d, h) in done.iter_mut().zip(digests) {
+        d.digest = h;
+    }
+    Ok(done)
 }
 
 /// Writes a delta to `out` (which must be positioned at its start and seekable: the header's
@@ -311,26 +442,15 @@ pub fn pack<W: Write + Seek + Send>(
         top.update(part);
     }
 
-    let window = rayon::current_num_threads().max(1) * 4;
-    let mut raw_done = 0u64;
-    let mut stored_total = 0u64;
-    for (ti, t) in inputs.iter().enumerate() {
-        let size = sizes[ti];
-        let mut rec = Vec::with_capacity(4 + t.name.len() + 2 + 8 * t.shape.len());
-        rec.extend_from_slice(&(t.name.len() as u32).to_le_bytes());
-        rec.extend_from_slice(t.name.as_bytes());
-        rec.push(t.dtype.code());
-        rec.push(t.shape.len() as u8);
-        for d in &t.shape {
-            rec.extend_from_slice(&d.to_le_bytes());
-        }
-        o.put(&rec)?;
-        top.update(&rec);
-        // The data length depends on the compressed sizes: write a placeholder, patch it after.
-        let len_pos = o.pos;
-        o.put(&0u64.to_le_bytes())?;
-        let jobs: Vec<Job> = (0..size.div_ceil(cs as u64))
-            .map(|k| {
+    let lanes = crate::core::hash::multi::lanes().max(1);
+    let window = rayon::current_num_threads().max(1) * lanes * 2;
+    // All chunks of all tensors, in file order: windows span tensor boundaries, so many small
+    // tensors are packed as much in parallel as one large one.
+    let jobs: Vec<Job> = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, &size)| {
+            (0..size.div_ceil(cs as u64)).map(move |k| {
                 let off = k * cs as u64;
                 Job {
                     tensor: ti,
@@ -338,46 +458,61 @@ pub fn pack<W: Write + Seek + Send>(
                     len: (size - off).min(cs as u64) as u32,
                 }
             })
-            .collect();
-        let mut data_len = 0u64;
-        let mut skel: Vec<u8> = Vec::with_capacity(jobs.len() * 40);
-        // Compress window k+1 while window k is written.
-        let mut pending: Option<Vec<Done>> = None;
-        let mut batches = jobs.chunks(window);
-        loop {
-            let next = batches.next();
-            let compute = || -> Option<Result<Vec<Done>, PackError>> {
-                next.map(|b| {
-                    b.par_iter()
-                        .map_init(Vec::new, |raw, j| run_job(inputs, j, opts.compression, raw))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            };
-            let (wres, cres) = match pending.take() {
-                Some(done) => {
-                    let (o, skel) = (&mut o, &mut skel);
-                    let (a, b) = rayon::join(move || o.put_chunks(done, skel), compute);
-                    (Some(a), b)
-                }
-                None => (None, compute()),
-            };
-            if let Some(r) = wres {
-                let (written, raw) = r?;
-                data_len += written;
-                stored_total += written;
-                raw_done += raw;
-                progress(raw_done);
+        })
+        .collect();
+    let mut tw = TensorWriter {
+        inputs,
+        sizes: &sizes,
+        next: 0,
+        open: None,
+        raw_done: 0,
+        stored: 0,
+    };
+    // Compress window k+1 while window k is written.
+    let mut pending: Option<(usize, Vec<Done>)> = None;
+    let mut offset = 0usize;
+    loop {
+        let next: Option<(usize, &[Job])> = if offset < jobs.len() {
+            let end = (offset + window).min(jobs.len());
+            let r = Some((offset, &jobs[offset..end]));
+            offset = end;
+            r
+        } else {
+            None
+        };
+        let compute = || -> Option<Result<(usize, Vec<Done>), PackError>> {
+            next.map(|(first, b)| {
+                let groups = b
+                    .par_chunks(lanes)
+                    .map_init(Vec::new, |raw, g| {
+                        run_group(inputs, g, opts.compression, raw)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((first, groups.into_iter().flatten().collect()))
+            })
+        };
+        let (wres, cres) = match pending.take() {
+            Some((first, done)) => {
+                let (o, tw, top, jobs) = (&mut o, &mut tw, &mut top, &jobs);
+                let (a, b) = rayon::join(
+                    move || tw.write(o, top, &jobs[first..first + done.len()], done),
+                    compute,
+                );
+                (Some(a), b)
             }
-            match cres {
-                Some(r) => pending = Some(r?),
-                None => break,
-            }
+            None => (None, compute()),
+        };
+        if let Some(r) = wres {
+            r?;
+            progress(tw.raw_done);
         }
-        stored_total -= 8 * jobs.len() as u64;
-        o.patch(len_pos, &data_len.to_le_bytes())?;
-        top.update(data_len.to_le_bytes());
-        top.update(&skel);
+        match cres {
+            Some(r) => pending = Some(r?),
+            None => break,
+        }
     }
+    tw.finish(&mut o, &mut top)?;
+    let stored_total = tw.stored;
 
     let digest: [u8; 32] = top.finalize().into();
     if let Some(id) = opts.identity {

@@ -542,7 +542,57 @@ impl Delta {
 /// Result of processing one chunk: its digest, and the first content error if any.
 type ChunkOutcome = ([u8; 32], Option<DeltaError>);
 
-/// Reads, hashes and decodes one chunk. `raw` receives the decoded bytes when it is `Some`.
+/// Checks a chunk's stored bytes and decodes them into `raw` (raw chunks are copied).
+fn decode_into(
+    delta: &Delta,
+    ch: &ChunkRef,
+    stored: &[u8],
+    raw: &mut Vec<u8>,
+) -> Option<DeltaError> {
+    let name = || delta.tensors[ch.tensor as usize].name.clone();
+    if ch.is_raw() {
+        raw.clear();
+        raw.extend_from_slice(stored);
+        return None;
+    }
+    raw.resize(ch.raw_len as usize, 0);
+    match lz4_flex::block::decompress_into(stored, raw) {
+        Ok(n) if n == ch.raw_len as usize => None,
+        Ok(n) => Some(DeltaError::DecompressedSize {
+            name: name(),
+            chunk: ch.index,
+            offset: ch.offset,
+            declared: ch.raw_len,
+            actual: n as u64,
+        }),
+        Err(lz4_flex::block::DecompressError::OutputTooSmall { expected, .. }) => {
+            Some(DeltaError::DecompressedSize {
+                name: name(),
+                chunk: ch.index,
+                offset: ch.offset,
+                declared: ch.raw_len,
+                actual: expected as u64,
+            })
+        }
+        Err(e) => Some(DeltaError::Decompress {
+            name: name(),
+            chunk: ch.index,
+            offset: ch.offset,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn read_stored(src: &dyn Source, ch: &ChunkRef, buf: &mut Vec<u8>) -> Result<(), DeltaError> {
+    buf.resize(ch.stored_len as usize, 0);
+    src.read_exact_at(ch.data_offset(), buf)
+        .map_err(|source| DeltaError::Io {
+            offset: ch.data_offset(),
+            source,
+        })
+}
+
+/// Reads, hashes and decodes one chunk. `raw` receives the decoded bytes.
 fn process_chunk(
     src: &dyn Source,
     delta: &Delta,
@@ -550,115 +600,114 @@ fn process_chunk(
     stored: &mut Vec<u8>,
     raw: &mut Vec<u8>,
 ) -> Result<ChunkOutcome, DeltaError> {
-    stored.resize(ch.stored_len as usize, 0);
-    src.read_exact_at(ch.data_offset(), stored)
-        .map_err(|source| DeltaError::Io {
-            offset: ch.data_offset(),
-            source,
-        })?;
-    let digest: [u8; 32] = crate::core::hash::sha3_256(stored);
-    let name = || delta.tensors[ch.tensor as usize].name.clone();
-    let err = if ch.is_raw() {
-        raw.clear();
-        raw.extend_from_slice(stored);
-        None
-    } else {
-        raw.resize(ch.raw_len as usize, 0);
-        match lz4_flex::block::decompress_into(stored, raw) {
-            Ok(n) if n == ch.raw_len as usize => None,
-            Ok(n) => Some(DeltaError::DecompressedSize {
-                name: name(),
-                chunk: ch.index,
-                offset: ch.offset,
-                declared: ch.raw_len,
-                actual: n as u64,
-            }),
-            Err(lz4_flex::block::DecompressError::OutputTooSmall { expected, .. }) => {
-                Some(DeltaError::DecompressedSize {
-                    name: name(),
-                    chunk: ch.index,
-                    offset: ch.offset,
-                    declared: ch.raw_len,
-                    actual: expected as u64,
-                })
-            }
-            Err(e) => Some(DeltaError::Decompress {
-                name: name(),
-                chunk: ch.index,
-                offset: ch.offset,
-                reason: e.to_string(),
-            }),
-        }
-    };
-    Ok((digest, err))
+    read_stored(src, ch, stored)?;
+    let digest = crate::core::hash::sha3_256(stored);
+    Ok((digest, decode_into(delta, ch, stored, raw)))
 }
+
+/// Consecutive runs of chunks with equal stored length, at most `lanes` long: the units that
+/// multi-buffer SHA3 hashes together.
+fn groups(chunks: &[ChunkRef], lanes: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chunks.len() {
+        let mut end = start + 1;
+        while end < chunks.len()
+            && end - start < lanes
+            && chunks[end].stored_len == chunks[start].stored_len
+        {
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// Reads a group of chunks, hashes them together, and checks (and, when `keep`, returns) their
+/// decoded bytes. `bufs` and `scratch` are reused between groups.
+fn process_group(
+    src: &dyn Source,
+    delta: &Delta,
+    group: &[ChunkRef],
+    bufs: &mut Vec<Vec<u8>>,
+    scratch: &mut Vec<u8>,
+    keep: bool,
+) -> Result<GroupOutcome, DeltaError> {
+    bufs.resize_with(group.len().max(bufs.len()), Vec::new);
+    for (ch, buf) in group.iter().zip(bufs.iter_mut()) {
+        read_stored(src, ch, buf)?;
+    }
+    let refs: Vec<&[u8]> = bufs[..group.len()].iter().map(|b| b.as_slice()).collect();
+    let digests = crate::core::hash::multi::sha3_256_many(&refs);
+    let mut out = Vec::with_capacity(group.len());
+    for (i, ch) in group.iter().enumerate() {
+        let (err, data) = if ch.is_raw() {
+            // Nothing to decode: the stored bytes are the data.
+            (
+                None,
+                if keep {
+                    std::mem::take(&mut bufs[i])
+                } else {
+                    Vec::new()
+                },
+            )
+        } else if keep {
+            let mut raw = Vec::new();
+            let e = decode_into(delta, ch, &bufs[i], &mut raw);
+            (e, raw)
+        } else {
+            (decode_into(delta, ch, &bufs[i], scratch), Vec::new())
+        };
+        out.push(((digests[i], err), data));
+    }
+    Ok(out)
+}
+
+/// Each chunk of a group: its outcome and, when kept, its decoded bytes.
+type GroupOutcome = Vec<(ChunkOutcome, Vec<u8>)>;
 
 /// Receives decoded chunks in file order.
 type ChunkSink<'a> = dyn FnMut(&ChunkRef, &[u8]) -> std::io::Result<()> + 'a;
 
-/// Runs over chunks in order, in parallel windows of bounded size, handing decoded bytes to `sink`
+/// Runs over all chunks in parallel groups, in bounded memory, handing decoded bytes to `sink`
 /// in file order. Returns every chunk's digest and the first content error.
 fn stream_chunks(
     src: &dyn Source,
     delta: &Delta,
     mut sink: Option<&mut ChunkSink<'_>>,
 ) -> Result<(Vec<[u8; 32]>, Option<DeltaError>), StreamError> {
+    let lanes = crate::core::hash::multi::lanes().max(1);
+    let groups = groups(&delta.chunks, lanes);
+    let keep = sink.is_some();
+    // Without a sink every group can run at once (each worker holds one group's buffers);
+    // with one, a window of groups is decoded, then written in order.
+    let window = if keep {
+        rayon::current_num_threads().max(1)
+    } else {
+        groups.len().max(1)
+    };
     let mut digests = Vec::with_capacity(delta.chunks.len());
     let mut first_err: Option<DeltaError> = None;
-    match sink.as_mut() {
-        None => {
-            // No output: one parallel pass, each worker reusing its buffers.
-            let results: Vec<Result<ChunkOutcome, DeltaError>> = delta
-                .chunks
-                .par_iter()
-                .map_init(
-                    || (Vec::new(), Vec::new()),
-                    |(s, r), ch| {
-                        if ch.is_raw() {
-                            // Raw chunks need no decoding: hash without copying.
-                            s.resize(ch.stored_len as usize, 0);
-                            src.read_exact_at(ch.data_offset(), s).map_err(|source| {
-                                DeltaError::Io {
-                                    offset: ch.data_offset(),
-                                    source,
-                                }
-                            })?;
-                            Ok((crate::core::hash::sha3_256(s), None))
-                        } else {
-                            process_chunk(src, delta, ch, s, r)
-                        }
-                    },
-                )
-                .collect();
-            for r in results {
-                let (d, e) = r.map_err(StreamError::Delta)?;
+    for win in groups.chunks(window) {
+        let results: Vec<Result<GroupOutcome, DeltaError>> = win
+            .par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(bufs, scratch), g| {
+                    process_group(src, delta, &delta.chunks[g.clone()], bufs, scratch, keep)
+                },
+            )
+            .collect();
+        for (g, res) in win.iter().zip(results) {
+            let outcomes = res.map_err(StreamError::Delta)?;
+            for (ch, ((d, e), data)) in delta.chunks[g.clone()].iter().zip(outcomes) {
                 digests.push(d);
                 if first_err.is_none() {
                     first_err = e;
                 }
-            }
-        }
-        Some(sink) => {
-            let window = rayon::current_num_threads().max(1) * 4;
-            for batch in delta.chunks.chunks(window) {
-                let results: Vec<Result<(ChunkOutcome, Vec<u8>), DeltaError>> = batch
-                    .par_iter()
-                    .map(|ch| {
-                        let mut s = Vec::new();
-                        let mut r = Vec::new();
-                        let o = process_chunk(src, delta, ch, &mut s, &mut r)?;
-                        Ok((o, r))
-                    })
-                    .collect();
-                for (ch, res) in batch.iter().zip(results) {
-                    let ((d, e), raw) = res.map_err(StreamError::Delta)?;
-                    digests.push(d);
-                    if first_err.is_none() {
-                        first_err = e;
-                    }
-                    if first_err.is_none() {
-                        sink(ch, &raw).map_err(StreamError::Sink)?;
-                    }
+                if let (None, Some(sink)) = (&first_err, sink.as_mut()) {
+                    sink(ch, &data).map_err(StreamError::Sink)?;
                 }
             }
         }

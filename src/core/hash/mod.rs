@@ -1,5 +1,7 @@
 //! SHA3-256 helpers.
 
+pub mod multi;
+
 use sha3::{Digest, Sha3_256};
 
 pub fn sha3_256(data: &[u8]) -> [u8; 32] {
