@@ -30,6 +30,24 @@ pub const FIXED_POINT: i128 = 1_000_000;
 /// Largest metric value accepted, in input units (10^30, so `× 10^6` stays far inside i128).
 pub const MAX_METRIC: f64 = 1e30;
 
+/// Everything an estimate is computed from: per-node inputs, plus what was learnt on the way.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Inputs {
+    /// The epoch named by the input, if it names one.
+    pub epoch: Option<u64>,
+    pub nodes: Vec<NodeInput>,
+    /// Adjustments made to inputs (capped FLOPs, ignored duplicates), for the user.
+    pub notes: Vec<String>,
+    /// Files or records that were not used, with the reason.
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    pub file: String,
+    pub reason: String,
+}
+
 /// What a node does in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
