@@ -5,6 +5,7 @@ pub mod delta;
 pub mod docs;
 pub mod key;
 pub mod out;
+pub mod reward;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -49,6 +50,9 @@ pub enum Command {
     /// Pack, unpack, inspect, verify and compare DELTA files.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// Estimate epoch rewards; sign and verify reward claims.
+    #[command(subcommand)]
+    Reward(reward::RewardCommand),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(a) => key::keygen(&ctx, a),
         Command::Key(c) => key::run(&ctx, c),
         Command::Delta(c) => delta::run(&ctx, c),
+        Command::Reward(c) => reward::run(&ctx, c),
         Command::Completions(a) => docs::completions(a),
     }
 }
