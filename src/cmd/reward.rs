@@ -34,7 +34,9 @@ pub enum RewardCommand {
 
 /// Arguments of `gym reward estimate`.
 #[derive(Debug, Args)]
-#[command(after_help = "The formula, the file formats and the rounding rules are in docs/rewards.md.")]
+#[command(
+    after_help = "The formula, the file formats and the rounding rules are in docs/rewards.md."
+)]
 pub struct EstimateArgs {
     /// An epoch folder (nodes.json or nodes.csv, deltas/, eval/, ring/) or a contributions file
     /// (.json, or .csv) for what-if estimates.
@@ -135,10 +137,18 @@ fn estimate_cmd(ctx: &Ctx, a: EstimateArgs) -> anyhow::Result<()> {
             }
             .into());
         };
-        let opts = EpochOptions { epoch: a.epoch, model_params: u128::from(model_params) };
+        let opts = EpochOptions {
+            epoch: a.epoch,
+            model_params: u128::from(model_params),
+        };
         epoch::load(&a.input, &p, &opts)?
     } else {
-        contrib::load(&a.input, &p, Mode::Contributions, a.model_params.map(u128::from))?
+        contrib::load(
+            &a.input,
+            &p,
+            Mode::Contributions,
+            a.model_params.map(u128::from),
+        )?
     };
     let epoch_no = a.epoch.or(inputs.epoch).unwrap_or(0);
     let est = estimate(&p, epoch_no, &inputs.nodes)?;
@@ -231,14 +241,24 @@ fn estimate_json(p: &Params, e: &Estimate, inputs: &Inputs) -> serde_json::Value
 }
 
 fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn estimate_csv(p: &Params, e: &Estimate) -> String {
-    let mut s = String::from("node,role,stake,eligible,compute_share,quality_share,network_share,reward,reasons\n");
+    let mut s = String::from(
+        "node,role,stake,eligible,compute_share,quality_share,network_share,reward,reasons\n",
+    );
     for n in &e.nodes {
         let shares = match &n.category_shares {
-            Some(sh) => sh.iter().map(|r| format!("{:.6}", share_f64(r))).collect::<Vec<_>>().join(","),
+            Some(sh) => sh
+                .iter()
+                .map(|r| format!("{:.6}", share_f64(r)))
+                .collect::<Vec<_>>()
+                .join(","),
             None => ",,".to_string(),
         };
         s.push_str(&format!(
@@ -258,7 +278,9 @@ fn estimate_csv(p: &Params, e: &Estimate) -> String {
 fn estimate_text(p: &Params, e: &Estimate) -> String {
     let amt = |v: u128| amount::format(v, p.decimals);
     let sym = &p.symbol;
-    let mut t = out::table(&["node", "role", "stake", "eligible", "compute", "quality", "network", "reward"]);
+    let mut t = out::table(&[
+        "node", "role", "stake", "eligible", "compute", "quality", "network", "reward",
+    ]);
     for n in &e.nodes {
         let (c, q, w) = match &n.category_shares {
             Some(s) if n.eligible => (percent(&s[0]), percent(&s[1]), percent(&s[2])),
@@ -268,7 +290,11 @@ fn estimate_text(p: &Params, e: &Estimate) -> String {
             n.node.clone(),
             n.role.name().to_string(),
             amt(n.stake),
-            if n.eligible { "yes".into() } else { "no".into() },
+            if n.eligible {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             c,
             q,
             w,
@@ -277,7 +303,11 @@ fn estimate_text(p: &Params, e: &Estimate) -> String {
     }
     let eligible = e.nodes.iter().filter(|n| n.eligible).count();
     let cat_total = |i: usize| {
-        if e.active_categories[i] { "100.00%".to_string() } else { "inactive".to_string() }
+        if e.active_categories[i] {
+            "100.00%".to_string()
+        } else {
+            "inactive".to_string()
+        }
     };
     t.add_row(vec![
         "total".into(),
@@ -289,18 +319,47 @@ fn estimate_text(p: &Params, e: &Estimate) -> String {
         cat_total(2),
         amt(e.mining_paid + e.staking_paid),
     ]);
-    let mut s = format!("epoch {}: emission {} {sym}\n{t}\n", e.epoch, amt(e.emission));
+    let mut s = format!(
+        "epoch {}: emission {} {sym}\n{t}\n",
+        e.epoch,
+        amt(e.emission)
+    );
     let [dm, ds, dd, dc, dr] = p.distribution;
     let mut pools = out::table(&["pool", "share", "amount", "paid"]);
-    pools.add_row(vec!["mining".into(), format!("{dm}%"), amt(e.pools.mining), amt(e.mining_paid)]);
-    pools.add_row(vec!["staking".into(), format!("{ds}%"), amt(e.pools.staking), amt(e.staking_paid)]);
-    pools.add_row(vec!["development".into(), format!("{dd}%"), amt(e.pools.development), amt(e.pools.development)]);
-    pools.add_row(vec!["community".into(), format!("{dc}%"), amt(e.pools.community), amt(e.pools.community)]);
+    pools.add_row(vec![
+        "mining".into(),
+        format!("{dm}%"),
+        amt(e.pools.mining),
+        amt(e.mining_paid),
+    ]);
+    pools.add_row(vec![
+        "staking".into(),
+        format!("{ds}%"),
+        amt(e.pools.staking),
+        amt(e.staking_paid),
+    ]);
+    pools.add_row(vec![
+        "development".into(),
+        format!("{dd}%"),
+        amt(e.pools.development),
+        amt(e.pools.development),
+    ]);
+    pools.add_row(vec![
+        "community".into(),
+        format!("{dc}%"),
+        amt(e.pools.community),
+        amt(e.pools.community),
+    ]);
     pools.add_row(vec![
         "reserve".into(),
         format!("{dr}%"),
         amt(e.pools.reserve),
-        format!("{} (+{} rounding, +{} unpaid)", amt(e.reserve_total()), amt(e.rounding), amt(e.undistributed)),
+        format!(
+            "{} (+{} rounding, +{} unpaid)",
+            amt(e.reserve_total()),
+            amt(e.rounding),
+            amt(e.undistributed)
+        ),
     ]);
     s.push_str(&format!("{pools}\n"));
     let ineligible: Vec<_> = e.nodes.iter().filter(|n| !n.eligible).collect();
@@ -355,7 +414,11 @@ fn verify_claim_cmd(a: VerifyClaimArgs) -> anyhow::Result<()> {
     let mut s = format!(
         "ok: claim by {} ({}) for delta {}\n  epoch {}, seq {}, {} tokens, {} FLOPs, {} s on {:?}\n",
         c.worker_id,
-        if who.ml_dsa_87.is_some() { "Ed25519 + ML-DSA-87" } else { "Ed25519" },
+        if who.ml_dsa_87.is_some() {
+            "Ed25519 + ML-DSA-87"
+        } else {
+            "Ed25519"
+        },
         c.delta.digest,
         c.epoch,
         c.seq,

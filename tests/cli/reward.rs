@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gym::core::delta::{self, Compression, Compute, Dtype, Metadata, PackInput, PackOptions, TensorSource};
+use gym::core::delta::{
+    self, Compression, Compute, Dtype, Metadata, PackInput, PackOptions, TensorSource,
+};
 use gym::core::keys::Identity;
 use gym::core::reward::records::{EvalReport, RingKind, RingReceipt, Verdict};
 
@@ -28,7 +30,12 @@ fn wid(seed: u8) -> String {
 }
 
 fn node<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["nodes"].as_array().unwrap().iter().find(|n| n["node"] == name).unwrap_or_else(|| panic!("no node {name}"))
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
 }
 
 /// The worked example of docs/rewards.md: five nodes, one below its minimum stake, one with a
@@ -47,7 +54,10 @@ fn csv_what_if_matches_the_worked_example() {
     let d = tmp();
     let econ = write(d.path(), "e.toml", SMALL);
     let csv = write(d.path(), "c.csv", FIVE);
-    let (code, stdout, stderr) = run(gym().args(["reward", "estimate", "--json", "--economics"]).arg(&econ).arg(&csv));
+    let (code, stdout, stderr) = run(gym()
+        .args(["reward", "estimate", "--json", "--economics"])
+        .arg(&econ)
+        .arg(&csv));
     assert_eq!(code, 0, "{stderr}");
     let v = json(&stdout);
     assert_eq!(v["format"], "gym-reward-estimate/1");
@@ -56,11 +66,23 @@ fn csv_what_if_matches_the_worked_example() {
         .iter()
         .map(|n| (*n, node(&v, n)["reward"].as_str().unwrap()))
         .collect();
-    assert_eq!(rewards, [("a", "200000"), ("b", "200000"), ("c", "0"), ("v", "66666"), ("o", "133333")]);
+    assert_eq!(
+        rewards,
+        [
+            ("a", "200000"),
+            ("b", "200000"),
+            ("c", "0"),
+            ("v", "66666"),
+            ("o", "133333")
+        ]
+    );
     assert_eq!(node(&v, "b")["shares"]["quality"], 0.0);
     assert_eq!(node(&v, "a")["shares"]["quality"], 1.0);
     assert_eq!(node(&v, "c")["eligible"], false);
-    assert_eq!(node(&v, "c")["reasons"][0], "stake 5000 GYM is below the compute minimum of 10000 GYM");
+    assert_eq!(
+        node(&v, "c")["reasons"][0],
+        "stake 5000 GYM is below the compute minimum of 10000 GYM"
+    );
     assert_eq!(v["pools"]["reserve"]["total"], "100001");
     assert_eq!(v["pools"]["reserve"]["rounding"], "1");
     assert_eq!(v["totals"]["reward"], "599999");
@@ -71,16 +93,39 @@ fn table_and_csv_output() {
     let d = tmp();
     let econ = write(d.path(), "e.toml", SMALL);
     let csv = write(d.path(), "c.csv", FIVE);
-    let (code, stdout, _) = run(gym().args(["reward", "estimate", "--economics"]).arg(&econ).arg(&csv));
+    let (code, stdout, _) = run(gym()
+        .args(["reward", "estimate", "--economics"])
+        .arg(&econ)
+        .arg(&csv));
     assert_eq!(code, 0);
-    assert!(stdout.contains("| a     | compute      | 10000  | yes        | 25.00%  | 100.00% | 50.00%  | 200000 |"), "{stdout}");
-    assert!(stdout.contains("| total | 5 nodes      | 125000 | 4 eligible |"), "{stdout}");
-    assert!(stdout.contains("c: stake 5000 GYM is below the compute minimum of 10000 GYM"), "{stdout}");
-    let (code, stdout, _) = run(gym().args(["reward", "estimate", "--csv", "--economics"]).arg(&econ).arg(&csv));
+    assert!(
+        stdout.contains(
+            "| a     | compute      | 10000  | yes        | 25.00%  | 100.00% | 50.00%  | 200000 |"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| total | 5 nodes      | 125000 | 4 eligible |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("c: stake 5000 GYM is below the compute minimum of 10000 GYM"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(gym()
+        .args(["reward", "estimate", "--csv", "--economics"])
+        .arg(&econ)
+        .arg(&csv));
     assert_eq!(code, 0);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "node,role,stake,eligible,compute_share,quality_share,network_share,reward,reasons");
-    assert_eq!(lines[1], "a,compute,10000,true,0.250000,1.000000,0.500000,200000,");
+    assert_eq!(
+        lines[0],
+        "node,role,stake,eligible,compute_share,quality_share,network_share,reward,reasons"
+    );
+    assert_eq!(
+        lines[1],
+        "a,compute,10000,true,0.250000,1.000000,0.500000,200000,"
+    );
     assert_eq!(lines[4], "v,validator,30000,true,,,,66666,");
 }
 
@@ -102,8 +147,14 @@ fn json_what_if_with_default_economics() {
     let v = json(&stdout);
     assert_eq!(v["emission"], "273972.602739726027397261");
     assert_eq!(v["pools"]["mining"]["amount"], "109589.041095890410958904");
-    assert_eq!(node(&v, "x")["reward_base_units"], "27397260273972602739726");
-    assert_eq!(node(&v, "y")["reward_base_units"], "82191780821917808219178");
+    assert_eq!(
+        node(&v, "x")["reward_base_units"],
+        "27397260273972602739726"
+    );
+    assert_eq!(
+        node(&v, "y")["reward_base_units"],
+        "82191780821917808219178"
+    );
     assert_eq!(node(&v, "v")["reward"], "54794.520547945205479452");
     assert_eq!(v["pools"]["reserve"]["total"], "27397.260273972602739727");
     assert_eq!(v["categories"]["quality"]["active"], false);
@@ -113,50 +164,103 @@ fn json_what_if_with_default_economics() {
 fn bad_contributions_name_the_record() {
     let cases = [
         ("node,role,stake\na,compute\n", "line 2 (\"a\"): 2 cells"),
-        ("node,role\na,compute\n", "line 2 (\"a\"): missing field \"stake\""),
-        ("node,role,stake\na,compute,-10\n", "line 2 (\"a\"): stake: amount \"-10\" is negative"),
-        ("node,role,stake,flops\na,compute,1,NaN\n", "line 2 (\"a\"): flops: \"NaN\" is not a finite number"),
-        ("node,role,stake\na,miner,1\n", "line 2 (\"a\"): unknown role \"miner\""),
-        ("node,role,stake\na,compute,1\na,validator,1\n", "node \"a\" appears more than once"),
+        (
+            "node,role\na,compute\n",
+            "line 2 (\"a\"): missing field \"stake\"",
+        ),
+        (
+            "node,role,stake\na,compute,-10\n",
+            "line 2 (\"a\"): stake: amount \"-10\" is negative",
+        ),
+        (
+            "node,role,stake,flops\na,compute,1,NaN\n",
+            "line 2 (\"a\"): flops: \"NaN\" is not a finite number",
+        ),
+        (
+            "node,role,stake\na,miner,1\n",
+            "line 2 (\"a\"): unknown role \"miner\"",
+        ),
+        (
+            "node,role,stake\na,compute,1\na,validator,1\n",
+            "node \"a\" appears more than once",
+        ),
     ];
     for (text, want) in cases {
         let d = tmp();
         let f = write(d.path(), "c.csv", text);
         let (code, _, stderr) = run(gym().args(["reward", "estimate"]).arg(&f));
         assert_eq!(code, 10, "{text:?}: {stderr}");
-        assert!(stderr.contains(want) && stderr.contains("c.csv"), "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(want) && stderr.contains("c.csv"),
+            "{text:?}: {stderr}"
+        );
     }
     let d = tmp();
-    let f = write(d.path(), "c.json", r#"{"nodes": [{"node": "a", "role": "compute", "stake": 1, "flops": NaN}]}"#);
+    let f = write(
+        d.path(),
+        "c.json",
+        r#"{"nodes": [{"node": "a", "role": "compute", "stake": 1, "flops": NaN}]}"#,
+    );
     let (code, _, stderr) = run(gym().args(["reward", "estimate"]).arg(&f));
     assert_eq!(code, 10, "{stderr}");
-    assert!(stderr.contains("c.json: document: invalid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("c.json: document: invalid JSON"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn economics_defaults_and_errors() {
     let (code, stdout, _) = run(gym().args(["reward", "economics"]));
     assert_eq!(code, 0);
-    for want in ["mining = 40", "staking = 20", "compute = 60", "quality = 30", "network = 10", "validator = \"25000\""] {
+    for want in [
+        "mining = 40",
+        "staking = 20",
+        "compute = 60",
+        "quality = 30",
+        "network = 10",
+        "validator = \"25000\"",
+    ] {
         assert!(stdout.contains(want), "{want}: {stdout}");
     }
     let d = tmp();
     let bad = write(d.path(), "e.toml", "[distribution]\nmining = 50\n");
     let (code, _, stderr) = run(gym().args(["reward", "economics"]).arg(&bad));
     assert_eq!(code, 10);
-    assert!(stderr.contains("distribution: percentages sum to 110, not 100"), "{stderr}");
+    assert!(
+        stderr.contains("distribution: percentages sum to 110, not 100"),
+        "{stderr}"
+    );
 }
 
 // ---- epoch folders ----
 
-fn write_delta(path: &Path, signer: Option<&Identity>, worker: &str, seq: u64, tokens: u64, flops: f64, wall: f64) -> String {
+fn write_delta(
+    path: &Path,
+    signer: Option<&Identity>,
+    worker: &str,
+    seq: u64,
+    tokens: u64,
+    flops: f64,
+    wall: f64,
+) -> String {
     let data = [0u8; 16];
-    let inputs = [PackInput { name: "w".into(), dtype: Dtype::F32, shape: vec![4], data: TensorSource::Bytes(&data) }];
+    let inputs = [PackInput {
+        name: "w".into(),
+        dtype: Dtype::F32,
+        shape: vec![4],
+        data: TensorSource::Bytes(&data),
+    }];
     let mut meta = Metadata::new(worker);
     meta.timestamp = "2026-01-01T00:00:00Z".into();
     meta.epoch = 0;
     meta.seq = seq;
-    meta.compute = Some(Compute { tokens, flops, device: "H100".into(), wall_seconds: wall });
+    meta.compute = Some(Compute {
+        tokens,
+        flops,
+        device: "H100".into(),
+        wall_seconds: wall,
+    });
     let opts = PackOptions {
         compression: Compression::None,
         chunk_size: delta::DEFAULT_CHUNK_SIZE,
@@ -178,7 +282,13 @@ fn report(issuer: &Identity, subject: u8, digest: &str, loss: f64, stability: f6
     serde_json::to_string(&r).unwrap()
 }
 
-fn receipt(issuer: &Identity, subject: u8, kind: RingKind, uptime: f64, reason: Option<&str>) -> String {
+fn receipt(
+    issuer: &Identity,
+    subject: u8,
+    kind: RingKind,
+    uptime: f64,
+    reason: Option<&str>,
+) -> String {
     let mut r = RingReceipt::new(0, 1, kind, wid(subject));
     r.issued = "2026-01-01T00:00:00Z".into();
     r.uptime_seconds = uptime;
@@ -198,25 +308,80 @@ const O: u8 = 11;
 fn epoch_folder(dir: &Path) {
     let roster = format!(
         "node,role,stake\n{},compute,10000\n{},compute,10000\n{},compute,10000\n{},compute,10000\n{},validator,25000\n{},orchestrator,50000\n",
-        wid(A), wid(B), wid(C), wid(D), wid(V), wid(O)
+        wid(A),
+        wid(B),
+        wid(C),
+        wid(D),
+        wid(V),
+        wid(O)
     );
     write(dir, "nodes.csv", &roster);
     // A claims far more FLOPs than 1000 tokens on a 1000-parameter model allow (6e6).
-    let da = write_delta(&dir.join("deltas/a.delta"), Some(&id(A)), &wid(A), 1, 1000, 1e30, 10.0);
-    let db = write_delta(&dir.join("deltas/b.delta"), Some(&id(B)), &wid(B), 1, 1000, 3e6, 30.0);
+    let da = write_delta(
+        &dir.join("deltas/a.delta"),
+        Some(&id(A)),
+        &wid(A),
+        1,
+        1000,
+        1e30,
+        10.0,
+    );
+    let db = write_delta(
+        &dir.join("deltas/b.delta"),
+        Some(&id(B)),
+        &wid(B),
+        1,
+        1000,
+        3e6,
+        30.0,
+    );
     // C's delta is unsigned: no reward.
-    write_delta(&dir.join("deltas/c.delta"), None, &wid(C), 1, 1000, 3e6, 30.0);
+    write_delta(
+        &dir.join("deltas/c.delta"),
+        None,
+        &wid(C),
+        1,
+        1000,
+        3e6,
+        30.0,
+    );
     // D is caught cheating in the ring.
-    write_delta(&dir.join("deltas/d.delta"), Some(&id(D)), &wid(D), 1, 1000, 3e6, 30.0);
+    write_delta(
+        &dir.join("deltas/d.delta"),
+        Some(&id(D)),
+        &wid(D),
+        1,
+        1000,
+        3e6,
+        30.0,
+    );
     let v = id(V);
-    let eval = format!("{}\n{}\n", report(&v, A, &da, 0.5, 1.0), report(&v, B, &db, -1.0, 0.5));
+    let eval = format!(
+        "{}\n{}\n",
+        report(&v, A, &da, 0.5, 1.0),
+        report(&v, B, &db, -1.0, 0.5)
+    );
     write(dir, "eval/v.jsonl", &eval);
-    write(dir, "ring/b-for-a.json", &receipt(&id(B), A, RingKind::Forward, 60.0, None));
-    write(dir, "ring/a-for-b.json", &receipt(&id(A), B, RingKind::Forward, 60.0, None));
+    write(
+        dir,
+        "ring/b-for-a.json",
+        &receipt(&id(B), A, RingKind::Forward, 60.0, None),
+    );
+    write(
+        dir,
+        "ring/a-for-b.json",
+        &receipt(&id(A), B, RingKind::Forward, 60.0, None),
+    );
     let more = format!(
         "{}\n{}\n",
         receipt(&v, A, RingKind::Checkpoint, 0.0, None),
-        receipt(&id(O), D, RingKind::Fault, 0.0, Some("sent a chunk that does not match its commitment"))
+        receipt(
+            &id(O),
+            D,
+            RingKind::Fault,
+            0.0,
+            Some("sent a chunk that does not match its commitment")
+        )
     );
     write(dir, "ring/orchestrator.jsonl", &more);
     write(dir, "economics.toml", SMALL);
@@ -224,7 +389,16 @@ fn epoch_folder(dir: &Path) {
 
 fn estimate_epoch(dir: &Path) -> (i32, String, String) {
     run(gym()
-        .args(["reward", "estimate", "--json", "--model-params", "1000", "--epoch", "0", "--economics"])
+        .args([
+            "reward",
+            "estimate",
+            "--json",
+            "--model-params",
+            "1000",
+            "--epoch",
+            "0",
+            "--economics",
+        ])
         .arg(dir.join("economics.toml"))
         .arg(dir))
 }
@@ -248,13 +422,35 @@ fn epoch_folder_matches_hand_computation() {
     assert_eq!(node(&v, &wid(V))["reward"], "66666");
     assert_eq!(node(&v, &wid(O))["reward"], "133333");
     let c = node(&v, &wid(C));
-    assert_eq!((c["eligible"].as_bool(), c["reward"].as_str()), (Some(false), Some("0")));
-    assert!(c["reasons"][0].as_str().unwrap().contains("c.delta failed verification"), "{c}");
+    assert_eq!(
+        (c["eligible"].as_bool(), c["reward"].as_str()),
+        (Some(false), Some("0"))
+    );
+    assert!(
+        c["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("c.delta failed verification"),
+        "{c}"
+    );
     let dd = node(&v, &wid(D));
     assert_eq!(dd["reward"], "0");
-    assert!(dd["reasons"][0].as_str().unwrap().contains("ring fault in round 1 reported by"), "{dd}");
+    assert!(
+        dd["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("ring fault in round 1 reported by"),
+        "{dd}"
+    );
     assert_eq!(v["pools"]["mining"]["paid"], "399999");
-    assert!(v["notes"][0].as_str().unwrap().contains("capped at 6000000"), "{}", v["notes"]);
+    assert!(
+        v["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("capped at 6000000"),
+        "{}",
+        v["notes"]
+    );
 }
 
 #[test]
@@ -271,44 +467,71 @@ fn tampered_receipt_is_an_error_naming_it() {
     let d = tmp();
     epoch_folder(d.path());
     let p = d.path().join("ring/b-for-a.json");
-    let text = std::fs::read_to_string(&p).unwrap().replace("\"uptime_seconds\":60.0", "\"uptime_seconds\":6000.0");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("\"uptime_seconds\":60.0", "\"uptime_seconds\":6000.0");
     std::fs::write(&p, text).unwrap();
     let (code, _, stderr) = estimate_epoch(d.path());
     assert_eq!(code, 13, "{stderr}");
-    assert!(stderr.contains("b-for-a.json: record: Ed25519 signature does not verify"), "{stderr}");
+    assert!(
+        stderr.contains("b-for-a.json: record: Ed25519 signature does not verify"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn unsigned_report_is_an_error_naming_it() {
     let d = tmp();
     epoch_folder(d.path());
-    let mut r: serde_json::Value = serde_json::from_str(&report(&id(V), A, &"00".repeat(32), 1.0, 1.0)).unwrap();
+    let mut r: serde_json::Value =
+        serde_json::from_str(&report(&id(V), A, &"00".repeat(32), 1.0, 1.0)).unwrap();
     r.as_object_mut().unwrap().remove("signature");
     write(d.path(), "eval/unsigned.json", &r.to_string());
     let (code, _, stderr) = estimate_epoch(d.path());
     assert_eq!(code, 14, "{stderr}");
-    assert!(stderr.contains("unsigned.json: record: not signed"), "{stderr}");
+    assert!(
+        stderr.contains("unsigned.json: record: not signed"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn self_attestation_is_refused() {
     let d = tmp();
     epoch_folder(d.path());
-    write(d.path(), "ring/self.json", &receipt(&id(A), A, RingKind::Forward, 1e6, None));
+    write(
+        d.path(),
+        "ring/self.json",
+        &receipt(&id(A), A, RingKind::Forward, 1e6, None),
+    );
     let (code, _, stderr) = estimate_epoch(d.path());
     assert_eq!(code, 15, "{stderr}");
-    assert!(stderr.contains("self.json: record: issued by its own subject"), "{stderr}");
+    assert!(
+        stderr.contains("self.json: record: issued by its own subject"),
+        "{stderr}"
+    );
     // A compute node may not issue checkpoint receipts.
     let d = tmp();
     epoch_folder(d.path());
-    write(d.path(), "ring/ck.json", &receipt(&id(B), A, RingKind::Checkpoint, 0.0, None));
+    write(
+        d.path(),
+        "ring/ck.json",
+        &receipt(&id(B), A, RingKind::Checkpoint, 0.0, None),
+    );
     let (code, _, stderr) = estimate_epoch(d.path());
     assert_eq!(code, 15, "{stderr}");
-    assert!(stderr.contains("is a compute node; only validator or orchestrator"), "{stderr}");
+    assert!(
+        stderr.contains("is a compute node; only validator or orchestrator"),
+        "{stderr}"
+    );
     // An outsider's receipt.
     let d = tmp();
     epoch_folder(d.path());
-    write(d.path(), "ring/outsider.json", &receipt(&id(99), A, RingKind::Forward, 1.0, None));
+    write(
+        d.path(),
+        "ring/outsider.json",
+        &receipt(&id(99), A, RingKind::Forward, 1.0, None),
+    );
     let (code, _, stderr) = estimate_epoch(d.path());
     assert_eq!(code, 14, "{stderr}");
     assert!(stderr.contains("is not in the epoch's roster"), "{stderr}");
@@ -317,10 +540,19 @@ fn self_attestation_is_refused() {
 #[test]
 fn roster_must_not_carry_metrics() {
     let d = tmp();
-    write(d.path(), "nodes.json", r#"{"epoch": 0, "nodes": [{"node": "a", "role": "compute", "stake": 1, "flops": 9}]}"#);
-    let (code, _, stderr) = run(gym().args(["reward", "estimate", "--model-params", "1"]).arg(d.path()));
+    write(
+        d.path(),
+        "nodes.json",
+        r#"{"epoch": 0, "nodes": [{"node": "a", "role": "compute", "stake": 1, "flops": 9}]}"#,
+    );
+    let (code, _, stderr) = run(gym()
+        .args(["reward", "estimate", "--model-params", "1"])
+        .arg(d.path()));
     assert_eq!(code, 10, "{stderr}");
-    assert!(stderr.contains("metrics come from signed deltas"), "{stderr}");
+    assert!(
+        stderr.contains("metrics come from signed deltas"),
+        "{stderr}"
+    );
 }
 
 // ---- claims ----
@@ -328,7 +560,9 @@ fn roster_must_not_carry_metrics() {
 fn key_file(dir: &Path, seed: u8, pq: bool) -> PathBuf {
     let p = dir.join(format!("k{seed}.pem"));
     let pq_seed = [seed; 32];
-    Identity::from_seeds(&[seed; 32], pq.then_some(&pq_seed)).save(&p, false).unwrap();
+    Identity::from_seeds(&[seed; 32], pq.then_some(&pq_seed))
+        .save(&p, false)
+        .unwrap();
     p
 }
 
@@ -350,8 +584,11 @@ fn claim_and_verify() {
         .arg("-o")
         .arg(&claim));
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) =
-        run(gym().args(["reward", "verify-claim", "--json"]).arg(&claim).arg("--delta").arg(&delta));
+    let (code, stdout, stderr) = run(gym()
+        .args(["reward", "verify-claim", "--json"])
+        .arg(&claim)
+        .arg("--delta")
+        .arg(&delta));
     assert_eq!(code, 0, "{stderr}");
     let v = json(&stdout);
     assert_eq!(v["format"], "gym-reward-claim-verify/1");
@@ -363,7 +600,13 @@ fn claim_and_verify() {
     assert_eq!(v["compute"]["flops"], 6e6);
     assert_eq!((v["epoch"].as_u64(), v["seq"].as_u64()), (Some(0), Some(7)));
     // Never overwritten without --force.
-    let (code, _, _) = run(gym().args(["reward", "claim", "--delta"]).arg(&delta).arg("--key").arg(&key).arg("-o").arg(&claim));
+    let (code, _, _) = run(gym()
+        .args(["reward", "claim", "--delta"])
+        .arg(&delta)
+        .arg("--key")
+        .arg(&key)
+        .arg("-o")
+        .arg(&claim));
     assert_eq!(code, 4);
 }
 
@@ -372,16 +615,34 @@ fn tampered_claim_fails() {
     let d = tmp();
     let key = key_file(d.path(), A, false);
     let delta = d.path().join("a.delta");
-    write_delta(&delta, Some(&Identity::load(&key).unwrap()), &wid(A), 1, 1000, 6e6, 12.5);
+    write_delta(
+        &delta,
+        Some(&Identity::load(&key).unwrap()),
+        &wid(A),
+        1,
+        1000,
+        6e6,
+        12.5,
+    );
     let claim = d.path().join("claim.json");
-    let (code, _, _) = run(gym().args(["reward", "claim", "--delta"]).arg(&delta).arg("--key").arg(&key).arg("-o").arg(&claim));
+    let (code, _, _) = run(gym()
+        .args(["reward", "claim", "--delta"])
+        .arg(&delta)
+        .arg("--key")
+        .arg(&key)
+        .arg("-o")
+        .arg(&claim));
     assert_eq!(code, 0);
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&claim).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&claim).unwrap()).unwrap();
     v["compute"]["flops"] = serde_json::json!(6e9);
     std::fs::write(&claim, v.to_string()).unwrap();
     let (code, _, stderr) = run(gym().args(["reward", "verify-claim"]).arg(&claim));
     assert_eq!(code, 13, "{stderr}");
-    assert!(stderr.contains("claim.json: record: Ed25519 signature does not verify"), "{stderr}");
+    assert!(
+        stderr.contains("claim.json: record: Ed25519 signature does not verify"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -399,7 +660,10 @@ fn claim_needs_the_deltas_own_key_and_a_signed_delta() {
         .arg("-o")
         .arg(d.path().join("c.json")));
     assert_eq!(code, 14, "{stderr}");
-    assert!(stderr.contains(&format!("the delta is signed by {}", wid(A))), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the delta is signed by {}", wid(A))),
+        "{stderr}"
+    );
     let unsigned = d.path().join("u.delta");
     write_delta(&unsigned, None, "anon", 1, 1000, 6e6, 12.5);
     let (code, _, stderr) = run(gym()
@@ -410,7 +674,10 @@ fn claim_needs_the_deltas_own_key_and_a_signed_delta() {
         .arg("-o")
         .arg(d.path().join("c.json")));
     assert_eq!(code, 14, "{stderr}");
-    assert!(stderr.contains("u.delta: the delta is not signed"), "{stderr}");
+    assert!(
+        stderr.contains("u.delta: the delta is not signed"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(gym()
         .args(["reward", "claim", "--cid", "not-a-cid", "--delta"])
         .arg(&delta)
@@ -431,9 +698,19 @@ fn verify_claim_against_another_delta_fails() {
     let other = d.path().join("b.delta");
     write_delta(&other, Some(&id(A)), &wid(A), 2, 1000, 6e6, 12.5);
     let claim = d.path().join("claim.json");
-    let (code, _, _) = run(gym().args(["reward", "claim", "--delta"]).arg(&delta).arg("--key").arg(&key).arg("-o").arg(&claim));
+    let (code, _, _) = run(gym()
+        .args(["reward", "claim", "--delta"])
+        .arg(&delta)
+        .arg("--key")
+        .arg(&key)
+        .arg("-o")
+        .arg(&claim));
     assert_eq!(code, 0);
-    let (code, _, stderr) = run(gym().args(["reward", "verify-claim"]).arg(&claim).arg("--delta").arg(&other));
+    let (code, _, stderr) = run(gym()
+        .args(["reward", "verify-claim"])
+        .arg(&claim)
+        .arg("--delta")
+        .arg(&other));
     assert_eq!(code, 15, "{stderr}");
     assert!(stderr.contains("delta.digest in the claim is"), "{stderr}");
 }

@@ -25,7 +25,13 @@ pub struct NodeInput {
 
 impl NodeInput {
     pub fn new(node: impl Into<String>, role: Role, stake: u128) -> Self {
-        NodeInput { node: node.into(), role, stake, metrics: [0; METRICS.len()], exclusions: Vec::new() }
+        NodeInput {
+            node: node.into(),
+            role,
+            stake,
+            metrics: [0; METRICS.len()],
+            exclusions: Vec::new(),
+        }
     }
 }
 
@@ -88,7 +94,11 @@ impl Estimate {
 
     /// Sum of every allocation; always equals [`Estimate::emission`].
     pub fn accounted(&self) -> u128 {
-        self.mining_paid + self.staking_paid + self.pools.development + self.pools.community + self.reserve_total()
+        self.mining_paid
+            + self.staking_paid
+            + self.pools.development
+            + self.pools.community
+            + self.reserve_total()
     }
 }
 
@@ -104,7 +114,9 @@ fn big(v: u128) -> BigInt {
 
 /// floor(pool × share) as base units. `share` is in [0, 1], so the result fits.
 fn floor_share(pool: u128, share: &BigRational) -> u128 {
-    let q = (BigRational::from_integer(big(pool)) * share).floor().to_integer();
+    let q = (BigRational::from_integer(big(pool)) * share)
+        .floor()
+        .to_integer();
     q.to_u128().unwrap_or(0)
 }
 
@@ -113,7 +125,10 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
     let mut seen = HashSet::new();
     for n in nodes {
         if !seen.insert(n.node.as_str()) {
-            return Err(RewardError::DuplicateNode { file: "input".into(), node: n.node.clone() });
+            return Err(RewardError::DuplicateNode {
+                file: "input".into(),
+                node: n.node.clone(),
+            });
         }
     }
     let emission = p.emission(epoch);
@@ -123,7 +138,13 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
     let development = percent(emission, d_dev);
     let community = percent(emission, d_comm);
     let reserve = emission - mining - staking - development - community;
-    let pools = Pools { mining, staking, development, community, reserve };
+    let pools = Pools {
+        mining,
+        staking,
+        development,
+        community,
+        reserve,
+    };
 
     // Eligibility.
     let mut results: Vec<NodeReward> = nodes
@@ -149,20 +170,29 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
                 reasons,
                 category_shares: None,
                 score: BigRational::zero(),
-                pool: if n.role == Role::Compute { PoolKind::Mining } else { PoolKind::Staking },
+                pool: if n.role == Role::Compute {
+                    PoolKind::Mining
+                } else {
+                    PoolKind::Staking
+                },
                 reward: 0,
             }
         })
         .collect();
 
     // Mining pool: eligible compute nodes, by the weighted proportional score.
-    let miners: Vec<usize> =
-        (0..nodes.len()).filter(|&i| results[i].eligible && nodes[i].role == Role::Compute).collect();
+    let miners: Vec<usize> = (0..nodes.len())
+        .filter(|&i| results[i].eligible && nodes[i].role == Role::Compute)
+        .collect();
     // Negative values (quality) are clamped to 0 here, before they reach any total or share.
     let value = |i: usize, m: usize| -> BigInt { big(nodes[i].metrics[m].max(0) as u128) };
-    let totals: Vec<BigInt> = (0..METRICS.len()).map(|m| miners.iter().map(|&i| value(i, m)).sum()).collect();
-    let metric_active: Vec<bool> =
-        METRICS.iter().map(|m| p.weight(*m) > 0 && totals[m.index()] > BigInt::zero()).collect();
+    let totals: Vec<BigInt> = (0..METRICS.len())
+        .map(|m| miners.iter().map(|&i| value(i, m)).sum())
+        .collect();
+    let metric_active: Vec<bool> = METRICS
+        .iter()
+        .map(|m| p.weight(*m) > 0 && totals[m.index()] > BigInt::zero())
+        .collect();
     let mut cat_weight_sum = [0u64; 3];
     for m in METRICS {
         if metric_active[m.index()] {
@@ -171,8 +201,11 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
     }
     let active_categories: [bool; 3] =
         std::array::from_fn(|c| p.categories[c] > 0 && cat_weight_sum[c] > 0);
-    let active_cat_sum: u64 =
-        Category::ALL.iter().filter(|c| active_categories[c.index()]).map(|c| u64::from(p.categories[c.index()])).sum();
+    let active_cat_sum: u64 = Category::ALL
+        .iter()
+        .filter(|c| active_categories[c.index()])
+        .map(|c| u64::from(p.categories[c.index()]))
+        .sum();
     let mut mining_paid = 0u128;
     let mut undistributed = 0u128;
     if active_cat_sum == 0 {
@@ -193,7 +226,10 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
         if active_cat_sum > 0 {
             for c in Category::ALL {
                 if active_categories[c.index()] {
-                    let w = BigRational::new(BigInt::from(p.categories[c.index()]), BigInt::from(active_cat_sum));
+                    let w = BigRational::new(
+                        BigInt::from(p.categories[c.index()]),
+                        BigInt::from(active_cat_sum),
+                    );
                     score += w * &shares[c.index()];
                 }
             }
@@ -204,13 +240,17 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
         r.score = score;
         r.category_shares = Some(shares);
     }
-    for r in results.iter_mut().filter(|r| r.role == Role::Compute && r.category_shares.is_none()) {
+    for r in results
+        .iter_mut()
+        .filter(|r| r.role == Role::Compute && r.category_shares.is_none())
+    {
         r.category_shares = Some(std::array::from_fn(|_| BigRational::zero()));
     }
 
     // Staking pool: eligible validators and orchestrators, pro rata to stake.
-    let stakers: Vec<usize> =
-        (0..nodes.len()).filter(|&i| results[i].eligible && nodes[i].role != Role::Compute).collect();
+    let stakers: Vec<usize> = (0..nodes.len())
+        .filter(|&i| results[i].eligible && nodes[i].role != Role::Compute)
+        .collect();
     let total_stake: BigInt = stakers.iter().map(|&i| big(nodes[i].stake)).sum();
     let mut staking_paid = 0u128;
     if total_stake.is_zero() {
@@ -224,7 +264,8 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
             r.score = share;
         }
     }
-    let paid_pools = (if active_cat_sum > 0 { mining } else { 0 }) + (if total_stake.is_zero() { 0 } else { staking });
+    let paid_pools = (if active_cat_sum > 0 { mining } else { 0 })
+        + (if total_stake.is_zero() { 0 } else { staking });
     let rounding = paid_pools - mining_paid - staking_paid;
     Ok(Estimate {
         epoch,

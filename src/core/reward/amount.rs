@@ -27,15 +27,22 @@ pub fn parse(s: &str, decimals: u8) -> Result<u128, String> {
         return Err(format!("{s:?} is not an amount"));
     }
     if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a decimal amount (digits, optionally one '.')"));
+        return Err(format!(
+            "{s:?} is not a decimal amount (digits, optionally one '.')"
+        ));
     }
     if frac.len() > usize::from(decimals) {
-        return Err(format!("amount {s:?} has more than {decimals} decimal places"));
+        return Err(format!(
+            "amount {s:?} has more than {decimals} decimal places"
+        ));
     }
     let overflow = || format!("amount {s:?} is too large");
     let mut v: u128 = 0;
     for c in int.bytes() {
-        v = v.checked_mul(10).and_then(|v| v.checked_add(u128::from(c - b'0'))).ok_or_else(overflow)?;
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(c - b'0')))
+            .ok_or_else(overflow)?;
     }
     v = v.checked_mul(pow10(decimals)).ok_or_else(overflow)?;
     let mut f: u128 = 0;
@@ -76,7 +83,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_amounts() {
-        for bad in ["-1", "1e3", "", ".", "1.2.3", "0.001", "NaN", "inf", "340282366920938463463374607431768211456"] {
+        for bad in [
+            "-1",
+            "1e3",
+            "",
+            ".",
+            "1.2.3",
+            "0.001",
+            "NaN",
+            "inf",
+            "340282366920938463463374607431768211456",
+        ] {
             assert!(parse(bad, 2).is_err(), "{bad:?} was accepted");
         }
     }

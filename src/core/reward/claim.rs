@@ -82,21 +82,38 @@ pub fn check_cid(cid: &str) -> Result<(), String> {
     let v1 = cid.len() > 8
         && cid.len() <= 128
         && cid.starts_with('b')
-        && cid.bytes().all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c));
+        && cid
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c));
     if v0 || v1 {
         Ok(())
     } else {
-        Err(format!("{cid:?} is not a CID (CIDv0 \"Qm…\" or base32 CIDv1 \"b…\")"))
+        Err(format!(
+            "{cid:?} is not a CID (CIDv0 \"Qm…\" or base32 CIDv1 \"b…\")"
+        ))
     }
 }
 
 fn verify_delta(path: &Path) -> Result<(VerifyReport, String), RewardError> {
     let file = path.display().to_string();
-    let src = FileSource::open(path).map_err(|source| RewardError::Read { path: file.clone(), source })?;
-    let opts = VerifyOptions { require_signature: true, ..VerifyOptions::default() };
-    let report = delta::verify(&src, &opts).map_err(|source| RewardError::Delta { file: file.clone(), source })?;
-    let f = std::fs::File::open(path).map_err(|source| RewardError::Read { path: file.clone(), source })?;
-    let sha = hash::sha3_256_reader(f).map_err(|source| RewardError::Read { path: file, source })?;
+    let src = FileSource::open(path).map_err(|source| RewardError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let opts = VerifyOptions {
+        require_signature: true,
+        ..VerifyOptions::default()
+    };
+    let report = delta::verify(&src, &opts).map_err(|source| RewardError::Delta {
+        file: file.clone(),
+        source,
+    })?;
+    let f = std::fs::File::open(path).map_err(|source| RewardError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let sha =
+        hash::sha3_256_reader(f).map_err(|source| RewardError::Read { path: file, source })?;
     Ok((report, hex::encode(sha)))
 }
 
@@ -104,7 +121,11 @@ fn verify_delta(path: &Path) -> Result<(VerifyReport, String), RewardError> {
 pub fn make(path: &Path, cid: Option<&str>, id: &Identity) -> Result<Claim, RewardError> {
     let file = path.display().to_string();
     if let Some(c) = cid {
-        check_cid(c).map_err(|reason| RewardError::Record { file: "--cid".into(), record: "cid".into(), reason })?;
+        check_cid(c).map_err(|reason| RewardError::Record {
+            file: "--cid".into(),
+            record: "cid".into(),
+            reason,
+        })?;
     }
     let (report, file_sha3) = verify_delta(path)?;
     let public = id.public();
@@ -113,7 +134,10 @@ pub fn make(path: &Path, cid: Option<&str>, id: &Identity) -> Result<Claim, Rewa
         source: crate::core::delta::DeltaError::Unsigned,
     })?;
     if signer.ed25519 != public.ed25519 {
-        return Err(RewardError::ClaimSigner { delta_signer: signer.worker_id(), key: public.worker_id() });
+        return Err(RewardError::ClaimSigner {
+            delta_signer: signer.worker_id(),
+            key: public.worker_id(),
+        });
     }
     let meta = &report.delta.metadata;
     let c = meta.compute.as_ref().ok_or_else(|| RewardError::Record {
@@ -162,13 +186,23 @@ pub fn verify(path: &Path) -> Result<(Claim, PublicIdentity), RewardError> {
             });
         }
     };
-    let bad = |reason: String| RewardError::Record { file: file.clone(), record: label.clone(), reason };
+    let bad = |reason: String| RewardError::Record {
+        file: file.clone(),
+        record: label.clone(),
+        reason,
+    };
     timefmt::validate_utc(&claim.created).map_err(|e| bad(format!("created: {e}")))?;
     if let Some(c) = &claim.delta.cid {
         check_cid(c).map_err(|e| bad(format!("delta.cid: {e}")))?;
     }
-    let who =
-        signed::verify(CLAIM_DOMAIN, claim.fields(), claim.signer.as_ref(), claim.signature.as_ref(), &file, &label)?;
+    let who = signed::verify(
+        CLAIM_DOMAIN,
+        claim.fields(),
+        claim.signer.as_ref(),
+        claim.signature.as_ref(),
+        &file,
+        &label,
+    )?;
     if who.worker_id() != claim.worker_id {
         return Err(RewardError::ClaimMismatch {
             file,
@@ -185,14 +219,31 @@ pub fn verify(path: &Path) -> Result<(Claim, PublicIdentity), RewardError> {
 pub fn check_delta(claim: &Claim, claim_file: &str, path: &Path) -> Result<(), RewardError> {
     let (report, file_sha3) = verify_delta(path)?;
     let mismatch = |field: &'static str, claim: String, delta: String| {
-        Err(RewardError::ClaimMismatch { file: claim_file.to_string(), field, claim, delta })
+        Err(RewardError::ClaimMismatch {
+            file: claim_file.to_string(),
+            field,
+            claim,
+            delta,
+        })
     };
-    let signer = report.signer.as_ref().map(|s| s.worker_id()).unwrap_or_default();
+    let signer = report
+        .signer
+        .as_ref()
+        .map(|s| s.worker_id())
+        .unwrap_or_default();
     if signer != claim.worker_id {
-        return mismatch("worker_id", claim.worker_id.clone(), format!("signer {signer}"));
+        return mismatch(
+            "worker_id",
+            claim.worker_id.clone(),
+            format!("signer {signer}"),
+        );
     }
     if report.digest_hex() != claim.delta.digest {
-        return mismatch("delta.digest", claim.delta.digest.clone(), report.digest_hex());
+        return mismatch(
+            "delta.digest",
+            claim.delta.digest.clone(),
+            report.digest_hex(),
+        );
     }
     if file_sha3 != claim.delta.file_sha3 {
         return mismatch("delta.file_sha3", claim.delta.file_sha3.clone(), file_sha3);
@@ -226,7 +277,13 @@ mod tests {
     fn cid_syntax() {
         assert!(check_cid("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG").is_ok());
         assert!(check_cid("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi").is_ok());
-        for bad in ["", "Qm0", "bafy BEI", "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbd0", "zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA"] {
+        for bad in [
+            "",
+            "Qm0",
+            "bafy BEI",
+            "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbd0",
+            "zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA",
+        ] {
             assert!(check_cid(bad).is_err(), "{bad:?}");
         }
     }

@@ -45,12 +45,25 @@ impl RawValue {
 }
 
 /// Reads a contributions file or roster; `.csv` files are CSV, anything else JSON.
-pub fn load(path: &Path, p: &Params, mode: Mode, model_params: Option<u128>) -> Result<Inputs, RewardError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| RewardError::Read { path: path.display().to_string(), source })?;
+pub fn load(
+    path: &Path,
+    p: &Params,
+    mode: Mode,
+    model_params: Option<u128>,
+) -> Result<Inputs, RewardError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RewardError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let file = path.display().to_string();
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv { parse_csv(&text, &file, p, mode, model_params) } else { parse_json(&text, &file, p, mode, model_params) }
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        parse_csv(&text, &file, p, mode, model_params)
+    } else {
+        parse_json(&text, &file, p, mode, model_params)
+    }
 }
 
 pub fn parse_json(
@@ -65,9 +78,14 @@ pub fn parse_json(
         record: record.to_string(),
         reason,
     };
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| rec_err("document", format!("invalid JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| rec_err("document", "expected a JSON object with a `nodes` array".into()))?;
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| rec_err("document", format!("invalid JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| {
+        rec_err(
+            "document",
+            "expected a JSON object with a `nodes` array".into(),
+        )
+    })?;
     let mut epoch = None;
     for (k, val) in obj {
         match k.as_str() {
@@ -83,7 +101,10 @@ pub fn parse_json(
                 }
             }
             "epoch" => {
-                epoch = Some(val.as_u64().ok_or_else(|| rec_err("epoch", format!("{val} is not an epoch number")))?)
+                epoch = Some(
+                    val.as_u64()
+                        .ok_or_else(|| rec_err("epoch", format!("{val} is not an epoch number")))?,
+                )
             }
             "nodes" => {}
             other => return Err(rec_err("document", format!("unknown field {other:?}"))),
@@ -95,16 +116,27 @@ pub fn parse_json(
         .ok_or_else(|| rec_err("document", "missing `nodes` array".into()))?;
     let mut records = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        let name = n.get("node").and_then(|x| x.as_str()).map(|s| format!(" ({s:?})")).unwrap_or_default();
+        let name = n
+            .get("node")
+            .and_then(|x| x.as_str())
+            .map(|s| format!(" ({s:?})"))
+            .unwrap_or_default();
         let label = format!("node #{}{name}", i + 1);
-        let o = n.as_object().ok_or_else(|| rec_err(&label, "expected a JSON object".into()))?;
+        let o = n
+            .as_object()
+            .ok_or_else(|| rec_err(&label, "expected a JSON object".into()))?;
         let mut fields = Vec::new();
         for (k, val) in o {
             let rv = match val {
                 serde_json::Value::Number(num) => RawValue::Number(num.clone()),
                 serde_json::Value::String(s) => RawValue::Text(s.clone()),
                 serde_json::Value::Null => continue,
-                other => return Err(rec_err(&label, format!("{k}: expected a number or string, got {other}"))),
+                other => {
+                    return Err(rec_err(
+                        &label,
+                        format!("{k}: expected a number or string, got {other}"),
+                    ));
+                }
             };
             fields.push((k.clone(), rv));
         }
@@ -120,7 +152,10 @@ pub fn parse_csv(
     mode: Mode,
     model_params: Option<u128>,
 ) -> Result<Inputs, RewardError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     let (hline, header) = lines.next().ok_or_else(|| RewardError::Record {
         file: file.to_string(),
         record: "header".into(),
@@ -130,13 +165,27 @@ pub fn parse_csv(
     let mut records = Vec::new();
     for (i, line) in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let node = columns.iter().position(|c| c == "node").and_then(|k| cells.get(k)).copied().unwrap_or("");
-        let label = if node.is_empty() { format!("line {}", i + 1) } else { format!("line {} ({node:?})", i + 1) };
+        let node = columns
+            .iter()
+            .position(|c| c == "node")
+            .and_then(|k| cells.get(k))
+            .copied()
+            .unwrap_or("");
+        let label = if node.is_empty() {
+            format!("line {}", i + 1)
+        } else {
+            format!("line {} ({node:?})", i + 1)
+        };
         if cells.len() != columns.len() {
             return Err(RewardError::Record {
                 file: file.to_string(),
                 record: label,
-                reason: format!("{} cells, but the header (line {}) has {} columns", cells.len(), hline + 1, columns.len()),
+                reason: format!(
+                    "{} cells, but the header (line {}) has {} columns",
+                    cells.len(),
+                    hline + 1,
+                    columns.len()
+                ),
             });
         }
         if line.contains('"') {
@@ -165,10 +214,17 @@ fn convert(
     model_params: Option<u128>,
     epoch: Option<u64>,
 ) -> Result<Inputs, RewardError> {
-    let mut inputs = Inputs { epoch, ..Inputs::default() };
+    let mut inputs = Inputs {
+        epoch,
+        ..Inputs::default()
+    };
     let mut seen = HashSet::new();
     for r in records {
-        let err = |reason: String| RewardError::Record { file: file.to_string(), record: r.label.clone(), reason };
+        let err = |reason: String| RewardError::Record {
+            file: file.to_string(),
+            record: r.label.clone(),
+            reason,
+        };
         let get = |name: &str| r.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
         let mut keys = HashSet::new();
         for (k, _) in &r.fields {
@@ -186,16 +242,27 @@ fn convert(
                 return Err(err(format!("unknown field {k:?}{why}")));
             }
         }
-        let node = get("node").map(RawValue::text).ok_or_else(|| err("missing field \"node\"".into()))?;
+        let node = get("node")
+            .map(RawValue::text)
+            .ok_or_else(|| err("missing field \"node\"".into()))?;
         if node.is_empty() || node.len() > 128 || node.chars().any(char::is_control) {
-            return Err(err(format!("node {node:?} must be 1 to 128 characters without control characters")));
+            return Err(err(format!(
+                "node {node:?} must be 1 to 128 characters without control characters"
+            )));
         }
-        let role_text = get("role").map(RawValue::text).ok_or_else(|| err("missing field \"role\"".into()))?;
+        let role_text = get("role")
+            .map(RawValue::text)
+            .ok_or_else(|| err("missing field \"role\"".into()))?;
         let role = Role::parse(&role_text).ok_or_else(|| {
-            err(format!("unknown role {role_text:?} (expected compute, validator or orchestrator)"))
+            err(format!(
+                "unknown role {role_text:?} (expected compute, validator or orchestrator)"
+            ))
         })?;
-        let stake_text = get("stake").map(RawValue::text).ok_or_else(|| err("missing field \"stake\"".into()))?;
-        let stake = amount::parse(&stake_text, p.decimals).map_err(|e| err(format!("stake: {e}")))?;
+        let stake_text = get("stake")
+            .map(RawValue::text)
+            .ok_or_else(|| err("missing field \"stake\"".into()))?;
+        let stake =
+            amount::parse(&stake_text, p.decimals).map_err(|e| err(format!("stake: {e}")))?;
         let mut n = NodeInput::new(node.clone(), role, stake);
         for m in METRICS {
             let Some(v) = get(m.name()) else { continue };
@@ -210,7 +277,10 @@ fn convert(
             n.exclusions.push(v.text());
         }
         if let (Some(params), Some(t)) = (model_params, get("tokens")) {
-            let tokens: u128 = t.text().parse().map_err(|_| err(format!("tokens: {:?} is not a whole number", t.text())))?;
+            let tokens: u128 = t
+                .text()
+                .parse()
+                .map_err(|_| err(format!("tokens: {:?} is not a whole number", t.text())))?;
             let fi = Metric::Flops.index();
             let cap = flops_cap(p, params, tokens);
             if n.metrics[fi] > cap {
@@ -225,7 +295,10 @@ fn convert(
             }
         }
         if !seen.insert(node.clone()) {
-            return Err(RewardError::DuplicateNode { file: file.to_string(), node });
+            return Err(RewardError::DuplicateNode {
+                file: file.to_string(),
+                node,
+            });
         }
         inputs.nodes.push(n);
     }
@@ -245,7 +318,10 @@ pub fn flops_cap(p: &Params, params: u128, tokens: u128) -> i128 {
 
 fn parse_number(v: &RawValue) -> Result<f64, String> {
     let t = v.text();
-    let x: f64 = t.trim().parse().map_err(|_| format!("{t:?} is not a number"))?;
+    let x: f64 = t
+        .trim()
+        .parse()
+        .map_err(|_| format!("{t:?} is not a number"))?;
     if !x.is_finite() {
         return Err(format!("{t:?} is not a finite number"));
     }
@@ -262,7 +338,9 @@ mod tests {
     }
 
     fn err_json(text: &str) -> String {
-        parse_json(text, "c.json", &params(), Mode::Contributions, None).unwrap_err().to_string()
+        parse_json(text, "c.json", &params(), Mode::Contributions, None)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -275,48 +353,103 @@ mod tests {
         let c = parse_csv(csv, "c.csv", &params(), Mode::Contributions, None).unwrap();
         assert_eq!(j.nodes, c.nodes);
         assert_eq!(j.epoch, Some(2));
-        assert_eq!(j.nodes[0].metrics[Metric::LossImprovement.index()], -500_000);
+        assert_eq!(
+            j.nodes[0].metrics[Metric::LossImprovement.index()],
+            -500_000
+        );
         assert_eq!(j.nodes[1].stake, 25_000_500_000_000_000_000_000);
     }
 
     #[test]
     fn bad_records_are_named() {
         let cases = [
-            (r#"{"nodes":[{"role":"compute","stake":1}]}"#, "node #1: missing field \"node\""),
-            (r#"{"nodes":[{"node":"a","role":"compute"}]}"#, "node #1 (\"a\"): missing field \"stake\""),
-            (r#"{"nodes":[{"node":"a","role":"miner","stake":1}]}"#, "unknown role \"miner\""),
-            (r#"{"nodes":[{"node":"a","role":"compute","stake":-5}]}"#, "(\"a\"): stake: amount \"-5\" is negative"),
-            (r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":"NaN"}]}"#, "(\"a\"): flops: \"NaN\" is not a finite"),
-            (r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":-1}]}"#, "flops: -1 is negative"),
-            (r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flop":1}]}"#, "unknown field \"flop\""),
-            (r#"{"format":"gym-reward-contributions/9","nodes":[]}"#, "not supported"),
+            (
+                r#"{"nodes":[{"role":"compute","stake":1}]}"#,
+                "node #1: missing field \"node\"",
+            ),
+            (
+                r#"{"nodes":[{"node":"a","role":"compute"}]}"#,
+                "node #1 (\"a\"): missing field \"stake\"",
+            ),
+            (
+                r#"{"nodes":[{"node":"a","role":"miner","stake":1}]}"#,
+                "unknown role \"miner\"",
+            ),
+            (
+                r#"{"nodes":[{"node":"a","role":"compute","stake":-5}]}"#,
+                "(\"a\"): stake: amount \"-5\" is negative",
+            ),
+            (
+                r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":"NaN"}]}"#,
+                "(\"a\"): flops: \"NaN\" is not a finite",
+            ),
+            (
+                r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":-1}]}"#,
+                "flops: -1 is negative",
+            ),
+            (
+                r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flop":1}]}"#,
+                "unknown field \"flop\"",
+            ),
+            (
+                r#"{"format":"gym-reward-contributions/9","nodes":[]}"#,
+                "not supported",
+            ),
         ];
         for (text, want) in cases {
             let e = err_json(text);
             assert!(e.contains(want), "{text}: {e}");
             assert!(e.starts_with("c.json: "), "{e}");
         }
-        let dup = err_json(r#"{"nodes":[{"node":"a","role":"compute","stake":1},{"node":"a","role":"compute","stake":1}]}"#);
+        let dup = err_json(
+            r#"{"nodes":[{"node":"a","role":"compute","stake":1},{"node":"a","role":"compute","stake":1}]}"#,
+        );
         assert!(dup.contains("\"a\" appears more than once"), "{dup}");
-        let csv = parse_csv("node,role,stake\na,compute\n", "c.csv", &params(), Mode::Contributions, None).unwrap_err();
+        let csv = parse_csv(
+            "node,role,stake\na,compute\n",
+            "c.csv",
+            &params(),
+            Mode::Contributions,
+            None,
+        )
+        .unwrap_err();
         assert!(csv.to_string().contains("line 2 (\"a\"): 2 cells"), "{csv}");
-        let nan = parse_csv("node,role,stake,gpu_seconds\nb,compute,1,nan\n", "c.csv", &params(), Mode::Contributions, None)
-            .unwrap_err();
-        assert!(nan.to_string().contains("line 2 (\"b\"): gpu_seconds"), "{nan}");
+        let nan = parse_csv(
+            "node,role,stake,gpu_seconds\nb,compute,1,nan\n",
+            "c.csv",
+            &params(),
+            Mode::Contributions,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            nan.to_string().contains("line 2 (\"b\"): gpu_seconds"),
+            "{nan}"
+        );
     }
 
     #[test]
     fn roster_rejects_metrics() {
-        let e = parse_json(r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":5}]}"#, "n.json", &params(), Mode::Roster, None)
-            .unwrap_err();
+        let e = parse_json(
+            r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":5}]}"#,
+            "n.json",
+            &params(),
+            Mode::Roster,
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("metrics come from signed"), "{e}");
     }
 
     #[test]
     fn flops_are_capped_by_tokens_and_params() {
-        let text = r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":1e12,"tokens":1000}]}"#;
+        let text =
+            r#"{"nodes":[{"node":"a","role":"compute","stake":1,"flops":1e12,"tokens":1000}]}"#;
         let i = parse_json(text, "c.json", &params(), Mode::Contributions, Some(1000)).unwrap();
-        assert_eq!(i.nodes[0].metrics[Metric::Flops.index()], 6_000_000 * 1_000_000);
+        assert_eq!(
+            i.nodes[0].metrics[Metric::Flops.index()],
+            6_000_000 * 1_000_000
+        );
         assert_eq!(i.notes.len(), 1);
     }
 }

@@ -109,7 +109,7 @@ pub struct CapsSection {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Economics {
     pub token: TokenSection,
@@ -122,32 +122,56 @@ pub struct Economics {
 
 impl Default for TokenSection {
     fn default() -> Self {
-        TokenSection { symbol: "GYM".into(), decimals: 18 }
+        TokenSection {
+            symbol: "GYM".into(),
+            decimals: 18,
+        }
     }
 }
 impl Default for EmissionSection {
     fn default() -> Self {
-        EmissionSection { total_supply: AmountText::Text("1000000000".into()), epochs: 3650 }
+        EmissionSection {
+            total_supply: AmountText::Text("1000000000".into()),
+            epochs: 3650,
+        }
     }
 }
 impl Default for DistributionSection {
     fn default() -> Self {
-        DistributionSection { mining: 40, staking: 20, development: 15, community: 15, reserve: 10 }
+        DistributionSection {
+            mining: 40,
+            staking: 20,
+            development: 15,
+            community: 15,
+            reserve: 10,
+        }
     }
 }
 impl Default for ComputeWeights {
     fn default() -> Self {
-        ComputeWeights { flops: 50, gpu_seconds: 30, memory_bytes: 20 }
+        ComputeWeights {
+            flops: 50,
+            gpu_seconds: 30,
+            memory_bytes: 20,
+        }
     }
 }
 impl Default for QualityWeights {
     fn default() -> Self {
-        QualityWeights { loss_improvement: 50, stable_tokens: 20, convergence: 30 }
+        QualityWeights {
+            loss_improvement: 50,
+            stable_tokens: 20,
+            convergence: 30,
+        }
     }
 }
 impl Default for NetworkWeights {
     fn default() -> Self {
-        NetworkWeights { uptime_seconds: 40, ring_rounds: 40, checkpoints: 20 }
+        NetworkWeights {
+            uptime_seconds: 40,
+            ring_rounds: 40,
+            checkpoints: 20,
+        }
     }
 }
 impl Default for MiningSection {
@@ -173,19 +197,8 @@ impl Default for StakeSection {
 }
 impl Default for CapsSection {
     fn default() -> Self {
-        CapsSection { flops_per_param_token: 6 }
-    }
-}
-
-impl Default for Economics {
-    fn default() -> Self {
-        Economics {
-            token: TokenSection::default(),
-            emission: EmissionSection::default(),
-            distribution: DistributionSection::default(),
-            mining: MiningSection::default(),
-            stake: StakeSection::default(),
-            caps: CapsSection::default(),
+        CapsSection {
+            flops_per_param_token: 6,
         }
     }
 }
@@ -221,8 +234,10 @@ impl Economics {
     }
 
     pub fn load(path: &Path) -> Result<Self, RewardError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RewardError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RewardError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -240,27 +255,49 @@ impl Economics {
         };
         let d = self.token.decimals;
         if d > amount::MAX_DECIMALS {
-            return Err(err("token.decimals", format!("{d} exceeds the limit of {}", amount::MAX_DECIMALS)));
+            return Err(err(
+                "token.decimals",
+                format!("{d} exceeds the limit of {}", amount::MAX_DECIMALS),
+            ));
         }
         let sym = &self.token.symbol;
         if sym.is_empty() || sym.len() > 16 || !sym.bytes().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(err("token.symbol", format!("{sym:?} must be 1 to 16 ASCII letters or digits")));
+            return Err(err(
+                "token.symbol",
+                format!("{sym:?} must be 1 to 16 ASCII letters or digits"),
+            ));
         }
-        let total_supply = self.emission.total_supply.base_units(d).map_err(|e| err("emission.total_supply", e))?;
+        let total_supply = self
+            .emission
+            .total_supply
+            .base_units(d)
+            .map_err(|e| err("emission.total_supply", e))?;
         if self.emission.epochs == 0 {
             return Err(err("emission.epochs", "must be at least 1".into()));
         }
         let dist = &self.distribution;
-        let distribution = [dist.mining, dist.staking, dist.development, dist.community, dist.reserve];
+        let distribution = [
+            dist.mining,
+            dist.staking,
+            dist.development,
+            dist.community,
+            dist.reserve,
+        ];
         let sum: u64 = distribution.iter().map(|&v| u64::from(v)).sum();
         if sum != 100 {
-            return Err(err("distribution", format!("percentages sum to {sum}, not 100")));
+            return Err(err(
+                "distribution",
+                format!("percentages sum to {sum}, not 100"),
+            ));
         }
         let m = &self.mining;
         let categories = [m.compute, m.quality, m.network];
         let sum: u64 = categories.iter().map(|&v| u64::from(v)).sum();
         if sum != 100 {
-            return Err(err("mining", format!("compute + quality + network = {sum}, not 100")));
+            return Err(err(
+                "mining",
+                format!("compute + quality + network = {sum}, not 100"),
+            ));
         }
         let metric_weights = [
             m.compute_metrics.flops,
@@ -282,11 +319,18 @@ impl Economics {
             if total == 0 && categories[c.index()] > 0 {
                 return Err(err(
                     &format!("mining.{}_metrics", c.name()),
-                    format!("all weights are 0 but the {} category has {}%", c.name(), categories[c.index()]),
+                    format!(
+                        "all weights are 0 but the {} category has {}%",
+                        c.name(),
+                        categories[c.index()]
+                    ),
                 ));
             }
             if total > 1_000_000 {
-                return Err(err(&format!("mining.{}_metrics", c.name()), "weights sum above 1000000".into()));
+                return Err(err(
+                    &format!("mining.{}_metrics", c.name()),
+                    "weights sum above 1000000".into(),
+                ));
             }
         }
         let stake = |field: &str, a: &AmountText| a.base_units(d).map_err(|e| err(field, e));
@@ -367,10 +411,15 @@ mod tests {
             ("[mining]\ncompute = 70\n", "mining"),
             ("[stake]\ncompute = \"-1\"\n", "stake.compute"),
             ("[emission]\nepochs = 0\n", "emission.epochs"),
-            ("[mining.quality_metrics]\nloss_improvement = 0\nstable_tokens = 0\nconvergence = 0\n", "quality_metrics"),
+            (
+                "[mining.quality_metrics]\nloss_improvement = 0\nstable_tokens = 0\nconvergence = 0\n",
+                "quality_metrics",
+            ),
         ];
         for (text, field) in cases {
-            let e = Economics::from_toml(text, "t").and_then(|e| e.params("t")).unwrap_err();
+            let e = Economics::from_toml(text, "t")
+                .and_then(|e| e.params("t"))
+                .unwrap_err();
             assert!(e.to_string().contains(field), "{text:?}: {e}");
         }
         let e = Economics::from_toml("[mining]\ncompue = 60\n", "t").unwrap_err();

@@ -35,10 +35,18 @@ fn files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, RewardError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    let rd = std::fs::read_dir(dir).map_err(|source| RewardError::Read { path: dir.display().to_string(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| RewardError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| exts.contains(&e))
+        })
         .collect();
     v.sort();
     Ok(v)
@@ -46,7 +54,9 @@ fn files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, RewardError> {
 
 fn lower_median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v.get((v.len().saturating_sub(1)) / 2).copied().unwrap_or(0.0)
+    v.get((v.len().saturating_sub(1)) / 2)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 struct DeltaInfo {
@@ -61,22 +71,40 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
-        .ok_or_else(|| RewardError::NoRoster { path: dir.display().to_string() })?;
+        .ok_or_else(|| RewardError::NoRoster {
+            path: dir.display().to_string(),
+        })?;
     let roster = contrib::load(&roster_path, p, Mode::Roster, None)?;
-    let epoch = opts.epoch.or(roster.epoch).ok_or_else(|| RewardError::Record {
-        file: roster_path.display().to_string(),
-        record: "document".into(),
-        reason: "no epoch: pass --epoch or add an \"epoch\" field".into(),
-    })?;
-    let mut inputs = Inputs { epoch: Some(epoch), nodes: roster.nodes, ..Inputs::default() };
-    let index: HashMap<String, usize> = inputs.nodes.iter().enumerate().map(|(i, n)| (n.node.clone(), i)).collect();
+    let epoch = opts
+        .epoch
+        .or(roster.epoch)
+        .ok_or_else(|| RewardError::Record {
+            file: roster_path.display().to_string(),
+            record: "document".into(),
+            reason: "no epoch: pass --epoch or add an \"epoch\" field".into(),
+        })?;
+    let mut inputs = Inputs {
+        epoch: Some(epoch),
+        nodes: roster.nodes,
+        ..Inputs::default()
+    };
+    let index: HashMap<String, usize> = inputs
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.node.clone(), i))
+        .collect();
     let role_of = |w: &str| index.get(w).map(|&i| inputs.nodes[i].role);
     let mut exclusions: Vec<Vec<String>> = vec![Vec::new(); inputs.nodes.len()];
-    let mut metrics: Vec<[i128; super::METRICS.len()]> = vec![[0; super::METRICS.len()]; inputs.nodes.len()];
+    let mut metrics: Vec<[i128; super::METRICS.len()]> =
+        vec![[0; super::METRICS.len()]; inputs.nodes.len()];
     let mut rejected = Vec::new();
     let mut notes = Vec::new();
     let reject = |rejected: &mut Vec<Rejected>, file: &str, reason: String| {
-        rejected.push(Rejected { file: file.to_string(), reason })
+        rejected.push(Rejected {
+            file: file.to_string(),
+            reason,
+        })
     };
 
     // Deltas: the compute record, capped.
@@ -84,7 +112,10 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
     let mut seqs: HashMap<(String, u64), String> = HashMap::new();
     for path in files(&dir.join("deltas"), &["delta"])? {
         let file = path.display().to_string();
-        let src = FileSource::open(&path).map_err(|source| RewardError::Read { path: file.clone(), source })?;
+        let src = FileSource::open(&path).map_err(|source| RewardError::Read {
+            path: file.clone(),
+            source,
+        })?;
         let scanned = match Delta::scan(&src) {
             Ok(d) => d,
             Err(e) => {
@@ -96,24 +127,51 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             Some(s) => worker_id(&s.ed25519_public),
             None => scanned.metadata.worker_id.clone(),
         };
-        let report = match delta::verify(&src, &VerifyOptions { require_signature: true, ..VerifyOptions::default() }) {
+        let report = match delta::verify(
+            &src,
+            &VerifyOptions {
+                require_signature: true,
+                ..VerifyOptions::default()
+            },
+        ) {
             Ok(r) => r,
             Err(e) => {
                 match index.get(&claimed) {
-                    Some(&i) => exclusions[i].push(format!("delta {file} failed verification: {e}")),
-                    None => reject(&mut rejected, &file, format!("failed verification ({e}); {claimed} is not in the roster")),
+                    Some(&i) => {
+                        exclusions[i].push(format!("delta {file} failed verification: {e}"))
+                    }
+                    None => reject(
+                        &mut rejected,
+                        &file,
+                        format!("failed verification ({e}); {claimed} is not in the roster"),
+                    ),
                 }
                 continue;
             }
         };
-        let node = report.signer.as_ref().map(|s| s.worker_id()).unwrap_or(claimed);
+        let node = report
+            .signer
+            .as_ref()
+            .map(|s| s.worker_id())
+            .unwrap_or(claimed);
         let Some(&i) = index.get(&node) else {
-            reject(&mut rejected, &file, format!("signer {node} is not in the roster"));
+            reject(
+                &mut rejected,
+                &file,
+                format!("signer {node} is not in the roster"),
+            );
             continue;
         };
         let meta = &report.delta.metadata;
         if meta.epoch != epoch {
-            reject(&mut rejected, &file, format!("delta is for epoch {}, estimating epoch {epoch}", meta.epoch));
+            reject(
+                &mut rejected,
+                &file,
+                format!(
+                    "delta is for epoch {}, estimating epoch {epoch}",
+                    meta.epoch
+                ),
+            );
             continue;
         }
         let digest = report.digest_hex();
@@ -122,7 +180,10 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             continue;
         }
         if let Some(prev) = seqs.insert((node.clone(), meta.seq), file.clone()) {
-            exclusions[i].push(format!("two different deltas with sequence number {} ({prev}, {file})", meta.seq));
+            exclusions[i].push(format!(
+                "two different deltas with sequence number {} ({prev}, {file})",
+                meta.seq
+            ));
         }
         let compute = meta.compute.clone().unwrap_or(delta::Compute {
             tokens: 0,
@@ -130,8 +191,17 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             device: String::new(),
             wall_seconds: 0.0,
         });
-        let mem = meta.extra.as_ref().and_then(|x| x.get("memory_bytes")).and_then(|v| v.as_f64()).unwrap_or(0.0);
-        let bad = |reason: String| RewardError::Record { file: file.clone(), record: "compute".into(), reason };
+        let mem = meta
+            .extra
+            .as_ref()
+            .and_then(|x| x.get("memory_bytes"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        let bad = |reason: String| RewardError::Record {
+            file: file.clone(),
+            record: "compute".into(),
+            reason,
+        };
         let mut flops = to_fixed(compute.flops).map_err(|e| bad(format!("flops: {e}")))?;
         let cap = contrib::flops_cap(p, opts.model_params, u128::from(compute.tokens));
         if flops > cap {
@@ -151,10 +221,21 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             return Err(bad("extra.memory_bytes is negative".into()));
         }
         let m = &mut metrics[i];
-        for (metric, v) in [(Metric::Flops, flops), (Metric::GpuSeconds, gpu), (Metric::MemoryBytes, mem)] {
+        for (metric, v) in [
+            (Metric::Flops, flops),
+            (Metric::GpuSeconds, gpu),
+            (Metric::MemoryBytes, mem),
+        ] {
             m[metric.index()] = m[metric.index()].saturating_add(v);
         }
-        deltas.insert(digest, DeltaInfo { node, tokens: compute.tokens, file });
+        deltas.insert(
+            digest,
+            DeltaInfo {
+                node,
+                tokens: compute.tokens,
+                file,
+            },
+        );
     }
 
     // Eval reports: quality, measured by validators.
@@ -164,22 +245,40 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
         for (label, r) in records::read_file::<EvalReport>(&path, EVAL_FORMAT)? {
             let issuer = r.verify(&file, &label)?.worker_id();
             let where_ = format!("{file} ({label})");
-            check_issuer(&file, &label, &issuer, &r.subject, role_of(&issuer), &[Role::Validator])?;
+            check_issuer(
+                &file,
+                &label,
+                &issuer,
+                &r.subject,
+                role_of(&issuer),
+                &[Role::Validator],
+            )?;
             if r.epoch != epoch {
-                reject(&mut rejected, &where_, format!("report is for epoch {}, estimating epoch {epoch}", r.epoch));
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("report is for epoch {}, estimating epoch {epoch}", r.epoch),
+                );
                 continue;
             }
             match deltas.get(&r.delta) {
                 Some(d) if d.node == r.subject => {}
                 _ => {
-                    let why = format!("delta {} is not a verified delta of {} in this epoch", r.delta, r.subject);
+                    let why = format!(
+                        "delta {} is not a verified delta of {} in this epoch",
+                        r.delta, r.subject
+                    );
                     reject(&mut rejected, &where_, why);
                     continue;
                 }
             }
             let list = reports.entry(r.delta.clone()).or_default();
             if list.iter().any(|(v, _)| *v == issuer) {
-                reject(&mut rejected, &where_, format!("second report by {issuer} on the same delta"));
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("second report by {issuer} on the same delta"),
+                );
                 continue;
             }
             list.push((issuer, r));
@@ -192,13 +291,20 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             let why = r.reason.as_deref().unwrap_or("no reason given");
             exclusions[i].push(format!("validator {v} failed delta {}: {why}", d.file));
         }
-        let med = |f: fn(&EvalReport) -> f64| lower_median(list.iter().map(|(_, r)| f(r)).collect());
+        let med =
+            |f: fn(&EvalReport) -> f64| lower_median(list.iter().map(|(_, r)| f(r)).collect());
         // Clamped per delta, before anything is summed (docs/rewards.md, "Quality").
         let loss = to_fixed(med(|r| r.loss_improvement)).unwrap_or(0).max(0);
         let conv = to_fixed(med(|r| r.convergence)).unwrap_or(0).max(0);
-        let stable = to_fixed(med(|r| r.grad_norm_stability) * d.tokens as f64).unwrap_or(0).max(0);
+        let stable = to_fixed(med(|r| r.grad_norm_stability) * d.tokens as f64)
+            .unwrap_or(0)
+            .max(0);
         let m = &mut metrics[i];
-        for (metric, v) in [(Metric::LossImprovement, loss), (Metric::Convergence, conv), (Metric::StableTokens, stable)] {
+        for (metric, v) in [
+            (Metric::LossImprovement, loss),
+            (Metric::Convergence, conv),
+            (Metric::StableTokens, stable),
+        ] {
             m[metric.index()] = m[metric.index()].saturating_add(v);
         }
     }
@@ -216,27 +322,52 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
                 RingKind::Forward => &Role::ALL,
                 RingKind::Checkpoint | RingKind::Fault => &[Role::Validator, Role::Orchestrator],
             };
-            check_issuer(&file, &label, &issuer, &r.subject, role_of(&issuer), allowed)?;
+            check_issuer(
+                &file,
+                &label,
+                &issuer,
+                &r.subject,
+                role_of(&issuer),
+                allowed,
+            )?;
             if r.epoch != epoch {
-                reject(&mut rejected, &where_, format!("receipt is for epoch {}, estimating epoch {epoch}", r.epoch));
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("receipt is for epoch {}, estimating epoch {epoch}", r.epoch),
+                );
                 continue;
             }
             let Some(&i) = index.get(&r.subject) else {
-                reject(&mut rejected, &where_, format!("subject {} is not in the roster", r.subject));
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("subject {} is not in the roster", r.subject),
+                );
                 continue;
             };
             if !seen.insert((issuer.clone(), r.subject.clone(), r.round, r.kind.name())) {
-                reject(&mut rejected, &where_, format!("duplicate {} receipt by {issuer}", r.kind.name()));
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("duplicate {} receipt by {issuer}", r.kind.name()),
+                );
                 continue;
             }
             match r.kind {
-                RingKind::Forward => uptime.entry((r.subject.clone(), r.round)).or_default().push(r.uptime_seconds),
+                RingKind::Forward => uptime
+                    .entry((r.subject.clone(), r.round))
+                    .or_default()
+                    .push(r.uptime_seconds),
                 RingKind::Checkpoint => {
                     checkpoints.insert((r.subject.clone(), r.round));
                 }
                 RingKind::Fault => {
                     let why = r.reason.as_deref().unwrap_or_default();
-                    exclusions[i].push(format!("ring fault in round {} reported by {issuer}: {why}", r.round));
+                    exclusions[i].push(format!(
+                        "ring fault in round {} reported by {issuer}: {why}",
+                        r.round
+                    ));
                 }
             }
         }
@@ -271,15 +402,29 @@ fn check_issuer(
     allowed: &[Role],
 ) -> Result<(), RewardError> {
     let Some(role) = role else {
-        return Err(RewardError::UnknownSigner { file: file.into(), record: record.into(), worker_id: issuer.into() });
+        return Err(RewardError::UnknownSigner {
+            file: file.into(),
+            record: record.into(),
+            worker_id: issuer.into(),
+        });
     };
-    let policy = |reason: String| RewardError::Policy { file: file.into(), record: record.into(), reason };
+    let policy = |reason: String| RewardError::Policy {
+        file: file.into(),
+        record: record.into(),
+        reason,
+    };
     if issuer == subject {
-        return Err(policy(format!("issued by its own subject {subject} (participation and quality cannot be self-attested)")));
+        return Err(policy(format!(
+            "issued by its own subject {subject} (participation and quality cannot be self-attested)"
+        )));
     }
     if !allowed.contains(&role) {
         let names: Vec<&str> = allowed.iter().map(|r| r.name()).collect();
-        return Err(policy(format!("issuer {issuer} is a {} node; only {} may issue this record", role.name(), names.join(" or "))));
+        return Err(policy(format!(
+            "issuer {issuer} is a {} node; only {} may issue this record",
+            role.name(),
+            names.join(" or ")
+        )));
     }
     Ok(())
 }

@@ -163,7 +163,9 @@ impl Metric {
     pub fn category(self) -> Category {
         match self {
             Metric::Flops | Metric::GpuSeconds | Metric::MemoryBytes => Category::Compute,
-            Metric::LossImprovement | Metric::StableTokens | Metric::Convergence => Category::Quality,
+            Metric::LossImprovement | Metric::StableTokens | Metric::Convergence => {
+                Category::Quality
+            }
             Metric::UptimeSeconds | Metric::RingRounds | Metric::Checkpoints => Category::Network,
         }
     }
@@ -191,23 +193,51 @@ pub fn to_fixed(v: f64) -> Result<i128, String> {
 #[derive(Debug, thiserror::Error)]
 pub enum RewardError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("economics {path}: {field}: {reason}")]
-    Economics { path: String, field: String, reason: String },
+    Economics {
+        path: String,
+        field: String,
+        reason: String,
+    },
     #[error("{file}: {record}: {reason}")]
-    Record { file: String, record: String, reason: String },
+    Record {
+        file: String,
+        record: String,
+        reason: String,
+    },
     #[error("{file}: node {node:?} appears more than once")]
     DuplicateNode { file: String, node: String },
     #[error("{file}: {record}: format {found:?} is not supported (expected {expected:?})")]
-    Format { file: String, record: String, found: String, expected: &'static str },
+    Format {
+        file: String,
+        record: String,
+        found: String,
+        expected: &'static str,
+    },
     #[error("{file}: {record}: {algorithm} signature does not verify (tampered or wrong key)")]
-    BadSignature { file: String, record: String, algorithm: &'static str },
+    BadSignature {
+        file: String,
+        record: String,
+        algorithm: &'static str,
+    },
     #[error("{file}: {record}: not signed")]
     Unsigned { file: String, record: String },
     #[error("{file}: {record}: signer {worker_id} is not in the epoch's roster")]
-    UnknownSigner { file: String, record: String, worker_id: String },
+    UnknownSigner {
+        file: String,
+        record: String,
+        worker_id: String,
+    },
     #[error("{file}: {record}: {reason}")]
-    Policy { file: String, record: String, reason: String },
+    Policy {
+        file: String,
+        record: String,
+        reason: String,
+    },
     #[error("{file}: {source}")]
     Delta { file: String, source: DeltaError },
     #[error("{path}: no roster (nodes.json or nodes.csv) in the epoch folder")]
@@ -215,7 +245,12 @@ pub enum RewardError {
     #[error("the delta is signed by {delta_signer}, but the claim key is {key}")]
     ClaimSigner { delta_signer: String, key: String },
     #[error("{file}: {field} in the claim is {claim}, but the delta has {delta}")]
-    ClaimMismatch { file: String, field: &'static str, claim: String, delta: String },
+    ClaimMismatch {
+        file: String,
+        field: &'static str,
+        claim: String,
+        delta: String,
+    },
     #[error(transparent)]
     Write(#[from] AtomicError),
 }
@@ -224,14 +259,14 @@ impl Classify for RewardError {
     fn class(&self) -> ErrorClass {
         match self {
             RewardError::Read { .. } | RewardError::NoRoster { .. } => ErrorClass::Io,
-            RewardError::Economics { .. } | RewardError::Record { .. } | RewardError::DuplicateNode { .. } => {
-                ErrorClass::Malformed
-            }
+            RewardError::Economics { .. }
+            | RewardError::Record { .. }
+            | RewardError::DuplicateNode { .. } => ErrorClass::Malformed,
             RewardError::Format { .. } => ErrorClass::Unsupported,
             RewardError::BadSignature { .. } => ErrorClass::Signature,
-            RewardError::Unsigned { .. } | RewardError::UnknownSigner { .. } | RewardError::ClaimSigner { .. } => {
-                ErrorClass::Untrusted
-            }
+            RewardError::Unsigned { .. }
+            | RewardError::UnknownSigner { .. }
+            | RewardError::ClaimSigner { .. } => ErrorClass::Untrusted,
             RewardError::Policy { .. } | RewardError::ClaimMismatch { .. } => ErrorClass::Policy,
             RewardError::Delta { source, .. } => source.class(),
             RewardError::Write(e) => e.class(),

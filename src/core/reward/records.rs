@@ -99,16 +99,33 @@ impl RingReceipt {
 
     /// Checks the fields and the signature; returns the issuer.
     pub fn verify(&self, file: &str, record: &str) -> Result<PublicIdentity, RewardError> {
-        let bad = |reason: String| RewardError::Record { file: file.into(), record: record.into(), reason };
+        let bad = |reason: String| RewardError::Record {
+            file: file.into(),
+            record: record.into(),
+            reason,
+        };
         check_subject(&self.subject).map_err(bad)?;
         timefmt::validate_utc(&self.issued).map_err(|e| bad(format!("issued: {e}")))?;
-        if !(self.uptime_seconds.is_finite() && self.uptime_seconds >= 0.0 && self.uptime_seconds <= super::MAX_METRIC) {
-            return Err(bad(format!("uptime_seconds must be finite and non-negative, got {}", self.uptime_seconds)));
+        if !(self.uptime_seconds.is_finite()
+            && self.uptime_seconds >= 0.0
+            && self.uptime_seconds <= super::MAX_METRIC)
+        {
+            return Err(bad(format!(
+                "uptime_seconds must be finite and non-negative, got {}",
+                self.uptime_seconds
+            )));
         }
         if self.kind == RingKind::Fault && self.reason.as_deref().unwrap_or("").trim().is_empty() {
             return Err(bad("a fault receipt needs a reason".into()));
         }
-        signed::verify(RING_DOMAIN, self.fields(), self.signer.as_ref(), self.signature.as_ref(), file, record)
+        signed::verify(
+            RING_DOMAIN,
+            self.fields(),
+            self.signer.as_ref(),
+            self.signature.as_ref(),
+            file,
+            record,
+        )
     }
 }
 
@@ -158,7 +175,12 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    pub fn new(epoch: u64, subject: impl Into<String>, delta: impl Into<String>, verdict: Verdict) -> Self {
+    pub fn new(
+        epoch: u64,
+        subject: impl Into<String>,
+        delta: impl Into<String>,
+        verdict: Verdict,
+    ) -> Self {
         EvalReport {
             format: EVAL_FORMAT.into(),
             epoch,
@@ -196,28 +218,54 @@ impl EvalReport {
     }
 
     pub fn verify(&self, file: &str, record: &str) -> Result<PublicIdentity, RewardError> {
-        let bad = |reason: String| RewardError::Record { file: file.into(), record: record.into(), reason };
+        let bad = |reason: String| RewardError::Record {
+            file: file.into(),
+            record: record.into(),
+            reason,
+        };
         check_subject(&self.subject).map_err(bad)?;
         timefmt::validate_utc(&self.issued).map_err(|e| bad(format!("issued: {e}")))?;
-        if !(self.delta.len() == 64 && self.delta.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))) {
-            return Err(bad(format!("delta must be 64 lowercase hex digits, got {:?}", self.delta)));
+        if !(self.delta.len() == 64
+            && self
+                .delta
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+        {
+            return Err(bad(format!(
+                "delta must be 64 lowercase hex digits, got {:?}",
+                self.delta
+            )));
         }
-        for (name, v) in [("loss_improvement", self.loss_improvement), ("convergence", self.convergence)] {
+        for (name, v) in [
+            ("loss_improvement", self.loss_improvement),
+            ("convergence", self.convergence),
+        ] {
             if !(v.is_finite() && v.abs() <= super::MAX_METRIC) {
                 return Err(bad(format!("{name} must be a finite number, got {v}")));
             }
         }
         let s = self.grad_norm_stability;
         if !(s.is_finite() && (0.0..=1.0).contains(&s)) {
-            return Err(bad(format!("grad_norm_stability must be in [0, 1], got {s}")));
+            return Err(bad(format!(
+                "grad_norm_stability must be in [0, 1], got {s}"
+            )));
         }
-        signed::verify(EVAL_DOMAIN, self.fields(), self.signer.as_ref(), self.signature.as_ref(), file, record)
+        signed::verify(
+            EVAL_DOMAIN,
+            self.fields(),
+            self.signer.as_ref(),
+            self.signature.as_ref(),
+            file,
+            record,
+        )
     }
 }
 
 fn check_subject(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
-        return Err(format!("subject {s:?} must be 1 to 128 characters without control characters"));
+        return Err(format!(
+            "subject {s:?} must be 1 to 128 characters without control characters"
+        ));
     }
     Ok(())
 }
@@ -225,9 +273,15 @@ fn check_subject(s: &str) -> Result<(), String> {
 /// Reads the records of one file: the whole file (`.json`) or each non-empty line (`.jsonl`).
 /// Returns (record label, record). A wrong or missing `format` is reported before any other
 /// field.
-pub fn read_file<T: DeserializeOwned>(path: &Path, format: &'static str) -> Result<Vec<(String, T)>, RewardError> {
+pub fn read_file<T: DeserializeOwned>(
+    path: &Path,
+    format: &'static str,
+) -> Result<Vec<(String, T)>, RewardError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| RewardError::Read { path: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| RewardError::Read {
+        path: file.clone(),
+        source,
+    })?;
     let jsonl = path.extension().is_some_and(|e| e == "jsonl");
     let chunks: Vec<(String, &str)> = if jsonl {
         text.lines()
@@ -240,11 +294,21 @@ pub fn read_file<T: DeserializeOwned>(path: &Path, format: &'static str) -> Resu
     };
     let mut out = Vec::new();
     for (label, chunk) in chunks {
-        let bad = |reason: String| RewardError::Record { file: file.clone(), record: label.clone(), reason };
-        let v: serde_json::Value = serde_json::from_str(chunk).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let bad = |reason: String| RewardError::Record {
+            file: file.clone(),
+            record: label.clone(),
+            reason,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(chunk).map_err(|e| bad(format!("invalid JSON: {e}")))?;
         let found = v.get("format").and_then(|f| f.as_str()).unwrap_or("(none)");
         if found != format {
-            return Err(RewardError::Format { file: file.clone(), record: label, found: found.into(), expected: format });
+            return Err(RewardError::Format {
+                file: file.clone(),
+                record: label,
+                found: found.into(),
+                expected: format,
+            });
         }
         let rec: T = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
         out.push((label, rec));
@@ -267,10 +331,16 @@ mod tests {
         assert_eq!(back.verify("f", "record").unwrap(), id.public());
         let mut t = back.clone();
         t.uptime_seconds = 6000.0;
-        assert!(matches!(t.verify("f", "record"), Err(RewardError::BadSignature { .. })));
+        assert!(matches!(
+            t.verify("f", "record"),
+            Err(RewardError::BadSignature { .. })
+        ));
         let mut t = back.clone();
         t.subject = "gym1other".into();
-        assert!(matches!(t.verify("f", "record"), Err(RewardError::BadSignature { .. })));
+        assert!(matches!(
+            t.verify("f", "record"),
+            Err(RewardError::BadSignature { .. })
+        ));
     }
 
     #[test]
@@ -280,6 +350,10 @@ mod tests {
         r.grad_norm_stability = 1.5;
         r.sign(&id);
         let e = r.verify("f", "record").unwrap_err();
-        assert!(e.to_string().contains("grad_norm_stability must be in [0, 1]"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("grad_norm_stability must be in [0, 1]"),
+            "{e}"
+        );
     }
 }

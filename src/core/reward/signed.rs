@@ -114,8 +114,14 @@ pub fn sign(id: &Identity, domain: &str, fields: Envelope) -> (SignerJson, Signa
     let ed = id.sign_ed25519(&msg);
     let pq = id.sign_ml_dsa(&msg, domain.as_bytes());
     (
-        SignerJson { ed25519: public.ed25519_base64(), ml_dsa_87: public.ml_dsa_base64() },
-        SignatureJson { ed25519: keys::b64(&ed), ml_dsa_87: pq.map(|s| keys::b64(&s)) },
+        SignerJson {
+            ed25519: public.ed25519_base64(),
+            ml_dsa_87: public.ml_dsa_base64(),
+        },
+        SignatureJson {
+            ed25519: keys::b64(&ed),
+            ml_dsa_87: pq.map(|s| keys::b64(&s)),
+        },
     )
 }
 
@@ -129,31 +135,56 @@ pub fn verify(
     record: &str,
 ) -> Result<PublicIdentity, RewardError> {
     let (Some(signer), Some(signature)) = (signer, signature) else {
-        return Err(RewardError::Unsigned { file: file.to_string(), record: record.to_string() });
+        return Err(RewardError::Unsigned {
+            file: file.to_string(),
+            record: record.to_string(),
+        });
     };
-    let bad = |reason: String| RewardError::Record { file: file.to_string(), record: record.to_string(), reason };
-    let ed = keys::unb64(&signer.ed25519).ok_or_else(|| bad("signer.ed25519 is not base64".into()))?;
+    let bad = |reason: String| RewardError::Record {
+        file: file.to_string(),
+        record: record.to_string(),
+        reason,
+    };
+    let ed =
+        keys::unb64(&signer.ed25519).ok_or_else(|| bad("signer.ed25519 is not base64".into()))?;
     let pq = match &signer.ml_dsa_87 {
-        Some(s) => Some(keys::unb64(s).ok_or_else(|| bad("signer.ml_dsa_87 is not base64".into()))?),
+        Some(s) => {
+            Some(keys::unb64(s).ok_or_else(|| bad("signer.ml_dsa_87 is not base64".into()))?)
+        }
         None => None,
     };
-    let public = PublicIdentity::from_raw(&ed, pq.as_deref()).map_err(|e| bad(format!("signer: {e}")))?;
+    let public =
+        PublicIdentity::from_raw(&ed, pq.as_deref()).map_err(|e| bad(format!("signer: {e}")))?;
     let msg = fields.finish(&public);
-    let bad_sig = |algorithm| RewardError::BadSignature { file: file.to_string(), record: record.to_string(), algorithm };
-    let ed_sig = keys::unb64(&signature.ed25519).ok_or_else(|| bad("signature.ed25519 is not base64".into()))?;
+    let bad_sig = |algorithm| RewardError::BadSignature {
+        file: file.to_string(),
+        record: record.to_string(),
+        algorithm,
+    };
+    let ed_sig = keys::unb64(&signature.ed25519)
+        .ok_or_else(|| bad("signature.ed25519 is not base64".into()))?;
     if !public.verify_ed25519(&msg, &ed_sig) {
         return Err(bad_sig("Ed25519"));
     }
     match (&signer.ml_dsa_87, &signature.ml_dsa_87) {
         (None, None) => {}
         (Some(_), Some(s)) => {
-            let sig = keys::unb64(s).ok_or_else(|| bad("signature.ml_dsa_87 is not base64".into()))?;
+            let sig =
+                keys::unb64(s).ok_or_else(|| bad("signature.ml_dsa_87 is not base64".into()))?;
             if !public.verify_ml_dsa(&msg, domain.as_bytes(), &sig) {
                 return Err(bad_sig("ML-DSA-87"));
             }
         }
-        (Some(_), None) => return Err(bad("signer has an ML-DSA-87 key but there is no ML-DSA-87 signature".into())),
-        (None, Some(_)) => return Err(bad("ML-DSA-87 signature without an ML-DSA-87 signer key".into())),
+        (Some(_), None) => {
+            return Err(bad(
+                "signer has an ML-DSA-87 key but there is no ML-DSA-87 signature".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "ML-DSA-87 signature without an ML-DSA-87 signer key".into()
+            ));
+        }
     }
     Ok(public)
 }
@@ -163,7 +194,12 @@ mod tests {
     use super::*;
 
     fn fields(domain: &str, x: u64) -> Envelope {
-        Envelope::new(domain).str("subject").u64(x).f64(1.5).opt_str(None).opt_u64(Some(3))
+        Envelope::new(domain)
+            .str("subject")
+            .u64(x)
+            .f64(1.5)
+            .opt_str(None)
+            .opt_u64(Some(3))
     }
 
     #[test]
@@ -171,13 +207,45 @@ mod tests {
         for pq in [None, Some(&[9u8; 32])] {
             let id = Identity::from_seeds(&[7; 32], pq);
             let (signer, sig) = sign(&id, "gym-test-v1", fields("gym-test-v1", 1));
-            let who = verify("gym-test-v1", fields("gym-test-v1", 1), Some(&signer), Some(&sig), "f", "r").unwrap();
+            let who = verify(
+                "gym-test-v1",
+                fields("gym-test-v1", 1),
+                Some(&signer),
+                Some(&sig),
+                "f",
+                "r",
+            )
+            .unwrap();
             assert_eq!(who, id.public());
-            let e = verify("gym-test-v1", fields("gym-test-v1", 2), Some(&signer), Some(&sig), "f", "r").unwrap_err();
+            let e = verify(
+                "gym-test-v1",
+                fields("gym-test-v1", 2),
+                Some(&signer),
+                Some(&sig),
+                "f",
+                "r",
+            )
+            .unwrap_err();
             assert!(matches!(e, RewardError::BadSignature { .. }), "{e}");
-            let e = verify("gym-other-v1", fields("gym-other-v1", 1), Some(&signer), Some(&sig), "f", "r").unwrap_err();
+            let e = verify(
+                "gym-other-v1",
+                fields("gym-other-v1", 1),
+                Some(&signer),
+                Some(&sig),
+                "f",
+                "r",
+            )
+            .unwrap_err();
             assert!(matches!(e, RewardError::BadSignature { .. }), "{e}");
-            let e = verify("gym-test-v1", fields("gym-test-v1", 1), None, None, "f", "r").unwrap_err();
+            let e = verify(
+                "gym-test-v1",
+                fields("gym-test-v1", 1),
+                None,
+                None,
+                "f",
+                "r",
+            )
+            .unwrap_err();
             assert!(matches!(e, RewardError::Unsigned { .. }), "{e}");
         }
     }
@@ -187,11 +255,29 @@ mod tests {
         let id = Identity::from_seeds(&[7; 32], Some(&[9; 32]));
         let (signer, mut sig) = sign(&id, "gym-test-v1", fields("gym-test-v1", 1));
         sig.ml_dsa_87 = None;
-        assert!(verify("gym-test-v1", fields("gym-test-v1", 1), Some(&signer), Some(&sig), "f", "r").is_err());
+        assert!(
+            verify(
+                "gym-test-v1",
+                fields("gym-test-v1", 1),
+                Some(&signer),
+                Some(&sig),
+                "f",
+                "r"
+            )
+            .is_err()
+        );
         // Dropping the PQ key too changes the envelope, so the Ed25519 signature fails.
         let mut signer2 = signer.clone();
         signer2.ml_dsa_87 = None;
-        let e = verify("gym-test-v1", fields("gym-test-v1", 1), Some(&signer2), Some(&sig), "f", "r").unwrap_err();
+        let e = verify(
+            "gym-test-v1",
+            fields("gym-test-v1", 1),
+            Some(&signer2),
+            Some(&sig),
+            "f",
+            "r",
+        )
+        .unwrap_err();
         assert!(matches!(e, RewardError::BadSignature { .. }), "{e}");
     }
 }

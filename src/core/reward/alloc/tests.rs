@@ -8,7 +8,10 @@ use crate::core::reward::{Economics, FIXED_POINT, Metric};
 /// decimals 0, one epoch of 1,000,000 tokens, stakes 10000/25000/50000.
 fn params() -> Params {
     let toml = "[token]\ndecimals = 0\n[emission]\ntotal_supply = 1000000\nepochs = 1\n";
-    Economics::from_toml(toml, "test").unwrap().params("test").unwrap()
+    Economics::from_toml(toml, "test")
+        .unwrap()
+        .params("test")
+        .unwrap()
 }
 
 fn node(name: &str, role: Role, stake: u128, metrics: &[(Metric, i128)]) -> NodeInput {
@@ -32,9 +35,31 @@ fn ratio(n: i64, d: i64) -> BigRational {
 fn worked_example_five_nodes() {
     use Metric::*;
     let nodes = vec![
-        node("a", Role::Compute, 10_000, &[(Flops, 100), (GpuSeconds, 10), (LossImprovement, 2), (UptimeSeconds, 50), (RingRounds, 5)]),
+        node(
+            "a",
+            Role::Compute,
+            10_000,
+            &[
+                (Flops, 100),
+                (GpuSeconds, 10),
+                (LossImprovement, 2),
+                (UptimeSeconds, 50),
+                (RingRounds, 5),
+            ],
+        ),
         // Negative quality must earn nothing in quality, and must not wrap into a large weight.
-        node("b", Role::Compute, 20_000, &[(Flops, 300), (GpuSeconds, 30), (LossImprovement, -5), (UptimeSeconds, 50), (RingRounds, 5)]),
+        node(
+            "b",
+            Role::Compute,
+            20_000,
+            &[
+                (Flops, 300),
+                (GpuSeconds, 30),
+                (LossImprovement, -5),
+                (UptimeSeconds, 50),
+                (RingRounds, 5),
+            ],
+        ),
         node("c", Role::Compute, 5_000, &[(Flops, 1000)]),
         node("v", Role::Validator, 30_000, &[]),
         node("o", Role::Orchestrator, 60_000, &[]),
@@ -43,18 +68,33 @@ fn worked_example_five_nodes() {
     assert_eq!(e.emission, 1_000_000);
     assert_eq!(
         e.pools,
-        Pools { mining: 400_000, staking: 200_000, development: 150_000, community: 150_000, reserve: 100_000 }
+        Pools {
+            mining: 400_000,
+            staking: 200_000,
+            development: 150_000,
+            community: 150_000,
+            reserve: 100_000
+        }
     );
     let a = &e.nodes[0];
-    assert_eq!(a.category_shares.as_ref().unwrap(), &[ratio(1, 4), ratio(1, 1), ratio(1, 2)]);
+    assert_eq!(
+        a.category_shares.as_ref().unwrap(),
+        &[ratio(1, 4), ratio(1, 1), ratio(1, 2)]
+    );
     assert_eq!(a.score, ratio(1, 2));
     let b = &e.nodes[1];
-    assert_eq!(b.category_shares.as_ref().unwrap(), &[ratio(3, 4), ratio(0, 1), ratio(1, 2)]);
+    assert_eq!(
+        b.category_shares.as_ref().unwrap(),
+        &[ratio(3, 4), ratio(0, 1), ratio(1, 2)]
+    );
     assert_eq!(reward(&e, "a"), 200_000);
     assert_eq!(reward(&e, "b"), 200_000);
     assert_eq!(reward(&e, "c"), 0);
     assert!(!e.nodes[2].eligible);
-    assert_eq!(e.nodes[2].reasons, vec!["stake 5000 GYM is below the compute minimum of 10000 GYM".to_string()]);
+    assert_eq!(
+        e.nodes[2].reasons,
+        vec!["stake 5000 GYM is below the compute minimum of 10000 GYM".to_string()]
+    );
     assert_eq!(reward(&e, "v"), 66_666);
     assert_eq!(reward(&e, "o"), 133_333);
     assert_eq!(e.rounding, 1);
@@ -68,7 +108,12 @@ fn worked_example_five_nodes() {
 fn zero_category_is_renormalised() {
     use Metric::*;
     let nodes = vec![
-        node("a", Role::Compute, 10_000, &[(Flops, 1), (RingRounds, 1), (Convergence, -3)]),
+        node(
+            "a",
+            Role::Compute,
+            10_000,
+            &[(Flops, 1), (RingRounds, 1), (Convergence, -3)],
+        ),
         node("b", Role::Compute, 10_000, &[(Flops, 2)]),
     ];
     let e = estimate(&params(), 0, &nodes).unwrap();
@@ -88,14 +133,23 @@ fn zero_category_is_renormalised() {
 #[test]
 fn nothing_to_pay_goes_to_reserve() {
     let mut excluded = node("a", Role::Compute, 10_000, &[(Metric::Flops, 5)]);
-    excluded.exclusions.push("delta d.delta failed verification".into());
-    let nodes = vec![excluded, node("b", Role::Compute, 10_000, &[]), node("v", Role::Validator, 1, &[])];
+    excluded
+        .exclusions
+        .push("delta d.delta failed verification".into());
+    let nodes = vec![
+        excluded,
+        node("b", Role::Compute, 10_000, &[]),
+        node("v", Role::Validator, 1, &[]),
+    ];
     let e = estimate(&params(), 0, &nodes).unwrap();
     assert_eq!(e.mining_paid + e.staking_paid, 0);
     assert_eq!(e.undistributed, 600_000);
     assert_eq!(e.reserve_total(), 700_000);
     assert_eq!(e.accounted(), 1_000_000);
-    assert_eq!(e.nodes[0].reasons, vec!["delta d.delta failed verification".to_string()]);
+    assert_eq!(
+        e.nodes[0].reasons,
+        vec!["delta d.delta failed verification".to_string()]
+    );
 }
 
 #[test]
@@ -109,7 +163,10 @@ fn epoch_after_schedule_emits_nothing() {
 
 #[test]
 fn duplicate_node_is_an_error() {
-    let nodes = vec![node("a", Role::Compute, 10_000, &[]), node("a", Role::Validator, 30_000, &[])];
+    let nodes = vec![
+        node("a", Role::Compute, 10_000, &[]),
+        node("a", Role::Validator, 30_000, &[]),
+    ];
     let err = estimate(&params(), 0, &nodes).unwrap_err();
     assert!(err.to_string().contains("\"a\""), "{err}");
 }
@@ -120,7 +177,12 @@ fn extreme_negative_quality_earns_no_quality() {
     let mut bad = node("bad", Role::Compute, 10_000, &[(Metric::Flops, 1)]);
     bad.metrics[Metric::LossImprovement.index()] = i128::MIN;
     bad.metrics[Metric::StableTokens.index()] = -1;
-    let good = node("good", Role::Compute, 10_000, &[(Metric::Flops, 1), (Metric::LossImprovement, 1)]);
+    let good = node(
+        "good",
+        Role::Compute,
+        10_000,
+        &[(Metric::Flops, 1), (Metric::LossImprovement, 1)],
+    );
     let e = estimate(&params(), 0, &[bad, good]).unwrap();
     assert_eq!(e.nodes[0].category_shares.as_ref().unwrap()[1], ratio(0, 1));
     // Network is inactive, so compute and quality weigh 60/90 and 30/90:
@@ -132,7 +194,11 @@ fn extreme_negative_quality_earns_no_quality() {
 // ---- property tests ----
 
 fn metric_value(m: Metric) -> BoxedStrategy<i128> {
-    let lo = if m.may_be_negative() { -1_000_000i128 } else { 0 };
+    let lo = if m.may_be_negative() {
+        -1_000_000i128
+    } else {
+        0
+    };
     prop_oneof![Just(0i128), lo..1_000_000i128].boxed()
 }
 
@@ -159,8 +225,14 @@ fn arb_nodes() -> impl Strategy<Value = Vec<NodeInput>> {
 }
 
 fn arb_params() -> impl Strategy<Value = Params> {
-    (0u128..1_000_000_000_000, 1u64..4, prop::array::uniform9(0u32..5), 0u32..=100, 0u32..=100).prop_map(
-        |(supply, epochs, weights, c1, c2)| {
+    (
+        0u128..1_000_000_000_000,
+        1u64..4,
+        prop::array::uniform9(0u32..5),
+        0u32..=100,
+        0u32..=100,
+    )
+        .prop_map(|(supply, epochs, weights, c1, c2)| {
             let mut p = params();
             p.total_supply = supply;
             p.epochs = epochs;
@@ -169,8 +241,7 @@ fn arb_params() -> impl Strategy<Value = Params> {
             let (lo, hi) = (c1.min(c2), c1.max(c2));
             p.categories = [lo, hi - lo, 100 - hi];
             p
-        },
-    )
+        })
 }
 
 proptest! {
@@ -237,10 +308,10 @@ proptest! {
         let mut one = orig.clone();
         let mut two = orig.clone();
         two.node = format!("{}-sybil", orig.node);
-        for m in 0..METRICS.len() {
+        for (m, f) in fractions.iter().enumerate() {
             // Same totals; a negative value is split into two non-positive parts.
             let x = orig.metrics[m];
-            let a = x * i128::from(fractions[m]) / 1000;
+            let a = x * i128::from(*f) / 1000;
             one.metrics[m] = a;
             two.metrics[m] = x - a;
         }
@@ -267,10 +338,8 @@ proptest! {
         prop_assert_eq!(&estimate(&p, 0, &clamped).unwrap(), &e);
         for (n, r) in nodes.iter().zip(&e.nodes) {
             let quality = METRICS.iter().filter(|m| m.may_be_negative()).all(|m| n.metrics[m.index()] <= 0);
-            if quality {
-                if let Some(s) = &r.category_shares {
-                    prop_assert!(s[1].is_zero());
-                }
+            if let (true, Some(s)) = (quality, &r.category_shares) {
+                prop_assert!(s[1].is_zero());
             }
         }
     }
