@@ -714,3 +714,59 @@ fn verify_claim_against_another_delta_fails() {
     assert_eq!(code, 15, "{stderr}");
     assert!(stderr.contains("delta.digest in the claim is"), "{stderr}");
 }
+
+#[test]
+fn tampered_or_equivocating_deltas_make_their_node_ineligible() {
+    let d = tmp();
+    epoch_folder(d.path());
+    // Flip one byte of A's signature.
+    let p = d.path().join("deltas/a.delta");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&p, bytes).unwrap();
+    // B signs a second, different delta with the same sequence number.
+    write_delta(
+        &d.path().join("deltas/b2.delta"),
+        Some(&id(B)),
+        &wid(B),
+        1,
+        1000,
+        1e6,
+        1.0,
+    );
+    let (code, stdout, stderr) = estimate_epoch(d.path());
+    assert_eq!(code, 0, "{stderr}");
+    let v = json(&stdout);
+    let a = node(&v, &wid(A));
+    assert_eq!(
+        (a["eligible"].as_bool(), a["reward"].as_str()),
+        (Some(false), Some("0"))
+    );
+    let reason = a["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("a.delta failed verification: Ed25519 signature"),
+        "{reason}"
+    );
+    let b = node(&v, &wid(B));
+    assert_eq!(
+        (b["eligible"].as_bool(), b["reward"].as_str()),
+        (Some(false), Some("0"))
+    );
+    assert!(
+        b["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("two different deltas with sequence number 1"),
+        "{b}"
+    );
+    // A's eval report now names a delta that did not verify: rejected, not counted.
+    let rejected = v["rejected"].to_string();
+    assert!(
+        rejected.contains("is not a verified delta of"),
+        "{rejected}"
+    );
+    // Nobody left to pay from mining: it goes to the reserve.
+    assert_eq!(v["pools"]["mining"]["paid"], "0");
+    assert_eq!(v["pools"]["reserve"]["undistributed"], "400000");
+}
