@@ -59,7 +59,7 @@ pub fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(header.iter().map(|h| comfy_table::Cell::new(h)));
+    t.set_header(header.iter().map(comfy_table::Cell::new));
     if !std::io::stdout().is_terminal() {
         t.force_no_tty();
         t.load_style(comfy_table::presets::ASCII_MARKDOWN);

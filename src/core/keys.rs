@@ -205,13 +205,12 @@ fn pem_blocks(text: &str) -> Vec<(String, String)> {
         if let Some(label) = t.strip_prefix("-----BEGIN ").and_then(|r| r.strip_suffix("-----")) {
             cur = Some((label.to_string(), format!("{t}\n")));
         } else if let Some(label) = t.strip_prefix("-----END ").and_then(|r| r.strip_suffix("-----")) {
-            if let Some((l, mut body)) = cur.take() {
-                if l == label {
+            if let Some((l, mut body)) = cur.take()
+                && l == label {
                     body.push_str(t);
                     body.push('\n');
                     out.push((l, body));
                 }
-            }
         } else if let Some((_, body)) = cur.as_mut() {
             body.push_str(t);
             body.push('\n');

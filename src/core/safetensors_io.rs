@@ -91,13 +91,12 @@ pub fn read_header(path: &Path, src: &dyn crate::core::delta::Source) -> Result<
 /// implementation does.
 pub fn header_bytes(tensors: &[TensorSpec], metadata: Option<&[(String, String)]>) -> Vec<u8> {
     let mut obj = serde_json::Map::new();
-    if let Some(m) = metadata {
-        if !m.is_empty() {
+    if let Some(m) = metadata
+        && !m.is_empty() {
             let mm: serde_json::Map<String, serde_json::Value> =
                 m.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
             obj.insert("__metadata__".into(), serde_json::Value::Object(mm));
         }
-    }
     let mut off = 0u64;
     for t in tensors {
         obj.insert(
@@ -111,7 +110,7 @@ pub fn header_bytes(tensors: &[TensorSpec], metadata: Option<&[(String, String)]
         off += t.len;
     }
     let mut json = serde_json::to_vec(&serde_json::Value::Object(obj)).expect("JSON of strings and numbers");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len());

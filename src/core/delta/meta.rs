@@ -119,17 +119,15 @@ impl Metadata {
         if self.worker_id.chars().any(char::is_control) {
             return Err("worker_id contains control characters".into());
         }
-        if let Some(l) = self.loss {
-            if !l.is_finite() {
+        if let Some(l) = self.loss
+            && !l.is_finite() {
                 return Err(format!("loss must be finite, got {l}"));
             }
-        }
         for (field, v) in [("base_hash", &self.base_hash), ("parent_hash", &self.parent_hash)] {
-            if let Some(h) = v {
-                if !is_hex64(h) {
+            if let Some(h) = v
+                && !is_hex64(h) {
                     return Err(format!("{field} must be 64 lowercase hex digits (SHA3-256), got {h:?}"));
                 }
-            }
         }
         if let Some(c) = &self.compute {
             if !(c.flops.is_finite() && c.flops >= 0.0) {

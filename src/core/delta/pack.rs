@@ -157,16 +157,15 @@ fn validate(inputs: &[PackInput<'_>]) -> Result<Vec<u64>, PackError> {
         if bytes > MAX_TENSOR_BYTES {
             return Err(overflow());
         }
-        if let TensorSource::Bytes(b) = &t.data {
-            if b.len() as u64 != bytes {
+        if let TensorSource::Bytes(b) = &t.data
+            && b.len() != bytes {
                 return Err(PackError::Invalid(DeltaError::DataLength {
                     name: t.name.clone(),
                     offset: 0,
                     declared: bytes,
-                    actual: b.len() as u64,
+                    actual: b.len(),
                 }));
             }
-        }
         sizes.push(bytes);
     }
     Ok(sizes)
@@ -215,11 +214,10 @@ pub fn pack<W: Write + Seek + Send>(
         return Err(PackError::Invalid(DeltaError::BadChunkSize { offset: 0, size: cs }));
     }
     let mut meta = opts.metadata.clone();
-    if let Some(id) = opts.identity {
-        if meta.worker_id.is_empty() {
+    if let Some(id) = opts.identity
+        && meta.worker_id.is_empty() {
             meta.worker_id = id.public().worker_id();
         }
-    }
     let meta_json = meta.to_json().map_err(PackError::Metadata)?;
     if meta_json.len() > MAX_METADATA_LEN as usize {
         return Err(PackError::Metadata(format!(

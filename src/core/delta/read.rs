@@ -483,12 +483,15 @@ fn process_chunk(
     Ok((digest, err))
 }
 
+/// Receives each chunk's decoded bytes, in file order.
+type ChunkSink<'a> = &'a mut dyn FnMut(&ChunkRef, &[u8]) -> std::io::Result<()>;
+
 /// Runs over chunks in order, in parallel windows of bounded size, handing decoded bytes to `sink`
 /// in file order. Returns every chunk's digest and the first content error.
 fn stream_chunks(
     src: &dyn Source,
     delta: &Delta,
-    mut sink: Option<&mut dyn FnMut(&ChunkRef, &[u8]) -> std::io::Result<()>>,
+    mut sink: Option<ChunkSink<'_>>,
 ) -> Result<(Vec<[u8; 32]>, Option<DeltaError>), StreamError> {
     let mut digests = Vec::with_capacity(delta.chunks.len());
     let mut first_err: Option<DeltaError> = None;
@@ -604,12 +607,11 @@ fn check_signature_and_policy(
         if !id.verify_ed25519(&msg, &sig.ed25519_signature) {
             return Err(DeltaError::BadSignature { algorithm: "Ed25519", offset: off + 32 });
         }
-        if let Some((_, pq_sig)) = &sig.ml_dsa_87 {
-            if !id.verify_ml_dsa(&msg, SIGNATURE_CONTEXT, pq_sig) {
+        if let Some((_, pq_sig)) = &sig.ml_dsa_87
+            && !id.verify_ml_dsa(&msg, SIGNATURE_CONTEXT, pq_sig) {
                 let pq_off = off + 96 + keys::MLDSA87_PUBLIC_LEN as u64;
                 return Err(DeltaError::BadSignature { algorithm: "ML-DSA-87", offset: pq_off });
             }
-        }
         signer = Some(id);
     }
     let mut label = None;
@@ -642,11 +644,10 @@ fn check_signature_and_policy(
     } else if opts.require_signature && signer.is_none() {
         return Err(DeltaError::Unsigned);
     }
-    if let Some(min) = opts.min_seq {
-        if delta.metadata.seq < min {
+    if let Some(min) = opts.min_seq
+        && delta.metadata.seq < min {
             return Err(DeltaError::StaleSequence { seq: delta.metadata.seq, min });
         }
-    }
     if let Some(want) = &opts.base_hash {
         let found = delta.metadata.base_hash.clone().unwrap_or_else(|| "(none)".into());
         if &found != want {
