@@ -93,7 +93,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Failure { code: class.exit_code(), message: message.into() }
+        Failure {
+            code: class.exit_code(),
+            message: message.into(),
+        }
     }
 }
 
