@@ -356,4 +356,34 @@ mod tests {
             "{e}"
         );
     }
+
+    proptest::proptest! {
+        /// Any change to any signed field of a receipt breaks its signature.
+        #[test]
+        fn any_tampered_receipt_field_fails(
+            epoch in 0u64..1000,
+            round in 0u64..1000,
+            uptime in 0.0f64..1e6,
+            which in 0usize..6,
+            delta in 1u64..1000,
+        ) {
+            let id = Identity::from_seeds(&[5; 32], None);
+            let mut r = RingReceipt::new(epoch, round, RingKind::Forward, "gym1subject");
+            r.uptime_seconds = uptime;
+            r.issued = "2026-01-01T00:00:00Z".into();
+            r.sign(&id);
+            proptest::prop_assert!(r.verify("f", "r").is_ok());
+            let mut t = r.clone();
+            match which {
+                0 => t.epoch += delta,
+                1 => t.round += delta,
+                2 => t.uptime_seconds += delta as f64,
+                3 => t.kind = RingKind::Checkpoint,
+                4 => t.subject.push('x'),
+                _ => t.issued = "2026-01-01T00:00:01Z".into(),
+            }
+            let tampered = matches!(t.verify("f", "r"), Err(RewardError::BadSignature { .. }));
+            proptest::prop_assert!(tampered);
+        }
+    }
 }

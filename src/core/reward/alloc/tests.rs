@@ -344,3 +344,38 @@ proptest! {
         }
     }
 }
+
+/// Why gym floors and sends the dust to the reserve instead of using largest remainder
+/// (docs/rewards.md, "Rounding"): with largest remainder, splitting B pays.
+#[test]
+fn largest_remainder_would_reward_splitting() {
+    fn largest_remainder(pool: u128, weights: &[u128]) -> Vec<u128> {
+        let total: u128 = weights.iter().sum();
+        let mut out: Vec<u128> = weights.iter().map(|w| pool * w / total).collect();
+        let mut order: Vec<usize> = (0..weights.len()).collect();
+        // Largest remainder first; ties to the earlier node.
+        order.sort_by_key(|&i| (std::cmp::Reverse(pool * weights[i] % total), i));
+        let left = pool - out.iter().sum::<u128>();
+        for &i in order.iter().take(left as usize) {
+            out[i] += 1;
+        }
+        out
+    }
+    // Pool 3, quotas A = B = 1.5; then B split into two halves.
+    let whole = largest_remainder(3, &[2, 2]);
+    let split = largest_remainder(3, &[2, 1, 1]);
+    assert!(split[1] + split[2] > whole[1], "{whole:?} {split:?}");
+    // gym's rule on the same inputs: each identity gets floor(quota); the split earns less.
+    let p = {
+        let mut p = params();
+        p.total_supply = 8; // 40 % of 8 is a mining pool of 3
+        p
+    };
+    assert_eq!(estimate(&p, 0, &[]).unwrap().pools.mining, 3);
+    let flops = |n: &str, x: i128| node(n, Role::Compute, 10_000, &[(Metric::Flops, x)]);
+    let whole = estimate(&p, 0, &[flops("a", 2), flops("b", 2)]).unwrap();
+    let split = estimate(&p, 0, &[flops("a", 2), flops("b1", 1), flops("b2", 1)]).unwrap();
+    assert_eq!(whole.nodes[1].reward, 1);
+    assert_eq!(split.nodes[1].reward + split.nodes[2].reward, 0);
+    assert_eq!(split.accounted(), split.emission);
+}
