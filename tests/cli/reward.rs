@@ -770,3 +770,35 @@ fn tampered_or_equivocating_deltas_make_their_node_ineligible() {
     assert_eq!(v["pools"]["mining"]["paid"], "0");
     assert_eq!(v["pools"]["reserve"]["undistributed"], "400000");
 }
+
+#[test]
+fn receipts_from_understaked_members_do_not_count() {
+    let d = tmp();
+    epoch_folder(d.path());
+    const E: u8 = 5;
+    let roster = std::fs::read_to_string(d.path().join("nodes.csv")).unwrap();
+    write(
+        d.path(),
+        "nodes.csv",
+        &format!("{roster}{},compute,1\n", wid(E)),
+    );
+    // A round nobody else attested, so that counting it would change A's reward.
+    let mut r = RingReceipt::new(0, 2, RingKind::Forward, wid(A));
+    r.uptime_seconds = 1e9;
+    r.sign(&id(E));
+    write(
+        d.path(),
+        "ring/e-for-a.json",
+        &serde_json::to_string(&r).unwrap(),
+    );
+    let (code, stdout, stderr) = estimate_epoch(d.path());
+    assert_eq!(code, 0, "{stderr}");
+    let v = json(&stdout);
+    // Unchanged from epoch_folder_matches_hand_computation.
+    assert_eq!(node(&v, &wid(A))["reward"], "255071");
+    let rejected = v["rejected"].to_string();
+    assert!(
+        rejected.contains("has less than the compute minimum stake; not counted"),
+        "{rejected}"
+    );
+}

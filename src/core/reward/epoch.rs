@@ -95,6 +95,17 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
         .map(|(i, n)| (n.node.clone(), i))
         .collect();
     let role_of = |w: &str| index.get(w).map(|&i| inputs.nodes[i].role);
+    // Records from members below their role's minimum stake are not counted: a sybil must stake
+    // every identity it attests with.
+    let understaked = |w: &str| {
+        let n = &inputs.nodes[*index.get(w)?];
+        (n.stake < p.min_stake(n.role)).then(|| {
+            format!(
+                "issuer {w} has less than the {} minimum stake; not counted",
+                n.role.name()
+            )
+        })
+    };
     let mut exclusions: Vec<Vec<String>> = vec![Vec::new(); inputs.nodes.len()];
     let mut metrics: Vec<[i128; super::METRICS.len()]> =
         vec![[0; super::METRICS.len()]; inputs.nodes.len()];
@@ -245,6 +256,14 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
         for (label, r) in records::read_file::<EvalReport>(&path, EVAL_FORMAT)? {
             let issuer = r.verify(&file, &label)?.worker_id();
             let where_ = format!("{file} ({label})");
+            if r.epoch != epoch {
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("report is for epoch {}, estimating epoch {epoch}", r.epoch),
+                );
+                continue;
+            }
             check_issuer(
                 &file,
                 &label,
@@ -253,12 +272,8 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
                 role_of(&issuer),
                 &[Role::Validator],
             )?;
-            if r.epoch != epoch {
-                reject(
-                    &mut rejected,
-                    &where_,
-                    format!("report is for epoch {}, estimating epoch {epoch}", r.epoch),
-                );
+            if let Some(why) = understaked(&issuer) {
+                reject(&mut rejected, &where_, why);
                 continue;
             }
             match deltas.get(&r.delta) {
@@ -322,6 +337,14 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
                 RingKind::Forward => &Role::ALL,
                 RingKind::Checkpoint | RingKind::Fault => &[Role::Validator, Role::Orchestrator],
             };
+            if r.epoch != epoch {
+                reject(
+                    &mut rejected,
+                    &where_,
+                    format!("receipt is for epoch {}, estimating epoch {epoch}", r.epoch),
+                );
+                continue;
+            }
             check_issuer(
                 &file,
                 &label,
@@ -330,12 +353,8 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
                 role_of(&issuer),
                 allowed,
             )?;
-            if r.epoch != epoch {
-                reject(
-                    &mut rejected,
-                    &where_,
-                    format!("receipt is for epoch {}, estimating epoch {epoch}", r.epoch),
-                );
+            if let Some(why) = understaked(&issuer) {
+                reject(&mut rejected, &where_, why);
                 continue;
             }
             let Some(&i) = index.get(&r.subject) else {
