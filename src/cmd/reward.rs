@@ -320,7 +320,7 @@ fn estimate_text(p: &Params, e: &Estimate) -> String {
         amt(e.mining_paid + e.staking_paid),
     ]);
     let mut s = format!(
-        "epoch {}: emission {} {sym}\n{t}\n",
+        "epoch {}: emission {} {sym}\n{t}\n\n",
         e.epoch,
         amt(e.emission)
     );
@@ -364,7 +364,7 @@ fn estimate_text(p: &Params, e: &Estimate) -> String {
     s.push_str(&format!("{pools}\n"));
     let ineligible: Vec<_> = e.nodes.iter().filter(|n| !n.eligible).collect();
     if !ineligible.is_empty() {
-        s.push_str("ineligible:\n");
+        s.push_str("\nineligible:\n");
         for n in ineligible {
             for r in &n.reasons {
                 s.push_str(&format!("  {}: {r}\n", n.node));
