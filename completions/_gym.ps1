@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
             [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
+            [CompletionResult]::new('reward', 'reward', [CompletionResultType]::ParameterValue, 'Estimate epoch rewards; sign and verify reward claims')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -211,6 +212,97 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;delta;help;help' {
             break
         }
+        'gym;reward' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('estimate', 'estimate', [CompletionResultType]::ParameterValue, 'Estimate an epoch''s rewards from an epoch folder or a contributions file')
+            [CompletionResult]::new('claim', 'claim', [CompletionResultType]::ParameterValue, 'Sign a reward claim binding your signed delta (digest, CID) to its compute record')
+            [CompletionResult]::new('verify-claim', 'verify-claim', [CompletionResultType]::ParameterValue, 'Verify a reward claim''s signature, and optionally that it matches a delta')
+            [CompletionResult]::new('economics', 'economics', [CompletionResultType]::ParameterValue, 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;reward;estimate' {
+            [CompletionResult]::new('--economics', '--economics', [CompletionResultType]::ParameterName, 'Economics file (TOML). Missing fields take the defaults shown by `gym reward economics`')
+            [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'Epoch to estimate (0-based; default: the input''s "epoch" field, else 0 for a contributions file)')
+            [CompletionResult]::new('--model-params', '--model-params', [CompletionResultType]::ParameterName, 'Model size in parameters. Claimed FLOPs are capped at 6 x params x tokens. Required for an epoch folder; applies to contributions records that give "tokens"')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-reward-estimate/1`)')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV, one line per node')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;reward;claim' {
+            [CompletionResult]::new('--delta', '--delta', [CompletionResultType]::ParameterName, 'Your signed delta')
+            [CompletionResult]::new('--cid', '--cid', [CompletionResultType]::ParameterName, 'The IPFS CID the delta was published under (checked for syntax, not recomputed)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The key that signed the delta')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the claim (JSON, format `gym-reward-claim/1`)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the claim (JSON, format `gym-reward-claim/1`)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the output if it exists')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;reward;verify-claim' {
+            [CompletionResult]::new('--delta', '--delta', [CompletionResultType]::ParameterName, 'Also check that this delta is the one claimed: digest, file hash, signer, compute record')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-reward-claim-verify/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;reward;economics' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;reward;help' {
+            [CompletionResult]::new('estimate', 'estimate', [CompletionResultType]::ParameterValue, 'Estimate an epoch''s rewards from an epoch folder or a contributions file')
+            [CompletionResult]::new('claim', 'claim', [CompletionResultType]::ParameterValue, 'Sign a reward claim binding your signed delta (digest, CID) to its compute record')
+            [CompletionResult]::new('verify-claim', 'verify-claim', [CompletionResultType]::ParameterValue, 'Verify a reward claim''s signature, and optionally that it matches a delta')
+            [CompletionResult]::new('economics', 'economics', [CompletionResultType]::ParameterValue, 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;reward;help;estimate' {
+            break
+        }
+        'gym;reward;help;claim' {
+            break
+        }
+        'gym;reward;help;verify-claim' {
+            break
+        }
+        'gym;reward;help;economics' {
+            break
+        }
+        'gym;reward;help;help' {
+            break
+        }
         'gym;completions' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -225,6 +317,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
             [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
+            [CompletionResult]::new('reward', 'reward', [CompletionResultType]::ParameterValue, 'Estimate epoch rewards; sign and verify reward claims')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -260,6 +353,25 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;delta;diff' {
+            break
+        }
+        'gym;help;reward' {
+            [CompletionResult]::new('estimate', 'estimate', [CompletionResultType]::ParameterValue, 'Estimate an epoch''s rewards from an epoch folder or a contributions file')
+            [CompletionResult]::new('claim', 'claim', [CompletionResultType]::ParameterValue, 'Sign a reward claim binding your signed delta (digest, CID) to its compute record')
+            [CompletionResult]::new('verify-claim', 'verify-claim', [CompletionResultType]::ParameterValue, 'Verify a reward claim''s signature, and optionally that it matches a delta')
+            [CompletionResult]::new('economics', 'economics', [CompletionResultType]::ParameterValue, 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)')
+            break
+        }
+        'gym;help;reward;estimate' {
+            break
+        }
+        'gym;help;reward;claim' {
+            break
+        }
+        'gym;help;reward;verify-claim' {
+            break
+        }
+        'gym;help;reward;economics' {
             break
         }
         'gym;help;completions' {

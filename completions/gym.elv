@@ -28,6 +28,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
             cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
+            cand reward 'Estimate epoch rewards; sign and verify reward claims'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -188,6 +189,86 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;delta;help;help'= {
         }
+        &'gym;reward'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand estimate 'Estimate an epoch''s rewards from an epoch folder or a contributions file'
+            cand claim 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
+            cand verify-claim 'Verify a reward claim''s signature, and optionally that it matches a delta'
+            cand economics 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;reward;estimate'= {
+            cand --economics 'Economics file (TOML). Missing fields take the defaults shown by `gym reward economics`'
+            cand --epoch 'Epoch to estimate (0-based; default: the input''s "epoch" field, else 0 for a contributions file)'
+            cand --model-params 'Model size in parameters. Claimed FLOPs are capped at 6 x params x tokens. Required for an epoch folder; applies to contributions records that give "tokens"'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print JSON (format `gym-reward-estimate/1`)'
+            cand --csv 'Print CSV, one line per node'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;reward;claim'= {
+            cand --delta 'Your signed delta'
+            cand --cid 'The IPFS CID the delta was published under (checked for syntax, not recomputed)'
+            cand --key 'The key that signed the delta'
+            cand -o 'Where to write the claim (JSON, format `gym-reward-claim/1`)'
+            cand --output 'Where to write the claim (JSON, format `gym-reward-claim/1`)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Replace the output if it exists'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;reward;verify-claim'= {
+            cand --delta 'Also check that this delta is the one claimed: digest, file hash, signer, compute record'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print JSON (format `gym-reward-claim-verify/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;reward;economics'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;reward;help'= {
+            cand estimate 'Estimate an epoch''s rewards from an epoch folder or a contributions file'
+            cand claim 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
+            cand verify-claim 'Verify a reward claim''s signature, and optionally that it matches a delta'
+            cand economics 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;reward;help;estimate'= {
+        }
+        &'gym;reward;help;claim'= {
+        }
+        &'gym;reward;help;verify-claim'= {
+        }
+        &'gym;reward;help;economics'= {
+        }
+        &'gym;reward;help;help'= {
+        }
         &'gym;completions'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand -q 'Print nothing on stderr except errors'
@@ -201,6 +282,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
             cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
+            cand reward 'Estimate epoch rewards; sign and verify reward claims'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -227,6 +309,20 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;delta;verify'= {
         }
         &'gym;help;delta;diff'= {
+        }
+        &'gym;help;reward'= {
+            cand estimate 'Estimate an epoch''s rewards from an epoch folder or a contributions file'
+            cand claim 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
+            cand verify-claim 'Verify a reward claim''s signature, and optionally that it matches a delta'
+            cand economics 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
+        }
+        &'gym;help;reward;estimate'= {
+        }
+        &'gym;help;reward;claim'= {
+        }
+        &'gym;help;reward;verify-claim'= {
+        }
+        &'gym;help;reward;economics'= {
         }
         &'gym;help;completions'= {
         }

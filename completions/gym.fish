@@ -31,6 +31,7 @@ complete -c gym -n "__fish_gym_needs_command" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_needs_command" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
 complete -c gym -n "__fish_gym_needs_command" -f -a "key" -d 'Work with key files'
 complete -c gym -n "__fish_gym_needs_command" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_needs_command" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
@@ -125,18 +126,65 @@ complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcomman
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify DELTA files: structure, checksum, signatures, trust and policy'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -f -a "estimate" -d 'Estimate an epoch\'s rewards from an epoch folder or a contributions file'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -f -a "claim" -d 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l economics -d 'Economics file (TOML). Missing fields take the defaults shown by `gym reward economics`' -r -F
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l epoch -d 'Epoch to estimate (0-based; default: the input\'s "epoch" field, else 0 for a contributions file)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l model-params -d 'Model size in parameters. Claimed FLOPs are capped at 6 x params x tokens. Required for an epoch folder; applies to contributions records that give "tokens"' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l json -d 'Print JSON (format `gym-reward-estimate/1`)'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l csv -d 'Print CSV, one line per node'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l delta -d 'Your signed delta' -r -F
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l cid -d 'The IPFS CID the delta was published under (checked for syntax, not recomputed)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l key -d 'The key that signed the delta' -r -F
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s o -l output -d 'Where to write the claim (JSON, format `gym-reward-claim/1`)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l force -d 'Replace the output if it exists'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l delta -d 'Also check that this delta is the one claimed: digest, file hash, signer, compute record' -r -F
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l json -d 'Print JSON (format `gym-reward-claim-verify/1`)'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "estimate" -d 'Estimate an epoch\'s rewards from an epoch folder or a contributions file'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "claim" -d 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "inspect" -d 'Show a DELTA file\'s header, metadata, tensors and signer (reads headers only)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "verify" -d 'Verify DELTA files: structure, checksum, signatures, trust and policy'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "diff" -d 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "estimate" -d 'Estimate an epoch\'s rewards from an epoch folder or a contributions file'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "claim" -d 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'

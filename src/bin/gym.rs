@@ -27,6 +27,7 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::delta::UnpackError,
             gym::core::atomic::AtomicError,
             gym::core::keys::KeyError,
+            gym::core::reward::RewardError,
             gym::core::safetensors_io::SafetensorsError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {

@@ -5,6 +5,7 @@ pub mod delta;
 pub mod docs;
 pub mod key;
 pub mod out;
+pub mod reward;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -39,6 +40,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process; boxing the larger variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
@@ -50,6 +53,9 @@ pub enum Command {
     /// Pack, unpack, inspect, verify and compare DELTA files.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// Estimate epoch rewards; sign and verify reward claims.
+    #[command(subcommand)]
+    Reward(reward::RewardCommand),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -72,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(a) => key::keygen(&ctx, a),
         Command::Key(c) => key::run(&ctx, c),
         Command::Delta(c) => delta::run(&ctx, c),
+        Command::Reward(c) => reward::run(&ctx, c),
         Command::Completions(a) => docs::completions(a),
     }
 }

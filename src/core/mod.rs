@@ -6,5 +6,6 @@ pub mod delta;
 pub mod error;
 pub mod hash;
 pub mod keys;
+pub mod reward;
 pub mod safetensors_io;
 pub mod timefmt;

@@ -5,3 +5,4 @@ mod common;
 mod delta;
 mod docs;
 mod keys;
+mod reward;
