@@ -1,10 +1,12 @@
 //! The command-line layer: one module per subcommand, each a clap `Args` struct and a `run`
 //! that maps arguments onto `core` and formats the result. Nothing here implements a feature.
 
+pub mod cid;
 pub mod delta;
 pub mod docs;
 pub mod key;
 pub mod out;
+pub mod publish;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -23,7 +25,10 @@ Exit codes:
   13  invalid signature
   14  unsigned or untrusted signer
   15  policy violation (stale or replayed sequence number, wrong base model)
-  16  test vectors did not give their expected verdicts";
+  16  test vectors did not give their expected verdicts
+  17  network failure (unreachable, timeout, server errors after retries)
+  18  authentication refused (HTTP 401/403: token missing, invalid or without rights)
+  19  server rejected the request or gave an unexpected answer";
 
 /// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.
 #[derive(Debug, Parser)]
@@ -49,6 +54,10 @@ pub enum Command {
     /// Pack, unpack, inspect, verify and compare DELTA files.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// Print the CIDs `ipfs add` would give files or directories, computed offline.
+    Cid(cid::CidArgs),
+    /// Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub.
+    Publish(publish::PublishArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -71,6 +80,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(a) => key::keygen(&ctx, a),
         Command::Key(c) => key::run(&ctx, c),
         Command::Delta(c) => delta::run(&ctx, c),
+        Command::Cid(a) => cid::run(&ctx, a),
+        Command::Publish(a) => publish::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
     }
 }
@@ -86,7 +97,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Failure { code: class.exit_code(), message: message.into() }
+        Failure {
+            code: class.exit_code(),
+            message: message.into(),
+        }
     }
 }
 
