@@ -16,7 +16,10 @@ fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     write_all(&root.join("man"), &gym::cmd::docs::man_pages())?;
-    write_all(&root.join("completions"), &gym::cmd::docs::completion_files())?;
+    write_all(
+        &root.join("completions"),
+        &gym::cmd::docs::completion_files(),
+    )?;
     eprintln!("wrote man/ and completions/");
     Ok(())
 }

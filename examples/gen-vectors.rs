@@ -9,7 +9,10 @@ fn main() -> std::io::Result<()> {
     // Remove files no longer generated.
     for e in std::fs::read_dir(&dir)? {
         let p = e?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !files.iter().any(|(f, _)| *f == name) {
             std::fs::remove_file(&p)?;
         }

@@ -10,8 +10,8 @@ use super::out::{self, Ctx, human_bytes};
 use super::{EXIT_VECTORS, Failure};
 use crate::core::atomic::{AtomicDir, AtomicFile};
 use crate::core::delta::{
-    self, Compression, Compute, Delta, DeltaError, FileSource, Metadata, PackInput, PackOptions, Source,
-    TensorSource, VerifyOptions, VerifyReport,
+    self, Compression, Compute, Delta, DeltaError, FileSource, Metadata, PackInput, PackOptions,
+    Source, TensorSource, VerifyOptions, VerifyReport,
 };
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::{Identity, TrustedKeys};
@@ -57,11 +57,19 @@ fn parse_size(s: &str) -> Result<u32, String> {
     } else {
         (t, 1)
     };
-    let v: u64 = num.trim().parse().map_err(|_| format!("{s:?} is not a size (e.g. 1MiB, 256KiB, 65536)"))?;
-    let bytes = v.checked_mul(mul).filter(|b| *b <= u32::MAX as u64).ok_or_else(|| format!("{s:?} is too large"))?;
+    let v: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1MiB, 256KiB, 65536)"))?;
+    let bytes = v
+        .checked_mul(mul)
+        .filter(|b| *b <= u32::MAX as u64)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
     let b = bytes as u32;
     if !b.is_power_of_two() || !(delta::MIN_CHUNK_SIZE..=delta::MAX_CHUNK_SIZE).contains(&b) {
-        return Err(format!("chunk size {b} must be a power of two from 256 bytes to 64MiB"));
+        return Err(format!(
+            "chunk size {b} must be a power of two from 256 bytes to 64MiB"
+        ));
     }
     Ok(b)
 }
@@ -138,19 +146,30 @@ pub struct PackArgs {
 }
 
 fn read_json_object(path: &Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::new(ErrorClass::Malformed, format!("{}: invalid JSON: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            ErrorClass::Malformed,
+            format!("{}: invalid JSON: {e}", path.display()),
+        )
+    })?;
     match v {
         serde_json::Value::Object(m) => Ok(m),
-        _ => Err(Failure::new(ErrorClass::Malformed, format!("{}: expected a JSON object", path.display())).into()),
+        _ => Err(Failure::new(
+            ErrorClass::Malformed,
+            format!("{}: expected a JSON object", path.display()),
+        )
+        .into()),
     }
 }
 
 fn pack(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
     crate::core::atomic::check_writable(&a.output, a.force)?;
     let identity = match &a.sign {
-        Some(p) => Some(Identity::load(p).with_context(|| format!("loading signing key {}", p.display()))?),
+        Some(p) => Some(
+            Identity::load(p).with_context(|| format!("loading signing key {}", p.display()))?,
+        ),
         None => None,
     };
     // Input: a safetensors file or a PEFT folder.
@@ -165,16 +184,24 @@ fn pack(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
             };
             return Err(Failure::new(
                 ErrorClass::Io,
-                format!("{}: no adapter_model.safetensors in this folder{hint}", a.input.display()),
+                format!(
+                    "{}: no adapter_model.safetensors in this folder{hint}",
+                    a.input.display()
+                ),
             )
             .into());
         }
-        let cfg = if cfg.is_file() { Some(read_json_object(&cfg)?) } else { None };
+        let cfg = if cfg.is_file() {
+            Some(read_json_object(&cfg)?)
+        } else {
+            None
+        };
         (st, cfg)
     } else {
         (a.input.clone(), None)
     };
-    let src = FileSource::open(&st_path).with_context(|| format!("opening {}", st_path.display()))?;
+    let src =
+        FileSource::open(&st_path).with_context(|| format!("opening {}", st_path.display()))?;
     let st = safetensors_io::read_header(&st_path, &src)?;
 
     let mut meta = Metadata::new(match (&a.worker_id, &identity) {
@@ -204,13 +231,17 @@ fn pack(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
     }
     meta.adapter_config = adapter_config;
     if !st.metadata.is_empty() {
-        let m: serde_json::Map<String, serde_json::Value> =
-            st.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        let m: serde_json::Map<String, serde_json::Value> = st
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
         let mut extra = serde_json::Map::new();
         extra.insert("safetensors_metadata".into(), serde_json::Value::Object(m));
         meta.extra = Some(extra);
     }
-    meta.validate().map_err(|e| Failure::new(ErrorClass::Malformed, format!("metadata: {e}")))?;
+    meta.validate()
+        .map_err(|e| Failure::new(ErrorClass::Malformed, format!("metadata: {e}")))?;
 
     let inputs: Vec<PackInput<'_>> = st
         .tensors
@@ -219,7 +250,10 @@ fn pack(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
             name: spec.name.clone(),
             dtype: spec.dtype,
             shape: spec.shape.clone(),
-            data: TensorSource::At { src: &src, offset: *offset },
+            data: TensorSource::At {
+                src: &src,
+                offset: *offset,
+            },
         })
         .collect();
     let total: u64 = st.tensors.iter().map(|(s, _)| s.len).sum();
@@ -330,17 +364,26 @@ fn unpack(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
     if peft {
         let dir = AtomicDir::create(&a.output, a.force)?;
         let st_path = dir.staging().join("adapter_model.safetensors");
-        let f = std::fs::File::create(&st_path).with_context(|| format!("creating {}", st_path.display()))?;
+        let f = std::fs::File::create(&st_path)
+            .with_context(|| format!("creating {}", st_path.display()))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        let summary = delta::unpack_to_safetensors(&src, &opts, &mut w, &progress).with_context(ctx_msg)?;
+        let summary =
+            delta::unpack_to_safetensors(&src, &opts, &mut w, &progress).with_context(ctx_msg)?;
         use std::io::Write as _;
-        w.flush().with_context(|| format!("writing {}", st_path.display()))?;
-        let cfg = summary.report.delta.metadata.adapter_config.clone().unwrap_or_else(|| {
-            // A delta without an adapter config unpacked as PEFT: a minimal LoRA config.
-            let mut m = serde_json::Map::new();
-            m.insert("peft_type".into(), "LORA".into());
-            m
-        });
+        w.flush()
+            .with_context(|| format!("writing {}", st_path.display()))?;
+        let cfg = summary
+            .report
+            .delta
+            .metadata
+            .adapter_config
+            .clone()
+            .unwrap_or_else(|| {
+                // A delta without an adapter config unpacked as PEFT: a minimal LoRA config.
+                let mut m = serde_json::Map::new();
+                m.insert("peft_type".into(), "LORA".into());
+                m
+            });
         let cfg_text = serde_json::to_string_pretty(&serde_json::Value::Object(cfg))? + "\n";
         std::fs::write(dir.staging().join("adapter_config.json"), cfg_text)?;
         dir.commit()?;
@@ -349,7 +392,8 @@ fn unpack(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file.file());
         delta::unpack_to_safetensors(&src, &opts, &mut w, &progress).with_context(ctx_msg)?;
         use std::io::Write as _;
-        w.flush().with_context(|| format!("writing {}", a.output.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", a.output.display()))?;
         drop(w);
         file.commit()?;
     }
@@ -399,7 +443,11 @@ fn signer_json(d: &Delta) -> serde_json::Value {
 }
 
 fn ratio(raw: u64, stored: u64) -> f64 {
-    if stored == 0 { 1.0 } else { raw as f64 / stored as f64 }
+    if stored == 0 {
+        1.0
+    } else {
+        raw as f64 / stored as f64
+    }
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
@@ -443,7 +491,11 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     }
     let m = &d.metadata;
     let mut s = String::new();
-    s.push_str(&format!("file:         {} ({})\n", a.input.display(), human_bytes(d.file_len)));
+    s.push_str(&format!(
+        "file:         {} ({})\n",
+        a.input.display(),
+        human_bytes(d.file_len)
+    ));
     s.push_str(&format!(
         "format:       DELTA v{}, {}, chunks of {}\n",
         d.version,
@@ -453,7 +505,10 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     s.push_str(&format!("checksum:     {}\n", hex::encode(d.checksum)));
     s.push_str(&format!("worker:       {}\n", m.worker_id));
     s.push_str(&format!("time:         {}\n", m.timestamp));
-    s.push_str(&format!("epoch/step:   {} / {}   seq {}\n", m.epoch, m.step, m.seq));
+    s.push_str(&format!(
+        "epoch/step:   {} / {}   seq {}\n",
+        m.epoch, m.step, m.seq
+    ));
     if let Some(l) = m.loss {
         s.push_str(&format!("loss:         {l}\n"));
     }
@@ -471,7 +526,11 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     }
     s.push_str(&format!(
         "attestation:  {}\n",
-        if m.attestation.kind == "none" { "none".to_string() } else { format!("{} (not verified)", m.attestation.kind) }
+        if m.attestation.kind == "none" {
+            "none".to_string()
+        } else {
+            format!("{} (not verified)", m.attestation.kind)
+        }
     ));
     if m.adapter_config.is_some() {
         s.push_str("adapter:      PEFT adapter_config present\n");
@@ -480,7 +539,11 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         None => s.push_str("signature:    none\n"),
         Some(sig) => s.push_str(&format!(
             "signature:    {} by {} (not checked here: run `gym delta verify`)\n",
-            if sig.ml_dsa_87.is_some() { "Ed25519 + ML-DSA-87" } else { "Ed25519" },
+            if sig.ml_dsa_87.is_some() {
+                "Ed25519 + ML-DSA-87"
+            } else {
+                "Ed25519"
+            },
             crate::core::keys::worker_id(&sig.ed25519_public)
         )),
     }
@@ -547,6 +610,9 @@ struct VerifyJson {
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<ErrorClass>,
+    /// Stable error identifier (`DeltaError::kind`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -566,11 +632,12 @@ struct VerifyJson {
     attestation: Option<serde_json::Value>,
 }
 
-fn failed(file: &Path, class: ErrorClass, msg: String) -> VerifyJson {
+fn failed(file: &Path, class: ErrorClass, kind: &'static str, msg: String) -> VerifyJson {
     VerifyJson {
         file: file.to_path_buf(),
         ok: false,
         class: Some(class),
+        kind: Some(kind),
         exit_code: Some(class.exit_code()),
         error: Some(msg),
         digest: None,
@@ -589,6 +656,7 @@ fn passed(file: &Path, r: &VerifyReport) -> VerifyJson {
         file: file.to_path_buf(),
         ok: true,
         class: None,
+        kind: None,
         exit_code: None,
         error: None,
         digest: Some(r.digest_hex()),
@@ -601,9 +669,18 @@ fn passed(file: &Path, r: &VerifyReport) -> VerifyJson {
     }
 }
 
-fn verify_file(path: &Path, opts: &VerifyOptions) -> Result<VerifyReport, (ErrorClass, String)> {
-    let src = FileSource::open(path).map_err(|e| (ErrorClass::Io, format!("opening {}: {e}", path.display())))?;
-    delta::verify(&src, opts).map_err(|e| (e.class(), e.to_string()))
+fn verify_file(
+    path: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, (ErrorClass, String, &'static str)> {
+    let src = FileSource::open(path).map_err(|e| {
+        (
+            ErrorClass::Io,
+            format!("opening {}: {e}", path.display()),
+            "io",
+        )
+    })?;
+    delta::verify(&src, opts).map_err(|e| (e.class(), e.to_string(), e.kind()))
 }
 
 fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
@@ -624,7 +701,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     let mut last_seq: HashMap<[u8; 32], (u64, PathBuf)> = HashMap::new();
     for path in &a.inputs {
         let r = match verify_file(path, &opts) {
-            Err((class, msg)) => failed(path, class, msg),
+            Err((class, msg, kind)) => failed(path, class, kind, msg),
             Ok(rep) => {
                 let seq = rep.delta.metadata.seq;
                 let replay = rep.delta.signature.as_ref().and_then(|s| {
@@ -642,14 +719,17 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
                     }
                 });
                 match replay {
-                    Some(e) => failed(path, e.class(), e.to_string()),
+                    Some(e) => failed(path, e.class(), e.kind(), e.to_string()),
                     None => passed(path, &rep),
                 }
             }
         };
         results.push(r);
     }
-    let first_fail = results.iter().find(|r| !r.ok).map(|r| r.exit_code.unwrap_or(1));
+    let first_fail = results
+        .iter()
+        .find(|r| !r.ok)
+        .map(|r| r.exit_code.unwrap_or(1));
     if a.json {
         out::json(&serde_json::json!({"format": "gym-delta-verify/1", "results": results}))?;
     } else {
@@ -657,9 +737,17 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
         for r in &results {
             if r.ok {
                 let signer = match (&r.signer, &r.trusted_label) {
-                    (Some(sig), Some(l)) => format!("signed by {} (trusted: {l})", sig["worker_id"].as_str().unwrap_or("?")),
-                    (Some(sig), None) if r.trusted => format!("signed by {} (trusted)", sig["worker_id"].as_str().unwrap_or("?")),
-                    (Some(sig), None) => format!("signed by {}", sig["worker_id"].as_str().unwrap_or("?")),
+                    (Some(sig), Some(l)) => format!(
+                        "signed by {} (trusted: {l})",
+                        sig["worker_id"].as_str().unwrap_or("?")
+                    ),
+                    (Some(sig), None) if r.trusted => format!(
+                        "signed by {} (trusted)",
+                        sig["worker_id"].as_str().unwrap_or("?")
+                    ),
+                    (Some(sig), None) => {
+                        format!("signed by {}", sig["worker_id"].as_str().unwrap_or("?"))
+                    }
                     (None, _) => "unsigned".into(),
                 };
                 s.push_str(&format!(
@@ -681,21 +769,37 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     }
     if let Some(code) = first_fail {
         let n = results.iter().filter(|r| !r.ok).count();
-        ctx.note(format!("{n} of {} deltas failed verification", results.len()));
-        return Err(Failure { code, message: String::new() }.into());
+        ctx.note(format!(
+            "{n} of {} deltas failed verification",
+            results.len()
+        ));
+        return Err(Failure {
+            code,
+            message: String::new(),
+        }
+        .into());
     }
     Ok(())
 }
 
 fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result<()> {
     use crate::core::delta::vectors::{MANIFEST_FORMAT, Manifest};
-    let text = std::fs::read_to_string(manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Failure::new(ErrorClass::Malformed, format!("{}: {e}", manifest_path.display())))?;
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            ErrorClass::Malformed,
+            format!("{}: {e}", manifest_path.display()),
+        )
+    })?;
     if manifest.format != MANIFEST_FORMAT {
         return Err(Failure::new(
             ErrorClass::Unsupported,
-            format!("{}: format {:?}, expected {MANIFEST_FORMAT:?}", manifest_path.display(), manifest.format),
+            format!(
+                "{}: format {:?}, expected {MANIFEST_FORMAT:?}",
+                manifest_path.display(),
+                manifest.format
+            ),
         )
         .into());
     }
@@ -703,17 +807,24 @@ fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result
     let mut rows = Vec::new();
     let mut mismatches = 0;
     for case in &manifest.vectors {
-        let mut opts = VerifyOptions { min_seq: case.min_seq, base_hash: case.base_hash.clone(), ..Default::default() };
+        let mut opts = VerifyOptions {
+            min_seq: case.min_seq,
+            base_hash: case.base_hash.clone(),
+            ..Default::default()
+        };
         if let Some(k) = &case.trusted_keys {
             opts.trusted = Some(TrustedKeys::load(&dir.join(k))?);
         }
         let path = dir.join(&case.file);
         let got = verify_file(&path, &opts);
-        let (verdict, class, detail, digest) = match &got {
-            Ok(r) => ("valid", None, String::new(), Some(r.digest_hex())),
-            Err((c, m)) => ("invalid", Some(c.as_str()), m.clone(), None),
+        let (verdict, class, kind, detail, digest) = match &got {
+            Ok(r) => ("valid", None, None, String::new(), Some(r.digest_hex())),
+            Err((c, m, k)) => ("invalid", Some(c.as_str()), Some(*k), m.clone(), None),
         };
         let mut ok = verdict == case.expect && class == case.class.as_deref();
+        if ok && case.error.is_some() && kind != case.error.as_deref() {
+            ok = false;
+        }
         if ok && case.expect == "valid" && case.digest.is_some() && digest != case.digest {
             ok = false;
         }
@@ -727,6 +838,8 @@ fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result
             "expect_class": case.class,
             "got": verdict,
             "got_class": class,
+            "expect_error": case.error,
+            "got_error": kind,
             "detail": detail,
             "pass": ok,
         }));
@@ -750,14 +863,28 @@ fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result
                 r["file"].as_str().unwrap_or("").to_string(),
                 fmt(&r["expect"], &r["expect_class"]),
                 fmt(&r["got"], &r["got_class"]),
-                if r["pass"].as_bool().unwrap_or(false) { "pass".into() } else { "MISMATCH".into() },
+                if r["pass"].as_bool().unwrap_or(false) {
+                    "pass".into()
+                } else {
+                    "MISMATCH".into()
+                },
             ]);
         }
-        out::print(&format!("{t}\n{} cases, {} passed, {mismatches} mismatched\n", rows.len(), rows.len() - mismatches))?;
+        out::print(&format!(
+            "{t}\n{} cases, {} passed, {mismatches} mismatched\n",
+            rows.len(),
+            rows.len() - mismatches
+        ))?;
     }
     if mismatches > 0 {
-        ctx.note(format!("{mismatches} test vectors did not give their expected verdict"));
-        return Err(Failure { code: EXIT_VECTORS, message: String::new() }.into());
+        ctx.note(format!(
+            "{mismatches} test vectors did not give their expected verdict"
+        ));
+        return Err(Failure {
+            code: EXIT_VECTORS,
+            message: String::new(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -777,8 +904,10 @@ pub struct DiffArgs {
 fn diff(a: DiffArgs) -> anyhow::Result<()> {
     let sa = open_delta(&a.a)?;
     let sb = open_delta(&a.b)?;
-    let ra = delta::verify(&sa, &VerifyOptions::default()).with_context(|| format!("{}", a.a.display()))?;
-    let rb = delta::verify(&sb, &VerifyOptions::default()).with_context(|| format!("{}", a.b.display()))?;
+    let ra = delta::verify(&sa, &VerifyOptions::default())
+        .with_context(|| format!("{}", a.a.display()))?;
+    let rb = delta::verify(&sb, &VerifyOptions::default())
+        .with_context(|| format!("{}", a.b.display()))?;
     let report = delta::diff(&sa as &dyn Source, &ra.delta, &sb, &rb.delta)?;
     if a.json {
         out::json(&serde_json::json!({
@@ -800,7 +929,9 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
             },
             f(d.l2),
             f(d.max_abs),
-            d.cosine.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into()),
+            d.cosine
+                .map(|x| format!("{x:.6}"))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     out::print(&format!("{t}\n"))?;

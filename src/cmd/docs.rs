@@ -51,9 +51,14 @@ fn walk(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) {
     if cmd.is_hide_set() {
         return;
     }
-    let page = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    let page = cmd
+        .clone()
+        .name(name.to_string())
+        .bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
-    clap_mangen::Man::new(page).render(&mut buf).expect("rendering to memory cannot fail");
+    clap_mangen::Man::new(page)
+        .render(&mut buf)
+        .expect("rendering to memory cannot fail");
     out.push((format!("{name}.1"), buf));
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {

@@ -72,9 +72,17 @@ fn print_identity(p: &PublicIdentity, json: bool) -> anyhow::Result<()> {
         out::println(&serde_json::to_string(&key_json(p))?)?;
         return Ok(());
     }
-    let mut s = format!("worker id:  {}\ned25519:    {}\n", p.worker_id(), p.ed25519_base64());
+    let mut s = format!(
+        "worker id:  {}\ned25519:    {}\n",
+        p.worker_id(),
+        p.ed25519_base64()
+    );
     match p.ml_dsa_bytes() {
-        Some(b) => s.push_str(&format!("ml-dsa-87:  {} bytes, sha3-256 {}\n", b.len(), hex::encode(crate::core::hash::sha3_256(&b)))),
+        Some(b) => s.push_str(&format!(
+            "ml-dsa-87:  {} bytes, sha3-256 {}\n",
+            b.len(),
+            hex::encode(crate::core::hash::sha3_256(&b))
+        )),
         None => s.push_str("ml-dsa-87:  none\n"),
     }
     out::print(&s)?;
@@ -83,10 +91,15 @@ fn print_identity(p: &PublicIdentity, json: bool) -> anyhow::Result<()> {
 
 pub fn keygen(ctx: &Ctx, a: KeygenArgs) -> anyhow::Result<()> {
     let id = Identity::generate(a.pq);
-    id.save(&a.output, a.force).with_context(|| format!("creating key {}", a.output.display()))?;
+    id.save(&a.output, a.force)
+        .with_context(|| format!("creating key {}", a.output.display()))?;
     ctx.note(format!(
         "wrote {} key to {}",
-        if a.pq { "Ed25519 + ML-DSA-87" } else { "Ed25519" },
+        if a.pq {
+            "Ed25519 + ML-DSA-87"
+        } else {
+            "Ed25519"
+        },
         a.output.display()
     ));
     print_identity(&id.public(), a.json)

@@ -45,6 +45,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Create a worker key (Ed25519, optionally with ML-DSA-87).
     Keygen(key::KeygenArgs),

@@ -26,7 +26,10 @@ impl Classify for AtomicError {
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> AtomicError + '_ {
-    move |source| AtomicError::Io { path: path.to_path_buf(), source }
+    move |source| AtomicError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -39,7 +42,9 @@ fn parent_of(path: &Path) -> &Path {
 /// Fails with [`AtomicError::Exists`] when `path` exists and `force` is false.
 pub fn check_writable(path: &Path, force: bool) -> Result<(), AtomicError> {
     if !force && fs::symlink_metadata(path).is_ok() {
-        return Err(AtomicError::Exists { path: path.to_path_buf() });
+        return Err(AtomicError::Exists {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -70,7 +75,11 @@ impl AtomicFile {
         }
         #[cfg(not(unix))]
         let _ = mode;
-        Ok(AtomicFile { path: path.to_path_buf(), force, tmp })
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            force,
+            tmp,
+        })
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -87,13 +96,19 @@ impl AtomicFile {
         let AtomicFile { path, force, tmp } = self;
         tmp.as_file().sync_all().map_err(io_err(&path))?;
         if force {
-            tmp.persist(&path).map_err(|e| AtomicError::Io { path: path.clone(), source: e.error })?;
+            tmp.persist(&path).map_err(|e| AtomicError::Io {
+                path: path.clone(),
+                source: e.error,
+            })?;
         } else {
             tmp.persist_noclobber(&path).map_err(|e| {
                 if e.error.kind() == io::ErrorKind::AlreadyExists {
                     AtomicError::Exists { path: path.clone() }
                 } else {
-                    AtomicError::Io { path: path.clone(), source: e.error }
+                    AtomicError::Io {
+                        path: path.clone(),
+                        source: e.error,
+                    }
                 }
             })?;
         }
@@ -102,7 +117,12 @@ impl AtomicFile {
 }
 
 /// Writes `bytes` to `path` atomically.
-pub fn write_file(path: &Path, bytes: &[u8], force: bool, mode: Option<u32>) -> Result<(), AtomicError> {
+pub fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    force: bool,
+    mode: Option<u32>,
+) -> Result<(), AtomicError> {
     let mut f = AtomicFile::create(path, force, mode)?;
     {
         let mut w = BufWriter::new(f.file());
@@ -126,7 +146,11 @@ impl AtomicDir {
             .prefix(".gym-tmp-")
             .tempdir_in(parent_of(path))
             .map_err(io_err(path))?;
-        Ok(AtomicDir { path: path.to_path_buf(), force, tmp: Some(tmp) })
+        Ok(AtomicDir {
+            path: path.to_path_buf(),
+            force,
+            tmp: Some(tmp),
+        })
     }
 
     /// Where to write the directory's files before commit.
@@ -147,7 +171,9 @@ impl AtomicDir {
             let old = parent_of(&path).join(format!(
                 ".gym-old-{}-{}",
                 std::process::id(),
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             ));
             fs::rename(&path, &old).map_err(io_err(&path))?;
             if let Err(e) = fs::rename(&staged, &path) {
@@ -165,7 +191,10 @@ impl AtomicDir {
         }
         fs::rename(&staged, &path).map_err(|e| {
             let _ = fs::remove_dir_all(&staged);
-            AtomicError::Io { path: path.clone(), source: e }
+            AtomicError::Io {
+                path: path.clone(),
+                source: e,
+            }
         })
     }
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, EncodePublicKey as _};
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
 use ml_dsa::{KeyExport as _, Keypair as _, MlDsa87};
 use sha3::{Digest, Sha3_256};
 use zeroize::Zeroizing;
@@ -26,7 +26,10 @@ const WORKER_ID_DOMAIN: &[u8] = b"gym-worker-id-v1\0";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("reading key {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key {path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("key {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
@@ -57,7 +60,9 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("public", &self.public()).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("public", &self.public())
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,38 +134,52 @@ impl Identity {
     /// PEM text: the Ed25519 PKCS#8 block, then the ML-DSA-87 block for a hybrid identity.
     pub fn to_pem(&self) -> Result<Zeroizing<String>, String> {
         let mut out = Zeroizing::new(String::new());
-        let ed = self
-            .ed
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .map_err(|e| e.to_string())?;
-        out.push_str(&ed);
+        out.push_str(&ed25519_pkcs8_v1_pem(&self.ed.to_bytes()));
         if let Some(k) = &self.pq {
             use pkcs8_mldsa::EncodePrivateKey as _;
-            let pq = k.to_pkcs8_pem(pkcs8_mldsa::LineEnding::LF).map_err(|e| e.to_string())?;
+            let pq = k
+                .to_pkcs8_pem(pkcs8_mldsa::LineEnding::LF)
+                .map_err(|e| e.to_string())?;
             out.push_str(&pq);
         }
         Ok(out)
     }
 
     pub fn from_pem(text: &str, path: &Path) -> Result<Self, KeyError> {
-        let err = |reason: String| KeyError::Parse { path: path.to_path_buf(), reason };
+        let err = |reason: String| KeyError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        };
         let blocks = pem_blocks(text);
-        let private: Vec<&String> =
-            blocks.iter().filter(|(label, _)| label == "PRIVATE KEY").map(|(_, b)| b).collect();
+        let private: Vec<&String> = blocks
+            .iter()
+            .filter(|(label, _)| label == "PRIVATE KEY")
+            .map(|(_, b)| b)
+            .collect();
         if private.is_empty() {
-            return Err(err("no PEM `PRIVATE KEY` block found (expected a PKCS#8 Ed25519 key)".into()));
+            return Err(err(
+                "no PEM `PRIVATE KEY` block found (expected a PKCS#8 Ed25519 key)".into(),
+            ));
         }
         if private.len() > 2 {
-            return Err(err(format!("{} private key blocks; expected 1 or 2", private.len())));
+            return Err(err(format!(
+                "{} private key blocks; expected 1 or 2",
+                private.len()
+            )));
         }
-        let ed = ed25519_dalek::SigningKey::from_pkcs8_pem(private[0])
-            .map_err(|e| err(format!("first PRIVATE KEY block is not a PKCS#8 Ed25519 key: {e}")))?;
+        let ed = ed25519_dalek::SigningKey::from_pkcs8_pem(private[0]).map_err(|e| {
+            err(format!(
+                "first PRIVATE KEY block is not a PKCS#8 Ed25519 key: {e}"
+            ))
+        })?;
         let pq = match private.get(1) {
             None => None,
             Some(block) => {
                 use pkcs8_mldsa::DecodePrivateKey as _;
                 let k = ml_dsa::SigningKey::<MlDsa87>::from_pkcs8_pem(block).map_err(|e| {
-                    err(format!("second PRIVATE KEY block is not a PKCS#8 ML-DSA-87 key: {e}"))
+                    err(format!(
+                        "second PRIVATE KEY block is not a PKCS#8 ML-DSA-87 key: {e}"
+                    ))
                 })?;
                 Some(Box::new(k))
             }
@@ -170,17 +189,23 @@ impl Identity {
 
     /// Loads a key file, refusing one that other users can read.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?,
-        );
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             if let Ok(meta) = std::fs::metadata(path) {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
-                    return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
+                    return Err(KeyError::Permissions {
+                        path: path.to_path_buf(),
+                        mode,
+                    });
                 }
             }
         }
@@ -190,10 +215,34 @@ impl Identity {
     /// Writes the key file atomically with mode 0600; never replaces an existing file unless
     /// `force`.
     pub fn save(&self, path: &Path, force: bool) -> Result<(), KeyError> {
-        let pem = self.to_pem().map_err(|reason| KeyError::Parse { path: path.to_path_buf(), reason })?;
+        let pem = self.to_pem().map_err(|reason| KeyError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        })?;
         atomic::write_file(path, pem.as_bytes(), force, Some(0o600))?;
         Ok(())
     }
+}
+
+/// RFC 8410 PKCS#8 v1 (`OneAsymmetricKey` version 0, no public key field) of an Ed25519 seed,
+/// as `openssl genpkey -algorithm ed25519` writes it. OpenSSL 3.0 does not read the v2 form
+/// (with the public key) that ed25519-dalek emits, so gym writes this one; it reads both.
+fn ed25519_pkcs8_v1_pem(seed: &[u8; 32]) -> Zeroizing<String> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let mut der = Zeroizing::new(Vec::with_capacity(48));
+    der.extend_from_slice(&PREFIX);
+    der.extend_from_slice(seed);
+    let b = Zeroizing::new(b64(&der));
+    let mut pem = Zeroizing::new(String::from("-----BEGIN PRIVATE KEY-----\n"));
+    for line in b.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
 }
 
 /// Splits PEM text into (label, whole block text) pairs.
@@ -202,15 +251,21 @@ fn pem_blocks(text: &str) -> Vec<(String, String)> {
     let mut cur: Option<(String, String)> = None;
     for line in text.lines() {
         let t = line.trim();
-        if let Some(label) = t.strip_prefix("-----BEGIN ").and_then(|r| r.strip_suffix("-----")) {
+        if let Some(label) = t
+            .strip_prefix("-----BEGIN ")
+            .and_then(|r| r.strip_suffix("-----"))
+        {
             cur = Some((label.to_string(), format!("{t}\n")));
-        } else if let Some(label) = t.strip_prefix("-----END ").and_then(|r| r.strip_suffix("-----")) {
-            if let Some((l, mut body)) = cur.take() {
-                if l == label {
-                    body.push_str(t);
-                    body.push('\n');
-                    out.push((l, body));
-                }
+        } else if let Some(label) = t
+            .strip_prefix("-----END ")
+            .and_then(|r| r.strip_suffix("-----"))
+        {
+            if let Some((l, mut body)) = cur.take()
+                && l == label
+            {
+                body.push_str(t);
+                body.push('\n');
+                out.push((l, body));
             }
         } else if let Some((_, body)) = cur.as_mut() {
             body.push_str(t);
@@ -227,7 +282,9 @@ pub fn worker_id(ed25519_public: &[u8; 32]) -> String {
     h.update(WORKER_ID_DOMAIN);
     h.update(ed25519_public);
     let d = h.finalize();
-    let enc = data_encoding::BASE32_NOPAD.encode(&d[..12]).to_ascii_lowercase();
+    let enc = data_encoding::BASE32_NOPAD
+        .encode(&d[..12])
+        .to_ascii_lowercase();
     format!("gym1{}", &enc[..20])
 }
 
@@ -255,8 +312,9 @@ impl PublicIdentity {
     }
 
     pub fn from_raw(ed: &[u8], pq: Option<&[u8]>) -> Result<Self, String> {
-        let ed_arr: [u8; 32] =
-            ed.try_into().map_err(|_| format!("Ed25519 public key must be 32 bytes, got {}", ed.len()))?;
+        let ed_arr: [u8; 32] = ed
+            .try_into()
+            .map_err(|_| format!("Ed25519 public key must be 32 bytes, got {}", ed.len()))?;
         let ed25519 = ed25519_dalek::VerifyingKey::from_bytes(&ed_arr)
             .map_err(|_| "not a valid Ed25519 public key (not a curve point)".to_string())?;
         let ml_dsa_87 = match pq {
@@ -269,21 +327,31 @@ impl PublicIdentity {
     /// Verifies an Ed25519 signature with `verify_strict` (rejects small-order keys and
     /// non-canonical encodings).
     pub fn verify_ed25519(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(arr) = <[u8; 64]>::try_from(sig) else { return false };
+        let Ok(arr) = <[u8; 64]>::try_from(sig) else {
+            return false;
+        };
         let sig = ed25519_dalek::Signature::from_bytes(&arr);
         self.ed25519.verify_strict(msg, &sig).is_ok()
     }
 
     pub fn verify_ml_dsa(&self, msg: &[u8], ctx: &[u8], sig: &[u8]) -> bool {
-        let Some(k) = &self.ml_dsa_87 else { return false };
-        let Ok(sig) = ml_dsa::Signature::<MlDsa87>::try_from(sig) else { return false };
+        let Some(k) = &self.ml_dsa_87 else {
+            return false;
+        };
+        let Ok(sig) = ml_dsa::Signature::<MlDsa87>::try_from(sig) else {
+            return false;
+        };
         k.verify_with_context(msg, ctx, &sig)
     }
 }
 
 pub fn decode_ml_dsa_public(b: &[u8]) -> Result<ml_dsa::VerifyingKey<MlDsa87>, String> {
-    let enc = ml_dsa::EncodedVerifyingKey::<MlDsa87>::try_from(b)
-        .map_err(|_| format!("ML-DSA-87 public key must be {MLDSA87_PUBLIC_LEN} bytes, got {}", b.len()))?;
+    let enc = ml_dsa::EncodedVerifyingKey::<MlDsa87>::try_from(b).map_err(|_| {
+        format!(
+            "ML-DSA-87 public key must be {MLDSA87_PUBLIC_LEN} bytes, got {}",
+            b.len()
+        )
+    })?;
     Ok(ml_dsa::VerifyingKey::<MlDsa87>::decode(&enc))
 }
 
@@ -294,19 +362,26 @@ pub fn b64(b: &[u8]) -> String {
 
 pub fn unb64(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
 }
 
 /// Parses a public key written as base64 or hex (64 hex digits), optionally prefixed `ed25519:`.
 pub fn parse_ed25519_public(s: &str) -> Result<[u8; 32], KeyError> {
-    let bad = |reason: &str| KeyError::PublicKey { input: s.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| KeyError::PublicKey {
+        input: s.to_string(),
+        reason: reason.to_string(),
+    };
     let t = s.trim().strip_prefix("ed25519:").unwrap_or(s.trim());
     let bytes = if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
         hex::decode(t).map_err(|_| bad("bad hex"))?
     } else {
         unb64(t).ok_or_else(|| bad("neither base64 nor 64 hex digits"))?
     };
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| bad("an Ed25519 public key is 32 bytes"))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| bad("an Ed25519 public key is 32 bytes"))?;
     ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| bad("not a valid Ed25519 point"))?;
     Ok(arr)
 }
@@ -351,8 +426,15 @@ impl TrustedKeys {
                     Some(s) => Some(parse_mldsa_public(s).map_err(&err)?),
                     None => None,
                 };
-                let label = v.get("worker_id").and_then(|x| x.as_str()).map(str::to_string);
-                entries.push(TrustedEntry { ed25519, ml_dsa_87, label });
+                let label = v
+                    .get("worker_id")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string);
+                entries.push(TrustedEntry {
+                    ed25519,
+                    ml_dsa_87,
+                    label,
+                });
                 continue;
             }
             let mut words = line.split_whitespace();
@@ -367,15 +449,25 @@ impl TrustedKeys {
                     label.push(w);
                 }
             }
-            let label = if label.is_empty() { None } else { Some(label.join(" ")) };
-            entries.push(TrustedEntry { ed25519, ml_dsa_87, label });
+            let label = if label.is_empty() {
+                None
+            } else {
+                Some(label.join(" "))
+            };
+            entries.push(TrustedEntry {
+                ed25519,
+                ml_dsa_87,
+                label,
+            });
         }
         Ok(TrustedKeys { entries })
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -414,7 +506,10 @@ mod tests {
         assert_eq!(sig.len(), MLDSA87_SIGNATURE_LEN);
         assert!(id.public().verify_ml_dsa(msg, b"ctx", &sig));
         assert!(!id.public().verify_ml_dsa(msg, b"other", &sig));
-        assert_eq!(id.public().ml_dsa_bytes().unwrap().len(), MLDSA87_PUBLIC_LEN);
+        assert_eq!(
+            id.public().ml_dsa_bytes().unwrap().len(),
+            MLDSA87_PUBLIC_LEN
+        );
     }
 
     #[test]

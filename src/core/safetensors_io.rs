@@ -9,7 +9,10 @@ use crate::core::error::{Classify, ErrorClass};
 #[derive(Debug, thiserror::Error)]
 pub enum SafetensorsError {
     #[error("reading {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid safetensors file: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -44,18 +47,31 @@ pub struct SafetensorsFile {
 /// Largest header gym accepts (the safetensors crate's own limit is 100 MB).
 const MAX_HEADER: u64 = 100_000_000;
 
-pub fn read_header(path: &Path, src: &dyn crate::core::delta::Source) -> Result<SafetensorsFile, SafetensorsError> {
-    let invalid = |reason: String| SafetensorsError::Invalid { path: path.to_path_buf(), reason };
-    let io = |source| SafetensorsError::Io { path: path.to_path_buf(), source };
+pub fn read_header(
+    path: &Path,
+    src: &dyn crate::core::delta::Source,
+) -> Result<SafetensorsFile, SafetensorsError> {
+    let invalid = |reason: String| SafetensorsError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let io = |source| SafetensorsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let total = src.len();
     if total < 8 {
-        return Err(invalid(format!("{total} bytes is shorter than the 8-byte header length")));
+        return Err(invalid(format!(
+            "{total} bytes is shorter than the 8-byte header length"
+        )));
     }
     let mut n = [0u8; 8];
     src.read_exact_at(0, &mut n).map_err(io)?;
     let n = u64::from_le_bytes(n);
     if n > MAX_HEADER || n > total - 8 {
-        return Err(invalid(format!("header length {n} is larger than the file or the 100 MB limit")));
+        return Err(invalid(format!(
+            "header length {n} is larger than the file or the 100 MB limit"
+        )));
     }
     let mut header = vec![0u8; n as usize];
     src.read_exact_at(8, &mut header).map_err(io)?;
@@ -71,17 +87,30 @@ pub fn read_header(path: &Path, src: &dyn crate::core::delta::Source) -> Result<
     }
     let mut tensors = Vec::new();
     for (name, info) in meta.tensors() {
-        let dtype = Dtype::from_safetensors(info.dtype)
-            .ok_or_else(|| invalid(format!("tensor {name:?}: dtype {:?} is not supported", info.dtype)))?;
+        let dtype = Dtype::from_safetensors(info.dtype).ok_or_else(|| {
+            invalid(format!(
+                "tensor {name:?}: dtype {:?} is not supported",
+                info.dtype
+            ))
+        })?;
         let (a, b) = info.data_offsets;
         tensors.push((
-            TensorSpec { name, dtype, shape: info.shape.iter().map(|&d| d as u64).collect(), len: (b - a) as u64 },
+            TensorSpec {
+                name,
+                dtype,
+                shape: info.shape.iter().map(|&d| d as u64).collect(),
+                len: (b - a) as u64,
+            },
             data_start + a as u64,
         ));
     }
     tensors.sort_by(|x, y| x.0.name.cmp(&y.0.name));
-    let mut metadata: Vec<(String, String)> =
-        meta.metadata().clone().unwrap_or_default().into_iter().collect();
+    let mut metadata: Vec<(String, String)> = meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     metadata.sort();
     Ok(SafetensorsFile { tensors, metadata })
 }
@@ -91,12 +120,14 @@ pub fn read_header(path: &Path, src: &dyn crate::core::delta::Source) -> Result<
 /// implementation does.
 pub fn header_bytes(tensors: &[TensorSpec], metadata: Option<&[(String, String)]>) -> Vec<u8> {
     let mut obj = serde_json::Map::new();
-    if let Some(m) = metadata {
-        if !m.is_empty() {
-            let mm: serde_json::Map<String, serde_json::Value> =
-                m.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-            obj.insert("__metadata__".into(), serde_json::Value::Object(mm));
-        }
+    if let Some(m) = metadata
+        && !m.is_empty()
+    {
+        let mm: serde_json::Map<String, serde_json::Value> = m
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        obj.insert("__metadata__".into(), serde_json::Value::Object(mm));
     }
     let mut off = 0u64;
     for t in tensors {
@@ -110,8 +141,9 @@ pub fn header_bytes(tensors: &[TensorSpec], metadata: Option<&[(String, String)]
         );
         off += t.len;
     }
-    let mut json = serde_json::to_vec(&serde_json::Value::Object(obj)).expect("JSON of strings and numbers");
-    while json.len() % 8 != 0 {
+    let mut json =
+        serde_json::to_vec(&serde_json::Value::Object(obj)).expect("JSON of strings and numbers");
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len());

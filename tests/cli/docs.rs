@@ -12,7 +12,11 @@ fn compare_dir(dir: &str, files: &[(String, Vec<u8>)]) {
         }
     }
     let on_disk: Vec<String> = std::fs::read_dir(&root)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     for f in on_disk {
         if !files.iter().any(|(n, _)| *n == f) {
@@ -65,7 +69,11 @@ fn help_snapshots_are_current() {
         args.push("--help".into());
         let (code, stdout, _) = run(gym().args(&args).env("COLUMNS", "100"));
         assert_eq!(code, 0, "gym {} --help failed", p.join(" "));
-        let name = if p.is_empty() { "gym.txt".to_string() } else { format!("gym-{}.txt", p.join("-")) };
+        let name = if p.is_empty() {
+            "gym.txt".to_string()
+        } else {
+            format!("gym-{}.txt", p.join("-"))
+        };
         let file = dir.join(&name);
         if update {
             std::fs::create_dir_all(&dir).unwrap();
@@ -84,5 +92,8 @@ fn help_snapshots_are_current() {
 fn completions_subcommand_prints_a_script() {
     let (code, stdout, _) = run(gym().args(["completions", "bash"]));
     assert_eq!(code, 0);
-    assert!(stdout.contains("_gym()"), "bash completion function missing");
+    assert!(
+        stdout.contains("_gym()"),
+        "bash completion function missing"
+    );
 }

@@ -36,7 +36,12 @@ struct Acc {
 
 /// Compares every tensor of `a` with the tensor of the same name in `b`. Both deltas must have
 /// passed verification (the caller checks); decoding errors are still reported.
-pub fn diff(sa: &dyn Source, a: &Delta, sb: &dyn Source, b: &Delta) -> Result<DiffReport, DeltaError> {
+pub fn diff(
+    sa: &dyn Source,
+    a: &Delta,
+    sb: &dyn Source,
+    b: &Delta,
+) -> Result<DiffReport, DeltaError> {
     let mut out = Vec::new();
     for ta in &a.tensors {
         let Some(tb) = b.tensor(&ta.name) else {
@@ -76,9 +81,18 @@ pub fn diff(sa: &dyn Source, a: &Delta, sb: &dyn Source, b: &Delta) -> Result<Di
             continue;
         }
         // Stream both tensors element by element, whatever their chunk sizes.
-        let (ea, eb) = ((ta.dtype.bits() / 8) as usize, (tb.dtype.bits() / 8) as usize);
+        let (ea, eb) = (
+            (ta.dtype.bits() / 8) as usize,
+            (tb.dtype.bits() / 8) as usize,
+        );
         let mut va: Vec<f64> = Vec::new();
-        let mut acc = Acc { sq: 0.0, max: 0.0, dot: 0.0, na: 0.0, nb: 0.0 };
+        let mut acc = Acc {
+            sq: 0.0,
+            max: 0.0,
+            dot: 0.0,
+            na: 0.0,
+            nb: 0.0,
+        };
         let mut same = ta.dtype == tb.dtype;
         let mut bytes_a: Vec<u8> = Vec::new();
         // Decode A fully per chunk window into f64 is unbounded; instead walk B's chunks and
@@ -136,7 +150,11 @@ pub fn diff(sa: &dyn Source, a: &Delta, sb: &dyn Source, b: &Delta) -> Result<Di
         debug_assert_eq!(seen, elements);
         d.l2 = Some(acc.sq.sqrt());
         d.max_abs = Some(acc.max);
-        d.cosine = if acc.na > 0.0 && acc.nb > 0.0 { Some(acc.dot / (acc.na.sqrt() * acc.nb.sqrt())) } else { None };
+        d.cosine = if acc.na > 0.0 && acc.nb > 0.0 {
+            Some(acc.dot / (acc.na.sqrt() * acc.nb.sqrt()))
+        } else {
+            None
+        };
         d.identical_bytes = Some(same);
         out.push(d);
     }
@@ -167,11 +185,12 @@ fn same_bytes(
     b: &Delta,
     tb: &read::TensorEntry,
 ) -> Result<bool, DeltaError> {
-    let hasher = |src: &dyn Source, d: &Delta, t: &read::TensorEntry| -> Result<[u8; 32], DeltaError> {
-        use sha3::Digest;
-        let mut h = sha3::Sha3_256::new();
-        read_tensor(src, d, t, |bytes| h.update(bytes))?;
-        Ok(h.finalize().into())
-    };
+    let hasher =
+        |src: &dyn Source, d: &Delta, t: &read::TensorEntry| -> Result<[u8; 32], DeltaError> {
+            use sha3::Digest;
+            let mut h = sha3::Sha3_256::new();
+            read_tensor(src, d, t, |bytes| h.update(bytes))?;
+            Ok(h.finalize().into())
+        };
     Ok(hasher(sa, a, ta)? == hasher(sb, b, tb)?)
 }

@@ -59,7 +59,9 @@ impl Dtype {
 
     /// The code stored in the file: the index in the table of `docs/delta-format.md`.
     pub fn code(self) -> u8 {
-        ALL.iter().position(|d| *d == self).expect("every dtype is in ALL") as u8
+        ALL.iter()
+            .position(|d| *d == self)
+            .expect("every dtype is in ALL") as u8
     }
 
     pub fn from_code(c: u8) -> Option<Self> {
@@ -178,7 +180,10 @@ impl Dtype {
 
     pub fn is_numeric(self) -> bool {
         use Dtype::*;
-        matches!(self, Bool | U8 | I8 | I16 | U16 | F16 | Bf16 | I32 | U32 | F32 | F64 | I64 | U64)
+        matches!(
+            self,
+            Bool | U8 | I8 | I16 | U16 | F16 | Bf16 | I32 | U32 | F32 | F64 | I64 | U64
+        )
     }
 }
 

@@ -69,12 +69,17 @@ pub struct Attestation {
 
 impl Default for Attestation {
     fn default() -> Self {
-        Attestation { kind: "none".into(), evidence: None }
+        Attestation {
+            kind: "none".into(),
+            evidence: None,
+        }
     }
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 impl Metadata {
@@ -114,26 +119,37 @@ impl Metadata {
     pub fn validate(&self) -> Result<(), String> {
         timefmt::validate_utc(&self.timestamp)?;
         if self.worker_id.is_empty() || self.worker_id.len() > 128 {
-            return Err(format!("worker_id must be 1 to 128 bytes, got {}", self.worker_id.len()));
+            return Err(format!(
+                "worker_id must be 1 to 128 bytes, got {}",
+                self.worker_id.len()
+            ));
         }
         if self.worker_id.chars().any(char::is_control) {
             return Err("worker_id contains control characters".into());
         }
-        if let Some(l) = self.loss {
-            if !l.is_finite() {
-                return Err(format!("loss must be finite, got {l}"));
-            }
+        if let Some(l) = self.loss
+            && !l.is_finite()
+        {
+            return Err(format!("loss must be finite, got {l}"));
         }
-        for (field, v) in [("base_hash", &self.base_hash), ("parent_hash", &self.parent_hash)] {
-            if let Some(h) = v {
-                if !is_hex64(h) {
-                    return Err(format!("{field} must be 64 lowercase hex digits (SHA3-256), got {h:?}"));
-                }
+        for (field, v) in [
+            ("base_hash", &self.base_hash),
+            ("parent_hash", &self.parent_hash),
+        ] {
+            if let Some(h) = v
+                && !is_hex64(h)
+            {
+                return Err(format!(
+                    "{field} must be 64 lowercase hex digits (SHA3-256), got {h:?}"
+                ));
             }
         }
         if let Some(c) = &self.compute {
             if !(c.flops.is_finite() && c.flops >= 0.0) {
-                return Err(format!("compute.flops must be finite and non-negative, got {}", c.flops));
+                return Err(format!(
+                    "compute.flops must be finite and non-negative, got {}",
+                    c.flops
+                ));
             }
             if !(c.wall_seconds.is_finite() && c.wall_seconds >= 0.0) {
                 return Err(format!(
@@ -145,9 +161,13 @@ impl Metadata {
         let k = &self.attestation.kind;
         if k.is_empty()
             || k.len() > 64
-            || !k.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+            || !k
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
         {
-            return Err(format!("attestation.type {k:?} must be 1 to 64 characters of [a-z0-9_-]"));
+            return Err(format!(
+                "attestation.type {k:?} must be 1 to 64 characters of [a-z0-9_-]"
+            ));
         }
         if k == "none" && self.attestation.evidence.is_some() {
             return Err("attestation.type is \"none\" but evidence is present".into());

@@ -8,6 +8,8 @@ mod meta;
 mod pack;
 mod read;
 mod sign;
+#[cfg(test)]
+mod tests;
 pub mod vectors;
 
 pub use diff::{DiffReport, TensorDiff, diff};
@@ -15,8 +17,8 @@ pub use dtype::Dtype;
 pub use meta::{Attestation, Compute, Metadata};
 pub use pack::{PackError, PackInput, PackOptions, PackSummary, TensorSource, pack, pack_to_vec};
 pub use read::{
-    ChunkRef, Delta, FileSource, Source, TensorEntry, UnpackError, UnpackSummary, VerifyOptions, VerifyReport, read_bytes,
-    unpack_to_safetensors, verify,
+    ChunkRef, Delta, FileSource, Source, TensorEntry, UnpackError, UnpackSummary, VerifyOptions,
+    VerifyReport, read_bytes, unpack_to_safetensors, verify,
 };
 pub use sign::{SIGNATURE_CONTEXT, SignatureBlock, signing_message};
 
@@ -98,59 +100,182 @@ pub enum DeltaError {
     #[error("flags byte {flags:#04x} sets the hybrid bit without the signed bit")]
     HybridWithoutSigned { flags: u8 },
     #[error("file truncated in {what} at offset {offset}: needs {need} more bytes, {have} left")]
-    Truncated { what: String, offset: u64, need: u64, have: u64 },
+    Truncated {
+        what: String,
+        offset: u64,
+        need: u64,
+        have: u64,
+    },
     #[error("metadata length {len} at offset 24 exceeds the limit of {MAX_METADATA_LEN} bytes")]
     MetadataTooLong { len: u32 },
     #[error("metadata at offset {offset}: {reason}")]
     Metadata { offset: u64, reason: String },
-    #[error("chunk size {size} at offset {offset} is not a power of two in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")]
+    #[error(
+        "chunk size {size} at offset {offset} is not a power of two in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]"
+    )]
     BadChunkSize { offset: u64, size: u32 },
     #[error("tensor count {count} at offset {offset} exceeds the limit of {MAX_TENSORS}")]
     TooManyTensors { offset: u64, count: u32 },
     #[error("tensor #{index} at offset {offset}: name length {len} is {problem}")]
-    NameLength { index: u32, offset: u64, len: u32, problem: &'static str },
+    NameLength {
+        index: u32,
+        offset: u64,
+        len: u32,
+        problem: &'static str,
+    },
     #[error("tensor #{index} at offset {offset}: name is not valid UTF-8")]
     NameNotUtf8 { index: u32, offset: u64 },
     #[error("tensor {name:?} at offset {offset}: duplicate name (first at tensor #{first})")]
-    DuplicateName { name: String, offset: u64, first: u32 },
+    DuplicateName {
+        name: String,
+        offset: u64,
+        first: u32,
+    },
     #[error("tensor {name:?} at offset {offset}: unknown dtype code {code}")]
     UnknownDtype { name: String, offset: u64, code: u8 },
     #[error("tensor {name:?} at offset {offset}: rank {rank} exceeds the limit of {MAX_RANK}")]
     RankTooLarge { name: String, offset: u64, rank: u8 },
-    #[error("tensor {name:?} at offset {offset}: shape {shape:?} overflows or exceeds {MAX_TENSOR_BYTES} bytes")]
-    ShapeOverflow { name: String, offset: u64, shape: Vec<u64> },
+    #[error(
+        "tensor {name:?} at offset {offset}: shape {shape:?} overflows or exceeds {MAX_TENSOR_BYTES} bytes"
+    )]
+    ShapeOverflow {
+        name: String,
+        offset: u64,
+        shape: Vec<u64>,
+    },
     #[error("tensor {name:?}: {elements} {dtype} elements are not a whole number of bytes")]
-    NotByteAligned { name: String, elements: u64, dtype: &'static str },
-    #[error("tensor {name:?} at offset {offset}: data length {declared} does not match its chunks ({actual})")]
-    DataLength { name: String, offset: u64, declared: u64, actual: u64 },
-    #[error("tensor {name:?} chunk {chunk} at offset {offset}: raw length {raw} should be {expected}")]
-    ChunkRawLength { name: String, chunk: u64, offset: u64, raw: u32, expected: u64 },
+    NotByteAligned {
+        name: String,
+        elements: u64,
+        dtype: &'static str,
+    },
+    #[error(
+        "tensor {name:?} at offset {offset}: data length {declared} does not match its chunks ({actual})"
+    )]
+    DataLength {
+        name: String,
+        offset: u64,
+        declared: u64,
+        actual: u64,
+    },
+    #[error(
+        "tensor {name:?} chunk {chunk} at offset {offset}: raw length {raw} should be {expected}"
+    )]
+    ChunkRawLength {
+        name: String,
+        chunk: u64,
+        offset: u64,
+        raw: u32,
+        expected: u64,
+    },
     #[error("tensor {name:?} chunk {chunk} at offset {offset}: stored length {stored} {problem}")]
-    ChunkStoredLength { name: String, chunk: u64, offset: u64, stored: u32, problem: String },
+    ChunkStoredLength {
+        name: String,
+        chunk: u64,
+        offset: u64,
+        stored: u32,
+        problem: String,
+    },
     #[error("tensor {name:?} chunk {chunk} at offset {offset}: LZ4 data is corrupt: {reason}")]
-    Decompress { name: String, chunk: u64, offset: u64, reason: String },
-    #[error("tensor {name:?} chunk {chunk} at offset {offset}: decompressed to {actual} bytes, declared {declared}")]
-    DecompressedSize { name: String, chunk: u64, offset: u64, declared: u32, actual: u64 },
+    Decompress {
+        name: String,
+        chunk: u64,
+        offset: u64,
+        reason: String,
+    },
+    #[error(
+        "tensor {name:?} chunk {chunk} at offset {offset}: decompressed to {actual} bytes, declared {declared}"
+    )]
+    DecompressedSize {
+        name: String,
+        chunk: u64,
+        offset: u64,
+        declared: u32,
+        actual: u64,
+    },
     #[error("{count} trailing bytes at offset {offset} after the end of the {after}")]
-    TrailingBytes { offset: u64, count: u64, after: &'static str },
+    TrailingBytes {
+        offset: u64,
+        count: u64,
+        after: &'static str,
+    },
     #[error("checksum mismatch: header says {stored}, content hashes to {computed}")]
     Checksum { stored: String, computed: String },
     #[error("{algorithm} signature at offset {offset} does not verify")]
-    BadSignature { algorithm: &'static str, offset: u64 },
+    BadSignature {
+        algorithm: &'static str,
+        offset: u64,
+    },
     #[error("invalid {algorithm} public key at offset {offset}: {reason}")]
-    BadPublicKey { algorithm: &'static str, offset: u64, reason: String },
+    BadPublicKey {
+        algorithm: &'static str,
+        offset: u64,
+        reason: String,
+    },
     #[error("the delta is not signed, and a signature is required")]
     Unsigned,
     #[error("signer {worker_id} (ed25519 {ed25519}) is not in the trusted keys")]
     Untrusted { worker_id: String, ed25519: String },
     #[error("signer {worker_id} is trusted with an ML-DSA-87 key, but {problem}")]
-    TrustedPqMismatch { worker_id: String, problem: &'static str },
+    TrustedPqMismatch {
+        worker_id: String,
+        problem: &'static str,
+    },
     #[error("sequence number {seq} is below the minimum {min} (stale or replayed delta)")]
     StaleSequence { seq: u64, min: u64 },
-    #[error("sequence number {seq} of signer {worker_id} is not above {previous} from an earlier input (replay)")]
-    ReplayedSequence { seq: u64, previous: u64, worker_id: String },
+    #[error(
+        "sequence number {seq} of signer {worker_id} is not above {previous} from an earlier input (replay)"
+    )]
+    ReplayedSequence {
+        seq: u64,
+        previous: u64,
+        worker_id: String,
+    },
     #[error("base model hash {found} differs from the required {expected}")]
     BaseHash { found: String, expected: String },
+}
+
+impl DeltaError {
+    /// A stable identifier of the variant, used by the test-vector manifest and `--json`
+    /// output, and listed in `docs/delta-format.md`.
+    pub fn kind(&self) -> &'static str {
+        use DeltaError::*;
+        match self {
+            Io { .. } => "io",
+            BadMagic { .. } => "bad_magic",
+            UnsupportedVersion { .. } => "unsupported_version",
+            UnknownCompression { .. } => "unknown_compression",
+            UnknownFlags { .. } => "unknown_flags",
+            HybridWithoutSigned { .. } => "hybrid_without_signed",
+            Truncated { .. } => "truncated",
+            MetadataTooLong { .. } => "metadata_too_long",
+            Metadata { .. } => "metadata",
+            BadChunkSize { .. } => "bad_chunk_size",
+            TooManyTensors { .. } => "too_many_tensors",
+            NameLength { .. } => "name_length",
+            NameNotUtf8 { .. } => "name_not_utf8",
+            DuplicateName { .. } => "duplicate_name",
+            UnknownDtype { .. } => "unknown_dtype",
+            RankTooLarge { .. } => "rank_too_large",
+            ShapeOverflow { .. } => "shape_overflow",
+            NotByteAligned { .. } => "not_byte_aligned",
+            DataLength { .. } => "data_length",
+            ChunkRawLength { .. } => "chunk_raw_length",
+            ChunkStoredLength { .. } => "chunk_stored_length",
+            Decompress { .. } => "decompress",
+            DecompressedSize { .. } => "decompressed_size",
+            TrailingBytes { .. } => "trailing_bytes",
+            Checksum { .. } => "checksum",
+            BadSignature { .. } => "bad_signature",
+            BadPublicKey { .. } => "bad_public_key",
+            Unsigned => "unsigned",
+            Untrusted { .. } => "untrusted",
+            TrustedPqMismatch { .. } => "trusted_pq_mismatch",
+            StaleSequence { .. } => "stale_sequence",
+            ReplayedSequence { .. } => "replayed_sequence",
+            BaseHash { .. } => "base_hash",
+        }
+    }
 }
 
 impl Classify for DeltaError {

@@ -16,7 +16,10 @@ use crate::core::keys::Identity;
 pub enum TensorSource<'a> {
     Bytes(&'a [u8]),
     /// `len` bytes at `offset` of `src`.
-    At { src: &'a dyn Source, offset: u64 },
+    At {
+        src: &'a dyn Source,
+        offset: u64,
+    },
 }
 
 pub struct PackInput<'a> {
@@ -51,7 +54,10 @@ pub enum PackError {
     #[error("metadata: {0}")]
     Metadata(String),
     #[error("reading tensor {name:?}: {source}")]
-    Read { name: String, source: std::io::Error },
+    Read {
+        name: String,
+        source: std::io::Error,
+    },
     #[error("writing output: {0}")]
     Write(std::io::Error),
 }
@@ -116,7 +122,9 @@ impl<W: Write + Seek> Out<'_, W> {
         let inner = self.w.get_mut();
         inner.seek(SeekFrom::Start(at)).map_err(PackError::Write)?;
         inner.write_all(bytes).map_err(PackError::Write)?;
-        inner.seek(SeekFrom::Start(self.pos)).map_err(PackError::Write)?;
+        inner
+            .seek(SeekFrom::Start(self.pos))
+            .map_err(PackError::Write)?;
         Ok(())
     }
 }
@@ -124,7 +132,10 @@ impl<W: Write + Seek> Out<'_, W> {
 /// Checks inputs against the same limits the reader enforces; returns each tensor's byte size.
 fn validate(inputs: &[PackInput<'_>]) -> Result<Vec<u64>, PackError> {
     if inputs.len() as u64 > MAX_TENSORS as u64 {
-        return Err(PackError::Invalid(DeltaError::TooManyTensors { offset: 0, count: inputs.len() as u32 }));
+        return Err(PackError::Invalid(DeltaError::TooManyTensors {
+            offset: 0,
+            count: inputs.len() as u32,
+        }));
     }
     let mut seen = HashSet::new();
     let mut sizes = Vec::with_capacity(inputs.len());
@@ -136,11 +147,19 @@ fn validate(inputs: &[PackInput<'_>]) -> Result<Vec<u64>, PackError> {
                 index,
                 offset: 0,
                 len: len as u32,
-                problem: if len == 0 { "zero" } else { "over the limit of 1024 bytes" },
+                problem: if len == 0 {
+                    "zero"
+                } else {
+                    "over the limit of 1024 bytes"
+                },
             }));
         }
         if !seen.insert(t.name.as_str()) {
-            return Err(PackError::Invalid(DeltaError::DuplicateName { name: t.name.clone(), offset: 0, first: 0 }));
+            return Err(PackError::Invalid(DeltaError::DuplicateName {
+                name: t.name.clone(),
+                offset: 0,
+                first: 0,
+            }));
         }
         if t.shape.len() > MAX_RANK as usize {
             return Err(PackError::Invalid(DeltaError::RankTooLarge {
@@ -149,37 +168,61 @@ fn validate(inputs: &[PackInput<'_>]) -> Result<Vec<u64>, PackError> {
                 rank: t.shape.len() as u8,
             }));
         }
-        let overflow = || PackError::Invalid(DeltaError::ShapeOverflow { name: t.name.clone(), offset: 0, shape: t.shape.clone() });
-        let elements = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(overflow)?;
+        let overflow = || {
+            PackError::Invalid(DeltaError::ShapeOverflow {
+                name: t.name.clone(),
+                offset: 0,
+                shape: t.shape.clone(),
+            })
+        };
+        let elements = t
+            .shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or_else(overflow)?;
         let bytes = t.dtype.byte_len(elements).ok_or_else(|| {
-            PackError::Invalid(DeltaError::NotByteAligned { name: t.name.clone(), elements, dtype: t.dtype.name() })
+            PackError::Invalid(DeltaError::NotByteAligned {
+                name: t.name.clone(),
+                elements,
+                dtype: t.dtype.name(),
+            })
         })?;
         if bytes > MAX_TENSOR_BYTES {
             return Err(overflow());
         }
-        if let TensorSource::Bytes(b) = &t.data {
-            if b.len() as u64 != bytes {
-                return Err(PackError::Invalid(DeltaError::DataLength {
-                    name: t.name.clone(),
-                    offset: 0,
-                    declared: bytes,
-                    actual: b.len() as u64,
-                }));
-            }
+        if let TensorSource::Bytes(b) = &t.data
+            && <[u8]>::len(b) as u64 != bytes
+        {
+            return Err(PackError::Invalid(DeltaError::DataLength {
+                name: t.name.clone(),
+                offset: 0,
+                declared: bytes,
+                actual: <[u8]>::len(b) as u64,
+            }));
         }
         sizes.push(bytes);
     }
     Ok(sizes)
 }
 
-fn run_job(inputs: &[PackInput<'_>], job: &Job, compression: Compression, raw: &mut Vec<u8>) -> Result<Done, PackError> {
+fn run_job(
+    inputs: &[PackInput<'_>],
+    job: &Job,
+    compression: Compression,
+    raw: &mut Vec<u8>,
+) -> Result<Done, PackError> {
     let t = &inputs[job.tensor];
     let slice: &[u8] = match &t.data {
-        TensorSource::Bytes(b) => &b[job.offset_in_tensor as usize..job.offset_in_tensor as usize + job.len as usize],
+        TensorSource::Bytes(b) => {
+            &b[job.offset_in_tensor as usize..job.offset_in_tensor as usize + job.len as usize]
+        }
         TensorSource::At { src, offset } => {
             raw.resize(job.len as usize, 0);
             src.read_exact_at(offset + job.offset_in_tensor, raw)
-                .map_err(|source| PackError::Read { name: t.name.clone(), source })?;
+                .map_err(|source| PackError::Read {
+                    name: t.name.clone(),
+                    source,
+                })?;
             raw
         }
     };
@@ -198,7 +241,11 @@ fn run_job(inputs: &[PackInput<'_>], job: &Job, compression: Compression, raw: &
         }
     };
     let digest = crate::core::hash::sha3_256(&stored);
-    Ok(Done { raw_len: job.len, stored, digest })
+    Ok(Done {
+        raw_len: job.len,
+        stored,
+        digest,
+    })
 }
 
 /// Writes a delta to `out` (which must be positioned at its start and seekable: the header's
@@ -212,13 +259,16 @@ pub fn pack<W: Write + Seek + Send>(
     let sizes = validate(inputs)?;
     let cs = opts.chunk_size;
     if !cs.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&cs) {
-        return Err(PackError::Invalid(DeltaError::BadChunkSize { offset: 0, size: cs }));
+        return Err(PackError::Invalid(DeltaError::BadChunkSize {
+            offset: 0,
+            size: cs,
+        }));
     }
     let mut meta = opts.metadata.clone();
-    if let Some(id) = opts.identity {
-        if meta.worker_id.is_empty() {
-            meta.worker_id = id.public().worker_id();
-        }
+    if let Some(id) = opts.identity
+        && meta.worker_id.is_empty()
+    {
+        meta.worker_id = id.public().worker_id();
     }
     let meta_json = meta.to_json().map_err(PackError::Metadata)?;
     if meta_json.len() > MAX_METADATA_LEN as usize {
@@ -230,7 +280,13 @@ pub fn pack<W: Write + Seek + Send>(
 
     let signed = opts.identity.is_some();
     let hybrid = opts.identity.map(|i| i.is_hybrid()).unwrap_or(false);
-    let flags = if hybrid { FLAG_SIGNED | FLAG_HYBRID } else if signed { FLAG_SIGNED } else { 0 };
+    let flags = if hybrid {
+        FLAG_SIGNED | FLAG_HYBRID
+    } else if signed {
+        FLAG_SIGNED
+    } else {
+        0
+    };
     let mut header = [0u8; HEADER_LEN];
     header[..5].copy_from_slice(&MAGIC);
     header[5] = VERSION;
@@ -240,9 +296,17 @@ pub fn pack<W: Write + Seek + Send>(
     // The digest input: header[0..8] then every body byte, chunk payloads replaced by digests.
     let mut top = Sha3_256::new();
     top.update(&header[..8]);
-    let mut o = Out { w: std::io::BufWriter::with_capacity(1 << 20, out), pos: 0 };
+    let mut o = Out {
+        w: std::io::BufWriter::with_capacity(1 << 20, out),
+        pos: 0,
+    };
     o.put(&header)?;
-    for part in [&(meta_json.len() as u32).to_le_bytes()[..], &meta_json, &cs.to_le_bytes(), &(inputs.len() as u32).to_le_bytes()] {
+    for part in [
+        &(meta_json.len() as u32).to_le_bytes()[..],
+        &meta_json,
+        &cs.to_le_bytes(),
+        &(inputs.len() as u32).to_le_bytes(),
+    ] {
         o.put(part)?;
         top.update(part);
     }
@@ -268,7 +332,11 @@ pub fn pack<W: Write + Seek + Send>(
         let jobs: Vec<Job> = (0..size.div_ceil(cs as u64))
             .map(|k| {
                 let off = k * cs as u64;
-                Job { tensor: ti, offset_in_tensor: off, len: (size - off).min(cs as u64) as u32 }
+                Job {
+                    tensor: ti,
+                    offset_in_tensor: off,
+                    len: (size - off).min(cs as u64) as u32,
+                }
             })
             .collect();
         let mut data_len = 0u64;
@@ -327,7 +395,11 @@ pub fn pack<W: Write + Seek + Send>(
             }
             None => None,
         };
-        let block = SignatureBlock { ed25519_public: ed_pk, ed25519_signature: ed_sig, ml_dsa_87: ml };
+        let block = SignatureBlock {
+            ed25519_public: ed_pk,
+            ed25519_signature: ed_sig,
+            ml_dsa_87: ml,
+        };
         o.put(&block.encode())?;
     }
     let file_bytes = o.pos;
@@ -347,7 +419,10 @@ pub fn pack<W: Write + Seek + Send>(
 }
 
 /// [`pack`] into memory.
-pub fn pack_to_vec(inputs: &[PackInput<'_>], opts: &PackOptions<'_>) -> Result<(Vec<u8>, PackSummary), PackError> {
+pub fn pack_to_vec(
+    inputs: &[PackInput<'_>],
+    opts: &PackOptions<'_>,
+) -> Result<(Vec<u8>, PackSummary), PackError> {
     let mut cur = std::io::Cursor::new(Vec::new());
     let s = pack(inputs, opts, &mut cur, &|_| {})?;
     Ok((cur.into_inner(), s))

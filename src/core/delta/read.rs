@@ -27,8 +27,12 @@ impl Source for &[u8] {
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let start = usize::try_from(offset).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
-        let end = start.checked_add(buf.len()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
-        let src = self.get(start..end).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        let end = start
+            .checked_add(buf.len())
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        let src = self
+            .get(start..end)
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -70,7 +74,6 @@ impl Source for FileSource {
         Ok(())
     }
 }
-
 
 /// One tensor record, as declared.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,12 +159,20 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    fn take(&mut self, n: u64, what: &dyn Fn() -> String, skel: &mut Vec<u8>) -> Result<Vec<u8>, DeltaError> {
+    fn take(
+        &mut self,
+        n: u64,
+        what: &dyn Fn() -> String,
+        skel: &mut Vec<u8>,
+    ) -> Result<Vec<u8>, DeltaError> {
         self.need(n, what)?;
         let mut buf = vec![0u8; n as usize];
         self.src
             .read_exact_at(self.pos, &mut buf)
-            .map_err(|source| DeltaError::Io { offset: self.pos, source })?;
+            .map_err(|source| DeltaError::Io {
+                offset: self.pos,
+                source,
+            })?;
         self.pos += n;
         skel.extend_from_slice(&buf);
         Ok(buf)
@@ -186,7 +197,9 @@ impl<'a> Cursor<'a> {
 pub fn read_header(h: &[u8]) -> Result<(u8, Compression, u8, [u8; 16]), DeltaError> {
     let magic = h.get(..5).unwrap_or(h);
     if magic != MAGIC {
-        return Err(DeltaError::BadMagic { found: magic.to_vec() });
+        return Err(DeltaError::BadMagic {
+            found: magic.to_vec(),
+        });
     }
     if h.len() < HEADER_LEN {
         return Err(DeltaError::Truncated {
@@ -200,10 +213,14 @@ pub fn read_header(h: &[u8]) -> Result<(u8, Compression, u8, [u8; 16]), DeltaErr
     if version != VERSION {
         return Err(DeltaError::UnsupportedVersion { version });
     }
-    let compression = Compression::from_code(h[6]).ok_or(DeltaError::UnknownCompression { code: h[6] })?;
+    let compression =
+        Compression::from_code(h[6]).ok_or(DeltaError::UnknownCompression { code: h[6] })?;
     let flags = h[7];
     if flags & !KNOWN_FLAGS != 0 {
-        return Err(DeltaError::UnknownFlags { flags, bits: flags & !KNOWN_FLAGS });
+        return Err(DeltaError::UnknownFlags {
+            flags,
+            bits: flags & !KNOWN_FLAGS,
+        });
     }
     if flags & FLAG_HYBRID != 0 && flags & FLAG_SIGNED == 0 {
         return Err(DeltaError::HybridWithoutSigned { flags });
@@ -218,11 +235,16 @@ impl Delta {
     pub fn scan(src: &dyn Source) -> Result<Delta, DeltaError> {
         let len = src.len();
         let mut head = vec![0u8; len.min(HEADER_LEN as u64) as usize];
-        src.read_exact_at(0, &mut head).map_err(|source| DeltaError::Io { offset: 0, source })?;
+        src.read_exact_at(0, &mut head)
+            .map_err(|source| DeltaError::Io { offset: 0, source })?;
         let (version, compression, flags, checksum) = read_header(&head)?;
 
         let mut skel: Vec<u8> = head[..8].to_vec();
-        let mut c = Cursor { src, pos: HEADER_LEN as u64, len };
+        let mut c = Cursor {
+            src,
+            pos: HEADER_LEN as u64,
+            len,
+        };
 
         // Metadata section.
         let metadata_len = c.u32(&|| "metadata length".into(), &mut skel)?;
@@ -231,19 +253,28 @@ impl Delta {
         }
         let meta_offset = c.pos;
         let meta_bytes = c.take(metadata_len as u64, &|| "metadata".into(), &mut skel)?;
-        let metadata = Metadata::from_json(&meta_bytes)
-            .map_err(|reason| DeltaError::Metadata { offset: meta_offset, reason })?;
+        let metadata = Metadata::from_json(&meta_bytes).map_err(|reason| DeltaError::Metadata {
+            offset: meta_offset,
+            reason,
+        })?;
 
         // Tensor section.
         let cs_offset = c.pos;
         let chunk_size = c.u32(&|| "chunk size".into(), &mut skel)?;
-        if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-            return Err(DeltaError::BadChunkSize { offset: cs_offset, size: chunk_size });
+        if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size)
+        {
+            return Err(DeltaError::BadChunkSize {
+                offset: cs_offset,
+                size: chunk_size,
+            });
         }
         let count_offset = c.pos;
         let count = c.u32(&|| "tensor count".into(), &mut skel)?;
         if count > MAX_TENSORS {
-            return Err(DeltaError::TooManyTensors { offset: count_offset, count });
+            return Err(DeltaError::TooManyTensors {
+                offset: count_offset,
+                count,
+            });
         }
 
         let mut tensors: Vec<TensorEntry> = Vec::with_capacity(count.min(1024) as usize);
@@ -255,7 +286,12 @@ impl Delta {
             let offset = c.pos;
             let name_len = c.u32(&|| format!("tensor #{index} name length"), &mut skel)?;
             if name_len == 0 {
-                return Err(DeltaError::NameLength { index, offset, len: 0, problem: "zero" });
+                return Err(DeltaError::NameLength {
+                    index,
+                    offset,
+                    len: 0,
+                    problem: "zero",
+                });
             }
             if name_len > MAX_NAME_LEN {
                 return Err(DeltaError::NameLength {
@@ -265,10 +301,19 @@ impl Delta {
                     problem: "over the limit of 1024 bytes",
                 });
             }
-            let name_bytes = c.take(name_len as u64, &|| format!("tensor #{index} name"), &mut skel)?;
-            let name = String::from_utf8(name_bytes).map_err(|_| DeltaError::NameNotUtf8 { index, offset })?;
+            let name_bytes = c.take(
+                name_len as u64,
+                &|| format!("tensor #{index} name"),
+                &mut skel,
+            )?;
+            let name = String::from_utf8(name_bytes)
+                .map_err(|_| DeltaError::NameNotUtf8 { index, offset })?;
             if let Some(first) = names.get(&name) {
-                return Err(DeltaError::DuplicateName { name, offset, first: *first });
+                return Err(DeltaError::DuplicateName {
+                    name,
+                    offset,
+                    first: *first,
+                });
             }
             let code = c.u8(&|| format!("tensor {name:?} dtype"), &mut skel)?;
             let dtype = Dtype::from_code(code).ok_or_else(|| DeltaError::UnknownDtype {
@@ -288,13 +333,35 @@ impl Delta {
             let raw_len = match elements {
                 Some(e) => match dtype.byte_len(e) {
                     Some(b) if b <= MAX_TENSOR_BYTES => b,
-                    Some(_) => return Err(DeltaError::ShapeOverflow { name, offset, shape }),
-                    None if e.checked_mul(dtype.bits()).is_some() => {
-                        return Err(DeltaError::NotByteAligned { name, elements: e, dtype: dtype.name() });
+                    Some(_) => {
+                        return Err(DeltaError::ShapeOverflow {
+                            name,
+                            offset,
+                            shape,
+                        });
                     }
-                    None => return Err(DeltaError::ShapeOverflow { name, offset, shape }),
+                    None if e.checked_mul(dtype.bits()).is_some() => {
+                        return Err(DeltaError::NotByteAligned {
+                            name,
+                            elements: e,
+                            dtype: dtype.name(),
+                        });
+                    }
+                    None => {
+                        return Err(DeltaError::ShapeOverflow {
+                            name,
+                            offset,
+                            shape,
+                        });
+                    }
                 },
-                None => return Err(DeltaError::ShapeOverflow { name, offset, shape }),
+                None => {
+                    return Err(DeltaError::ShapeOverflow {
+                        name,
+                        offset,
+                        shape,
+                    });
+                }
             };
             let data_len_offset = c.pos;
             let data_len = c.u64(&|| format!("tensor {name:?} data length"), &mut skel)?;
@@ -308,7 +375,10 @@ impl Delta {
             for k in 0..n_chunks {
                 let ch_offset = c.pos;
                 let expected_raw = (raw_len - k * chunk_size as u64).min(chunk_size as u64);
-                let raw = c.u32(&|| format!("tensor {name:?} chunk {k} raw length"), &mut skel)?;
+                let raw = c.u32(
+                    &|| format!("tensor {name:?} chunk {k} raw length"),
+                    &mut skel,
+                )?;
                 if raw as u64 != expected_raw {
                     return Err(DeltaError::ChunkRawLength {
                         name,
@@ -318,7 +388,10 @@ impl Delta {
                         expected: expected_raw,
                     });
                 }
-                let stored = c.u32(&|| format!("tensor {name:?} chunk {k} stored length"), &mut skel)?;
+                let stored = c.u32(
+                    &|| format!("tensor {name:?} chunk {k} stored length"),
+                    &mut skel,
+                )?;
                 let bad_stored = |problem: String| DeltaError::ChunkStoredLength {
                     name: name.clone(),
                     chunk: k,
@@ -330,7 +403,9 @@ impl Delta {
                     return Err(bad_stored(format!("exceeds its raw length {raw}")));
                 }
                 if compression == Compression::None && stored != raw {
-                    return Err(bad_stored(format!("differs from raw length {raw} in an uncompressed file")));
+                    return Err(bad_stored(format!(
+                        "differs from raw length {raw} in an uncompressed file"
+                    )));
                 }
                 if stored == 0 {
                     return Err(bad_stored("is zero".into()));
@@ -345,7 +420,13 @@ impl Delta {
                         actual: consumed,
                     });
                 }
-                chunks.push(ChunkRef { tensor: tensor_idx, index: k, offset: ch_offset, raw_len: raw, stored_len: stored });
+                chunks.push(ChunkRef {
+                    tensor: tensor_idx,
+                    index: k,
+                    offset: ch_offset,
+                    raw_len: raw,
+                    stored_len: stored,
+                });
                 c.pos += stored as u64;
                 slots.push(skel.len());
                 skel.extend_from_slice(&[0u8; 32]);
@@ -353,7 +434,12 @@ impl Delta {
             }
             let consumed = c.pos - data_start;
             if consumed != data_len {
-                return Err(DeltaError::DataLength { name, offset: data_len_offset, declared: data_len, actual: consumed });
+                return Err(DeltaError::DataLength {
+                    name,
+                    offset: data_len_offset,
+                    declared: data_len,
+                    actual: consumed,
+                });
             }
             names.insert(name.clone(), index);
             tensors.push(TensorEntry {
@@ -375,8 +461,16 @@ impl Delta {
             let pk = c.take(32, &what("Ed25519 public key"), &mut scratch)?;
             let sig = c.take(64, &what("Ed25519 signature"), &mut scratch)?;
             let ml = if hybrid {
-                let pk = c.take(keys::MLDSA87_PUBLIC_LEN as u64, &what("ML-DSA-87 public key"), &mut scratch)?;
-                let sig = c.take(keys::MLDSA87_SIGNATURE_LEN as u64, &what("ML-DSA-87 signature"), &mut scratch)?;
+                let pk = c.take(
+                    keys::MLDSA87_PUBLIC_LEN as u64,
+                    &what("ML-DSA-87 public key"),
+                    &mut scratch,
+                )?;
+                let sig = c.take(
+                    keys::MLDSA87_SIGNATURE_LEN as u64,
+                    &what("ML-DSA-87 signature"),
+                    &mut scratch,
+                )?;
                 Some((pk, sig))
             } else {
                 None
@@ -385,7 +479,11 @@ impl Delta {
             ed25519_public.copy_from_slice(&pk);
             let mut ed25519_signature = [0u8; 64];
             ed25519_signature.copy_from_slice(&sig);
-            Some(SignatureBlock { ed25519_public, ed25519_signature, ml_dsa_87: ml })
+            Some(SignatureBlock {
+                ed25519_public,
+                ed25519_signature,
+                ml_dsa_87: ml,
+            })
         } else {
             None
         };
@@ -393,7 +491,11 @@ impl Delta {
             return Err(DeltaError::TrailingBytes {
                 offset: c.pos,
                 count: len - c.pos,
-                after: if signature.is_some() { "signature section" } else { "tensor section" },
+                after: if signature.is_some() {
+                    "signature section"
+                } else {
+                    "tensor section"
+                },
             });
         }
 
@@ -450,7 +552,10 @@ fn process_chunk(
 ) -> Result<ChunkOutcome, DeltaError> {
     stored.resize(ch.stored_len as usize, 0);
     src.read_exact_at(ch.data_offset(), stored)
-        .map_err(|source| DeltaError::Io { offset: ch.data_offset(), source })?;
+        .map_err(|source| DeltaError::Io {
+            offset: ch.data_offset(),
+            source,
+        })?;
     let digest: [u8; 32] = crate::core::hash::sha3_256(stored);
     let name = || delta.tensors[ch.tensor as usize].name.clone();
     let err = if ch.is_raw() {
@@ -477,18 +582,26 @@ fn process_chunk(
                     actual: expected as u64,
                 })
             }
-            Err(e) => Some(DeltaError::Decompress { name: name(), chunk: ch.index, offset: ch.offset, reason: e.to_string() }),
+            Err(e) => Some(DeltaError::Decompress {
+                name: name(),
+                chunk: ch.index,
+                offset: ch.offset,
+                reason: e.to_string(),
+            }),
         }
     };
     Ok((digest, err))
 }
+
+/// Receives decoded chunks in file order.
+type ChunkSink<'a> = dyn FnMut(&ChunkRef, &[u8]) -> std::io::Result<()> + 'a;
 
 /// Runs over chunks in order, in parallel windows of bounded size, handing decoded bytes to `sink`
 /// in file order. Returns every chunk's digest and the first content error.
 fn stream_chunks(
     src: &dyn Source,
     delta: &Delta,
-    mut sink: Option<&mut dyn FnMut(&ChunkRef, &[u8]) -> std::io::Result<()>>,
+    mut sink: Option<&mut ChunkSink<'_>>,
 ) -> Result<(Vec<[u8; 32]>, Option<DeltaError>), StreamError> {
     let mut digests = Vec::with_capacity(delta.chunks.len());
     let mut first_err: Option<DeltaError> = None;
@@ -504,8 +617,12 @@ fn stream_chunks(
                         if ch.is_raw() {
                             // Raw chunks need no decoding: hash without copying.
                             s.resize(ch.stored_len as usize, 0);
-                            src.read_exact_at(ch.data_offset(), s)
-                                .map_err(|source| DeltaError::Io { offset: ch.data_offset(), source })?;
+                            src.read_exact_at(ch.data_offset(), s).map_err(|source| {
+                                DeltaError::Io {
+                                    offset: ch.data_offset(),
+                                    source,
+                                }
+                            })?;
                             Ok((crate::core::hash::sha3_256(s), None))
                         } else {
                             process_chunk(src, delta, ch, s, r)
@@ -595,31 +712,47 @@ fn check_signature_and_policy(
     if let Some(sig) = &delta.signature {
         let off = delta.signature_offset;
         let ml_pk = sig.ml_dsa_87.as_ref().map(|(pk, _)| pk.as_slice());
-        let id = PublicIdentity::from_raw(&sig.ed25519_public, ml_pk).map_err(|reason| DeltaError::BadPublicKey {
-            algorithm: if reason.contains("ML-DSA") { "ML-DSA-87" } else { "Ed25519" },
-            offset: off,
-            reason,
+        let id = PublicIdentity::from_raw(&sig.ed25519_public, ml_pk).map_err(|reason| {
+            DeltaError::BadPublicKey {
+                algorithm: if reason.contains("ML-DSA") {
+                    "ML-DSA-87"
+                } else {
+                    "Ed25519"
+                },
+                offset: off,
+                reason,
+            }
         })?;
         let msg = signing_message(digest, &sig.ed25519_public, ml_pk);
         if !id.verify_ed25519(&msg, &sig.ed25519_signature) {
-            return Err(DeltaError::BadSignature { algorithm: "Ed25519", offset: off + 32 });
+            return Err(DeltaError::BadSignature {
+                algorithm: "Ed25519",
+                offset: off + 32,
+            });
         }
-        if let Some((_, pq_sig)) = &sig.ml_dsa_87 {
-            if !id.verify_ml_dsa(&msg, SIGNATURE_CONTEXT, pq_sig) {
-                let pq_off = off + 96 + keys::MLDSA87_PUBLIC_LEN as u64;
-                return Err(DeltaError::BadSignature { algorithm: "ML-DSA-87", offset: pq_off });
-            }
+        if let Some((_, pq_sig)) = &sig.ml_dsa_87
+            && !id.verify_ml_dsa(&msg, SIGNATURE_CONTEXT, pq_sig)
+        {
+            let pq_off = off + 96 + keys::MLDSA87_PUBLIC_LEN as u64;
+            return Err(DeltaError::BadSignature {
+                algorithm: "ML-DSA-87",
+                offset: pq_off,
+            });
         }
         signer = Some(id);
     }
     let mut label = None;
     let mut trusted = false;
     if let Some(keys) = &opts.trusted {
-        let Some(id) = &signer else { return Err(DeltaError::Unsigned) };
-        let entry = keys.find(id.ed25519.as_bytes()).ok_or_else(|| DeltaError::Untrusted {
-            worker_id: id.worker_id(),
-            ed25519: id.ed25519_base64(),
-        })?;
+        let Some(id) = &signer else {
+            return Err(DeltaError::Unsigned);
+        };
+        let entry = keys
+            .find(id.ed25519.as_bytes())
+            .ok_or_else(|| DeltaError::Untrusted {
+                worker_id: id.worker_id(),
+                ed25519: id.ed25519_base64(),
+            })?;
         if let Some(pq) = &entry.ml_dsa_87 {
             match id.ml_dsa_bytes() {
                 None => {
@@ -642,15 +775,25 @@ fn check_signature_and_policy(
     } else if opts.require_signature && signer.is_none() {
         return Err(DeltaError::Unsigned);
     }
-    if let Some(min) = opts.min_seq {
-        if delta.metadata.seq < min {
-            return Err(DeltaError::StaleSequence { seq: delta.metadata.seq, min });
-        }
+    if let Some(min) = opts.min_seq
+        && delta.metadata.seq < min
+    {
+        return Err(DeltaError::StaleSequence {
+            seq: delta.metadata.seq,
+            min,
+        });
     }
     if let Some(want) = &opts.base_hash {
-        let found = delta.metadata.base_hash.clone().unwrap_or_else(|| "(none)".into());
+        let found = delta
+            .metadata
+            .base_hash
+            .clone()
+            .unwrap_or_else(|| "(none)".into());
         if &found != want {
-            return Err(DeltaError::BaseHash { found, expected: want.clone() });
+            return Err(DeltaError::BaseHash {
+                found,
+                expected: want.clone(),
+            });
         }
     }
     Ok((signer, label, trusted))
@@ -664,13 +807,22 @@ fn finish(
 ) -> Result<VerifyReport, DeltaError> {
     let digest = delta.body_digest(digests);
     if digest[..16] != delta.checksum {
-        return Err(DeltaError::Checksum { stored: hex32(&delta.checksum), computed: hex32(&digest[..16]) });
+        return Err(DeltaError::Checksum {
+            stored: hex32(&delta.checksum),
+            computed: hex32(&digest[..16]),
+        });
     }
     if let Some(e) = content_err {
         return Err(e);
     }
     let (signer, trusted_label, trusted) = check_signature_and_policy(&delta, &digest, opts)?;
-    Ok(VerifyReport { delta, digest, signer, trusted_label, trusted })
+    Ok(VerifyReport {
+        delta,
+        digest,
+        signer,
+        trusted_label,
+        trusted,
+    })
 }
 
 /// Full check: structure, every chunk (hash, decompression, sizes), checksum, signatures,
@@ -760,7 +912,12 @@ impl crate::core::error::Classify for UnpackError {
 
 /// Decodes one tensor fully into memory (for `diff` and tests). The delta must have been
 /// verified first; content errors are still reported.
-pub fn read_tensor(src: &dyn Source, delta: &Delta, t: &TensorEntry, mut each: impl FnMut(&[u8])) -> Result<(), DeltaError> {
+pub fn read_tensor(
+    src: &dyn Source,
+    delta: &Delta,
+    t: &TensorEntry,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), DeltaError> {
     let mut s = Vec::new();
     let mut r = Vec::new();
     for ch in &delta.chunks[t.chunks.clone()] {

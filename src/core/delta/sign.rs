@@ -27,7 +27,11 @@ impl SignatureBlock {
     pub fn encoded_len(hybrid: bool) -> u64 {
         use crate::core::keys::*;
         let base = (ED25519_PUBLIC_LEN + ED25519_SIGNATURE_LEN) as u64;
-        if hybrid { base + (MLDSA87_PUBLIC_LEN + MLDSA87_SIGNATURE_LEN) as u64 } else { base }
+        if hybrid {
+            base + (MLDSA87_PUBLIC_LEN + MLDSA87_SIGNATURE_LEN) as u64
+        } else {
+            base
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -43,7 +47,11 @@ impl SignatureBlock {
 }
 
 /// The message both algorithms sign.
-pub fn signing_message(body_digest: &[u8; 32], ed25519_public: &[u8; 32], ml_dsa_public: Option<&[u8]>) -> [u8; 32] {
+pub fn signing_message(
+    body_digest: &[u8; 32],
+    ed25519_public: &[u8; 32],
+    ml_dsa_public: Option<&[u8]>,
+) -> [u8; 32] {
     let mut h = Sha3_256::new();
     h.update(ENVELOPE_DOMAIN);
     h.update(body_digest);

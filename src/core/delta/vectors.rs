@@ -38,7 +38,14 @@ pub struct RawTensor {
 
 impl RawTensor {
     /// A tensor of `dtype` with `data` split into chunks; lz4-compressed where that helps.
-    pub fn new(name: &str, dtype: Dtype, shape: &[u64], data: &[u8], chunk_size: u32, lz4: bool) -> Self {
+    pub fn new(
+        name: &str,
+        dtype: Dtype,
+        shape: &[u64],
+        data: &[u8],
+        chunk_size: u32,
+        lz4: bool,
+    ) -> Self {
         let chunks = data
             .chunks(chunk_size as usize)
             .map(|c| {
@@ -88,7 +95,10 @@ impl RawDelta {
         out(&self.chunk_size.to_le_bytes(), false);
         out(&(self.tensors.len() as u32).to_le_bytes(), false);
         for t in &self.tensors {
-            out(&t.name_len.unwrap_or(t.name.len() as u32).to_le_bytes(), false);
+            out(
+                &t.name_len.unwrap_or(t.name.len() as u32).to_le_bytes(),
+                false,
+            );
             out(&t.name, false);
             out(&[t.dtype, t.rank.unwrap_or(t.shape.len() as u8)], false);
             for d in &t.shape {
@@ -134,7 +144,13 @@ impl RawDelta {
         let block = SignatureBlock {
             ed25519_public: ed_pk,
             ed25519_signature: id.sign_ed25519(&msg),
-            ml_dsa_87: pq.map(|pk| (pk, id.sign_ml_dsa(&msg, SIGNATURE_CONTEXT).expect("hybrid identity"))),
+            ml_dsa_87: pq.map(|pk| {
+                (
+                    pk,
+                    id.sign_ml_dsa(&msg, SIGNATURE_CONTEXT)
+                        .expect("hybrid identity"),
+                )
+            }),
         };
         self.signature = block.encode();
     }
@@ -161,7 +177,12 @@ fn meta(worker: &str, seq: u64) -> Metadata {
     m.seq = seq;
     m.loss = Some(2.34);
     m.base_hash = Some(hex::encode(Sha3_256::digest(b"gym test-vector base model")));
-    m.compute = Some(Compute { tokens: 4096, flops: 1.5e12, device: "cpu".into(), wall_seconds: 12.5 });
+    m.compute = Some(Compute {
+        tokens: 4096,
+        flops: 1.5e12,
+        device: "cpu".into(),
+        wall_seconds: 12.5,
+    });
     m
 }
 
@@ -195,8 +216,22 @@ fn lora_f32(seed: u64, n: usize) -> Vec<u8> {
 
 fn lora_tensors(chunk: u32, lz4: bool) -> Vec<RawTensor> {
     vec![
-        RawTensor::new("lora.k_proj.weight", Dtype::F32, &[8, 16], &lora_f32(2, 128), chunk, lz4),
-        RawTensor::new("lora.q_proj.weight", Dtype::F32, &[8, 16], &lora_f32(1, 128), chunk, lz4),
+        RawTensor::new(
+            "lora.k_proj.weight",
+            Dtype::F32,
+            &[8, 16],
+            &lora_f32(2, 128),
+            chunk,
+            lz4,
+        ),
+        RawTensor::new(
+            "lora.q_proj.weight",
+            Dtype::F32,
+            &[8, 16],
+            &lora_f32(1, 128),
+            chunk,
+            lz4,
+        ),
     ]
 }
 
@@ -231,6 +266,9 @@ pub struct Case {
     /// Error class when invalid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+    /// Error kind when invalid (see `DeltaError::kind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Trusted keys file, relative to the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_keys: Option<String>,
@@ -257,8 +295,13 @@ fn case(file: &str, description: &str, class: Option<&str>) -> Case {
     Case {
         file: file.into(),
         description: description.into(),
-        expect: if class.is_some() { "invalid".into() } else { "valid".into() },
+        expect: if class.is_some() {
+            "invalid".into()
+        } else {
+            "valid".into()
+        },
         class: class.map(str::to_string),
+        error: None,
         trusted_keys: None,
         min_seq: None,
         base_hash: None,
@@ -273,7 +316,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let c = signer_c_untrusted();
     let mut vs: Vec<Vector> = Vec::new();
     let mut push = |file: &str, raw: Vec<u8>, cases: Vec<Case>| {
-        vs.push(Vector { file: file.into(), bytes: raw, cases });
+        vs.push(Vector {
+            file: file.into(),
+            bytes: raw,
+            cases,
+        });
     };
     let trusted = |mut k: Case| {
         k.trusted_keys = Some(TRUSTED_FILE.into());
@@ -286,7 +333,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         "valid-unsigned.delta",
         unsigned.encode(),
         vec![
-            case("valid-unsigned.delta", "unsigned, lz4, two f32 LoRA tensors", None),
+            case(
+                "valid-unsigned.delta",
+                "unsigned, lz4, two f32 LoRA tensors",
+                None,
+            ),
             trusted(case(
                 "valid-unsigned.delta",
                 "an unsigned delta when trusted keys are required",
@@ -302,14 +353,26 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         "valid-ed25519.delta",
         signed_bytes.clone(),
         vec![
-            trusted(case("valid-ed25519.delta", "Ed25519-signed by a trusted signer", None)),
+            trusted(case(
+                "valid-ed25519.delta",
+                "Ed25519-signed by a trusted signer",
+                None,
+            )),
             {
-                let mut k = trusted(case("valid-ed25519.delta", "sequence number 7 below --min-seq 8", Some("policy")));
+                let mut k = trusted(case(
+                    "valid-ed25519.delta",
+                    "sequence number 7 below --min-seq 8",
+                    Some("policy"),
+                ));
                 k.min_seq = Some(8);
                 k
             },
             {
-                let mut k = case("valid-ed25519.delta", "base hash differs from the required one", Some("policy"));
+                let mut k = case(
+                    "valid-ed25519.delta",
+                    "base hash differs from the required one",
+                    Some("policy"),
+                );
                 k.base_hash = Some(hex::encode([0u8; 32]));
                 k
             },
@@ -322,13 +385,25 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     push(
         "valid-hybrid.delta",
         hybrid_bytes.clone(),
-        vec![trusted(case("valid-hybrid.delta", "hybrid Ed25519 + ML-DSA-87 signature, trusted", None))],
+        vec![trusted(case(
+            "valid-hybrid.delta",
+            "hybrid Ed25519 + ML-DSA-87 signature, trusted",
+            None,
+        ))],
     );
 
     let mut raw0 = base("worker-a", 2);
     raw0.compression = Compression::None.code();
     raw0.tensors = lora_tensors(DEFAULT_CHUNK_SIZE, false);
-    push("valid-uncompressed.delta", raw0.encode(), vec![case("valid-uncompressed.delta", "compression 0 (none)", None)]);
+    push(
+        "valid-uncompressed.delta",
+        raw0.encode(),
+        vec![case(
+            "valid-uncompressed.delta",
+            "compression 0 (none)",
+            None,
+        )],
+    );
 
     let mut all = base("worker-a", 4);
     all.tensors = Dtype::all()
@@ -341,20 +416,46 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             if *d == Dtype::Bool {
                 data.iter_mut().for_each(|x| *x &= 1);
             }
-            RawTensor::new(&format!("dtype.{}", d.name()), *d, &shape, &data, DEFAULT_CHUNK_SIZE, true)
+            RawTensor::new(
+                &format!("dtype.{}", d.name()),
+                *d,
+                &shape,
+                &data,
+                DEFAULT_CHUNK_SIZE,
+                true,
+            )
         })
         .collect();
-    push("valid-all-dtypes.delta", all.encode(), vec![case("valid-all-dtypes.delta", "one tensor of every dtype", None)]);
+    push(
+        "valid-all-dtypes.delta",
+        all.encode(),
+        vec![case(
+            "valid-all-dtypes.delta",
+            "one tensor of every dtype",
+            None,
+        )],
+    );
 
     let mut empty = base("worker-a", 5);
     empty.tensors = vec![
         RawTensor::new("empty", Dtype::F32, &[0, 16], &[], DEFAULT_CHUNK_SIZE, true),
-        RawTensor::new("scalar", Dtype::F64, &[], &1.5f64.to_le_bytes(), DEFAULT_CHUNK_SIZE, true),
+        RawTensor::new(
+            "scalar",
+            Dtype::F64,
+            &[],
+            &1.5f64.to_le_bytes(),
+            DEFAULT_CHUNK_SIZE,
+            true,
+        ),
     ];
     push(
         "valid-empty-tensor.delta",
         empty.encode(),
-        vec![case("valid-empty-tensor.delta", "a zero-element tensor and a rank-0 scalar", None)],
+        vec![case(
+            "valid-empty-tensor.delta",
+            "a zero-element tensor and a rank-0 scalar",
+            None,
+        )],
     );
 
     let mut multi = base("worker-a", 6);
@@ -362,11 +463,22 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     // Half compressible, half random: both LZ4 and raw chunks, and a partial last chunk.
     let mut data = vec![0u8; 600];
     data.extend_from_slice(&bytes(7, 600));
-    multi.tensors = vec![RawTensor::new("lora.v_proj.weight", Dtype::F32, &[300], &data, 256, true)];
+    multi.tensors = vec![RawTensor::new(
+        "lora.v_proj.weight",
+        Dtype::F32,
+        &[300],
+        &data,
+        256,
+        true,
+    )];
     push(
         "valid-multi-chunk.delta",
         multi.encode(),
-        vec![case("valid-multi-chunk.delta", "one tensor in 5 chunks of 256 bytes (LZ4 and raw, partial last)", None)],
+        vec![case(
+            "valid-multi-chunk.delta",
+            "one tensor in 5 chunks of 256 bytes (LZ4 and raw, partial last)",
+            None,
+        )],
     );
 
     let mut peft = base("worker-a", 8);
@@ -374,7 +486,10 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     cfg.insert("peft_type".into(), "LORA".into());
     cfg.insert("r".into(), 8.into());
     cfg.insert("lora_alpha".into(), 16.into());
-    cfg.insert("target_modules".into(), serde_json::json!(["q_proj", "v_proj"]));
+    cfg.insert(
+        "target_modules".into(),
+        serde_json::json!(["q_proj", "v_proj"]),
+    );
     let mut m = meta("worker-a", 8);
     m.adapter_config = Some(cfg);
     peft.metadata = m.to_json().expect("valid");
@@ -386,40 +501,84 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         DEFAULT_CHUNK_SIZE,
         true,
     )];
-    push("valid-peft.delta", peft.encode(), vec![case("valid-peft.delta", "a PEFT adapter with its adapter_config", None)]);
+    push(
+        "valid-peft.delta",
+        peft.encode(),
+        vec![case(
+            "valid-peft.delta",
+            "a PEFT adapter with its adapter_config",
+            None,
+        )],
+    );
 
     // ---- invalid: header ----
     let mut x = base("worker-a", 1);
     x.magic = b"DELTB".to_vec();
-    push("bad-magic.delta", x.encode(), vec![case("bad-magic.delta", "magic is DELTB", Some("malformed"))]);
+    push(
+        "bad-magic.delta",
+        x.encode(),
+        vec![case("bad-magic.delta", "magic is DELTB", Some("malformed"))],
+    );
 
     let mut x = base("worker-a", 1);
     x.version = 2;
-    push("unknown-version.delta", x.encode(), vec![case("unknown-version.delta", "version 2", Some("unsupported"))]);
+    push(
+        "unknown-version.delta",
+        x.encode(),
+        vec![case(
+            "unknown-version.delta",
+            "version 2",
+            Some("unsupported"),
+        )],
+    );
 
     let mut x = base("worker-a", 1);
     x.compression = 7;
     push(
         "unknown-compression.delta",
         x.encode(),
-        vec![case("unknown-compression.delta", "compression code 7", Some("unsupported"))],
+        vec![case(
+            "unknown-compression.delta",
+            "compression code 7",
+            Some("unsupported"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
     x.flags = 0x04;
-    push("unknown-flag.delta", x.encode(), vec![case("unknown-flag.delta", "flag bit 2 set", Some("unsupported"))]);
+    push(
+        "unknown-flag.delta",
+        x.encode(),
+        vec![case(
+            "unknown-flag.delta",
+            "flag bit 2 set",
+            Some("unsupported"),
+        )],
+    );
 
     let mut x = base("worker-a", 1);
     x.flags = FLAG_HYBRID;
     push(
         "hybrid-without-signed.delta",
         x.encode(),
-        vec![case("hybrid-without-signed.delta", "hybrid flag without the signed flag", Some("malformed"))],
+        vec![case(
+            "hybrid-without-signed.delta",
+            "hybrid flag without the signed flag",
+            Some("malformed"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
     x.tensors[0].dtype = 200;
-    push("unknown-dtype.delta", x.encode(), vec![case("unknown-dtype.delta", "dtype code 200", Some("unsupported"))]);
+    push(
+        "unknown-dtype.delta",
+        x.encode(),
+        vec![case(
+            "unknown-dtype.delta",
+            "dtype code 200",
+            Some("unsupported"),
+        )],
+    );
 
     // ---- invalid: content ----
     let mut x = base("worker-a", 1);
@@ -432,7 +591,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     push(
         "checksum-flipped-bit.delta",
         flipped,
-        vec![case("checksum-flipped-bit.delta", "one data bit flipped after packing", Some("checksum"))],
+        vec![case(
+            "checksum-flipped-bit.delta",
+            "one data bit flipped after packing",
+            Some("checksum"),
+        )],
     );
 
     let mut bad_sig = signed_bytes.clone();
@@ -441,7 +604,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     push(
         "bad-signature.delta",
         bad_sig,
-        vec![case("bad-signature.delta", "one bit of the Ed25519 signature flipped", Some("signature"))],
+        vec![case(
+            "bad-signature.delta",
+            "one bit of the Ed25519 signature flipped",
+            Some("signature"),
+        )],
     );
 
     let mut bad_pq = hybrid_bytes.clone();
@@ -450,7 +617,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     push(
         "bad-signature-mldsa.delta",
         bad_pq,
-        vec![case("bad-signature-mldsa.delta", "one bit of the ML-DSA-87 signature flipped", Some("signature"))],
+        vec![case(
+            "bad-signature-mldsa.delta",
+            "one bit of the ML-DSA-87 signature flipped",
+            Some("signature"),
+        )],
     );
 
     let mut tampered = signed.clone();
@@ -497,8 +668,16 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         "untrusted-signer.delta",
         untrusted.encode(),
         vec![
-            case("untrusted-signer.delta", "validly signed, no trust list given", None),
-            trusted(case("untrusted-signer.delta", "signer not in the trusted keys", Some("untrusted"))),
+            case(
+                "untrusted-signer.delta",
+                "validly signed, no trust list given",
+                None,
+            ),
+            trusted(case(
+                "untrusted-signer.delta",
+                "signer not in the trusted keys",
+                Some("untrusted"),
+            )),
         ],
     );
 
@@ -507,42 +686,78 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     push(
         "truncated-header.delta",
         whole[..12].to_vec(),
-        vec![case("truncated-header.delta", "12 of the 24 header bytes", Some("malformed"))],
+        vec![case(
+            "truncated-header.delta",
+            "12 of the 24 header bytes",
+            Some("malformed"),
+        )],
     );
     push(
         "truncated-metadata.delta",
         whole[..24 + 4 + 10].to_vec(),
-        vec![case("truncated-metadata.delta", "ends inside the metadata JSON", Some("malformed"))],
+        vec![case(
+            "truncated-metadata.delta",
+            "ends inside the metadata JSON",
+            Some("malformed"),
+        )],
     );
     push(
         "truncated-tensor.delta",
         whole[..whole.len() - 50].to_vec(),
-        vec![case("truncated-tensor.delta", "ends inside the last tensor's data", Some("malformed"))],
+        vec![case(
+            "truncated-tensor.delta",
+            "ends inside the last tensor's data",
+            Some("malformed"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
     x.trailing = b"junk".to_vec();
-    push("trailing-bytes.delta", x.encode(), vec![case("trailing-bytes.delta", "4 bytes after the end", Some("malformed"))]);
+    push(
+        "trailing-bytes.delta",
+        x.encode(),
+        vec![case(
+            "trailing-bytes.delta",
+            "4 bytes after the end",
+            Some("malformed"),
+        )],
+    );
 
     let mut x = base("worker-a", 1);
     x.tensors[1].name_len = Some(1000);
     push(
         "name-length-past-end.delta",
         x.encode(),
-        vec![case("name-length-past-end.delta", "last tensor's name length runs past the end", Some("malformed"))],
+        vec![case(
+            "name-length-past-end.delta",
+            "last tensor's name length runs past the end",
+            Some("malformed"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
     x.tensors[0].rank = Some(9);
     x.tensors[0].shape = vec![1; 9];
-    push("rank-over-limit.delta", x.encode(), vec![case("rank-over-limit.delta", "rank 9 (limit 8)", Some("malformed"))]);
+    push(
+        "rank-over-limit.delta",
+        x.encode(),
+        vec![case(
+            "rank-over-limit.delta",
+            "rank 9 (limit 8)",
+            Some("malformed"),
+        )],
+    );
 
     let mut x = base("worker-a", 1);
     x.tensors[0].shape = vec![u64::MAX / 2, 4];
     push(
         "shape-overflow.delta",
         x.encode(),
-        vec![case("shape-overflow.delta", "shape product overflows u64", Some("malformed"))],
+        vec![case(
+            "shape-overflow.delta",
+            "shape product overflows u64",
+            Some("malformed"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
@@ -552,7 +767,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     push(
         "chunk-length-past-end.delta",
         x.encode(),
-        vec![case("chunk-length-past-end.delta", "a chunk's stored length runs past the data", Some("malformed"))],
+        vec![case(
+            "chunk-length-past-end.delta",
+            "a chunk's stored length runs past the data",
+            Some("malformed"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
@@ -579,23 +798,53 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
 
     let mut x = base("worker-a", 1);
     x.tensors[1].name = x.tensors[0].name.clone();
-    push("duplicate-names.delta", x.encode(), vec![case("duplicate-names.delta", "two tensors share a name", Some("malformed"))]);
+    push(
+        "duplicate-names.delta",
+        x.encode(),
+        vec![case(
+            "duplicate-names.delta",
+            "two tensors share a name",
+            Some("malformed"),
+        )],
+    );
 
     let mut x = base("worker-a", 1);
     x.tensors[0].name = vec![b'l', 0xff, 0xfe, b'a'];
-    push("non-utf8-name.delta", x.encode(), vec![case("non-utf8-name.delta", "tensor name is not UTF-8", Some("malformed"))]);
+    push(
+        "non-utf8-name.delta",
+        x.encode(),
+        vec![case(
+            "non-utf8-name.delta",
+            "tensor name is not UTF-8",
+            Some("malformed"),
+        )],
+    );
 
     let mut x = base("worker-a", 1);
-    x.metadata = br#"{"timestamp":"2024-01-01T00:00:00Z","epoch":1,"seq":1,"worker_id":"w","colour":"red"}"#.to_vec();
+    x.metadata =
+        br#"{"timestamp":"2024-01-01T00:00:00Z","epoch":1,"seq":1,"worker_id":"w","colour":"red"}"#
+            .to_vec();
     push(
         "unknown-metadata-field.delta",
         x.encode(),
-        vec![case("unknown-metadata-field.delta", "metadata has an unknown field", Some("malformed"))],
+        vec![case(
+            "unknown-metadata-field.delta",
+            "metadata has an unknown field",
+            Some("malformed"),
+        )],
     );
 
     let mut x = base("worker-a", 1);
     x.chunk_size = 1000;
-    push("bad-chunk-size.delta", x.encode(), vec![case("bad-chunk-size.delta", "chunk size 1000 is not a power of two", Some("malformed"))]);
+    push(
+        "bad-chunk-size.delta",
+        x.encode(),
+        vec![case(
+            "bad-chunk-size.delta",
+            "chunk size 1000 is not a power of two",
+            Some("malformed"),
+        )],
+    );
 
     // Stale sequence number: valid file, policy says otherwise (replay of an old delta).
     let mut old = base(&a.public().worker_id(), 2);
@@ -604,7 +853,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         "stale-seq.delta",
         old.encode(),
         vec![{
-            let mut k = trusted(case("stale-seq.delta", "sequence number 2 when at least 7 is required", Some("policy")));
+            let mut k = trusted(case(
+                "stale-seq.delta",
+                "sequence number 2 when at least 7 is required",
+                Some("policy"),
+            ));
             k.min_seq = Some(7);
             k
         }],
@@ -615,8 +868,9 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut cases = Vec::new();
     for v in vs {
         for mut k in v.cases {
-            if k.expect == "valid" {
-                k.digest = Some(hex::encode(RawDigest::of(&v.bytes)));
+            match outcome(&v.bytes, &k) {
+                Ok(d) => k.digest = Some(hex::encode(d)),
+                Err(e) => k.error = Some(e.kind().to_string()),
             }
             cases.push(k);
         }
@@ -630,17 +884,37 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         b64(&b.public().ml_dsa_bytes().expect("hybrid")),
     );
     files.push((TRUSTED_FILE.into(), trusted_text.into_bytes()));
-    let manifest = Manifest { format: MANIFEST_FORMAT.into(), vectors: cases };
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        vectors: cases,
+    };
     let mut json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     json.push(b'\n');
     files.push(("manifest.json".into(), json));
     files
 }
 
-/// Digest of a valid vector, computed through the reader.
-struct RawDigest;
-impl RawDigest {
-    fn of(bytes: &[u8]) -> [u8; 32] {
-        super::read::read_bytes(bytes, &Default::default()).map(|r| r.digest).unwrap_or([0; 32])
-    }
+/// What the reader makes of a vector under a case's options: the digest or the error. The
+/// manifest records it so that a reader must not only reject a vector but reject it for the
+/// intended reason; `tests` check that each vector's recorded class is the intended one.
+fn outcome(bytes: &[u8], k: &Case) -> Result<[u8; 32], DeltaError> {
+    let trusted = k.trusted_keys.as_ref().map(|_| {
+        let a = signer_a().public();
+        let b = signer_b_hybrid().public();
+        let text = format!(
+            "{}\n{} mldsa87:{}\n",
+            a.ed25519_base64(),
+            b.ed25519_base64(),
+            b64(&b.ml_dsa_bytes().expect("hybrid"))
+        );
+        crate::core::keys::TrustedKeys::parse(&text, std::path::Path::new(TRUSTED_FILE))
+            .expect("valid keys")
+    });
+    let opts = super::read::VerifyOptions {
+        trusted,
+        require_signature: false,
+        min_seq: k.min_seq,
+        base_hash: k.base_hash.clone(),
+    };
+    super::read::read_bytes(bytes, &opts).map(|r| r.digest)
 }
