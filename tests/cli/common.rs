@@ -63,11 +63,16 @@ pub fn ipfs_reference() -> serde_json::Value {
     serde_json::from_str(&text).expect("cids.json is JSON")
 }
 
-/// The IPFS node to test against, or None with the reason printed.
+/// The IPFS node to test against, or None with the reason printed. With GYM_REQUIRE_IPFS=1 (CI)
+/// a missing node fails the test instead.
 pub fn ipfs_node() -> Option<String> {
     match std::env::var("GYM_TEST_IPFS_API") {
         Ok(v) if !v.trim().is_empty() => Some(v),
         _ => {
+            assert!(
+                std::env::var_os("GYM_REQUIRE_IPFS").is_none(),
+                "GYM_REQUIRE_IPFS is set but GYM_TEST_IPFS_API is not: start the node with tools/ci/ipfs-node.sh"
+            );
             eprintln!(
                 "SKIPPED: GYM_TEST_IPFS_API is not set; start the test node with `eval $(tools/ci/ipfs-node.sh start)`"
             );

@@ -29,7 +29,8 @@ stop() {
 start() {
   if [[ ! -x "$jsipfs" ]]; then
     echo "installing js-ipfs into $pkg/node_modules (about a minute)" >&2
-    (cd "$pkg" && npm install --no-audit --no-fund >&2)
+    # package-lock.json pins the whole tree; `npm ci` installs exactly it.
+    (cd "$pkg" && npm ci --no-audit --no-fund >&2)
   fi
   mkdir -p "$state"
   if [[ ! -f "$IPFS_PATH/config" ]]; then
@@ -44,7 +45,7 @@ start() {
   nohup "$jsipfs" daemon >"$state/daemon.log" 2>&1 &
   echo $! >"$state/daemon.pid"
   for _ in $(seq 1 120); do
-    if curl -fsS -X POST "$api/api/v0/id" >/dev/null 2>&1; then
+    if node -e 'fetch(process.argv[1], {method: "POST"}).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$api/api/v0/id"; then
       echo "export GYM_TEST_IPFS_API=$api"
       return 0
     fi

@@ -259,4 +259,18 @@ mod tests {
         assert_eq!(encode_name("tree/a b+c.txt"), "tree%2Fa%20b%2Bc.txt");
         assert_eq!(encode_name("é"), "%C3%A9");
     }
+
+    #[test]
+    fn both_answer_shapes_parse() {
+        // kubo: Size as a string; js-ipfs: a number, and a Mode.
+        let kubo: AddLine =
+            serde_json::from_str(r#"{"Name":"a","Hash":"Qm1","Size":"20"}"#).unwrap();
+        let js: AddLine =
+            serde_json::from_str(r#"{"Name":"a","Hash":"Qm1","Size":20,"Mode":"0644"}"#).unwrap();
+        assert_eq!(kubo.size.as_ref().and_then(size_of), Some(20));
+        assert_eq!(js.size.as_ref().and_then(size_of), Some(20));
+        let err: AddLine =
+            serde_json::from_str(r#"{"Message":"no space","Code":0,"Type":"error"}"#).unwrap();
+        assert_eq!(err.kind.as_deref(), Some("error"));
+    }
 }
