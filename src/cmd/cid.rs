@@ -1,4 +1,16 @@
 //! `gym cid`: the CIDs `ipfs add` would print, computed offline.
+//!
+//! Text output: one `CID  PATH` line per argument (with `--all`, per file and directory inside,
+//! children before their directory, as `ipfs add -r` lists them).
+//!
+//! JSON output (`--json`), format `gym-cid/1`:
+//! ```json
+//! {"format": "gym-cid/1", "cid_version": 0,
+//!  "entries": [{"name": "model.delta", "path": "model.delta", "cid": "Qm…",
+//!               "kind": "file", "size": 1234, "dag_size": 1250}]}
+//! ```
+//! `size` is file bytes (for a directory, of all files below), `dag_size` the serialized size of
+//! all blocks (what `ipfs add` reports as `Size`).
 
 use std::path::PathBuf;
 

@@ -1,5 +1,21 @@
 //! `gym publish`: a file or folder to a local CID-named folder, an IPFS node (Kubo RPC API),
 //! and/or the Hugging Face Hub.
+//!
+//! JSON output (`--json`), format `gym-publish/1`:
+//! ```json
+//! {"format": "gym-publish/1", "source": "adapter", "cid_version": 0, "cid": "Qm…",
+//!  "entries": [ /* as in gym-cid/1, children first, the root last */ ],
+//!  "targets": [
+//!    {"kind": "local", "location": "store/Qm…", "written": true},
+//!    {"kind": "ipfs", "api": "http://127.0.0.1:5001", "cid": "Qm…", "pinned": true,
+//!     "node_size": 1250, "verified": 3, "gateway_path": "/ipfs/Qm…"},
+//!    {"kind": "hf", "repo": "owner/name", "revision": "main", "repo_url": "https://huggingface.co/owner/name",
+//!     "created_repo": false, "commit_oid": "…", "commit_url": "…",
+//!     "files": [{"path": "adapter_model.safetensors", "size": 1, "sha256": "…", "mode": "lfs",
+//!                "transfer": "basic"}]}]}
+//! ```
+//! `transfer` is `inline` (regular file in the commit), `basic` or `multipart` (LFS bytes sent),
+//! `skipped` (the Hub had the LFS object) or `ignored` (the Hub said to ignore the file).
 
 use std::path::PathBuf;
 use std::sync::Arc;

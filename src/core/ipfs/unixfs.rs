@@ -352,6 +352,45 @@ mod tests {
         }
     }
 
+    /// Records the size of every block.
+    struct Sizes(u64, usize);
+    impl BlockSink for Sizes {
+        fn block(&mut self, _: &Cid, b: &[u8]) -> io::Result<()> {
+            self.0 += b.len() as u64;
+            self.1 += 1;
+            Ok(())
+        }
+    }
+
+    /// Hands out at most `step` bytes per read, to exercise short reads.
+    struct Dribble<'a>(&'a [u8], usize);
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #[test]
+        fn short_reads_and_block_sizes(len in 0usize..(CHUNK_SIZE * 3 + 7), step in 1usize..70_000, v1: bool) {
+            let data: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+            let version = if v1 { CidVersion::V1 } else { CidVersion::V0 };
+            let mut sizes = Sizes(0, 0);
+            let whole = import_file(&data[..], version, &mut sizes, &mut |_| {}).unwrap();
+            let dribbled = import_file(Dribble(&data, step), version, &mut NoBlocks, &mut |_| {}).unwrap();
+            proptest::prop_assert_eq!(whole, dribbled);
+            // The root's cumulative size is every block's bytes, as IPFS reports it.
+            proptest::prop_assert_eq!(whole.dag_size, sizes.0);
+            proptest::prop_assert_eq!(whole.size, len as u64);
+            let chunks = len.div_ceil(CHUNK_SIZE).max(1);
+            proptest::prop_assert_eq!(sizes.1, if chunks == 1 { 1 } else { chunks + 1 });
+        }
+    }
+
     #[test]
     fn balanced_shape() {
         // 175 chunks: 175 leaves, a full node, a one-link node, a root.
