@@ -38,6 +38,10 @@ pub struct State {
     pub lfs_threshold: u64,
     /// LFS objects larger than this get a multipart upload with this part size.
     pub chunk_size: u64,
+    /// When set, every LFS object in a batch is refused with this (code, message).
+    pub lfs_error: Option<(i64, String)>,
+    /// Repositories the token may read but not write (403 on writes).
+    pub read_only: Vec<String>,
 }
 
 pub struct HubServer {
@@ -186,6 +190,18 @@ fn handle(st: &mut State, base: &str, req: &Req) -> Answer {
         let status = st.fail[i].1;
         return error(status, "injected failure");
     }
+    if req.method == "POST"
+        && req.path.contains("/preupload/")
+        && st
+            .read_only
+            .iter()
+            .any(|r| req.path.contains(&format!("/{r}/")))
+    {
+        return error(
+            403,
+            "You don't have the rights to create a commit in this repo",
+        );
+    }
     let segs: Vec<String> = req
         .path
         .split('?')
@@ -333,6 +349,10 @@ fn handle(st: &mut State, base: &str, req: &Req) -> Answer {
                         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                 {
                     return violation(st, req, format!("oid {oid} is not lowercase sha256 hex"));
+                }
+                if let Some((code, message)) = &st.lfs_error {
+                    objects.push(json!({"oid": oid, "size": size, "error": {"code": code, "message": message}}));
+                    continue;
                 }
                 if st.lfs.get(oid).is_some_and(|b| b.len() as u64 == size) {
                     objects.push(json!({"oid": oid, "size": size}));

@@ -135,17 +135,23 @@ fn ipfs_unreachable_is_a_network_error() {
     assert!(stderr.contains("unreachable after 5 attempts"), "{stderr}");
 }
 
-/// A node that answers 5xx, then a wrong CID: failure injection only, the round trip above
-/// uses the real node.
+/// A node that answers 5xx, then a wrong CID, then kubo's answer shape (`Size` as a string):
+/// failure injection only, the round trip above uses the real node.
 #[test]
 fn ipfs_server_errors_and_wrong_cids_fail_loudly() {
+    let d = tmp();
+    let f = d.path().join("x");
+    std::fs::write(&f, "x").unwrap();
+    let (_, out, _) = run(gym().arg("cid").arg(&f));
+    let x_cid = out.split_whitespace().next().unwrap().to_string();
+    let kubo_answer = format!("{{\"Name\":\"x\",\"Hash\":\"{x_cid}\",\"Size\":\"9\"}}\n");
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let url = format!(
         "http://127.0.0.1:{}",
         server.server_addr().to_ip().unwrap().port()
     );
     let handle = std::thread::spawn(move || {
-        for i in 0..7 {
+        for i in 0..8 {
             let Ok(mut rq) = server.recv() else { return };
             let mut body = Vec::new();
             let _ = std::io::Read::read_to_end(rq.as_reader(), &mut body);
@@ -159,17 +165,16 @@ fn ipfs_server_errors_and_wrong_cids_fail_loudly() {
                     r#"{"Message":"datastore broke","Code":0,"Type":"error"}"#,
                 )
                 .with_status_code(503)
-            } else {
+            } else if i == 6 {
                 tiny_http::Response::from_string(
                     "{\"Name\":\"x\",\"Hash\":\"QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH\",\"Size\":\"6\"}\n",
                 )
+            } else {
+                tiny_http::Response::from_string(kubo_answer.clone())
             };
             let _ = rq.respond(resp);
         }
     });
-    let d = tmp();
-    let f = d.path().join("x");
-    std::fs::write(&f, "x").unwrap();
     let (code, _, stderr) = publish(&["--ipfs", &url], &f);
     assert_eq!(code, 17, "{stderr}");
     assert!(
@@ -184,6 +189,9 @@ fn ipfs_server_errors_and_wrong_cids_fail_loudly() {
         "{stderr}"
     );
     assert!(stderr.contains("refusing"), "{stderr}");
+    let (code, stdout, stderr) = publish(&["--ipfs", &url, "--json"], &f);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json(&stdout)["targets"][0]["node_size"], 9);
     handle.join().unwrap();
 }
 
@@ -362,4 +370,26 @@ fn hf_server_errors_are_retried_then_reported() {
     let (code, _, stderr) = hf(&server, Some(TOKEN), &dir, &["--revision", "dev"]);
     assert_eq!(code, 19, "{stderr}");
     assert!(stderr.contains("Revision not found"), "{stderr}");
+}
+
+#[test]
+fn hf_forbidden_and_refused_objects_are_reported() {
+    let server = HubServer::start(TOKEN);
+    let d = tmp();
+    let dir = adapter(d.path());
+    server
+        .state()
+        .repos
+        .insert("me/adapter".into(), Default::default());
+    server.state().read_only.push("me/adapter".into());
+    let (code, _, stderr) = hf(&server, Some(TOKEN), &dir, &[]);
+    assert_eq!(code, 18, "{stderr}");
+    assert!(stderr.contains("authentication refused (403)"), "{stderr}");
+    assert!(stderr.contains("rights to create a commit"), "{stderr}");
+    server.state().read_only.clear();
+    server.state().lfs_error = Some((422, "Object too large for this repository".into()));
+    let (code, _, stderr) = hf(&server, Some(TOKEN), &dir, &[]);
+    assert_eq!(code, 19, "{stderr}");
+    assert!(stderr.contains("422 Object too large"), "{stderr}");
+    assert!(server.state().repos["me/adapter"].commits.is_empty());
 }
