@@ -22,6 +22,11 @@ stop() {
   if [[ -f "$state/daemon.pid" ]]; then
     pid="$(cat "$state/daemon.pid")"
     kill "$pid" 2>/dev/null || true
+    # js-ipfs shuts down gracefully; give it a moment so a restart finds the repo unlocked.
+    for _ in $(seq 1 20); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
     rm -f "$state/daemon.pid"
   fi
 }
