@@ -32,6 +32,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
             [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
             [CompletionResult]::new('reward', 'reward', [CompletionResultType]::ParameterValue, 'Estimate epoch rewards; sign and verify reward claims')
+            [CompletionResult]::new('cid', 'cid', [CompletionResultType]::ParameterValue, 'Print the CIDs `ipfs add` would give files or directories, computed offline')
+            [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -303,6 +305,39 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;reward;help;help' {
             break
         }
+        'gym;cid' {
+            [CompletionResult]::new('--cid-version', '--cid-version', [CompletionResultType]::ParameterName, '0: `Qm…` (kubo''s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also list every file and directory inside directories, as `ipfs add -r` does')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-cid/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;publish' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Publish into this local folder, files named by CID')
+            [CompletionResult]::new('--ipfs', '--ipfs', [CompletionResultType]::ParameterName, 'Publish to an IPFS node''s RPC API')
+            [CompletionResult]::new('--hf', '--hf', [CompletionResultType]::ParameterName, 'Publish to a Hugging Face Hub model repository')
+            [CompletionResult]::new('--revision', '--revision', [CompletionResultType]::ParameterName, 'Hub branch to commit to')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Hub commit message (default: "Upload <name> with gym")')
+            [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Hub commit message (default: "Upload <name> with gym")')
+            [CompletionResult]::new('--cid-version', '--cid-version', [CompletionResultType]::ParameterName, 'CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--private', '--private', [CompletionResultType]::ParameterName, 'Create the Hub repository private when it does not exist')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'With --to: write again even when an entry of that CID exists')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-publish/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;completions' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -318,6 +353,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
             [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
             [CompletionResult]::new('reward', 'reward', [CompletionResultType]::ParameterValue, 'Estimate epoch rewards; sign and verify reward claims')
+            [CompletionResult]::new('cid', 'cid', [CompletionResultType]::ParameterValue, 'Print the CIDs `ipfs add` would give files or directories, computed offline')
+            [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -372,6 +409,12 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;reward;economics' {
+            break
+        }
+        'gym;help;cid' {
+            break
+        }
+        'gym;help;publish' {
             break
         }
         'gym;help;completions' {

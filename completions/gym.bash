@@ -16,6 +16,9 @@ _gym() {
             ",$1")
                 cmd="gym"
                 ;;
+            gym,cid)
+                cmd="gym__subcmd__cid"
+                ;;
             gym,completions)
                 cmd="gym__subcmd__completions"
                 ;;
@@ -30,6 +33,9 @@ _gym() {
                 ;;
             gym,keygen)
                 cmd="gym__subcmd__keygen"
+                ;;
+            gym,publish)
+                cmd="gym__subcmd__publish"
                 ;;
             gym,reward)
                 cmd="gym__subcmd__reward"
@@ -70,6 +76,9 @@ _gym() {
             gym__subcmd__delta__subcmd__help,verify)
                 cmd="gym__subcmd__delta__subcmd__help__subcmd__verify"
                 ;;
+            gym__subcmd__help,cid)
+                cmd="gym__subcmd__help__subcmd__cid"
+                ;;
             gym__subcmd__help,completions)
                 cmd="gym__subcmd__help__subcmd__completions"
                 ;;
@@ -84,6 +93,9 @@ _gym() {
                 ;;
             gym__subcmd__help,keygen)
                 cmd="gym__subcmd__help__subcmd__keygen"
+                ;;
+            gym__subcmd__help,publish)
+                cmd="gym__subcmd__help__subcmd__publish"
                 ;;
             gym__subcmd__help,reward)
                 cmd="gym__subcmd__help__subcmd__reward"
@@ -167,12 +179,34 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward cid publish completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__cid)
+            opts="-q -h -V --cid-version --all --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cid-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -513,8 +547,22 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help)
-            opts="keygen key delta reward completions help"
+            opts="keygen key delta reward cid publish completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__cid)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -667,6 +715,20 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help__subcmd__keygen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__publish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -840,6 +902,52 @@ _gym() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__publish)
+            opts="-m -q -h -V --to --ipfs --hf --revision --private --message --cid-version --force --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ipfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --revision)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cid-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -29,6 +29,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand key 'Work with key files'
             cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
             cand reward 'Estimate epoch rewards; sign and verify reward claims'
+            cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+            cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -269,6 +271,37 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;reward;help;help'= {
         }
+        &'gym;cid'= {
+            cand --cid-version '0: `Qm…` (kubo''s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --all 'Also list every file and directory inside directories, as `ipfs add -r` does'
+            cand --json 'Print JSON (format `gym-cid/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;publish'= {
+            cand --to 'Publish into this local folder, files named by CID'
+            cand --ipfs 'Publish to an IPFS node''s RPC API'
+            cand --hf 'Publish to a Hugging Face Hub model repository'
+            cand --revision 'Hub branch to commit to'
+            cand -m 'Hub commit message (default: "Upload <name> with gym")'
+            cand --message 'Hub commit message (default: "Upload <name> with gym")'
+            cand --cid-version 'CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --private 'Create the Hub repository private when it does not exist'
+            cand --force 'With --to: write again even when an entry of that CID exists'
+            cand --json 'Print JSON (format `gym-publish/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;completions'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand -q 'Print nothing on stderr except errors'
@@ -283,6 +316,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand key 'Work with key files'
             cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
             cand reward 'Estimate epoch rewards; sign and verify reward claims'
+            cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+            cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -323,6 +358,10 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;reward;verify-claim'= {
         }
         &'gym;help;reward;economics'= {
+        }
+        &'gym;help;cid'= {
+        }
+        &'gym;help;publish'= {
         }
         &'gym;help;completions'= {
         }

@@ -32,6 +32,8 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "keygen" -d 'Create a worker
 complete -c gym -n "__fish_gym_needs_command" -f -a "key" -d 'Work with key files'
 complete -c gym -n "__fish_gym_needs_command" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
 complete -c gym -n "__fish_gym_needs_command" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_needs_command" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_needs_command" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
@@ -168,16 +170,38 @@ complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcomma
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand cid" -l cid-version -d '0: `Qm…` (kubo\'s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)' -r
+complete -c gym -n "__fish_gym_using_subcommand cid" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand cid" -l all -d 'Also list every file and directory inside directories, as `ipfs add -r` does'
+complete -c gym -n "__fish_gym_using_subcommand cid" -l json -d 'Print JSON (format `gym-cid/1`)'
+complete -c gym -n "__fish_gym_using_subcommand cid" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand cid" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand cid" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand publish" -l to -d 'Publish into this local folder, files named by CID' -r -F
+complete -c gym -n "__fish_gym_using_subcommand publish" -l ipfs -d 'Publish to an IPFS node\'s RPC API' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -l hf -d 'Publish to a Hugging Face Hub model repository' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -l revision -d 'Hub branch to commit to' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -s m -l message -d 'Hub commit message (default: "Upload <name> with gym")' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -l cid-version -d 'CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32)' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -l private -d 'Create the Hub repository private when it does not exist'
+complete -c gym -n "__fish_gym_using_subcommand publish" -l force -d 'With --to: write again even when an entry of that CID exists'
+complete -c gym -n "__fish_gym_using_subcommand publish" -l json -d 'Print JSON (format `gym-publish/1`)'
+complete -c gym -n "__fish_gym_using_subcommand publish" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand publish" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand publish" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'

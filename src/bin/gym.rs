@@ -28,7 +28,12 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::atomic::AtomicError,
             gym::core::keys::KeyError,
             gym::core::reward::RewardError,
-            gym::core::safetensors_io::SafetensorsError
+            gym::core::safetensors_io::SafetensorsError,
+            gym::core::ipfs::AddError,
+            gym::core::ipfs::api::IpfsApiError,
+            gym::core::ipfs::local::LocalError,
+            gym::core::net::NetError,
+            gym::core::hub::HubError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -1,10 +1,12 @@
 //! The command-line layer: one module per subcommand, each a clap `Args` struct and a `run`
 //! that maps arguments onto `core` and formats the result. Nothing here implements a feature.
 
+pub mod cid;
 pub mod delta;
 pub mod docs;
 pub mod key;
 pub mod out;
+pub mod publish;
 pub mod reward;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -24,7 +26,10 @@ Exit codes:
   13  invalid signature
   14  unsigned or untrusted signer
   15  policy violation (stale or replayed sequence number, wrong base model)
-  16  test vectors did not give their expected verdicts";
+  16  test vectors did not give their expected verdicts
+  17  network failure (unreachable, timeout, server errors after retries)
+  18  authentication refused (HTTP 401/403: token missing, invalid or without rights)
+  19  server rejected the request or gave an unexpected answer";
 
 /// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.
 #[derive(Debug, Parser)]
@@ -41,7 +46,6 @@ pub struct Cli {
 }
 
 // Parsed once per process; boxing the larger variants would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
@@ -56,6 +60,10 @@ pub enum Command {
     /// Estimate epoch rewards; sign and verify reward claims.
     #[command(subcommand)]
     Reward(reward::RewardCommand),
+    /// Print the CIDs `ipfs add` would give files or directories, computed offline.
+    Cid(cid::CidArgs),
+    /// Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub.
+    Publish(publish::PublishArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -79,6 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(c) => key::run(&ctx, c),
         Command::Delta(c) => delta::run(&ctx, c),
         Command::Reward(c) => reward::run(&ctx, c),
+        Command::Cid(a) => cid::run(&ctx, a),
+        Command::Publish(a) => publish::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
     }
 }

@@ -23,6 +23,12 @@ pub enum ErrorClass {
     Untrusted,
     /// The delta is valid but violates a policy (stale sequence number, wrong base model).
     Policy,
+    /// A server could not be reached, timed out, or kept failing (5xx) after retries.
+    Network,
+    /// A server refused the credentials (HTTP 401/403): token missing, invalid or lacking rights.
+    Auth,
+    /// A server rejected the request or answered something unexpected (other 4xx, bad answers).
+    Remote,
 }
 
 impl ErrorClass {
@@ -38,6 +44,9 @@ impl ErrorClass {
             ErrorClass::Signature => 13,
             ErrorClass::Untrusted => 14,
             ErrorClass::Policy => 15,
+            ErrorClass::Network => 17,
+            ErrorClass::Auth => 18,
+            ErrorClass::Remote => 19,
         }
     }
 
@@ -52,6 +61,9 @@ impl ErrorClass {
             ErrorClass::Signature => "signature",
             ErrorClass::Untrusted => "untrusted",
             ErrorClass::Policy => "policy",
+            ErrorClass::Network => "network",
+            ErrorClass::Auth => "auth",
+            ErrorClass::Remote => "remote",
         }
     }
 
@@ -66,6 +78,9 @@ impl ErrorClass {
             "signature" => ErrorClass::Signature,
             "untrusted" => ErrorClass::Untrusted,
             "policy" => ErrorClass::Policy,
+            "network" => ErrorClass::Network,
+            "auth" => ErrorClass::Auth,
+            "remote" => ErrorClass::Remote,
             _ => return None,
         })
     }

@@ -1,8 +1,11 @@
 //! The one integration-test binary: every test here runs the real `gym` executable.
 //! Each area has its own module file.
 
+mod cid;
 mod common;
 mod delta;
 mod docs;
+mod hub_server;
 mod keys;
+mod publish;
 mod reward;

@@ -1,0 +1,269 @@
+//! `gym publish`: a file or folder to a local CID-named folder, an IPFS node (Kubo RPC API),
+//! and/or the Hugging Face Hub.
+//!
+//! JSON output (`--json`), format `gym-publish/1`:
+//! ```json
+//! {"format": "gym-publish/1", "source": "adapter", "cid_version": 0, "cid": "Qm…",
+//!  "entries": [ /* as in gym-cid/1, children first, the root last */ ],
+//!  "targets": [
+//!    {"kind": "local", "location": "store/Qm…", "written": true},
+//!    {"kind": "ipfs", "api": "http://127.0.0.1:5001", "cid": "Qm…", "pinned": true,
+//!     "node_size": 1250, "verified": 3, "gateway_path": "/ipfs/Qm…"},
+//!    {"kind": "hf", "repo": "owner/name", "revision": "main", "repo_url": "https://huggingface.co/owner/name",
+//!     "created_repo": false, "commit_oid": "…", "commit_url": "…",
+//!     "files": [{"path": "adapter_model.safetensors", "size": 1, "sha256": "…", "mode": "lfs",
+//!                "transfer": "basic"}]}]}
+//! ```
+//! `transfer` is `inline` (regular file in the commit), `basic` or `multipart` (LFS bytes sent),
+//! `skipped` (the Hub had the LFS object) or `ignored` (the Hub said to ignore the file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::json;
+
+use super::Failure;
+use super::cid::{entry_json, parse_cid_version};
+use super::out::{self, Ctx};
+use crate::core::error::ErrorClass;
+use crate::core::hub::{self, HubOptions, RepoId, Token};
+use crate::core::ipfs::{self, CidVersion, api::Kubo, local, unixfs::NoBlocks};
+use crate::core::net::Retry;
+
+/// Default Kubo RPC address, as kubo listens by default.
+pub const DEFAULT_IPFS_API: &str = "http://127.0.0.1:5001";
+
+/// Arguments of `gym publish`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Targets (at least one; several are done in the order --to, --ipfs, --hf):
+  --to DIR          copy into DIR as DIR/<cid> (a file) or DIR/<cid>/… (a folder); offline
+  --ipfs [URL]      add and pin through a Kubo RPC API (kubo, js-ipfs); URL defaults to $IPFS_API,
+                    then http://127.0.0.1:5001; every CID the node returns must equal gym's own
+  --hf OWNER/REPO   one commit to the Hugging Face Hub (created when missing); token from
+                    $HF_TOKEN, server from $HF_ENDPOINT (default https://huggingface.co)
+
+Connection errors and 5xx answers are retried with exponential backoff ($GYM_RETRY_DELAY_MS
+sets the first delay, default 500).")]
+pub struct PublishArgs {
+    /// A file, or a folder (a PEFT adapter, a merged model, DELTA files).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Publish into this local folder, files named by CID.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// Publish to an IPFS node's RPC API.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub ipfs: Option<String>,
+    /// Publish to a Hugging Face Hub model repository.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub hf: Option<String>,
+    /// Hub branch to commit to.
+    #[arg(long, default_value = "main", requires = "hf")]
+    pub revision: String,
+    /// Create the Hub repository private when it does not exist.
+    #[arg(long, requires = "hf")]
+    pub private: bool,
+    /// Hub commit message (default: "Upload <name> with gym").
+    #[arg(long, short, requires = "hf")]
+    pub message: Option<String>,
+    /// CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32).
+    #[arg(long, value_name = "0|1", default_value = "0", value_parser = parse_cid_version)]
+    pub cid_version: CidVersion,
+    /// With --to: write again even when an entry of that CID exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON (format `gym-publish/1`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn retry_policy() -> Retry {
+    let mut r = Retry::default();
+    if let Some(ms) = std::env::var("GYM_RETRY_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        r.first_delay = Duration::from_millis(ms);
+    }
+    r
+}
+
+fn nonempty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
+    if a.to.is_none() && a.ipfs.is_none() && a.hf.is_none() {
+        return Err(Failure::new(
+            ErrorClass::Other,
+            "no target: give --to DIR, --ipfs [URL] and/or --hf OWNER/REPO",
+        )
+        .into());
+    }
+    let repo = a.hf.as_deref().map(RepoId::parse).transpose()?;
+    let retry = retry_policy();
+    let src = &a.path;
+    let total =
+        ipfs::add::total_bytes(src).with_context(|| format!("publishing {}", src.display()))?;
+    let bar = |label: &str| -> (
+        Option<indicatif::ProgressBar>,
+        Arc<dyn Fn(u64) + Send + Sync>,
+    ) {
+        let pb = ctx.progress(total, label);
+        let p2 = pb.clone();
+        let f: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+            if let Some(p) = &p2 {
+                p.set_position(n)
+            }
+        });
+        (pb, f)
+    };
+
+    let entries = {
+        let (pb, _) = bar("hashing");
+        let e = ipfs::add_path(src, a.cid_version, &mut NoBlocks, &mut |n| {
+            if let Some(p) = &pb {
+                p.inc(n)
+            }
+        })?;
+        if let Some(p) = pb {
+            p.finish_and_clear();
+        }
+        e
+    };
+    let root = entries.last().expect("an import has a root").clone();
+    let mut targets = Vec::new();
+    let mut lines = vec![format!("{}  {}", root.cid, src.display())];
+
+    if let Some(dir) = &a.to {
+        let (pb, _) = bar("copying");
+        let stored = local::publish(src, dir, a.cid_version, a.force, &mut |n| {
+            if let Some(p) = &pb {
+                p.inc(n)
+            }
+        })
+        .with_context(|| format!("publishing {} to {}", src.display(), dir.display()))?;
+        if let Some(p) = pb {
+            p.finish_and_clear();
+        }
+        let what = if stored.written {
+            "wrote"
+        } else {
+            "already present"
+        };
+        lines.push(format!("local: {} ({what})", stored.location.display()));
+        targets.push(json!({
+            "kind": "local",
+            "location": stored.location.display().to_string(),
+            "written": stored.written,
+        }));
+    }
+
+    if let Some(url) = &a.ipfs {
+        let api = if url.is_empty() {
+            nonempty_env("IPFS_API").unwrap_or_else(|| DEFAULT_IPFS_API.into())
+        } else {
+            url.clone()
+        };
+        let kubo = Kubo::new(&api, retry)?;
+        let (pb, progress) = bar("uploading");
+        let added = kubo
+            .add(src, a.cid_version, progress)
+            .with_context(|| format!("adding {} to {api}", src.display()))?;
+        if let Some(p) = pb {
+            p.finish_and_clear();
+        }
+        let node_size = added.last().and_then(|x| x.node_size);
+        lines.push(format!(
+            "ipfs: {} pinned on {} (CIDs match)",
+            root.cid,
+            kubo.base()
+        ));
+        targets.push(json!({
+            "kind": "ipfs",
+            "api": kubo.base(),
+            "cid": root.cid.to_string(),
+            "pinned": true,
+            "node_size": node_size,
+            "verified": added.len(),
+            "gateway_path": format!("/ipfs/{}", root.cid),
+        }));
+    }
+
+    if let Some(repo) = repo {
+        let endpoint = nonempty_env("HF_ENDPOINT").unwrap_or_else(|| hub::DEFAULT_ENDPOINT.into());
+        let token = nonempty_env("HF_TOKEN").map(Token::new);
+        let name = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let opts = HubOptions {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token,
+            repo,
+            revision: a.revision.clone(),
+            private: a.private,
+            summary: a
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("Upload {name} with gym")),
+            description: format!(
+                "Published with gym {}. IPFS CID (v{}): {}",
+                env!("CARGO_PKG_VERSION"),
+                a.cid_version.number(),
+                root.cid
+            ),
+            retry,
+        };
+        let files = hub::collect(src)?;
+        let (pb, progress) = bar("uploading");
+        let report = hub::upload(files, &opts, progress)
+            .with_context(|| format!("uploading {} to {}", src.display(), opts.repo))?;
+        if let Some(p) = pb {
+            p.finish_and_clear();
+        }
+        let sent = report
+            .files
+            .iter()
+            .filter(|f| f.transfer == "basic" || f.transfer == "multipart")
+            .count();
+        let skipped = report
+            .files
+            .iter()
+            .filter(|f| f.transfer == "skipped")
+            .count();
+        lines.push(format!(
+            "hf: {} commit {} ({} files, {sent} LFS uploaded, {skipped} LFS already there{})",
+            report.repo_url,
+            report.commit_oid,
+            report.files.len(),
+            if report.created_repo {
+                ", repository created"
+            } else {
+                ""
+            }
+        ));
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("kind".into(), json!("hf"));
+        }
+        targets.push(v);
+    }
+
+    if a.json {
+        return out::json(&json!({
+            "format": "gym-publish/1",
+            "source": src.display().to_string(),
+            "cid_version": a.cid_version.number(),
+            "cid": root.cid.to_string(),
+            "entries": entries.iter().map(entry_json).collect::<Vec<_>>(),
+            "targets": targets,
+        }));
+    }
+    out::println(&lines.join("\n"))?;
+    Ok(())
+}
