@@ -350,6 +350,16 @@ fn unpack(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
         UnpackFormat::Safetensors => false,
         UnpackFormat::Peft => true,
     };
+    if peft && scanned.metadata.adapter_config.is_none() {
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "{} carries no adapter_config, so it cannot be written as a PEFT folder (use --format safetensors)",
+                a.input.display()
+            ),
+        }
+        .into());
+    }
     let mut opts = VerifyOptions::default();
     if let Some(p) = &a.trusted_keys {
         opts.trusted = Some(TrustedKeys::load(p)?);
@@ -378,12 +388,7 @@ fn unpack(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
             .metadata
             .adapter_config
             .clone()
-            .unwrap_or_else(|| {
-                // A delta without an adapter config unpacked as PEFT: a minimal LoRA config.
-                let mut m = serde_json::Map::new();
-                m.insert("peft_type".into(), "LORA".into());
-                m
-            });
+            .unwrap_or_default();
         let cfg_text = serde_json::to_string_pretty(&serde_json::Value::Object(cfg))? + "\n";
         std::fs::write(dir.staging().join("adapter_config.json"), cfg_text)?;
         dir.commit()?;

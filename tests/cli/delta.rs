@@ -271,6 +271,26 @@ fn peft_folder_round_trip() {
         .data(),
         lora_like(5, 32).as_slice()
     );
+    // Asking for a PEFT folder from a delta without an adapter config is a usage error.
+    let plain = d.path().join("plain.delta");
+    let (input, _) = sample_input(d.path());
+    assert_eq!(
+        run(gym()
+            .args(["delta", "pack"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&plain))
+        .0,
+        0
+    );
+    let (code, _, stderr) = run(gym()
+        .args(["delta", "unpack", "--format", "peft"])
+        .arg(&plain)
+        .arg("-o")
+        .arg(d.path().join("nope")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("adapter_config"), "{stderr}");
+    assert!(!exists(&d.path().join("nope")));
     // A folder without the safetensors file is a clear error.
     let empty = d.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
