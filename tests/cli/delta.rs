@@ -86,21 +86,27 @@ fn pack_inspect_verify_unpack_round_trip() {
     let d = tmp();
     let (input, tensors) = sample_input(d.path());
     let out = d.path().join("x.delta");
+    const META: [&str; 16] = [
+        "--epoch",
+        "3",
+        "--step",
+        "150",
+        "--seq",
+        "9",
+        "--loss",
+        "1.25",
+        "--timestamp",
+        "2025-01-02T03:04:05Z",
+        "--tokens",
+        "1000",
+        "--flops",
+        "2e12",
+        "--chunk-size",
+        "256KiB",
+    ];
     let (code, stdout, stderr) = run(gym()
-        .args([
-            "delta", "pack", "--json", "--epoch", "3", "--step", "150", "--seq", "9", "--loss",
-            "1.25",
-        ])
-        .args([
-            "--timestamp",
-            "2025-01-02T03:04:05Z",
-            "--tokens",
-            "1000",
-            "--flops",
-            "2e12",
-            "--chunk-size",
-            "256KiB",
-        ])
+        .args(["delta", "pack", "--json"])
+        .args(META)
         .arg(&input)
         .arg("-o")
         .arg(&out));
@@ -190,30 +196,8 @@ fn pack_inspect_verify_unpack_round_trip() {
     // Same input, one thread: same bytes.
     let out1 = d.path().join("x1.delta");
     let (code, _, _) = run(gym()
-        .args([
-            "--threads",
-            "1",
-            "delta",
-            "pack",
-            "--epoch",
-            "3",
-            "--step",
-            "150",
-            "--seq",
-            "9",
-            "--loss",
-            "1.25",
-        ])
-        .args([
-            "--timestamp",
-            "2025-01-02T03:04:05Z",
-            "--tokens",
-            "1000",
-            "--flops",
-            "2e12",
-            "--chunk-size",
-            "256KiB",
-        ])
+        .args(["--threads", "1", "delta", "pack"])
+        .args(META)
         .arg(&input)
         .arg("-o")
         .arg(&out1));

@@ -182,15 +182,52 @@ mod x86 {
         }};
     }
 
+    /// The SHA3-256 sponge over `$L` equal-length messages at once: absorb every full block,
+    /// then the padded tail, and squeeze 32 bytes per lane. `$load` builds a vector from lane
+    /// `i` of `$L` blocks; `$store` writes a vector out as `$L` u64s.
+    macro_rules! sponge {
+        ($L:literal, $V:ty, $group:ident, $zero:expr, $load:expr, $store:expr,
+         $xor:expr, $xor3:expr, $chi:expr, $rol:expr, $splat:expr) => {{
+            let n = $group.len();
+            // Unused lanes repeat the last message; their results are dropped.
+            let ms: [&[u8]; $L] = std::array::from_fn(|i| $group[i.min(n - 1)]);
+            let full = ms[0].len() / RATE;
+            let tails: [[u8; RATE]; $L] =
+                std::array::from_fn(|k| final_block(&ms[k][full * RATE..]));
+            let mut s: [$V; 25] = [$zero; 25];
+            for j in 0..=full {
+                let blocks: [&[u8]; $L] = std::array::from_fn(|k| {
+                    if j < full {
+                        &ms[k][j * RATE..(j + 1) * RATE]
+                    } else {
+                        &tails[k][..]
+                    }
+                });
+                for i in 0..RATE / 8 {
+                    s[i] = $xor(s[i], $load(blocks, i));
+                }
+                keccak_f!(s, $V, $xor, $xor3, $chi, $rol, $splat);
+            }
+            let mut lanes = [[0u64; $L]; 4];
+            for (i, l) in lanes.iter_mut().enumerate() {
+                $store(l, s[i]);
+            }
+            (0..n)
+                .map(|k| {
+                    let mut d = [0u8; 32];
+                    for i in 0..4 {
+                        d[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
+                    }
+                    d
+                })
+                .collect()
+        }};
+    }
+
     /// 8 Keccak states in AVX-512 registers: rotate and three-input logic are single
     /// instructions (`vprolq`, `vpternlogq`).
     #[target_feature(enable = "avx512f")]
     unsafe fn hash8(group: &[&[u8]]) -> Vec<[u8; 32]> {
-        let n = group.len();
-        let ms: Vec<&[u8]> = (0..8).map(|i| group[i.min(n - 1)]).collect();
-        let len = ms[0].len();
-        let zero = _mm512_setzero_si512();
-        let mut s = [zero; 25];
         let xor = |a: __m512i, b: __m512i| _mm512_xor_si512(a, b);
         let xor3 = |a: __m512i, b: __m512i, c: __m512i| _mm512_ternarylogic_epi64::<0x96>(a, b, c);
         // a ^ (!b & c)
@@ -203,56 +240,31 @@ mod x86 {
             r!(1 2 3 6 8 10 14 15 18 20 21 25 27 28 36 39 41 43 44 45 55 56 61 62)
         };
         let splat = |v: u64| _mm512_set1_epi64(v as i64);
-        let load = |blocks: [&[u8]; 8], i: usize| {
-            _mm512_set_epi64(
-                lane(blocks[7], 8 * i) as i64,
-                lane(blocks[6], 8 * i) as i64,
-                lane(blocks[5], 8 * i) as i64,
-                lane(blocks[4], 8 * i) as i64,
-                lane(blocks[3], 8 * i) as i64,
-                lane(blocks[2], 8 * i) as i64,
-                lane(blocks[1], 8 * i) as i64,
-                lane(blocks[0], 8 * i) as i64,
-            )
+        let load = |b: [&[u8]; 8], i: usize| {
+            let l = |k: usize| lane(b[k], 8 * i) as i64;
+            _mm512_set_epi64(l(7), l(6), l(5), l(4), l(3), l(2), l(1), l(0))
         };
-        let full = len / RATE;
-        for j in 0..full {
-            let off = j * RATE;
-            let blocks: [&[u8]; 8] = std::array::from_fn(|k| &ms[k][off..off + RATE]);
-            for i in 0..RATE / 8 {
-                s[i] = xor(s[i], load(blocks, i));
-            }
-            keccak_f!(s, __m512i, xor, xor3, chi, rol, splat);
-        }
-        let tails: Vec<[u8; RATE]> = ms.iter().map(|m| final_block(&m[full * RATE..])).collect();
-        let blocks: [&[u8]; 8] = std::array::from_fn(|k| &tails[k][..]);
-        for i in 0..RATE / 8 {
-            s[i] = xor(s[i], load(blocks, i));
-        }
-        keccak_f!(s, __m512i, xor, xor3, chi, rol, splat);
-        let mut lanes = [[0u64; 8]; 4];
-        for (i, l) in lanes.iter_mut().enumerate() {
-            // SAFETY: `l` is 64 bytes; storeu has no alignment requirement.
-            unsafe { _mm512_storeu_si512(l.as_mut_ptr().cast(), s[i]) };
-        }
-        (0..n)
-            .map(|k| {
-                let mut d = [0u8; 32];
-                for i in 0..4 {
-                    d[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
-                }
-                d
-            })
-            .collect()
+        // SAFETY: `l` is 64 bytes; storeu has no alignment requirement.
+        let store =
+            |l: &mut [u64; 8], v: __m512i| unsafe { _mm512_storeu_si512(l.as_mut_ptr().cast(), v) };
+        sponge!(
+            8,
+            __m512i,
+            group,
+            _mm512_setzero_si512(),
+            load,
+            store,
+            xor,
+            xor3,
+            chi,
+            rol,
+            splat
+        )
     }
 
     /// 4 Keccak states in AVX2 registers.
     #[target_feature(enable = "avx2")]
     unsafe fn hash4(group: &[&[u8]]) -> Vec<[u8; 32]> {
-        let n = group.len();
-        let ms: Vec<&[u8]> = (0..4).map(|i| group[i.min(n - 1)]).collect();
-        let len = ms[0].len();
-        let mut s = [_mm256_setzero_si256(); 25];
         let xor = |a: __m256i, b: __m256i| _mm256_xor_si256(a, b);
         let xor3 = |a: __m256i, b: __m256i, c: __m256i| _mm256_xor_si256(_mm256_xor_si256(a, b), c);
         let chi =
@@ -263,43 +275,26 @@ mod x86 {
             _mm256_or_si256(_mm256_sll_epi64(a, l), _mm256_srl_epi64(a, rr))
         };
         let splat = |v: u64| _mm256_set1_epi64x(v as i64);
-        let load = |blocks: [&[u8]; 4], i: usize| {
-            _mm256_set_epi64x(
-                lane(blocks[3], 8 * i) as i64,
-                lane(blocks[2], 8 * i) as i64,
-                lane(blocks[1], 8 * i) as i64,
-                lane(blocks[0], 8 * i) as i64,
-            )
+        let load = |b: [&[u8]; 4], i: usize| {
+            let l = |k: usize| lane(b[k], 8 * i) as i64;
+            _mm256_set_epi64x(l(3), l(2), l(1), l(0))
         };
-        let full = len / RATE;
-        for j in 0..full {
-            let off = j * RATE;
-            let blocks: [&[u8]; 4] = std::array::from_fn(|k| &ms[k][off..off + RATE]);
-            for i in 0..RATE / 8 {
-                s[i] = xor(s[i], load(blocks, i));
-            }
-            keccak_f!(s, __m256i, xor, xor3, chi, rol, splat);
-        }
-        let tails: Vec<[u8; RATE]> = ms.iter().map(|m| final_block(&m[full * RATE..])).collect();
-        let blocks: [&[u8]; 4] = std::array::from_fn(|k| &tails[k][..]);
-        for i in 0..RATE / 8 {
-            s[i] = xor(s[i], load(blocks, i));
-        }
-        keccak_f!(s, __m256i, xor, xor3, chi, rol, splat);
-        let mut lanes = [[0u64; 4]; 4];
-        for (i, l) in lanes.iter_mut().enumerate() {
-            // SAFETY: `l` is 32 bytes; storeu has no alignment requirement.
-            unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), s[i]) };
-        }
-        (0..n)
-            .map(|k| {
-                let mut d = [0u8; 32];
-                for i in 0..4 {
-                    d[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
-                }
-                d
-            })
-            .collect()
+        // SAFETY: `l` is 32 bytes; storeu has no alignment requirement.
+        let store =
+            |l: &mut [u64; 4], v: __m256i| unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), v) };
+        sponge!(
+            4,
+            __m256i,
+            group,
+            _mm256_setzero_si256(),
+            load,
+            store,
+            xor,
+            xor3,
+            chi,
+            rol,
+            splat
+        )
     }
 
     #[cfg(test)]
