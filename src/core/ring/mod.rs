@@ -1,0 +1,6 @@
+//! `gym ring`: authenticated, encrypted, verifiable ring all-reduce of deltas. The protocol is
+//! specified in `docs/ring-protocol.md`. `proto` and `crypto` are state machines without I/O;
+//! `net` is the thin tokio driver around them.
+
+pub mod fixed;
+pub mod sketch;
