@@ -2,5 +2,7 @@
 //! specified in `docs/ring-protocol.md`. `proto` and `crypto` are state machines without I/O;
 //! `net` is the thin tokio driver around them.
 
+pub mod config;
 pub mod fixed;
 pub mod sketch;
+pub mod wire;
