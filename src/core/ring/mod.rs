@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod fixed;
+pub mod proto;
 pub mod sketch;
 pub mod wire;
