@@ -3,6 +3,7 @@
 //! `net` is the thin tokio driver around them.
 
 pub mod config;
+pub mod crypto;
 pub mod fixed;
 pub mod proto;
 pub mod sketch;
