@@ -5,6 +5,10 @@
 pub mod config;
 pub mod crypto;
 pub mod fixed;
+pub mod io;
+pub mod net;
+#[cfg(test)]
+mod net_tests;
 pub mod proto;
 pub mod sketch;
 pub mod wire;
