@@ -43,7 +43,7 @@ pub enum HandshakeError {
     #[error("malformed handshake message: {what}")]
     Malformed { what: String },
     #[error("the peer refused the connection: {reason}")]
-    Rejected { reason: String },
+    Rejected { class: ErrorClass, reason: String },
     #[error("frame {counter} does not decrypt (tampered, replayed or reordered)")]
     Decrypt { counter: u64 },
     #[error("channel exhausted after {MAX_FRAMES} frames")]
@@ -54,9 +54,10 @@ impl Classify for HandshakeError {
     fn class(&self) -> ErrorClass {
         match self {
             HandshakeError::WrongRing { .. } | HandshakeError::Decrypt { .. } => ErrorClass::Policy,
-            HandshakeError::NotMember { .. }
-            | HandshakeError::WrongPeer { .. }
-            | HandshakeError::Rejected { .. } => ErrorClass::Untrusted,
+            HandshakeError::NotMember { .. } | HandshakeError::WrongPeer { .. } => {
+                ErrorClass::Untrusted
+            }
+            HandshakeError::Rejected { class, .. } => *class,
             HandshakeError::BadSignature { .. } => ErrorClass::Signature,
             HandshakeError::Malformed { .. } => ErrorClass::Malformed,
             HandshakeError::Exhausted => ErrorClass::Other,
@@ -76,17 +77,29 @@ pub fn random<const N: usize>() -> Zeroizing<[u8; N]> {
     b
 }
 
-/// A `Reject` frame: sent before closing a refused connection, so the other side can say why.
+/// A `Reject` frame, sent before closing a refused connection so the other side can say why:
+/// `4 ‖ error class name ‖ 0 ‖ UTF-8 reason`.
 pub fn reject_frame(e: &HandshakeError) -> Vec<u8> {
     let mut v = vec![TAG_REJECT];
+    v.extend_from_slice(e.class().as_str().as_bytes());
+    v.push(0);
     v.extend_from_slice(e.to_string().as_bytes());
     v
 }
 
 fn check_reject(b: &[u8]) -> Result<(), HandshakeError> {
     if b.first() == Some(&TAG_REJECT) {
+        let rest = &b[1..];
+        let (class, reason) = match rest.iter().position(|&c| c == 0) {
+            Some(i) => (
+                ErrorClass::parse(&String::from_utf8_lossy(&rest[..i])),
+                &rest[i + 1..],
+            ),
+            None => (None, rest),
+        };
         return Err(HandshakeError::Rejected {
-            reason: String::from_utf8_lossy(&b[1..]).into_owned(),
+            class: class.unwrap_or(ErrorClass::Untrusted),
+            reason: String::from_utf8_lossy(reason).into_owned(),
         });
     }
     Ok(())

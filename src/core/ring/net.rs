@@ -38,6 +38,11 @@ pub enum RingNetError {
         member: usize,
         source: HandshakeError,
     },
+    #[error("refused a connection from {address}: {source}")]
+    Refused {
+        address: String,
+        source: HandshakeError,
+    },
     #[error("timed out {what}")]
     Timeout { what: String },
     #[error("setting up the async runtime: {0}")]
@@ -52,7 +57,9 @@ impl Classify for RingNetError {
             RingNetError::Listen { .. }
             | RingNetError::Connect { .. }
             | RingNetError::Timeout { .. } => ErrorClass::Network,
-            RingNetError::Handshake { source, .. } => source.class(),
+            RingNetError::Handshake { source, .. } | RingNetError::Refused { source, .. } => {
+                source.class()
+            }
             RingNetError::Runtime(_) => ErrorClass::Other,
             RingNetError::Ring(e) => e.class(),
         }
@@ -166,25 +173,25 @@ async fn answer(
     me: usize,
     id: Arc<Identity>,
     mut stream: TcpStream,
-) -> Option<(TcpStream, Session)> {
+) -> Result<(TcpStream, Session), Option<HandshakeError>> {
     let _ = stream.set_nodelay(true);
-    let hello = read_frame(&mut stream).await.ok()?;
+    let hello = read_frame(&mut stream).await.map_err(|_| None)?;
     let entropy = crypto::random::<64>();
     match Responder::on_hello(ring, me, &id, &hello, &entropy) {
         Ok((resp, accept)) => {
-            write_frame(&mut stream, &accept).await.ok()?;
-            let fin = read_frame(&mut stream).await.ok()?;
+            write_frame(&mut stream, &accept).await.map_err(|_| None)?;
+            let fin = read_frame(&mut stream).await.map_err(|_| None)?;
             match resp.on_finish(&fin) {
-                Ok(s) => Some((stream, s)),
+                Ok(s) => Ok((stream, s)),
                 Err(e) => {
                     let _ = write_frame(&mut stream, &crypto::reject_frame(&e)).await;
-                    None
+                    Err(Some(e))
                 }
             }
         }
         Err(e) => {
             let _ = write_frame(&mut stream, &crypto::reject_frame(&e)).await;
-            None
+            Err(Some(e))
         }
     }
 }
@@ -253,17 +260,32 @@ pub async fn join(
         "member {me} of {n} listening on {address}, connecting to the others"
     ));
     let deadline = Instant::now() + opts.connect_timeout;
-    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<(TcpStream, Session)>();
-    // Accept members with a higher index; refuse everyone else (also after the start).
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<Option<(TcpStream, Session)>>();
+    let failures: Arc<std::sync::Mutex<Vec<RingNetError>>> = Arc::default();
+    // Accept members; refuse everyone else with a reason (also after the start).
     let acceptor = {
         let (ring, id, conn_tx) = (ring.clone(), id.clone(), conn_tx.clone());
+        let (progress, failures) = (progress.clone(), failures.clone());
         tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
+            while let Ok((s, addr)) = listener.accept().await {
                 let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
+                let (progress, failures) = (progress.clone(), failures.clone());
                 tokio::spawn(async move {
                     let hs = tokio::time::timeout(Duration::from_secs(30), answer(ring, me, id, s));
-                    if let Ok(Some(c)) = hs.await {
-                        let _ = tx.send(c);
+                    match hs.await {
+                        Ok(Ok(c)) => {
+                            let _ = tx.send(Some(c));
+                        }
+                        Ok(Err(Some(e))) => {
+                            progress(format!("refused a connection from {addr}: {e}"));
+                            if let Ok(mut f) = failures.lock() {
+                                f.push(RingNetError::Refused {
+                                    address: addr.to_string(),
+                                    source: e,
+                                });
+                            }
+                        }
+                        _ => {}
                     }
                 });
             }
@@ -271,13 +293,19 @@ pub async fn join(
     };
     for peer in (me + 1)..n {
         let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
-        let progress = progress.clone();
+        let (progress, failures) = (progress.clone(), failures.clone());
         tokio::spawn(async move {
             match connect(ring, me, id, peer, deadline).await {
                 Ok(c) => {
-                    let _ = tx.send(c);
+                    let _ = tx.send(Some(c));
                 }
-                Err(e) => progress(format!("member {peer}: {e}")),
+                Err(e) => {
+                    progress(e.to_string());
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(e);
+                    }
+                    let _ = tx.send(None);
+                }
             }
         });
     }
@@ -285,9 +313,11 @@ pub async fn join(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let mut senders: HashMap<usize, mpsc::UnboundedSender<Arc<Vec<u8>>>> = HashMap::new();
     let mut writers = Vec::new();
-    while senders.len() < n - 1 {
+    let mut dial_failures = 0;
+    while senders.len() + dial_failures < n - 1 {
         match tokio::time::timeout_at(deadline, conn_rx.recv()).await {
-            Ok(Some((stream, session))) => {
+            Ok(Some(None)) => dial_failures += 1,
+            Ok(Some(Some((stream, session)))) => {
                 if senders.contains_key(&session.peer) {
                     continue;
                 }
