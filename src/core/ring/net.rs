@@ -334,6 +334,16 @@ pub async fn join(
         senders.len(),
         n - 1
     ));
+    if senders.is_empty() {
+        // Nobody to average with: say why rather than "too few members".
+        let first = failures.lock().ok().and_then(|mut f| f.drain(..).next());
+        return Err(first.unwrap_or(RingNetError::Timeout {
+            what: format!(
+                "waiting for the other members to connect ({:?})",
+                opts.connect_timeout
+            ),
+        }));
+    }
     let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
     let dispatch =
         |outs: Vec<super::proto::Out>,
