@@ -86,6 +86,7 @@ fn loopback_rings_write_identical_exact_means() {
         let mut handles = Vec::new();
         let mut expected_vals = Vec::new();
         let mut layouts = Vec::new();
+        #[allow(clippy::needless_range_loop)] // i is the member index
         for i in 0..n {
             let (p, vals) = write_delta(dir.path(), i, &ids[i]);
             let w = i as u64 + 1;
