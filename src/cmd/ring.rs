@@ -6,8 +6,9 @@
 //!  "members": [{"index": 0, "id": "gym1…", "weight": 3, "input_digest": "…", "receipt": "…"}],
 //!  "excluded": [{"index": 2, "id": "gym1…", "view": 0, "reason": "connection lost"}],
 //!  "scale_bits": 54, "total_weight": "7", "result_digest": "…", "seed": "…",
-//!  "file_digest": "…", "ring": "…", "round": 0}
+//!  "file_digest": "…", "ring": "…", "round": 0, "allreduce_seconds": 0.8}
 //! ```
+//! `allreduce_seconds` runs from the moment all connections are up to the agreed result.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -221,7 +222,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
             eprintln!("member {me}: {m}");
         }
     });
-    let outcome = net::join_blocking(
+    let joined = net::join_blocking(
         spec.clone(),
         me,
         Arc::new(id),
@@ -233,6 +234,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         progress,
     )
     .with_context(|| format!("ring all-reduce as member {me}"))?;
+    let outcome = joined.outcome;
     let summary = io::write_output(&a.output, a.force, &spec, &layout, &outcome)
         .with_context(|| format!("writing {}", a.output.display()))?;
     ctx.note(format!(
@@ -249,6 +251,10 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         obj.insert("format".into(), "gym-ring-join/1".into());
         obj.insert("output".into(), a.output.display().to_string().into());
         obj.insert("file_digest".into(), hex::encode(summary.digest).into());
+        obj.insert(
+            "allreduce_seconds".into(),
+            joined.reduced.as_secs_f64().into(),
+        );
         out::json(&v)?;
     }
     Ok(())

@@ -239,6 +239,14 @@ fn spawn_connection(
     (tx, writer)
 }
 
+/// A finished all-reduce.
+#[derive(Debug)]
+pub struct Joined {
+    pub outcome: Outcome,
+    /// From the moment all connections were up to the agreed result (every view included).
+    pub reduced: Duration,
+}
+
 /// Runs one all-reduce as member `me` and returns the agreed outcome.
 pub async fn join(
     ring: Arc<RingSpec>,
@@ -247,7 +255,7 @@ pub async fn join(
     input: Arc<Input>,
     opts: JoinOptions,
     progress: Progress,
-) -> Result<Outcome, RingNetError> {
+) -> Result<Joined, RingNetError> {
     let n = ring.len();
     let address = ring.members[me].address.clone();
     let listener = TcpListener::bind(&address)
@@ -344,6 +352,7 @@ pub async fn join(
             ),
         }));
     }
+    let connected = std::time::Instant::now();
     let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
     let dispatch =
         |outs: Vec<super::proto::Out>,
@@ -412,6 +421,7 @@ pub async fn join(
             last = now;
         }
     }
+    let reduced = connected.elapsed();
     acceptor.abort();
     // Let the writers send what is queued (our verdict), then close.
     drop(senders);
@@ -419,7 +429,7 @@ pub async fn join(
         let _ = tokio::time::timeout(opts.step_timeout, w).await;
     }
     match machine.take_outcome() {
-        Some(Ok(o)) => Ok(o),
+        Some(Ok(outcome)) => Ok(Joined { outcome, reduced }),
         Some(Err(e)) => Err(e.into()),
         None => unreachable!("finished"),
     }
@@ -433,7 +443,7 @@ pub fn join_blocking(
     input: Arc<Input>,
     opts: JoinOptions,
     progress: Progress,
-) -> Result<Outcome, RingNetError> {
+) -> Result<Joined, RingNetError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -108,7 +108,7 @@ fn loopback_rings_write_identical_exact_means() {
         }
         let mut files = Vec::new();
         for (i, h) in handles.into_iter().enumerate() {
-            let o = rt.block_on(h).unwrap().unwrap();
+            let o = rt.block_on(h).unwrap().unwrap().outcome;
             assert_eq!(o.members, (0..n).collect::<Vec<_>>());
             let out = dir.path().join(format!("out{i}.delta"));
             write_output(&out, false, &spec, &layouts[i], &o).unwrap();
