@@ -8,7 +8,7 @@
 //!  "scale_bits": 54, "total_weight": "7", "result_digest": "…", "seed": "…",
 //!  "file_digest": "…", "ring": "…", "round": 0, "allreduce_seconds": 0.8}
 //! ```
-//! `allreduce_seconds` runs from the moment all connections are up to the agreed result.
+//! `allreduce_seconds` runs from the first data message (all commits in) to the agreed result.
 
 use std::io::Read as _;
 use std::path::PathBuf;

@@ -243,7 +243,7 @@ fn spawn_connection(
 #[derive(Debug)]
 pub struct Joined {
     pub outcome: Outcome,
-    /// From the moment all connections were up to the agreed result (every view included).
+    /// From the first data message (all commits in) to the agreed result, every view included.
     pub reduced: Duration,
 }
 
@@ -352,7 +352,8 @@ pub async fn join(
             ),
         }));
     }
-    let connected = std::time::Instant::now();
+    // Timed from the first data sent (all commits in), like a plain all-reduce call.
+    let mut reducing: Option<std::time::Instant> = None;
     let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
     let dispatch =
         |outs: Vec<super::proto::Out>,
@@ -401,6 +402,9 @@ pub async fn join(
             }
         }
         let now = (machine.view(), machine.state(), machine.excluded().len());
+        if reducing.is_none() && now.1 == "reduce" {
+            reducing = Some(std::time::Instant::now());
+        }
         if now != last {
             for e in &machine.excluded()[last.2..] {
                 progress(format!(
@@ -421,7 +425,7 @@ pub async fn join(
             last = now;
         }
     }
-    let reduced = connected.elapsed();
+    let reduced = reducing.map(|t| t.elapsed()).unwrap_or_default();
     acceptor.abort();
     // Let the writers send what is queued (our verdict), then close.
     drop(senders);

@@ -154,3 +154,58 @@ fn loopback_rings_write_identical_exact_means() {
         assert_eq!(ring["view"], 0);
     }
 }
+
+#[test]
+fn an_outsider_is_refused_over_tcp_before_any_data() {
+    use super::crypto::HandshakeError;
+    use super::net::{RingNetError, connect};
+    use crate::core::error::{Classify, ErrorClass};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, ids) = ring(2);
+    let (p, _) = write_delta(dir.path(), 0, &ids[0]);
+    let (input, _) = load_input(&p, 1).unwrap();
+    let opts = JoinOptions {
+        step_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(3),
+    };
+    let member = rt.spawn(join(
+        spec.clone(),
+        0,
+        ids[0].clone(),
+        Arc::new(input),
+        opts,
+        Arc::new(|_| {}),
+    ));
+    // An outsider claims to be member 1 and dials member 0.
+    let outsider = Arc::new(Identity::from_seeds(&[99; 32], None));
+    // It uses the real ring file (same digest), so only its key gives it away.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let e = rt
+        .block_on(connect(spec.clone(), 1, outsider, 0, deadline))
+        .err()
+        .expect("refused");
+    match &e {
+        RingNetError::Handshake {
+            source: HandshakeError::Rejected { class, reason },
+            ..
+        } => {
+            assert_eq!(*class, ErrorClass::Untrusted);
+            assert!(reason.contains("not a member"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(e.class(), ErrorClass::Untrusted);
+    // Member 0 never reached member 1 and says why (the refusal, or the failed dial).
+    let r = rt.block_on(member).unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(RingNetError::Refused { .. } | RingNetError::Connect { member: 1, .. })
+        ),
+        "{r:?}"
+    );
+}

@@ -28,7 +28,8 @@ pub fn add(a: u64, b: u64) -> u64 {
 
 /// A signed integer as a field element.
 pub fn to_field(v: i64) -> u64 {
-    let m = v.unsigned_abs() % P;
+    // |v| < 2^64: one fold by the Mersenne structure instead of a division.
+    let m = reduce(v.unsigned_abs() as u128);
     if v < 0 && m != 0 { P - m } else { m }
 }
 
