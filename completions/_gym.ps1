@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
             [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
             [CompletionResult]::new('reward', 'reward', [CompletionResultType]::ParameterValue, 'Estimate epoch rewards; sign and verify reward claims')
+            [CompletionResult]::new('ring', 'ring', [CompletionResultType]::ParameterValue, 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce')
             [CompletionResult]::new('cid', 'cid', [CompletionResultType]::ParameterValue, 'Print the CIDs `ipfs add` would give files or directories, computed offline')
             [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -305,6 +306,69 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;reward;help;help' {
             break
         }
+        'gym;ring' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)')
+            [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;ring;plan' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the ring file (default: standard output)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the ring file (default: standard output)')
+            [CompletionResult]::new('--round', '--round', [CompletionResultType]::ParameterName, 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another')
+            [CompletionResult]::new('--chunk-elements', '--chunk-elements', [CompletionResultType]::ParameterName, 'Elements per data message (pipelining granularity)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;ring;join' {
+            [CompletionResult]::new('--ring', '--ring', [CompletionResultType]::ParameterName, 'The ring file (`gym ring plan`)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This member''s key (`gym keygen`); its public key must be in the ring file')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'This member''s delta. All members'' deltas must have the same tensors')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the averaged delta (identical on every member)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the averaged delta (identical on every member)')
+            [CompletionResult]::new('--weight', '--weight', [CompletionResultType]::ParameterName, 'This member''s weight in the mean (e.g. tokens or samples), 1 to 2^32')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before the member starts a view change')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for all members to connect at the start')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-join/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;ring;help' {
+            [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)')
+            [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;ring;help;plan' {
+            break
+        }
+        'gym;ring;help;join' {
+            break
+        }
+        'gym;ring;help;help' {
+            break
+        }
         'gym;cid' {
             [CompletionResult]::new('--cid-version', '--cid-version', [CompletionResultType]::ParameterName, '0: `Qm…` (kubo''s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
@@ -353,6 +417,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
             [CompletionResult]::new('delta', 'delta', [CompletionResultType]::ParameterValue, 'Pack, unpack, inspect, verify and compare DELTA files')
             [CompletionResult]::new('reward', 'reward', [CompletionResultType]::ParameterValue, 'Estimate epoch rewards; sign and verify reward claims')
+            [CompletionResult]::new('ring', 'ring', [CompletionResultType]::ParameterValue, 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce')
             [CompletionResult]::new('cid', 'cid', [CompletionResultType]::ParameterValue, 'Print the CIDs `ipfs add` would give files or directories, computed offline')
             [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -409,6 +474,17 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;reward;economics' {
+            break
+        }
+        'gym;help;ring' {
+            [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)')
+            [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result')
+            break
+        }
+        'gym;help;ring;plan' {
+            break
+        }
+        'gym;help;ring;join' {
             break
         }
         'gym;help;cid' {

@@ -40,6 +40,9 @@ _gym() {
             gym,reward)
                 cmd="gym__subcmd__reward"
                 ;;
+            gym,ring)
+                cmd="gym__subcmd__ring"
+                ;;
             gym__subcmd__delta,diff)
                 cmd="gym__subcmd__delta__subcmd__diff"
                 ;;
@@ -100,6 +103,9 @@ _gym() {
             gym__subcmd__help,reward)
                 cmd="gym__subcmd__help__subcmd__reward"
                 ;;
+            gym__subcmd__help,ring)
+                cmd="gym__subcmd__help__subcmd__ring"
+                ;;
             gym__subcmd__help__subcmd__delta,diff)
                 cmd="gym__subcmd__help__subcmd__delta__subcmd__diff"
                 ;;
@@ -129,6 +135,12 @@ _gym() {
                 ;;
             gym__subcmd__help__subcmd__reward,verify-claim)
                 cmd="gym__subcmd__help__subcmd__reward__subcmd__verify__subcmd__claim"
+                ;;
+            gym__subcmd__help__subcmd__ring,join)
+                cmd="gym__subcmd__help__subcmd__ring__subcmd__join"
+                ;;
+            gym__subcmd__help__subcmd__ring,plan)
+                cmd="gym__subcmd__help__subcmd__ring__subcmd__plan"
                 ;;
             gym__subcmd__key,help)
                 cmd="gym__subcmd__key__subcmd__help"
@@ -172,6 +184,24 @@ _gym() {
             gym__subcmd__reward__subcmd__help,verify-claim)
                 cmd="gym__subcmd__reward__subcmd__help__subcmd__verify__subcmd__claim"
                 ;;
+            gym__subcmd__ring,help)
+                cmd="gym__subcmd__ring__subcmd__help"
+                ;;
+            gym__subcmd__ring,join)
+                cmd="gym__subcmd__ring__subcmd__join"
+                ;;
+            gym__subcmd__ring,plan)
+                cmd="gym__subcmd__ring__subcmd__plan"
+                ;;
+            gym__subcmd__ring__subcmd__help,help)
+                cmd="gym__subcmd__ring__subcmd__help__subcmd__help"
+                ;;
+            gym__subcmd__ring__subcmd__help,join)
+                cmd="gym__subcmd__ring__subcmd__help__subcmd__join"
+                ;;
+            gym__subcmd__ring__subcmd__help,plan)
+                cmd="gym__subcmd__ring__subcmd__help__subcmd__plan"
+                ;;
             *)
                 ;;
         esac
@@ -179,7 +209,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward cid publish completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -547,7 +577,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help)
-            opts="keygen key delta reward cid publish completions help"
+            opts="keygen key delta reward ring cid publish completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -799,6 +829,48 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help__subcmd__reward__subcmd__verify__subcmd__claim)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__ring)
+            opts="plan join"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__ring__subcmd__join)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__ring__subcmd__plan)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1158,6 +1230,164 @@ _gym() {
             fi
             case "${prev}" in
                 --delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring)
+            opts="-q -h -V --quiet --threads --help --version plan join help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__help)
+            opts="plan join help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__help__subcmd__join)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__help__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__join)
+            opts="-o -q -h -V --ring --key --input --output --weight --timeout --connect-timeout --force --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__plan)
+            opts="-o -q -h -V --output --round --chunk-elements --force --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --round)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chunk-elements)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -29,6 +29,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand key 'Work with key files'
             cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
             cand reward 'Estimate epoch rewards; sign and verify reward claims'
+            cand ring 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
             cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand completions 'Print a shell completion script'
@@ -271,6 +272,62 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;reward;help;help'= {
         }
+        &'gym;ring'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand plan 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+            cand join 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;ring;plan'= {
+            cand -o 'Where to write the ring file (default: standard output)'
+            cand --output 'Where to write the ring file (default: standard output)'
+            cand --round 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another'
+            cand --chunk-elements 'Elements per data message (pipelining granularity)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Replace an existing output'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;ring;join'= {
+            cand --ring 'The ring file (`gym ring plan`)'
+            cand --key 'This member''s key (`gym keygen`); its public key must be in the ring file'
+            cand --input 'This member''s delta. All members'' deltas must have the same tensors'
+            cand -o 'Where to write the averaged delta (identical on every member)'
+            cand --output 'Where to write the averaged delta (identical on every member)'
+            cand --weight 'This member''s weight in the mean (e.g. tokens or samples), 1 to 2^32'
+            cand --timeout 'Seconds without progress before the member starts a view change'
+            cand --connect-timeout 'Seconds to wait for all members to connect at the start'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Replace an existing output'
+            cand --json 'Print a JSON report (format `gym-ring-join/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;ring;help'= {
+            cand plan 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+            cand join 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;ring;help;plan'= {
+        }
+        &'gym;ring;help;join'= {
+        }
+        &'gym;ring;help;help'= {
+        }
         &'gym;cid'= {
             cand --cid-version '0: `Qm…` (kubo''s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
@@ -316,6 +373,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand key 'Work with key files'
             cand delta 'Pack, unpack, inspect, verify and compare DELTA files'
             cand reward 'Estimate epoch rewards; sign and verify reward claims'
+            cand ring 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
             cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand completions 'Print a shell completion script'
@@ -358,6 +416,14 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;reward;verify-claim'= {
         }
         &'gym;help;reward;economics'= {
+        }
+        &'gym;help;ring'= {
+            cand plan 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+            cand join 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result'
+        }
+        &'gym;help;ring;plan'= {
+        }
+        &'gym;help;ring;join'= {
         }
         &'gym;help;cid'= {
         }

@@ -32,6 +32,7 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "keygen" -d 'Create a worker
 complete -c gym -n "__fish_gym_needs_command" -f -a "key" -d 'Work with key files'
 complete -c gym -n "__fish_gym_needs_command" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
 complete -c gym -n "__fish_gym_needs_command" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_needs_command" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
 complete -c gym -n "__fish_gym_needs_command" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
 complete -c gym -n "__fish_gym_needs_command" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -170,6 +171,37 @@ complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcomma
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s o -l output -d 'Where to write the ring file (default: standard output)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l round -d 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l chunk-elements -d 'Elements per data message (pipelining granularity)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l force -d 'Replace an existing output'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l ring -d 'The ring file (`gym ring plan`)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l key -d 'This member\'s key (`gym keygen`); its public key must be in the ring file' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l input -d 'This member\'s delta. All members\' deltas must have the same tensors' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s o -l output -d 'Where to write the averaged delta (identical on every member)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l weight -d 'This member\'s weight in the mean (e.g. tokens or samples), 1 to 2^32' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l timeout -d 'Seconds without progress before the member starts a view change' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l connect-timeout -d 'Seconds to wait for all members to connect at the start' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l force -d 'Replace an existing output'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l json -d 'Print a JSON report (format `gym-ring-join/1`)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand cid" -l cid-version -d '0: `Qm…` (kubo\'s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)' -r
 complete -c gym -n "__fish_gym_using_subcommand cid" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand cid" -l all -d 'Also list every file and directory inside directories, as `ipfs add -r` does'
@@ -194,14 +226,15 @@ complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Work
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward cid publish completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
@@ -212,3 +245,5 @@ complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "claim" -d 'Sign a reward claim binding your signed delta (digest, CID) to its compute record'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'

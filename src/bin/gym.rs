@@ -33,7 +33,13 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::ipfs::api::IpfsApiError,
             gym::core::ipfs::local::LocalError,
             gym::core::net::NetError,
-            gym::core::hub::HubError
+            gym::core::hub::HubError,
+            gym::core::ring::config::RingFileError,
+            gym::core::ring::crypto::HandshakeError,
+            gym::core::ring::proto::RingError,
+            gym::core::ring::proto::Refused,
+            gym::core::ring::io::RingIoError,
+            gym::core::ring::net::RingNetError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -8,6 +8,7 @@ pub mod key;
 pub mod out;
 pub mod publish;
 pub mod reward;
+pub mod ring;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -29,7 +30,8 @@ Exit codes:
   16  test vectors did not give their expected verdicts
   17  network failure (unreachable, timeout, server errors after retries)
   18  authentication refused (HTTP 401/403: token missing, invalid or without rights)
-  19  server rejected the request or gave an unexpected answer";
+  19  server rejected the request or gave an unexpected answer
+  20  ring all-reduce failed (fewer than 2 members left, or this member was excluded)";
 
 /// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.
 #[derive(Debug, Parser)]
@@ -60,6 +62,9 @@ pub enum Command {
     /// Estimate epoch rewards; sign and verify reward claims.
     #[command(subcommand)]
     Reward(reward::RewardCommand),
+    /// Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce.
+    #[command(subcommand)]
+    Ring(ring::RingCommand),
     /// Print the CIDs `ipfs add` would give files or directories, computed offline.
     Cid(cid::CidArgs),
     /// Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub.
@@ -87,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(c) => key::run(&ctx, c),
         Command::Delta(c) => delta::run(&ctx, c),
         Command::Reward(c) => reward::run(&ctx, c),
+        Command::Ring(c) => ring::run(&ctx, c),
         Command::Cid(a) => cid::run(&ctx, a),
         Command::Publish(a) => publish::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),

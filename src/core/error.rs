@@ -29,6 +29,8 @@ pub enum ErrorClass {
     Auth,
     /// A server rejected the request or answered something unexpected (other 4xx, bad answers).
     Remote,
+    /// A ring all-reduce could not complete: too few members left, or this member was excluded.
+    Ring,
 }
 
 impl ErrorClass {
@@ -47,6 +49,7 @@ impl ErrorClass {
             ErrorClass::Network => 17,
             ErrorClass::Auth => 18,
             ErrorClass::Remote => 19,
+            ErrorClass::Ring => 20,
         }
     }
 
@@ -64,6 +67,7 @@ impl ErrorClass {
             ErrorClass::Network => "network",
             ErrorClass::Auth => "auth",
             ErrorClass::Remote => "remote",
+            ErrorClass::Ring => "ring",
         }
     }
 
@@ -81,6 +85,7 @@ impl ErrorClass {
             "network" => ErrorClass::Network,
             "auth" => ErrorClass::Auth,
             "remote" => ErrorClass::Remote,
+            "ring" => ErrorClass::Ring,
             _ => return None,
         })
     }

@@ -10,5 +10,6 @@ pub mod ipfs;
 pub mod keys;
 pub mod net;
 pub mod reward;
+pub mod ring;
 pub mod safetensors_io;
 pub mod timefmt;

@@ -9,3 +9,4 @@ mod hub_server;
 mod keys;
 mod publish;
 mod reward;
+mod ring;

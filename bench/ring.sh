@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# gym ring vs torch.distributed gloo: 4 members, 64 MiB of f32, loopback, same machine.
+#   gym:  N × `gym ring join` (hybrid handshake, AES-256-GCM, signed messages, sketch check,
+#         exact fixed-point sums); time = `allreduce_seconds` of the slowest member (from all
+#         connections up to the agreed result), median of $RUNS rounds.
+#   gloo: bench/ring_gloo.py, N processes, `dist.all_reduce` on one f32 tensor, no encryption,
+#         median of $RUNS after a warm-up.
+# Both report algorithm bus bandwidth 2·(N−1)/N·bytes/time. Then the per-layer costs on one
+# core (examples/ring-layers.rs).
+# Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-4}
+MIB=${2:-64}
+RUNS=${RUNS:-3}
+DIR=${BENCH_DIR:-/dev/shm/gym-ring-bench}
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c "import torch" 2>/dev/null || { echo "PYTHON=$PYTHON has no torch (pip install torch)" >&2; exit 1; }
+cargo build --release -q --bin gym --example bench-input --example ring-layers
+GYM=$PWD/target/release/gym
+mkdir -p "$DIR"
+[ -f "$DIR/in.safetensors" ] || ./target/release/examples/bench-input "$DIR/in.safetensors" "$MIB" >/dev/null
+: > "$DIR/members.txt"
+PORT=$((21000 + RANDOM % 20000))
+for i in $(seq 0 $((N - 1))); do
+  [ -f "$DIR/k$i.pem" ] || "$GYM" -q keygen -o "$DIR/k$i.pem" >/dev/null
+  [ -f "$DIR/in$i.delta" ] || "$GYM" -q delta pack --compression none --sign "$DIR/k$i.pem" \
+    -o "$DIR/in$i.delta" "$DIR/in.safetensors" >/dev/null
+  echo "127.0.0.1:$((PORT + i)) $("$GYM" key show --json "$DIR/k$i.pem")" >> "$DIR/members.txt"
+done
+
+times=()
+for r in $(seq "$RUNS"); do
+  "$GYM" -q ring plan --force --round "$r" -o "$DIR/ring.toml" "$DIR/members.txt"
+  pids=()
+  for i in $(seq 0 $((N - 1))); do
+    "$GYM" -q ring join --force --json --ring "$DIR/ring.toml" --key "$DIR/k$i.pem" \
+      --input "$DIR/in$i.delta" -o "$DIR/out$i.delta" > "$DIR/r$i.json" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  t=$("$PYTHON" -c "import json,sys; print(max(json.load(open(f))['allreduce_seconds'] for f in sys.argv[1:]))" "$DIR"/r*.json)
+  times+=("$t")
+  [ "$(sha256sum "$DIR"/out*.delta | awk '{print $1}' | sort -u | wc -l)" = 1 ] || { echo "outputs differ" >&2; exit 1; }
+done
+med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+gym_bw=$("$PYTHON" -c "print(f'{2*($N-1)/$N*($MIB<<20)/$med/2**20:.1f}')")
+read -r _ _ _ gloo_t gloo_bw < <("$PYTHON" bench/ring_gloo.py "$N" "$MIB" "$RUNS")
+echo
+echo "| all-reduce, $N members, $MIB MiB f32, loopback | median time | bus bandwidth |"
+echo "|---|---:|---:|"
+echo "| gym ring join (encrypted, signed, verified, exact) | ${med} s | ${gym_bw} MiB/s |"
+echo "| torch.distributed gloo (plain f32) | ${gloo_t} s | ${gloo_bw} MiB/s |"
+echo "ratio gym/gloo: $("$PYTHON" -c "print(f'{$gym_bw/$gloo_bw:.2f}')")x"
+echo
+echo "per-layer cost on one core (one member's share of the work):"
+./target/release/examples/ring-layers "$MIB" "$N"

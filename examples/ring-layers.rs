@@ -1,0 +1,85 @@
+//! Cost of each layer of `gym ring` on one core, for `bench/ring.sh`: the work one member does
+//! for `MiB` of f32 in a ring of `N` members (each member sends and receives 2·(N−1)/N of it).
+//! Run: `cargo run --release --example ring-layers -- [MiB] [N]`
+use std::time::Instant;
+
+use gym::core::keys::Identity;
+use gym::core::ring::{fixed, sketch, wire};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mib: usize = args.get(1).map(|s| s.parse().expect("MiB")).unwrap_or(64);
+    let n: usize = args.get(2).map(|s| s.parse().expect("N")).unwrap_or(4);
+    let elements = (mib << 20) / 4;
+    let chunk = 1usize << 16;
+    let moved = 2 * (n - 1) * elements / n; // elements sent (and received) per member
+    let x: Vec<f64> = (0..elements)
+        .map(|k| ((k * 2654435761) % 1000) as f64 / 1000.0 - 0.5)
+        .collect();
+    let time = |name: &str, f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        let s = t.elapsed().as_secs_f64();
+        println!("{name:<40} {s:>8.3} s");
+        s
+    };
+    let mut c = Vec::new();
+    time("fixed point: w·round(x·2^F) (all input)", &mut || {
+        c = fixed::contribution(&x, 3, 54)
+    });
+    let mut acc = c.clone();
+    time("exact sums (elements received)", &mut || {
+        for _ in 0..(moved / 2 / elements.max(1)).max(1) {
+            fixed::add_into(&mut acc, &c)
+        }
+    });
+    let part = &c[..moved.min(c.len())];
+    time("encode + decode (elements moved)", &mut || {
+        for ch in part.chunks(chunk) {
+            let m = wire::Signed {
+                sender: 0,
+                view: 0,
+                body: wire::Body::Reveal { nonce: [0; 32] },
+                sig: [0; 64],
+                payload: Vec::new(),
+            };
+            let _ = wire::encode(&m);
+            let b: Vec<u8> = ch.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let back: Vec<i64> = b
+                .chunks_exact(8)
+                .map(|w| i64::from_le_bytes(w.try_into().unwrap()))
+                .collect();
+            assert_eq!(back.len(), ch.len());
+        }
+    });
+    time("SHA3-256 payload digests (moved, ×2)", &mut || {
+        for ch in part.chunks(chunk) {
+            let _ = wire::payload_digest(ch);
+            let _ = wire::payload_digest(ch);
+        }
+    });
+    let id = Identity::from_seeds(&[1; 32], None);
+    time("Ed25519 sign + verify per chunk", &mut || {
+        for _ in part.chunks(chunk) {
+            let s = id.sign_ed25519(&[7; 32]);
+            assert!(id.public().verify_ed25519(&[7; 32], &s));
+        }
+    });
+    time("AES-256-GCM seal + open (moved bytes)", &mut || {
+        use aes_gcm::aead::{AeadInPlace, KeyInit};
+        let k = aes_gcm::Aes256Gcm::new_from_slice(&[3; 32]).unwrap();
+        let mut buf = vec![0u8; chunk * 8];
+        for (i, _) in part.chunks(chunk).enumerate() {
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+            k.encrypt_in_place((&nonce).into(), b"", &mut buf).unwrap();
+            k.decrypt_in_place((&nonce).into(), b"", &mut buf).unwrap();
+        }
+    });
+    time("sketches: own + received (3× all input)", &mut || {
+        for _ in 0..3 {
+            std::hint::black_box(sketch::sketch(std::hint::black_box(&c), 123456789));
+        }
+    });
+    println!("({mib} MiB f32, {n} members, {moved} elements moved per member, i64 on the wire)");
+}

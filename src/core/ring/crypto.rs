@@ -1,0 +1,509 @@
+//! The ring handshake and channel (docs/ring-protocol.md, "Transport"), as state machines
+//! without I/O: X25519 + ML-KEM-768 → HKDF-SHA3-256 → AES-256-GCM, one key per direction,
+//! counter nonces, mutual authentication with the members' Ed25519 keys.
+
+use std::sync::Arc;
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use ml_kem::{Decapsulate as _, KeyExport as _, MlKem768};
+use sha3::{Digest, Sha3_256};
+use zeroize::Zeroizing;
+
+use super::config::RingSpec;
+use crate::core::error::{Classify, ErrorClass};
+use crate::core::keys::{self, Identity};
+
+const TAG_HELLO: u8 = 1;
+const TAG_ACCEPT: u8 = 2;
+const TAG_FINISH: u8 = 3;
+const TAG_REJECT: u8 = 4;
+
+const X25519_LEN: usize = 32;
+const EK_LEN: usize = 1184;
+const CT_LEN: usize = 1088;
+const HELLO_LEN: usize = 1 + 32 + 2 + 32 + X25519_LEN + EK_LEN;
+const ACCEPT_LEN: usize = 1 + 2 + X25519_LEN + CT_LEN + 64;
+const FINISH_LEN: usize = 1 + 64;
+/// A direction stops after this many frames.
+pub const MAX_FRAMES: u64 = 1 << 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    #[error(
+        "wrong ring file or round: peer has ring digest {theirs}, ours is {ours} (compare the ring files)"
+    )]
+    WrongRing { ours: String, theirs: String },
+    #[error("key {key} (claiming member {index}) is not a member of this ring")]
+    NotMember { key: String, index: u16 },
+    #[error("expected member {expected}, but member {got} answered")]
+    WrongPeer { expected: usize, got: usize },
+    #[error("handshake signature of member {peer} does not verify")]
+    BadSignature { peer: usize },
+    #[error("malformed handshake message: {what}")]
+    Malformed { what: String },
+    #[error("the peer refused the connection: {reason}")]
+    Rejected { class: ErrorClass, reason: String },
+    #[error("frame {counter} does not decrypt (tampered, replayed or reordered)")]
+    Decrypt { counter: u64 },
+    #[error("channel exhausted after {MAX_FRAMES} frames")]
+    Exhausted,
+}
+
+impl Classify for HandshakeError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            HandshakeError::WrongRing { .. } | HandshakeError::Decrypt { .. } => ErrorClass::Policy,
+            HandshakeError::NotMember { .. } | HandshakeError::WrongPeer { .. } => {
+                ErrorClass::Untrusted
+            }
+            HandshakeError::Rejected { class, .. } => *class,
+            HandshakeError::BadSignature { .. } => ErrorClass::Signature,
+            HandshakeError::Malformed { .. } => ErrorClass::Malformed,
+            HandshakeError::Exhausted => ErrorClass::Other,
+        }
+    }
+}
+
+fn malformed(what: impl Into<String>) -> HandshakeError {
+    HandshakeError::Malformed { what: what.into() }
+}
+
+/// Fresh randomness from the operating system.
+pub fn random<const N: usize>() -> Zeroizing<[u8; N]> {
+    use rand::RngCore as _;
+    let mut b = Zeroizing::new([0u8; N]);
+    rand::rngs::OsRng.fill_bytes(&mut b[..]);
+    b
+}
+
+/// A `Reject` frame, sent before closing a refused connection so the other side can say why:
+/// `4 ‖ error class name ‖ 0 ‖ UTF-8 reason`.
+pub fn reject_frame(e: &HandshakeError) -> Vec<u8> {
+    let mut v = vec![TAG_REJECT];
+    v.extend_from_slice(e.class().as_str().as_bytes());
+    v.push(0);
+    v.extend_from_slice(e.to_string().as_bytes());
+    v
+}
+
+fn check_reject(b: &[u8]) -> Result<(), HandshakeError> {
+    if b.first() == Some(&TAG_REJECT) {
+        let rest = &b[1..];
+        let (class, reason) = match rest.iter().position(|&c| c == 0) {
+            Some(i) => (
+                ErrorClass::parse(&String::from_utf8_lossy(&rest[..i])),
+                &rest[i + 1..],
+            ),
+            None => (None, rest),
+        };
+        return Err(HandshakeError::Rejected {
+            class: class.unwrap_or(ErrorClass::Untrusted),
+            reason: String::from_utf8_lossy(reason).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn transcript(hello: &[u8], accept_unsigned: &[u8]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(b"gym-ring-v1/hs-transcript\0");
+    h.update(hello);
+    h.update(accept_unsigned);
+    h.finalize().into()
+}
+
+fn role_digest(domain: &[u8], t: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(domain);
+    h.update(t);
+    h.finalize().into()
+}
+
+const RESPONDER_DOMAIN: &[u8] = b"gym-ring-v1/hs-responder\0";
+const INITIATOR_DOMAIN: &[u8] = b"gym-ring-v1/hs-initiator\0";
+
+/// One direction of the channel.
+pub struct Sealer {
+    cipher: Aes256Gcm,
+    counter: u64,
+}
+
+pub struct Opener {
+    cipher: Aes256Gcm,
+    counter: u64,
+}
+
+fn nonce(counter: u64) -> Nonce<aes_gcm::aes::cipher::consts::U12> {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_be_bytes());
+    n.into()
+}
+
+impl Sealer {
+    /// Encrypts `buf` in place, appending the 16-byte tag.
+    pub fn seal(&mut self, buf: &mut Vec<u8>) -> Result<(), HandshakeError> {
+        if self.counter >= MAX_FRAMES {
+            return Err(HandshakeError::Exhausted);
+        }
+        let aad = ((buf.len() + 16) as u64).to_le_bytes();
+        self.cipher
+            .encrypt_in_place(&nonce(self.counter), &aad, buf)
+            .map_err(|_| HandshakeError::Exhausted)?;
+        self.counter += 1;
+        Ok(())
+    }
+}
+
+impl Opener {
+    /// Decrypts a frame in place. A frame that does not decrypt with the next counter value
+    /// (tampered, replayed, reordered, dropped before it) is an error.
+    pub fn open(&mut self, buf: &mut Vec<u8>) -> Result<(), HandshakeError> {
+        if self.counter >= MAX_FRAMES {
+            return Err(HandshakeError::Exhausted);
+        }
+        let aad = (buf.len() as u64).to_le_bytes();
+        self.cipher
+            .decrypt_in_place(&nonce(self.counter), &aad, buf)
+            .map_err(|_| HandshakeError::Decrypt {
+                counter: self.counter,
+            })?;
+        self.counter += 1;
+        Ok(())
+    }
+}
+
+/// An established, authenticated channel to member `peer`.
+pub struct Session {
+    pub peer: usize,
+    pub send: Sealer,
+    pub recv: Opener,
+}
+
+fn keys(t: &[u8; 32], dh: &[u8; 32], kem: &[u8]) -> Result<(Aes256Gcm, Aes256Gcm), HandshakeError> {
+    let mut ikm = Zeroizing::new(Vec::with_capacity(64));
+    ikm.extend_from_slice(dh);
+    ikm.extend_from_slice(kem);
+    let hk = hkdf::Hkdf::<Sha3_256>::new(Some(t), &ikm);
+    let mut i2r = Zeroizing::new([0u8; 32]);
+    let mut r2i = Zeroizing::new([0u8; 32]);
+    hk.expand(b"gym-ring-v1/i2r", &mut i2r[..])
+        .map_err(|_| malformed("hkdf"))?;
+    hk.expand(b"gym-ring-v1/r2i", &mut r2i[..])
+        .map_err(|_| malformed("hkdf"))?;
+    let a = Aes256Gcm::new_from_slice(&i2r[..]).map_err(|_| malformed("key"))?;
+    let b = Aes256Gcm::new_from_slice(&r2i[..]).map_err(|_| malformed("key"))?;
+    Ok((a, b))
+}
+
+/// The dialling side, after sending `Hello`.
+pub struct Initiator {
+    ring: Arc<RingSpec>,
+    peer: usize,
+    id: Arc<Identity>,
+    x: x25519_dalek::StaticSecret,
+    dk: ml_kem::DecapsulationKey<MlKem768>,
+    hello: Vec<u8>,
+}
+
+impl Initiator {
+    /// Starts a handshake from member `me` to member `peer`. `entropy`: 32 bytes for X25519
+    /// then 64 for the ML-KEM seed, from [`random`].
+    pub fn start(
+        ring: Arc<RingSpec>,
+        me: usize,
+        id: Arc<Identity>,
+        peer: usize,
+        entropy: &[u8; 96],
+    ) -> (Self, Vec<u8>) {
+        let xb: [u8; 32] = entropy[..32].try_into().expect("32");
+        let x = x25519_dalek::StaticSecret::from(xb);
+        let seed = ml_kem::Seed::try_from(&entropy[32..]).expect("64 bytes");
+        let dk = ml_kem::DecapsulationKey::<MlKem768>::from_seed(seed);
+        let mut hello = Vec::with_capacity(HELLO_LEN);
+        hello.push(TAG_HELLO);
+        hello.extend_from_slice(&ring.digest());
+        hello.extend_from_slice(&(me as u16).to_le_bytes());
+        hello.extend_from_slice(id.public().ed25519.as_bytes());
+        hello.extend_from_slice(x25519_dalek::PublicKey::from(&x).as_bytes());
+        hello.extend_from_slice(&dk.encapsulation_key().to_bytes());
+        debug_assert_eq!(hello.len(), HELLO_LEN);
+        (
+            Initiator {
+                ring,
+                peer,
+                id,
+                x,
+                dk,
+                hello: hello.clone(),
+            },
+            hello,
+        )
+    }
+
+    /// Consumes `Accept`; returns `Finish` and the session.
+    pub fn on_accept(self, b: &[u8]) -> Result<(Vec<u8>, Session), HandshakeError> {
+        check_reject(b)?;
+        if b.len() != ACCEPT_LEN || b[0] != TAG_ACCEPT {
+            return Err(malformed(format!(
+                "accept of {} bytes (expected {ACCEPT_LEN})",
+                b.len()
+            )));
+        }
+        let got = u16::from_le_bytes([b[1], b[2]]) as usize;
+        if got != self.peer {
+            return Err(HandshakeError::WrongPeer {
+                expected: self.peer,
+                got,
+            });
+        }
+        let xr: [u8; 32] = b[3..35].try_into().expect("32");
+        let ct = &b[35..35 + CT_LEN];
+        let sig = &b[35 + CT_LEN..];
+        let t = transcript(&self.hello, &b[..35 + CT_LEN]);
+        let key = &self.ring.members[self.peer].public;
+        if !key.verify_ed25519(&role_digest(RESPONDER_DOMAIN, &t), sig) {
+            return Err(HandshakeError::BadSignature { peer: self.peer });
+        }
+        let ct =
+            ml_kem::Ciphertext::<MlKem768>::try_from(ct).map_err(|_| malformed("ciphertext"))?;
+        let kem = self.dk.decapsulate(&ct);
+        let dh = self.x.diffie_hellman(&x25519_dalek::PublicKey::from(xr));
+        let (i2r, r2i) = keys(&t, dh.as_bytes(), kem.as_slice())?;
+        let mut fin = vec![TAG_FINISH];
+        fin.extend_from_slice(&self.id.sign_ed25519(&role_digest(INITIATOR_DOMAIN, &t)));
+        Ok((
+            fin,
+            Session {
+                peer: self.peer,
+                send: Sealer {
+                    cipher: i2r,
+                    counter: 0,
+                },
+                recv: Opener {
+                    cipher: r2i,
+                    counter: 0,
+                },
+            },
+        ))
+    }
+}
+
+/// The accepting side, after sending `Accept`.
+pub struct Responder {
+    ring: Arc<RingSpec>,
+    peer: usize,
+    t: [u8; 32],
+    i2r: Aes256Gcm,
+    r2i: Aes256Gcm,
+}
+
+impl Responder {
+    /// Consumes `Hello` at member `me`; returns `Accept`. On error the driver sends
+    /// [`reject_frame`] and closes: nothing else flows. `entropy`: 32 bytes for X25519, then 32
+    /// for the ML-KEM encapsulation.
+    pub fn on_hello(
+        ring: Arc<RingSpec>,
+        me: usize,
+        id: &Identity,
+        b: &[u8],
+        entropy: &[u8; 64],
+    ) -> Result<(Self, Vec<u8>), HandshakeError> {
+        if b.len() != HELLO_LEN || b[0] != TAG_HELLO {
+            return Err(malformed(format!(
+                "hello of {} bytes (expected {HELLO_LEN})",
+                b.len()
+            )));
+        }
+        let theirs = &b[1..33];
+        if theirs != ring.digest() {
+            return Err(HandshakeError::WrongRing {
+                ours: hex::encode(ring.digest()),
+                theirs: hex::encode(theirs),
+            });
+        }
+        let index = u16::from_le_bytes([b[33], b[34]]);
+        let ed: [u8; 32] = b[35..67].try_into().expect("32");
+        let listed = ring.members.get(index as usize);
+        if listed.is_none_or(|m| m.public.ed25519.as_bytes() != &ed) || index as usize == me {
+            return Err(HandshakeError::NotMember {
+                key: keys::b64(&ed),
+                index,
+            });
+        }
+        let xi: [u8; 32] = b[67..99].try_into().expect("32");
+        let ek_bytes = ml_kem::Key::<ml_kem::EncapsulationKey<MlKem768>>::try_from(&b[99..])
+            .map_err(|_| malformed("encapsulation key"))?;
+        let ek = ml_kem::EncapsulationKey::<MlKem768>::new(&ek_bytes)
+            .map_err(|_| malformed("encapsulation key"))?;
+        let m = ml_kem::B32::try_from(&entropy[32..]).expect("32");
+        let (ct, kem) = ek.encapsulate_deterministic(&m);
+        let xb: [u8; 32] = entropy[..32].try_into().expect("32");
+        let x = x25519_dalek::StaticSecret::from(xb);
+        let mut acc = Vec::with_capacity(ACCEPT_LEN);
+        acc.push(TAG_ACCEPT);
+        acc.extend_from_slice(&(me as u16).to_le_bytes());
+        acc.extend_from_slice(x25519_dalek::PublicKey::from(&x).as_bytes());
+        acc.extend_from_slice(ct.as_slice());
+        let t = transcript(b, &acc);
+        acc.extend_from_slice(&id.sign_ed25519(&role_digest(RESPONDER_DOMAIN, &t)));
+        let dh = x.diffie_hellman(&x25519_dalek::PublicKey::from(xi));
+        let (i2r, r2i) = keys(&t, dh.as_bytes(), kem.as_slice())?;
+        Ok((
+            Responder {
+                ring,
+                peer: index as usize,
+                t,
+                i2r,
+                r2i,
+            },
+            acc,
+        ))
+    }
+
+    /// Consumes `Finish`: the initiator proved it holds its member key.
+    pub fn on_finish(self, b: &[u8]) -> Result<Session, HandshakeError> {
+        check_reject(b)?;
+        if b.len() != FINISH_LEN || b[0] != TAG_FINISH {
+            return Err(malformed("finish"));
+        }
+        let key = &self.ring.members[self.peer].public;
+        if !key.verify_ed25519(&role_digest(INITIATOR_DOMAIN, &self.t), &b[1..]) {
+            return Err(HandshakeError::BadSignature { peer: self.peer });
+        }
+        Ok(Session {
+            peer: self.peer,
+            send: Sealer {
+                cipher: self.r2i,
+                counter: 0,
+            },
+            recv: Opener {
+                cipher: self.i2r,
+                counter: 0,
+            },
+        })
+    }
+
+    pub fn peer(&self) -> usize {
+        self.peer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ring::config::tests::spec;
+
+    fn pair() -> (Arc<RingSpec>, Vec<Arc<Identity>>) {
+        let (s, ids) = spec(3);
+        (Arc::new(s), ids.into_iter().map(Arc::new).collect())
+    }
+
+    fn handshake(
+        ring: &Arc<RingSpec>,
+        ids: &[Arc<Identity>],
+    ) -> Result<(Session, Session), HandshakeError> {
+        let (ini, hello) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        let (resp, accept) = Responder::on_hello(ring.clone(), 1, &ids[1], &hello, &[2; 64])?;
+        let (fin, a) = ini.on_accept(&accept)?;
+        let b = resp.on_finish(&fin)?;
+        Ok((a, b))
+    }
+
+    #[test]
+    fn members_agree_on_keys_and_frames_flow_both_ways() {
+        let (ring, ids) = pair();
+        let (mut a, mut b) = handshake(&ring, &ids).unwrap();
+        assert_eq!((a.peer, b.peer), (1, 0));
+        for i in 0..3u8 {
+            let mut f = vec![i; 100];
+            a.send.seal(&mut f).unwrap();
+            assert_ne!(&f[..100], &[i; 100][..]);
+            b.recv.open(&mut f).unwrap();
+            assert_eq!(f, vec![i; 100]);
+            let mut g = vec![i; 5];
+            b.send.seal(&mut g).unwrap();
+            a.recv.open(&mut g).unwrap();
+            assert_eq!(g, vec![i; 5]);
+        }
+    }
+
+    #[test]
+    fn replayed_or_tampered_frames_fail() {
+        let (ring, ids) = pair();
+        let (mut a, mut b) = handshake(&ring, &ids).unwrap();
+        let mut f = b"hello".to_vec();
+        a.send.seal(&mut f).unwrap();
+        let copy = f.clone();
+        b.recv.open(&mut f).unwrap();
+        let mut replay = copy.clone();
+        assert_eq!(
+            b.recv.open(&mut replay),
+            Err(HandshakeError::Decrypt { counter: 1 })
+        );
+        let mut g = b"x".to_vec();
+        a.send.seal(&mut g).unwrap();
+        g[0] ^= 1;
+        assert!(b.recv.open(&mut g).is_err());
+    }
+
+    #[test]
+    fn a_non_member_key_is_refused_before_any_data() {
+        let (ring, ids) = pair();
+        let outsider = Arc::new(Identity::from_seeds(&[77; 32], None));
+        // Claims to be member 0 but holds another key.
+        let (_, hello) = Initiator::start(ring.clone(), 0, outsider.clone(), 1, &[1; 96]);
+        let e = Responder::on_hello(ring.clone(), 1, &ids[1], &hello, &[2; 64])
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, HandshakeError::NotMember { index: 0, .. }),
+            "{e}"
+        );
+        assert!(String::from_utf8_lossy(&reject_frame(&e)).contains("not a member"));
+        // The initiator turns the reject frame into a clear error.
+        let (ini, _) = Initiator::start(ring.clone(), 0, outsider, 1, &[1; 96]);
+        let r = ini.on_accept(&reject_frame(&e)).err().unwrap();
+        assert!(matches!(r, HandshakeError::Rejected { .. }));
+    }
+
+    #[test]
+    fn a_stolen_hello_without_the_key_fails_at_finish() {
+        // An attacker replays member 0's hello but cannot sign the finish.
+        let (ring, ids) = pair();
+        let (_, hello) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        let (resp, _) = Responder::on_hello(ring.clone(), 1, &ids[1], &hello, &[2; 64]).unwrap();
+        let mut fin = vec![TAG_FINISH];
+        fin.extend_from_slice(&[0u8; 64]);
+        assert!(matches!(
+            resp.on_finish(&fin),
+            Err(HandshakeError::BadSignature { peer: 0 })
+        ));
+    }
+
+    #[test]
+    fn a_wrong_ring_file_is_refused() {
+        let (ring, ids) = pair();
+        let other = Arc::new(RingSpec::new(5, ring.chunk_elements, ring.members.clone()).unwrap());
+        let (_, hello) = Initiator::start(other, 0, ids[0].clone(), 1, &[1; 96]);
+        let e = Responder::on_hello(ring, 1, &ids[1], &hello, &[2; 64])
+            .err()
+            .unwrap();
+        assert!(matches!(e, HandshakeError::WrongRing { .. }), "{e}");
+    }
+
+    #[test]
+    fn an_impostor_responder_is_detected() {
+        let (ring, ids) = pair();
+        let (ini, hello) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        // Member 2 answers in place of member 1.
+        let (_, accept) = Responder::on_hello(ring.clone(), 2, &ids[2], &hello, &[2; 64]).unwrap();
+        assert!(matches!(
+            ini.on_accept(&accept),
+            Err(HandshakeError::WrongPeer {
+                expected: 1,
+                got: 2
+            })
+        ));
+    }
+}

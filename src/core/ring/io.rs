@@ -1,0 +1,234 @@
+//! Reading a member's input delta and writing the ring's result as a DELTA file.
+
+use std::path::{Path, PathBuf};
+
+use sha3::{Digest, Sha3_256};
+
+use super::config::RingSpec;
+use super::proto::{Input, Outcome};
+use crate::core::atomic::{AtomicError, AtomicFile};
+use crate::core::delta::{
+    self, Compression, DeltaError, Dtype, FileSource, Metadata, PackError, PackInput, PackOptions,
+    PackSummary, TensorSource, VerifyOptions,
+};
+use crate::core::error::{Classify, ErrorClass};
+use crate::core::keys::b64;
+
+pub const RESULT_FORMAT: &str = "gym-ring-result/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RingIoError {
+    #[error("opening {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("input {path}: {source}")]
+    Delta { path: PathBuf, source: DeltaError },
+    #[error(
+        "input {path}: tensor {name:?} has dtype {dtype}; the ring averages f16, bf16, f32 and f64 only"
+    )]
+    Dtype {
+        path: PathBuf,
+        name: String,
+        dtype: Dtype,
+    },
+    #[error(transparent)]
+    Atomic(#[from] AtomicError),
+    #[error("writing the result: {0}")]
+    Pack(#[from] PackError),
+}
+
+impl Classify for RingIoError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RingIoError::Open { .. } => ErrorClass::Io,
+            RingIoError::Delta { source, .. } => source.class(),
+            RingIoError::Dtype { .. } => ErrorClass::Unsupported,
+            RingIoError::Atomic(e) => e.class(),
+            RingIoError::Pack(e) => e.class(),
+        }
+    }
+}
+
+/// The tensors of the input, in file order.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub tensors: Vec<(String, Dtype, Vec<u64>)>,
+    pub adapter_config: Option<serde_json::Map<String, serde_json::Value>>,
+    pub base_hash: Option<String>,
+}
+
+impl Layout {
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha3_256::new();
+        h.update(b"gym-ring-v1/layout\0");
+        h.update((self.tensors.len() as u32).to_le_bytes());
+        for (name, dtype, shape) in &self.tensors {
+            h.update((name.len() as u32).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update([dtype.code(), shape.len() as u8]);
+            for d in shape {
+                h.update(d.to_le_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+}
+
+fn to_f64(dtype: Dtype, raw: &[u8], out: &mut Vec<f64>) {
+    let w = (dtype.bits() / 8) as usize;
+    for e in raw.chunks_exact(w) {
+        out.push(dtype.element_f64(e).unwrap_or(0.0));
+    }
+}
+
+fn from_f64(dtype: Dtype, v: f64, out: &mut Vec<u8>) {
+    match dtype {
+        Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
+        Dtype::Bf16 => out.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes()),
+        Dtype::F64 => out.extend_from_slice(&v.to_le_bytes()),
+        _ => out.extend_from_slice(&(v as f32).to_le_bytes()),
+    }
+}
+
+/// Verifies the delta at `path` (structure, checksum, signature when present) and flattens its
+/// tensors. The input commitment is the delta's body digest.
+pub fn load_input(path: &Path, weight: u64) -> Result<(Input, Layout), RingIoError> {
+    let src = FileSource::open(path).map_err(|source| RingIoError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let report =
+        delta::verify(&src, &VerifyOptions::default()).map_err(|source| RingIoError::Delta {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let d = &report.delta;
+    let mut values = Vec::new();
+    let mut tensors = Vec::new();
+    for t in &d.tensors {
+        if !matches!(t.dtype, Dtype::F16 | Dtype::Bf16 | Dtype::F32 | Dtype::F64) {
+            return Err(RingIoError::Dtype {
+                path: path.to_path_buf(),
+                name: t.name.clone(),
+                dtype: t.dtype,
+            });
+        }
+        delta::read_tensor(&src, d, t, |raw| to_f64(t.dtype, raw, &mut values)).map_err(
+            |source| RingIoError::Delta {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+        tensors.push((t.name.clone(), t.dtype, t.shape.clone()));
+    }
+    let layout = Layout {
+        tensors,
+        adapter_config: d.metadata.adapter_config.clone(),
+        base_hash: d.metadata.base_hash.clone(),
+    };
+    Ok((
+        Input {
+            values,
+            weight,
+            layout: layout.digest(),
+            input_digest: report.digest,
+            timestamp: d.metadata.timestamp.clone(),
+        },
+        layout,
+    ))
+}
+
+/// The `extra.ring` record of the result.
+pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
+    let members: Vec<serde_json::Value> = o
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| {
+            serde_json::json!({
+                "index": m,
+                "id": ring.members[m].id,
+                "weight": o.weights[i],
+                "input_digest": hex::encode(o.input_digests[i]),
+                "receipt": b64(&o.receipts[i].sig),
+            })
+        })
+        .collect();
+    let excluded: Vec<serde_json::Value> = o
+        .excluded
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "index": e.member,
+                "id": ring.members[e.member].id,
+                "view": e.view,
+                "reason": e.reason,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "format": RESULT_FORMAT,
+        "ring": hex::encode(ring.digest()),
+        "round": ring.round,
+        "view": o.view,
+        "members": members,
+        "excluded": excluded,
+        "scale_bits": o.scale,
+        "total_weight": o.total_weight.to_string(),
+        "result_digest": hex::encode(o.result_digest),
+        "seed": hex::encode(o.seed),
+    })
+}
+
+/// Writes the weighted mean as an unsigned DELTA file whose bytes depend only on the outcome,
+/// so every member writes the same file.
+pub fn write_output(
+    path: &Path,
+    force: bool,
+    ring: &RingSpec,
+    layout: &Layout,
+    o: &Outcome,
+) -> Result<PackSummary, RingIoError> {
+    let mut bufs = Vec::with_capacity(layout.tensors.len());
+    let mut k = 0usize;
+    for (_, dtype, shape) in &layout.tensors {
+        let n: u64 = shape.iter().product();
+        let mut b = Vec::with_capacity(n as usize * (dtype.bits() / 8) as usize);
+        for _ in 0..n {
+            from_f64(*dtype, o.mean(k), &mut b);
+            k += 1;
+        }
+        bufs.push(b);
+    }
+    let inputs: Vec<PackInput> = layout
+        .tensors
+        .iter()
+        .zip(&bufs)
+        .map(|((name, dtype, shape), b)| PackInput {
+            name: name.clone(),
+            dtype: *dtype,
+            shape: shape.clone(),
+            data: TensorSource::Bytes(b),
+        })
+        .collect();
+    let mut meta = Metadata::new("gym-ring");
+    meta.timestamp = o.timestamps.iter().max().cloned().unwrap_or(meta.timestamp);
+    meta.seq = ring.round;
+    meta.base_hash = layout.base_hash.clone();
+    meta.adapter_config = layout.adapter_config.clone();
+    let mut extra = serde_json::Map::new();
+    extra.insert("ring".into(), record(ring, o));
+    meta.extra = Some(extra);
+    let opts = PackOptions {
+        compression: Compression::None,
+        chunk_size: delta::DEFAULT_CHUNK_SIZE,
+        metadata: meta,
+        identity: None,
+    };
+    let mut file = AtomicFile::create(path, force, None)?;
+    let summary = delta::pack(&inputs, &opts, file.file(), &|_| {})?;
+    file.commit()?;
+    Ok(summary)
+}

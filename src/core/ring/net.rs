@@ -1,0 +1,456 @@
+//! The thin tokio driver: a TCP mesh between members, the handshake of [`super::crypto`] on
+//! every connection, and a loop that feeds received messages, lost connections and timeouts
+//! to the [`Machine`] and sends what it returns. All protocol decisions are in the machine.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::config::RingSpec;
+use super::crypto::{self, HandshakeError, Initiator, Opener, Responder, Sealer, Session};
+use super::proto::{Input, Machine, Outcome, RingError};
+use crate::core::error::{Classify, ErrorClass};
+use crate::core::keys::Identity;
+
+/// Largest frame accepted (evidence can carry a whole segment).
+pub const MAX_FRAME: usize = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RingNetError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to member {member} at {address}: {source}")]
+    Connect {
+        member: usize,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("handshake with member {member}: {source}")]
+    Handshake {
+        member: usize,
+        source: HandshakeError,
+    },
+    #[error("refused a connection from {address}: {source}")]
+    Refused {
+        address: String,
+        source: HandshakeError,
+    },
+    #[error("timed out {what}")]
+    Timeout { what: String },
+    #[error("setting up the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Ring(#[from] RingError),
+}
+
+impl Classify for RingNetError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RingNetError::Listen { .. }
+            | RingNetError::Connect { .. }
+            | RingNetError::Timeout { .. } => ErrorClass::Network,
+            RingNetError::Handshake { source, .. } | RingNetError::Refused { source, .. } => {
+                source.class()
+            }
+            RingNetError::Runtime(_) => ErrorClass::Other,
+            RingNetError::Ring(e) => e.class(),
+        }
+    }
+}
+
+/// How long to wait.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinOptions {
+    /// Per step: with no progress for this long, the member starts a view change.
+    pub step_timeout: Duration,
+    /// For all members to connect at the start.
+    pub connect_timeout: Duration,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            step_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the driver reports as it goes (printed by the command layer).
+pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
+
+enum Event {
+    Msg(usize, Vec<u8>),
+    Lost(usize),
+}
+
+async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
+    let len = s.read_u32_le().await? as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {MAX_FRAME}"),
+        ));
+    }
+    let mut b = vec![0u8; len];
+    s.read_exact(&mut b).await?;
+    Ok(b)
+}
+
+async fn write_frame(s: &mut (impl AsyncWriteExt + Unpin), b: &[u8]) -> std::io::Result<()> {
+    s.write_u32_le(b.len() as u32).await?;
+    s.write_all(b).await?;
+    Ok(())
+}
+
+/// Dials member `peer` as member `me` and runs the initiator's handshake.
+pub async fn connect(
+    ring: Arc<RingSpec>,
+    me: usize,
+    id: Arc<Identity>,
+    peer: usize,
+    deadline: Instant,
+) -> Result<(TcpStream, Session), RingNetError> {
+    let address = ring.members[peer].address.clone();
+    let mut stream = loop {
+        match TcpStream::connect(&address).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(RingNetError::Connect {
+                    member: peer,
+                    address,
+                    source: e,
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let hs = async {
+        let entropy = crypto::random::<96>();
+        let (ini, hello) = Initiator::start(ring.clone(), me, id, peer, &entropy);
+        write_frame(&mut stream, &hello).await?;
+        let accept = read_frame(&mut stream).await?;
+        Ok::<_, std::io::Error>((ini, accept))
+    };
+    let (ini, accept) = tokio::time::timeout_at(deadline, hs)
+        .await
+        .map_err(|_| RingNetError::Timeout {
+            what: format!("in the handshake with member {peer}"),
+        })?
+        .map_err(|source| RingNetError::Connect {
+            member: peer,
+            address: ring.members[peer].address.clone(),
+            source,
+        })?;
+    let (fin, session) = ini
+        .on_accept(&accept)
+        .map_err(|source| RingNetError::Handshake {
+            member: peer,
+            source,
+        })?;
+    write_frame(&mut stream, &fin)
+        .await
+        .map_err(|source| RingNetError::Connect {
+            member: peer,
+            address: ring.members[peer].address.clone(),
+            source,
+        })?;
+    Ok((stream, session))
+}
+
+/// Answers one incoming connection. Refused peers get a reject frame and are closed.
+async fn answer(
+    ring: Arc<RingSpec>,
+    me: usize,
+    id: Arc<Identity>,
+    mut stream: TcpStream,
+) -> Result<(TcpStream, Session), Option<HandshakeError>> {
+    let _ = stream.set_nodelay(true);
+    let hello = read_frame(&mut stream).await.map_err(|_| None)?;
+    let entropy = crypto::random::<64>();
+    match Responder::on_hello(ring, me, &id, &hello, &entropy) {
+        Ok((resp, accept)) => {
+            write_frame(&mut stream, &accept).await.map_err(|_| None)?;
+            let fin = read_frame(&mut stream).await.map_err(|_| None)?;
+            match resp.on_finish(&fin) {
+                Ok(s) => Ok((stream, s)),
+                Err(e) => {
+                    let _ = write_frame(&mut stream, &crypto::reject_frame(&e)).await;
+                    Err(Some(e))
+                }
+            }
+        }
+        Err(e) => {
+            let _ = write_frame(&mut stream, &crypto::reject_frame(&e)).await;
+            Err(Some(e))
+        }
+    }
+}
+
+fn spawn_connection(
+    stream: TcpStream,
+    session: Session,
+    events: mpsc::UnboundedSender<Event>,
+) -> (
+    mpsc::UnboundedSender<Arc<Vec<u8>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let peer = session.peer;
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Vec<u8>>>();
+    let mut open: Opener = session.recv;
+    let mut seal: Sealer = session.send;
+    tokio::spawn(async move {
+        loop {
+            let mut b = match read_frame(&mut rd).await {
+                Ok(b) => b,
+                Err(_) => break,
+            };
+            if open.open(&mut b).is_err() || events.send(Event::Msg(peer, b)).is_err() {
+                break;
+            }
+        }
+        let _ = events.send(Event::Lost(peer));
+    });
+    let writer = tokio::spawn(async move {
+        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, &mut wr);
+        while let Some(m) = rx.recv().await {
+            let mut b = Vec::with_capacity(m.len() + 16);
+            b.extend_from_slice(&m);
+            if seal.seal(&mut b).is_err() || write_frame(&mut w, &b).await.is_err() {
+                return;
+            }
+            if rx.is_empty() && w.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = w.flush().await;
+        let _ = wr.shutdown().await;
+    });
+    (tx, writer)
+}
+
+/// A finished all-reduce.
+#[derive(Debug)]
+pub struct Joined {
+    pub outcome: Outcome,
+    /// From the first data message (all commits in) to the agreed result, every view included.
+    pub reduced: Duration,
+}
+
+/// Runs one all-reduce as member `me` and returns the agreed outcome.
+pub async fn join(
+    ring: Arc<RingSpec>,
+    me: usize,
+    id: Arc<Identity>,
+    input: Arc<Input>,
+    opts: JoinOptions,
+    progress: Progress,
+) -> Result<Joined, RingNetError> {
+    let n = ring.len();
+    let address = ring.members[me].address.clone();
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|source| RingNetError::Listen {
+            address: address.clone(),
+            source,
+        })?;
+    progress(format!(
+        "member {me} of {n} listening on {address}, connecting to the others"
+    ));
+    let deadline = Instant::now() + opts.connect_timeout;
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<Option<(TcpStream, Session)>>();
+    let failures: Arc<std::sync::Mutex<Vec<RingNetError>>> = Arc::default();
+    // Accept members; refuse everyone else with a reason (also after the start).
+    let acceptor = {
+        let (ring, id, conn_tx) = (ring.clone(), id.clone(), conn_tx.clone());
+        let (progress, failures) = (progress.clone(), failures.clone());
+        tokio::spawn(async move {
+            while let Ok((s, addr)) = listener.accept().await {
+                let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
+                let (progress, failures) = (progress.clone(), failures.clone());
+                tokio::spawn(async move {
+                    let hs = tokio::time::timeout(Duration::from_secs(30), answer(ring, me, id, s));
+                    match hs.await {
+                        Ok(Ok(c)) => {
+                            let _ = tx.send(Some(c));
+                        }
+                        Ok(Err(Some(e))) => {
+                            progress(format!("refused a connection from {addr}: {e}"));
+                            if let Ok(mut f) = failures.lock() {
+                                f.push(RingNetError::Refused {
+                                    address: addr.to_string(),
+                                    source: e,
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        })
+    };
+    for peer in (me + 1)..n {
+        let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
+        let (progress, failures) = (progress.clone(), failures.clone());
+        tokio::spawn(async move {
+            match connect(ring, me, id, peer, deadline).await {
+                Ok(c) => {
+                    let _ = tx.send(Some(c));
+                }
+                Err(e) => {
+                    progress(e.to_string());
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(e);
+                    }
+                    let _ = tx.send(None);
+                }
+            }
+        });
+    }
+    drop(conn_tx);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let mut senders: HashMap<usize, mpsc::UnboundedSender<Arc<Vec<u8>>>> = HashMap::new();
+    let mut writers = Vec::new();
+    let mut dial_failures = 0;
+    while senders.len() + dial_failures < n - 1 {
+        match tokio::time::timeout_at(deadline, conn_rx.recv()).await {
+            Ok(Some(None)) => dial_failures += 1,
+            Ok(Some(Some((stream, session)))) => {
+                if senders.contains_key(&session.peer) {
+                    continue;
+                }
+                let peer = session.peer;
+                let (tx, w) = spawn_connection(stream, session, ev_tx.clone());
+                senders.insert(peer, tx);
+                writers.push(w);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    progress(format!(
+        "connected to {} of {} members",
+        senders.len(),
+        n - 1
+    ));
+    if senders.is_empty() {
+        // Nobody to average with: say why rather than "too few members".
+        let first = failures.lock().ok().and_then(|mut f| f.drain(..).next());
+        return Err(first.unwrap_or(RingNetError::Timeout {
+            what: format!(
+                "waiting for the other members to connect ({:?})",
+                opts.connect_timeout
+            ),
+        }));
+    }
+    // Timed from the first data sent (all commits in), like a plain all-reduce call.
+    let mut reducing: Option<std::time::Instant> = None;
+    let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
+    let dispatch =
+        |outs: Vec<super::proto::Out>,
+         senders: &HashMap<usize, mpsc::UnboundedSender<Arc<Vec<u8>>>>| {
+            for o in outs {
+                if let Some(tx) = senders.get(&o.to) {
+                    let _ = tx.send(o.bytes);
+                }
+            }
+        };
+    dispatch(machine.start(), &senders);
+    for peer in 0..n {
+        if peer != me && !senders.contains_key(&peer) {
+            dispatch(machine.peer_lost(peer), &senders);
+        }
+    }
+    let mut last = (machine.view(), machine.state(), machine.excluded().len());
+    let mut timer = Instant::now() + opts.step_timeout;
+    while !machine.is_finished() {
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                match ev {
+                    Some(Event::Msg(from, bytes)) => match machine.handle(from, &bytes) {
+                        Ok(outs) => {
+                            timer = Instant::now() + opts.step_timeout;
+                            dispatch(outs, &senders);
+                        }
+                        Err(e) => progress(format!("refused: {e}")),
+                    },
+                    Some(Event::Lost(peer)) => {
+                        if !machine.is_finished() {
+                            progress(format!("connection to member {peer} lost"));
+                        }
+                        dispatch(machine.peer_lost(peer), &senders);
+                    }
+                    None => {}
+                }
+            }
+            _ = tokio::time::sleep_until(timer) => {
+                progress(format!(
+                    "no progress for {:?} in view {} ({}): timing out",
+                    opts.step_timeout, machine.view(), machine.state()
+                ));
+                timer = Instant::now() + opts.step_timeout;
+                dispatch(machine.on_timeout(), &senders);
+            }
+        }
+        let now = (machine.view(), machine.state(), machine.excluded().len());
+        if reducing.is_none() && now.1 == "reduce" {
+            reducing = Some(std::time::Instant::now());
+        }
+        if now != last {
+            for e in &machine.excluded()[last.2..] {
+                progress(format!(
+                    "member {} ({}) excluded from view {}: {}",
+                    e.member, ring.members[e.member].id, e.view, e.reason
+                ));
+            }
+            if now.0 != last.0 {
+                progress(format!(
+                    "view {}: members {:?}",
+                    machine.view(),
+                    machine.members()
+                ));
+            }
+            if now.1 != last.1 {
+                progress(format!("view {}: {}", now.0, now.1));
+            }
+            last = now;
+        }
+    }
+    let reduced = reducing.map(|t| t.elapsed()).unwrap_or_default();
+    acceptor.abort();
+    // Let the writers send what is queued (our verdict), then close.
+    drop(senders);
+    for w in writers {
+        let _ = tokio::time::timeout(opts.step_timeout, w).await;
+    }
+    match machine.take_outcome() {
+        Some(Ok(outcome)) => Ok(Joined { outcome, reduced }),
+        Some(Err(e)) => Err(e.into()),
+        None => unreachable!("finished"),
+    }
+}
+
+/// [`join`] on a runtime of its own, for the command line.
+pub fn join_blocking(
+    ring: Arc<RingSpec>,
+    me: usize,
+    id: Arc<Identity>,
+    input: Arc<Input>,
+    opts: JoinOptions,
+    progress: Progress,
+) -> Result<Joined, RingNetError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RingNetError::Runtime)?;
+    rt.block_on(join(ring, me, id, input, opts, progress))
+}

@@ -1,0 +1,211 @@
+//! Rings of real members on loopback: tokio driver, TCP, handshake, AEAD, delta files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::{Member, RingSpec};
+use super::io::{load_input, write_output};
+use super::net::{JoinOptions, join};
+use crate::core::delta::{
+    self, Compression, Dtype, Metadata, PackInput, PackOptions, TensorSource,
+};
+use crate::core::keys::Identity;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two tensors: f32 [3, 5] and bf16 [7]; values depend on the member.
+fn write_delta(dir: &std::path::Path, i: usize, id: &Identity) -> (std::path::PathBuf, Vec<f64>) {
+    let a: Vec<f32> = (0..15)
+        .map(|k| ((k * 7 + i * 13) % 23) as f32 / 16.0 - 0.6)
+        .collect();
+    let b: Vec<half::bf16> = (0..7)
+        .map(|k| half::bf16::from_f32(((k + 3 * i) % 5) as f32 * 0.125 - 0.25))
+        .collect();
+    let ab: Vec<u8> = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bb: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let inputs = vec![
+        PackInput {
+            name: "lora.a".into(),
+            dtype: Dtype::F32,
+            shape: vec![3, 5],
+            data: TensorSource::Bytes(&ab),
+        },
+        PackInput {
+            name: "lora.b".into(),
+            dtype: Dtype::Bf16,
+            shape: vec![7],
+            data: TensorSource::Bytes(&bb),
+        },
+    ];
+    let mut meta = Metadata::new(id.public().worker_id());
+    meta.timestamp = format!("2024-01-0{}T00:00:00Z", i % 9 + 1);
+    let opts = PackOptions {
+        compression: Compression::Lz4,
+        chunk_size: delta::DEFAULT_CHUNK_SIZE,
+        metadata: meta,
+        identity: Some(id),
+    };
+    let (bytes, _) = delta::pack_to_vec(&inputs, &opts).unwrap();
+    let p = dir.join(format!("in{i}.delta"));
+    std::fs::write(&p, bytes).unwrap();
+    let mut vals: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+    vals.extend(b.iter().map(|v| v.to_f64()));
+    (p, vals)
+}
+
+fn ring(n: usize) -> (Arc<RingSpec>, Vec<Arc<Identity>>) {
+    let ids: Vec<Arc<Identity>> = (0..n)
+        .map(|i| Arc::new(Identity::from_seeds(&[i as u8 + 40; 32], None)))
+        .collect();
+    let members = ids
+        .iter()
+        .map(|id| Member {
+            id: id.public().worker_id(),
+            address: format!("127.0.0.1:{}", free_port()),
+            public: id.public(),
+        })
+        .collect();
+    (Arc::new(RingSpec::new(3, 4, members).unwrap()), ids)
+}
+
+#[test]
+fn loopback_rings_write_identical_exact_means() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for n in [2usize, 3, 5, 8] {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, ids) = ring(n);
+        let mut handles = Vec::new();
+        let mut expected_vals = Vec::new();
+        let mut layouts = Vec::new();
+        #[allow(clippy::needless_range_loop)] // i is the member index
+        for i in 0..n {
+            let (p, vals) = write_delta(dir.path(), i, &ids[i]);
+            let w = i as u64 + 1;
+            expected_vals.push((vals, w));
+            let (input, layout) = load_input(&p, w).unwrap();
+            layouts.push(layout);
+            let opts = JoinOptions {
+                step_timeout: Duration::from_secs(20),
+                connect_timeout: Duration::from_secs(20),
+            };
+            handles.push(rt.spawn(join(
+                spec.clone(),
+                i,
+                ids[i].clone(),
+                Arc::new(input),
+                opts,
+                Arc::new(|_| {}),
+            )));
+        }
+        let mut files = Vec::new();
+        for (i, h) in handles.into_iter().enumerate() {
+            let o = rt.block_on(h).unwrap().unwrap().outcome;
+            assert_eq!(o.members, (0..n).collect::<Vec<_>>());
+            let out = dir.path().join(format!("out{i}.delta"));
+            write_output(&out, false, &spec, &layouts[i], &o).unwrap();
+            files.push(std::fs::read(&out).unwrap());
+        }
+        for f in &files[1..] {
+            assert_eq!(f, &files[0], "ring of {n}: outputs differ");
+        }
+        // The output equals the weighted mean, rounded once to each tensor's dtype.
+        let report = delta::read_bytes(&files[0], &Default::default()).unwrap();
+        let tw: f64 = expected_vals.iter().map(|(_, w)| *w as f64).sum();
+        let mean: Vec<f64> = (0..22)
+            .map(|k| {
+                expected_vals
+                    .iter()
+                    .map(|(v, w)| v[k] * *w as f64)
+                    .sum::<f64>()
+                    / tw
+            })
+            .collect();
+        let d = &report.delta;
+        let src: &[u8] = &files[0];
+        let mut got = Vec::new();
+        for t in &d.tensors {
+            delta::read_tensor(&src, d, t, |raw| {
+                let w = (t.dtype.bits() / 8) as usize;
+                got.extend(raw.chunks_exact(w).map(|e| t.dtype.element_f64(e).unwrap()));
+            })
+            .unwrap();
+        }
+        for k in 0..15 {
+            assert_eq!(got[k], mean[k] as f32 as f64, "ring of {n}, element {k}");
+        }
+        for k in 15..22 {
+            assert_eq!(
+                got[k],
+                half::bf16::from_f64(mean[k]).to_f64(),
+                "element {k}"
+            );
+        }
+        let ring = &d.metadata.extra.as_ref().unwrap()["ring"];
+        assert_eq!(ring["members"].as_array().unwrap().len(), n);
+        assert_eq!(ring["view"], 0);
+    }
+}
+
+#[test]
+fn an_outsider_is_refused_over_tcp_before_any_data() {
+    use super::crypto::HandshakeError;
+    use super::net::{RingNetError, connect};
+    use crate::core::error::{Classify, ErrorClass};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, ids) = ring(2);
+    let (p, _) = write_delta(dir.path(), 0, &ids[0]);
+    let (input, _) = load_input(&p, 1).unwrap();
+    let opts = JoinOptions {
+        step_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(3),
+    };
+    let member = rt.spawn(join(
+        spec.clone(),
+        0,
+        ids[0].clone(),
+        Arc::new(input),
+        opts,
+        Arc::new(|_| {}),
+    ));
+    // An outsider claims to be member 1 and dials member 0.
+    let outsider = Arc::new(Identity::from_seeds(&[99; 32], None));
+    // It uses the real ring file (same digest), so only its key gives it away.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let e = rt
+        .block_on(connect(spec.clone(), 1, outsider, 0, deadline))
+        .err()
+        .expect("refused");
+    match &e {
+        RingNetError::Handshake {
+            source: HandshakeError::Rejected { class, reason },
+            ..
+        } => {
+            assert_eq!(*class, ErrorClass::Untrusted);
+            assert!(reason.contains("not a member"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(e.class(), ErrorClass::Untrusted);
+    // Member 0 never reached member 1 and says why (the refusal, or the failed dial).
+    let r = rt.block_on(member).unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(RingNetError::Refused { .. } | RingNetError::Connect { member: 1, .. })
+        ),
+        "{r:?}"
+    );
+}

@@ -1,0 +1,486 @@
+//! Encoding of ring messages (docs/ring-protocol.md, "Round structure"). Every message is
+//! `kind u8 ‖ sender u16 ‖ view u32 ‖ body ‖ signature (64)`, followed for data messages by
+//! `u32 count ‖ count × i64`. All integers little-endian. Decoding uses checked reads only.
+
+use sha3::{Digest, Sha3_256};
+
+use crate::core::keys::{Identity, PublicIdentity};
+
+pub const KIND_COMMIT: u8 = 1;
+pub const KIND_DATA: u8 = 2;
+pub const KIND_REVEAL: u8 = 3;
+pub const KIND_SKETCH: u8 = 4;
+pub const KIND_VERDICT: u8 = 5;
+pub const KIND_VIEW_CHANGE: u8 = 6;
+
+pub const PHASE_SCATTER: u8 = 0;
+pub const PHASE_GATHER: u8 = 1;
+
+const MSG_DOMAIN: &[u8] = b"gym-ring-v1/msg\0";
+const DATA_DOMAIN: &[u8] = b"gym-ring-v1/data\0";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("message truncated reading {what}")]
+    Truncated { what: &'static str },
+    #[error("unknown message kind {kind}")]
+    UnknownKind { kind: u8 },
+    #[error("{count} trailing bytes after the message")]
+    Trailing { count: usize },
+    #[error("invalid {what}: {value}")]
+    Invalid { what: &'static str, value: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub weight: u64,
+    pub exponent: i32,
+    pub layout: [u8; 32],
+    pub input: [u8; 32],
+    pub nonce_hash: [u8; 32],
+    pub members: [u8; 32],
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataHeader {
+    pub phase: u8,
+    pub step: u16,
+    pub segment: u16,
+    pub chunk: u32,
+    pub digest: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Commit(Commit),
+    Data(DataHeader),
+    Reveal {
+        nonce: [u8; 32],
+    },
+    Sketch {
+        sketches: Vec<u64>,
+    },
+    /// `ok` with the result digest is a receipt; `evidence` holds signed data messages (with
+    /// payload) that failed a check.
+    Verdict {
+        ok: bool,
+        result: [u8; 32],
+        evidence: Vec<Signed>,
+    },
+    ViewChange {
+        evidence: Vec<Signed>,
+    },
+}
+
+impl Body {
+    pub fn kind(&self) -> u8 {
+        match self {
+            Body::Commit(_) => KIND_COMMIT,
+            Body::Data(_) => KIND_DATA,
+            Body::Reveal { .. } => KIND_REVEAL,
+            Body::Sketch { .. } => KIND_SKETCH,
+            Body::Verdict { .. } => KIND_VERDICT,
+            Body::ViewChange { .. } => KIND_VIEW_CHANGE,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::Commit(_) => "commit",
+            Body::Data(_) => "data",
+            Body::Reveal { .. } => "reveal",
+            Body::Sketch { .. } => "sketch",
+            Body::Verdict { .. } => "verdict",
+            Body::ViewChange { .. } => "view-change",
+        }
+    }
+}
+
+/// A signed message. `payload` is empty except for data messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub sender: u16,
+    pub view: u32,
+    pub body: Body,
+    pub sig: [u8; 64],
+    pub payload: Vec<i64>,
+}
+
+/// The digest a data message's header carries for its payload.
+pub fn payload_digest(payload: &[i64]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(DATA_DOMAIN);
+    h.update((payload.len() as u64).to_le_bytes());
+    let mut buf = Vec::with_capacity(8 * 4096);
+    for c in payload.chunks(4096) {
+        buf.clear();
+        for v in c {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        h.update(&buf);
+    }
+    h.finalize().into()
+}
+
+fn put_evidence(out: &mut Vec<u8>, ev: &[Signed]) {
+    out.extend_from_slice(&(ev.len() as u32).to_le_bytes());
+    for e in ev {
+        let b = encode(e);
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(&b);
+    }
+}
+
+/// `kind ‖ sender ‖ view ‖ body`: the part the signature covers.
+pub fn signed_part(sender: u16, view: u32, body: &Body) -> Vec<u8> {
+    let mut out = vec![body.kind()];
+    out.extend_from_slice(&sender.to_le_bytes());
+    out.extend_from_slice(&view.to_le_bytes());
+    match body {
+        Body::Commit(c) => {
+            out.extend_from_slice(&c.weight.to_le_bytes());
+            out.extend_from_slice(&c.exponent.to_le_bytes());
+            out.extend_from_slice(&c.layout);
+            out.extend_from_slice(&c.input);
+            out.extend_from_slice(&c.nonce_hash);
+            out.extend_from_slice(&c.members);
+            out.extend_from_slice(&(c.timestamp.len() as u16).to_le_bytes());
+            out.extend_from_slice(c.timestamp.as_bytes());
+        }
+        Body::Data(d) => {
+            out.push(d.phase);
+            out.extend_from_slice(&d.step.to_le_bytes());
+            out.extend_from_slice(&d.segment.to_le_bytes());
+            out.extend_from_slice(&d.chunk.to_le_bytes());
+            out.extend_from_slice(&d.digest);
+        }
+        Body::Reveal { nonce } => out.extend_from_slice(nonce),
+        Body::Sketch { sketches } => {
+            out.extend_from_slice(&(sketches.len() as u16).to_le_bytes());
+            for s in sketches {
+                out.extend_from_slice(&s.to_le_bytes());
+            }
+        }
+        Body::Verdict {
+            ok,
+            result,
+            evidence,
+        } => {
+            out.push(*ok as u8);
+            out.extend_from_slice(result);
+            put_evidence(&mut out, evidence);
+        }
+        Body::ViewChange { evidence } => put_evidence(&mut out, evidence),
+    }
+    out
+}
+
+/// The 32-byte digest that is signed: `H("gym-ring-v1/msg\0" ‖ R ‖ signed part)`.
+pub fn signing_digest(ring: &[u8; 32], signed_part: &[u8]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(MSG_DOMAIN);
+    h.update(ring);
+    h.update(signed_part);
+    h.finalize().into()
+}
+
+impl Signed {
+    pub fn sign(
+        id: &Identity,
+        ring: &[u8; 32],
+        sender: u16,
+        view: u32,
+        body: Body,
+        payload: Vec<i64>,
+    ) -> Self {
+        let d = signing_digest(ring, &signed_part(sender, view, &body));
+        Signed {
+            sender,
+            view,
+            body,
+            sig: id.sign_ed25519(&d),
+            payload,
+        }
+    }
+
+    pub fn verify(&self, ring: &[u8; 32], key: &PublicIdentity) -> bool {
+        let d = signing_digest(ring, &signed_part(self.sender, self.view, &self.body));
+        key.verify_ed25519(&d, &self.sig)
+    }
+
+    /// The message without its payload (what is kept as a receipt).
+    pub fn header_only(&self) -> Signed {
+        Signed {
+            payload: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+pub fn encode(m: &Signed) -> Vec<u8> {
+    let mut out = signed_part(m.sender, m.view, &m.body);
+    out.reserve(64 + 4 + 8 * m.payload.len());
+    out.extend_from_slice(&m.sig);
+    if let Body::Data(_) = m.body {
+        out.extend_from_slice(&(m.payload.len() as u32).to_le_bytes());
+        for v in &m.payload {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        let (h, t) = self
+            .b
+            .split_at_checked(n)
+            .ok_or(WireError::Truncated { what })?;
+        self.b = t;
+        Ok(h)
+    }
+    fn arr<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
+        Ok(self.take(N, what)?.try_into().expect("length checked"))
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_le_bytes(self.arr(what)?))
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(self.arr(what)?))
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.arr(what)?))
+    }
+    fn evidence(&mut self, depth: u8) -> Result<Vec<Signed>, WireError> {
+        let n = self.u32("evidence count")? as usize;
+        if n > self.b.len() / 4 {
+            return Err(WireError::Truncated { what: "evidence" });
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = self.u32("evidence length")? as usize;
+            let b = self.take(len, "evidence")?;
+            v.push(decode_depth(b, depth + 1)?);
+        }
+        Ok(v)
+    }
+}
+
+pub fn decode(b: &[u8]) -> Result<Signed, WireError> {
+    decode_depth(b, 0)
+}
+
+fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
+    let mut r = Reader { b };
+    let kind = r.u8("kind")?;
+    let sender = r.u16("sender")?;
+    let view = r.u32("view")?;
+    let body = match kind {
+        KIND_COMMIT => {
+            let weight = r.u64("weight")?;
+            let exponent = r.u32("exponent")? as i32;
+            let layout = r.arr("layout")?;
+            let input = r.arr("input digest")?;
+            let nonce_hash = r.arr("nonce hash")?;
+            let members = r.arr("members digest")?;
+            let tl = r.u16("timestamp length")? as usize;
+            let ts = r.take(tl, "timestamp")?;
+            let timestamp = String::from_utf8(ts.to_vec()).map_err(|_| WireError::Invalid {
+                what: "timestamp (not UTF-8)",
+                value: tl as u64,
+            })?;
+            Body::Commit(Commit {
+                weight,
+                exponent,
+                layout,
+                input,
+                nonce_hash,
+                members,
+                timestamp,
+            })
+        }
+        KIND_DATA => Body::Data(DataHeader {
+            phase: r.u8("phase")?,
+            step: r.u16("step")?,
+            segment: r.u16("segment")?,
+            chunk: r.u32("chunk")?,
+            digest: r.arr("payload digest")?,
+        }),
+        KIND_REVEAL => Body::Reveal {
+            nonce: r.arr("nonce")?,
+        },
+        KIND_SKETCH => {
+            let n = r.u16("sketch count")? as usize;
+            let mut sketches = Vec::with_capacity(n);
+            for _ in 0..n {
+                sketches.push(r.u64("sketch")?);
+            }
+            Body::Sketch { sketches }
+        }
+        KIND_VERDICT | KIND_VIEW_CHANGE if depth > 0 => {
+            return Err(WireError::Invalid {
+                what: "nested message kind",
+                value: kind as u64,
+            });
+        }
+        KIND_VERDICT => {
+            let ok = match r.u8("ok")? {
+                0 => false,
+                1 => true,
+                v => {
+                    return Err(WireError::Invalid {
+                        what: "ok flag",
+                        value: v as u64,
+                    });
+                }
+            };
+            let result = r.arr("result digest")?;
+            let evidence = r.evidence(depth)?;
+            Body::Verdict {
+                ok,
+                result,
+                evidence,
+            }
+        }
+        KIND_VIEW_CHANGE => Body::ViewChange {
+            evidence: r.evidence(depth)?,
+        },
+        kind => return Err(WireError::UnknownKind { kind }),
+    };
+    let sig = r.arr("signature")?;
+    let mut payload = Vec::new();
+    if kind == KIND_DATA {
+        let n = r.u32("payload count")? as usize;
+        let bytes = r.take(
+            n.checked_mul(8)
+                .ok_or(WireError::Truncated { what: "payload" })?,
+            "payload",
+        )?;
+        payload = bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+    }
+    if !r.b.is_empty() {
+        return Err(WireError::Trailing { count: r.b.len() });
+    }
+    Ok(Signed {
+        sender,
+        view,
+        body,
+        sig,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> Identity {
+        Identity::from_seeds(&[9; 32], None)
+    }
+
+    fn samples() -> Vec<Signed> {
+        let ring = [7u8; 32];
+        let data = Signed::sign(
+            &id(),
+            &ring,
+            1,
+            2,
+            Body::Data(DataHeader {
+                phase: PHASE_GATHER,
+                step: 3,
+                segment: 1,
+                chunk: 9,
+                digest: payload_digest(&[1, -2, 3]),
+            }),
+            vec![1, -2, 3],
+        );
+        vec![
+            Signed::sign(
+                &id(),
+                &ring,
+                0,
+                0,
+                Body::Commit(Commit {
+                    weight: 5,
+                    exponent: -3,
+                    layout: [1; 32],
+                    input: [2; 32],
+                    nonce_hash: [3; 32],
+                    members: [4; 32],
+                    timestamp: "2024-01-01T00:00:00Z".into(),
+                }),
+                vec![],
+            ),
+            data.clone(),
+            Signed::sign(&id(), &ring, 1, 2, Body::Reveal { nonce: [5; 32] }, vec![]),
+            Signed::sign(
+                &id(),
+                &ring,
+                1,
+                2,
+                Body::Sketch {
+                    sketches: vec![1, 2, 3],
+                },
+                vec![],
+            ),
+            Signed::sign(
+                &id(),
+                &ring,
+                1,
+                2,
+                Body::Verdict {
+                    ok: false,
+                    result: [6; 32],
+                    evidence: vec![data.clone()],
+                },
+                vec![],
+            ),
+            Signed::sign(
+                &id(),
+                &ring,
+                1,
+                2,
+                Body::ViewChange {
+                    evidence: vec![data],
+                },
+                vec![],
+            ),
+        ]
+    }
+
+    #[test]
+    fn round_trip_and_signatures() {
+        let key = id().public();
+        for m in samples() {
+            let b = encode(&m);
+            let back = decode(&b).unwrap();
+            assert_eq!(back, m);
+            assert!(back.verify(&[7; 32], &key));
+            assert!(!back.verify(&[8; 32], &key), "bound to the ring digest");
+            for cut in 0..b.len() {
+                assert!(decode(&b[..cut]).is_err());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics_and_reencodes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(m) = decode(&bytes) {
+                prop_assert_eq!(encode(&m), bytes);
+            }
+        }
+    }
+}
