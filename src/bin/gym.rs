@@ -33,7 +33,8 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::ipfs::api::IpfsApiError,
             gym::core::ipfs::local::LocalError,
             gym::core::net::NetError,
-            gym::core::hub::HubError
+            gym::core::hub::HubError,
+            gym::core::model::ModelError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -7,5 +7,6 @@ mod delta;
 mod docs;
 mod hub_server;
 mod keys;
+mod model;
 mod publish;
 mod reward;
