@@ -82,7 +82,12 @@ pub fn run(_ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
             prompts.push(enc.get_ids().to_vec());
         }
     }
-    let eos = m.cfg.eos_token_id.as_ref().map(TokenIds::to_vec).unwrap_or_default();
+    let eos = m
+        .cfg
+        .eos_token_id
+        .as_ref()
+        .map(TokenIds::to_vec)
+        .unwrap_or_default();
     let params = generate::SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,
@@ -96,7 +101,10 @@ pub fn run(_ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
     let texts: Vec<String> = g
         .tokens
         .iter()
-        .map(|t| tok.decode(t, true).map_err(|e| anyhow::anyhow!("decoding: {e}")))
+        .map(|t| {
+            tok.decode(t, true)
+                .map_err(|e| anyhow::anyhow!("decoding: {e}"))
+        })
         .collect::<anyhow::Result<_>>()?;
     if a.json {
         let completions: Vec<_> = (0..prompts.len())

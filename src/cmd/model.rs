@@ -45,7 +45,8 @@ pub fn run(_ctx: &Ctx, c: ModelCommand) -> anyhow::Result<()> {
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let cfg = ModelConfig::load(&a.dir).with_context(|| format!("inspecting {}", a.dir.display()))?;
+    let cfg =
+        ModelConfig::load(&a.dir).with_context(|| format!("inspecting {}", a.dir.display()))?;
     let s = Summary::new(&cfg, a.rank);
     if a.json {
         let mut v = serde_json::to_value(&s)?;
@@ -65,7 +66,10 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         ("intermediate size".into(), s.intermediate_size.to_string()),
         (
             "attention heads (kv)".into(),
-            format!("{} ({}), head dim {}", s.attention_heads, s.key_value_heads, s.head_dim),
+            format!(
+                "{} ({}), head dim {}",
+                s.attention_heads, s.key_value_heads, s.head_dim
+            ),
         ),
         ("vocabulary".into(), s.vocab_size.to_string()),
         ("tied embeddings".into(), s.tied_embeddings.to_string()),
@@ -74,7 +78,10 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     if s.experts > 0 {
         rows.push((
             "experts".into(),
-            format!("{} per layer, {} per token, {} MoE layers", s.experts, s.experts_per_token, s.moe_layers),
+            format!(
+                "{} per layer, {} per token, {} MoE layers",
+                s.experts, s.experts_per_token, s.moe_layers
+            ),
         ));
     }
     rows.extend([
@@ -83,7 +90,10 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         ("memory f32".into(), mb(s.bytes_f32)),
         ("memory bf16".into(), mb(s.bytes_bf16)),
         ("memory NF4 (rest bf16)".into(), mb(s.bytes_nf4)),
-        (format!("LoRA r{} parameters", s.lora_rank), s.lora_parameters.to_string()),
+        (
+            format!("LoRA r{} parameters", s.lora_rank),
+            s.lora_parameters.to_string(),
+        ),
     ]);
     for (k, v) in rows {
         t.add_row(vec![k, v]);

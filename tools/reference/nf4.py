@@ -16,6 +16,7 @@ Output testdata/model-ref/nf4.safetensors:
     code8         f32 (256,)   the dynamic 8-bit code bitsandbytes used
     dequant       f32 (19200,) dequantize_4bit of the double-quantized tensor
     input_head    f32 (256,)   the first 256 inputs (checks the generator)
+    mean_lengths, means         torch's f32 mean of |x[:n]| for those n (the offset's arithmetic)
 
     /work/venv-ref/bin/python tools/reference/nf4.py
 """
@@ -62,6 +63,11 @@ def main():
         "dequant": deq.reshape(-1).float().contiguous(),
         "input_head": a.reshape(-1)[:256].contiguous(),
     }
+    # the offset is torch's f32 mean (cascade sum); check gym's transcription on more lengths
+    flat = lcg_matrix().reshape(-1).abs()
+    lengths = [1, 3, 7, 8, 9, 31, 33, 100, 129, 300, 1000, 4999, 19200]
+    out["mean_lengths"] = torch.tensor(lengths, dtype=torch.int64)
+    out["means"] = torch.stack([flat[:n].mean() for n in lengths]).contiguous()
     path = os.path.join(ROOT, "testdata", "model-ref", "nf4.safetensors")
     save_file(out, path, metadata={"bitsandbytes": bitsandbytes.__version__, "torch": torch.__version__,
                                    "backend": "cpu"})

@@ -59,7 +59,11 @@ fn pick(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) -> (u3
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     if greedy {
-        let lse = logits.iter().map(|l| ((l - m) as f64).exp()).sum::<f64>().ln() as f32;
+        let lse = logits
+            .iter()
+            .map(|l| ((l - m) as f64).exp())
+            .sum::<f64>()
+            .ln() as f32;
         let tok = idx[0];
         return (tok as u32, logits[tok] - m - lse);
     }
@@ -184,7 +188,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn td(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(rel)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(rel)
     }
 
     fn greedy_matches(name: &str) {
@@ -215,12 +221,18 @@ mod tests {
             ..Default::default()
         };
         let g = generate(&model, &prompts, &p, true).unwrap();
-        assert_eq!(g.tokens, want, "{name}: greedy tokens differ from transformers");
+        assert_eq!(
+            g.tokens, want,
+            "{name}: greedy tokens differ from transformers"
+        );
         // the cached decode agrees with the stateless forward on the same tokens
         let full: Vec<u32> = prompts[0].iter().chain(&g.tokens[0]).copied().collect();
         let n = full.len();
         let ids = Tensor::from_vec(full, (1, n), &Device::Cpu).unwrap();
-        let pos = Tensor::arange(0u32, n as u32, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let pos = Tensor::arange(0u32, n as u32, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let logits = model.forward(&ids, &pos, None, true).unwrap();
         let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1).unwrap();
         let lp: Vec<Vec<f32>> = lp.squeeze(0).unwrap().to_vec2().unwrap();
@@ -260,11 +272,29 @@ mod tests {
         assert!(a.tokens.iter().all(|t| t.len() == 10));
         // a group of identical prompts gets different samples
         assert!(a.tokens.iter().any(|t| t != &a.tokens[0]));
-        let c = generate(&model, &prompts, &SamplingParams { seed: 43, ..p.clone() }, true).unwrap();
+        let c = generate(
+            &model,
+            &prompts,
+            &SamplingParams {
+                seed: 43,
+                ..p.clone()
+            },
+            true,
+        )
+        .unwrap();
         assert_ne!(a.tokens, c.tokens);
         // stop at the first sampled token of row 0, whatever it was
         let eos = a.tokens[0][0];
-        let s = generate(&model, &prompts, &SamplingParams { eos: vec![eos], ..p }, true).unwrap();
+        let s = generate(
+            &model,
+            &prompts,
+            &SamplingParams {
+                eos: vec![eos],
+                ..p
+            },
+            true,
+        )
+        .unwrap();
         assert_eq!(s.tokens[0], vec![eos]);
         assert!(s.stopped[0]);
         for (t, st) in s.tokens.iter().zip(&s.stopped) {

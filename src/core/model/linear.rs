@@ -6,7 +6,9 @@
 //! in backward, so at most one layer's full weight exists at a time.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Storage, Tensor, Var, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Layout, Result, Shape, Storage, Tensor, Var, bail,
+};
 
 use super::nf4::Nf4Tensor;
 

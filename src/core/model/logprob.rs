@@ -23,7 +23,12 @@ impl SelectiveLogprob {
             let l = self.chunk.min(n - s);
             let logits = (h.narrow(0, s, l)?.matmul(&self.w.t()?)? * self.inv_t)?;
             let m = logits.max_keepdim(D::Minus1)?;
-            let lse = (logits.broadcast_sub(&m)?.exp()?.sum_keepdim(D::Minus1)?.log()? + &m)?;
+            let lse = (logits
+                .broadcast_sub(&m)?
+                .exp()?
+                .sum_keepdim(D::Minus1)?
+                .log()?
+                + &m)?;
             let picked = logits.gather(&self.targets.narrow(0, s, l)?.unsqueeze(1)?, 1)?;
             outs.push((picked - lse)?.squeeze(1)?);
         }
@@ -64,7 +69,8 @@ impl CustomOp1 for SelectiveLogprob {
                 1,
             )?;
             // d out_i / d logits_i = (onehot − p)/T
-            let dl = ((onehot - p)?.broadcast_mul(&g.narrow(0, s, l)?.unsqueeze(1)?)? * self.inv_t)?;
+            let dl =
+                ((onehot - p)?.broadcast_mul(&g.narrow(0, s, l)?.unsqueeze(1)?)? * self.inv_t)?;
             outs.push(dl.matmul(&self.w)?);
         }
         Ok(Some(Tensor::cat(&outs, 0)?))
@@ -107,13 +113,23 @@ mod tests {
         let w = Tensor::randn(0f32, 0.5, (50, 16), &d).unwrap();
         let tg = Tensor::new(&[3u32, 0, 49, 7, 7, 12, 30], &d).unwrap();
         let fast = token_logprobs(&h, &w, &tg, 0.7, 3).unwrap();
-        let naive = candle_nn::ops::log_softmax(&(h.matmul(&w.t().unwrap()).unwrap() / 0.7).unwrap(), D::Minus1)
+        let naive = candle_nn::ops::log_softmax(
+            &(h.matmul(&w.t().unwrap()).unwrap() / 0.7).unwrap(),
+            D::Minus1,
+        )
+        .unwrap()
+        .gather(&tg.unsqueeze(1).unwrap(), 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+        let diff = (fast - naive)
             .unwrap()
-            .gather(&tg.unsqueeze(1).unwrap(), 1)
+            .abs()
             .unwrap()
-            .squeeze(1)
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
             .unwrap();
-        let diff = (fast - naive).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
         let e = super::super::ops::tests::fd_check(&h, &|t| token_logprobs(t, &w, &tg, 0.7, 3), 40);
         assert!(e < 1e-2, "selective logprob grad rel err {e}");

@@ -122,7 +122,10 @@ impl LoraConfig {
             reason,
         };
         if self.peft_type != "LORA" {
-            return Err(bad(format!("peft_type {:?} (LORA expected)", self.peft_type)));
+            return Err(bad(format!(
+                "peft_type {:?} (LORA expected)",
+                self.peft_type
+            )));
         }
         if self.r == 0 {
             return Err(bad("r = 0".into()));
@@ -134,7 +137,9 @@ impl LoraConfig {
             return Err(bad("DoRA adapters are not supported".into()));
         }
         if !self.rank_pattern.is_empty() || !self.alpha_pattern.is_empty() {
-            return Err(bad("per-module rank_pattern/alpha_pattern are not supported".into()));
+            return Err(bad(
+                "per-module rank_pattern/alpha_pattern are not supported".into(),
+            ));
         }
         if self.fan_in_fan_out {
             return Err(bad("fan_in_fan_out is not supported".into()));

@@ -40,6 +40,9 @@ pub const NF4: [f32; 16] = [
 ];
 
 pub const BLOCK: usize = 64;
+/// Lanes of PyTorch's vectorized f32 sum on the machine that made the reference (see
+/// `torch_sum_f32`).
+const TORCH_LANES: usize = 8;
 pub const BLOCK2: usize = 256;
 
 /// bitsandbytes' signed dynamic 8-bit code (`create_dynamic_map(signed=True)`), as f32 bits,
@@ -177,6 +180,95 @@ pub fn quantize_blockwise_8bit(x: &[f32], blocksize: usize) -> (Vec<u8>, Vec<f32
     (q, absmax)
 }
 
+/// PyTorch's f32 `sum` of a contiguous vector on x86 CPUs (`cascade_sum` →
+/// `vectorized_inner_sum` in ATen's SumKernel.cpp), transcribed so that the double-quantization
+/// offset, `absmax.mean()` in bitsandbytes, comes out bit-identical. `LANES` is the width of
+/// ATen's `Vectorized<float>` for the sum kernel (8: AVX2).
+pub fn torch_sum_f32<const LANES: usize>(x: &[f32]) -> f32 {
+    fn ceil_log2(x: usize) -> usize {
+        if x <= 2 {
+            1
+        } else {
+            (usize::BITS - (x - 1).leading_zeros()) as usize
+        }
+    }
+    /// ATen's multi_row_sum over `size` steps of `NROWS` accumulators of lanes.
+    fn multi_row_sum<const L: usize>(
+        load: &dyn Fn(usize, usize) -> [f32; L],
+        nrows: usize,
+        size: usize,
+    ) -> Vec<[f32; L]> {
+        const LEVELS: usize = 4;
+        let power = 4.max(ceil_log2(size) / LEVELS);
+        let step = 1usize << power;
+        let mask = step - 1;
+        let mut acc = vec![vec![[0f32; L]; nrows]; LEVELS];
+        let add = |a: &mut [f32; L], b: &[f32; L]| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        let mut i = 0;
+        while i + step <= size {
+            for _ in 0..step {
+                for k in 0..nrows {
+                    let v = load(i, k);
+                    add(&mut acc[0][k], &v);
+                }
+                i += 1;
+            }
+            for j in 1..LEVELS {
+                for k in 0..nrows {
+                    let prev = acc[j - 1][k];
+                    add(&mut acc[j][k], &prev);
+                    acc[j - 1][k] = [0f32; L];
+                }
+                if i & (mask << (j * power)) != 0 {
+                    break;
+                }
+            }
+        }
+        while i < size {
+            for k in 0..nrows {
+                let v = load(i, k);
+                add(&mut acc[0][k], &v);
+            }
+            i += 1;
+        }
+        for j in 1..LEVELS {
+            for k in 0..nrows {
+                let v = acc[j][k];
+                add(&mut acc[0][k], &v);
+            }
+        }
+        acc.swap_remove(0)
+    }
+    /// ATen's row_sum: 4 interleaved accumulators, tail into the first, then folded.
+    fn row_sum<const L: usize>(load: &dyn Fn(usize) -> [f32; L], size: usize) -> [f32; L] {
+        const ILP: usize = 4;
+        let size_ilp = size / ILP;
+        let mut p = multi_row_sum::<L>(&|i, k| load(i * ILP + k), ILP, size_ilp);
+        for i in size_ilp * ILP..size {
+            let v = load(i);
+            p[0].iter_mut().zip(&v).for_each(|(a, b)| *a += b);
+        }
+        for k in 1..ILP {
+            let v = p[k];
+            p[0].iter_mut().zip(&v).for_each(|(a, b)| *a += b);
+        }
+        p[0]
+    }
+    if x.len() < LANES {
+        return row_sum::<1>(&|i| [x[i]], x.len())[0];
+    }
+    let nvec = x.len() / LANES;
+    let v = row_sum::<LANES>(&|i| std::array::from_fn(|l| x[i * LANES + l]), nvec);
+    let mut acc = 0f32;
+    for &t in &x[nvec * LANES..] {
+        acc += t;
+    }
+    for l in v {
+        acc += l;
+    }
+    acc
+}
+
 impl Nf4Tensor {
     /// Quantizes an f32 weight of shape (rows, cols); `double` selects double quantization of
     /// the absmax (bitsandbytes' `compress_statistics`).
@@ -214,12 +306,16 @@ impl Nf4Tensor {
                 let _ = bi;
                 for (j, pair) in blk.chunks(2).enumerate() {
                     let hi = code(pair[0]);
-                    let lo = if pair.len() > 1 { code(pair[1]) } else { nf4_code(0.0, &mids) };
+                    let lo = if pair.len() > 1 {
+                        code(pair[1])
+                    } else {
+                        nf4_code(0.0, &mids)
+                    };
                     p[j] = (hi << 4) | lo;
                 }
             });
         let absmax = if double {
-            let offset = (absmax.iter().map(|&a| a as f64).sum::<f64>() / absmax.len().max(1) as f64) as f32;
+            let offset = torch_sum_f32::<TORCH_LANES>(&absmax) / absmax.len().max(1) as f32;
             let centred: Vec<f32> = absmax.iter().map(|a| a - offset).collect();
             let (q, absmax2) = quantize_blockwise_8bit(&centred, BLOCK2);
             Absmax::Double { q, absmax2, offset }
@@ -282,7 +378,9 @@ pub fn lcg_matrix(rows: usize, cols: usize, seed: u32) -> Vec<f32> {
     if out.len() >= 18 * 64 {
         out[17 * 64..18 * 64].iter_mut().for_each(|v| *v = 0.0);
     }
-    let m = out[..64.min(out.len())].iter().fold(0f32, |a, v| a.max(v.abs()));
+    let m = out[..64.min(out.len())]
+        .iter()
+        .fold(0f32, |a, v| a.max(v.abs()));
     if out.len() > 5 {
         out[5] = -m;
     }
@@ -295,7 +393,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn reference() -> HashMap<String, Tensor> {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/model-ref/nf4.safetensors");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/model-ref/nf4.safetensors"
+        );
         candle_core::safetensors::load(p, &Device::Cpu).expect("reference file")
     }
 
@@ -305,6 +406,22 @@ mod tests {
         let head: Vec<f32> = r["input_head"].to_vec1().unwrap();
         let x = lcg_matrix(100, 192, 12345);
         assert_eq!(&x[..256], &head[..]);
+    }
+
+    #[test]
+    fn torch_mean_transcription_is_bit_exact() {
+        let r = reference();
+        let x: Vec<f32> = lcg_matrix(100, 192, 12345)
+            .iter()
+            .map(|v| v.abs())
+            .collect();
+        let lengths: Vec<i64> = r["mean_lengths"].to_vec1().unwrap();
+        let means: Vec<f32> = r["means"].to_vec1().unwrap();
+        for (n, want) in lengths.iter().zip(means) {
+            let n = *n as usize;
+            let got = torch_sum_f32::<TORCH_LANES>(&x[..n]) / n as f32;
+            assert_eq!(got.to_bits(), want.to_bits(), "n = {n}: {got} vs {want}");
+        }
     }
 
     #[test]
@@ -330,7 +447,10 @@ mod tests {
         };
         let rq: Vec<u8> = r["qabsmax"].to_vec1().unwrap();
         let mismatches: Vec<usize> = (0..q.len()).filter(|&i| q[i] != rq[i]).collect();
-        assert!(mismatches.is_empty(), "8-bit absmax codes differ at {mismatches:?}");
+        assert!(
+            mismatches.is_empty(),
+            "8-bit absmax codes differ at {mismatches:?}"
+        );
         assert_eq!(absmax2, &r["absmax2"].to_vec1::<f32>().unwrap());
         assert_eq!(*offset, r["offset"].to_vec1::<f32>().unwrap()[0]);
         // dequantization equals bitsandbytes' dequantize_4bit exactly
@@ -343,13 +463,25 @@ mod tests {
         let x = lcg_matrix(64, 256, 7);
         let q = Nf4Tensor::quantize_slice(&x, (64, 256), true, &Device::Cpu);
         let d = q.dequantize_vec();
-        // widest NF4 gap is 1 - 0.7229…; the 8-bit absmax adds a small relative error
-        let half_gap = (1.0 - NF4[14]) / 2.0;
+        let am_q = q.absmax.values();
+        let Absmax::Double { absmax2, .. } = &q.absmax else {
+            panic!()
+        };
+        // error ≤ half the widest code gap (NF4: between −1 and −0.696) plus the absmax error
+        let half_gap = NF4.windows(2).map(|w| w[1] - w[0]).fold(0f32, f32::max) / 2.0;
+        let c8 = code8();
+        let half_gap8 = c8.windows(2).map(|w| w[1] - w[0]).fold(0f32, f32::max) / 2.0;
         for (b, (xs, ds)) in x.chunks(BLOCK).zip(d.chunks(BLOCK)).enumerate() {
             let am = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let am_err = (am_q[b] - am).abs();
+            assert!(
+                am_err <= half_gap8 * absmax2[b / BLOCK2] * 1.001 + 1e-7,
+                "block {b}: absmax {am} -> {}",
+                am_q[b]
+            );
             for (xv, dv) in xs.iter().zip(ds) {
                 assert!(
-                    (xv - dv).abs() <= am * (half_gap * 1.02) + 1e-6,
+                    (xv - dv).abs() <= am * half_gap + am_err + 1e-6,
                     "block {b}: {xv} -> {dv} (absmax {am})"
                 );
             }

@@ -386,7 +386,11 @@ impl CustomOp2 for SwiGluBwd {
         let (dg, du) = out.split_at_mut(n);
         dg.par_chunks_mut(16384)
             .zip(du.par_chunks_mut(16384))
-            .zip(g.par_chunks(16384).zip(u.par_chunks(16384)).zip(dy.par_chunks(16384)))
+            .zip(
+                g.par_chunks(16384)
+                    .zip(u.par_chunks(16384))
+                    .zip(dy.par_chunks(16384)),
+            )
             .for_each(|((dg, du), ((g, u), dy))| {
                 for i in 0..dg.len() {
                     let s = sigmoid(g[i]);

@@ -147,9 +147,18 @@ impl Attention {
     fn qkv(&self, x: &Tensor, ctx: &FwdCtx) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
         let hd = self.head_dim;
-        let q = self.q.forward(x, ctx.adapters)?.reshape((b, t, self.heads, hd))?;
-        let k = self.k.forward(x, ctx.adapters)?.reshape((b, t, self.kv_heads, hd))?;
-        let v = self.v.forward(x, ctx.adapters)?.reshape((b, t, self.kv_heads, hd))?;
+        let q = self
+            .q
+            .forward(x, ctx.adapters)?
+            .reshape((b, t, self.heads, hd))?;
+        let k = self
+            .k
+            .forward(x, ctx.adapters)?
+            .reshape((b, t, self.kv_heads, hd))?;
+        let v = self
+            .v
+            .forward(x, ctx.adapters)?
+            .reshape((b, t, self.kv_heads, hd))?;
         let q = ops::rms_norm(&q, &self.q_norm, self.eps)?.transpose(1, 2)?;
         let k = ops::rms_norm(&k, &self.k_norm, self.eps)?.transpose(1, 2)?;
         let q = ops::rope(&q.contiguous()?, &ctx.rope.cos, &ctx.rope.sin)?;
@@ -182,7 +191,9 @@ impl Attention {
         };
         let a = self.attend(&q, &k, &v, ctx.mask)?;
         *cache = Some((k.detach(), v.detach()));
-        let a = a.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        let a = a
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
         self.o.forward(&a, ctx.adapters)
     }
 
@@ -190,7 +201,9 @@ impl Attention {
         let (b, t, _) = x.dims3()?;
         let (q, k, v) = self.qkv(x, ctx)?;
         let a = self.attend(&q, &k, &v, ctx.mask)?;
-        let a = a.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        let a = a
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
         self.o.forward(&a, ctx.adapters)
     }
 }
@@ -425,10 +438,11 @@ impl Qwen3 {
             mask: &mask,
             adapters,
         };
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
         for l in &self.layers {
             x = l.forward(&x, &ctx)?;
         }
@@ -469,10 +483,11 @@ impl Qwen3 {
             mask: &mask,
             adapters,
         };
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
         for (l, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = l.forward_cached(&x, &ctx, c)?.detach();
         }
@@ -520,15 +535,28 @@ impl Qwen3 {
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
             m.insert(format!("{p}.input_layernorm.weight"), l.ln1.clone());
-            m.insert(format!("{p}.post_attention_layernorm.weight"), l.ln2.clone());
-            m.insert(format!("{p}.self_attn.q_norm.weight"), l.attn.q_norm.clone());
-            m.insert(format!("{p}.self_attn.k_norm.weight"), l.attn.k_norm.clone());
+            m.insert(
+                format!("{p}.post_attention_layernorm.weight"),
+                l.ln2.clone(),
+            );
+            m.insert(
+                format!("{p}.self_attn.q_norm.weight"),
+                l.attn.q_norm.clone(),
+            );
+            m.insert(
+                format!("{p}.self_attn.k_norm.weight"),
+                l.attn.k_norm.clone(),
+            );
             if let Ffn::Moe(moe) = &l.ffn {
                 m.insert(format!("{p}.mlp.gate.weight"), moe.router().clone());
             }
         }
         for (name, lin) in self.linears() {
-            let w = if merge { lin.merged_weight()? } else { lin.base.to_f32()? };
+            let w = if merge {
+                lin.merged_weight()?
+            } else {
+                lin.base.to_f32()?
+            };
             m.insert(format!("{name}.weight"), w.detach());
         }
         Ok(m)
@@ -540,18 +568,31 @@ impl Qwen3 {
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
             let a = &l.attn;
-            for (n, lin) in [("q_proj", &a.q), ("k_proj", &a.k), ("v_proj", &a.v), ("o_proj", &a.o)] {
+            for (n, lin) in [
+                ("q_proj", &a.q),
+                ("k_proj", &a.k),
+                ("v_proj", &a.v),
+                ("o_proj", &a.o),
+            ] {
                 out.push((format!("{p}.self_attn.{n}"), lin));
             }
             match &l.ffn {
                 Ffn::Dense(m) => {
-                    for (n, lin) in [("gate_proj", &m.gate), ("up_proj", &m.up), ("down_proj", &m.down)] {
+                    for (n, lin) in [
+                        ("gate_proj", &m.gate),
+                        ("up_proj", &m.up),
+                        ("down_proj", &m.down),
+                    ] {
                         out.push((format!("{p}.mlp.{n}"), lin));
                     }
                 }
                 Ffn::Moe(m) => {
                     for (e, x) in m.experts.iter().enumerate() {
-                        for (n, lin) in [("gate_proj", &x.gate), ("up_proj", &x.up), ("down_proj", &x.down)] {
+                        for (n, lin) in [
+                            ("gate_proj", &x.gate),
+                            ("up_proj", &x.up),
+                            ("down_proj", &x.down),
+                        ] {
                             out.push((format!("{p}.mlp.experts.{e}.{n}"), lin));
                         }
                     }

@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::ModelError;
 use super::linear::{Base, Linear};
+use super::ops;
 use super::qwen3::Mlp;
 use super::weights::Weights;
-use super::ops;
 
 /// The MoE fields of a `qwen3_moe` `config.json` (the rest is [`super::qwen3::Config`]).
 #[derive(Debug, Clone, Deserialize)]

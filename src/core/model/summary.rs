@@ -128,10 +128,16 @@ mod tests {
     #[test]
     fn counts_match_the_tiny_models_weights() {
         for name in ["tiny-qwen3", "tiny-qwen3-moe"] {
-            let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name);
+            let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata")
+                .join(name);
             let cfg = ModelConfig::load(&dir).unwrap();
             let s = Summary::new(&cfg, 4);
-            let w = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+            let w = candle_core::safetensors::load(
+                dir.join("model.safetensors"),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
             let n: usize = w.values().map(|t| t.elem_count()).sum();
             assert_eq!(s.parameters, n as u64, "{name}");
         }

@@ -9,7 +9,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use super::*;
 
 fn td(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
 }
 
 fn reference(name: &str) -> HashMap<String, Tensor> {
@@ -54,7 +56,10 @@ fn check_logits(name: &str) {
     // adapters disabled: the base model again
     let off = model.forward(&ids, &pos, Some(&keep), false).unwrap();
     let d = max_diff_kept(&off, &r["logits"], &r["keep"]);
-    assert!(d <= 1e-4, "{name}: adapters disabled differ from the base by {d}");
+    assert!(
+        d <= 1e-4,
+        "{name}: adapters disabled differ from the base by {d}"
+    );
 }
 
 #[test]
@@ -70,7 +75,12 @@ fn moe_logits_match_transformers_with_and_without_adapter() {
 /// Σ logits ⊙ r over the kept rows, in f64.
 fn loss64(model: &Qwen3, ids: &Tensor, pos: &Tensor, keep: &Tensor, r: &Tensor) -> f64 {
     let l = model.forward(ids, pos, Some(keep), true).unwrap();
-    (l.to_dtype(DType::F64).unwrap() * r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    (l.to_dtype(DType::F64).unwrap() * r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 fn lora_grads_match_finite_differences(name: &str) {
@@ -83,7 +93,8 @@ fn lora_grads_match_finite_differences(name: &str) {
     lora::attach(&mut model, &cfg, 3).unwrap();
     for (n, v) in lora::trainable(&model) {
         if n.contains("lora_B") {
-            v.set(&Tensor::randn(0f32, 0.3, v.shape(), &Device::Cpu).unwrap()).unwrap();
+            v.set(&Tensor::randn(0f32, 0.3, v.shape(), &Device::Cpu).unwrap())
+                .unwrap();
         }
     }
     // a short sequence keeps this fast; padding row included
@@ -118,35 +129,65 @@ fn lora_grads_match_finite_differences(name: &str) {
     let r64 = rw.to_dtype(DType::F64).unwrap();
     let vars = lora::trainable(&model);
     assert!(!vars.is_empty());
+    // Finite differences of the f32 forward are noisy for single coordinates (the loss sums
+    // thousands of logits); each factor is checked along two directions of unit norm instead:
+    // the gradient itself (derivative |g|) and the gradient mixed with a random direction.
     let mut worst = (0f32, String::new());
-    for (k, (name_v, var)) in vars.iter().enumerate() {
+    for (name_v, var) in &vars {
         let g = grads
             .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name_v} has no gradient"));
-        let gv: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
-        let gmax = gv.iter().fold(0f32, |a, v| a.max(v.abs()));
-        assert!(gmax > 0.0, "{name_v}: zero gradient");
-        // two coordinates per tensor: the largest gradient and one other
-        let imax = gv.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
+            .unwrap_or_else(|| panic!("{name_v} has no gradient"))
+            .clone();
+        let gn = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(gn > 0.0, "{name_v}: zero gradient");
         let orig = var.as_tensor().copy().unwrap();
-        let ov: Vec<f32> = orig.flatten_all().unwrap().to_vec1().unwrap();
-        for i in [imax, (k * 31 + 7) % gv.len()] {
-            let eps = 1e-2f32;
-            let mut eval = |delta: f32| {
-                let mut p = ov.clone();
-                p[i] += delta;
-                var.set(&Tensor::from_vec(p, orig.shape(), &Device::Cpu).unwrap()).unwrap();
+        let rnd = Tensor::randn(0f32, 1., g.shape(), &Device::Cpu).unwrap();
+        let rn = rnd
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let u1 = (&g / gn as f64).unwrap();
+        let u2 = ((&u1 + (&rnd / rn as f64).unwrap()).unwrap() / 2f64.sqrt()).unwrap();
+        for (label, u) in [("along the gradient", u1), ("mixed direction", u2)] {
+            let want = (&g * &u)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            // small steps: the MoE routing (top-k) is piecewise constant
+            let eps = 1e-3;
+            let eval = |s: f64| {
+                var.set(&(&orig + (&u * s).unwrap()).unwrap()).unwrap();
                 loss64(&model, &ids, &pos, &keep, &r64)
             };
-            let fd = ((eval(eps) - eval(-eps)) / (2.0 * eps as f64)) as f32;
+            let fd = ((eval(eps) - eval(-eps)) / (2.0 * eps)) as f32;
             var.set(&orig).unwrap();
-            let rel = (fd - gv[i]).abs() / fd.abs().max(gv[i].abs()).max(0.05 * gmax);
+            let rel = (fd - want).abs() / fd.abs().max(want.abs());
             if rel > worst.0 {
-                worst = (rel, format!("{name_v}[{i}]: autograd {} vs fd {fd}", gv[i]));
+                worst = (rel, format!("{name_v} {label}: autograd {want} vs fd {fd}"));
             }
         }
     }
-    assert!(worst.0 <= 1e-2, "{name}: worst relative error {} at {}", worst.0, worst.1);
+    assert!(
+        worst.0 <= 1e-2,
+        "{name}: worst relative error {} at {}",
+        worst.0,
+        worst.1
+    );
 }
 
 #[test]
@@ -166,16 +207,34 @@ fn adapter_disabled_forward_ignores_trained_factors() {
     let pos = Tensor::new(&[[0u32, 1, 2, 3]], &Device::Cpu).unwrap();
     let base = model.forward(&ids, &pos, None, true).unwrap();
     let n = lora::attach(&mut model, &lora::LoraConfig::new(4, 8.0), 1).unwrap();
-    assert_eq!(n, 2 * 4 * ((64 + 128) + (64 + 64) * 2 + (128 + 64) + (64 + 128) * 2 + (128 + 64)));
+    assert_eq!(
+        n,
+        2 * 4 * ((64 + 128) + (64 + 64) * 2 + (128 + 64) + (64 + 128) * 2 + (128 + 64))
+    );
     // fresh adapters (B = 0) change nothing
     let fresh = model.forward(&ids, &pos, None, true).unwrap();
-    let d = (&fresh - &base).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = (&fresh - &base)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert_eq!(d, 0.0);
     for (_, v) in lora::trainable(&model) {
-        v.set(&Tensor::ones(v.shape(), DType::F32, &Device::Cpu).unwrap()).unwrap();
+        v.set(&Tensor::ones(v.shape(), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
     }
     let off = model.forward(&ids, &pos, None, false).unwrap();
-    let d = (&off - &base).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = (&off - &base)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert_eq!(d, 0.0);
     let _unused: Option<Var> = None;
 }
@@ -185,22 +244,36 @@ fn missing_files_and_bad_configs_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let e = load(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::MissingFile { .. }), "{e}");
-    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#,
+    )
+    .unwrap();
     let e = load(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::UnsupportedArch { .. }), "{e}");
     assert!(e.to_string().contains("llama"));
     // a config whose shapes disagree with the weights names the tensor
     let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap())
+            .unwrap();
     cfg["intermediate_size"] = serde_json::json!(96);
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(td("tiny-qwen3/model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    std::fs::copy(
+        td("tiny-qwen3/model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
     let e = load(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::Shape { .. }), "{e}");
-    assert!(e.to_string().contains("model.layers.0.mlp.gate_proj.weight"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("model.layers.0.mlp.gate_proj.weight"),
+        "{e}"
+    );
     // a rope type gym does not implement
     cfg["intermediate_size"] = serde_json::json!(128);
-    cfg["rope_parameters"] = serde_json::json!({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0});
+    cfg["rope_parameters"] =
+        serde_json::json!({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0});
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
     let e = load(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::Unsupported(_)), "{e}");
@@ -210,14 +283,20 @@ fn missing_files_and_bad_configs_are_typed_errors() {
 fn sharded_bf16_and_top_level_rope_theta_load() {
     // rewrite the dense model as two bf16 shards + index, with transformers 4's rope_theta
     let dir = tempfile::tempdir().unwrap();
-    let w = candle_core::safetensors::load(td("tiny-qwen3/model.safetensors"), &Device::Cpu).unwrap();
+    let w =
+        candle_core::safetensors::load(td("tiny-qwen3/model.safetensors"), &Device::Cpu).unwrap();
     let mut names: Vec<&String> = w.keys().collect();
     names.sort();
     let (a, b) = names.split_at(names.len() / 2);
     let mut map = serde_json::Map::new();
-    for (file, part) in [("model-00001-of-00002.safetensors", a), ("model-00002-of-00002.safetensors", b)] {
-        let m: HashMap<String, Tensor> =
-            part.iter().map(|n| ((*n).clone(), w[*n].to_dtype(DType::BF16).unwrap())).collect();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let m: HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), w[*n].to_dtype(DType::BF16).unwrap()))
+            .collect();
         candle_core::safetensors::save(&m, dir.path().join(file)).unwrap();
         for n in part {
             map.insert((*n).clone(), serde_json::json!(file));
@@ -229,7 +308,8 @@ fn sharded_bf16_and_top_level_rope_theta_load() {
     )
     .unwrap();
     let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap())
+            .unwrap();
     let theta = cfg["rope_parameters"]["rope_theta"].clone();
     cfg.as_object_mut().unwrap().remove("rope_parameters");
     cfg["rope_theta"] = theta;
@@ -271,18 +351,31 @@ fn peft_round_trip() {
     // what gym writes now is what peft read
     let tmp = tempfile::tempdir().unwrap();
     lora::save_peft(&model, &cfg, tmp.path()).unwrap();
-    let a = candle_core::safetensors::load(tmp.path().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
-    let b = candle_core::safetensors::load(adir.join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    let a =
+        candle_core::safetensors::load(tmp.path().join("adapter_model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let b = candle_core::safetensors::load(adir.join("adapter_model.safetensors"), &Device::Cpu)
+        .unwrap();
     assert_eq!(a.len(), b.len());
     for (k, t) in &a {
-        let d = (t - &b[k]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (t - &b[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(d, 0.0, "{k}");
     }
     let rt = reference("gym-roundtrip");
     let d = max_diff_kept(&ours, &rt["logits_adapter"], &r["keep"]);
     assert!(d <= 1e-4, "gym vs peft loading gym's adapter: {d}");
     let d = max_diff_kept(&ours, &rt["logits_merged"], &r["keep"]);
-    assert!(d <= 1e-4, "gym vs transformers loading gym's merged export: {d}");
+    assert!(
+        d <= 1e-4,
+        "gym vs transformers loading gym's merged export: {d}"
+    );
     // and gym reads its own adapter back
     let mut again = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
     lora::load_peft(&mut again, &adir).unwrap();

@@ -30,7 +30,11 @@ fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
     })
 }
 
-fn load_file(path: &Path, dev: &Device, out: &mut HashMap<String, Tensor>) -> Result<(), ModelError> {
+fn load_file(
+    path: &Path,
+    dev: &Device,
+    out: &mut HashMap<String, Tensor>,
+) -> Result<(), ModelError> {
     let bytes = read(path)?;
     load_bytes(&bytes, path, dev, out)
 }
@@ -46,10 +50,11 @@ fn load_bytes(
         reason: e.to_string(),
     })?;
     for (name, view) in st.tensors() {
-        let t = candle_core::safetensors::Load::load(&view, dev).map_err(|e| ModelError::Weights {
-            path: path.to_path_buf(),
-            reason: format!("tensor {name}: {e}"),
-        })?;
+        let t =
+            candle_core::safetensors::Load::load(&view, dev).map_err(|e| ModelError::Weights {
+                path: path.to_path_buf(),
+                reason: format!("tensor {name}: {e}"),
+            })?;
         let t = match t.dtype() {
             DType::F32 => t,
             DType::F16 | DType::BF16 | DType::F64 => t.to_dtype(DType::F32)?,
