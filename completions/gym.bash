@@ -25,6 +25,9 @@ _gym() {
             gym,delta)
                 cmd="gym__subcmd__delta"
                 ;;
+            gym,generate)
+                cmd="gym__subcmd__generate"
+                ;;
             gym,help)
                 cmd="gym__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _gym() {
                 ;;
             gym,keygen)
                 cmd="gym__subcmd__keygen"
+                ;;
+            gym,model)
+                cmd="gym__subcmd__model"
                 ;;
             gym,publish)
                 cmd="gym__subcmd__publish"
@@ -85,6 +91,9 @@ _gym() {
             gym__subcmd__help,delta)
                 cmd="gym__subcmd__help__subcmd__delta"
                 ;;
+            gym__subcmd__help,generate)
+                cmd="gym__subcmd__help__subcmd__generate"
+                ;;
             gym__subcmd__help,help)
                 cmd="gym__subcmd__help__subcmd__help"
                 ;;
@@ -93,6 +102,9 @@ _gym() {
                 ;;
             gym__subcmd__help,keygen)
                 cmd="gym__subcmd__help__subcmd__keygen"
+                ;;
+            gym__subcmd__help,model)
+                cmd="gym__subcmd__help__subcmd__model"
                 ;;
             gym__subcmd__help,publish)
                 cmd="gym__subcmd__help__subcmd__publish"
@@ -118,6 +130,9 @@ _gym() {
             gym__subcmd__help__subcmd__key,show)
                 cmd="gym__subcmd__help__subcmd__key__subcmd__show"
                 ;;
+            gym__subcmd__help__subcmd__model,inspect)
+                cmd="gym__subcmd__help__subcmd__model__subcmd__inspect"
+                ;;
             gym__subcmd__help__subcmd__reward,claim)
                 cmd="gym__subcmd__help__subcmd__reward__subcmd__claim"
                 ;;
@@ -141,6 +156,18 @@ _gym() {
                 ;;
             gym__subcmd__key__subcmd__help,show)
                 cmd="gym__subcmd__key__subcmd__help__subcmd__show"
+                ;;
+            gym__subcmd__model,help)
+                cmd="gym__subcmd__model__subcmd__help"
+                ;;
+            gym__subcmd__model,inspect)
+                cmd="gym__subcmd__model__subcmd__inspect"
+                ;;
+            gym__subcmd__model__subcmd__help,help)
+                cmd="gym__subcmd__model__subcmd__help__subcmd__help"
+                ;;
+            gym__subcmd__model__subcmd__help,inspect)
+                cmd="gym__subcmd__model__subcmd__help__subcmd__inspect"
                 ;;
             gym__subcmd__reward,claim)
                 cmd="gym__subcmd__reward__subcmd__claim"
@@ -179,7 +206,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward cid publish completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward cid publish model generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -546,8 +573,66 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__generate)
+            opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prompt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --adapter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-new-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --temperature)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-k)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__help)
-            opts="keygen key delta reward cid publish completions help"
+            opts="keygen key delta reward cid publish model generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -672,6 +757,20 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__help__subcmd__generate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -717,6 +816,34 @@ _gym() {
         gym__subcmd__help__subcmd__keygen)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__model)
+            opts="inspect"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__model__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -902,6 +1029,88 @@ _gym() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model)
+            opts="-q -h -V --quiet --threads --help --version inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__help)
+            opts="inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__inspect)
+            opts="-q -h -V --rank --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rank)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

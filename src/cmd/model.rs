@@ -57,7 +57,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         full.extend(o.clone());
         return out::json(&full);
     }
-    let mut t = out::table(&["", ""]);
+    let mut t = out::table(&["property", "value"]);
     let mb = |b: u64| out::human_bytes(b);
     let mut rows: Vec<(String, String)> = vec![
         ("architecture".into(), s.architecture_str().into()),
