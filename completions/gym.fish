@@ -210,11 +210,11 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging F
 complete -c gym -n "__fish_gym_using_subcommand generate" -l prompt -d 'Prompt text (repeat for a batch)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l adapter -d 'PEFT adapter folder to apply' -r -F
 complete -c gym -n "__fish_gym_using_subcommand generate" -s n -l group -d 'Completions per prompt (a GSPO group)' -r
-complete -c gym -n "__fish_gym_using_subcommand generate" -l max-new-tokens -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l max-new-tokens -d 'Stop each completion after this many tokens (or at the end-of-sequence token)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l temperature -d '0 for greedy decoding' -r
-complete -c gym -n "__fish_gym_using_subcommand generate" -l top-p -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l top-p -d 'Nucleus sampling: keep the most likely tokens up to this probability mass' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l top-k -d '0 disables top-k' -r
-complete -c gym -n "__fish_gym_using_subcommand generate" -l seed -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l seed -d 'Seed of the sampler: the same seed gives the same completions' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l nf4 -d 'Quantize the linear layers to NF4 (as QLoRA does)'
 complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON (format `gym-generate/1`)'

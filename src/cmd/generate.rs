@@ -37,16 +37,19 @@ pub struct GenerateArgs {
     /// Completions per prompt (a GSPO group).
     #[arg(short = 'n', long, default_value_t = 1, value_name = "G")]
     pub group: usize,
+    /// Stop each completion after this many tokens (or at the end-of-sequence token).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_new_tokens: usize,
     /// 0 for greedy decoding.
     #[arg(long, default_value_t = 1.0, value_name = "T")]
     pub temperature: f64,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass.
     #[arg(long, default_value_t = 1.0, value_name = "P")]
     pub top_p: f64,
     /// 0 disables top-k.
     #[arg(long, default_value_t = 0, value_name = "K")]
     pub top_k: usize,
+    /// Seed of the sampler: the same seed gives the same completions.
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
     /// Print JSON (format `gym-generate/1`).

@@ -207,17 +207,16 @@ pub fn torch_sum_f32<const LANES: usize>(x: &[f32]) -> f32 {
         let mut i = 0;
         while i + step <= size {
             for _ in 0..step {
-                for k in 0..nrows {
-                    let v = load(i, k);
-                    add(&mut acc[0][k], &v);
+                for (k, a) in acc[0].iter_mut().enumerate() {
+                    add(a, &load(i, k));
                 }
                 i += 1;
             }
             for j in 1..LEVELS {
-                for k in 0..nrows {
-                    let prev = acc[j - 1][k];
-                    add(&mut acc[j][k], &prev);
-                    acc[j - 1][k] = [0f32; L];
+                let (lo, hi) = acc.split_at_mut(j);
+                for (cur, prev) in hi[0].iter_mut().zip(lo[j - 1].iter_mut()) {
+                    add(cur, prev);
+                    *prev = [0f32; L];
                 }
                 if i & (mask << (j * power)) != 0 {
                     break;
@@ -225,16 +224,15 @@ pub fn torch_sum_f32<const LANES: usize>(x: &[f32]) -> f32 {
             }
         }
         while i < size {
-            for k in 0..nrows {
-                let v = load(i, k);
-                add(&mut acc[0][k], &v);
+            for (k, a) in acc[0].iter_mut().enumerate() {
+                add(a, &load(i, k));
             }
             i += 1;
         }
-        for j in 1..LEVELS {
-            for k in 0..nrows {
-                let v = acc[j][k];
-                add(&mut acc[0][k], &v);
+        let (first, rest) = acc.split_at_mut(1);
+        for level in rest.iter() {
+            for (a, b) in first[0].iter_mut().zip(level) {
+                add(a, b);
             }
         }
         acc.swap_remove(0)

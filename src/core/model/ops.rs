@@ -285,7 +285,7 @@ impl CustomOp1 for Rope {
 /// Rotary embedding of x (b, h, t, d) with per-row angles cos/sin (b, t, d/2).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (b, h, t, d) = x.dims4()?;
-    if cos.dims() != [b, t, d / 2] || sin.dims() != [b, t, d / 2] || d % 2 != 0 {
+    if cos.dims() != [b, t, d / 2] || sin.dims() != [b, t, d / 2] || !d.is_multiple_of(2) {
         bail!(
             "rope: x {:?} needs cos/sin of shape ({b}, {t}, {}), got {:?}/{:?}",
             x.dims(),

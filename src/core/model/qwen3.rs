@@ -72,14 +72,14 @@ impl Config {
         if self.num_attention_heads == 0 || self.kv_heads() == 0 {
             return bad("zero attention heads".into());
         }
-        if self.num_attention_heads % self.kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return bad(format!(
                 "{} attention heads are not a multiple of {} key/value heads",
                 self.num_attention_heads,
                 self.kv_heads()
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad(format!("odd head_dim {}", self.head_dim()));
         }
         self.rope_theta().map(|_| ())

@@ -38,7 +38,7 @@ impl MoeConfig {
         !self.mlp_only_layers.contains(&i)
             && self.num_experts > 0
             && self.decoder_sparse_step > 0
-            && (i + 1) % self.decoder_sparse_step == 0
+            && (i + 1).is_multiple_of(self.decoder_sparse_step)
     }
 
     pub fn validate(&self) -> std::result::Result<(), ModelError> {
