@@ -39,11 +39,49 @@ impl Base {
     }
 }
 
-/// The two LoRA factors: A (r, in) and B (out, r); the update is scale · B·A.
+/// The two LoRA factors: A (r, in) and B (out, r); the update is scale · B·A(dropout(x)).
 pub struct Lora {
     pub a: Var,
     pub b: Var,
     pub scale: f64,
+    /// Dropout probability on the adapter's input (PEFT's `lora_dropout`), applied only while
+    /// `train_rng` is set (see `Qwen3::set_training`).
+    pub dropout: f64,
+    pub train_rng: Option<std::sync::Mutex<rand::rngs::StdRng>>,
+}
+
+impl Lora {
+    pub fn new(a: Var, b: Var, scale: f64, dropout: f64) -> Self {
+        Lora {
+            a,
+            b,
+            scale,
+            dropout,
+            train_rng: None,
+        }
+    }
+
+    /// x with each element zeroed with probability p and the rest scaled by 1/(1−p), from the
+    /// layer's seeded generator; x itself outside training or when p = 0.
+    fn dropout(&self, x: &Tensor) -> Result<Tensor> {
+        use rand::Rng;
+        let Some(rng) = &self.train_rng else {
+            return Ok(x.clone());
+        };
+        if self.dropout <= 0.0 {
+            return Ok(x.clone());
+        }
+        let p = self.dropout;
+        let keep = (1.0 / (1.0 - p)) as f32;
+        let mut rng = rng
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.r#gen::<f64>() < p { 0.0 } else { keep })
+            .collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x * mask
+    }
 }
 
 pub struct Linear {
@@ -119,7 +157,7 @@ impl Linear {
         };
         match (&self.lora, adapters) {
             (Some(l), true) => {
-                let h = x.broadcast_matmul(&l.a.as_tensor().t()?)?;
+                let h = l.dropout(x)?.broadcast_matmul(&l.a.as_tensor().t()?)?;
                 let d = h.broadcast_matmul(&l.b.as_tensor().t()?)?;
                 base + (d * l.scale)?
             }

@@ -171,11 +171,7 @@ pub fn attach(model: &mut Qwen3, cfg: &LoraConfig, seed: u64) -> Result<usize, M
         let a = Var::from_tensor(&Tensor::from_vec(a, (cfg.r, inp), &dev)?)?;
         let b = Var::zeros((out, cfg.r), DType::F32, &dev)?;
         n += cfg.r * (inp + out);
-        lin.lora = Some(Lora {
-            a,
-            b,
-            scale: cfg.scale(),
-        });
+        lin.lora = Some(Lora::new(a, b, cfg.scale(), cfg.lora_dropout));
     }
     Ok(n)
 }
@@ -248,11 +244,12 @@ pub fn load_peft(model: &mut Qwen3, dir: &Path) -> Result<LoraConfig, ModelError
         let b = pick(&mut w, &bn, &bd, &[out, cfg.r])?;
         match (a, b) {
             (Some(a), Some(b)) => {
-                lin.lora = Some(Lora {
-                    a: Var::from_tensor(&a)?,
-                    b: Var::from_tensor(&b)?,
-                    scale: cfg.scale(),
-                });
+                lin.lora = Some(Lora::new(
+                    Var::from_tensor(&a)?,
+                    Var::from_tensor(&b)?,
+                    cfg.scale(),
+                    cfg.lora_dropout,
+                ));
             }
             (None, None) => {}
             _ => {
@@ -294,4 +291,39 @@ pub fn export_merged(model: &Qwen3, src: &Path, out: &Path) -> Result<(), ModelE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_targets_and_peft_config_fields() {
+        let mut c = LoraConfig::new(16, 32.0);
+        assert_eq!(c.scale(), 2.0);
+        c.use_rslora = true;
+        assert_eq!(c.scale(), 8.0); // 32 / √16
+        assert!(
+            c.target_modules
+                .matches("model.layers.3.mlp.experts.7.down_proj")
+        );
+        assert!(!c.target_modules.matches("model.layers.3.mlp.gate"));
+        let all = Targets::Special("all-linear".into());
+        assert!(all.matches("model.layers.0.self_attn.o_proj"));
+        let only_q = Targets::List(vec!["q_proj".into()]);
+        assert!(!only_q.matches("model.layers.0.self_attn.k_proj"));
+        // PEFT's own file (many more fields) parses; DoRA is refused
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/tiny-qwen3-lora/adapter_config.json"
+        ))
+        .unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let c: LoraConfig = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!((c.r, c.lora_alpha), (4, 8.0));
+        assert!(c.check(Path::new("x")).is_ok());
+        v["use_dora"] = true.into();
+        let c: LoraConfig = serde_json::from_value(v).unwrap();
+        assert!(c.check(Path::new("x")).is_err());
+    }
 }

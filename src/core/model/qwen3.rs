@@ -522,6 +522,22 @@ impl Qwen3 {
         Ok(())
     }
 
+    /// Training mode: with `Some(seed)`, LoRA dropout is active, each adapted layer drawing its
+    /// masks from its own generator seeded by (seed, layer order); `None` switches it off
+    /// (evaluation, rollouts, the reference policy).
+    pub fn set_training(&mut self, seed: Option<u64>) {
+        use rand::SeedableRng;
+        for (i, (_, lin)) in self.linears_mut().into_iter().enumerate() {
+            if let Some(l) = &mut lin.lora {
+                l.train_rng = seed.map(|s| {
+                    std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(
+                        s.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64),
+                    ))
+                });
+            }
+        }
+    }
+
     /// Every weight under its checkpoint name, f32; linear layers with their adapter merged in
     /// (W + scale·B·A) when `merge` is true, NF4 bases dequantized. Tied models have no
     /// `lm_head.weight`, as transformers saves them.

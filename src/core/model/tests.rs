@@ -382,3 +382,44 @@ fn peft_round_trip() {
     let l = again.forward(&ids, &pos, Some(&keep), true).unwrap();
     assert!(max_diff_kept(&l, &ours.to_dtype(DType::F32).unwrap(), &r["keep"]) < 1e-6);
 }
+
+#[test]
+fn lora_dropout_is_seeded_and_off_outside_training() {
+    let mut model = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
+    lora::load_peft(&mut model, &td("tiny-qwen3-lora")).unwrap();
+    for (_, lin) in model.linears_mut() {
+        if let Some(l) = &mut lin.lora {
+            l.dropout = 0.5;
+        }
+    }
+    let ids = Tensor::new(&[[5u32, 6, 7, 8]], &Device::Cpu).unwrap();
+    let pos = Tensor::new(&[[0u32, 1, 2, 3]], &Device::Cpu).unwrap();
+    let eval = model.forward(&ids, &pos, None, true).unwrap();
+    let run = |m: &mut Qwen3, seed| {
+        m.set_training(Some(seed));
+        let l = m.forward(&ids, &pos, None, true).unwrap();
+        m.set_training(None);
+        l
+    };
+    let a = run(&mut model, 1);
+    let b = run(&mut model, 1);
+    let c = run(&mut model, 2);
+    let diff = |x: &Tensor, y: &Tensor| {
+        (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(diff(&a, &b), 0.0, "same seed, same masks");
+    assert!(diff(&a, &c) > 0.0, "another seed, other masks");
+    assert!(diff(&a, &eval) > 0.0, "dropout acts in training");
+    assert_eq!(
+        diff(&model.forward(&ids, &pos, None, true).unwrap(), &eval),
+        0.0,
+        "and not after"
+    );
+}
