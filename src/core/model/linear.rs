@@ -47,7 +47,7 @@ pub struct Lora {
     /// Dropout probability on the adapter's input (PEFT's `lora_dropout`), applied only while
     /// `train_rng` is set (see `Qwen3::set_training`).
     pub dropout: f64,
-    pub train_rng: Option<std::sync::Mutex<rand::rngs::StdRng>>,
+    pub train_rng: Option<Box<std::sync::Mutex<rand::rngs::StdRng>>>,
 }
 
 impl Lora {

@@ -530,9 +530,9 @@ impl Qwen3 {
         for (i, (_, lin)) in self.linears_mut().into_iter().enumerate() {
             if let Some(l) = &mut lin.lora {
                 l.train_rng = seed.map(|s| {
-                    std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(
+                    Box::new(std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(
                         s.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64),
-                    ))
+                    )))
                 });
             }
         }
