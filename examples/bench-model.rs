@@ -7,6 +7,10 @@
 //! (VmHWM after resetting it once the model is built).
 
 use std::collections::HashMap;
+
+/// The allocator of the gym binary (see src/bin/gym.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -87,13 +91,25 @@ fn main() -> candle_core::Result<()> {
     let ids = Tensor::from_vec(ids, (1, seq), &dev)?;
     let pos = Tensor::arange(0u32, seq as u32, &dev)?.unsqueeze(0)?;
     let targets = ids.narrow(1, 1, seq - 1)?.flatten_all()?;
+    let verbose = std::env::var_os("BENCH_VERBOSE").is_some();
     let step = || -> candle_core::Result<f32> {
+        let t0 = Instant::now();
         let h = model.forward_hidden(&ids, &pos, None, true)?;
         let h = h.narrow(1, 0, seq - 1)?.squeeze(0)?;
+        let t1 = Instant::now();
         let lp = logprob::token_logprobs(&h, model.lm_head(), &targets, 1.0, 64)?;
         let loss = lp.mean_all()?.neg()?;
+        let t2 = Instant::now();
         let g = loss.backward()?;
         drop(g);
+        if verbose {
+            eprintln!(
+                "layers fwd {:.2}s, LM head fwd {:.2}s, backward {:.2}s",
+                (t1 - t0).as_secs_f64(),
+                (t2 - t1).as_secs_f64(),
+                t2.elapsed().as_secs_f64()
+            );
+        }
         loss.to_scalar::<f32>()
     };
     step()?; // warm-up
