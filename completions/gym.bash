@@ -25,6 +25,9 @@ _gym() {
             gym,delta)
                 cmd="gym__subcmd__delta"
                 ;;
+            gym,generate)
+                cmd="gym__subcmd__generate"
+                ;;
             gym,help)
                 cmd="gym__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _gym() {
                 ;;
             gym,keygen)
                 cmd="gym__subcmd__keygen"
+                ;;
+            gym,model)
+                cmd="gym__subcmd__model"
                 ;;
             gym,publish)
                 cmd="gym__subcmd__publish"
@@ -88,6 +94,9 @@ _gym() {
             gym__subcmd__help,delta)
                 cmd="gym__subcmd__help__subcmd__delta"
                 ;;
+            gym__subcmd__help,generate)
+                cmd="gym__subcmd__help__subcmd__generate"
+                ;;
             gym__subcmd__help,help)
                 cmd="gym__subcmd__help__subcmd__help"
                 ;;
@@ -96,6 +105,9 @@ _gym() {
                 ;;
             gym__subcmd__help,keygen)
                 cmd="gym__subcmd__help__subcmd__keygen"
+                ;;
+            gym__subcmd__help,model)
+                cmd="gym__subcmd__help__subcmd__model"
                 ;;
             gym__subcmd__help,publish)
                 cmd="gym__subcmd__help__subcmd__publish"
@@ -123,6 +135,9 @@ _gym() {
                 ;;
             gym__subcmd__help__subcmd__key,show)
                 cmd="gym__subcmd__help__subcmd__key__subcmd__show"
+                ;;
+            gym__subcmd__help__subcmd__model,inspect)
+                cmd="gym__subcmd__help__subcmd__model__subcmd__inspect"
                 ;;
             gym__subcmd__help__subcmd__reward,claim)
                 cmd="gym__subcmd__help__subcmd__reward__subcmd__claim"
@@ -153,6 +168,18 @@ _gym() {
                 ;;
             gym__subcmd__key__subcmd__help,show)
                 cmd="gym__subcmd__key__subcmd__help__subcmd__show"
+                ;;
+            gym__subcmd__model,help)
+                cmd="gym__subcmd__model__subcmd__help"
+                ;;
+            gym__subcmd__model,inspect)
+                cmd="gym__subcmd__model__subcmd__inspect"
+                ;;
+            gym__subcmd__model__subcmd__help,help)
+                cmd="gym__subcmd__model__subcmd__help__subcmd__help"
+                ;;
+            gym__subcmd__model__subcmd__help,inspect)
+                cmd="gym__subcmd__model__subcmd__help__subcmd__inspect"
                 ;;
             gym__subcmd__reward,claim)
                 cmd="gym__subcmd__reward__subcmd__claim"
@@ -209,7 +236,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -576,8 +603,66 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__generate)
+            opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prompt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --adapter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-new-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --temperature)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-k)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__help)
-            opts="keygen key delta reward ring cid publish completions help"
+            opts="keygen key delta reward ring cid publish model generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -702,6 +787,20 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__help__subcmd__generate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -747,6 +846,34 @@ _gym() {
         gym__subcmd__help__subcmd__keygen)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__model)
+            opts="inspect"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__model__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -974,6 +1101,88 @@ _gym() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model)
+            opts="-q -h -V --quiet --threads --help --version inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__help)
+            opts="inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__model__subcmd__inspect)
+            opts="-q -h -V --rank --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rank)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand ring 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
             cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+            cand model 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+            cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -359,6 +361,57 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;model'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand inspect 'Show a model folder''s architecture, parameters, memory and LoRA size'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;model;inspect'= {
+            cand --rank 'LoRA rank for the adapter size'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print JSON (format `gym-model/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;model;help'= {
+            cand inspect 'Show a model folder''s architecture, parameters, memory and LoRA size'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;model;help;inspect'= {
+        }
+        &'gym;model;help;help'= {
+        }
+        &'gym;generate'= {
+            cand --model 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)'
+            cand --prompt 'Prompt text (repeat for a batch)'
+            cand --adapter 'PEFT adapter folder to apply'
+            cand -n 'Completions per prompt (a GSPO group)'
+            cand --group 'Completions per prompt (a GSPO group)'
+            cand --max-new-tokens 'Stop each completion after this many tokens (or at the end-of-sequence token)'
+            cand --temperature '0 for greedy decoding'
+            cand --top-p 'Nucleus sampling: keep the most likely tokens up to this probability mass'
+            cand --top-k '0 disables top-k'
+            cand --seed 'Seed of the sampler: the same seed gives the same completions'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --nf4 'Quantize the linear layers to NF4 (as QLoRA does)'
+            cand --json 'Print JSON (format `gym-generate/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;completions'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand -q 'Print nothing on stderr except errors'
@@ -376,6 +429,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand ring 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
             cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+            cand model 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+            cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -428,6 +483,13 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;cid'= {
         }
         &'gym;help;publish'= {
+        }
+        &'gym;help;model'= {
+            cand inspect 'Show a model folder''s architecture, parameters, memory and LoRA size'
+        }
+        &'gym;help;model;inspect'= {
+        }
+        &'gym;help;generate'= {
         }
         &'gym;help;completions'= {
         }

@@ -35,6 +35,8 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "reward" -d 'Estimate epoch 
 complete -c gym -n "__fish_gym_needs_command" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
 complete -c gym -n "__fish_gym_needs_command" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
 complete -c gym -n "__fish_gym_needs_command" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_needs_command" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_needs_command" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
@@ -222,19 +224,50 @@ complete -c gym -n "__fish_gym_using_subcommand publish" -l json -d 'Print JSON 
 complete -c gym -n "__fish_gym_using_subcommand publish" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand publish" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand publish" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l rank -d 'LoRA rank for the adapter size' -r
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l json -d 'Print JSON (format `gym-model/1`)'
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand generate" -l prompt -d 'Prompt text (repeat for a batch)' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l adapter -d 'PEFT adapter folder to apply' -r -F
+complete -c gym -n "__fish_gym_using_subcommand generate" -s n -l group -d 'Completions per prompt (a GSPO group)' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l max-new-tokens -d 'Stop each completion after this many tokens (or at the end-of-sequence token)' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l temperature -d '0 for greedy decoding' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l top-p -d 'Nucleus sampling: keep the most likely tokens up to this probability mass' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l top-k -d '0 disables top-k' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l seed -d 'Seed of the sampler: the same seed gives the same completions' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l nf4 -d 'Quantize the linear layers to NF4 (as QLoRA does)'
+complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON (format `gym-generate/1`)'
+complete -c gym -n "__fish_gym_using_subcommand generate" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand generate" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
@@ -247,3 +280,4 @@ complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'

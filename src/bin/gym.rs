@@ -39,7 +39,8 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::ring::proto::RingError,
             gym::core::ring::proto::Refused,
             gym::core::ring::io::RingIoError,
-            gym::core::ring::net::RingNetError
+            gym::core::ring::net::RingNetError,
+            gym::core::model::ModelError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

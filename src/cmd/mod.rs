@@ -4,7 +4,9 @@
 pub mod cid;
 pub mod delta;
 pub mod docs;
+pub mod generate;
 pub mod key;
+pub mod model;
 pub mod out;
 pub mod publish;
 pub mod reward;
@@ -69,6 +71,11 @@ pub enum Command {
     Cid(cid::CidArgs),
     /// Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub.
     Publish(publish::PublishArgs),
+    /// Inspect model folders (architecture, parameters, memory, LoRA size).
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Complete prompts with a model (default: the bundled tiny Qwen3).
+    Generate(generate::GenerateArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -95,6 +102,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ring(c) => ring::run(&ctx, c),
         Command::Cid(a) => cid::run(&ctx, a),
         Command::Publish(a) => publish::run(&ctx, a),
+        Command::Model(c) => model::run(&ctx, c),
+        Command::Generate(a) => generate::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
     }
 }

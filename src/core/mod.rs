@@ -8,6 +8,7 @@ pub mod hash;
 pub mod hub;
 pub mod ipfs;
 pub mod keys;
+pub mod model;
 pub mod net;
 pub mod reward;
 pub mod ring;

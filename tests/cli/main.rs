@@ -7,6 +7,7 @@ mod delta;
 mod docs;
 mod hub_server;
 mod keys;
+mod model;
 mod publish;
 mod reward;
 mod ring;

@@ -1,0 +1,133 @@
+//! Forward+backward throughput and peak RSS of a LoRA training step (NF4 base, LoRA on every
+//! linear layer, chunked log-prob loss), for bench/model.sh.
+//!
+//! Run: `cargo run --release --example bench-model -- SHAPE SEQ RANK ITERS`
+//! with SHAPE `tiny` (the bundled model) or `qwen3-0.6b` (Qwen3-0.6B's shapes, random weights).
+//! Prints one JSON line: tokens/s of forward+backward and the peak RSS during the steps
+//! (VmHWM after resetting it once the model is built).
+
+use std::collections::HashMap;
+
+/// The allocator of the gym binary (see src/bin/gym.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use gym::core::model::{Qwen3, logprob, lora, qwen3, weights::Weights};
+
+fn peak_rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn qwen3_06b(dev: &Device) -> Qwen3 {
+    let cfg: qwen3::Config = serde_json::from_value(serde_json::json!({
+        "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072,
+        "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+        "head_dim": 128, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "tie_word_embeddings": true
+    }))
+    .expect("config");
+    let (h, hd, i, v) = (1024, 128, 3072, 151936);
+    let mut m = HashMap::new();
+    let mut put = |n: String, s: &[usize]| {
+        let t = if n.ends_with("norm.weight") {
+            Tensor::ones(s, DType::F32, dev).expect("ones")
+        } else {
+            Tensor::randn(0f32, 0.02, s, dev).expect("randn")
+        };
+        m.insert(n, t);
+    };
+    put("model.embed_tokens.weight".into(), &[v, h]);
+    put("model.norm.weight".into(), &[h]);
+    for l in 0..28 {
+        let p = format!("model.layers.{l}");
+        put(format!("{p}.self_attn.q_proj.weight"), &[16 * hd, h]);
+        put(format!("{p}.self_attn.k_proj.weight"), &[8 * hd, h]);
+        put(format!("{p}.self_attn.v_proj.weight"), &[8 * hd, h]);
+        put(format!("{p}.self_attn.o_proj.weight"), &[h, 16 * hd]);
+        put(format!("{p}.self_attn.q_norm.weight"), &[hd]);
+        put(format!("{p}.self_attn.k_norm.weight"), &[hd]);
+        put(format!("{p}.mlp.gate_proj.weight"), &[i, h]);
+        put(format!("{p}.mlp.up_proj.weight"), &[i, h]);
+        put(format!("{p}.mlp.down_proj.weight"), &[h, i]);
+        put(format!("{p}.input_layernorm.weight"), &[h]);
+        put(format!("{p}.post_attention_layernorm.weight"), &[h]);
+    }
+    Qwen3::new(
+        cfg,
+        None,
+        Weights::from_map(m, std::path::Path::new("<random>")),
+    )
+    .expect("model")
+}
+
+fn main() -> candle_core::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let shape = args.get(1).map(String::as_str).unwrap_or("tiny");
+    let seq: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256);
+    let rank: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let iters: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dev = Device::Cpu;
+    let mut model = match shape {
+        "tiny" => {
+            gym::core::model::embedded::tiny_qwen3(&dev)
+                .expect("bundled model")
+                .0
+        }
+        "qwen3-0.6b" => qwen3_06b(&dev),
+        other => panic!("unknown shape {other}"),
+    };
+    model.quantize_nf4(true)?;
+    let cfg = lora::LoraConfig::new(rank, 2.0 * rank as f64);
+    lora::attach(&mut model, &cfg, 0).expect("lora");
+    let vocab = model.cfg.vocab_size as u32;
+    let ids: Vec<u32> = (0..seq as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let ids = Tensor::from_vec(ids, (1, seq), &dev)?;
+    let pos = Tensor::arange(0u32, seq as u32, &dev)?.unsqueeze(0)?;
+    let targets = ids.narrow(1, 1, seq - 1)?.flatten_all()?;
+    let verbose = std::env::var_os("BENCH_VERBOSE").is_some();
+    let step = || -> candle_core::Result<f32> {
+        let t0 = Instant::now();
+        let h = model.forward_hidden(&ids, &pos, None, true)?;
+        let h = h.narrow(1, 0, seq - 1)?.squeeze(0)?;
+        let t1 = Instant::now();
+        let lp = logprob::token_logprobs(&h, model.lm_head(), &targets, 1.0, 64)?;
+        let loss = lp.mean_all()?.neg()?;
+        let t2 = Instant::now();
+        let g = loss.backward()?;
+        drop(g);
+        if verbose {
+            eprintln!(
+                "layers fwd {:.2}s, LM head fwd {:.2}s, backward {:.2}s",
+                (t1 - t0).as_secs_f64(),
+                (t2 - t1).as_secs_f64(),
+                t2.elapsed().as_secs_f64()
+            );
+        }
+        loss.to_scalar::<f32>()
+    };
+    step()?; // warm-up
+    // reset the peak RSS so it measures the training steps, not building the model
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let t = Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..iters {
+        loss = step()?;
+    }
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": "gym", "shape": shape, "seq": seq, "rank": rank, "iters": iters,
+            "threads": rayon::current_num_threads(), "loss": loss,
+            "tokens_per_s": (seq * iters) as f64 / dt, "peak_rss_mib": peak_rss_kib() as f64 / 1024.0,
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Language models in candle: Qwen3 dense and MoE loaded from a Hugging Face folder, a frozen
+//! base (f32 or NF4) with trainable LoRA factors, differentiable forward with fused custom ops,
+//! PEFT adapter files.
+//!
+//! Layout: `config.rs` (config.json), `weights.rs` (safetensors, single or sharded), `ops.rs`
+//! (custom ops with hand-written backward), `linear.rs` (frozen linear + LoRA), `nf4.rs`
+//! (bitsandbytes-compatible 4-bit), `qwen3.rs` / `qwen3_moe.rs` (one file per architecture),
+//! `lora.rs` (LoRA config, initialisation, PEFT adapter folders).
+
+pub mod config;
+pub mod embedded;
+pub mod generate;
+pub mod linear;
+pub mod logprob;
+pub mod lora;
+pub mod nf4;
+pub mod ops;
+pub mod qwen3;
+pub mod qwen3_moe;
+pub mod summary;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+
+use crate::core::error::{Classify, ErrorClass};
+pub use config::Arch;
+pub use qwen3::Qwen3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path} is missing")]
+    MissingFile { path: PathBuf },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error(
+        "unsupported architecture: model_type {model_type:?} ({architectures}); gym runs qwen3 and qwen3_moe"
+    )]
+    UnsupportedArch {
+        model_type: String,
+        architectures: String,
+    },
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("{path}: {reason}")]
+    Weights { path: PathBuf, reason: String },
+    #[error("tensor {name} is missing from the weights in {dir}")]
+    MissingTensor { name: String, dir: PathBuf },
+    #[error("tensor {name} has shape {got:?}, the config implies {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    #[error("tokenizer {path}: {reason}")]
+    Tokenizer { path: PathBuf, reason: String },
+    #[error("adapter {path}: {reason}")]
+    Adapter { path: PathBuf, reason: String },
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Classify for ModelError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ModelError::MissingFile { .. } | ModelError::Io { .. } => ErrorClass::Io,
+            ModelError::Config { .. }
+            | ModelError::Weights { .. }
+            | ModelError::MissingTensor { .. }
+            | ModelError::Shape { .. }
+            | ModelError::Tokenizer { .. }
+            | ModelError::Adapter { .. } => ErrorClass::Malformed,
+            ModelError::UnsupportedArch { .. } | ModelError::Unsupported(_) => {
+                ErrorClass::Unsupported
+            }
+            ModelError::Candle(_) => ErrorClass::Other,
+        }
+    }
+}
+
+/// Reads a text file, mapping "not found" to [`ModelError::MissingFile`].
+pub(crate) fn read_text(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ModelError::MissingFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// The parsed `config.json` of a model folder.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub base: qwen3::Config,
+    pub moe: Option<qwen3_moe::MoeConfig>,
+}
+
+impl ModelConfig {
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join("config.json");
+        let text = read_text(&path)?;
+        let arch = config::detect_arch(&path, &text)?;
+        let base: qwen3::Config = config::parse(&path, &text)?;
+        let moe = match arch {
+            Arch::Qwen3 => None,
+            Arch::Qwen3Moe => Some(config::parse::<qwen3_moe::MoeConfig>(&path, &text)?),
+        };
+        base.validate()?;
+        if let Some(m) = &moe {
+            m.validate()?;
+        }
+        Ok(ModelConfig { arch, base, moe })
+    }
+}
+
+/// Loads a Hugging Face model folder (config.json + safetensors) onto `dev`.
+pub fn load(dir: &Path, dev: &Device) -> Result<Qwen3, ModelError> {
+    let cfg = ModelConfig::load(dir)?;
+    let w = weights::Weights::load(dir, dev)?;
+    Qwen3::new(cfg.base, cfg.moe, w)
+}
+
+/// Loads `dir/tokenizer.json`.
+pub fn load_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer, ModelError> {
+    let path = dir.join("tokenizer.json");
+    if !path.exists() {
+        return Err(ModelError::MissingFile { path });
+    }
+    tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

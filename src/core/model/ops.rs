@@ -1,0 +1,519 @@
+//! Differentiable fused ops for the training forward: RMS norm, rotary embedding, softmax,
+//! SwiGLU. candle 0.11's fused versions (`ops::rms_norm`, `rotary_emb::rope`,
+//! `softmax_last_dim`) run forward but silently cut the autograd graph, and the compositions
+//! that keep it are slow; these are candle `CustomOp`s with a hand-written backward, each checked
+//! against finite differences in the tests below.
+//!
+//! Off the CPU (the `cuda` feature) every function falls back to the equivalent composition of
+//! stock tensor ops, which is correct and differentiable everywhere.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+/// The contiguous f32 data of an op's input.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let v = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => bail!("{what}: expected f32, got {:?}", s.dtype()),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("{what}: expected a contiguous input"),
+    }
+}
+
+/// Rows of at least this many elements get one rayon task each; smaller rows are grouped.
+fn rows_per_task(row: usize) -> usize {
+    (16384 / row.max(1)).max(1)
+}
+
+// ------------------------------------------------------------------------------------ rms norm
+
+/// y = x / sqrt(mean(x²) + eps) * w over the last dimension. `w` is frozen (gym trains LoRA
+/// factors only), so the backward returns the input gradient alone.
+struct RmsNorm {
+    w: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp1 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "gym-rms-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "rms_norm")?;
+        let d = self.w.len();
+        let mut out = vec![0f32; x.len()];
+        let k = rows_per_task(d);
+        out.par_chunks_mut(d * k)
+            .zip(x.par_chunks(d * k))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
+                    let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+                    let r = 1.0 / (ms + self.eps).sqrt();
+                    for ((o, x), w) in o.iter_mut().zip(x).zip(&self.w) {
+                        *o = x * r * w;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let g = g.contiguous()?;
+        let x = x.contiguous()?;
+        Ok(Some(x.apply_op2_no_bwd(
+            &g,
+            &RmsNormBwd {
+                w: self.w.clone(),
+                eps: self.eps,
+            },
+        )?))
+    }
+}
+
+/// dx = r·(w⊙g) − x·r³·mean(x⊙w⊙g), with r = 1/sqrt(mean(x²)+eps).
+struct RmsNormBwd {
+    w: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNormBwd {
+    fn name(&self) -> &'static str {
+        "gym-rms-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "rms_norm bwd")?;
+        let g = f32_slice(s2, l2, "rms_norm bwd")?;
+        let d = self.w.len();
+        let mut out = vec![0f32; x.len()];
+        let k = rows_per_task(d);
+        out.par_chunks_mut(d * k)
+            .zip(x.par_chunks(d * k).zip(g.par_chunks(d * k)))
+            .for_each(|(o, (x, g))| {
+                for ((o, x), g) in o.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
+                    let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+                    let r = 1.0 / (ms + self.eps).sqrt();
+                    let dot = x
+                        .iter()
+                        .zip(g)
+                        .zip(&self.w)
+                        .map(|((x, g), w)| x * g * w)
+                        .sum::<f32>()
+                        / d as f32;
+                    let c = r * r * r * dot;
+                    for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(&self.w) {
+                        *o = r * w * g - x * c;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// RMS norm over the last dimension with a frozen weight `w` (its gradient is not computed).
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        let op = RmsNorm {
+            w: w.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?,
+            eps: eps as f32,
+        };
+        x.contiguous()?.apply_op1(op)
+    } else {
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        x.broadcast_div(&(ms + eps)?.sqrt()?)?
+            .broadcast_mul(&w.detach())
+    }
+}
+
+// ------------------------------------------------------------------------------------ softmax
+
+/// Softmax over the last dimension.
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "gym-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "softmax")?;
+        let d = l.dims().last().copied().unwrap_or(1);
+        let mut out = vec![0f32; x.len()];
+        let k = rows_per_task(d);
+        out.par_chunks_mut(d * k)
+            .zip(x.par_chunks(d * k))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
+                    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for (o, x) in o.iter_mut().zip(x) {
+                        *o = (x - m).exp();
+                        sum += *o;
+                    }
+                    let inv = 1.0 / sum;
+                    o.iter_mut().for_each(|o| *o *= inv);
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            y.contiguous()?
+                .apply_op2_no_bwd(&g.contiguous()?, &SoftmaxBwd)?,
+        ))
+    }
+}
+
+/// dx = y ⊙ (g − Σ g⊙y).
+struct SoftmaxBwd;
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "gym-softmax-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = f32_slice(s1, l1, "softmax bwd")?;
+        let g = f32_slice(s2, l2, "softmax bwd")?;
+        let d = l1.dims().last().copied().unwrap_or(1);
+        let mut out = vec![0f32; y.len()];
+        let k = rows_per_task(d);
+        out.par_chunks_mut(d * k)
+            .zip(y.par_chunks(d * k).zip(g.par_chunks(d * k)))
+            .for_each(|(o, (y, g))| {
+                for ((o, y), g) in o.chunks_mut(d).zip(y.chunks(d)).zip(g.chunks(d)) {
+                    let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                    for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                        *o = y * (g - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op1(Softmax)
+    } else {
+        candle_nn::ops::softmax(x, D::Minus1)
+    }
+}
+
+// ------------------------------------------------------------------------------------ rope
+
+/// Rotary embedding, "rotate half" layout (as transformers' Qwen3): for x of shape (b, h, t, d)
+/// and cos/sin of shape (b, t, d/2), out[:d/2] = x1·cos − x2·sin, out[d/2:] = x2·cos + x1·sin.
+/// cos/sin are constants; the backward is the rotation by the opposite angle.
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// (b, h, t, d)
+    dims: (usize, usize, usize, usize),
+    /// true in the backward: rotate by −θ.
+    inverse: bool,
+}
+
+impl Rope {
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let (_b, h, t, d) = self.dims;
+        let half = d / 2;
+        let mut out = vec![0f32; x.len()];
+        let sign = if self.inverse { -1f32 } else { 1f32 };
+        // one task per (batch, head): the angle rows of batch bi are cos[bi*t*half ..]
+        out.par_chunks_mut(t * d)
+            .zip(x.par_chunks(t * d))
+            .enumerate()
+            .for_each(|(bh, (o, x))| {
+                let bi = bh / h;
+                for ti in 0..t {
+                    let a = (bi * t + ti) * half;
+                    let (c, s) = (&self.cos[a..a + half], &self.sin[a..a + half]);
+                    let x = &x[ti * d..(ti + 1) * d];
+                    let o = &mut o[ti * d..(ti + 1) * d];
+                    for i in 0..half {
+                        let (x1, x2) = (x[i], x[i + half]);
+                        let si = sign * s[i];
+                        o[i] = x1 * c[i] - x2 * si;
+                        o[i + half] = x2 * c[i] + x1 * si;
+                    }
+                }
+            });
+        out
+    }
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "gym-rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "rope")?;
+        Ok((CpuStorage::F32(self.apply(x)), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let inv = Rope {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            dims: self.dims,
+            inverse: !self.inverse,
+        };
+        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&inv)?))
+    }
+}
+
+/// Rotary embedding of x (b, h, t, d) with per-row angles cos/sin (b, t, d/2).
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    if cos.dims() != [b, t, d / 2] || sin.dims() != [b, t, d / 2] || !d.is_multiple_of(2) {
+        bail!(
+            "rope: x {:?} needs cos/sin of shape ({b}, {t}, {}), got {:?}/{:?}",
+            x.dims(),
+            d / 2,
+            cos.dims(),
+            sin.dims()
+        )
+    }
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        let op = Rope {
+            cos: cos.flatten_all()?.to_vec1::<f32>()?,
+            sin: sin.flatten_all()?.to_vec1::<f32>()?,
+            dims: (b, h, t, d),
+            inverse: false,
+        };
+        x.contiguous()?.apply_op1(op)
+    } else {
+        let (c, s) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
+        let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+        let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+        let o1 = (x1.broadcast_mul(&c)? - x2.broadcast_mul(&s)?)?;
+        let o2 = (x2.broadcast_mul(&c)? + x1.broadcast_mul(&s)?)?;
+        Tensor::cat(&[o1, o2], D::Minus1)
+    }
+}
+
+// ------------------------------------------------------------------------------------ swiglu
+
+/// silu(gate) ⊙ up.
+struct SwiGlu;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "gym-swiglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s1, l1, "swiglu")?;
+        let u = f32_slice(s2, l2, "swiglu")?;
+        if l1.shape() != l2.shape() {
+            bail!("swiglu: shapes {:?} and {:?}", l1.dims(), l2.dims())
+        }
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(16384)
+            .zip(g.par_chunks(16384).zip(u.par_chunks(16384)))
+            .for_each(|(o, (g, u))| {
+                for ((o, g), u) in o.iter_mut().zip(g).zip(u) {
+                    *o = g * sigmoid(*g) * u;
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // one pass computing both gradients, stacked on a new leading dimension
+        let both = Tensor::stack(&[gate.contiguous()?, up.contiguous()?], 0)?;
+        let d = both.apply_op2_no_bwd(&grad.contiguous()?, &SwiGluBwd)?;
+        Ok((Some(d.get(0)?), Some(d.get(1)?)))
+    }
+}
+
+/// Input: stack(gate, up) and the output gradient; output: stack(d gate, d up).
+struct SwiGluBwd;
+
+impl CustomOp2 for SwiGluBwd {
+    fn name(&self) -> &'static str {
+        "gym-swiglu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let gu = f32_slice(s1, l1, "swiglu bwd")?;
+        let dy = f32_slice(s2, l2, "swiglu bwd")?;
+        let n = dy.len();
+        let (g, u) = gu.split_at(n);
+        let mut out = vec![0f32; 2 * n];
+        let (dg, du) = out.split_at_mut(n);
+        dg.par_chunks_mut(16384)
+            .zip(du.par_chunks_mut(16384))
+            .zip(
+                g.par_chunks(16384)
+                    .zip(u.par_chunks(16384))
+                    .zip(dy.par_chunks(16384)),
+            )
+            .for_each(|((dg, du), ((g, u), dy))| {
+                for i in 0..dg.len() {
+                    let s = sigmoid(g[i]);
+                    let silu = g[i] * s;
+                    du[i] = dy[i] * silu;
+                    dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// silu(gate) ⊙ up, differentiable in both.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if gate.device().is_cpu() && gate.dtype() == candle_core::DType::F32 {
+        gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+    } else {
+        gate.silu()? * up
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+
+    /// Max relative error between autograd and central finite differences of
+    /// L(x) = Σ f(x) ⊙ r, on `k` coordinates (f64 accumulation of the difference quotient).
+    pub fn fd_check(x0: &Tensor, f: &dyn Fn(&Tensor) -> Result<Tensor>, k: usize) -> f32 {
+        let x = Var::from_tensor(x0).unwrap();
+        let y = f(x.as_tensor()).unwrap();
+        let r = Tensor::randn(0f32, 1., y.shape(), &Device::Cpu).unwrap();
+        let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = grads
+            .get(x.as_tensor())
+            .expect("input receives a gradient")
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let xv = x0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let loss = |v: Vec<f32>| -> f64 {
+            let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu).unwrap();
+            let y = f(&t).unwrap().to_dtype(DType::F64).unwrap();
+            (y * r.to_dtype(DType::F64).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let eps = 1e-2f32;
+        let mut worst = 0f32;
+        for j in 0..k.min(xv.len()) {
+            let i = (j * 7919 + 13) % xv.len();
+            let mut p = xv.clone();
+            p[i] += eps;
+            let mut m = xv.clone();
+            m[i] -= eps;
+            let fd = ((loss(p) - loss(m)) / (2.0 * eps as f64)) as f32;
+            let rel = (fd - g[i]).abs() / fd.abs().max(g[i].abs()).max(1e-1);
+            worst = worst.max(rel);
+        }
+        worst
+    }
+
+    fn randn(shape: &[usize]) -> Tensor {
+        Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn rms_norm_matches_composition_and_finite_differences() {
+        let x = randn(&[3, 5, 16]);
+        let w = (randn(&[16]) * 0.3).unwrap().affine(1., 1.).unwrap();
+        let fast = rms_norm(&x, &w, 1e-6).unwrap();
+        let slow = candle_nn::ops::rms_norm_slow(&x, &w, 1e-6).unwrap();
+        let d = (fast - slow).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+        let e = fd_check(&x, &|t| rms_norm(t, &w, 1e-6), 40);
+        assert!(e < 1e-2, "rms_norm grad rel err {e}");
+    }
+
+    #[test]
+    fn softmax_matches_composition_and_finite_differences() {
+        let x = randn(&[2, 3, 4, 7]);
+        let fast = softmax_last_dim(&x).unwrap();
+        let slow = candle_nn::ops::softmax(&x, D::Minus1).unwrap();
+        let d = (fast - slow).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+        let e = fd_check(&x, &|t| softmax_last_dim(t), 40);
+        assert!(e < 1e-2, "softmax grad rel err {e}");
+    }
+
+    #[test]
+    fn rope_matches_composition_and_finite_differences() {
+        let x = randn(&[2, 3, 5, 8]);
+        let ang = randn(&[2, 5, 4]);
+        let (c, s) = (ang.cos().unwrap(), ang.sin().unwrap());
+        let fast = rope(&x, &c, &s).unwrap();
+        // the composition (used off the CPU)
+        let (cu, su) = (c.unsqueeze(1).unwrap(), s.unsqueeze(1).unwrap());
+        let x1 = x.narrow(3, 0, 4).unwrap();
+        let x2 = x.narrow(3, 4, 4).unwrap();
+        let o1 = (x1.broadcast_mul(&cu).unwrap() - x2.broadcast_mul(&su).unwrap()).unwrap();
+        let o2 = (x2.broadcast_mul(&cu).unwrap() + x1.broadcast_mul(&su).unwrap()).unwrap();
+        let slow = Tensor::cat(&[o1, o2], 3).unwrap();
+        let d = (fast - slow).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+        let e = fd_check(&x, &|t| rope(t, &c, &s), 40);
+        assert!(e < 1e-2, "rope grad rel err {e}");
+    }
+
+    #[test]
+    fn swiglu_matches_composition_and_finite_differences() {
+        let g = randn(&[4, 9]);
+        let u = randn(&[4, 9]);
+        let fast = swiglu(&g, &u).unwrap();
+        let slow = (g.silu().unwrap() * &u).unwrap();
+        let d = (fast - slow).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+        let e = fd_check(&g, &|t| swiglu(t, &u), 36);
+        assert!(e < 1e-2, "swiglu d gate rel err {e}");
+        let e = fd_check(&u, &|t| swiglu(&g, t), 36);
+        assert!(e < 1e-2, "swiglu d up rel err {e}");
+    }
+}

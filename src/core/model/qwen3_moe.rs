@@ -1,0 +1,152 @@
+//! Qwen3-MoE (transformers' `Qwen3MoeForCausalLM`): the Qwen3 block with its MLP replaced, on
+//! the layers `decoder_sparse_step`/`mlp_only_layers` select, by a sparse mixture of experts:
+//! a linear router, softmax, top-k, optional renormalisation of the k weights
+//! (`norm_topk_prob`), and a weighted sum of the chosen experts' SwiGLU MLPs.
+
+use candle_core::{DType, Result, Tensor};
+use serde::Deserialize;
+
+use super::ModelError;
+use super::linear::{Base, Linear};
+use super::ops;
+use super::qwen3::Mlp;
+use super::weights::Weights;
+
+/// The MoE fields of a `qwen3_moe` `config.json` (the rest is [`super::qwen3::Config`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MoeConfig {
+    #[serde(alias = "num_local_experts")]
+    pub num_experts: usize,
+    pub num_experts_per_tok: usize,
+    pub moe_intermediate_size: usize,
+    #[serde(default)]
+    pub norm_topk_prob: bool,
+    #[serde(default = "one")]
+    pub decoder_sparse_step: usize,
+    #[serde(default)]
+    pub mlp_only_layers: Vec<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl MoeConfig {
+    /// As transformers: sparse unless listed in `mlp_only_layers`, and every
+    /// `decoder_sparse_step`-th layer (counting from 1).
+    pub fn is_sparse_layer(&self, i: usize) -> bool {
+        !self.mlp_only_layers.contains(&i)
+            && self.num_experts > 0
+            && self.decoder_sparse_step > 0
+            && (i + 1).is_multiple_of(self.decoder_sparse_step)
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), ModelError> {
+        if self.num_experts_per_tok == 0 || self.num_experts_per_tok > self.num_experts {
+            return Err(ModelError::Unsupported(format!(
+                "num_experts_per_tok {} with {} experts",
+                self.num_experts_per_tok, self.num_experts
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub struct SparseMoe {
+    /// Router (num_experts, hidden), frozen.
+    router: Tensor,
+    pub experts: Vec<Mlp>,
+    top_k: usize,
+    norm_topk_prob: bool,
+}
+
+impl SparseMoe {
+    pub fn new(
+        cfg: &MoeConfig,
+        hidden: usize,
+        w: &mut Weights,
+        p: &str,
+    ) -> std::result::Result<Self, ModelError> {
+        cfg.validate()?;
+        let (e, inter) = (cfg.num_experts, cfg.moe_intermediate_size);
+        let router = w.take(&format!("{p}.gate.weight"), &[e, hidden])?;
+        let fused = format!("{p}.experts.gate_up_proj");
+        let experts = if w.contains(&fused) {
+            // transformers 5 layout: gate_up_proj (E, 2I, h) with gate first, down_proj (E, h, I)
+            let gu = w.take(&fused, &[e, 2 * inter, hidden])?;
+            let dn = w.take(&format!("{p}.experts.down_proj"), &[e, hidden, inter])?;
+            (0..e)
+                .map(|i| {
+                    let gu = gu.get(i)?;
+                    Ok(Mlp {
+                        gate: Linear::new(Base::F32(gu.narrow(0, 0, inter)?.contiguous()?)),
+                        up: Linear::new(Base::F32(gu.narrow(0, inter, inter)?.contiguous()?)),
+                        down: Linear::new(Base::F32(dn.get(i)?.contiguous()?)),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            (0..e)
+                .map(|i| Mlp::new(w, &format!("{p}.experts.{i}"), hidden, inter))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        };
+        Ok(SparseMoe {
+            router,
+            experts,
+            top_k: cfg.num_experts_per_tok,
+            norm_topk_prob: cfg.norm_topk_prob,
+        })
+    }
+
+    /// The router weight (num_experts, hidden).
+    pub fn router(&self) -> &Tensor {
+        &self.router
+    }
+
+    /// x (b, t, h) → (b, t, h). Differentiable in x through the routing weights and the
+    /// experts (the choice of experts itself is discrete).
+    pub fn forward(&self, x: &Tensor, adapters: bool) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let n = b * t;
+        let xs = x.reshape((n, h))?;
+        let router = Linear::new(Base::F32(self.router.clone()));
+        let logits = router.forward(&xs, false)?;
+        let probs = ops::softmax_last_dim(&logits)?; // (n, E)
+        // top-k on the CPU copy; ties go to the lower expert index, as torch.topk does on CPU
+        let pv: Vec<f32> = probs.detach().flatten_all()?.to_vec1()?;
+        let ne = self.experts.len();
+        let mut chosen = Vec::with_capacity(n * self.top_k);
+        for row in pv.chunks(ne) {
+            let mut idx: Vec<usize> = (0..ne).collect();
+            idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            chosen.extend(idx[..self.top_k].iter().map(|&i| i as u32));
+        }
+        let sel = Tensor::from_vec(chosen.clone(), (n, self.top_k), x.device())?;
+        let mut wts = probs.gather(&sel, 1)?; // (n, k)
+        if self.norm_topk_prob {
+            wts = wts.broadcast_div(&wts.sum_keepdim(1)?)?;
+        }
+        let mut out = xs.zeros_like()?;
+        for (e, expert) in self.experts.iter().enumerate() {
+            let mut rows = Vec::new();
+            let mut slots = Vec::new();
+            for (i, c) in chosen.iter().enumerate() {
+                if *c as usize == e {
+                    rows.push((i / self.top_k) as u32);
+                    slots.push(i as u32);
+                }
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            let r = Tensor::new(rows.as_slice(), x.device())?;
+            let s = Tensor::new(slots.as_slice(), x.device())?;
+            let xe = xs.index_select(&r, 0)?.unsqueeze(0)?;
+            let ye = expert.forward(&xe, adapters)?.squeeze(0)?;
+            let we = wts.flatten_all()?.index_select(&s, 0)?.unsqueeze(1)?;
+            out = out.index_add(&r, &ye.broadcast_mul(&we)?, 0)?;
+        }
+        debug_assert_eq!(out.dtype(), DType::F32);
+        out.reshape((b, t, h))
+    }
+}

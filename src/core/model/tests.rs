@@ -1,0 +1,425 @@
+//! Model tests against the committed transformers + peft reference outputs
+//! (tools/reference/logits.py → testdata/model-ref/).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use super::*;
+
+fn td(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
+}
+
+fn reference(name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(td(&format!("model-ref/{name}.safetensors")), &Device::Cpu)
+        .expect("reference outputs")
+}
+
+fn u32s(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::U32).unwrap()
+}
+
+/// Max |a − b| over the rows (b, t) where keep is 1 (padding queries are not compared).
+fn max_diff_kept(a: &Tensor, b: &Tensor, keep: &Tensor) -> f32 {
+    let k: Vec<Vec<i64>> = keep.to_vec2().unwrap();
+    let a: Vec<Vec<Vec<f32>>> = a.to_vec3().unwrap();
+    let b: Vec<Vec<Vec<f32>>> = b.to_vec3().unwrap();
+    let mut m = 0f32;
+    for (bi, row) in k.iter().enumerate() {
+        for (ti, &kv) in row.iter().enumerate() {
+            if kv == 1 {
+                for (x, y) in a[bi][ti].iter().zip(&b[bi][ti]) {
+                    m = m.max((x - y).abs());
+                }
+            }
+        }
+    }
+    m
+}
+
+fn check_logits(name: &str) {
+    let r = reference(name);
+    let mut model = load(&td(name), &Device::Cpu).unwrap();
+    let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
+    let base = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let d = max_diff_kept(&base, &r["logits"], &r["keep"]);
+    assert!(d <= 1e-4, "{name}: max |logits - transformers| = {d}");
+
+    lora::load_peft(&mut model, &td(&format!("{name}-lora"))).unwrap();
+    let with = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let d = max_diff_kept(&with, &r["logits_lora"], &r["keep"]);
+    assert!(d <= 1e-4, "{name}: max |logits with adapter - peft| = {d}");
+    // adapters disabled: the base model again
+    let off = model.forward(&ids, &pos, Some(&keep), false).unwrap();
+    let d = max_diff_kept(&off, &r["logits"], &r["keep"]);
+    assert!(
+        d <= 1e-4,
+        "{name}: adapters disabled differ from the base by {d}"
+    );
+}
+
+#[test]
+fn dense_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-qwen3");
+}
+
+#[test]
+fn moe_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-qwen3-moe");
+}
+
+/// Σ logits ⊙ r over the kept rows, in f64.
+fn loss64(model: &Qwen3, ids: &Tensor, pos: &Tensor, keep: &Tensor, r: &Tensor) -> f64 {
+    let l = model.forward(ids, pos, Some(keep), true).unwrap();
+    (l.to_dtype(DType::F64).unwrap() * r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+fn lora_grads_match_finite_differences(name: &str) {
+    let r = reference(name);
+    let mut model = load(&td(name), &Device::Cpu).unwrap();
+    model.quantize_nf4(true).unwrap();
+    // every linear layer adapted, with random non-zero B (PEFT's B = 0 would zero dL/dA)
+    let mut cfg = lora::LoraConfig::new(2, 4.0);
+    cfg.target_modules = lora::Targets::Special("all-linear".into());
+    lora::attach(&mut model, &cfg, 3).unwrap();
+    for (n, v) in lora::trainable(&model) {
+        if n.contains("lora_B") {
+            v.set(&Tensor::randn(0f32, 0.3, v.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+    }
+    // a short sequence keeps this fast; padding row included
+    let ids = u32s(&r["ids"]).narrow(1, 8, 11).unwrap();
+    let keep = u32s(&r["keep"]).narrow(1, 8, 11).unwrap();
+    let keep_i64: Vec<Vec<u32>> = keep.to_vec2().unwrap();
+    let pos: Vec<u32> = keep_i64
+        .iter()
+        .flat_map(|row| {
+            let mut p = 0u32;
+            row.iter()
+                .map(|&k| {
+                    let v = p;
+                    if k == 1 {
+                        p += 1;
+                    }
+                    if k == 1 { v } else { 0 }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let pos = Tensor::from_vec(pos, ids.shape(), &Device::Cpu).unwrap();
+    let logits = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    // weights: random, zero on padding queries
+    let kf = keep.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
+    let rw = Tensor::randn(0f32, 1., logits.shape(), &Device::Cpu)
+        .unwrap()
+        .broadcast_mul(&kf)
+        .unwrap();
+    let loss = (logits * &rw).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let r64 = rw.to_dtype(DType::F64).unwrap();
+    let vars = lora::trainable(&model);
+    assert!(!vars.is_empty());
+    // Finite differences of the f32 forward are noisy for single coordinates (the loss sums
+    // thousands of logits); each factor is checked along two directions of unit norm instead:
+    // the gradient itself (derivative |g|) and the gradient mixed with a random direction.
+    let mut worst = (0f32, String::new());
+    for (name_v, var) in &vars {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name_v} has no gradient"))
+            .clone();
+        let gn = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(gn > 0.0, "{name_v}: zero gradient");
+        let orig = var.as_tensor().copy().unwrap();
+        let rnd = Tensor::randn(0f32, 1., g.shape(), &Device::Cpu).unwrap();
+        let rn = rnd
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let u1 = (&g / gn as f64).unwrap();
+        let u2 = ((&u1 + (&rnd / rn as f64).unwrap()).unwrap() / 2f64.sqrt()).unwrap();
+        for (label, u) in [("along the gradient", u1), ("mixed direction", u2)] {
+            let want = (&g * &u)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            // small steps: the MoE routing (top-k) is piecewise constant
+            let eps = 1e-3;
+            let eval = |s: f64| {
+                var.set(&(&orig + (&u * s).unwrap()).unwrap()).unwrap();
+                loss64(&model, &ids, &pos, &keep, &r64)
+            };
+            let fd = ((eval(eps) - eval(-eps)) / (2.0 * eps)) as f32;
+            var.set(&orig).unwrap();
+            let rel = (fd - want).abs() / fd.abs().max(want.abs());
+            if rel > worst.0 {
+                worst = (rel, format!("{name_v} {label}: autograd {want} vs fd {fd}"));
+            }
+        }
+    }
+    assert!(
+        worst.0 <= 1e-2,
+        "{name}: worst relative error {} at {}",
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn dense_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-qwen3");
+}
+
+#[test]
+fn moe_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-qwen3-moe");
+}
+
+#[test]
+fn adapter_disabled_forward_ignores_trained_factors() {
+    let mut model = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
+    let ids = Tensor::new(&[[5u32, 6, 7, 8]], &Device::Cpu).unwrap();
+    let pos = Tensor::new(&[[0u32, 1, 2, 3]], &Device::Cpu).unwrap();
+    let base = model.forward(&ids, &pos, None, true).unwrap();
+    let n = lora::attach(&mut model, &lora::LoraConfig::new(4, 8.0), 1).unwrap();
+    assert_eq!(
+        n,
+        2 * 4 * ((64 + 128) + (64 + 64) * 2 + (128 + 64) + (64 + 128) * 2 + (128 + 64))
+    );
+    // fresh adapters (B = 0) change nothing
+    let fresh = model.forward(&ids, &pos, None, true).unwrap();
+    let d = (&fresh - &base)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(d, 0.0);
+    for (_, v) in lora::trainable(&model) {
+        v.set(&Tensor::ones(v.shape(), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    let off = model.forward(&ids, &pos, None, false).unwrap();
+    let d = (&off - &base)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(d, 0.0);
+    let _unused: Option<Var> = None;
+}
+
+#[test]
+fn missing_files_and_bad_configs_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(dir.path(), &Device::Cpu).err().unwrap();
+    assert!(matches!(e, ModelError::MissingFile { .. }), "{e}");
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#,
+    )
+    .unwrap();
+    let e = load(dir.path(), &Device::Cpu).err().unwrap();
+    assert!(matches!(e, ModelError::UnsupportedArch { .. }), "{e}");
+    assert!(e.to_string().contains("llama"));
+    // a config whose shapes disagree with the weights names the tensor
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap())
+            .unwrap();
+    cfg["intermediate_size"] = serde_json::json!(96);
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(
+        td("tiny-qwen3/model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let e = load(dir.path(), &Device::Cpu).err().unwrap();
+    assert!(matches!(e, ModelError::Shape { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("model.layers.0.mlp.gate_proj.weight"),
+        "{e}"
+    );
+    // a rope type gym does not implement
+    cfg["intermediate_size"] = serde_json::json!(128);
+    cfg["rope_parameters"] =
+        serde_json::json!({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0});
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let e = load(dir.path(), &Device::Cpu).err().unwrap();
+    assert!(matches!(e, ModelError::Unsupported(_)), "{e}");
+}
+
+#[test]
+fn sharded_bf16_and_top_level_rope_theta_load() {
+    // rewrite the dense model as two bf16 shards + index, with transformers 4's rope_theta
+    let dir = tempfile::tempdir().unwrap();
+    let w =
+        candle_core::safetensors::load(td("tiny-qwen3/model.safetensors"), &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = w.keys().collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let m: HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), w[*n].to_dtype(DType::BF16).unwrap()))
+            .collect();
+        candle_core::safetensors::save(&m, dir.path().join(file)).unwrap();
+        for n in part {
+            map.insert((*n).clone(), serde_json::json!(file));
+        }
+    }
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        serde_json::json!({"metadata": {}, "weight_map": map}).to_string(),
+    )
+    .unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap())
+            .unwrap();
+    let theta = cfg["rope_parameters"]["rope_theta"].clone();
+    cfg.as_object_mut().unwrap().remove("rope_parameters");
+    cfg["rope_theta"] = theta;
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let m = load(dir.path(), &Device::Cpu).unwrap();
+    let r = reference("tiny-qwen3");
+    let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
+    let l = m.forward(&ids, &pos, Some(&keep), true).unwrap();
+    // bf16 weights: close to the f32 reference, not equal
+    let d = max_diff_kept(&l, &r["logits"], &r["keep"]);
+    assert!(d < 0.5, "bf16 shards: max diff {d}");
+}
+
+/// Saves a deterministic adapter with gym, exports the merged model, and checks both against
+/// what peft / transformers computed from those very files (tools/reference/peft_roundtrip.py).
+/// With GYM_WRITE_REF=1 it (re)writes the files for that script instead of comparing.
+#[test]
+fn peft_round_trip() {
+    let mut model = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
+    let mut cfg = lora::LoraConfig::new(4, 16.0);
+    cfg.base_model_name_or_path = Some("testdata/tiny-qwen3".into());
+    lora::attach(&mut model, &cfg, 11).unwrap();
+    for (i, (_, v)) in lora::trainable(&model).into_iter().enumerate() {
+        let n = v.elem_count();
+        let x = nf4::lcg_matrix(1, n, 1000 + i as u32);
+        let t = (Tensor::from_vec(x, v.shape(), &Device::Cpu).unwrap() * 10.0).unwrap();
+        v.set(&t).unwrap();
+    }
+    let r = reference("tiny-qwen3");
+    let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
+    let ours = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let adir = td("model-ref/gym-adapter");
+    let mdir = td("model-ref/gym-merged");
+    if std::env::var_os("GYM_WRITE_REF").is_some() {
+        lora::save_peft(&model, &cfg, &adir).unwrap();
+        lora::export_merged(&model, &td("tiny-qwen3"), &mdir).unwrap();
+        return;
+    }
+    // what gym writes now is what peft read
+    let tmp = tempfile::tempdir().unwrap();
+    lora::save_peft(&model, &cfg, tmp.path()).unwrap();
+    let a =
+        candle_core::safetensors::load(tmp.path().join("adapter_model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let b = candle_core::safetensors::load(adir.join("adapter_model.safetensors"), &Device::Cpu)
+        .unwrap();
+    assert_eq!(a.len(), b.len());
+    for (k, t) in &a {
+        let d = (t - &b[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{k}");
+    }
+    let rt = reference("gym-roundtrip");
+    let d = max_diff_kept(&ours, &rt["logits_adapter"], &r["keep"]);
+    assert!(d <= 1e-4, "gym vs peft loading gym's adapter: {d}");
+    let d = max_diff_kept(&ours, &rt["logits_merged"], &r["keep"]);
+    assert!(
+        d <= 1e-4,
+        "gym vs transformers loading gym's merged export: {d}"
+    );
+    // and gym reads its own adapter back
+    let mut again = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
+    lora::load_peft(&mut again, &adir).unwrap();
+    let l = again.forward(&ids, &pos, Some(&keep), true).unwrap();
+    assert!(max_diff_kept(&l, &ours.to_dtype(DType::F32).unwrap(), &r["keep"]) < 1e-6);
+}
+
+#[test]
+fn lora_dropout_is_seeded_and_off_outside_training() {
+    let mut model = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
+    lora::load_peft(&mut model, &td("tiny-qwen3-lora")).unwrap();
+    for (_, lin) in model.linears_mut() {
+        if let Some(l) = &mut lin.lora {
+            l.dropout = 0.5;
+        }
+    }
+    let ids = Tensor::new(&[[5u32, 6, 7, 8]], &Device::Cpu).unwrap();
+    let pos = Tensor::new(&[[0u32, 1, 2, 3]], &Device::Cpu).unwrap();
+    let eval = model.forward(&ids, &pos, None, true).unwrap();
+    let run = |m: &mut Qwen3, seed| {
+        m.set_training(Some(seed));
+        let l = m.forward(&ids, &pos, None, true).unwrap();
+        m.set_training(None);
+        l
+    };
+    let a = run(&mut model, 1);
+    let b = run(&mut model, 1);
+    let c = run(&mut model, 2);
+    let diff = |x: &Tensor, y: &Tensor| {
+        (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(diff(&a, &b), 0.0, "same seed, same masks");
+    assert!(diff(&a, &c) > 0.0, "another seed, other masks");
+    assert!(diff(&a, &eval) > 0.0, "dropout acts in training");
+    assert_eq!(
+        diff(&model.forward(&ids, &pos, None, true).unwrap(), &eval),
+        0.0,
+        "and not after"
+    );
+}
