@@ -11,12 +11,20 @@ use crate::core::delta::{
 };
 use crate::core::keys::Identity;
 
+/// A port for a member to listen on. Taken below the kernel's ephemeral range (32768 and up on
+/// Linux), so that no other test's `bind(0)` can be handed it between this check and the member's
+/// own bind; spread by process id so concurrent test processes do not pick the same ones.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port =
+            10_000 + (std::process::id().wrapping_mul(7919).wrapping_add(n * 13) % 22_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Two tensors: f32 [3, 5] and bf16 [7]; values depend on the member.
