@@ -14,3 +14,4 @@ pub mod reward;
 pub mod ring;
 pub mod safetensors_io;
 pub mod timefmt;
+pub mod train;

@@ -1,0 +1,12 @@
+//! GSPO training: data, rewards, the loss, the optimiser, the training loop, checkpoints and
+//! evaluation. Nothing here prints; the `train`, `eval` and `plot` commands format the results.
+//!
+//! Layout: `gspo.rs` (advantages and the GSPO/GRPO loss, TRL semantics), `data.rs` (JSONL
+//! prompts, the Qwen3 chat template, seeded shuffling), `rewards.rs` (built-in rewards and the
+//! external scorer), `config.rs` (settings: file, environment, flags), `optim.rs` (AdamW and
+//! schedules), `trainer.rs` (rollouts → loss → update), `checkpoint.rs` (resumable state),
+//! `eval.rs` (mean reward, accuracy and NLL of reference answers).
+
+pub mod data;
+pub mod gspo;
+pub mod rewards;
