@@ -11,6 +11,7 @@ pub mod out;
 pub mod publish;
 pub mod reward;
 pub mod ring;
+pub mod train;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -33,7 +34,8 @@ Exit codes:
   17  network failure (unreachable, timeout, server errors after retries)
   18  authentication refused (HTTP 401/403: token missing, invalid or without rights)
   19  server rejected the request or gave an unexpected answer
-  20  ring all-reduce failed (fewer than 2 members left, or this member was excluded)";
+  20  ring all-reduce failed (fewer than 2 members left, or this member was excluded)
+  21  training stopped (the reward scorer failed or answered garbage, the loss diverged)";
 
 /// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.
 #[derive(Debug, Parser)]
@@ -74,6 +76,8 @@ pub enum Command {
     /// Inspect model folders (architecture, parameters, memory, LoRA size).
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas.
+    Train(Box<train::TrainArgs>),
     /// Complete prompts with a model (default: the bundled tiny Qwen3).
     Generate(generate::GenerateArgs),
     /// Print a shell completion script.
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(a) => publish::run(&ctx, a),
         Command::Model(c) => model::run(&ctx, c),
         Command::Generate(a) => generate::run(&ctx, a),
+        Command::Train(a) => train::run(&ctx, *a),
         Command::Completions(a) => docs::completions(a),
     }
 }

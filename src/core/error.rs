@@ -31,6 +31,10 @@ pub enum ErrorClass {
     Remote,
     /// A ring all-reduce could not complete: too few members left, or this member was excluded.
     Ring,
+    /// Settings that cannot work together (bad configuration values, inconsistent batch sizes).
+    Usage,
+    /// Training could not go on: the reward scorer failed or answered garbage, the loss diverged.
+    Training,
 }
 
 impl ErrorClass {
@@ -50,6 +54,8 @@ impl ErrorClass {
             ErrorClass::Auth => 18,
             ErrorClass::Remote => 19,
             ErrorClass::Ring => 20,
+            ErrorClass::Usage => 2,
+            ErrorClass::Training => 21,
         }
     }
 
@@ -68,6 +74,8 @@ impl ErrorClass {
             ErrorClass::Auth => "auth",
             ErrorClass::Remote => "remote",
             ErrorClass::Ring => "ring",
+            ErrorClass::Usage => "usage",
+            ErrorClass::Training => "training",
         }
     }
 
@@ -86,6 +94,8 @@ impl ErrorClass {
             "auth" => ErrorClass::Auth,
             "remote" => ErrorClass::Remote,
             "ring" => ErrorClass::Ring,
+            "usage" => ErrorClass::Usage,
+            "training" => ErrorClass::Training,
             _ => return None,
         })
     }

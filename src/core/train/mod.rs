@@ -7,6 +7,10 @@
 //! schedules), `trainer.rs` (rollouts → loss → update), `checkpoint.rs` (resumable state),
 //! `eval.rs` (mean reward, accuracy and NLL of reference answers).
 
+pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod gspo;
+pub mod optim;
 pub mod rewards;
+pub mod trainer;

@@ -1,0 +1,398 @@
+//! `gym train`: GSPO fine-tuning of a Qwen3 folder (or the bundled tiny model) with LoRA over
+//! an NF4 base. Settings come from defaults, `--config FILE.toml`, the seed's environment
+//! variables and flags, in that order; `--print-config` shows the result.
+//!
+//! Summary (`--json`, format `gym-train/1`):
+//! ```json
+//! {"format": "gym-train/1", "output": "runs/x", "steps": 30, "reward_first_quarter": 0.1,
+//!  "reward_last_quarter": 0.6, "deltas": [{"path": "…", "seq": 1, "step": 10, "digest": "…"}],
+//!  "adapter": "runs/x/adapter", "worker_id": "gym1…"}
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use candle_core::Device;
+use clap::Args;
+use serde_json::json;
+
+use super::out::{self, Ctx};
+use crate::core::keys::Identity;
+use crate::core::model;
+use crate::core::train::checkpoint::{self, DeltaWritten, RunDir};
+use crate::core::train::config::{Schedule, TOY_DATA, TOY_REWARD, TrainConfig};
+use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::gspo::{IsLevel, LossType, ScaleRewards};
+use crate::core::train::rewards::{RewardSpec, Rewards};
+use crate::core::train::trainer::{self, StepMetrics, Trainer};
+
+#[derive(Debug, Args, Default)]
+pub struct TrainArgs {
+    /// Settings file (TOML, TRL/seed key names); flags override it.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy
+    /// task, answering in digits).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub data: Option<PathBuf>,
+    /// Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing).
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: Option<PathBuf>,
+    /// Continue the run in --output from its last saved state.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start afresh in an output folder that holds an earlier run.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Print the resolved settings (TOML) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Print a JSON summary at the end (format `gym-train/1`).
+    #[arg(long)]
+    pub json: bool,
+    /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT,
+    /// length:N, format, cmd:COMMAND.
+    #[arg(long, value_name = "SPEC")]
+    pub reward: Vec<RewardSpec>,
+    /// External scorer: gets JSON lines on stdin, prints one number per line (weight 1).
+    #[arg(long, value_name = "CMD")]
+    pub reward_cmd: Option<String>,
+
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f64>,
+    #[arg(long, value_enum)]
+    pub lr_scheduler_type: Option<Schedule>,
+    #[arg(long, value_name = "N")]
+    pub warmup_steps: Option<usize>,
+    /// KL coefficient. Env: GSPO_BETA.
+    #[arg(long, value_name = "B")]
+    pub beta: Option<f64>,
+    /// Completions per prompt (group size).
+    #[arg(long, alias = "group-size", value_name = "G")]
+    pub num_generations: Option<usize>,
+    /// Env: IMPORTANCE_SAMPLING_LEVEL.
+    #[arg(long, value_enum)]
+    pub importance_sampling_level: Option<IsLevel>,
+    #[arg(long, value_enum)]
+    pub loss_type: Option<LossType>,
+    #[arg(long, value_enum)]
+    pub scale_rewards: Option<ScaleRewards>,
+    #[arg(long, value_name = "E")]
+    pub epsilon: Option<f64>,
+    #[arg(long, value_name = "E")]
+    pub epsilon_high: Option<f64>,
+    #[arg(long, value_name = "N")]
+    pub per_device_train_batch_size: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub steps_per_generation: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub gradient_accumulation_steps: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub num_iterations: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub max_completion_length: Option<usize>,
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f64>,
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Zero the loss of completions that hit max_completion_length without ending.
+    #[arg(long)]
+    pub mask_truncated_completions: bool,
+    #[arg(long, value_name = "R")]
+    pub lora_rank: Option<usize>,
+    #[arg(long, value_name = "A")]
+    pub lora_alpha: Option<f64>,
+    /// NF4 base (true) or f32 base (false). Env: USE_4BIT.
+    #[arg(long, value_name = "BOOL")]
+    pub use_4bit: Option<bool>,
+    /// Steps between signed deltas.
+    #[arg(long, value_name = "N")]
+    pub aggregate_interval: Option<usize>,
+    /// Steps between resumable states and PEFT checkpoints.
+    #[arg(long, value_name = "N")]
+    pub save_steps: Option<usize>,
+}
+
+macro_rules! set {
+    ($cfg:ident, $a:ident, $($f:ident),*) => {$(
+        if let Some(v) = $a.$f.clone() {
+            $cfg.$f = v;
+        }
+    )*};
+}
+
+/// Resolves the settings on top of `base`: file, environment, flags.
+fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::from_toml_file(p, base)?,
+        None => base.clone(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(m) = &a.model {
+        cfg.model = Some(m.clone());
+    }
+    if let Some(d) = &a.data {
+        cfg.data = Some(d.clone());
+    }
+    set!(
+        cfg,
+        a,
+        max_steps,
+        seed,
+        learning_rate,
+        lr_scheduler_type,
+        warmup_steps,
+        beta,
+        num_generations,
+        importance_sampling_level,
+        loss_type,
+        scale_rewards,
+        epsilon,
+        per_device_train_batch_size,
+        gradient_accumulation_steps,
+        num_iterations,
+        max_completion_length,
+        temperature,
+        top_p,
+        top_k,
+        lora_rank,
+        lora_alpha,
+        use_4bit,
+        aggregate_interval,
+        save_steps
+    );
+    if a.epsilon_high.is_some() {
+        cfg.epsilon_high = a.epsilon_high;
+    }
+    if a.steps_per_generation.is_some() {
+        cfg.steps_per_generation = a.steps_per_generation;
+    }
+    if a.mask_truncated_completions {
+        cfg.mask_truncated_completions = true;
+    }
+    if !a.reward.is_empty() {
+        cfg.reward = a.reward.clone();
+    }
+    if let Some(c) = &a.reward_cmd {
+        cfg.reward.push(format!("cmd:{c}").parse()?);
+    }
+    Ok(cfg)
+}
+
+/// The full resolution: the bundled toy task's defaults apply when neither a model nor data
+/// is named anywhere.
+pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let cfg = resolve(a, &TrainConfig::default())?;
+    let mut cfg = if cfg.model.is_none() && cfg.data.is_none() {
+        resolve(a, &TrainConfig::toy())?
+    } else {
+        cfg
+    };
+    if cfg.data.is_none() && cfg.reward.is_empty() {
+        cfg.reward = vec![TOY_REWARD.parse()?];
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn default_output() -> PathBuf {
+    let t = crate::core::timefmt::now_rfc3339()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    PathBuf::from("runs").join(format!("train-{t}"))
+}
+
+fn load_identity(a: &TrainArgs, out: &Path, ctx: &Ctx) -> anyhow::Result<Identity> {
+    if let Some(p) = &a.key {
+        return Identity::load(p).with_context(|| format!("loading signing key {}", p.display()));
+    }
+    let p = out.join("worker.key");
+    if p.exists() {
+        return Identity::load(&p).with_context(|| format!("loading {}", p.display()));
+    }
+    let id = Identity::generate(false);
+    id.save(&p, false)?;
+    ctx.note(format!(
+        "created worker key {} (worker id {}); pass --key to sign with your own",
+        p.display(),
+        id.public().worker_id()
+    ));
+    Ok(id)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
+    let cfg = resolve_config(&a)?;
+    if a.print_config {
+        return out::print(&cfg.to_toml()).map_err(Into::into);
+    }
+    let dev = Device::Cpu;
+    let output = a.output.clone().unwrap_or_else(default_output);
+    if a.resume {
+        if !output.join("state").join("state.json").exists() {
+            return Err(super::Failure::new(
+                crate::core::error::ErrorClass::Io,
+                format!(
+                    "{}: no saved state to resume (state/state.json is missing)",
+                    output.display()
+                ),
+            )
+            .into());
+        }
+    } else {
+        checkpoint::check_fresh(&output, a.force)
+            .context("the output folder holds an earlier run (--resume to continue it, --force to start afresh)")?;
+    }
+    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+    if a.force {
+        for f in ["metrics.jsonl"] {
+            let _ = std::fs::remove_file(output.join(f));
+        }
+        let _ = std::fs::remove_dir_all(output.join("state"));
+        let _ = std::fs::remove_dir_all(output.join("deltas"));
+    }
+
+    // model, tokenizer, base hash
+    let (m, tok, base_hash, model_name) = match &cfg.model {
+        Some(dir) => (
+            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
+            model::load_tokenizer(dir)?,
+            trainer::base_hash_dir(dir)?,
+            dir.display().to_string(),
+        ),
+        None => {
+            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
+            let h = trainer::base_hash_files(&[(
+                "model.safetensors".into(),
+                model::embedded::TINY_WEIGHTS.to_vec(),
+            )]);
+            (m, t, h, "bundled tiny-qwen3".into())
+        }
+    };
+    let template = ChatTemplate::Qwen3 {
+        enable_thinking: cfg.enable_thinking,
+    };
+    let (examples, data_name) = match &cfg.data {
+        Some(p) => (data::load_jsonl(p, template)?, p.display().to_string()),
+        None => (
+            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,
+            "bundled toy task (digits)".to_string(),
+        ),
+    };
+    let rewards = Rewards::new(&cfg.reward)?;
+    let identity = load_identity(&a, &output, ctx)?;
+    checkpoint::write_config(&output, &cfg)?;
+    ctx.note(format!(
+        "training {model_name} on {data_name}: {} examples, reward {}, {} steps, output {}",
+        examples.len(),
+        rewards.describe(),
+        cfg.max_steps,
+        output.display()
+    ));
+    let mut t = Trainer::new(cfg, m, tok, examples, rewards)?;
+
+    let bar = if !ctx.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) && !a.json {
+        let pb = indicatif::ProgressBar::new(t.cfg.max_steps as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("step {pos}/{len} [{bar:30}] {msg} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    let mut rewards_seen: Vec<f64> = Vec::new();
+    let quiet = ctx.quiet;
+    let interval = (t.cfg.max_steps / 20).max(1);
+    let mut on_step = |m: &StepMetrics, d: Option<&DeltaWritten>| {
+        rewards_seen.push(m.reward_mean);
+        let line = format!(
+            "reward {:.3} loss {:+.4} kl {:.4} clip {:.3} len {:.1} {:.0} tok/s",
+            m.reward_mean, m.loss, m.kl, m.clip_frac, m.completion_len, m.tokens_per_s
+        );
+        if let Some(pb) = &bar {
+            pb.set_position(m.step as u64);
+            pb.set_message(line);
+            if let Some(d) = d {
+                pb.println(format!("step {}: wrote {}", d.step, d.path.display()));
+            }
+        } else if !quiet {
+            if m.step % interval == 0 || m.step == 1 {
+                eprintln!("step {}: {line}", m.step);
+            }
+            if let Some(d) = d {
+                eprintln!("step {}: wrote {}", d.step, d.path.display());
+            }
+        }
+    };
+    let device = "cpu".to_string();
+    let mut run = RunDir::new(&output, &identity, base_hash, device, &t, &mut on_step);
+    if a.resume {
+        run.resume(&mut t)?;
+        if !quiet {
+            eprintln!("resuming {} at step {}", output.display(), t.step);
+        }
+    }
+    t.run(&mut run)?;
+    run.save_state(&t)?;
+    let adapter = run.save_adapter(&t, "adapter")?;
+    let deltas = run.deltas.clone();
+    drop(run);
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    // reward trend over the whole run (including steps before a resume)
+    let all: Vec<StepMetrics> = std::fs::read_to_string(output.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let r: Vec<f64> = all.iter().map(|m| m.reward_mean).collect();
+    let q = (r.len() / 4).max(1);
+    let first = mean(&r[..q.min(r.len())]);
+    let last = mean(&r[r.len().saturating_sub(q)..]);
+    if a.json {
+        return out::json(&json!({
+            "format": "gym-train/1",
+            "output": output.display().to_string(),
+            "steps": t.step,
+            "reward_first_quarter": first,
+            "reward_last_quarter": last,
+            "deltas": deltas,
+            "adapter": adapter.display().to_string(),
+            "worker_id": identity.public().worker_id(),
+        }));
+    }
+    ctx.note(format!(
+        "done: {} steps; mean reward {:.3} over the first quarter → {:.3} over the last; adapter {}; {} delta(s) in {}",
+        t.step,
+        first,
+        last,
+        adapter.display(),
+        deltas.len(),
+        output.join("deltas").display()
+    ));
+    Ok(())
+}

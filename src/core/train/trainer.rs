@@ -1,0 +1,691 @@
+//! The GSPO training loop: rollouts (grouped sampling), rewards, advantages, old/reference
+//! log-probs, minibatch updates of the LoRA factors, metrics, checkpoints and signed deltas.
+//!
+//! A rollout batch is `per_device_train_batch_size × steps_per_generation` completions
+//! (`prompts × num_generations`); it is shuffled, split into `steps_per_generation`
+//! minibatches and gone through `num_iterations` times, `gradient_accumulation_steps`
+//! minibatches per optimiser step — TRL's `GRPOTrainer` scheme, so that after the first
+//! optimiser step the policy is off the one that sampled and the ratio and clipping act.
+//!
+//! Every random choice (sampling, shuffling, dropout) is seeded from (seed, rollout index,
+//! step), not from a running generator, so a run resumed from a saved state continues exactly
+//! as an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Sha3_256};
+
+use super::config::TrainConfig;
+use super::data::{Example, Sampler};
+use super::gspo::{self, IsLevel, LossParams};
+use super::optim::{self, AdamW, AdamWParams};
+use super::rewards::{Rewards, Sample};
+use crate::core::model::config::TokenIds;
+use crate::core::model::generate::{self, SamplingParams};
+use crate::core::model::{ModelError, Qwen3, logprob, lora};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Reward(#[from] super::rewards::RewardError),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    State(String),
+    #[error(transparent)]
+    Output(#[from] crate::core::atomic::AtomicError),
+    #[error("the loss is not finite at step {step} ({value}); lower learning_rate?")]
+    NonFinite { step: usize, value: f64 },
+}
+
+impl crate::core::error::Classify for TrainError {
+    fn class(&self) -> crate::core::error::ErrorClass {
+        use crate::core::error::ErrorClass;
+        match self {
+            TrainError::Model(e) => e.class(),
+            TrainError::Reward(e) => e.class(),
+            TrainError::Invalid(_) => ErrorClass::Usage,
+            TrainError::Io(_) => ErrorClass::Io,
+            TrainError::State(_) => ErrorClass::Malformed,
+            TrainError::Output(e) => e.class(),
+            TrainError::NonFinite { .. } => ErrorClass::Training,
+            _ => ErrorClass::Other,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// One line of `metrics.jsonl`: one optimiser step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: usize,
+    /// Rollout batch this step trained on (0-based) and the data epoch it came from.
+    pub rollout: usize,
+    pub data_epoch: u64,
+    pub loss: f64,
+    pub reward_mean: f64,
+    pub reward_std: f64,
+    /// Mean of each reward component over the rollout batch (unweighted).
+    pub rewards: serde_json::Map<String, serde_json::Value>,
+    pub kl: f64,
+    pub clip_frac: f64,
+    pub clip_low: f64,
+    pub clip_high: f64,
+    pub ratio_mean: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// Mean completion length in tokens, and the fraction of completions that ended with an
+    /// end-of-sequence token.
+    pub completion_len: f64,
+    pub stopped_frac: f64,
+    /// Completion tokens per second over the rollout and its share of training.
+    pub tokens_per_s: f64,
+    pub step_time_s: f64,
+}
+
+impl StepMetrics {
+    /// The fields that a resumed run must reproduce exactly (everything but timings).
+    pub fn deterministic(&self) -> StepMetrics {
+        StepMetrics {
+            tokens_per_s: 0.0,
+            step_time_s: 0.0,
+            ..self.clone()
+        }
+    }
+}
+
+/// A tokenized rollout batch with everything the loss needs.
+struct Rollout {
+    /// Per completion: prompt ids, completion ids, mask row (1 for tokens that count).
+    prompts: Vec<Vec<u32>>,
+    completions: Vec<Vec<u32>>,
+    mask: Vec<Vec<f32>>,
+    advantages: Vec<f32>,
+    old_logp: Option<Vec<Vec<f32>>>,
+    ref_logp: Option<Vec<Vec<f32>>>,
+    reward_mean: f64,
+    reward_std: f64,
+    components: serde_json::Map<String, serde_json::Value>,
+    completion_len: f64,
+    stopped_frac: f64,
+    completion_tokens: usize,
+    gen_time: f64,
+    data_epoch: u64,
+}
+
+/// What the loop reports to its caller after each optimiser step.
+pub trait Observer {
+    fn step(&mut self, m: &StepMetrics, t: &Trainer) -> Result<()>;
+    /// Called after each rollout batch (a safe point to save a resumable state).
+    fn rollout_done(&mut self, _t: &Trainer) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub model: Qwen3,
+    pub tokenizer: tokenizers::Tokenizer,
+    pub data: Vec<Example>,
+    pub rewards: Rewards,
+    pub sampler: Sampler,
+    pub opt: AdamW,
+    pub lora_cfg: lora::LoraConfig,
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// Rollout batches generated.
+    pub rollouts: usize,
+    /// Tokens that went through training forward/backward since the start (for compute records).
+    pub train_tokens: u64,
+    pub gen_tokens: u64,
+    pub eos: Vec<u32>,
+    pub pad: u32,
+    /// Number of base-model parameters (for FLOP estimates).
+    pub params: u64,
+}
+
+/// Mixes (seed, a, b) into one 64-bit seed (splitmix64 finaliser).
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The LoRA configuration a training config asks for (PEFT's `adapter_config.json`).
+pub fn lora_config(cfg: &TrainConfig) -> lora::LoraConfig {
+    let mut l = lora::LoraConfig::new(cfg.lora_rank, cfg.lora_alpha);
+    l.lora_dropout = cfg.lora_dropout;
+    l.target_modules =
+        if cfg.lora_target_modules.len() == 1 && cfg.lora_target_modules[0] == "all-linear" {
+            lora::Targets::Special("all-linear".into())
+        } else {
+            lora::Targets::List(cfg.lora_target_modules.clone())
+        };
+    l
+}
+
+/// Base-model parameter count from the loaded model (linear layers, embeddings, norms).
+fn count_params(model: &Qwen3) -> u64 {
+    let mut n = 0u64;
+    for (_, lin) in model.linears() {
+        let (o, i) = lin.base.dims();
+        n += (o * i) as u64;
+    }
+    let c = &model.cfg;
+    n += (c.vocab_size * c.hidden_size) as u64;
+    if !c.tie_word_embeddings {
+        n += (c.vocab_size * c.hidden_size) as u64;
+    }
+    n
+}
+
+impl Trainer {
+    /// Sets up a fresh run: quantizes the base (if `use_4bit`), attaches LoRA factors seeded
+    /// from the run's seed, and an optimiser with zero moments.
+    pub fn new(
+        cfg: TrainConfig,
+        mut model: Qwen3,
+        tokenizer: tokenizers::Tokenizer,
+        data: Vec<Example>,
+        rewards: Rewards,
+    ) -> Result<Self> {
+        if data.is_empty() {
+            return Err(TrainError::Invalid("the dataset has no examples".into()));
+        }
+        if cfg.use_4bit {
+            model.quantize_nf4(true)?;
+        }
+        let lora_cfg = lora_config(&cfg);
+        let n = lora::attach(&mut model, &lora_cfg, derive_seed(cfg.seed, 0, 0))?;
+        if n == 0 {
+            return Err(TrainError::Invalid(format!(
+                "lora_target_modules {:?} matches no linear layer of the model",
+                cfg.lora_target_modules
+            )));
+        }
+        let vars: Vec<Var> = lora::trainable(&model)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let opt = AdamW::new(
+            vars,
+            AdamWParams {
+                lr: cfg.learning_rate,
+                beta1: cfg.adam_beta1,
+                beta2: cfg.adam_beta2,
+                eps: cfg.adam_epsilon,
+                weight_decay: cfg.weight_decay,
+            },
+        )?;
+        let eos = model
+            .cfg
+            .eos_token_id
+            .as_ref()
+            .map(TokenIds::to_vec)
+            .unwrap_or_default();
+        let pad = model.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0);
+        let params = count_params(&model);
+        let sampler = Sampler::new(data.len(), cfg.seed);
+        Ok(Trainer {
+            cfg,
+            model,
+            tokenizer,
+            data,
+            rewards,
+            sampler,
+            opt,
+            lora_cfg,
+            step: 0,
+            rollouts: 0,
+            train_tokens: 0,
+            gen_tokens: 0,
+            eos,
+            pad,
+            params,
+        })
+    }
+
+    fn dev(&self) -> Device {
+        self.model.device().clone()
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| TrainError::Tokenizer(format!("encoding {text:?}: {e}")))?;
+        let mut ids = enc.get_ids().to_vec();
+        if let Some(max) = self.cfg.max_prompt_length {
+            if ids.len() > max {
+                // keep the end of the prompt, as TRL truncates on the left
+                ids.drain(..ids.len() - max);
+            }
+        }
+        if ids.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "prompt {text:?} encodes to no tokens"
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// Samples a rollout batch, scores it and computes advantages and the fixed log-probs.
+    fn rollout(&mut self) -> Result<Rollout> {
+        let t0 = Instant::now();
+        let g = self.cfg.num_generations;
+        let idx = self.sampler.next_batch(self.cfg.prompts_per_generation());
+        let data_epoch = self.sampler.epoch;
+        let mut prompts = Vec::new();
+        let mut which = Vec::new();
+        for &i in &idx {
+            let ids = self.encode(&self.data[i].prompt)?;
+            for _ in 0..g {
+                prompts.push(ids.clone());
+                which.push(i);
+            }
+        }
+        let params = SamplingParams {
+            temperature: self.cfg.temperature,
+            top_p: self.cfg.top_p,
+            top_k: self.cfg.top_k,
+            max_new_tokens: self.cfg.max_completion_length,
+            seed: derive_seed(self.cfg.seed, 1, self.rollouts as u64),
+            eos: self.eos.clone(),
+            pad: self.pad,
+        };
+        self.model.set_training(None);
+        let out = generate::generate(&self.model, &prompts, &params, true)?;
+        let texts: Vec<String> = out
+            .tokens
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .decode(t, true)
+                    .map_err(|e| TrainError::Tokenizer(format!("decoding: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        let samples: Vec<Sample> = which
+            .iter()
+            .zip(&texts)
+            .map(|(&i, c)| Sample {
+                prompt: &self.data[i].prompt,
+                completion: c,
+                answer: self.data[i].answer.as_deref(),
+                extra: &self.data[i].extra,
+            })
+            .collect();
+        let scores = self.rewards.score(&samples)?;
+        let r = &scores.total;
+        let n = r.len() as f64;
+        let reward_mean = r.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let reward_std = if r.len() > 1 {
+            (r.iter()
+                .map(|&x| (x as f64 - reward_mean).powi(2))
+                .sum::<f64>()
+                / (n - 1.0))
+                .sqrt()
+        } else {
+            0.0
+        };
+        let mut components = serde_json::Map::new();
+        for (name, v) in &scores.components {
+            let m = v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+            components.insert(name.clone(), m.into());
+        }
+        let advantages = gspo::advantages(r, g, self.cfg.scale_rewards);
+        let mask: Vec<Vec<f32>> = out
+            .tokens
+            .iter()
+            .zip(&out.stopped)
+            .map(|(t, &stopped)| {
+                let v = if self.cfg.mask_truncated_completions && !stopped {
+                    0.0
+                } else {
+                    1.0
+                };
+                vec![v; t.len()]
+            })
+            .collect();
+        let completion_tokens: usize = out.tokens.iter().map(Vec::len).sum();
+        let stopped_frac =
+            out.stopped.iter().filter(|&&s| s).count() as f64 / out.stopped.len() as f64;
+        let mut ro = Rollout {
+            prompts,
+            completions: out.tokens,
+            mask,
+            advantages,
+            old_logp: None,
+            ref_logp: None,
+            reward_mean,
+            reward_std,
+            components,
+            completion_len: completion_tokens as f64 / n,
+            stopped_frac,
+            completion_tokens,
+            gen_time: 0.0,
+            data_epoch,
+        };
+        // old log-probs are needed when the policy moves before the batch is used up
+        if self.cfg.steps_per_rollout() > 1 {
+            ro.old_logp = Some(self.fixed_logp(&ro, true)?);
+        }
+        if self.cfg.beta != 0.0 {
+            ro.ref_logp = Some(self.fixed_logp(&ro, false)?);
+        }
+        self.gen_tokens += completion_tokens as u64;
+        ro.gen_time = t0.elapsed().as_secs_f64();
+        Ok(ro)
+    }
+
+    /// Builds (ids, positions, keep, targets, mask) for the rows `rows` of a rollout: prompts
+    /// left-padded to the longest prompt, completions right-padded to the longest completion.
+    fn batch(&self, ro: &Rollout, rows: &[usize]) -> Result<MiniBatch> {
+        let p = rows.iter().map(|&i| ro.prompts[i].len()).max().unwrap_or(1);
+        let c = rows
+            .iter()
+            .map(|&i| ro.completions[i].len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let b = rows.len();
+        let (mut ids, mut pos, mut keep) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tgt, mut mask) = (Vec::new(), Vec::new());
+        for &i in rows {
+            let (pr, co) = (&ro.prompts[i], &ro.completions[i]);
+            let lp = p - pr.len();
+            ids.extend(std::iter::repeat_n(self.pad, lp));
+            ids.extend_from_slice(pr);
+            ids.extend_from_slice(co);
+            ids.extend(std::iter::repeat_n(self.pad, c - co.len()));
+            keep.extend(std::iter::repeat_n(0u32, lp));
+            keep.extend(std::iter::repeat_n(1u32, pr.len() + co.len()));
+            keep.extend(std::iter::repeat_n(0u32, c - co.len()));
+            pos.extend(std::iter::repeat_n(0u32, lp));
+            pos.extend(0..(pr.len() + co.len()) as u32);
+            pos.extend(std::iter::repeat_n(0u32, c - co.len()));
+            tgt.extend_from_slice(co);
+            tgt.extend(std::iter::repeat_n(self.pad, c - co.len()));
+            mask.extend_from_slice(&ro.mask[i]);
+            mask.extend(std::iter::repeat_n(0f32, c - co.len()));
+        }
+        let dev = self.dev();
+        Ok(MiniBatch {
+            ids: Tensor::from_vec(ids, (b, p + c), &dev)?,
+            pos: Tensor::from_vec(pos, (b, p + c), &dev)?,
+            keep: Tensor::from_vec(keep, (b, p + c), &dev)?,
+            targets: Tensor::from_vec(tgt, b * c, &dev)?,
+            mask: Tensor::from_vec(mask, (b, c), &dev)?,
+            p,
+            c,
+            tokens: rows
+                .iter()
+                .map(|&i| ro.prompts[i].len() + ro.completions[i].len())
+                .sum(),
+        })
+    }
+
+    /// Per-token log-probs (b, c) of the completions of a minibatch, differentiable in the
+    /// LoRA factors when `adapters` is true and the graph is kept.
+    fn logp(&self, mb: &MiniBatch, adapters: bool) -> Result<Tensor> {
+        let h = self
+            .model
+            .forward_hidden(&mb.ids, &mb.pos, Some(&mb.keep), adapters)?;
+        let (b, _, d) = h.dims3()?;
+        // hidden state at position t predicts token t+1
+        let h = h.narrow(1, mb.p - 1, mb.c)?.reshape((b * mb.c, d))?;
+        let lp = logprob::token_logprobs(
+            &h,
+            self.model.lm_head(),
+            &mb.targets,
+            self.cfg.temperature,
+            self.cfg.logit_chunk,
+        )?;
+        Ok(lp.reshape((b, mb.c))?)
+    }
+
+    /// Log-probs of every completion of the rollout, without gradient: the current policy
+    /// (`adapters` true: the "old" policy that sampled) or the frozen base (the reference).
+    fn fixed_logp(&self, ro: &Rollout, adapters: bool) -> Result<Vec<Vec<f32>>> {
+        let n = ro.completions.len();
+        let mut out = vec![Vec::new(); n];
+        let rows: Vec<usize> = (0..n).collect();
+        for chunk in rows.chunks(self.cfg.per_device_train_batch_size) {
+            let mb = self.batch(ro, chunk)?;
+            let lp = self.logp(&mb, adapters)?.detach().to_vec2::<f32>()?;
+            for (k, &i) in chunk.iter().enumerate() {
+                out[i] = lp[k].clone();
+            }
+        }
+        Ok(out)
+    }
+
+    fn rows_tensor(v: &[Vec<f32>], rows: &[usize], c: usize, dev: &Device) -> Result<Tensor> {
+        let mut flat = Vec::with_capacity(rows.len() * c);
+        for &i in rows {
+            flat.extend_from_slice(&v[i]);
+            flat.extend(std::iter::repeat_n(0f32, c - v[i].len()));
+        }
+        Ok(Tensor::from_vec(flat, (rows.len(), c), dev)?)
+    }
+
+    fn loss_params(&self) -> LossParams {
+        LossParams {
+            level: self.cfg.importance_sampling_level,
+            loss_type: self.cfg.loss_type,
+            epsilon_low: self.cfg.epsilon,
+            epsilon_high: self.cfg.epsilon_high(),
+            beta: self.cfg.beta,
+            max_completion_length: self.cfg.max_completion_length,
+        }
+    }
+
+    /// Runs until `max_steps` optimiser steps have been taken, reporting to `obs`.
+    pub fn run(&mut self, obs: &mut dyn Observer) -> Result<()> {
+        let dev = self.dev();
+        let lp = self.loss_params();
+        let spg = self.cfg.steps_per_generation();
+        let ga = self.cfg.gradient_accumulation_steps;
+        let per_rollout = self.cfg.steps_per_rollout();
+        let vars: Vec<Var> = self.opt.vars.clone();
+        while self.step < self.cfg.max_steps {
+            let ro = self.rollout()?;
+            let n = ro.completions.len();
+            // shuffle, then split into steps_per_generation minibatches (as TRL)
+            let mut order: Vec<usize> = (0..n).collect();
+            {
+                use rand::{SeedableRng, seq::SliceRandom};
+                let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(
+                    self.cfg.seed,
+                    2,
+                    self.rollouts as u64,
+                ));
+                order.shuffle(&mut rng);
+            }
+            let per = self.cfg.per_device_train_batch_size;
+            let minibatches: Vec<Vec<usize>> = order.chunks(per).map(|c| c.to_vec()).collect();
+            debug_assert_eq!(minibatches.len(), spg);
+            let gen_share = ro.gen_time / per_rollout as f64;
+            let tok_share = ro.completion_tokens as f64 / per_rollout as f64;
+            let mut k = 0usize; // minibatch counter within the rollout
+            for _iter in 0..self.cfg.num_iterations {
+                for _ in 0..spg / ga {
+                    if self.step >= self.cfg.max_steps {
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    self.model
+                        .set_training(Some(derive_seed(self.cfg.seed, 3, self.step as u64)));
+                    let mut grads: Option<Vec<Tensor>> = None;
+                    let mut loss_sum = 0f64;
+                    let mut stats = Vec::new();
+                    for _ in 0..ga {
+                        let rows = &minibatches[k % spg];
+                        k += 1;
+                        let mb = self.batch(&ro, rows)?;
+                        let logp = self.logp(&mb, true)?;
+                        let old = match &ro.old_logp {
+                            Some(o) => Self::rows_tensor(o, rows, mb.c, &dev)?,
+                            None => logp.detach(),
+                        };
+                        let refl = match &ro.ref_logp {
+                            Some(r) => Some(Self::rows_tensor(r, rows, mb.c, &dev)?),
+                            None => None,
+                        };
+                        let adv: Vec<f32> = rows.iter().map(|&i| ro.advantages[i]).collect();
+                        let adv = Tensor::from_vec(adv, rows.len(), &dev)?;
+                        let out = gspo::loss(&logp, &old, refl.as_ref(), &adv, &mb.mask, &lp)?;
+                        let l = (out.loss / ga as f64)?;
+                        let lv = l.to_scalar::<f32>()? as f64;
+                        if !lv.is_finite() {
+                            return Err(TrainError::NonFinite {
+                                step: self.step + 1,
+                                value: lv,
+                            });
+                        }
+                        loss_sum += lv;
+                        stats.push(out.stats);
+                        let gs = l.backward()?;
+                        let mut these = Vec::with_capacity(vars.len());
+                        for v in &vars {
+                            these.push(match gs.get(v.as_tensor()) {
+                                Some(g) => g.clone(),
+                                None => v.as_tensor().zeros_like()?,
+                            });
+                        }
+                        grads = Some(match grads {
+                            None => these,
+                            Some(acc) => acc
+                                .iter()
+                                .zip(&these)
+                                .map(|(a, b)| a + b)
+                                .collect::<candle_core::Result<Vec<_>>>()?,
+                        });
+                        self.train_tokens += mb.tokens as u64;
+                    }
+                    let mut grads = grads.expect("at least one minibatch");
+                    let grad_norm = optim::clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
+                    let lr = optim::lr_at(
+                        self.cfg.learning_rate,
+                        self.cfg.lr_scheduler_type,
+                        self.step,
+                        self.cfg.warmup(),
+                        self.cfg.max_steps,
+                    );
+                    self.opt.update(&grads, lr)?;
+                    self.step += 1;
+                    let mean = |f: &dyn Fn(&gspo::LossStats) -> f32| {
+                        stats.iter().map(|s| f(s) as f64).sum::<f64>() / stats.len() as f64
+                    };
+                    let step_time = t0.elapsed().as_secs_f64() + gen_share;
+                    let m = StepMetrics {
+                        step: self.step,
+                        rollout: self.rollouts,
+                        data_epoch: ro.data_epoch,
+                        loss: loss_sum,
+                        reward_mean: ro.reward_mean,
+                        reward_std: ro.reward_std,
+                        rewards: ro.components.clone(),
+                        kl: mean(&|s| s.kl),
+                        clip_frac: mean(&|s| s.clip_region),
+                        clip_low: mean(&|s| s.clip_low),
+                        clip_high: mean(&|s| s.clip_high),
+                        ratio_mean: mean(&|s| s.ratio_mean),
+                        grad_norm,
+                        lr,
+                        completion_len: ro.completion_len,
+                        stopped_frac: ro.stopped_frac,
+                        tokens_per_s: tok_share / step_time.max(1e-9),
+                        step_time_s: step_time,
+                    };
+                    obs.step(&m, self)?;
+                }
+            }
+            self.rollouts += 1;
+            obs.rollout_done(self)?;
+        }
+        self.model.set_training(None);
+        Ok(())
+    }
+
+    /// Estimated training FLOPs of `tokens` tokens (6 · parameters · tokens).
+    pub fn flops(&self, tokens: u64) -> f64 {
+        6.0 * self.params as f64 * tokens as f64
+    }
+
+    /// The importance-sampling level in use (for reports).
+    pub fn level(&self) -> IsLevel {
+        self.cfg.importance_sampling_level
+    }
+}
+
+struct MiniBatch {
+    ids: Tensor,
+    pos: Tensor,
+    keep: Tensor,
+    targets: Tensor,
+    mask: Tensor,
+    p: usize,
+    c: usize,
+    tokens: usize,
+}
+
+/// SHA3-256 (hex) identifying a base model: over the names and SHA3-256 digests of its
+/// safetensors files in name order, so the bundled model and the same files on disk agree.
+pub fn base_hash_files(files: &[(String, Vec<u8>)]) -> String {
+    let mut files: Vec<&(String, Vec<u8>)> = files.iter().collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha3_256::new();
+    h.update(b"gym-base-model-v1\n");
+    for (name, bytes) in files {
+        h.update(name.as_bytes());
+        h.update(b"\n");
+        h.update(hex::encode(Sha3_256::digest(bytes)).as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// [`base_hash_files`] of the `*.safetensors` files of a model folder.
+pub fn base_hash_dir(dir: &Path) -> std::result::Result<String, ModelError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".safetensors") {
+            let p: PathBuf = e.path();
+            let bytes = std::fs::read(&p).map_err(|source| ModelError::Io { path: p, source })?;
+            files.push((name, bytes));
+        }
+    }
+    Ok(base_hash_files(&files))
+}
+
+/// The LoRA factors as (PEFT name, f32 data, shape), in the stable order of
+/// [`lora::trainable`].
+pub fn lora_tensors(model: &Qwen3) -> Result<Vec<(String, Vec<f32>, Vec<usize>)>> {
+    let mut out = Vec::new();
+    for (name, v) in lora::trainable(model) {
+        let t = v.as_tensor().to_dtype(DType::F32)?;
+        let shape = t.dims().to_vec();
+        out.push((name, t.flatten_all()?.to_vec1::<f32>()?, shape));
+    }
+    Ok(out)
+}
