@@ -4,6 +4,7 @@
 pub mod cid;
 pub mod delta;
 pub mod docs;
+pub mod eval;
 pub mod generate;
 pub mod key;
 pub mod model;
@@ -78,6 +79,8 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas.
     Train(Box<train::TrainArgs>),
+    /// Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers.
+    Eval(eval::EvalArgs),
     /// Complete prompts with a model (default: the bundled tiny Qwen3).
     Generate(generate::GenerateArgs),
     /// Print a shell completion script.
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(c) => model::run(&ctx, c),
         Command::Generate(a) => generate::run(&ctx, a),
         Command::Train(a) => train::run(&ctx, *a),
+        Command::Eval(a) => eval::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
     }
 }

@@ -194,6 +194,18 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
 /// The full resolution: the bundled toy task's defaults apply when neither a model nor data
 /// is named anywhere.
 pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    // a resumed run starts from the settings it was started with
+    if a.resume {
+        if let Some(o) = &a.output {
+            let saved = o.join("config.toml");
+            if saved.exists() && a.config.is_none() {
+                let base = TrainConfig::from_toml_file(&saved, &TrainConfig::default())?;
+                let cfg = resolve(a, &base)?;
+                cfg.validate()?;
+                return Ok(cfg);
+            }
+        }
+    }
     let cfg = resolve(a, &TrainConfig::default())?;
     let mut cfg = if cfg.model.is_none() && cfg.data.is_none() {
         resolve(a, &TrainConfig::toy())?

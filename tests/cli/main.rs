@@ -10,4 +10,5 @@ mod keys;
 mod model;
 mod publish;
 mod reward;
+mod train;
 mod ring;

@@ -14,3 +14,4 @@ pub mod gspo;
 pub mod optim;
 pub mod rewards;
 pub mod trainer;
+pub mod eval;

@@ -1,0 +1,184 @@
+//! `gym eval`: greedy completions of a prompt set scored by rewards (mean reward, accuracy of
+//! final answers) and the NLL of reference answers, for a model with an optional adapter
+//! (a PEFT folder or a verified delta).
+//!
+//! JSON (`--json`, format `gym-eval/1`): the fields of `core::train::eval::EvalReport` plus
+//! `format`, `model`, `adapter`; per-sample completions with `--samples`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use candle_core::Device;
+use clap::Args;
+use serde_json::json;
+
+use super::out::{self, Ctx};
+use crate::core::delta::VerifyOptions;
+use crate::core::keys::TrustedKeys;
+use crate::core::model::{self, lora};
+use crate::core::train::config::{TOY_DATA, TOY_REWARD};
+use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::eval::{self, EvalOptions};
+use crate::core::train::rewards::{RewardSpec, Rewards};
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Hugging Face model folder (default: the bundled tiny Qwen3).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// PEFT adapter folder to apply.
+    #[arg(long, value_name = "DIR", conflicts_with = "delta")]
+    pub adapter: Option<PathBuf>,
+    /// A signed delta holding a LoRA adapter (as `gym train` writes); verified before use.
+    #[arg(long, value_name = "FILE")]
+    pub delta: Option<PathBuf>,
+    /// With --delta: the signer must be listed here.
+    #[arg(long, value_name = "FILE", requires = "delta")]
+    pub trusted_keys: Option<PathBuf>,
+    /// Prompts, JSONL (default: the bundled toy task).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub data: Option<PathBuf>,
+    /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task's).
+    #[arg(long, value_name = "SPEC")]
+    pub reward: Vec<RewardSpec>,
+    /// Quantize the base to NF4 (as training with use_4bit does).
+    #[arg(long)]
+    pub nf4: bool,
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_completion_length: usize,
+    /// Evaluate only the first N examples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Apply the Qwen3 chat template with thinking enabled to `messages` rows.
+    #[arg(long)]
+    pub enable_thinking: bool,
+    /// Include every completion in the output.
+    #[arg(long)]
+    pub samples: bool,
+    /// Print JSON (format `gym-eval/1`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(_ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let (mut m, tok, name) = match &a.model {
+        Some(dir) => (
+            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
+            model::load_tokenizer(dir)?,
+            dir.display().to_string(),
+        ),
+        None => {
+            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
+            (m, t, "bundled tiny-qwen3".to_string())
+        }
+    };
+    if a.nf4 {
+        m.quantize_nf4(true)?;
+    }
+    let mut adapter = serde_json::Value::Null;
+    if let Some(ad) = &a.adapter {
+        lora::load_peft(&mut m, ad).with_context(|| format!("loading adapter {}", ad.display()))?;
+        adapter = json!({"peft": ad.display().to_string()});
+    }
+    if let Some(d) = &a.delta {
+        let opts = VerifyOptions {
+            trusted: match &a.trusted_keys {
+                Some(p) => Some(TrustedKeys::load(p)?),
+                None => None,
+            },
+            require_signature: true,
+            min_seq: None,
+            base_hash: None,
+        };
+        let r = eval::load_delta_adapter(&mut m, d, &opts)
+            .with_context(|| format!("loading delta {}", d.display()))?;
+        adapter = json!({
+            "delta": d.display().to_string(),
+            "digest": r.digest_hex(),
+            "worker_id": r.delta.metadata.worker_id,
+            "seq": r.delta.metadata.seq,
+            "step": r.delta.metadata.step,
+        });
+    }
+    let template = ChatTemplate::Qwen3 {
+        enable_thinking: a.enable_thinking,
+    };
+    let (mut examples, default_reward) = match &a.data {
+        Some(p) => (data::load_jsonl(p, template)?, "exact"),
+        None => (
+            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,
+            TOY_REWARD,
+        ),
+    };
+    if let Some(n) = a.limit {
+        examples.truncate(n);
+    }
+    let specs = if a.reward.is_empty() {
+        vec![default_reward.parse()?]
+    } else {
+        a.reward.clone()
+    };
+    let mut rewards = Rewards::new(&specs)?;
+    let mut exact = Rewards::new(&["exact".parse()?])?;
+    let opts = EvalOptions {
+        max_new_tokens: a.max_completion_length,
+        batch: 16,
+        max_prompt_length: Some(512),
+    };
+    let mut rep = eval::evaluate(&m, &tok, &examples, &mut rewards, &mut exact, &opts)?;
+    if !a.samples {
+        rep.samples.clear();
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&rep)?;
+        let o = v.as_object_mut().expect("object");
+        o.insert("format".into(), "gym-eval/1".into());
+        o.insert("model".into(), name.into());
+        o.insert("adapter".into(), adapter);
+        o.insert("reward_spec".into(), rewards.describe().into());
+        if !a.samples {
+            o.remove("samples");
+        }
+        return out::json(&v);
+    }
+    let mut t = out::table(&["metric", "value"]);
+    t.add_row(vec!["model".to_string(), name]);
+    if !adapter.is_null() {
+        t.add_row(vec!["adapter".to_string(), adapter.to_string()]);
+    }
+    t.add_row(vec!["examples".to_string(), rep.examples.to_string()]);
+    t.add_row(vec![
+        format!("reward ({})", rewards.describe()),
+        format!("{:.4} ± {:.4}", rep.reward_mean, rep.reward_std),
+    ]);
+    for (k, v) in &rep.rewards {
+        t.add_row(vec![format!("  {k}"), format!("{:.4}", v.as_f64().unwrap_or(0.0))]);
+    }
+    t.add_row(vec![
+        "accuracy (greedy, exact answer)".to_string(),
+        match rep.accuracy {
+            Some(x) => format!("{:.4} ({} answered)", x, rep.answered),
+            None => "– (no answers in the data)".to_string(),
+        },
+    ]);
+    t.add_row(vec![
+        "answer NLL (nats/token)".to_string(),
+        match rep.nll {
+            Some(x) => format!("{:.4} over {} tokens", x, rep.nll_tokens),
+            None => "–".to_string(),
+        },
+    ]);
+    t.add_row(vec![
+        "completion length (tokens)".to_string(),
+        format!("{:.1}", rep.completion_len),
+    ]);
+    out::println(&t.to_string())?;
+    for s in &rep.samples {
+        out::println(&format!(
+            "line {}: reward {:.3}: {:?}",
+            s.line, s.reward, s.completion
+        ))?;
+    }
+    Ok(())
+}

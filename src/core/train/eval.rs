@@ -1,0 +1,265 @@
+//! Evaluation of a policy on a prompt set: greedy completions scored by the run's rewards
+//! (mean reward; accuracy = share of exact final-answer matches where answers exist) and the
+//! validation negative log-likelihood of the reference answers (teacher forcing, temperature
+//! 1, nats per answer token). Validators use it to measure a delta's quality.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+use super::data::Example;
+use super::rewards::{Rewards, Sample};
+use super::trainer::{Result, TrainError};
+use crate::core::delta::{self, FileSource, VerifyOptions};
+use crate::core::model::config::TokenIds;
+use crate::core::model::generate::{self, SamplingParams};
+use crate::core::model::{Qwen3, logprob, lora};
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub max_new_tokens: usize,
+    pub batch: usize,
+    pub max_prompt_length: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalSample {
+    pub line: usize,
+    pub prompt: String,
+    pub completion: String,
+    pub reward: f32,
+    pub correct: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub examples: usize,
+    pub reward_mean: f64,
+    pub reward_std: f64,
+    /// Mean of each reward component.
+    pub rewards: serde_json::Map<String, serde_json::Value>,
+    /// Share of examples with an answer whose greedy completion's final answer matches it.
+    pub accuracy: Option<f64>,
+    pub answered: usize,
+    /// Mean NLL per reference-answer token (nats), and the number of tokens.
+    pub nll: Option<f64>,
+    pub nll_tokens: usize,
+    pub completion_len: f64,
+    pub samples: Vec<EvalSample>,
+}
+
+fn encode(tok: &tokenizers::Tokenizer, text: &str, max: Option<usize>) -> Result<Vec<u32>> {
+    let enc = tok
+        .encode(text, false)
+        .map_err(|e| TrainError::Tokenizer(format!("encoding {text:?}: {e}")))?;
+    let mut ids = enc.get_ids().to_vec();
+    if let Some(m) = max {
+        if ids.len() > m {
+            ids.drain(..ids.len() - m);
+        }
+    }
+    Ok(ids)
+}
+
+/// Runs the evaluation. `exact` scores answers for accuracy (the built-in `exact` reward).
+pub fn evaluate(
+    model: &Qwen3,
+    tok: &tokenizers::Tokenizer,
+    data: &[Example],
+    rewards: &mut Rewards,
+    exact: &mut Rewards,
+    o: &EvalOptions,
+) -> Result<EvalReport> {
+    let eos = model
+        .cfg
+        .eos_token_id
+        .as_ref()
+        .map(TokenIds::to_vec)
+        .unwrap_or_default();
+    let pad = model.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0);
+    let mut samples = Vec::new();
+    let mut comp_tokens = 0usize;
+    let mut components: Vec<(String, f64)> = Vec::new();
+    for chunk in data.chunks(o.batch.max(1)) {
+        let prompts: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|e| encode(tok, &e.prompt, o.max_prompt_length))
+            .collect::<Result<_>>()?;
+        let p = SamplingParams {
+            temperature: 0.0,
+            max_new_tokens: o.max_new_tokens,
+            eos: eos.clone(),
+            pad,
+            ..SamplingParams::default()
+        };
+        let g = generate::generate(model, &prompts, &p, true)?;
+        let texts: Vec<String> = g
+            .tokens
+            .iter()
+            .map(|t| {
+                tok.decode(t, true)
+                    .map_err(|e| TrainError::Tokenizer(format!("decoding: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        comp_tokens += g.tokens.iter().map(Vec::len).sum::<usize>();
+        let ss: Vec<Sample> = chunk
+            .iter()
+            .zip(&texts)
+            .map(|(e, c)| Sample {
+                prompt: &e.prompt,
+                completion: c,
+                answer: e.answer.as_deref(),
+                extra: &e.extra,
+            })
+            .collect();
+        let sc = rewards.score(&ss)?;
+        for (name, v) in &sc.components {
+            let s: f64 = v.iter().map(|&x| x as f64).sum();
+            match components.iter_mut().find(|(n, _)| n == name) {
+                Some(c) => c.1 += s,
+                None => components.push((name.clone(), s)),
+            }
+        }
+        // accuracy only over examples that have an answer
+        let with: Vec<usize> = (0..chunk.len())
+            .filter(|&i| chunk[i].answer.is_some())
+            .collect();
+        let mut correct = vec![None; chunk.len()];
+        if !with.is_empty() {
+            let sub: Vec<Sample> = with
+                .iter()
+                .map(|&i| Sample {
+                    prompt: ss[i].prompt,
+                    completion: ss[i].completion,
+                    answer: ss[i].answer,
+                    extra: ss[i].extra,
+                })
+                .collect();
+            let ex = exact.score(&sub)?;
+            for (k, &i) in with.iter().enumerate() {
+                correct[i] = Some(ex.total[k] >= 1.0);
+            }
+        }
+        for (i, e) in chunk.iter().enumerate() {
+            samples.push(EvalSample {
+                line: e.line,
+                prompt: e.prompt.clone(),
+                completion: texts[i].clone(),
+                reward: sc.total[i],
+                correct: correct[i],
+            });
+        }
+    }
+    let n = samples.len().max(1) as f64;
+    let reward_mean = samples.iter().map(|s| s.reward as f64).sum::<f64>() / n;
+    let reward_std = if samples.len() > 1 {
+        (samples
+            .iter()
+            .map(|s| (s.reward as f64 - reward_mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0))
+            .sqrt()
+    } else {
+        0.0
+    };
+    let answered = samples.iter().filter(|s| s.correct.is_some()).count();
+    let accuracy = (answered > 0).then(|| {
+        samples.iter().filter(|s| s.correct == Some(true)).count() as f64 / answered as f64
+    });
+    let (nll, nll_tokens) = answer_nll(model, tok, data, o)?;
+    Ok(EvalReport {
+        examples: samples.len(),
+        reward_mean,
+        reward_std,
+        rewards: components
+            .into_iter()
+            .map(|(k, s)| (k, (s / n).into()))
+            .collect(),
+        accuracy,
+        answered,
+        nll,
+        nll_tokens,
+        completion_len: comp_tokens as f64 / n,
+        samples,
+    })
+}
+
+/// Mean NLL per token of the reference answers given their prompts.
+fn answer_nll(
+    model: &Qwen3,
+    tok: &tokenizers::Tokenizer,
+    data: &[Example],
+    o: &EvalOptions,
+) -> Result<(Option<f64>, usize)> {
+    let dev: Device = model.device().clone();
+    let (mut total, mut count) = (0f64, 0usize);
+    for e in data {
+        let Some(ans) = &e.answer else { continue };
+        let p = encode(tok, &e.prompt, o.max_prompt_length)?;
+        let a = encode(tok, ans, None)?;
+        if p.is_empty() || a.is_empty() {
+            continue;
+        }
+        let ids: Vec<u32> = p.iter().chain(&a).copied().collect();
+        let l = ids.len();
+        let pos: Vec<u32> = (0..l as u32).collect();
+        let ids_t = Tensor::from_vec(ids, (1, l), &dev)?;
+        let pos_t = Tensor::from_vec(pos, (1, l), &dev)?;
+        let h = model.forward_hidden(&ids_t, &pos_t, None, true)?;
+        let d = h.dim(2)?;
+        let h = h.narrow(1, p.len() - 1, a.len())?.reshape((a.len(), d))?;
+        let tg = Tensor::from_vec(a.clone(), a.len(), &dev)?;
+        let lp = logprob::token_logprobs(&h, model.lm_head(), &tg, 1.0, 64)?.detach();
+        total -= lp.sum_all()?.to_scalar::<f32>()? as f64;
+        count += a.len();
+    }
+    Ok(((count > 0).then(|| total / count as f64), count))
+}
+
+/// Verifies a delta written by `gym train` (or any delta holding a PEFT adapter) and attaches
+/// its factors to `model`. Returns the verification report.
+pub fn load_delta_adapter(
+    model: &mut Qwen3,
+    path: &Path,
+    opts: &VerifyOptions,
+) -> Result<delta::VerifyReport> {
+    let io = |e: std::io::Error| TrainError::Io(format!("{}: {e}", path.display()));
+    let src = FileSource::open(path).map_err(io)?;
+    let report = delta::verify(&src, opts)?;
+    let d = &report.delta;
+    let Some(ac) = &d.metadata.adapter_config else {
+        return Err(TrainError::State(format!(
+            "{}: carries no adapter_config, so it is not a LoRA adapter delta",
+            path.display()
+        )));
+    };
+    let tmp = tempfile::tempdir().map_err(io)?;
+    let mut tensors = std::collections::HashMap::new();
+    for t in &d.tensors {
+        if t.dtype != delta::Dtype::F32 {
+            return Err(TrainError::State(format!(
+                "{}: tensor {} is {}, expected f32",
+                path.display(),
+                t.name,
+                t.dtype.name()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(t.raw_len as usize);
+        delta::read_tensor(&src, d, t, |b| bytes.extend_from_slice(b))?;
+        let v: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let shape: Vec<usize> = t.shape.iter().map(|&s| s as usize).collect();
+        tensors.insert(
+            t.name.clone(),
+            Tensor::from_vec(v, shape, &candle_core::Device::Cpu)?,
+        );
+    }
+    candle_core::safetensors::save(&tensors, tmp.path().join("adapter_model.safetensors"))?;
+    let text = serde_json::to_string_pretty(ac).map_err(|e| TrainError::State(e.to_string()))?;
+    std::fs::write(tmp.path().join("adapter_config.json"), text).map_err(io)?;
+    lora::load_peft(model, tmp.path())?;
+    Ok(report)
+}
