@@ -1006,7 +1006,7 @@ mod tests {
         let specs = [RewardSpec {
             kind: RewardKind::Cmd {
                 command: format!(
-                    "sleep 30 & echo $! > {}; sleep 30; echo 1",
+                    "sleep 30 >/dev/null 2>&1 & echo $! > {}; sleep 30 >/dev/null 2>&1; echo 1",
                     pidfile.display()
                 ),
                 timeout_s: Some(2.0),
