@@ -40,7 +40,10 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::ring::proto::Refused,
             gym::core::ring::io::RingIoError,
             gym::core::ring::net::RingNetError,
-            gym::core::model::ModelError
+            gym::core::model::ModelError,
+            gym::core::plot::PlotError,
+            gym::core::train::data::DataError,
+            gym::core::train::rewards::RewardError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -8,6 +8,7 @@ pub mod generate;
 pub mod key;
 pub mod model;
 pub mod out;
+pub mod plot;
 pub mod publish;
 pub mod reward;
 pub mod ring;
@@ -76,6 +77,8 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Complete prompts with a model (default: the bundled tiny Qwen3).
     Generate(generate::GenerateArgs),
+    /// Draw training curves (metrics JSON Lines) into an SVG, one panel per metric.
+    Plot(plot::PlotArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(a) => publish::run(&ctx, a),
         Command::Model(c) => model::run(&ctx, c),
         Command::Generate(a) => generate::run(&ctx, a),
+        Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
     }
 }
