@@ -295,7 +295,14 @@ enum Scorer {
 
 /// Compiled reward components.
 pub struct Rewards {
-    parts: Vec<(String, f64, Scorer, RewardSpec)>,
+    parts: Vec<Part>,
+}
+
+struct Part {
+    /// The component's name in [`Scores::components`].
+    name: String,
+    spec: RewardSpec,
+    scorer: Scorer,
 }
 
 /// `<think>…</think>` then an answer that is not only whitespace.
@@ -355,14 +362,18 @@ impl Rewards {
             let base = spec.kind.name();
             let n = parts
                 .iter()
-                .filter(|(_, _, _, s): &&(String, f64, Scorer, RewardSpec)| s.kind.name() == base)
+                .filter(|p: &&Part| p.spec.kind.name() == base)
                 .count();
             let name = if n == 0 {
                 base.to_string()
             } else {
                 format!("{base}#{}", n + 1)
             };
-            parts.push((name, spec.weight, scorer, spec.clone()));
+            parts.push(Part {
+                name,
+                spec: spec.clone(),
+                scorer,
+            });
         }
         Ok(Rewards { parts })
     }
@@ -371,7 +382,7 @@ impl Rewards {
     pub fn score(&mut self, samples: &[Sample]) -> Result<Scores, RewardError> {
         let mut total = vec![0f64; samples.len()];
         let mut components = Vec::with_capacity(self.parts.len());
-        for (name, weight, scorer, _) in &self.parts {
+        for Part { name, spec, scorer } in &self.parts {
             let values: Vec<f64> = match scorer {
                 Scorer::Exact => samples
                     .iter()
@@ -398,7 +409,7 @@ impl Rewards {
                 Scorer::Cmd { command, timeout } => run_scorer(command, *timeout, samples)?,
             };
             for (t, v) in total.iter_mut().zip(&values) {
-                *t += weight * v;
+                *t += spec.weight * v;
             }
             components.push((name.clone(), values.iter().map(|&v| v as f32).collect()));
         }
@@ -408,13 +419,16 @@ impl Rewards {
         })
     }
 
-    /// A one-line summary, e.g. `1·exact + 0.5·coverage([0-9])`.
+    /// A one-line summary, e.g. `1.0·exact + 0.5·coverage([0-9])`.
     pub fn describe(&self) -> String {
         self.parts
             .iter()
-            .map(|(_, w, _, spec)| match spec.kind.arg() {
-                Some(a) => format!("{w}·{}({a})", spec.kind.name()),
-                None => format!("{w}·{}", spec.kind.name()),
+            .map(|Part { spec, .. }| {
+                let w = spec.weight;
+                match spec.kind.arg() {
+                    Some(a) => format!("{w:?}·{}({a})", spec.kind.name()),
+                    None => format!("{w:?}·{}", spec.kind.name()),
+                }
             })
             .collect::<Vec<_>>()
             .join(" + ")
@@ -422,7 +436,7 @@ impl Rewards {
 
     /// The component names, in the order of [`Scores::components`].
     pub fn names(&self) -> Vec<String> {
-        self.parts.iter().map(|(n, ..)| n.clone()).collect()
+        self.parts.iter().map(|p| p.name.clone()).collect()
     }
 }
 
@@ -796,7 +810,7 @@ mod tests {
         assert_eq!(names, ["exact", "coverage", "regex"]);
         let r = Rewards::new(&[spec("regex:a"), spec("regex:b@0.5")]).unwrap();
         assert_eq!(r.names(), ["regex", "regex#2"]);
-        assert_eq!(r.describe(), "1·regex(a) + 0.5·regex(b)");
+        assert_eq!(r.describe(), "1.0·regex(a) + 0.5·regex(b)");
     }
 
     #[test]
