@@ -463,8 +463,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;plot' {
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The SVG to write')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The SVG to write')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)')
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Metrics to draw, one panel each, comma-separated')
             [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'Title above the panels (default: the input''s file name)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')

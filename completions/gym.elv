@@ -414,8 +414,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;plot'= {
-            cand -o 'The SVG to write'
-            cand --output 'The SVG to write'
+            cand -o 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)'
+            cand --output 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)'
             cand --metrics 'Metrics to draw, one panel each, comma-separated'
             cand --title 'Title above the panels (default: the input''s file name)'
             cand --threads 'Worker threads for parallel work (default: one per core)'

@@ -254,7 +254,7 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON
 complete -c gym -n "__fish_gym_using_subcommand generate" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The SVG to write' -r -F
+complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand plot" -l metrics -d 'Metrics to draw, one panel each, comma-separated' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l title -d 'Title above the panels (default: the input\'s file name)' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l threads -d 'Worker threads for parallel work (default: one per core)' -r

@@ -1,13 +1,11 @@
-//! `gym plot`: draw training curves from a metrics JSON Lines file into an SVG, one panel per
-//! metric against `step`.
+//! `gym plot`: draw training curves from a metrics JSON Lines file into an SVG or a PNG (chosen
+//! by the output's extension), one panel per metric against `step`.
 //!
 //! JSON output (`--json`), format `gym-plot/1`:
 //! ```json
 //! {"format": "gym-plot/1", "input": "metrics.jsonl", "output": "curves.svg", "rows": 100,
 //!  "metrics": [{"name": "reward_mean", "points": 100}, {"name": "kl", "points": 0}]}
 //! ```
-//! PNG output is not offered: it would need a rasterizer and a font (resvg with its text stack,
-//! or tiny-skia plus a bitmap font) for what any browser or `rsvg-convert` does with the SVG.
 
 use std::path::PathBuf;
 
@@ -27,8 +25,8 @@ pub struct PlotArgs {
     /// Metrics file written by `gym train` (JSON Lines, one object with `step` per line).
     #[arg(value_name = "METRICS.jsonl")]
     pub input: PathBuf,
-    /// The SVG to write.
-    #[arg(short, long, value_name = "FILE.svg")]
+    /// The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text).
+    #[arg(short, long, value_name = "FILE.svg|FILE.png")]
     pub output: PathBuf,
     /// Metrics to draw, one panel each, comma-separated.
     #[arg(
@@ -54,16 +52,20 @@ pub fn run(ctx: &Ctx, a: PlotArgs) -> anyhow::Result<()> {
         .output
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    if ext.as_deref() != Some("svg") {
-        return Err(Failure::new(
-            ErrorClass::Unsupported,
-            format!(
-                "{}: gym plot writes SVG only (name the output *.svg; convert with a browser or `rsvg-convert -o curves.png curves.svg`)",
-                a.output.display()
-            ),
-        )
-        .into());
-    }
+    let png = match ext.as_deref() {
+        Some("svg") => false,
+        Some("png") => true,
+        _ => {
+            return Err(Failure::new(
+                ErrorClass::Unsupported,
+                format!(
+                    "{}: gym plot writes .svg or .png files (name the output FILE.svg or FILE.png)",
+                    a.output.display()
+                ),
+            )
+            .into());
+        }
+    };
     atomic::check_writable(&a.output, a.force)?;
     let origin = a.input.display().to_string();
     let text = std::fs::read_to_string(&a.input).with_context(|| format!("reading {origin}"))?;
@@ -79,8 +81,13 @@ pub fn run(ctx: &Ctx, a: PlotArgs) -> anyhow::Result<()> {
             .file_name()
             .map_or_else(|| origin.clone(), |n| n.to_string_lossy().into_owned())
     });
-    let svg = plot::svg(&rows, &metrics, &title, &origin)?;
-    atomic::write_file(&a.output, svg.as_bytes(), a.force, None)?;
+    let scene = plot::scene(&rows, &metrics, &title, &origin)?;
+    let bytes = if png {
+        plot::png::to_png(&scene)
+    } else {
+        plot::to_svg(&scene).into_bytes()
+    };
+    atomic::write_file(&a.output, &bytes, a.force, None)?;
     let counts: Vec<(String, usize)> = metrics
         .iter()
         .map(|m| Ok((m.clone(), plot::series(&rows, m, &origin)?.len())))

@@ -158,14 +158,50 @@ fn bad_input_names_the_line() {
 }
 
 #[test]
-fn png_and_missing_input_are_refused() {
+fn writes_a_png() {
     let dir = tmp();
     let input = metrics_file(dir.path());
-    let png = dir.path().join("c.png");
-    let (code, _, stderr) = run(gym().args(["plot", "-o"]).arg(&png).arg(&input));
+    let png = dir.path().join("curves.PNG");
+    let (code, _, stderr) = run(gym()
+        .args(["plot", "--metrics", "loss,kl", "-o"])
+        .arg(&png)
+        .arg(&input));
+    assert_eq!(code, 0, "{stderr}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    // Twice the SVG's size: the same layout, two panels.
+    let svg_out = dir.path().join("curves.svg");
+    let (code, _, stderr) = run(gym()
+        .args(["plot", "--metrics", "loss,kl", "-o"])
+        .arg(&svg_out)
+        .arg(&input));
+    assert_eq!(code, 0, "{stderr}");
+    let svg = std::fs::read_to_string(&svg_out).unwrap();
+    let attr = |name: &str| -> u32 {
+        let v = svg
+            .split(&format!(" {name}=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        (v.parse::<f64>().unwrap() * 2.0).ceil() as u32
+    };
+    assert_eq!((w, h), (attr("width"), attr("height")));
+}
+
+#[test]
+fn other_extensions_and_missing_input_are_refused() {
+    let dir = tmp();
+    let input = metrics_file(dir.path());
+    let pdf = dir.path().join("c.pdf");
+    let (code, _, stderr) = run(gym().args(["plot", "-o"]).arg(&pdf).arg(&input));
     assert_eq!(code, 11, "{stderr}");
-    assert!(stderr.contains("SVG only"), "{stderr}");
-    assert!(!exists(&png));
+    assert!(stderr.contains("writes .svg or .png"), "{stderr}");
+    assert!(!exists(&pdf));
     let (code, _, stderr) = run(gym()
         .args(["plot", "-o"])
         .arg(dir.path().join("c.svg"))

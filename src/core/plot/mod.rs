@@ -1,5 +1,6 @@
-//! Training curves: metrics JSON Lines in, a hand-written SVG out (one panel per metric against
-//! `step`). Nothing here prints or touches files.
+//! Training curves: metrics JSON Lines in, a picture out (one panel per metric against `step`),
+//! laid out once as a [`Scene`] and written as hand-written SVG ([`to_svg`]) or as PNG
+//! ([`png::to_png`]). Nothing here prints or touches files.
 //!
 //! Each metrics row is a JSON object with a numeric `step` and any numeric metrics:
 //! `{"step": 1, "loss": 0.1, "reward_mean": 0.3, "kl": 0.0}`. A metric that is missing or null
@@ -8,6 +9,8 @@
 use serde_json::{Map, Value};
 
 use crate::core::error::{Classify, ErrorClass};
+
+pub mod png;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -132,18 +135,96 @@ const TOP: f64 = 40.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
 const GAP: f64 = 50.0;
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+const COLORS: [Rgb; 6] = [
+    Rgb(0x1f, 0x77, 0xb4),
+    Rgb(0xd6, 0x27, 0x28),
+    Rgb(0x2c, 0xa0, 0x2c),
+    Rgb(0x94, 0x67, 0xbd),
+    Rgb(0xff, 0x7f, 0x0e),
+    Rgb(0x17, 0xbe, 0xcf),
 ];
+const FRAME: Rgb = Rgb(0x88, 0x88, 0x88);
+const GRID: Rgb = Rgb(0xee, 0xee, 0xee);
+const INK: Rgb = Rgb(0, 0, 0);
+const MUTED: Rgb = Rgb(0x55, 0x55, 0x55);
+const WHITE: Rgb = Rgb(0xff, 0xff, 0xff);
 
-/// Draws one panel per metric (a metric without values gets an empty panel saying so); fails
-/// when no metric has any value. `origin` names the input in errors.
-pub fn svg(
+/// A colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+impl std::fmt::Display for Rgb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
+    }
+}
+
+/// Where a text's `x` is: its start, middle or end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+/// One drawing instruction, in picture coordinates (pixels, y down; a text's `y` is its
+/// baseline). The same scene becomes SVG ([`svg`]) or pixels (`plot::png`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// A panel begins (SVG: a `<g>` named after the metric).
+    Group(String),
+    EndGroup,
+    Rect {
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        fill: Option<Rgb>,
+        stroke: Option<Rgb>,
+    },
+    Line {
+        x1: f64,
+        y1: f64,
+        x2: f64,
+        y2: f64,
+        color: Rgb,
+    },
+    Polyline {
+        points: Vec<(f64, f64)>,
+        color: Rgb,
+    },
+    Dot {
+        x: f64,
+        y: f64,
+        color: Rgb,
+    },
+    Text {
+        x: f64,
+        y: f64,
+        text: String,
+        anchor: Anchor,
+        /// Font size in pixels.
+        size: f64,
+        color: Rgb,
+    },
+}
+
+/// A picture: its size and shapes, back to front.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scene {
+    pub width: f64,
+    pub height: f64,
+    pub shapes: Vec<Shape>,
+}
+
+/// Lays out one panel per metric (a metric without values gets an empty panel saying so);
+/// fails when no metric has any value. `origin` names the input in errors.
+pub fn scene(
     rows: &[Row],
     metrics: &[String],
     title: &str,
     origin: &str,
-) -> Result<String, PlotError> {
+) -> Result<Scene, PlotError> {
     if metrics.is_empty() {
         return Err(PlotError::NoMetrics);
     }
@@ -169,43 +250,75 @@ pub fn svg(
         });
     }
     let height = TOP + metrics.len() as f64 * (PANEL_H + GAP);
-    let mut s = String::new();
-    s.push_str(&format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
-         viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n"
-    ));
-    s.push_str(&format!(
-        "<rect width=\"{WIDTH}\" height=\"{height}\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        WIDTH / 2.0,
-        escape(title)
-    ));
+    let mut shapes = vec![
+        Shape::Rect {
+            x: 0.0,
+            y: 0.0,
+            w: WIDTH,
+            h: height,
+            fill: Some(WHITE),
+            stroke: None,
+        },
+        Shape::Text {
+            x: WIDTH / 2.0,
+            y: 24.0,
+            text: title.to_string(),
+            anchor: Anchor::Middle,
+            size: 15.0,
+            color: INK,
+        },
+    ];
     for (i, (metric, pts)) in metrics.iter().zip(&all).enumerate() {
         let y0 = TOP + i as f64 * (PANEL_H + GAP) + 10.0;
-        panel(&mut s, metric, pts, y0, COLORS[i % COLORS.len()]);
+        panel(&mut shapes, metric, pts, y0, COLORS[i % COLORS.len()]);
     }
-    s.push_str("</svg>\n");
-    Ok(s)
+    Ok(Scene {
+        width: WIDTH,
+        height,
+        shapes,
+    })
 }
 
-fn panel(s: &mut String, metric: &str, pts: &[(f64, f64)], y0: f64, color: &str) {
+fn text(x: f64, y: f64, text: String, anchor: Anchor, color: Rgb) -> Shape {
+    Shape::Text {
+        x,
+        y,
+        text,
+        anchor,
+        size: 11.0,
+        color,
+    }
+}
+
+fn panel(s: &mut Vec<Shape>, metric: &str, pts: &[(f64, f64)], y0: f64, color: Rgb) {
     let (x_left, x_right) = (LEFT, WIDTH - RIGHT);
     let (y_top, y_bottom) = (y0 + 14.0, y0 + PANEL_H - 20.0);
-    s.push_str(&format!(
-        "<g class=\"panel\" data-metric=\"{m}\">\n\
-         <text x=\"{x_left}\" y=\"{}\" font-size=\"13\" font-weight=\"bold\">{m}</text>\n\
-         <rect x=\"{x_left}\" y=\"{y_top}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n",
-        y0 + 8.0,
-        x_right - x_left,
-        y_bottom - y_top,
-        m = escape(metric),
-    ));
+    s.push(Shape::Group(metric.to_string()));
+    s.push(Shape::Text {
+        x: x_left,
+        y: y0 + 8.0,
+        text: metric.to_string(),
+        anchor: Anchor::Start,
+        size: 13.0,
+        color: INK,
+    });
     if pts.is_empty() {
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n</g>\n",
+        s.push(Shape::Rect {
+            x: x_left,
+            y: y_top,
+            w: x_right - x_left,
+            h: y_bottom - y_top,
+            fill: None,
+            stroke: Some(FRAME),
+        });
+        s.push(text(
             (x_left + x_right) / 2.0,
-            (y_top + y_bottom) / 2.0
+            (y_top + y_bottom) / 2.0,
+            "no data".into(),
+            Anchor::Middle,
+            FRAME,
         ));
+        s.push(Shape::EndGroup);
         return;
     }
     let (xs, ys) = (
@@ -216,44 +329,149 @@ fn panel(s: &mut String, metric: &str, pts: &[(f64, f64)], y0: f64, color: &str)
     let sy = |y: f64| y_bottom - (y - ys.lo) / (ys.hi - ys.lo) * (y_bottom - y_top);
     for &t in &ys.values {
         let y = sy(t);
-        s.push_str(&format!(
-            "<line x1=\"{x_left}\" y1=\"{y:.2}\" x2=\"{x_right}\" y2=\"{y:.2}\" stroke=\"#eee\"/>\n\
-             <text x=\"{}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>\n",
+        s.push(Shape::Line {
+            x1: x_left,
+            y1: y,
+            x2: x_right,
+            y2: y,
+            color: GRID,
+        });
+        s.push(text(
             x_left - 5.0,
             y + 4.0,
-            label(t, ys.step)
+            label(t, ys.step),
+            Anchor::End,
+            INK,
         ));
     }
     for &t in &xs.values {
         let x = sx(t);
-        s.push_str(&format!(
-            "<line x1=\"{x:.2}\" y1=\"{y_bottom}\" x2=\"{x:.2}\" y2=\"{}\" stroke=\"#888\"/>\n\
-             <text x=\"{x:.2}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            y_bottom + 4.0,
+        s.push(Shape::Line {
+            x1: x,
+            y1: y_bottom,
+            x2: x,
+            y2: y_bottom + 4.0,
+            color: FRAME,
+        });
+        s.push(text(
+            x,
             y_bottom + 16.0,
-            label(t, xs.step)
+            label(t, xs.step),
+            Anchor::Middle,
+            INK,
         ));
     }
-    s.push_str(&format!(
-        "<text x=\"{x_right}\" y=\"{}\" text-anchor=\"end\" fill=\"#555\">step</text>\n",
-        y_bottom + 30.0
+    s.push(Shape::Rect {
+        x: x_left,
+        y: y_top,
+        w: x_right - x_left,
+        h: y_bottom - y_top,
+        fill: None,
+        stroke: Some(FRAME),
+    });
+    s.push(text(
+        x_right,
+        y_bottom + 30.0,
+        "step".into(),
+        Anchor::End,
+        MUTED,
     ));
-    let points: Vec<String> = pts
-        .iter()
-        .map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y)))
-        .collect();
-    s.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
-        points.join(" ")
-    ));
+    s.push(Shape::Polyline {
+        points: pts.iter().map(|&(x, y)| (sx(x), sy(y))).collect(),
+        color,
+    });
     if let [(x, y)] = pts {
-        s.push_str(&format!(
-            "<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"3\" fill=\"{color}\"/>\n",
-            sx(*x),
-            sy(*y)
-        ));
+        s.push(Shape::Dot {
+            x: sx(*x),
+            y: sy(*y),
+            color,
+        });
     }
-    s.push_str("</g>\n");
+    s.push(Shape::EndGroup);
+}
+
+/// The scene as SVG text.
+pub fn to_svg(scene: &Scene) -> String {
+    let (w, h) = (scene.width, scene.height);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    let paint = |c: Option<Rgb>| c.map_or("none".to_string(), |c| c.to_string());
+    for shape in &scene.shapes {
+        let line = match shape {
+            Shape::Group(name) => {
+                format!("<g class=\"panel\" data-metric=\"{}\">", escape(name))
+            }
+            Shape::EndGroup => "</g>".to_string(),
+            Shape::Rect {
+                x,
+                y,
+                w,
+                h,
+                fill,
+                stroke,
+            } => format!(
+                "<rect x=\"{x:.2}\" y=\"{y:.2}\" width=\"{w:.2}\" height=\"{h:.2}\" fill=\"{}\" stroke=\"{}\"/>",
+                paint(*fill),
+                paint(*stroke)
+            ),
+            Shape::Line {
+                x1,
+                y1,
+                x2,
+                y2,
+                color,
+            } => format!(
+                "<line x1=\"{x1:.2}\" y1=\"{y1:.2}\" x2=\"{x2:.2}\" y2=\"{y2:.2}\" stroke=\"{color}\"/>"
+            ),
+            Shape::Polyline { points, color } => {
+                let pts: Vec<String> = points
+                    .iter()
+                    .map(|(x, y)| format!("{x:.2},{y:.2}"))
+                    .collect();
+                format!(
+                    "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>",
+                    pts.join(" ")
+                )
+            }
+            Shape::Dot { x, y, color } => {
+                format!("<circle cx=\"{x:.2}\" cy=\"{y:.2}\" r=\"3\" fill=\"{color}\"/>")
+            }
+            Shape::Text {
+                x,
+                y,
+                text,
+                anchor,
+                size,
+                color,
+            } => {
+                let anchor = match anchor {
+                    Anchor::Start => "start",
+                    Anchor::Middle => "middle",
+                    Anchor::End => "end",
+                };
+                format!(
+                    "<text x=\"{x:.2}\" y=\"{y:.2}\" text-anchor=\"{anchor}\" font-size=\"{size}\" fill=\"{color}\">{}</text>",
+                    escape(text)
+                )
+            }
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// [`scene`] drawn as SVG.
+pub fn svg(
+    rows: &[Row],
+    metrics: &[String],
+    title: &str,
+    origin: &str,
+) -> Result<String, PlotError> {
+    Ok(to_svg(&scene(rows, metrics, title, origin)?))
 }
 
 /// An axis: its range (a multiple of `step` at both ends) and its tick values.
