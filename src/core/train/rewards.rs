@@ -39,6 +39,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::core::error::{Classify, ErrorClass};
+use crate::core::train::data::Example;
 
 /// The external scorer's time limit when the spec gives none.
 pub const DEFAULT_CMD_TIMEOUT_S: f64 = 600.0;
@@ -125,6 +126,18 @@ pub struct Sample<'a> {
     pub completion: &'a str,
     pub answer: Option<&'a str>,
     pub extra: &'a Map<String, Value>,
+}
+
+impl<'a> Sample<'a> {
+    /// A completion of a training example.
+    pub fn of(example: &'a Example, completion: &'a str) -> Self {
+        Sample {
+            prompt: &example.prompt,
+            completion,
+            answer: example.answer.as_deref(),
+            extra: &example.extra,
+        }
+    }
 }
 
 /// What a reward component computes; the TOML form is internally tagged by `kind`.
@@ -814,6 +827,29 @@ mod tests {
     }
 
     #[test]
+    fn samples_of_examples_carry_answer_and_extra_fields() {
+        let ex = crate::core::train::data::parse_jsonl(
+            "{\"prompt\": \"2+3=\", \"answer\": 5, \"id\": \"q1\"}",
+            "d",
+            crate::core::train::data::ChatTemplate::None,
+        )
+        .unwrap();
+        let s = Sample::of(&ex[0], "#### 5");
+        assert_eq!((s.prompt, s.answer), ("2+3=", Some("5")));
+        let got = cmd_score_samples(
+            "awk '{ print ($0 ~ /\"id\":\"q1\"/) }'",
+            &[s, Sample::of(&ex[0], "x")],
+        )
+        .unwrap();
+        assert_eq!(got, [1.0, 1.0]);
+        let mut r = Rewards::new(&[spec("exact")]).unwrap();
+        assert_eq!(
+            r.score(&[s, Sample::of(&ex[0], "4")]).unwrap().total,
+            [1.0, 0.0]
+        );
+    }
+
+    #[test]
     fn exact_without_an_answer_names_the_sample() {
         let e = score(&["exact"], &[("1", Some("1")), ("2", None)]).unwrap_err();
         assert_eq!(
@@ -944,6 +980,17 @@ mod tests {
     }
 
     // The external scorer runs through a real `sh -c` process; scripts use only POSIX sh and awk.
+
+    fn cmd_score_samples(command: &str, samples: &[Sample]) -> Result<Vec<f32>, RewardError> {
+        let specs = [RewardSpec {
+            kind: RewardKind::Cmd {
+                command: command.into(),
+                timeout_s: Some(60.0),
+            },
+            weight: 1.0,
+        }];
+        Ok(Rewards::new(&specs)?.score(samples)?.total)
+    }
 
     fn cmd_score(command: &str, completions: &[&str]) -> Result<Vec<f32>, RewardError> {
         let mut extra = Map::new();
