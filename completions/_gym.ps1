@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('model', 'model', [CompletionResultType]::ParameterValue, 'Inspect model folders (architecture, parameters, memory, LoRA size)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -461,6 +462,22 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;plot' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Metrics to draw, one panel each, comma-separated')
+            [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'Title above the panels (default: the input''s file name)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the output if it exists')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary (format `gym-plot/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;completions' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -481,6 +498,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('model', 'model', [CompletionResultType]::ParameterValue, 'Inspect model folders (architecture, parameters, memory, LoRA size)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -562,6 +580,9 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;generate' {
+            break
+        }
+        'gym;help;plot' {
             break
         }
         'gym;help;completions' {

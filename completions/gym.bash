@@ -40,6 +40,9 @@ _gym() {
             gym,model)
                 cmd="gym__subcmd__model"
                 ;;
+            gym,plot)
+                cmd="gym__subcmd__plot"
+                ;;
             gym,publish)
                 cmd="gym__subcmd__publish"
                 ;;
@@ -108,6 +111,9 @@ _gym() {
                 ;;
             gym__subcmd__help,model)
                 cmd="gym__subcmd__help__subcmd__model"
+                ;;
+            gym__subcmd__help,plot)
+                cmd="gym__subcmd__help__subcmd__plot"
                 ;;
             gym__subcmd__help,publish)
                 cmd="gym__subcmd__help__subcmd__publish"
@@ -236,7 +242,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model generate completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model generate plot completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -662,7 +668,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help)
-            opts="keygen key delta reward ring cid publish model generate completions help"
+            opts="keygen key delta reward ring cid publish model generate plot completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -874,6 +880,20 @@ _gym() {
         gym__subcmd__help__subcmd__model__subcmd__inspect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__plot)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1183,6 +1203,40 @@ _gym() {
             fi
             case "${prev}" in
                 --rank)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__plot)
+            opts="-o -q -h -V --output --metrics --title --force --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --title)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

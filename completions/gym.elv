@@ -34,6 +34,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand model 'Inspect model folders (architecture, parameters, memory, LoRA size)'
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+            cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -412,6 +413,21 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;plot'= {
+            cand -o 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)'
+            cand --output 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)'
+            cand --metrics 'Metrics to draw, one panel each, comma-separated'
+            cand --title 'Title above the panels (default: the input''s file name)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Replace the output if it exists'
+            cand --json 'Print a JSON summary (format `gym-plot/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;completions'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand -q 'Print nothing on stderr except errors'
@@ -431,6 +447,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand model 'Inspect model folders (architecture, parameters, memory, LoRA size)'
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+            cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -490,6 +507,8 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;model;inspect'= {
         }
         &'gym;help;generate'= {
+        }
+        &'gym;help;plot'= {
         }
         &'gym;help;completions'= {
         }

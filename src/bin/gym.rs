@@ -43,6 +43,7 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::model::ModelError,
             gym::core::train::trainer::TrainError,
             gym::core::train::config::ConfigError,
+            gym::core::plot::PlotError,
             gym::core::train::data::DataError,
             gym::core::train::rewards::RewardError
         );

@@ -153,7 +153,10 @@ pub fn run(_ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         format!("{:.4} ± {:.4}", rep.reward_mean, rep.reward_std),
     ]);
     for (k, v) in &rep.rewards {
-        t.add_row(vec![format!("  {k}"), format!("{:.4}", v.as_f64().unwrap_or(0.0))]);
+        t.add_row(vec![
+            format!("  {k}"),
+            format!("{:.4}", v.as_f64().unwrap_or(0.0)),
+        ]);
     }
     t.add_row(vec![
         "accuracy (greedy, exact answer)".to_string(),

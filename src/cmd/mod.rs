@@ -9,6 +9,7 @@ pub mod generate;
 pub mod key;
 pub mod model;
 pub mod out;
+pub mod plot;
 pub mod publish;
 pub mod reward;
 pub mod ring;
@@ -83,6 +84,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Complete prompts with a model (default: the bundled tiny Qwen3).
     Generate(generate::GenerateArgs),
+    /// Draw training curves (metrics JSON Lines) into an SVG, one panel per metric.
+    Plot(plot::PlotArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
 }
@@ -113,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => generate::run(&ctx, a),
         Command::Train(a) => train::run(&ctx, *a),
         Command::Eval(a) => eval::run(&ctx, a),
+        Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
     }
 }

@@ -257,7 +257,7 @@ fn mean(v: &[f64]) -> f64 {
 pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     let cfg = resolve_config(&a)?;
     if a.print_config {
-        return out::print(&cfg.to_toml()).map_err(Into::into);
+        return out::print(&cfg.to_toml()).map_err(Into::into); // to_toml ends with a newline
     }
     let dev = Device::Cpu;
     let output = a.output.clone().unwrap_or_else(default_output);

@@ -99,9 +99,7 @@ fn bundled_task_learns_and_its_deltas_verify_and_load() {
     // the last delta unpacks to a PEFT folder that gym eval loads and scores far above the base
     let last_delta = deltas[3]["path"].as_str().unwrap();
     let peft = t.path().join("peft");
-    let (code, _, stderr) = run(gym()
-        .args(["delta", "unpack", last_delta, "-o"])
-        .arg(&peft));
+    let (code, _, stderr) = run(gym().args(["delta", "unpack", last_delta, "-o"]).arg(&peft));
     assert_eq!(code, 0, "{stderr}");
     assert!(peft.join("adapter_config.json").exists());
     let eval = |extra: &[&str]| {
@@ -114,10 +112,7 @@ fn bundled_task_learns_and_its_deltas_verify_and_load() {
     let base = eval(&[]);
     let tuned = eval(&["--adapter", peft.to_str().unwrap()]);
     let via_delta = eval(&["--delta", last_delta]);
-    assert!(
-        tuned > base + 0.25,
-        "adapter reward {tuned} vs base {base}"
-    );
+    assert!(tuned > base + 0.25, "adapter reward {tuned} vs base {base}");
     assert!((tuned - via_delta).abs() < 1e-9, "{tuned} vs {via_delta}");
     // a tampered delta is refused by eval (verification first)
     let mut bytes = std::fs::read(last_delta).unwrap();
@@ -134,7 +129,14 @@ fn bundled_task_learns_and_its_deltas_verify_and_load() {
 #[test]
 fn a_killed_run_resumes_exactly() {
     let t = tmp();
-    let args = ["--max-steps", "16", "--save-steps", "4", "--aggregate-interval", "6"];
+    let args = [
+        "--max-steps",
+        "16",
+        "--save-steps",
+        "4",
+        "--aggregate-interval",
+        "6",
+    ];
     let a = t.path().join("a");
     let (code, _, stderr) = run(gym().arg("-q").arg("train").args(args).arg("-o").arg(&a));
     assert_eq!(code, 0, "{stderr}");
@@ -172,7 +174,10 @@ fn a_killed_run_resumes_exactly() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("resuming"), "{stderr}");
     assert_eq!(deterministic(&a), deterministic(&b));
-    for f in ["adapter/adapter_model.safetensors", "state/optim.safetensors"] {
+    for f in [
+        "adapter/adapter_model.safetensors",
+        "state/optim.safetensors",
+    ] {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),
             std::fs::read(b.join(f)).unwrap(),
@@ -220,7 +225,9 @@ fn settings_resolve_file_then_environment_then_flags() {
 
     // a typo in the file, a bad environment value, an impossible batch: exit 2 naming it
     std::fs::write(&cfg, "lerning_rate = 1.0\n").unwrap();
-    let (code, _, stderr) = run(gym().args(["train", "--print-config", "--config"]).arg(&cfg));
+    let (code, _, stderr) = run(gym()
+        .args(["train", "--print-config", "--config"])
+        .arg(&cfg));
     assert_eq!(code, 10, "{stderr}");
     assert!(stderr.contains("lerning_rate"), "{stderr}");
     let (code, _, stderr) = run(gym()
@@ -228,12 +235,7 @@ fn settings_resolve_file_then_environment_then_flags() {
         .env("USE_4BIT", "maybe"));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("USE_4BIT"), "{stderr}");
-    let (code, _, stderr) = run(gym().args([
-        "train",
-        "--print-config",
-        "--num-generations",
-        "3",
-    ]));
+    let (code, _, stderr) = run(gym().args(["train", "--print-config", "--num-generations", "3"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("num_generations"), "{stderr}");
 }
@@ -249,7 +251,10 @@ fn outputs_are_not_mixed_and_bad_inputs_are_named() {
     // a second run into the same folder: refused without --force
     let (code, _, stderr) = run(gym().args(["train", "--max-steps", "1", "-o"]).arg(&out));
     assert_eq!(code, 4, "{stderr}");
-    assert!(stderr.contains("--force") || stderr.contains("--resume"), "{stderr}");
+    assert!(
+        stderr.contains("--force") || stderr.contains("--resume"),
+        "{stderr}"
+    );
     // resume where nothing was saved
     let (code, _, stderr) = run(gym()
         .args(["train", "--resume", "-o"])
@@ -264,7 +269,10 @@ fn outputs_are_not_mixed_and_bad_inputs_are_named() {
         .arg("-o")
         .arg(t.path().join("x")));
     assert_eq!(code, 10, "{stderr}");
-    assert!(stderr.contains("d.jsonl") && stderr.contains('2'), "{stderr}");
+    assert!(
+        stderr.contains("d.jsonl") && stderr.contains('2'),
+        "{stderr}"
+    );
     // data without a reward
     let (code, _, stderr) = run(gym()
         .args(["train", "--data"])
@@ -295,12 +303,29 @@ fn external_scorer_drives_training_and_its_failures_stop_the_run() {
     let m = metrics(&t.path().join("ok"));
     assert_eq!(m.len(), 2);
     let (code, _, stderr) = run(gym()
-        .args(["train", "--max-steps", "2", "--reward-cmd", "echo 1; exit 3", "-o"])
+        .args([
+            "train",
+            "--max-steps",
+            "2",
+            "--reward-cmd",
+            "echo 1; exit 3",
+            "-o",
+        ])
         .arg(t.path().join("bad")));
     assert_ne!(code, 0);
-    assert!(stderr.contains("exit 3") || stderr.contains("status"), "{stderr}");
+    assert!(
+        stderr.contains("exit 3") || stderr.contains("status"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(gym()
-        .args(["train", "--max-steps", "2", "--reward", "cmd:awk '{print \"nope\"}'", "-o"])
+        .args([
+            "train",
+            "--max-steps",
+            "2",
+            "--reward",
+            "cmd:awk '{print \"nope\"}'",
+            "-o",
+        ])
         .arg(t.path().join("garbage")));
     assert_ne!(code, 0);
     assert!(stderr.contains("nope"), "{stderr}");

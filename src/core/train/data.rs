@@ -1,66 +1,402 @@
-//! STAND-IN (replaced by the data branch).
+//! Training data: JSONL prompts, the Qwen3 chat template, and seeded, resumable shuffling.
+//!
+//! One JSON object per line (blank lines are skipped):
+//! ```json
+//! {"prompt": "What is 2+3?", "answer": "5"}
+//! {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+3?"}],
+//!  "answer": 5, "difficulty": "easy"}
+//! ```
+//! Exactly one of `prompt` (a string, given to the tokenizer as is) or `messages` (rendered with
+//! the chat template, ending with the assistant's generation prompt). `answer` is optional (a
+//! string or a number, kept as a string). Every other field is kept in [`Example::extra`] and
+//! handed to reward scorers. Errors name the file and the 1-based line.
+
 use std::path::Path;
 
+use serde_json::{Map, Value};
+
+use crate::core::error::{Classify, ErrorClass};
+
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DataError(pub String);
-impl crate::core::error::Classify for DataError {
-    fn class(&self) -> crate::core::error::ErrorClass {
-        crate::core::error::ErrorClass::Malformed
+pub enum DataError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: no examples (the file is empty or only blank lines)")]
+    Empty { origin: String },
+    #[error("{origin}:{line}: invalid JSON: {message}")]
+    Json {
+        origin: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{origin}:{line}: expected a JSON object, found {found}")]
+    NotObject {
+        origin: String,
+        line: usize,
+        found: &'static str,
+    },
+    #[error("{origin}:{line}: {problem}")]
+    PromptField {
+        origin: String,
+        line: usize,
+        problem: &'static str,
+    },
+    #[error("{origin}:{line}: `{field}` must be {expected}, found {found}")]
+    WrongType {
+        origin: String,
+        line: usize,
+        field: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error(
+        "{origin}:{line}: unknown role {role:?} in `messages` (expected system, user, assistant or tool)"
+    )]
+    Role {
+        origin: String,
+        line: usize,
+        role: String,
+    },
+    #[error(
+        "{origin}:{line}: `messages` needs a chat template, and none is set (give the prompt as `prompt`, or use a Qwen3 model)"
+    )]
+    NoTemplate { origin: String, line: usize },
+}
+
+impl Classify for DataError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DataError::Io { .. } => ErrorClass::Io,
+            DataError::NoTemplate { .. } => ErrorClass::Unsupported,
+            _ => ErrorClass::Malformed,
+        }
     }
 }
+
+/// One chat message.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Message {
     pub role: String,
     pub content: String,
 }
+
+/// One training prompt.
 #[derive(Debug, Clone)]
 pub struct Example {
+    /// 1-based line in the file.
     pub line: usize,
+    /// The text the tokenizer gets (chat template applied for `messages`).
     pub prompt: String,
+    /// The `answer` field; numbers are turned into strings.
     pub answer: Option<String>,
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Every other field, passed to scorers.
+    pub extra: Map<String, Value>,
 }
-#[derive(Debug, Clone, Copy)]
+
+/// How `messages` become a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatTemplate {
+    /// Qwen3's template with the assistant's generation prompt; `enable_thinking: false` appends
+    /// the empty `<think>\n\n</think>\n\n` block that switches reasoning off.
     Qwen3 { enable_thinking: bool },
+    /// No template: lines with `messages` are rejected.
     None,
 }
-pub fn load_jsonl(path: &Path, t: ChatTemplate) -> Result<Vec<Example>, DataError> {
-    let s = std::fs::read_to_string(path).map_err(|e| DataError(e.to_string()))?;
-    parse_jsonl(&s, &path.display().to_string(), t)
+
+/// Reads a JSONL file of examples.
+pub fn load_jsonl(path: &Path, chat_template: ChatTemplate) -> Result<Vec<Example>, DataError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: origin.clone(),
+        source,
+    })?;
+    parse_jsonl(&text, &origin, chat_template)
 }
-pub fn parse_jsonl(text: &str, origin: &str, _t: ChatTemplate) -> Result<Vec<Example>, DataError> {
-    let mut v = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim().is_empty() {
+
+/// Parses JSONL text; `origin` names it in errors (a path, or a bundled data set's name).
+pub fn parse_jsonl(
+    text: &str,
+    origin: &str,
+    chat_template: ChatTemplate,
+) -> Result<Vec<Example>, DataError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
             continue;
         }
-        let mut o: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(l).map_err(|e| DataError(format!("{origin}:{}: {e}", i + 1)))?;
-        let prompt = o
-            .remove("prompt")
-            .and_then(|p| p.as_str().map(String::from))
-            .ok_or_else(|| DataError(format!("{origin}:{}: no prompt", i + 1)))?;
-        let answer = o
-            .remove("answer")
-            .map(|a| a.as_str().map(String::from).unwrap_or(a.to_string()));
-        v.push(Example {
-            line: i + 1,
-            prompt,
-            answer,
-            extra: o,
+        out.push(parse_line(raw, origin, line, chat_template)?);
+    }
+    if out.is_empty() {
+        return Err(DataError::Empty {
+            origin: origin.to_string(),
         });
     }
-    Ok(v)
+    Ok(out)
 }
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_line(
+    raw: &str,
+    origin: &str,
+    line: usize,
+    chat_template: ChatTemplate,
+) -> Result<Example, DataError> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| DataError::Json {
+        origin: origin.to_string(),
+        line,
+        message: e.to_string(),
+    })?;
+    let mut obj = match value {
+        Value::Object(m) => m,
+        other => {
+            return Err(DataError::NotObject {
+                origin: origin.to_string(),
+                line,
+                found: type_name(&other),
+            });
+        }
+    };
+    let wrong = |field: &str, expected: &'static str, found: &Value| DataError::WrongType {
+        origin: origin.to_string(),
+        line,
+        field: field.to_string(),
+        expected,
+        found: type_name(found).to_string(),
+    };
+    let prompt = match (obj.remove("prompt"), obj.remove("messages")) {
+        (Some(_), Some(_)) => {
+            return Err(DataError::PromptField {
+                origin: origin.to_string(),
+                line,
+                problem: "has both `prompt` and `messages` (give exactly one)",
+            });
+        }
+        (None, None) => {
+            return Err(DataError::PromptField {
+                origin: origin.to_string(),
+                line,
+                problem: "has neither `prompt` nor `messages`",
+            });
+        }
+        (Some(Value::String(p)), None) => p,
+        (Some(other), None) => return Err(wrong("prompt", "a string", &other)),
+        (None, Some(m)) => {
+            let messages = parse_messages(&m, origin, line)?;
+            match chat_template {
+                ChatTemplate::Qwen3 { enable_thinking } => {
+                    qwen3_chat(&messages, true, enable_thinking)
+                }
+                ChatTemplate::None => {
+                    return Err(DataError::NoTemplate {
+                        origin: origin.to_string(),
+                        line,
+                    });
+                }
+            }
+        }
+    };
+    let answer = match obj.remove("answer") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err(wrong("answer", "a string or a number", &other)),
+    };
+    Ok(Example {
+        line,
+        prompt,
+        answer,
+        extra: obj,
+    })
+}
+
+fn parse_messages(v: &Value, origin: &str, line: usize) -> Result<Vec<Message>, DataError> {
+    let wrong = |field: String, expected: &'static str, found: &Value| DataError::WrongType {
+        origin: origin.to_string(),
+        line,
+        field,
+        expected,
+        found: type_name(found).to_string(),
+    };
+    let Value::Array(items) = v else {
+        return Err(wrong("messages".into(), "an array of {role, content}", v));
+    };
+    if items.is_empty() {
+        return Err(DataError::PromptField {
+            origin: origin.to_string(),
+            line,
+            problem: "`messages` is empty",
+        });
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(m) = item else {
+            return Err(wrong(
+                format!("messages[{i}]"),
+                "an object {role, content}",
+                item,
+            ));
+        };
+        let field = |name: &str| -> Result<String, DataError> {
+            match m.get(name) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(wrong(format!("messages[{i}].{name}"), "a string", other)),
+                None => Err(wrong(
+                    format!("messages[{i}].{name}"),
+                    "a string",
+                    &Value::Null,
+                )),
+            }
+        };
+        let role = field("role")?;
+        let content = field("content")?;
+        if !matches!(role.as_str(), "system" | "user" | "assistant" | "tool") {
+            return Err(DataError::Role {
+                origin: origin.to_string(),
+                line,
+                role,
+            });
+        }
+        out.push(Message { role, content });
+    }
+    Ok(out)
+}
+
+/// Renders messages as Qwen3's chat template does (`chat_template` of Qwen3's
+/// `tokenizer_config.json`, see tools/reference/qwen3_chat_template.jinja) for system, user,
+/// assistant and tool-response messages. Tool definitions, assistant `tool_calls` and a separate
+/// `reasoning_content` field are out of scope: gym's messages have only a role and a content.
+///
+/// What the template does, in order: a first system message opens the text; the last "query"
+/// is the last user message that is not a wrapped `<tool_response>`; assistant messages after it
+/// have their `<think>…</think>` part re-rendered (and the final one always gets a think block),
+/// earlier ones lose it; consecutive tool messages share one user turn.
+pub fn qwen3_chat(
+    messages: &[Message],
+    add_generation_prompt: bool,
+    enable_thinking: bool,
+) -> String {
+    let mut s = String::new();
+    if let Some(first) = messages.first()
+        && first.role == "system"
+    {
+        s.push_str("<|im_start|>system\n");
+        s.push_str(&first.content);
+        s.push_str("<|im_end|>\n");
+    }
+    let last_query = messages
+        .iter()
+        .rposition(|m| {
+            m.role == "user"
+                && !(m.content.starts_with("<tool_response>")
+                    && m.content.ends_with("</tool_response>"))
+        })
+        .unwrap_or(messages.len().saturating_sub(1));
+    for (i, m) in messages.iter().enumerate() {
+        let last = i + 1 == messages.len();
+        match m.role.as_str() {
+            "user" => turn(&mut s, "user", &m.content),
+            "system" if i > 0 => turn(&mut s, "system", &m.content),
+            "assistant" => {
+                let (reasoning, content) = split_think(&m.content);
+                s.push_str("<|im_start|>assistant\n");
+                if i > last_query && (last || !reasoning.is_empty()) {
+                    s.push_str("<think>\n");
+                    s.push_str(reasoning.trim_matches('\n'));
+                    s.push_str("\n</think>\n\n");
+                    s.push_str(content.trim_start_matches('\n'));
+                } else {
+                    s.push_str(content);
+                }
+                s.push_str("<|im_end|>\n");
+            }
+            "tool" => {
+                if i == 0 || messages[i - 1].role != "tool" {
+                    s.push_str("<|im_start|>user");
+                }
+                s.push_str("\n<tool_response>\n");
+                s.push_str(&m.content);
+                s.push_str("\n</tool_response>");
+                if last || messages[i + 1].role != "tool" {
+                    s.push_str("<|im_end|>\n");
+                }
+            }
+            _ => {} // the template renders nothing for other roles
+        }
+    }
+    if add_generation_prompt {
+        s.push_str("<|im_start|>assistant\n");
+        if !enable_thinking {
+            s.push_str("<think>\n\n</think>\n\n");
+        }
+    }
+    s
+}
+
+fn turn(s: &mut String, role: &str, content: &str) {
+    s.push_str("<|im_start|>");
+    s.push_str(role);
+    s.push('\n');
+    s.push_str(content);
+    s.push_str("<|im_end|>\n");
+}
+
+/// The template's split of an assistant message into (reasoning, answer): the reasoning is what
+/// precedes the first `</think>` (after the last `<think>` there, newlines trimmed), the answer
+/// what follows the last `</think>`. Without `</think>`: no reasoning, the content unchanged.
+fn split_think(content: &str) -> (&str, &str) {
+    const CLOSE: &str = "</think>";
+    let (Some(first), Some(lastc)) = (content.find(CLOSE), content.rfind(CLOSE)) else {
+        return ("", content);
+    };
+    let before = content[..first].trim_end_matches('\n');
+    let reasoning = match before.rfind("<think>") {
+        Some(p) => &before[p + "<think>".len()..],
+        None => before,
+    }
+    .trim_start_matches('\n');
+    let answer = content[lastc + CLOSE.len()..].trim_start_matches('\n');
+    (reasoning, answer)
+}
+
+/// Seeded, resumable epoch shuffling: every epoch is a fresh permutation derived from
+/// (seed, epoch) alone, so a serialized sampler resumes with exactly the same sequence. The
+/// permutation is a Fisher–Yates shuffle driven by SplitMix64, written out here so that it does
+/// not change with a dependency's version.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Sampler {
     pub seed: u64,
+    /// The epoch being drawn from (0-based).
     pub epoch: u64,
+    /// How many indices of this epoch have been handed out.
     pub pos: usize,
+    /// The number of examples.
     pub len: usize,
+    /// This epoch's permutation; rebuilt from (seed, epoch) when missing.
+    #[serde(skip)]
+    order: Vec<usize>,
 }
+
+impl PartialEq for Sampler {
+    fn eq(&self, other: &Self) -> bool {
+        (self.seed, self.epoch, self.pos, self.len)
+            == (other.seed, other.epoch, other.pos, other.len)
+    }
+}
+
 impl Sampler {
     pub fn new(len: usize, seed: u64) -> Self {
         Sampler {
@@ -68,26 +404,246 @@ impl Sampler {
             epoch: 0,
             pos: 0,
             len,
+            order: Vec::new(),
         }
     }
-    fn order(&self) -> Vec<usize> {
-        use rand::{SeedableRng, seq::SliceRandom};
-        let mut o: Vec<usize> = (0..self.len).collect();
-        o.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
-            self.seed ^ self.epoch.wrapping_mul(0x9E3779B97F4A7C15),
-        ));
-        o
+
+    /// The permutation of `0..len` for `epoch`.
+    pub fn permutation(len: usize, seed: u64, epoch: u64) -> Vec<usize> {
+        let mut s0 = seed;
+        let mut state = splitmix64(&mut s0) ^ epoch;
+        let mut order: Vec<usize> = (0..len).collect();
+        for i in (1..len).rev() {
+            // Lemire's multiply-shift: an index in 0..=i without modulo bias worth noticing.
+            let r = splitmix64(&mut state);
+            let j = ((r as u128 * (i as u128 + 1)) >> 64) as usize;
+            order.swap(i, j);
+        }
+        order
     }
+
+    /// The next `k` indices, continuing into the next epoch (a new permutation) as needed.
+    /// Empty when there are no examples.
     pub fn next_batch(&mut self, k: usize) -> Vec<usize> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(k);
+        if self.len == 0 {
+            return out;
+        }
         while out.len() < k {
             if self.pos >= self.len {
-                self.pos = 0;
                 self.epoch += 1;
+                self.pos = 0;
+                self.order.clear();
             }
-            out.push(self.order()[self.pos]);
-            self.pos += 1;
+            if self.order.len() != self.len {
+                self.order = Self::permutation(self.len, self.seed, self.epoch);
+            }
+            let take = (k - out.len()).min(self.len - self.pos);
+            out.extend_from_slice(&self.order[self.pos..self.pos + take]);
+            self.pos += take;
         }
         out
+    }
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: ChatTemplate = ChatTemplate::Qwen3 {
+        enable_thinking: true,
+    };
+
+    fn err(text: &str) -> String {
+        parse_jsonl(text, "data.jsonl", Q).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_prompts_messages_answers_and_extra_fields() {
+        let text = "{\"prompt\": \"2+3?\", \"answer\": \"5\"}\n\n   \n\
+                    {\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"answer\": 42, \"level\": 3}\n\
+                    {\"prompt\": \"x\", \"answer\": -1.5}\n{\"prompt\": \"y\", \"answer\": null}\n";
+        let ex = parse_jsonl(
+            text,
+            "d",
+            ChatTemplate::Qwen3 {
+                enable_thinking: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(ex.len(), 4);
+        assert_eq!((ex[0].line, ex[0].prompt.as_str()), (1, "2+3?"));
+        assert_eq!(ex[0].answer.as_deref(), Some("5"));
+        assert_eq!(ex[1].line, 4);
+        assert_eq!(
+            ex[1].prompt,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        );
+        assert_eq!(ex[1].answer.as_deref(), Some("42"));
+        assert_eq!(ex[1].extra.get("level"), Some(&Value::from(3)));
+        assert!(!ex[1].extra.contains_key("messages") && !ex[1].extra.contains_key("answer"));
+        assert_eq!(ex[2].answer.as_deref(), Some("-1.5"));
+        assert_eq!(ex[3].answer, None);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let good = "{\"prompt\": \"a\"}\n";
+        let cases = [
+            ("{\"prompt\": \"a\"\n", "data.jsonl:2: invalid JSON"),
+            (
+                "[1, 2]\n",
+                "data.jsonl:2: expected a JSON object, found an array",
+            ),
+            (
+                "{\"answer\": \"1\"}\n",
+                "data.jsonl:2: has neither `prompt` nor `messages`",
+            ),
+            (
+                "{\"prompt\": \"a\", \"messages\": []}\n",
+                "data.jsonl:2: has both `prompt` and `messages`",
+            ),
+            (
+                "{\"prompt\": 3}\n",
+                "data.jsonl:2: `prompt` must be a string, found a number",
+            ),
+            (
+                "{\"prompt\": \"a\", \"answer\": [1]}\n",
+                "data.jsonl:2: `answer` must be a string or a number, found an array",
+            ),
+            (
+                "{\"messages\": \"hi\"}\n",
+                "data.jsonl:2: `messages` must be an array",
+            ),
+            ("{\"messages\": []}\n", "data.jsonl:2: `messages` is empty"),
+            (
+                "{\"messages\": [{\"role\": \"user\"}]}\n",
+                "data.jsonl:2: `messages[0].content` must be a string, found null",
+            ),
+            (
+                "{\"messages\": [{\"role\": \"user\", \"content\": 1}]}\n",
+                "data.jsonl:2: `messages[0].content` must be a string, found a number",
+            ),
+            (
+                "{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}\n",
+                "data.jsonl:2: unknown role \"bot\"",
+            ),
+        ];
+        for (bad, want) in cases {
+            let got = err(&format!("{good}{bad}"));
+            assert!(got.starts_with(want), "{bad:?}: {got}");
+        }
+        assert_eq!(
+            err("\n  \n"),
+            "data.jsonl: no examples (the file is empty or only blank lines)"
+        );
+        let e = parse_jsonl(
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+            "d.jsonl",
+            ChatTemplate::None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("d.jsonl:1: `messages` needs a chat template")
+        );
+        assert_eq!(e.class(), ErrorClass::Unsupported);
+        assert_eq!(
+            parse_jsonl("[]", "d", Q).unwrap_err().class(),
+            ErrorClass::Malformed
+        );
+    }
+
+    #[test]
+    fn load_jsonl_reads_a_file_and_names_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        std::fs::write(&p, "{\"prompt\": \"a\"}\n{\"prompt\": 1}\n").unwrap();
+        let e = load_jsonl(&p, Q).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:2: ", p.display())), "{e}");
+        let missing = dir.path().join("nope.jsonl");
+        let e = load_jsonl(&missing, Q).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Io);
+        assert!(e.to_string().contains("nope.jsonl"));
+    }
+
+    /// testdata/train-ref/qwen3-chat.json: transformers' apply_chat_template with Qwen3's
+    /// template (tools/reference/chat_template.py).
+    #[test]
+    fn qwen3_template_matches_transformers() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/train-ref/qwen3-chat.json"
+        );
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(cases.len() >= 40);
+        for c in cases {
+            let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
+            let agp = c["add_generation_prompt"].as_bool().unwrap();
+            let thinking = c["enable_thinking"].as_bool().unwrap_or(true);
+            let want = c["text"].as_str().unwrap();
+            assert_eq!(
+                qwen3_chat(&messages, agp, thinking),
+                want,
+                "{messages:?} add_generation_prompt={agp} enable_thinking={thinking}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampler_epochs_are_seeded_permutations() {
+        let n = 37;
+        let mut a = Sampler::new(n, 7);
+        let mut b = Sampler::new(n, 7);
+        let mut c = Sampler::new(n, 8);
+        let ea = a.next_batch(n);
+        assert_eq!(ea, b.next_batch(n));
+        assert_ne!(ea, c.next_batch(n));
+        let mut sorted = ea.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+        assert_ne!(ea, sorted, "shuffled");
+        // The next epoch is another permutation, different from the first.
+        let e1 = a.next_batch(n);
+        assert_eq!((a.epoch, a.pos), (1, n));
+        let mut s1 = e1.clone();
+        s1.sort_unstable();
+        assert_eq!(s1, sorted);
+        assert_ne!(e1, ea);
+        assert_eq!(e1, Sampler::permutation(n, 7, 1));
+    }
+
+    #[test]
+    fn sampler_batches_cross_epochs() {
+        let mut s = Sampler::new(5, 1);
+        let b = s.next_batch(7);
+        assert_eq!(b[..5], Sampler::permutation(5, 1, 0)[..]);
+        assert_eq!(b[5..], Sampler::permutation(5, 1, 1)[..2]);
+        assert_eq!((s.epoch, s.pos), (1, 2));
+        assert!(Sampler::new(0, 1).next_batch(3).is_empty());
+    }
+
+    #[test]
+    fn sampler_resumes_from_serialized_state_mid_epoch() {
+        let mut whole = Sampler::new(11, 42);
+        let mut first = Sampler::new(11, 42);
+        let mut expected = whole.next_batch(4);
+        expected.extend(whole.next_batch(30));
+        let mut got = first.next_batch(4);
+        let saved = serde_json::to_string(&first).unwrap();
+        let mut resumed: Sampler = serde_json::from_str(&saved).unwrap();
+        assert_eq!(resumed, first);
+        got.extend(resumed.next_batch(30));
+        assert_eq!(got, expected);
+        assert_eq!(resumed, whole);
     }
 }

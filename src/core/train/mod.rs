@@ -10,8 +10,8 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod gspo;
 pub mod optim;
 pub mod rewards;
 pub mod trainer;
-pub mod eval;

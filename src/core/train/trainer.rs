@@ -747,7 +747,10 @@ mod tests {
             let mut ro = t.rollout().unwrap();
             // make the batch off-policy: old log-probs from a shifted policy
             let vars = lora::trainable(&t.model);
-            let orig: Vec<Tensor> = vars.iter().map(|(_, v)| v.as_tensor().copy().unwrap()).collect();
+            let orig: Vec<Tensor> = vars
+                .iter()
+                .map(|(_, v)| v.as_tensor().copy().unwrap())
+                .collect();
             for (_, v) in &vars {
                 v.set(&(v.as_tensor() * 1.05).unwrap()).unwrap();
             }
@@ -762,10 +765,10 @@ mod tests {
                 let mb = t.batch(&ro, &rows).unwrap();
                 let logp = t.logp(&mb, true).unwrap();
                 let dev = Device::Cpu;
-                let old = Trainer::rows_tensor(ro.old_logp.as_ref().unwrap(), &rows, mb.c, &dev)
-                    .unwrap();
-                let rf = Trainer::rows_tensor(ro.ref_logp.as_ref().unwrap(), &rows, mb.c, &dev)
-                    .unwrap();
+                let old =
+                    Trainer::rows_tensor(ro.old_logp.as_ref().unwrap(), &rows, mb.c, &dev).unwrap();
+                let rf =
+                    Trainer::rows_tensor(ro.ref_logp.as_ref().unwrap(), &rows, mb.c, &dev).unwrap();
                 let adv = Tensor::from_vec(ro.advantages.clone(), rows.len(), &dev).unwrap();
                 let out = gspo::loss(&logp, &old, Some(&rf), &adv, &mb.mask, &lp).unwrap();
                 let v = out.loss.to_scalar::<f32>().unwrap() as f64;
@@ -775,8 +778,17 @@ mod tests {
             let grads = l.backward().unwrap();
             let mut worst = 0f64;
             for (name, v) in vars.iter().filter(|(n, _)| n.contains("layers.1")) {
-                let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
-                let gn = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt();
+                let g = grads
+                    .get(v.as_tensor())
+                    .unwrap_or_else(|| panic!("{name}: no gradient"));
+                let gn = g
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .sqrt();
                 assert!(gn > 0.0, "{name}: zero gradient");
                 let u = (g / gn as f64).unwrap();
                 let want = gn as f64; // derivative along the unit gradient
@@ -790,7 +802,10 @@ mod tests {
                 let fd = (lp_ - lm_) / (2.0 * eps);
                 let rel = (fd - want).abs() / want.abs().max(1e-6);
                 worst = worst.max(rel);
-                assert!(rel < 3e-2, "{level:?} {name}: autograd {want} vs finite differences {fd}");
+                assert!(
+                    rel < 3e-2,
+                    "{level:?} {name}: autograd {want} vs finite differences {fd}"
+                );
             }
             assert!(worst.is_finite());
         }
