@@ -44,6 +44,17 @@ pub struct TrainArgs {
     /// Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing).
     #[arg(long, value_name = "KEY.pem")]
     pub key: Option<PathBuf>,
+    /// Average with other workers: every aggregate_interval steps, join this ring (TOML, as
+    /// `gym ring plan` writes; needs --key, a member's key) with the delta just written and
+    /// continue from the agreed mean (written as deltas/avg-<seq>.delta).
+    #[arg(long, value_name = "RING.toml", requires = "key")]
+    pub ring: Option<PathBuf>,
+    /// With --ring: seconds without progress before a member is dropped from a round.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub ring_timeout: f64,
+    /// With --ring: seconds to wait for every member to connect at each round.
+    #[arg(long, value_name = "S", default_value_t = 300.0)]
+    pub ring_connect_timeout: f64,
     /// Continue the run in --output from its last saved state.
     #[arg(long)]
     pub resume: bool,
@@ -360,7 +371,66 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         }
     };
     let device = "cpu".to_string();
+    let plan = match &a.ring {
+        None => None,
+        Some(rp) => {
+            use crate::core::ring::{config, net};
+            if t.cfg.aggregate_interval % t.cfg.steps_per_rollout() != 0 {
+                return Err(super::Failure::new(
+                    crate::core::error::ErrorClass::Usage,
+                    format!(
+                        "with --ring, aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({})",
+                        t.cfg.aggregate_interval,
+                        t.cfg.steps_per_rollout()
+                    ),
+                )
+                .into());
+            }
+            let spec = config::RingSpec::load(rp)?;
+            let me = spec
+                .index_of(identity.public().ed25519.as_bytes())
+                .ok_or_else(|| config::RingFileError::NotMember {
+                    worker_id: identity.public().worker_id(),
+                    path: rp.clone(),
+                })?;
+            let key = a.key.as_ref().expect("clap: --ring requires --key");
+            let id2 = Identity::load(key)?;
+            let positive = |v: f64, what: &str| -> anyhow::Result<std::time::Duration> {
+                if v.is_finite() && v > 0.0 {
+                    Ok(std::time::Duration::from_secs_f64(v))
+                } else {
+                    Err(super::Failure::new(
+                        crate::core::error::ErrorClass::Usage,
+                        format!("--{what} must be a positive number of seconds, got {v}"),
+                    )
+                    .into())
+                }
+            };
+            let progress: net::Progress = std::sync::Arc::new(move |m: String| {
+                if !quiet {
+                    eprintln!("ring member {me}: {m}");
+                }
+            });
+            ctx.note(format!(
+                "ring {}: {} members, this is member {me}; averaging every {} steps",
+                rp.display(),
+                spec.len(),
+                t.cfg.aggregate_interval
+            ));
+            Some(checkpoint::RingPlan {
+                spec,
+                me,
+                identity: std::sync::Arc::new(id2),
+                opts: net::JoinOptions {
+                    step_timeout: positive(a.ring_timeout, "ring-timeout")?,
+                    connect_timeout: positive(a.ring_connect_timeout, "ring-connect-timeout")?,
+                },
+                progress,
+            })
+        }
+    };
     let mut run = RunDir::new(&output, &identity, base_hash, device, &t, &mut on_step);
+    run.ring = plan;
     if a.resume {
         run.resume(&mut t)?;
         if !quiet {
@@ -371,6 +441,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     run.save_state(&t)?;
     let adapter = run.save_adapter(&t, "adapter")?;
     let deltas = run.deltas.clone();
+    let aggregated = run.aggregated.clone();
     drop(run);
     if let Some(pb) = &bar {
         pb.finish_and_clear();
@@ -393,6 +464,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             "reward_first_quarter": first,
             "reward_last_quarter": last,
             "deltas": deltas,
+            "aggregated": aggregated,
             "adapter": adapter.display().to_string(),
             "worker_id": identity.public().worker_id(),
         }));

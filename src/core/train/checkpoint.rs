@@ -67,6 +67,25 @@ pub fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
     move |e| TrainError::Io(format!("{}: {e}", path.display()))
 }
 
+/// Averaging with other workers every `aggregate_interval` steps (`gym train --ring`).
+pub struct RingPlan {
+    /// The ring file as given; round r of this run uses round `spec.round + r`.
+    pub spec: crate::core::ring::config::RingSpec,
+    pub me: usize,
+    pub identity: std::sync::Arc<Identity>,
+    pub opts: crate::core::ring::net::JoinOptions,
+    pub progress: crate::core::ring::net::Progress,
+}
+
+/// What an aggregation gave: the averaged delta (identical bytes at every member).
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregated {
+    pub path: PathBuf,
+    pub round: u64,
+    pub members: usize,
+    pub digest: String,
+}
+
 /// Persists a run; wraps the caller's observer (progress display).
 pub struct RunDir<'a> {
     pub dir: PathBuf,
@@ -81,6 +100,9 @@ pub struct RunDir<'a> {
     /// `Trainer::train_tokens` at the last step seen, and the step of the last saved state.
     last_train_tokens: u64,
     saved_at: usize,
+    pub ring: Option<RingPlan>,
+    pub aggregated: Vec<Aggregated>,
+    aggregated_this_rollout: bool,
     pub inner: &'a mut dyn FnMut(&StepMetrics, Option<&DeltaWritten>),
 }
 
@@ -123,6 +145,9 @@ impl<'a> RunDir<'a> {
             seconds_at_start: 0.0,
             last_train_tokens: 0,
             saved_at: 0,
+            ring: None,
+            aggregated: Vec::new(),
+            aggregated_this_rollout: false,
             inner,
         }
     }
@@ -347,6 +372,54 @@ impl<'a> RunDir<'a> {
         })
     }
 
+    /// Runs one ring all-reduce of the delta just written, writes the agreed mean next to it
+    /// (`avg-<seq>.delta`, byte-identical at every member) and continues from the mean.
+    fn aggregate(&mut self, t: &Trainer, d: &DeltaWritten, weight: u64) -> Result<Aggregated> {
+        use crate::core::ring::{config::RingSpec, io as rio, net};
+        let plan = self.ring.as_ref().expect("ring plan");
+        let round = plan.spec.round + d.seq;
+        let spec = std::sync::Arc::new(
+            RingSpec::new(round, plan.spec.chunk_elements, plan.spec.members.clone())
+                .map_err(TrainError::Invalid)?,
+        );
+        let ring_err = |e: String| TrainError::Ring(e);
+        let (input, layout) =
+            rio::load_input(&d.path, weight.max(1)).map_err(|e| ring_err(e.to_string()))?;
+        let joined = net::join_blocking(
+            spec.clone(),
+            plan.me,
+            plan.identity.clone(),
+            std::sync::Arc::new(input),
+            plan.opts,
+            plan.progress.clone(),
+        )
+        .map_err(|e| ring_err(format!("ring round {round}: {e}")))?;
+        let o = joined.outcome;
+        let path = self.dir.join("deltas").join(format!("avg-{:06}.delta", d.seq));
+        let summary = rio::write_output(&path, true, &spec, &layout, &o)
+            .map_err(|e| ring_err(e.to_string()))?;
+        // continue from the mean
+        let dev = t.model.device().clone();
+        let vars: HashMap<String, candle_core::Var> = lora::trainable(&t.model).into_iter().collect();
+        let mut k = 0usize;
+        for (name, _, shape) in &layout.tensors {
+            let n: u64 = shape.iter().product();
+            let vals: Vec<f32> = (0..n as usize).map(|i| o.mean(k + i) as f32).collect();
+            k += n as usize;
+            let v = vars.get(name).ok_or_else(|| {
+                TrainError::State(format!("the ring result has a tensor {name} the model lacks"))
+            })?;
+            let dims: Vec<usize> = shape.iter().map(|&x| x as usize).collect();
+            v.set(&Tensor::from_vec(vals, dims, &dev)?)?;
+        }
+        Ok(Aggregated {
+            path,
+            round,
+            members: o.members.len(),
+            digest: hex::encode(summary.digest),
+        })
+    }
+
     /// Writes a PEFT adapter folder of the current factors (replacing one of the same name).
     pub fn save_adapter(&self, t: &Trainer, name: &str) -> Result<PathBuf> {
         let path = self.dir.join(name);
@@ -364,8 +437,16 @@ impl Observer for RunDir<'_> {
         self.append_metrics(m)?;
         let mut written = None;
         if t.step % t.cfg.aggregate_interval == 0 {
+            let weight = self.state.tokens_since_delta;
             let d = self.write_delta(t, m.loss)?;
             self.deltas.push(d.clone());
+            if self.ring.is_some() {
+                let a = self.aggregate(t, &d, weight)?;
+                // the next delta is trained on top of the agreed mean
+                self.state.parent_hash = Some(a.digest.clone());
+                self.aggregated.push(a);
+                self.aggregated_this_rollout = true;
+            }
             written = Some(d);
         }
         (self.inner)(m, written.as_ref());
@@ -374,7 +455,9 @@ impl Observer for RunDir<'_> {
 
     fn rollout_done(&mut self, t: &Trainer) -> Result<()> {
         let due = t.step / t.cfg.save_steps > self.saved_at / t.cfg.save_steps;
-        if due || t.step >= t.cfg.max_steps {
+        // after an all-reduce, save at once: a resumed run must not redo a finished round
+        let after_ring = std::mem::take(&mut self.aggregated_this_rollout);
+        if due || after_ring || t.step >= t.cfg.max_steps {
             self.save_state(t)?;
             self.saved_at = t.step;
             if due {

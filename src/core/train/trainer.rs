@@ -47,6 +47,8 @@ pub enum TrainError {
     Output(#[from] crate::core::atomic::AtomicError),
     #[error(transparent)]
     Delta(#[from] crate::core::delta::DeltaError),
+    #[error("{0}")]
+    Ring(String),
     #[error("the loss is not finite at step {step} ({value}); lower learning_rate?")]
     NonFinite { step: usize, value: f64 },
 }
@@ -62,6 +64,7 @@ impl crate::core::error::Classify for TrainError {
             TrainError::State(_) => ErrorClass::Malformed,
             TrainError::Output(e) => e.class(),
             TrainError::Delta(e) => e.class(),
+            TrainError::Ring(_) => ErrorClass::Ring,
             TrainError::NonFinite { .. } => ErrorClass::Training,
             _ => ErrorClass::Other,
         }
