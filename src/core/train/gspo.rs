@@ -219,6 +219,8 @@ pub struct LossOut {
 /// logp: (B,T) f32, differentiable (the policy's per-token log-probs of the completion tokens);
 /// old_logp: (B,T) from the policy that generated the rollouts (detached); ref_logp: (B,T) of
 /// the reference policy, required iff beta != 0; advantages: (B,); mask: (B,T) f32 0/1.
+/// On-policy steps (the rollout's own policy, as TRL when it skips computing old log-probs):
+/// pass `&logp.detach()` as `old_logp`; the weights are then exactly 1.
 /// Gradient accumulation: this is one micro-batch with `grad_accum = 1`; see [`loss_with`] and
 /// the module docs for what TRL does with several micro-batches (the `Bnpo`/`DrGrpo`
 /// normalisers are always the micro-batch's own).
