@@ -33,7 +33,9 @@ resource.getrusage(RUSAGE_SELF).ru_maxrss of this process (the whole run, loadin
 intermediate 3072, vocab 151936, tied embeddings) with random weights, written by a child
 process to a temporary directory (bf16, deleted afterwards) and loaded with bitsandbytes 4-bit
 NF4 with double quantisation (compute dtype f32), LoRA on top. The tokenizer is the bundled tiny
-char-level one of testdata/tiny-qwen3 (ids < 128, pad/EOS id 0).
+char-level one of testdata/tiny-qwen3 (ids < 128, pad/EOS id 0). The random model samples
+almost only ids >= 128, which that tokenizer decodes to empty text, so rewards and advantages
+are 0; TRL still runs the whole loss and backward, so the timings are unaffected.
 
 Prints one JSON object on stdout; progress and library chatter go to stderr.
 """
