@@ -594,8 +594,10 @@ impl Trainer {
                     );
                     self.opt.update(&grads, lr)?;
                     self.step += 1;
+                    // NaN (e.g. KL without a reference) is logged as 0
                     let mean = |f: &dyn Fn(&gspo::LossStats) -> f32| {
-                        stats.iter().map(|s| f(s) as f64).sum::<f64>() / stats.len() as f64
+                        let v = stats.iter().map(|s| f(s) as f64).sum::<f64>() / stats.len() as f64;
+                        if v.is_finite() { v } else { 0.0 }
                     };
                     let step_time = t0.elapsed().as_secs_f64() + gen_share;
                     let m = StepMetrics {
