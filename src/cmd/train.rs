@@ -429,6 +429,9 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             })
         }
     };
+    if let Some(p) = &plan {
+        t.set_stream(p.me as u64 + 1);
+    }
     let mut run = RunDir::new(&output, &identity, base_hash, device, &t, &mut on_step);
     run.ring = plan;
     if a.resume {

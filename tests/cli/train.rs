@@ -330,3 +330,110 @@ fn external_scorer_drives_training_and_its_failures_stop_the_run() {
     assert_ne!(code, 0);
     assert!(stderr.contains("nope"), "{stderr}");
 }
+
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // below the ephemeral range, away from the ring tests' ports
+        let port =
+            12_000 + (std::process::id().wrapping_mul(6151).wrapping_add(n * 17) % 20_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Three `gym train --ring` processes on loopback: every aggregate_interval steps they average
+/// their LoRA factors; every member writes the same averaged delta and ends with the same
+/// adapter, while their own deltas differ (each samples its own data stream).
+#[test]
+fn workers_training_in_a_ring_agree_on_the_average() {
+    let t = tmp();
+    let d = t.path();
+    let mut lines = String::new();
+    for i in 0..3 {
+        let key = d.join(format!("k{i}.pem"));
+        let (code, _, err) = run(gym().args(["-q", "keygen", "-o"]).arg(&key));
+        assert_eq!(code, 0, "{err}");
+        let (_, show, _) = run(gym().args(["key", "show", "--json"]).arg(&key));
+        let show: serde_json::Value = json(&show);
+        lines.push_str(&format!(
+            "127.0.0.1:{} {}\n",
+            free_port(),
+            serde_json::to_string(&show).unwrap()
+        ));
+    }
+    std::fs::write(d.join("members.txt"), lines).unwrap();
+    let (code, _, err) = run(gym()
+        .args(["ring", "plan", "-o"])
+        .arg(d.join("ring.toml"))
+        .arg(d.join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("gym"))
+                .args([
+                    "-q",
+                    "train",
+                    "--json",
+                    "--max-steps",
+                    "4",
+                    "--aggregate-interval",
+                    "2",
+                ])
+                .arg("--ring")
+                .arg(d.join("ring.toml"))
+                .arg("--key")
+                .arg(d.join(format!("k{i}.pem")))
+                .arg("-o")
+                .arg(d.join(format!("r{i}")))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<serde_json::Value> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            json(&String::from_utf8_lossy(&o.stdout))
+        })
+        .collect();
+    for o in &outs {
+        let agg = o["aggregated"].as_array().unwrap();
+        assert_eq!(agg.len(), 2, "{o}");
+        assert_eq!(agg[0]["members"], 3);
+    }
+    let read = |i: usize, rel: &str| std::fs::read(d.join(format!("r{i}")).join(rel)).unwrap();
+    for rel in [
+        "deltas/avg-000001.delta",
+        "deltas/avg-000002.delta",
+        "adapter/adapter_model.safetensors",
+    ] {
+        assert_eq!(read(0, rel), read(1, rel), "{rel}");
+        assert_eq!(read(0, rel), read(2, rel), "{rel}");
+    }
+    assert_ne!(
+        read(0, "deltas/delta-000001.delta"),
+        read(1, "deltas/delta-000001.delta")
+    );
+    // the averaged delta verifies and carries every member's receipt
+    let avg = d.join("r0/deltas/avg-000002.delta");
+    let (code, stdout, err) = run(gym().args(["delta", "inspect", "--json"]).arg(&avg));
+    assert_eq!(code, 0, "{err}");
+    let v = json(&stdout);
+    let ring = &v["metadata"]["extra"]["ring"];
+    assert_eq!(ring["members"].as_array().unwrap().len(), 3, "{ring}");
+    // each member's next delta names the agreed mean as its parent
+    let (_, stdout, _) = run(gym()
+        .args(["delta", "inspect", "--json"])
+        .arg(d.join("r1/deltas/delta-000002.delta")));
+    assert_eq!(
+        json(&stdout)["metadata"]["parent_hash"],
+        outs[1]["aggregated"][0]["digest"]
+    );
+}

@@ -395,19 +395,25 @@ impl<'a> RunDir<'a> {
         )
         .map_err(|e| ring_err(format!("ring round {round}: {e}")))?;
         let o = joined.outcome;
-        let path = self.dir.join("deltas").join(format!("avg-{:06}.delta", d.seq));
+        let path = self
+            .dir
+            .join("deltas")
+            .join(format!("avg-{:06}.delta", d.seq));
         let summary = rio::write_output(&path, true, &spec, &layout, &o)
             .map_err(|e| ring_err(e.to_string()))?;
         // continue from the mean
         let dev = t.model.device().clone();
-        let vars: HashMap<String, candle_core::Var> = lora::trainable(&t.model).into_iter().collect();
+        let vars: HashMap<String, candle_core::Var> =
+            lora::trainable(&t.model).into_iter().collect();
         let mut k = 0usize;
         for (name, _, shape) in &layout.tensors {
             let n: u64 = shape.iter().product();
             let vals: Vec<f32> = (0..n as usize).map(|i| o.mean(k + i) as f32).collect();
             k += n as usize;
             let v = vars.get(name).ok_or_else(|| {
-                TrainError::State(format!("the ring result has a tensor {name} the model lacks"))
+                TrainError::State(format!(
+                    "the ring result has a tensor {name} the model lacks"
+                ))
             })?;
             let dims: Vec<usize> = shape.iter().map(|&x| x as usize).collect();
             v.set(&Tensor::from_vec(vals, dims, &dev)?)?;

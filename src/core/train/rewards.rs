@@ -1053,7 +1053,7 @@ mod tests {
         );
         let e = cmd_score("cat >/dev/null; echo -inf", &["a"]).unwrap_err();
         assert!(e.to_string().contains("\"-inf\" is not finite"), "{e}");
-        assert_eq!(e.class(), ErrorClass::Other);
+        assert_eq!(e.class(), ErrorClass::Training);
         // Exits without reading its input: judged by what it printed.
         assert_eq!(cmd_score("echo 0.5", &["a"]).unwrap(), [0.5]);
     }

@@ -160,6 +160,9 @@ pub struct Trainer {
     pub pad: u32,
     /// Number of base-model parameters (for FLOP estimates).
     pub params: u64,
+    /// 0 for a lone worker; ring member index + 1 in a ring, so that members sample different
+    /// data and completions while starting from the same LoRA initialisation.
+    pub stream: u64,
 }
 
 /// Mixes (seed, a, b) into one 64-bit seed (splitmix64 finaliser).
@@ -263,7 +266,24 @@ impl Trainer {
             eos,
             pad,
             params,
+            stream: 0,
         })
+    }
+
+    /// Gives this worker its own random stream (data order, sampling, shuffling, dropout);
+    /// the LoRA initialisation still comes from the run's seed.
+    pub fn set_stream(&mut self, stream: u64) {
+        self.stream = stream;
+        self.sampler = Sampler::new(self.data.len(), self.seed());
+    }
+
+    /// The seed of this worker's random stream.
+    fn seed(&self) -> u64 {
+        if self.stream == 0 {
+            self.cfg.seed
+        } else {
+            derive_seed(self.cfg.seed, 5, self.stream)
+        }
     }
 
     fn dev(&self) -> Device {
@@ -310,7 +330,7 @@ impl Trainer {
             top_p: self.cfg.top_p,
             top_k: self.cfg.top_k,
             max_new_tokens: self.cfg.max_completion_length,
-            seed: derive_seed(self.cfg.seed, 1, self.rollouts as u64),
+            seed: derive_seed(self.seed(), 1, self.rollouts as u64),
             eos: self.eos.clone(),
             pad: self.pad,
         };
@@ -516,7 +536,7 @@ impl Trainer {
             {
                 use rand::{SeedableRng, seq::SliceRandom};
                 let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(
-                    self.cfg.seed,
+                    self.seed(),
                     2,
                     self.rollouts as u64,
                 ));
@@ -535,7 +555,7 @@ impl Trainer {
                     }
                     let t0 = Instant::now();
                     self.model
-                        .set_training(Some(derive_seed(self.cfg.seed, 3, self.step as u64)));
+                        .set_training(Some(derive_seed(self.seed(), 3, self.step as u64)));
                     let mut grads: Option<Vec<Tensor>> = None;
                     let mut loss_sum = 0f64;
                     let mut stats = Vec::new();
