@@ -96,6 +96,7 @@ pub fn run(_ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         top_p: a.top_p,
         top_k: a.top_k,
         max_new_tokens: a.max_new_tokens,
+        min_new_tokens: 0,
         seed: a.seed,
         pad: m.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0),
         eos,

@@ -112,6 +112,9 @@ pub struct TrainArgs {
     pub num_iterations: Option<usize>,
     #[arg(long, value_name = "N")]
     pub max_completion_length: Option<usize>,
+    /// No end-of-sequence token before this many tokens.
+    #[arg(long, value_name = "N")]
+    pub min_completion_length: Option<usize>,
     #[arg(long, value_name = "T")]
     pub temperature: Option<f64>,
     #[arg(long, value_name = "P")]
@@ -175,6 +178,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         gradient_accumulation_steps,
         num_iterations,
         max_completion_length,
+        min_completion_length,
         temperature,
         top_p,
         top_k,

@@ -17,6 +17,9 @@ pub struct SamplingParams {
     /// 0 disables top-k filtering.
     pub top_k: usize,
     pub max_new_tokens: usize,
+    /// End-of-sequence tokens are not sampled before this many tokens (transformers'
+    /// `min_new_tokens`).
+    pub min_new_tokens: usize,
     pub seed: u64,
     /// Stop a row at any of these tokens (the token is kept in the completion).
     pub eos: Vec<u32>,
@@ -31,6 +34,7 @@ impl Default for SamplingParams {
             top_p: 1.0,
             top_k: 0,
             max_new_tokens: 64,
+            min_new_tokens: 0,
             seed: 0,
             eos: Vec::new(),
             pad: 0,
@@ -51,30 +55,53 @@ pub struct Generation {
 }
 
 /// Picks a token from one row of logits; returns (token, log-prob under the sampling law).
+/// Without top-k/top-p filtering nothing is sorted (a 152k vocabulary made the sort the
+/// largest cost of decoding); with them, only the candidates are ordered.
 fn pick(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) -> (u32, f32) {
     let greedy = p.temperature <= 0.0;
     let t = if greedy { 1.0 } else { p.temperature as f32 };
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    // candidates in descending order of logit; ties keep the lower index first
-    let mut idx: Vec<usize> = (0..logits.len()).collect();
-    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    // max, and argmax with ties to the lower index
+    let mut best = 0usize;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    let m = logits[best];
     if greedy {
         let lse = logits
             .iter()
             .map(|l| ((l - m) as f64).exp())
             .sum::<f64>()
             .ln() as f32;
-        let tok = idx[0];
-        return (tok as u32, logits[tok] - m - lse);
+        return (best as u32, logits[best] - m - lse);
     }
+    let weight = |i: usize| (((logits[i] - m) / t) as f64).exp();
+    if p.top_k == 0 && p.top_p >= 1.0 {
+        let probs: Vec<f64> = (0..logits.len()).map(weight).collect();
+        let z: f64 = probs.iter().sum();
+        let u: f64 = rng.r#gen::<f64>() * z;
+        let mut acc = 0.0;
+        let mut chosen = best;
+        for (j, q) in probs.iter().enumerate() {
+            acc += q;
+            if u < acc {
+                chosen = j;
+                break;
+            }
+        }
+        return (chosen as u32, (probs[chosen] / z).ln() as f32);
+    }
+    // candidates in descending order of logit; ties keep the lower index first
+    let cmp = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    if p.top_k > 0 && p.top_k < idx.len() {
+        idx.select_nth_unstable_by(p.top_k - 1, cmp);
+        idx.truncate(p.top_k);
+    }
+    idx.sort_by(cmp);
     let mut keep = idx.len();
-    if p.top_k > 0 {
-        keep = keep.min(p.top_k);
-    }
-    let probs: Vec<f64> = idx[..keep]
-        .iter()
-        .map(|&i| (((logits[i] - m) / t) as f64).exp())
-        .collect();
+    let probs: Vec<f64> = idx.iter().map(|&i| weight(i)).collect();
     let z: f64 = probs.iter().sum();
     if p.top_p < 1.0 {
         // smallest prefix whose mass reaches top_p (at least one token)
@@ -154,7 +181,17 @@ pub fn generate(
                 next.push(p.pad);
                 continue;
             }
-            let (tok, lp) = pick(row, p, &mut rng);
+            let (tok, lp) = if step < p.min_new_tokens && !p.eos.is_empty() {
+                let mut r = row.clone();
+                for &e in &p.eos {
+                    if let Some(x) = r.get_mut(e as usize) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+                pick(&r, p, &mut rng)
+            } else {
+                pick(row, p, &mut rng)
+            };
             out.tokens[i].push(tok);
             out.logprobs[i].push(lp);
             if p.eos.contains(&tok) {
@@ -262,6 +299,7 @@ mod tests {
             top_p: 0.9,
             top_k: 20,
             max_new_tokens: 10,
+            min_new_tokens: 0,
             seed: 42,
             eos: vec![],
             pad: 0,
@@ -299,6 +337,56 @@ mod tests {
         assert!(s.stopped[0]);
         for (t, st) in s.tokens.iter().zip(&s.stopped) {
             assert_eq!(*st, t.last() == Some(&eos));
+        }
+        // min_new_tokens: that token never comes before the third position
+        let s = generate(
+            &model,
+            &prompts,
+            &SamplingParams {
+                eos: vec![eos],
+                min_new_tokens: 3,
+                ..p
+            },
+            true,
+        )
+        .unwrap();
+        for t in &s.tokens {
+            assert!(t.len() >= 3);
+            assert!(!t[..2].contains(&eos), "{t:?}");
+        }
+    }
+
+    /// Both sampling paths (unfiltered, and top-k/top-p) draw from the tempered softmax: the
+    /// frequencies of 40 000 seeded draws are within 0.01 of the probabilities, and the
+    /// reported log-probabilities are exact.
+    #[test]
+    fn sampling_follows_the_tempered_distribution() {
+        let logits = [1.0f32, 0.0, 2.0, -1.0, 0.5];
+        let t = 0.8f64;
+        let w: Vec<f64> = logits.iter().map(|&l| (l as f64 / t).exp()).collect();
+        let z: f64 = w.iter().sum();
+        for (top_k, top_p) in [(0usize, 1.0f64), (5, 0.9999)] {
+            let p = SamplingParams {
+                temperature: t,
+                top_k,
+                top_p,
+                ..SamplingParams::default()
+            };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+            let mut n = [0usize; 5];
+            for _ in 0..40_000 {
+                let (tok, lp) = pick(&logits, &p, &mut rng);
+                n[tok as usize] += 1;
+                assert!((lp as f64 - (w[tok as usize] / z).ln()).abs() < 1e-5);
+            }
+            for i in 0..5 {
+                let f = n[i] as f64 / 40_000.0;
+                assert!(
+                    (f - w[i] / z).abs() < 0.01,
+                    "token {i}: {f} vs {}",
+                    w[i] / z
+                );
+            }
         }
     }
 }

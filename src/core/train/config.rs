@@ -96,6 +96,9 @@ pub struct TrainConfig {
     // --- sampling
     pub max_prompt_length: Option<usize>,
     pub max_completion_length: usize,
+    /// No end-of-sequence token before this many tokens (transformers' `min_new_tokens`,
+    /// which TRL takes through `generation_kwargs`).
+    pub min_completion_length: usize,
     pub temperature: f64,
     pub top_p: f64,
     pub top_k: usize,
@@ -153,6 +156,7 @@ impl Default for TrainConfig {
             mask_truncated_completions: false,
             max_prompt_length: Some(512),
             max_completion_length: 256,
+            min_completion_length: 0,
             temperature: 1.0,
             top_p: 1.0,
             top_k: 0,
@@ -363,6 +367,15 @@ impl TrainConfig {
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return bad("beta", format!("{} (must be ≥ 0)", self.beta));
+        }
+        if self.min_completion_length > self.max_completion_length {
+            return bad(
+                "min_completion_length",
+                format!(
+                    "{} exceeds max_completion_length {}",
+                    self.min_completion_length, self.max_completion_length
+                ),
+            );
         }
         if self.max_completion_length == 0 {
             return bad("max_completion_length", "0".into());

@@ -330,6 +330,7 @@ impl Trainer {
             top_p: self.cfg.top_p,
             top_k: self.cfg.top_k,
             max_new_tokens: self.cfg.max_completion_length,
+            min_new_tokens: self.cfg.min_completion_length,
             seed: derive_seed(self.seed(), 1, self.rollouts as u64),
             eos: self.eos.clone(),
             pad: self.pad,
