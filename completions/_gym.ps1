@@ -36,6 +36,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('cid', 'cid', [CompletionResultType]::ParameterValue, 'Print the CIDs `ipfs add` would give files or directories, computed offline')
             [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('model', 'model', [CompletionResultType]::ParameterValue, 'Inspect model folders (architecture, parameters, memory, LoRA size)')
+            [CompletionResult]::new('train', 'train', [CompletionResultType]::ParameterValue, 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas')
+            [CompletionResult]::new('eval', 'eval', [CompletionResultType]::ParameterValue, 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -440,6 +442,80 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;model;help;help' {
             break
         }
+        'gym;train' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (TOML, TRL/seed key names); flags override it')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)')
+            [CompletionResult]::new('--ring', '--ring', [CompletionResultType]::ParameterName, 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member''s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)')
+            [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'With --ring: seconds without progress before a member is dropped from a round')
+            [CompletionResult]::new('--ring-connect-timeout', '--ring-connect-timeout', [CompletionResultType]::ParameterName, 'With --ring: seconds to wait for every member to connect at each round')
+            [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND')
+            [CompletionResult]::new('--reward-cmd', '--reward-cmd', [CompletionResultType]::ParameterName, 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)')
+            [CompletionResult]::new('--max-steps', '--max-steps', [CompletionResultType]::ParameterName, 'max-steps')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'seed')
+            [CompletionResult]::new('--learning-rate', '--learning-rate', [CompletionResultType]::ParameterName, 'learning-rate')
+            [CompletionResult]::new('--lr-scheduler-type', '--lr-scheduler-type', [CompletionResultType]::ParameterName, 'lr-scheduler-type')
+            [CompletionResult]::new('--warmup-steps', '--warmup-steps', [CompletionResultType]::ParameterName, 'warmup-steps')
+            [CompletionResult]::new('--beta', '--beta', [CompletionResultType]::ParameterName, 'KL coefficient. Env: GSPO_BETA')
+            [CompletionResult]::new('--num-generations', '--num-generations', [CompletionResultType]::ParameterName, 'Completions per prompt (group size)')
+            [CompletionResult]::new('--importance-sampling-level', '--importance-sampling-level', [CompletionResultType]::ParameterName, 'Env: IMPORTANCE_SAMPLING_LEVEL')
+            [CompletionResult]::new('--loss-type', '--loss-type', [CompletionResultType]::ParameterName, 'loss-type')
+            [CompletionResult]::new('--scale-rewards', '--scale-rewards', [CompletionResultType]::ParameterName, 'scale-rewards')
+            [CompletionResult]::new('--epsilon', '--epsilon', [CompletionResultType]::ParameterName, 'epsilon')
+            [CompletionResult]::new('--epsilon-high', '--epsilon-high', [CompletionResultType]::ParameterName, 'epsilon-high')
+            [CompletionResult]::new('--per-device-train-batch-size', '--per-device-train-batch-size', [CompletionResultType]::ParameterName, 'per-device-train-batch-size')
+            [CompletionResult]::new('--steps-per-generation', '--steps-per-generation', [CompletionResultType]::ParameterName, 'steps-per-generation')
+            [CompletionResult]::new('--gradient-accumulation-steps', '--gradient-accumulation-steps', [CompletionResultType]::ParameterName, 'gradient-accumulation-steps')
+            [CompletionResult]::new('--num-iterations', '--num-iterations', [CompletionResultType]::ParameterName, 'num-iterations')
+            [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
+            [CompletionResult]::new('--min-completion-length', '--min-completion-length', [CompletionResultType]::ParameterName, 'No end-of-sequence token before this many tokens')
+            [CompletionResult]::new('--temperature', '--temperature', [CompletionResultType]::ParameterName, 'temperature')
+            [CompletionResult]::new('--top-p', '--top-p', [CompletionResultType]::ParameterName, 'top-p')
+            [CompletionResult]::new('--top-k', '--top-k', [CompletionResultType]::ParameterName, 'top-k')
+            [CompletionResult]::new('--lora-rank', '--lora-rank', [CompletionResultType]::ParameterName, 'lora-rank')
+            [CompletionResult]::new('--lora-alpha', '--lora-alpha', [CompletionResultType]::ParameterName, 'lora-alpha')
+            [CompletionResult]::new('--use-4bit', '--use-4bit', [CompletionResultType]::ParameterName, 'NF4 base (true) or f32 base (false). Env: USE_4BIT')
+            [CompletionResult]::new('--aggregate-interval', '--aggregate-interval', [CompletionResultType]::ParameterName, 'Steps between signed deltas')
+            [CompletionResult]::new('--save-steps', '--save-steps', [CompletionResultType]::ParameterName, 'Steps between resumable states and PEFT checkpoints')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Continue the run in --output from its last saved state')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Start afresh in an output folder that holds an earlier run')
+            [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the resolved settings (TOML) and exit')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-train/1`)')
+            [CompletionResult]::new('--mask-truncated-completions', '--mask-truncated-completions', [CompletionResultType]::ParameterName, 'Zero the loss of completions that hit max_completion_length without ending')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;eval' {
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('--adapter', '--adapter', [CompletionResultType]::ParameterName, 'PEFT adapter folder to apply')
+            [CompletionResult]::new('--delta', '--delta', [CompletionResultType]::ParameterName, 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use')
+            [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'With --delta: the signer must be listed here')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts, JSONL (default: the bundled toy task)')
+            [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)')
+            [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
+            [CompletionResult]::new('--enable-thinking', '--enable-thinking', [CompletionResultType]::ParameterName, 'Apply the Qwen3 chat template with thinking enabled to `messages` rows')
+            [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Include every completion in the output')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-eval/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;generate' {
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)')
             [CompletionResult]::new('--prompt', '--prompt', [CompletionResultType]::ParameterName, 'Prompt text (repeat for a batch)')
@@ -497,6 +573,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('cid', 'cid', [CompletionResultType]::ParameterValue, 'Print the CIDs `ipfs add` would give files or directories, computed offline')
             [CompletionResult]::new('publish', 'publish', [CompletionResultType]::ParameterValue, 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub')
             [CompletionResult]::new('model', 'model', [CompletionResultType]::ParameterValue, 'Inspect model folders (architecture, parameters, memory, LoRA size)')
+            [CompletionResult]::new('train', 'train', [CompletionResultType]::ParameterValue, 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas')
+            [CompletionResult]::new('eval', 'eval', [CompletionResultType]::ParameterValue, 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -577,6 +655,12 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;model;inspect' {
+            break
+        }
+        'gym;help;train' {
+            break
+        }
+        'gym;help;eval' {
             break
         }
         'gym;help;generate' {

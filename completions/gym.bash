@@ -25,6 +25,9 @@ _gym() {
             gym,delta)
                 cmd="gym__subcmd__delta"
                 ;;
+            gym,eval)
+                cmd="gym__subcmd__eval"
+                ;;
             gym,generate)
                 cmd="gym__subcmd__generate"
                 ;;
@@ -51,6 +54,9 @@ _gym() {
                 ;;
             gym,ring)
                 cmd="gym__subcmd__ring"
+                ;;
+            gym,train)
+                cmd="gym__subcmd__train"
                 ;;
             gym__subcmd__delta,diff)
                 cmd="gym__subcmd__delta__subcmd__diff"
@@ -97,6 +103,9 @@ _gym() {
             gym__subcmd__help,delta)
                 cmd="gym__subcmd__help__subcmd__delta"
                 ;;
+            gym__subcmd__help,eval)
+                cmd="gym__subcmd__help__subcmd__eval"
+                ;;
             gym__subcmd__help,generate)
                 cmd="gym__subcmd__help__subcmd__generate"
                 ;;
@@ -123,6 +132,9 @@ _gym() {
                 ;;
             gym__subcmd__help,ring)
                 cmd="gym__subcmd__help__subcmd__ring"
+                ;;
+            gym__subcmd__help,train)
+                cmd="gym__subcmd__help__subcmd__train"
                 ;;
             gym__subcmd__help__subcmd__delta,diff)
                 cmd="gym__subcmd__help__subcmd__delta__subcmd__diff"
@@ -242,7 +254,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model generate plot completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model train eval generate plot completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -609,6 +621,56 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__eval)
+            opts="-q -h -V --model --adapter --delta --trusted-keys --data --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --adapter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-completion-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__generate)
             opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -668,7 +730,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help)
-            opts="keygen key delta reward ring cid publish model generate plot completions help"
+            opts="keygen key delta reward ring cid publish model train eval generate plot completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -782,6 +844,20 @@ _gym() {
         gym__subcmd__help__subcmd__delta__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__eval)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1020,6 +1096,20 @@ _gym() {
         gym__subcmd__help__subcmd__ring__subcmd__plan)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__train)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1651,6 +1741,172 @@ _gym() {
                     return 0
                     ;;
                 --chunk-elements)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__train)
+            opts="-o -q -h -V --config --model --data --output --key --ring --ring-timeout --ring-connect-timeout --resume --force --print-config --json --reward --reward-cmd --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reward-cmd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --learning-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lr-scheduler-type)
+                    COMPREPLY=($(compgen -W "constant linear cosine" -- "${cur}"))
+                    return 0
+                    ;;
+                --warmup-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --beta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-generations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --importance-sampling-level)
+                    COMPREPLY=($(compgen -W "token sequence sequence-token" -- "${cur}"))
+                    return 0
+                    ;;
+                --loss-type)
+                    COMPREPLY=($(compgen -W "grpo bnpo dr-grpo" -- "${cur}"))
+                    return 0
+                    ;;
+                --scale-rewards)
+                    COMPREPLY=($(compgen -W "group batch none" -- "${cur}"))
+                    return 0
+                    ;;
+                --epsilon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epsilon-high)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-device-train-batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --steps-per-generation)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gradient-accumulation-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-iterations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-completion-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-completion-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --temperature)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-k)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lora-rank)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lora-alpha)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --use-4bit)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --aggregate-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --save-steps)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

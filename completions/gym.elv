@@ -33,6 +33,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand model 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+            cand train 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+            cand eval 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
@@ -392,6 +394,78 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;model;help;help'= {
         }
+        &'gym;train'= {
+            cand --config 'Settings file (TOML, TRL/seed key names); flags override it'
+            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME'
+            cand --data 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)'
+            cand -o 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
+            cand --output 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
+            cand --key 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)'
+            cand --ring 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member''s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)'
+            cand --ring-timeout 'With --ring: seconds without progress before a member is dropped from a round'
+            cand --ring-connect-timeout 'With --ring: seconds to wait for every member to connect at each round'
+            cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND'
+            cand --reward-cmd 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)'
+            cand --max-steps 'max-steps'
+            cand --seed 'seed'
+            cand --learning-rate 'learning-rate'
+            cand --lr-scheduler-type 'lr-scheduler-type'
+            cand --warmup-steps 'warmup-steps'
+            cand --beta 'KL coefficient. Env: GSPO_BETA'
+            cand --num-generations 'Completions per prompt (group size)'
+            cand --importance-sampling-level 'Env: IMPORTANCE_SAMPLING_LEVEL'
+            cand --loss-type 'loss-type'
+            cand --scale-rewards 'scale-rewards'
+            cand --epsilon 'epsilon'
+            cand --epsilon-high 'epsilon-high'
+            cand --per-device-train-batch-size 'per-device-train-batch-size'
+            cand --steps-per-generation 'steps-per-generation'
+            cand --gradient-accumulation-steps 'gradient-accumulation-steps'
+            cand --num-iterations 'num-iterations'
+            cand --max-completion-length 'max-completion-length'
+            cand --min-completion-length 'No end-of-sequence token before this many tokens'
+            cand --temperature 'temperature'
+            cand --top-p 'top-p'
+            cand --top-k 'top-k'
+            cand --lora-rank 'lora-rank'
+            cand --lora-alpha 'lora-alpha'
+            cand --use-4bit 'NF4 base (true) or f32 base (false). Env: USE_4BIT'
+            cand --aggregate-interval 'Steps between signed deltas'
+            cand --save-steps 'Steps between resumable states and PEFT checkpoints'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --resume 'Continue the run in --output from its last saved state'
+            cand --force 'Start afresh in an output folder that holds an earlier run'
+            cand --print-config 'Print the resolved settings (TOML) and exit'
+            cand --json 'Print a JSON summary at the end (format `gym-train/1`)'
+            cand --mask-truncated-completions 'Zero the loss of completions that hit max_completion_length without ending'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;eval'= {
+            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3)'
+            cand --adapter 'PEFT adapter folder to apply'
+            cand --delta 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use'
+            cand --trusted-keys 'With --delta: the signer must be listed here'
+            cand --data 'Prompts, JSONL (default: the bundled toy task)'
+            cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)'
+            cand --max-completion-length 'max-completion-length'
+            cand --limit 'Evaluate only the first N examples'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
+            cand --enable-thinking 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
+            cand --samples 'Include every completion in the output'
+            cand --json 'Print JSON (format `gym-eval/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;generate'= {
             cand --model 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)'
             cand --prompt 'Prompt text (repeat for a batch)'
@@ -446,6 +520,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand cid 'Print the CIDs `ipfs add` would give files or directories, computed offline'
             cand publish 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
             cand model 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+            cand train 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+            cand eval 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
@@ -505,6 +581,10 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand inspect 'Show a model folder''s architecture, parameters, memory and LoRA size'
         }
         &'gym;help;model;inspect'= {
+        }
+        &'gym;help;train'= {
+        }
+        &'gym;help;eval'= {
         }
         &'gym;help;generate'= {
         }

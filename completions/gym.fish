@@ -36,6 +36,8 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "ring" -d 'Average deltas wi
 complete -c gym -n "__fish_gym_needs_command" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
 complete -c gym -n "__fish_gym_needs_command" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
 complete -c gym -n "__fish_gym_needs_command" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_needs_command" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+complete -c gym -n "__fish_gym_needs_command" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
 complete -c gym -n "__fish_gym_needs_command" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
 complete -c gym -n "__fish_gym_needs_command" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -239,6 +241,76 @@ complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcomman
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand train" -l config -d 'Settings file (TOML, TRL/seed key names); flags override it' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l data -d 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -s o -l output -d 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l key -d 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l ring -d 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member\'s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With --ring: seconds without progress before a member is dropped from a round' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l seed -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lr-scheduler-type -r -f -a "constant\t''
+linear\t''
+cosine\t''"
+complete -c gym -n "__fish_gym_using_subcommand train" -l warmup-steps -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l beta -d 'KL coefficient. Env: GSPO_BETA' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l num-generations -d 'Completions per prompt (group size)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l importance-sampling-level -d 'Env: IMPORTANCE_SAMPLING_LEVEL' -r -f -a "token\t'One ratio per token (PPO/GRPO)'
+sequence\t'One ratio per sequence: the exponential of the mean token log-ratio (GSPO)'
+sequence-token\t'The sequence ratio\'s value with per-token gradients (GSPO-token)'"
+complete -c gym -n "__fish_gym_using_subcommand train" -l loss-type -r -f -a "grpo\t'Mean over sequences of each sequence\'s mean over its tokens'
+bnpo\t'Mean over the micro-batch\'s tokens'
+dr-grpo\t'Sum over tokens divided by rows × max_completion_length'"
+complete -c gym -n "__fish_gym_using_subcommand train" -l scale-rewards -r -f -a "group\t'The group\'s own standard deviation'
+batch\t'The standard deviation of all rewards of the batch'
+none\t'No division: advantages are the centred rewards'"
+complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon-high -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l per-device-train-batch-size -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l steps-per-generation -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-accumulation-steps -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l num-iterations -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l max-completion-length -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l min-completion-length -d 'No end-of-sequence token before this many tokens' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l temperature -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l top-p -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l top-k -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lora-rank -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lora-alpha -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l use-4bit -d 'NF4 base (true) or f32 base (false). Env: USE_4BIT' -r -f -a "true\t''
+false\t''"
+complete -c gym -n "__fish_gym_using_subcommand train" -l aggregate-interval -d 'Steps between signed deltas' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l save-steps -d 'Steps between resumable states and PEFT checkpoints' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l resume -d 'Continue the run in --output from its last saved state'
+complete -c gym -n "__fish_gym_using_subcommand train" -l force -d 'Start afresh in an output folder that holds an earlier run'
+complete -c gym -n "__fish_gym_using_subcommand train" -l print-config -d 'Print the resolved settings (TOML) and exit'
+complete -c gym -n "__fish_gym_using_subcommand train" -l json -d 'Print a JSON summary at the end (format `gym-train/1`)'
+complete -c gym -n "__fish_gym_using_subcommand train" -l mask-truncated-completions -d 'Zero the loss of completions that hit max_completion_length without ending'
+complete -c gym -n "__fish_gym_using_subcommand train" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand train" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gym -n "__fish_gym_using_subcommand train" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l adapter -d 'PEFT adapter folder to apply' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l delta -d 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l trusted-keys -d 'With --delta: the signer must be listed here' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l data -d 'Prompts, JSONL (default: the bundled toy task)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task\'s)' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l samples -d 'Include every completion in the output'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (format `gym-eval/1`)'
+complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand eval" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand eval" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand generate" -l prompt -d 'Prompt text (repeat for a batch)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l adapter -d 'PEFT adapter folder to apply' -r -F
@@ -267,18 +339,20 @@ complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Work
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model generate plot completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'

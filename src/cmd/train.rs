@@ -210,15 +210,15 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
 /// is named anywhere.
 pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     // a resumed run starts from the settings it was started with
-    if a.resume {
-        if let Some(o) = &a.output {
-            let saved = o.join("config.toml");
-            if saved.exists() && a.config.is_none() {
-                let base = TrainConfig::from_toml_file(&saved, &TrainConfig::default())?;
-                let cfg = resolve(a, &base)?;
-                cfg.validate()?;
-                return Ok(cfg);
-            }
+    if a.resume
+        && let Some(o) = &a.output
+    {
+        let saved = o.join("config.toml");
+        if saved.exists() && a.config.is_none() {
+            let base = TrainConfig::from_toml_file(&saved, &TrainConfig::default())?;
+            let cfg = resolve(a, &base)?;
+            cfg.validate()?;
+            return Ok(cfg);
         }
     }
     let cfg = resolve(a, &TrainConfig::default())?;
@@ -293,7 +293,8 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
     if a.force {
-        for f in ["metrics.jsonl"] {
+        {
+            let f = "metrics.jsonl";
             let _ = std::fs::remove_file(output.join(f));
         }
         let _ = std::fs::remove_dir_all(output.join("state"));
@@ -366,7 +367,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
                 pb.println(format!("step {}: wrote {}", d.step, d.path.display()));
             }
         } else if !quiet {
-            if m.step % interval == 0 || m.step == 1 {
+            if m.step.is_multiple_of(interval) || m.step == 1 {
                 eprintln!("step {}: {line}", m.step);
             }
             if let Some(d) = d {

@@ -285,10 +285,9 @@ impl<'a> RunDir<'a> {
                     .strip_prefix("delta-")
                     .and_then(|s| s.strip_suffix(".delta"))
                     .and_then(|s| s.parse::<u64>().ok())
+                    && seq > self.state.delta_seq
                 {
-                    if seq > self.state.delta_seq {
-                        let _ = std::fs::remove_file(e.path());
-                    }
+                    let _ = std::fs::remove_file(e.path());
                 }
             }
         }
@@ -442,7 +441,7 @@ impl Observer for RunDir<'_> {
         self.last_train_tokens = t.train_tokens;
         self.append_metrics(m)?;
         let mut written = None;
-        if t.step % t.cfg.aggregate_interval == 0 {
+        if t.step.is_multiple_of(t.cfg.aggregate_interval) {
             let weight = self.state.tokens_since_delta;
             let d = self.write_delta(t, m.loss)?;
             self.deltas.push(d.clone());

@@ -246,10 +246,10 @@ impl TrainConfig {
 
     /// Applies the seed's environment variables.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("MODEL_NAME") {
-            if !v.is_empty() {
-                self.model = Some(PathBuf::from(v));
-            }
+        if let Some(v) = get("MODEL_NAME")
+            && !v.is_empty()
+        {
+            self.model = Some(PathBuf::from(v));
         }
         if let Some(v) = get("USE_4BIT") {
             self.use_4bit = match v.to_ascii_lowercase().as_str() {
@@ -337,7 +337,7 @@ impl TrainConfig {
             return bad("num_iterations", "0".into());
         }
         let spg = self.steps_per_generation();
-        if spg == 0 || spg % self.gradient_accumulation_steps != 0 {
+        if spg == 0 || !spg.is_multiple_of(self.gradient_accumulation_steps) {
             return bad(
                 "steps_per_generation",
                 format!(
@@ -346,7 +346,7 @@ impl TrainConfig {
                 ),
             );
         }
-        if self.generation_batch() % self.num_generations != 0 {
+        if !self.generation_batch().is_multiple_of(self.num_generations) {
             return bad(
                 "num_generations",
                 format!(

@@ -54,10 +54,10 @@ fn encode(tok: &tokenizers::Tokenizer, text: &str, max: Option<usize>) -> Result
         .encode(text, false)
         .map_err(|e| TrainError::Tokenizer(format!("encoding {text:?}: {e}")))?;
     let mut ids = enc.get_ids().to_vec();
-    if let Some(m) = max {
-        if ids.len() > m {
-            ids.drain(..ids.len() - m);
-        }
+    if let Some(m) = max
+        && ids.len() > m
+    {
+        ids.drain(..ids.len() - m);
     }
     Ok(ids)
 }

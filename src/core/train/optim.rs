@@ -131,7 +131,7 @@ mod tests {
         let g2 = Tensor::new(&[-1.0f32], &Device::Cpu).unwrap();
         o.update(std::slice::from_ref(&g2), 0.1).unwrap();
         let (b1, b2) = (0.9f64, 0.999f64);
-        let m = b1 * (0.1 * 0.5) + 0.1 * -1.0;
+        let m = b1 * (0.1 * 0.5) + -0.1;
         let vv = b2 * (0.001 * 0.25) + 0.001 * 1.0;
         let want = 0.899f64 * (1.0 - 0.001)
             - 0.1 / (1.0 - b1 * b1) * m / ((vv).sqrt() / (1.0 - b2 * b2).sqrt() + 1e-8);

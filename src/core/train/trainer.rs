@@ -296,11 +296,11 @@ impl Trainer {
             .encode(text, false)
             .map_err(|e| TrainError::Tokenizer(format!("encoding {text:?}: {e}")))?;
         let mut ids = enc.get_ids().to_vec();
-        if let Some(max) = self.cfg.max_prompt_length {
-            if ids.len() > max {
-                // keep the end of the prompt, as TRL truncates on the left
-                ids.drain(..ids.len() - max);
-            }
+        if let Some(max) = self.cfg.max_prompt_length
+            && ids.len() > max
+        {
+            // keep the end of the prompt, as TRL truncates on the left
+            ids.drain(..ids.len() - max);
         }
         if ids.is_empty() {
             return Err(TrainError::Invalid(format!(
@@ -707,9 +707,12 @@ pub fn base_hash_dir(dir: &Path) -> std::result::Result<String, ModelError> {
     Ok(base_hash_files(&files))
 }
 
+/// (name, f32 data, shape).
+pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
+
 /// The LoRA factors as (PEFT name, f32 data, shape), in the stable order of
 /// [`lora::trainable`].
-pub fn lora_tensors(model: &Qwen3) -> Result<Vec<(String, Vec<f32>, Vec<usize>)>> {
+pub fn lora_tensors(model: &Qwen3) -> Result<Vec<NamedTensor>> {
     let mut out = Vec::new();
     for (name, v) in lora::trainable(model) {
         let t = v.as_tensor().to_dtype(DType::F32)?;
