@@ -101,7 +101,25 @@ fn bundled_task_learns_and_its_deltas_verify_and_load() {
     let peft = t.path().join("peft");
     let (code, _, stderr) = run(gym().args(["delta", "unpack", last_delta, "-o"]).arg(&peft));
     assert_eq!(code, 0, "{stderr}");
-    assert!(peft.join("adapter_config.json").exists());
+    // the same layout as the committed adapter that peft loads (tools/reference/peft_train_delta.py)
+    let cfg = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("adapter_config.json")).unwrap())
+            .unwrap()
+    };
+    let reference = testdata("train-ref/toy-adapter");
+    assert_eq!(cfg(&peft), cfg(&reference));
+    let layout = |d: &Path| -> Vec<(String, Vec<usize>)> {
+        let b = std::fs::read(d.join("adapter_model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&b).unwrap();
+        let mut v: Vec<(String, Vec<usize>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(layout(&peft), layout(&reference));
     let eval = |extra: &[&str]| {
         let (code, stdout, stderr) = run(gym()
             .args(["eval", "--json", "--max-completion-length", "16"])

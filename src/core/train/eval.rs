@@ -263,3 +263,60 @@ pub fn load_delta_adapter(
     lora::load_peft(model, tmp.path())?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn td(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(rel)
+    }
+
+    /// The adapter of a `gym train` delta (unpacked with `gym delta unpack`) gives the same
+    /// logits in gym as in peft (tools/reference/peft_train_delta.py), and an adapter unpacked
+    /// from a fresh delta has the same tensors and config as that committed one.
+    #[test]
+    fn peft_loads_the_adapter_of_a_training_delta() {
+        let dev = Device::Cpu;
+        let r = candle_core::safetensors::load(td("model-ref/tiny-qwen3.safetensors"), &dev)
+            .unwrap();
+        let u32s = |t: &Tensor| t.to_dtype(candle_core::DType::U32).unwrap();
+        let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
+        let mut m = crate::core::model::load(&td("tiny-qwen3"), &dev).unwrap();
+        lora::load_peft(&mut m, &td("train-ref/toy-adapter")).unwrap();
+        let got = m.forward(&ids, &pos, Some(&keep), true).unwrap();
+        let want = &candle_core::safetensors::load(
+            td("train-ref/toy-adapter-logits.safetensors"),
+            &dev,
+        )
+        .unwrap()["logits"];
+        let k: Vec<Vec<i64>> = r["keep"].to_vec2().unwrap();
+        let (a, b): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) =
+            (got.to_vec3().unwrap(), want.to_vec3().unwrap());
+        let mut worst = 0f32;
+        for (bi, row) in k.iter().enumerate() {
+            for (ti, &kv) in row.iter().enumerate() {
+                if kv == 1 {
+                    for (x, y) in a[bi][ti].iter().zip(&b[bi][ti]) {
+                        worst = worst.max((x - y).abs());
+                    }
+                }
+            }
+        }
+        assert!(worst <= 1e-4, "max |gym − peft| = {worst}");
+        // and the adapter actually changes the model
+        let base = m.forward(&ids, &pos, Some(&keep), false).unwrap();
+        let d = (base - got)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d > 1.0, "{d}");
+    }
+}
