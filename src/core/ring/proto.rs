@@ -827,9 +827,7 @@ impl Machine {
             h.update(self.reveals[&j]);
         }
         self.seed = h.finalize().into();
-        let sk: Vec<u64> = (0..self.n())
-            .map(|g| sketch::sketch(&self.c[self.segs[g].clone()], self.point(g)))
-            .collect();
+        let sk = self.sketch_segments(&self.c, |_| true);
         self.phase = Phase::Sketch;
         let m = self.sign(
             Body::Sketch {
@@ -844,6 +842,24 @@ impl Machine {
 
     fn point(&self, g: usize) -> u64 {
         sketch::point(&self.seed, g as u32)
+    }
+
+    /// `σ_g(v[segment g])` for every segment `g` with `want(g)` (0 for the others), segments in
+    /// parallel on the rayon pool.
+    fn sketch_segments(&self, v: &[i64], want: impl Fn(usize) -> bool + Sync) -> Vec<u64> {
+        use rayon::prelude::*;
+        let points: Vec<u64> = (0..self.n()).map(|g| self.point(g)).collect();
+        self.segs
+            .par_iter()
+            .enumerate()
+            .map(|(g, r)| {
+                if want(g) {
+                    sketch::sketch(&v[r.clone()], points[g])
+                } else {
+                    0
+                }
+            })
+            .collect()
     }
 
     /// Positions that contributed to the message sent by position `q` at (phase, step).
@@ -872,13 +888,15 @@ impl Machine {
         let p = self.pos;
         let q = (p + n - 1) % n;
         let mut evidence = Vec::new();
+        // Scatter: every segment but our own; all-gather: every segment but the one we reduced.
+        let acc_sk = self.sketch_segments(&self.acc, |g| g != p);
+        let result_sk = self.sketch_segments(&self.result, |g| g != (p + 1) % n);
         for g in 0..n {
             let r = self.segs[g].clone();
-            // Scatter: every segment but our own.
             if g != p {
                 let s = (q + n - g) % n;
                 let ok = fixed::out_of_range(&self.acc[r.clone()]).is_none()
-                    && sketch::sketch(&self.acc[r.clone()], self.point(g))
+                    && acc_sk[g]
                         == self.expected_sketch(g, &self.contributors(q, PHASE_SCATTER, s));
                 if !ok {
                     evidence.extend(self.evidence_for(PHASE_SCATTER, g, &self.acc));
@@ -886,7 +904,7 @@ impl Machine {
             }
             if g != (p + 1) % n {
                 let ok = fixed::out_of_range(&self.result[r.clone()]).is_none()
-                    && sketch::sketch(&self.result[r.clone()], self.point(g))
+                    && result_sk[g]
                         == self.expected_sketch(g, &self.contributors(q, PHASE_GATHER, 0));
                 if !ok {
                     evidence.extend(self.evidence_for(PHASE_GATHER, g, &self.result));
