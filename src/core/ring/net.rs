@@ -90,7 +90,7 @@ pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
 enum Event {
     /// A message from this member, already decrypted, decoded and verified (or refused) on the
     /// connection's reader task.
-    Msg(Result<Checked, Refused>),
+    Msg(Box<Result<Checked, Refused>>),
     Lost(usize),
 }
 
@@ -225,7 +225,7 @@ fn spawn_connection(
             // with the machine (and with the other connections).
             let checked = verifier.check(peer, &b);
             drop(b);
-            if events.send(Event::Msg(checked)).is_err() {
+            if events.send(Event::Msg(Box::new(checked))).is_err() {
                 break;
             }
         }
@@ -394,7 +394,7 @@ pub async fn join(
         tokio::select! {
             ev = ev_rx.recv() => {
                 match ev {
-                    Some(Event::Msg(checked)) => match checked.and_then(|c| machine.handle_checked(c)) {
+                    Some(Event::Msg(checked)) => match (*checked).and_then(|c| machine.handle_checked(c)) {
                         Ok(outs) => {
                             timer = Instant::now() + opts.step_timeout;
                             dispatch(outs, &senders);
