@@ -87,7 +87,7 @@ impl Default for JoinOptions {
 /// What the driver reports as it goes (printed by the command layer).
 pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
 
-enum Event {
+pub(crate) enum Event {
     /// A message from this member, already decrypted, decoded and verified (or refused) on the
     /// connection's reader task.
     Msg(Box<Result<Checked, Refused>>),
@@ -198,7 +198,7 @@ async fn answer(
     }
 }
 
-fn spawn_connection(
+pub(crate) fn spawn_connection(
     stream: TcpStream,
     session: Session,
     verifier: Verifier,
