@@ -102,8 +102,12 @@ async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<
             format!("frame of {len} bytes exceeds {MAX_FRAME}"),
         ));
     }
-    let mut b = vec![0u8; len];
-    s.read_exact(&mut b).await?;
+    // Read into spare capacity: no zeroing of a buffer that is about to be overwritten.
+    let mut b = Vec::with_capacity(len + 16);
+    (&mut *s).take(len as u64).read_to_end(&mut b).await?;
+    if b.len() != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(b)
 }
 

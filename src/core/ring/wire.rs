@@ -384,14 +384,12 @@ fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
                 .ok_or(WireError::Truncated { what: "payload" })?,
             "payload",
         )?;
-        payload = vec![0i64; n];
-        if cfg!(target_endian = "little") {
-            bytemuck::cast_slice_mut::<i64, u8>(&mut payload).copy_from_slice(bytes);
-        } else {
-            for (v, c) in payload.iter_mut().zip(bytes.chunks_exact(8)) {
-                *v = i64::from_le_bytes(c.try_into().expect("8 bytes"));
-            }
-        }
+        payload = Vec::with_capacity(n);
+        payload.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        );
     }
     if !r.b.is_empty() {
         return Err(WireError::Trailing { count: r.b.len() });
