@@ -7,7 +7,9 @@
 #         median of $RUNS after a warm-up.
 # Both report algorithm bus bandwidth 2·(N−1)/N·bytes/time. Then the per-layer costs on one
 # core (examples/ring-layers.rs).
-# Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...)
+# Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...,
+#   GYM_BIN=path: time that gym binary instead of building this tree, e.g. an older commit's;
+#   LAYERS=path: its ring-layers example)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-4}
@@ -16,8 +18,12 @@ RUNS=${RUNS:-3}
 DIR=${BENCH_DIR:-/dev/shm/gym-ring-bench}
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c "import torch" 2>/dev/null || { echo "PYTHON=$PYTHON has no torch (pip install torch)" >&2; exit 1; }
-cargo build --release -q --bin gym --example bench-input --example ring-layers
-GYM=$PWD/target/release/gym
+if [ -z "${GYM_BIN:-}" ]; then
+  cargo build --release -q --bin gym --example bench-input --example ring-layers
+fi
+GYM=${GYM_BIN:-$PWD/target/release/gym}
+LAYERS=${LAYERS:-$PWD/target/release/examples/ring-layers}
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 mkdir -p "$DIR"
 [ -f "$DIR/in.safetensors" ] || ./target/release/examples/bench-input "$DIR/in.safetensors" "$MIB" >/dev/null
 : > "$DIR/members.txt"
@@ -52,6 +58,7 @@ echo "|---|---:|---:|"
 echo "| gym ring join (encrypted, signed, verified, exact) | ${med} s | ${gym_bw} MiB/s |"
 echo "| torch.distributed gloo (plain f32) | ${gloo_t} s | ${gloo_bw} MiB/s |"
 echo "ratio gym/gloo: $("$PYTHON" -c "print(f'{$gym_bw/$gloo_bw:.2f}')")x"
+echo "gym rounds: ${times[*]} s; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "per-layer cost on one core (one member's share of the work):"
-./target/release/examples/ring-layers "$MIB" "$N"
+"$LAYERS" "$MIB" "$N"

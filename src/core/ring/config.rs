@@ -108,7 +108,7 @@ impl RingSpec {
             }
         }
         let mut h = Sha3_256::new();
-        h.update(b"gym-ring-v1/ring\0");
+        h.update(b"gym-ring-v2/ring\0");
         h.update(round.to_le_bytes());
         h.update(chunk_elements.to_le_bytes());
         h.update((members.len() as u32).to_le_bytes());

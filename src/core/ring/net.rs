@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::config::RingSpec;
 use super::crypto::{self, HandshakeError, Initiator, Opener, Responder, Sealer, Session};
-use super::proto::{Input, Machine, Outcome, RingError};
+use super::proto::{Checked, Input, Machine, Outcome, Refused, RingError, Verifier};
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::Identity;
 
@@ -87,8 +87,10 @@ impl Default for JoinOptions {
 /// What the driver reports as it goes (printed by the command layer).
 pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
 
-enum Event {
-    Msg(usize, Vec<u8>),
+pub(crate) enum Event {
+    /// A message from this member, already decrypted, decoded and verified (or refused) on the
+    /// connection's reader task.
+    Msg(Box<Result<Checked, Refused>>),
     Lost(usize),
 }
 
@@ -100,8 +102,12 @@ async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<
             format!("frame of {len} bytes exceeds {MAX_FRAME}"),
         ));
     }
-    let mut b = vec![0u8; len];
-    s.read_exact(&mut b).await?;
+    // Read into spare capacity: no zeroing of a buffer that is about to be overwritten.
+    let mut b = Vec::with_capacity(len + 16);
+    (&mut *s).take(len as u64).read_to_end(&mut b).await?;
+    if b.len() != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(b)
 }
 
@@ -196,9 +202,10 @@ async fn answer(
     }
 }
 
-fn spawn_connection(
+pub(crate) fn spawn_connection(
     stream: TcpStream,
     session: Session,
+    verifier: Verifier,
     events: mpsc::UnboundedSender<Event>,
 ) -> (
     mpsc::UnboundedSender<Arc<Vec<u8>>>,
@@ -215,17 +222,31 @@ fn spawn_connection(
                 Ok(b) => b,
                 Err(_) => break,
             };
-            if open.open(&mut b).is_err() || events.send(Event::Msg(peer, b)).is_err() {
+            if open.open(&mut b).is_err() {
+                break;
+            }
+            // Decoding, the signature and the payload digest are checked here, in parallel
+            // with the machine (and with the other connections).
+            let checked = verifier.check(peer, &b);
+            drop(b);
+            if events.send(Event::Msg(Box::new(checked))).is_err() {
                 break;
             }
         }
         let _ = events.send(Event::Lost(peer));
     });
     let writer = tokio::spawn(async move {
-        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, &mut wr);
+        // Small frames (control messages, length prefixes) are batched; a data frame larger
+        // than the buffer goes to the socket directly instead of being copied into it.
+        let mut w = tokio::io::BufWriter::with_capacity(1 << 16, &mut wr);
         while let Some(m) = rx.recv().await {
-            let mut b = Vec::with_capacity(m.len() + 16);
-            b.extend_from_slice(&m);
+            // A message sent to one member is ours alone: seal it in place (the encoder left
+            // room for the tag). A broadcast copy is cloned.
+            let mut b = Arc::try_unwrap(m).unwrap_or_else(|m| {
+                let mut b = Vec::with_capacity(m.len() + 16);
+                b.extend_from_slice(&m);
+                b
+            });
             if seal.seal(&mut b).is_err() || write_frame(&mut w, &b).await.is_err() {
                 return;
             }
@@ -319,6 +340,7 @@ pub async fn join(
     }
     drop(conn_tx);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let verifier = Verifier::new(ring.clone());
     let mut senders: HashMap<usize, mpsc::UnboundedSender<Arc<Vec<u8>>>> = HashMap::new();
     let mut writers = Vec::new();
     let mut dial_failures = 0;
@@ -330,7 +352,7 @@ pub async fn join(
                     continue;
                 }
                 let peer = session.peer;
-                let (tx, w) = spawn_connection(stream, session, ev_tx.clone());
+                let (tx, w) = spawn_connection(stream, session, verifier.clone(), ev_tx.clone());
                 senders.insert(peer, tx);
                 writers.push(w);
             }
@@ -376,7 +398,7 @@ pub async fn join(
         tokio::select! {
             ev = ev_rx.recv() => {
                 match ev {
-                    Some(Event::Msg(from, bytes)) => match machine.handle(from, &bytes) {
+                    Some(Event::Msg(checked)) => match (*checked).and_then(|c| machine.handle_checked(c)) {
                         Ok(outs) => {
                             timer = Instant::now() + opts.step_timeout;
                             dispatch(outs, &senders);

@@ -217,3 +217,99 @@ fn an_outsider_is_refused_over_tcp_before_any_data() {
         "{r:?}"
     );
 }
+
+/// Member 0 is driven by hand: it runs an honest machine, but corrupts the payload of its first
+/// data message after signing it, then crashes. The other members check it on their reader
+/// tasks, refuse it (the round's state is untouched), see the connection drop and finish
+/// without member 0.
+#[test]
+fn a_tampered_data_frame_is_refused_on_the_reader_task_and_the_ring_goes_on() {
+    use super::net::{Event, connect, spawn_connection};
+    use super::proto::{Machine, Verifier};
+    use super::wire::{self, Body};
+    use tokio::sync::mpsc;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let n = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, ids) = ring(n);
+    let notes: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let mut inputs = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (p, _) = write_delta(dir.path(), i, id);
+        inputs.push(Arc::new(load_input(&p, 1).unwrap().0));
+    }
+    let opts = JoinOptions {
+        step_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(30),
+    };
+    let honest: Vec<_> = (1..n)
+        .map(|i| {
+            let notes = notes.clone();
+            rt.spawn(join(
+                spec.clone(),
+                i,
+                ids[i].clone(),
+                inputs[i].clone(),
+                opts,
+                Arc::new(move |s| notes.lock().unwrap().push(s)),
+            ))
+        })
+        .collect();
+    rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+        let verifier = Verifier::new(spec.clone());
+        let mut senders = std::collections::HashMap::new();
+        let mut writers = Vec::new();
+        for peer in 1..n {
+            let (stream, session) = connect(spec.clone(), 0, ids[0].clone(), peer, deadline)
+                .await
+                .unwrap();
+            let (tx, w) = spawn_connection(stream, session, verifier.clone(), ev_tx.clone());
+            senders.insert(peer, tx);
+            writers.push(w);
+        }
+        let mut m =
+            Machine::new(spec.clone(), 0, ids[0].clone(), inputs[0].clone(), [9; 32]).unwrap();
+        let mut outs = m.start();
+        'run: loop {
+            for o in outs.drain(..) {
+                if let Body::Data(_) = wire::decode(&o.bytes).unwrap().body {
+                    let mut bad = o.bytes.to_vec();
+                    *bad.last_mut().unwrap() ^= 0x40;
+                    senders[&o.to].send(Arc::new(bad)).unwrap();
+                    break 'run;
+                }
+                senders[&o.to].send(o.bytes).unwrap();
+            }
+            match ev_rx.recv().await {
+                Some(Event::Msg(c)) => outs = m.handle_checked((*c).unwrap()).unwrap(),
+                other => panic!("member 0 lost the ring early: {}", other.is_some()),
+            }
+        }
+        // Crash: the queued frames (the tampered one last) go out, then the sockets close.
+        drop(senders);
+        for w in writers {
+            w.await.unwrap();
+        }
+    });
+    let mut digests = Vec::new();
+    for h in honest {
+        let o = rt.block_on(h).unwrap().unwrap().outcome;
+        assert_eq!(o.members, vec![1, 2, 3]);
+        assert!(o.excluded.iter().any(|e| e.member == 0), "{:?}", o.excluded);
+        digests.push(o.result_digest);
+    }
+    assert!(digests.iter().all(|d| *d == digests[0]));
+    let notes = notes.lock().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|s| s.starts_with("refused:") && s.contains("does not match its digest")),
+        "{notes:?}"
+    );
+}

@@ -219,6 +219,75 @@ fn h32(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// `H("gym-ring-v2/result\0" ‖ layout digest ‖ u32 F ‖ u128 Σw ‖ D(S))`, where `D` is the
+/// payload digest tree of [`wire::payload_digest`] over the whole reduced vector.
+pub fn result_digest(layout: &[u8; 32], scale: u32, total_weight: u128, sum: &[i64]) -> [u8; 32] {
+    h32(&[
+        b"gym-ring-v2/result\0",
+        layout,
+        &scale.to_le_bytes(),
+        &total_weight.to_le_bytes(),
+        &wire::payload_digest(sum),
+    ])
+}
+
+/// The checks on a received message that need no protocol state: decoding, the sender, the
+/// signature, and for a data message its payload digest. The driver runs them on each
+/// connection's reader task, so that they overlap with the machine's reduce work.
+#[derive(Clone)]
+pub struct Verifier {
+    ring: Arc<RingSpec>,
+    rd: [u8; 32],
+}
+
+/// A message that passed [`Verifier::check`]; only `check` makes one.
+#[derive(Debug)]
+pub struct Checked {
+    from: usize,
+    msg: Signed,
+}
+
+impl Verifier {
+    pub fn new(ring: Arc<RingSpec>) -> Self {
+        Verifier {
+            rd: ring.digest(),
+            ring,
+        }
+    }
+
+    pub fn check(&self, from: usize, bytes: &[u8]) -> Result<Checked, Refused> {
+        let m = wire::decode(bytes).map_err(|error| Refused::Decode { from, error })?;
+        if m.sender as usize != from {
+            return Err(Refused::WrongSender {
+                from,
+                sender: m.sender,
+            });
+        }
+        let Some(member) = self.ring.members.get(from) else {
+            return Err(Refused::NotInView {
+                sender: from,
+                view: m.view,
+            });
+        };
+        if !m.verify(&self.rd, &member.public) {
+            return Err(Refused::BadSignature {
+                sender: from,
+                kind: m.body.name(),
+            });
+        }
+        if let Body::Data(h) = &m.body
+            && wire::payload_digest(&m.payload) != h.digest
+        {
+            return Err(Refused::Unexpected {
+                sender: from,
+                view: m.view,
+                what: "data whose payload does not match its digest".into(),
+            });
+        }
+        Ok(Checked { from, msg: m })
+    }
+}
+
 impl Machine {
     /// A member with ring index `me`. `secret` seeds its per-view nonces: 32 random bytes in
     /// production, fixed in tests.
@@ -408,28 +477,24 @@ impl Machine {
         self.after_commit(out);
     }
 
+    /// The stateless checks of this machine's messages, to run on another thread.
+    pub fn verifier(&self) -> Verifier {
+        Verifier {
+            ring: self.ring.clone(),
+            rd: self.rd,
+        }
+    }
+
     /// Handles one message from the member with ring index `from` (authenticated by the
     /// transport). `Err` means the message was refused and changed nothing.
     pub fn handle(&mut self, from: usize, bytes: &[u8]) -> Result<Vec<Out>, Refused> {
-        let m = wire::decode(bytes).map_err(|error| Refused::Decode { from, error })?;
-        if m.sender as usize != from {
-            return Err(Refused::WrongSender {
-                from,
-                sender: m.sender,
-            });
-        }
-        let Some(member) = self.ring.members.get(from) else {
-            return Err(Refused::NotInView {
-                sender: from,
-                view: self.view,
-            });
-        };
-        if !m.verify(&self.rd, &member.public) {
-            return Err(Refused::BadSignature {
-                sender: from,
-                kind: m.body.name(),
-            });
-        }
+        let c = self.verifier().check(from, bytes)?;
+        self.handle_checked(c)
+    }
+
+    /// Handles a message that passed [`Verifier::check`] (on any thread).
+    pub fn handle_checked(&mut self, c: Checked) -> Result<Vec<Out>, Refused> {
+        let Checked { from, msg: m } = c;
         let mut out = Vec::new();
         if self.outcome.is_some() {
             return Ok(out);
@@ -637,6 +702,20 @@ impl Machine {
     }
 
     fn data_msg(&self, phase: u8, step: usize, g: usize, k: usize, payload: Vec<i64>) -> Signed {
+        self.data_msg_with(phase, step, g, k, payload, None)
+    }
+
+    /// A signed data message; `digest` is the payload's digest when the caller already knows it
+    /// (all-gather forwards the payload it received, whose digest it checked).
+    fn data_msg_with(
+        &self,
+        phase: u8,
+        step: usize,
+        g: usize,
+        k: usize,
+        payload: Vec<i64>,
+        digest: Option<[u8; 32]>,
+    ) -> Signed {
         #[cfg(test)]
         let payload = {
             let mut payload = payload;
@@ -656,7 +735,7 @@ impl Machine {
             step: step as u16,
             segment: g as u16,
             chunk: k as u32,
-            digest: wire::payload_digest(&payload),
+            digest: digest.unwrap_or_else(|| wire::payload_digest(&payload)),
         };
         self.sign(Body::Data(h), payload)
     }
@@ -671,6 +750,7 @@ impl Machine {
         let Body::Data(h) = m.body else {
             unreachable!("data")
         };
+        let mut m = m;
         let n = self.n();
         let p = self.pos;
         let (s, g, k) = (h.step as usize, h.segment as usize, h.chunk as usize);
@@ -688,15 +768,19 @@ impl Machine {
             )));
         }
         let r = self.chunk_range(g, k);
-        if m.payload.len() != r.len() || wire::payload_digest(&m.payload) != h.digest {
-            return Err(unexpected(
-                "data whose payload does not match its digest".into(),
-            ));
+        // The payload digest was checked by the verifier.
+        if m.payload.len() != r.len() {
+            return Err(unexpected(format!(
+                "data with {} elements for a chunk of {}",
+                m.payload.len(),
+                r.len()
+            )));
         }
         let succ = self.at(p + 1);
+        // The payload moves on: the message keeps only its header (the receipt kept below).
+        let mut y = std::mem::take(&mut m.payload);
         if h.phase == PHASE_SCATTER {
-            self.acc[r.clone()].copy_from_slice(&m.payload);
-            let mut y = m.payload.clone();
+            self.acc[r.clone()].copy_from_slice(&y);
             fixed::add_into(&mut y, &self.c[r.clone()]);
             if s < n - 2 {
                 let fwd = self.data_msg(PHASE_SCATTER, s + 1, g, k, y);
@@ -707,14 +791,14 @@ impl Machine {
                 self.send(succ, &fwd, out);
             }
         } else {
-            self.result[r].copy_from_slice(&m.payload);
+            self.result[r].copy_from_slice(&y);
             if s < n - 2 {
-                let fwd = self.data_msg(PHASE_GATHER, s + 1, g, k, m.payload.clone());
+                // Same payload, same digest: no need to hash it again.
+                let fwd = self.data_msg_with(PHASE_GATHER, s + 1, g, k, y, Some(h.digest));
                 self.send(succ, &fwd, out);
             }
         }
-        self.received
-            .insert((h.phase, h.segment, h.chunk), m.header_only());
+        self.received.insert((h.phase, h.segment, h.chunk), m);
         self.after_data(out);
         Ok(())
     }
@@ -743,9 +827,7 @@ impl Machine {
             h.update(self.reveals[&j]);
         }
         self.seed = h.finalize().into();
-        let sk: Vec<u64> = (0..self.n())
-            .map(|g| sketch::sketch(&self.c[self.segs[g].clone()], self.point(g)))
-            .collect();
+        let sk = self.sketch_segments(&self.c, |_| true);
         self.phase = Phase::Sketch;
         let m = self.sign(
             Body::Sketch {
@@ -760,6 +842,24 @@ impl Machine {
 
     fn point(&self, g: usize) -> u64 {
         sketch::point(&self.seed, g as u32)
+    }
+
+    /// `σ_g(v[segment g])` for every segment `g` with `want(g)` (0 for the others), segments in
+    /// parallel on the rayon pool.
+    fn sketch_segments(&self, v: &[i64], want: impl Fn(usize) -> bool + Sync) -> Vec<u64> {
+        use rayon::prelude::*;
+        let points: Vec<u64> = (0..self.n()).map(|g| self.point(g)).collect();
+        self.segs
+            .par_iter()
+            .enumerate()
+            .map(|(g, r)| {
+                if want(g) {
+                    sketch::sketch(&v[r.clone()], points[g])
+                } else {
+                    0
+                }
+            })
+            .collect()
     }
 
     /// Positions that contributed to the message sent by position `q` at (phase, step).
@@ -788,13 +888,15 @@ impl Machine {
         let p = self.pos;
         let q = (p + n - 1) % n;
         let mut evidence = Vec::new();
+        // Scatter: every segment but our own; all-gather: every segment but the one we reduced.
+        let acc_sk = self.sketch_segments(&self.acc, |g| g != p);
+        let result_sk = self.sketch_segments(&self.result, |g| g != (p + 1) % n);
         for g in 0..n {
             let r = self.segs[g].clone();
-            // Scatter: every segment but our own.
             if g != p {
                 let s = (q + n - g) % n;
                 let ok = fixed::out_of_range(&self.acc[r.clone()]).is_none()
-                    && sketch::sketch(&self.acc[r.clone()], self.point(g))
+                    && acc_sk[g]
                         == self.expected_sketch(g, &self.contributors(q, PHASE_SCATTER, s));
                 if !ok {
                     evidence.extend(self.evidence_for(PHASE_SCATTER, g, &self.acc));
@@ -802,22 +904,19 @@ impl Machine {
             }
             if g != (p + 1) % n {
                 let ok = fixed::out_of_range(&self.result[r.clone()]).is_none()
-                    && sketch::sketch(&self.result[r.clone()], self.point(g))
+                    && result_sk[g]
                         == self.expected_sketch(g, &self.contributors(q, PHASE_GATHER, 0));
                 if !ok {
                     evidence.extend(self.evidence_for(PHASE_GATHER, g, &self.result));
                 }
             }
         }
-        let mut h = Sha3_256::new();
-        h.update(b"gym-ring-v1/result\0");
-        h.update(self.input.layout);
-        h.update(self.scale.to_le_bytes());
-        h.update(self.total_weight.to_le_bytes());
-        for v in &self.result {
-            h.update(v.to_le_bytes());
-        }
-        self.result_digest = h.finalize().into();
+        self.result_digest = result_digest(
+            &self.input.layout,
+            self.scale,
+            self.total_weight,
+            &self.result,
+        );
         self.my_ok = evidence.is_empty();
         self.phase = Phase::Verdict;
         let m = self.sign(

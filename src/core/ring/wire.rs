@@ -2,7 +2,11 @@
 //! `kind u8 ‖ sender u16 ‖ view u32 ‖ body ‖ signature (64)`, followed for data messages by
 //! `u32 count ‖ count × i64`. All integers little-endian. Decoding uses checked reads only.
 
+use std::borrow::Cow;
+
 use sha3::{Digest, Sha3_256};
+
+use crate::core::hash::multi::sha3_256_many;
 
 use crate::core::keys::{Identity, PublicIdentity};
 
@@ -17,7 +21,10 @@ pub const PHASE_SCATTER: u8 = 0;
 pub const PHASE_GATHER: u8 = 1;
 
 const MSG_DOMAIN: &[u8] = b"gym-ring-v1/msg\0";
-const DATA_DOMAIN: &[u8] = b"gym-ring-v1/data\0";
+const DATA_DOMAIN: &[u8] = b"gym-ring-v2/data\0";
+
+/// Elements per leaf of the payload digest (16 KiB of `i64`).
+pub const LEAF_ELEMENTS: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -107,18 +114,29 @@ pub struct Signed {
     pub payload: Vec<i64>,
 }
 
-/// The digest a data message's header carries for its payload.
+/// The little-endian bytes of `v`: a view of the slice itself on little-endian targets.
+pub fn le_bytes(v: &[i64]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        Cow::Borrowed(bytemuck::cast_slice(v))
+    } else {
+        Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+}
+
+/// The digest a data message's header carries for its payload (protocol v2): a two-level
+/// SHA3-256 tree, `H("gym-ring-v2/data\0" ‖ u64 count ‖ H(leaf_0) ‖ … ‖ H(leaf_m−1))`, where the
+/// leaves are consecutive runs of [`LEAF_ELEMENTS`] elements (the last one shorter) as
+/// little-endian bytes. The leaves are hashed several at a time on the SIMD lanes of
+/// [`sha3_256_many`]; the structure is fixed by `count`, so a collision of the tree is a
+/// collision of SHA3-256.
 pub fn payload_digest(payload: &[i64]) -> [u8; 32] {
+    let bytes = le_bytes(payload);
+    let leaves: Vec<&[u8]> = bytes.chunks(LEAF_ELEMENTS * 8).collect();
     let mut h = Sha3_256::new();
     h.update(DATA_DOMAIN);
     h.update((payload.len() as u64).to_le_bytes());
-    let mut buf = Vec::with_capacity(8 * 4096);
-    for c in payload.chunks(4096) {
-        buf.clear();
-        for v in c {
-            buf.extend_from_slice(&v.to_le_bytes());
-        }
-        h.update(&buf);
+    for d in sha3_256_many(&leaves) {
+        h.update(d);
     }
     h.finalize().into()
 }
@@ -218,15 +236,17 @@ impl Signed {
     }
 }
 
+/// Room left at the end of every encoded message for the transport's AEAD tag, so that sealing
+/// in place does not reallocate.
+pub const TRAILER_ROOM: usize = 16;
+
 pub fn encode(m: &Signed) -> Vec<u8> {
     let mut out = signed_part(m.sender, m.view, &m.body);
-    out.reserve(64 + 4 + 8 * m.payload.len());
+    out.reserve(64 + 4 + 8 * m.payload.len() + TRAILER_ROOM);
     out.extend_from_slice(&m.sig);
     if let Body::Data(_) = m.body {
         out.extend_from_slice(&(m.payload.len() as u32).to_le_bytes());
-        for v in &m.payload {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        out.extend_from_slice(&le_bytes(&m.payload));
     }
     out
 }
@@ -364,10 +384,12 @@ fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
                 .ok_or(WireError::Truncated { what: "payload" })?,
             "payload",
         )?;
-        payload = bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
+        payload = Vec::with_capacity(n);
+        payload.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        );
     }
     if !r.b.is_empty() {
         return Err(WireError::Trailing { count: r.b.len() });
@@ -471,6 +493,43 @@ mod tests {
             assert!(!back.verify(&[8; 32], &key), "bound to the ring digest");
             for cut in 0..b.len() {
                 assert!(decode(&b[..cut]).is_err());
+            }
+        }
+    }
+
+    /// The tree digest computed leaf by leaf with the `sha3` crate alone.
+    fn payload_digest_reference(payload: &[i64]) -> [u8; 32] {
+        let bytes: Vec<u8> = payload.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut h = Sha3_256::new();
+        h.update(b"gym-ring-v2/data\0");
+        h.update((payload.len() as u64).to_le_bytes());
+        for leaf in bytes.chunks(LEAF_ELEMENTS * 8) {
+            h.update(Sha3_256::digest(leaf));
+        }
+        h.finalize().into()
+    }
+
+    #[test]
+    fn payload_digest_is_the_specified_tree() {
+        let lens = [0, 1, 7, LEAF_ELEMENTS - 1, LEAF_ELEMENTS, LEAF_ELEMENTS + 1];
+        let lens = lens
+            .into_iter()
+            .chain([9 * LEAF_ELEMENTS + 5, 17 * LEAF_ELEMENTS]);
+        let mut seen = std::collections::HashSet::new();
+        for len in lens {
+            let v: Vec<i64> = (0..len as i64)
+                .map(|k| k.wrapping_mul(0x1e37_79b9_7f4a_7c15))
+                .collect();
+            let d = payload_digest(&v);
+            assert_eq!(d, payload_digest_reference(&v), "len {len}");
+            assert!(seen.insert(d), "distinct lengths give distinct digests");
+            if len > 0 {
+                // Any changed element, in any leaf, changes the digest.
+                for k in [0, len / 2, len - 1] {
+                    let mut w = v.clone();
+                    w[k] ^= 1 << (k % 64);
+                    assert_ne!(payload_digest(&w), d, "len {len} element {k}");
+                }
             }
         }
     }

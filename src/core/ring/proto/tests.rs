@@ -259,6 +259,38 @@ fn replays_stale_views_and_forgeries_are_refused() {
     bad[20] ^= 1;
     let e = net.machines[2].handle(0, &bad).unwrap_err();
     assert!(matches!(e, Refused::BadSignature { .. }), "{e}");
+    // A data message whose payload was changed after signing: the signature (over the header
+    // and its payload digest) still verifies, the digest check refuses it.
+    let mut net3 = Net::new(3, 30, 4);
+    let mut data = None;
+    for i in 0..3 {
+        for o in net3.machines[i].start() {
+            net3.queue.push_back((i, o));
+        }
+    }
+    while let Some((from, o)) = net3.queue.pop_front() {
+        if data.is_none() && matches!(wire::decode(&o.bytes).unwrap().body, Body::Data(_)) {
+            data = Some((from, o.clone()));
+        }
+        if let Ok(outs) = net3.machines[o.to].handle(from, &o.bytes) {
+            net3.queue.extend(outs.into_iter().map(|x| (o.to, x)));
+        }
+        if data.is_some() {
+            break;
+        }
+    }
+    let (from, o) = data.expect("a data message");
+    let mut tampered = o.bytes.to_vec();
+    *tampered.last_mut().unwrap() ^= 1;
+    let e = Verifier::new(net3.machines[o.to].ring.clone())
+        .check(from, &tampered)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Refused::Unexpected { what, .. } if what.contains("digest")),
+        "{e}"
+    );
+    let e = net3.machines[o.to].handle(from, &tampered).unwrap_err();
+    assert!(matches!(&e, Refused::Unexpected { .. }), "{e}");
     // A message of a ring with another digest (another ring file or round) does not verify.
     let (other, ids) = spec(3);
     let other = RingSpec::new(1, 4, other.members.clone()).unwrap();
