@@ -23,6 +23,7 @@ fn deterministic(dir: &Path) -> Vec<serde_json::Value> {
             let o = m.as_object_mut().unwrap();
             o.remove("tokens_per_s");
             o.remove("step_time_s");
+            o.remove("rollout_s");
             m
         })
         .collect()

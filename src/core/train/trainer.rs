@@ -99,6 +99,10 @@ pub struct StepMetrics {
     /// Completion tokens per second over the rollout and its share of training.
     pub tokens_per_s: f64,
     pub step_time_s: f64,
+    /// Seconds the rollout batch of this step took to sample, score and get its fixed
+    /// log-probs (shared by the steps trained on it; included in step_time_s pro rata).
+    #[serde(default)]
+    pub rollout_s: f64,
 }
 
 impl StepMetrics {
@@ -107,6 +111,7 @@ impl StepMetrics {
         StepMetrics {
             tokens_per_s: 0.0,
             step_time_s: 0.0,
+            rollout_s: 0.0,
             ..self.clone()
         }
     }
@@ -640,6 +645,7 @@ impl Trainer {
                         stopped_frac: ro.stopped_frac,
                         tokens_per_s: tok_share / step_time.max(1e-9),
                         step_time_s: step_time,
+                        rollout_s: ro.gen_time,
                     };
                     obs.step(&m, self)?;
                 }
