@@ -125,9 +125,9 @@ impl Attention {
             cfg.kv_heads(),
         );
         let lin = |w: &mut Weights, n: &str, o: usize, i: usize| {
-            Ok::<_, ModelError>(Linear::new(Base::F32(
-                w.take(&format!("{p}.{n}.weight"), &[o, i])?,
-            )))
+            Ok::<_, ModelError>(Linear::new(
+                w.take_base(&format!("{p}.{n}.weight"), &[o, i])?,
+            ))
         };
         Ok(Attention {
             q: lin(w, "q_proj", nh * hd, h)?,
@@ -223,9 +223,9 @@ impl Mlp {
         inter: usize,
     ) -> std::result::Result<Self, ModelError> {
         let mut lin = |n: &str, o: usize, i: usize| {
-            Ok::<_, ModelError>(Linear::new(Base::F32(
-                w.take(&format!("{p}.{n}.weight"), &[o, i])?,
-            )))
+            Ok::<_, ModelError>(Linear::new(
+                w.take_base(&format!("{p}.{n}.weight"), &[o, i])?,
+            ))
         };
         Ok(Mlp {
             gate: lin("gate_proj", inter, hidden)?,

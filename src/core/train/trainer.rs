@@ -203,6 +203,9 @@ fn count_params(model: &Qwen3) -> u64 {
     n
 }
 
+/// Whether an NF4 base double-quantizes its absmax (as QLoRA / bitsandbytes' default in TRL).
+pub const NF4_DOUBLE_QUANT: bool = true;
+
 impl Trainer {
     /// Sets up a fresh run: quantizes the base (if `use_4bit`), attaches LoRA factors seeded
     /// from the run's seed, and an optimiser with zero moments.
@@ -217,7 +220,8 @@ impl Trainer {
             return Err(TrainError::Invalid("the dataset has no examples".into()));
         }
         if cfg.use_4bit {
-            model.quantize_nf4(true)?;
+            // a no-op for a model loaded with `LoadOptions { nf4: true, .. }`
+            model.quantize_nf4(NF4_DOUBLE_QUANT)?;
         }
         let lora_cfg = lora_config(&cfg);
         let n = lora::attach(&mut model, &lora_cfg, derive_seed(cfg.seed, 0, 0))?;
