@@ -499,11 +499,7 @@ fn quantize_on_load_matches_load_then_quantize() {
 #[test]
 fn streamed_load_rejects_truncated_files() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        td("tiny-qwen3/config.json"),
-        dir.path().join("config.json"),
-    )
-    .unwrap();
+    std::fs::copy(td("tiny-qwen3/config.json"), dir.path().join("config.json")).unwrap();
     let bytes = std::fs::read(td("tiny-qwen3/model.safetensors")).unwrap();
     let path = dir.path().join("model.safetensors");
     for cut in [bytes.len() - 1, 20, 4] {

@@ -171,8 +171,7 @@ fn stream_file(path: &Path, dev: &Device, sink: &mut Sink) -> Result<(), ModelEr
         let (s, e) = info.data_offsets;
         buf.clear();
         buf.resize(e - s, 0);
-        f.seek(SeekFrom::Start(data_start + s as u64))
-            .map_err(io)?;
+        f.seek(SeekFrom::Start(data_start + s as u64)).map_err(io)?;
         f.read_exact(&mut buf).map_err(io)?;
         let view = safetensors::tensor::TensorView::new(info.dtype, info.shape.clone(), &buf)
             .map_err(|e| bad(format!("tensor {name}: {e}")))?;

@@ -281,18 +281,16 @@ mod tests {
     #[test]
     fn peft_loads_the_adapter_of_a_training_delta() {
         let dev = Device::Cpu;
-        let r = candle_core::safetensors::load(td("model-ref/tiny-qwen3.safetensors"), &dev)
-            .unwrap();
+        let r =
+            candle_core::safetensors::load(td("model-ref/tiny-qwen3.safetensors"), &dev).unwrap();
         let u32s = |t: &Tensor| t.to_dtype(candle_core::DType::U32).unwrap();
         let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
         let mut m = crate::core::model::load(&td("tiny-qwen3"), &dev).unwrap();
         lora::load_peft(&mut m, &td("train-ref/toy-adapter")).unwrap();
         let got = m.forward(&ids, &pos, Some(&keep), true).unwrap();
-        let want = &candle_core::safetensors::load(
-            td("train-ref/toy-adapter-logits.safetensors"),
-            &dev,
-        )
-        .unwrap()["logits"];
+        let want =
+            &candle_core::safetensors::load(td("train-ref/toy-adapter-logits.safetensors"), &dev)
+                .unwrap()["logits"];
         let k: Vec<Vec<i64>> = r["keep"].to_vec2().unwrap();
         let (a, b): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) =
             (got.to_vec3().unwrap(), want.to_vec3().unwrap());
