@@ -159,10 +159,9 @@ impl Attention {
             .v
             .forward(x, ctx.adapters)?
             .reshape((b, t, self.kv_heads, hd))?;
-        let q = ops::rms_norm(&q, &self.q_norm, self.eps)?.transpose(1, 2)?;
-        let k = ops::rms_norm(&k, &self.k_norm, self.eps)?.transpose(1, 2)?;
-        let q = ops::rope(&q.contiguous()?, &ctx.rope.cos, &ctx.rope.sin)?;
-        let k = ops::rope(&k.contiguous()?, &ctx.rope.cos, &ctx.rope.sin)?;
+        let (cos, sin) = (&ctx.rope.cos, &ctx.rope.sin);
+        let q = ops::norm_rope(&q, &self.q_norm, self.eps, cos, sin)?;
+        let k = ops::norm_rope(&k, &self.k_norm, self.eps, cos, sin)?;
         Ok((q, k, v.transpose(1, 2)?.contiguous()?))
     }
 
