@@ -292,8 +292,8 @@ mod tests {
             &candle_core::safetensors::load(td("train-ref/toy-adapter-logits.safetensors"), &dev)
                 .unwrap()["logits"];
         let k: Vec<Vec<i64>> = r["keep"].to_vec2().unwrap();
-        let (a, b): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) =
-            (got.to_vec3().unwrap(), want.to_vec3().unwrap());
+        let a: Vec<Vec<Vec<f32>>> = got.to_vec3().unwrap();
+        let b: Vec<Vec<Vec<f32>>> = want.to_vec3().unwrap();
         let mut worst = 0f32;
         for (bi, row) in k.iter().enumerate() {
             for (ti, &kv) in row.iter().enumerate() {
