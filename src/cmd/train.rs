@@ -304,7 +304,16 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     // model, tokenizer, base hash
     let (m, tok, base_hash, model_name) = match &cfg.model {
         Some(dir) => (
-            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
+            // an NF4 base is quantized while loading: the f32 linear weights never all exist
+            model::load_with(
+                dir,
+                &dev,
+                model::LoadOptions {
+                    nf4: cfg.use_4bit,
+                    double_quant: trainer::NF4_DOUBLE_QUANT,
+                },
+            )
+            .with_context(|| format!("loading {}", dir.display()))?,
             model::load_tokenizer(dir)?,
             trainer::base_hash_dir(dir)?,
             dir.display().to_string(),

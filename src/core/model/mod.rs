@@ -126,11 +126,33 @@ impl ModelConfig {
     }
 }
 
-/// Loads a Hugging Face model folder (config.json + safetensors) onto `dev`.
+/// How [`load_with`] places the base weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Quantize the linear layers' weights to NF4 as they are read (what
+    /// [`Qwen3::quantize_nf4`] does after a plain load, without ever holding every f32 weight).
+    pub nf4: bool,
+    /// With `nf4`: double-quantize the absmax (bitsandbytes' `compress_statistics`).
+    pub double_quant: bool,
+}
+
+/// Loads a Hugging Face model folder (config.json + safetensors) onto `dev`, every weight f32.
 pub fn load(dir: &Path, dev: &Device) -> Result<Qwen3, ModelError> {
+    load_with(dir, dev, LoadOptions::default())
+}
+
+/// Loads a model folder as [`load`] does, with the linear layers quantized on the way when
+/// `opts.nf4` is set: the same model as `load` followed by `quantize_nf4(opts.double_quant)`
+/// (the same NF4 bytes), with a peak of one f32 linear weight instead of all of them.
+pub fn load_with(dir: &Path, dev: &Device, opts: LoadOptions) -> Result<Qwen3, ModelError> {
     let cfg = ModelConfig::load(dir)?;
-    let w = weights::Weights::load(dir, dev)?;
-    Qwen3::new(cfg.base, cfg.moe, w)
+    let w = weights::Weights::load_with(dir, dev, opts)?;
+    let mut m = Qwen3::new(cfg.base, cfg.moe, w)?;
+    if opts.nf4 {
+        // what was not stored one weight per layer (fused MoE experts) is quantized here
+        m.quantize_nf4(opts.double_quant)?;
+    }
+    Ok(m)
 }
 
 /// Loads `dir/tokenizer.json`.

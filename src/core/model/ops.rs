@@ -282,6 +282,116 @@ impl CustomOp1 for Rope {
     }
 }
 
+/// (b, t, h, d) → (b, h, t, d), contiguous.
+fn swap_t_h(x: &[f32], (b, t, h, d): (usize, usize, usize, usize)) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for bi in 0..b {
+        for ti in 0..t {
+            for hi in 0..h {
+                let src = ((bi * t + ti) * h + hi) * d;
+                let dst = ((bi * h + hi) * t + ti) * d;
+                out[dst..dst + d].copy_from_slice(&x[src..src + d]);
+            }
+        }
+    }
+    out
+}
+
+/// (b, h, t, d) → (b, t, h, d), contiguous.
+fn swap_h_t(x: &[f32], (b, h, t, d): (usize, usize, usize, usize)) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for bi in 0..b {
+        for hi in 0..h {
+            for ti in 0..t {
+                let src = ((bi * h + hi) * t + ti) * d;
+                let dst = ((bi * t + ti) * h + hi) * d;
+                out[dst..dst + d].copy_from_slice(&x[src..src + d]);
+            }
+        }
+    }
+    out
+}
+
+/// rope(rms_norm(x).transpose(1, 2)) for the per-head q/k norm of x (b, t, h, d), as one graph
+/// node: the composed graph kept the normed, the transposed copy and the rotated tensors, this
+/// keeps x and the output only (the normed values are recomputed in the backward).
+struct NormRope {
+    norm: RmsNorm,
+    rope: Rope,
+}
+
+impl CustomOp1 for NormRope {
+    fn name(&self) -> &'static str {
+        "gym-norm-rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, h, t, d) = self.rope.dims;
+        if l.dims() != [b, t, h, d] {
+            bail!(
+                "norm-rope: input {:?}, expected ({b}, {t}, {h}, {d})",
+                l.dims()
+            )
+        }
+        let (normed, _) = self.norm.cpu_fwd(s, l)?;
+        let CpuStorage::F32(normed) = normed else {
+            bail!("norm-rope: expected f32")
+        };
+        let moved = swap_t_h(&normed, (b, t, h, d));
+        drop(normed);
+        Ok((
+            CpuStorage::F32(self.rope.apply(&moved)),
+            Shape::from((b, h, t, d)),
+        ))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let (b, h, t, d) = self.rope.dims;
+        let inv = Rope {
+            cos: self.rope.cos.clone(),
+            sin: self.rope.sin.clone(),
+            dims: self.rope.dims,
+            inverse: !self.rope.inverse,
+        };
+        let gr = g.contiguous()?.apply_op1_no_bwd(&inv)?;
+        let gr = gr.flatten_all()?.to_vec1::<f32>()?;
+        let gt = Tensor::from_vec(swap_h_t(&gr, (b, h, t, d)), (b, t, h, d), g.device())?;
+        self.norm.bwd(x, _res, &gt)
+    }
+}
+
+/// rope(rms_norm(x, w).transpose(1, 2)) for x (b, t, h, d): the q/k head norm and rotation of
+/// attention, (b, h, t, d) out, keeping only x and the output for the backward on the CPU.
+pub fn norm_rope(x: &Tensor, w: &Tensor, eps: f64, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, t, h, d) = x.dims4()?;
+    if x.device().is_cpu()
+        && x.dtype() == candle_core::DType::F32
+        && cos.dims() == [b, t, d / 2]
+        && sin.dims() == [b, t, d / 2]
+        && d.is_multiple_of(2)
+    {
+        let op = NormRope {
+            norm: RmsNorm {
+                w: w.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?,
+                eps: eps as f32,
+            },
+            rope: Rope {
+                cos: cos.flatten_all()?.to_vec1::<f32>()?,
+                sin: sin.flatten_all()?.to_vec1::<f32>()?,
+                dims: (b, h, t, d),
+                inverse: false,
+            },
+        };
+        x.contiguous()?.apply_op1(op)
+    } else {
+        rope(
+            &rms_norm(x, w, eps)?.transpose(1, 2)?.contiguous()?,
+            cos,
+            sin,
+        )
+    }
+}
+
 /// Rotary embedding of x (b, h, t, d) with per-row angles cos/sin (b, t, d/2).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (b, h, t, d) = x.dims4()?;
@@ -501,6 +611,39 @@ pub(crate) mod tests {
         assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
         let e = fd_check(&x, &|t| rope(t, &c, &s), 40);
         assert!(e < 1e-2, "rope grad rel err {e}");
+    }
+
+    #[test]
+    fn norm_rope_matches_the_composed_ops_and_their_gradient() {
+        let (b, t, h, d) = (2, 5, 3, 8);
+        let x = randn(&[b, t, h, d]);
+        let w = randn(&[d]);
+        let ang = randn(&[b, t, d / 2]);
+        let (cos, sin) = (ang.cos().unwrap(), ang.sin().unwrap());
+        let composed = |x: &Tensor| {
+            rope(
+                &rms_norm(x, &w, 1e-6)?.transpose(1, 2)?.contiguous()?,
+                &cos,
+                &sin,
+            )
+        };
+        let fused = |x: &Tensor| norm_rope(x, &w, 1e-6, &cos, &sin);
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(fused(&x).unwrap()), flat(composed(&x).unwrap()));
+        let xv = Var::from_tensor(&x).unwrap();
+        let r = randn(&[b, h, t, d]);
+        let grad = |f: &dyn Fn(&Tensor) -> Result<Tensor>| {
+            let gs = (f(xv.as_tensor()).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            flat(gs.get(xv.as_tensor()).unwrap().clone())
+        };
+        assert_eq!(grad(&fused), grad(&composed));
+        let e = fd_check(&x, &fused, 40);
+        assert!(e < 1e-2, "norm-rope grad rel err {e}");
     }
 
     #[test]

@@ -125,9 +125,9 @@ impl Attention {
             cfg.kv_heads(),
         );
         let lin = |w: &mut Weights, n: &str, o: usize, i: usize| {
-            Ok::<_, ModelError>(Linear::new(Base::F32(
-                w.take(&format!("{p}.{n}.weight"), &[o, i])?,
-            )))
+            Ok::<_, ModelError>(Linear::new(
+                w.take_base(&format!("{p}.{n}.weight"), &[o, i])?,
+            ))
         };
         Ok(Attention {
             q: lin(w, "q_proj", nh * hd, h)?,
@@ -159,10 +159,9 @@ impl Attention {
             .v
             .forward(x, ctx.adapters)?
             .reshape((b, t, self.kv_heads, hd))?;
-        let q = ops::rms_norm(&q, &self.q_norm, self.eps)?.transpose(1, 2)?;
-        let k = ops::rms_norm(&k, &self.k_norm, self.eps)?.transpose(1, 2)?;
-        let q = ops::rope(&q.contiguous()?, &ctx.rope.cos, &ctx.rope.sin)?;
-        let k = ops::rope(&k.contiguous()?, &ctx.rope.cos, &ctx.rope.sin)?;
+        let (cos, sin) = (&ctx.rope.cos, &ctx.rope.sin);
+        let q = ops::norm_rope(&q, &self.q_norm, self.eps, cos, sin)?;
+        let k = ops::norm_rope(&k, &self.k_norm, self.eps, cos, sin)?;
         Ok((q, k, v.transpose(1, 2)?.contiguous()?))
     }
 
@@ -223,9 +222,9 @@ impl Mlp {
         inter: usize,
     ) -> std::result::Result<Self, ModelError> {
         let mut lin = |n: &str, o: usize, i: usize| {
-            Ok::<_, ModelError>(Linear::new(Base::F32(
-                w.take(&format!("{p}.{n}.weight"), &[o, i])?,
-            )))
+            Ok::<_, ModelError>(Linear::new(
+                w.take_base(&format!("{p}.{n}.weight"), &[o, i])?,
+            ))
         };
         Ok(Mlp {
             gate: lin("gate_proj", inter, hidden)?,

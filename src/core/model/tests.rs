@@ -436,3 +436,82 @@ fn lora_dropout_is_seeded_and_off_outside_training() {
         "and not after"
     );
 }
+
+/// Quantizing while loading gives the model that quantizing after a plain load gives: the same
+/// NF4 bytes for every linear layer (plain and double-quantized absmax), every other weight
+/// f32 and equal, and bit-identical logits.
+#[test]
+fn quantize_on_load_matches_load_then_quantize() {
+    for dir in ["tiny-qwen3", "tiny-qwen3-moe"] {
+        if !td(dir).join("config.json").exists() {
+            continue;
+        }
+        for double in [false, true] {
+            let mut a = load(&td(dir), &Device::Cpu).unwrap();
+            a.quantize_nf4(double).unwrap();
+            let opts = LoadOptions {
+                nf4: true,
+                double_quant: double,
+            };
+            let b = load_with(&td(dir), &Device::Cpu, opts).unwrap();
+            let (la, lb) = (a.linears(), b.linears());
+            assert_eq!(la.len(), lb.len());
+            assert!(!la.is_empty());
+            for ((na, x), (nb, y)) in la.iter().zip(&lb) {
+                assert_eq!(na, nb);
+                let (linear::Base::Nf4(x), linear::Base::Nf4(y)) = (&x.base, &y.base) else {
+                    panic!("{na}: an f32 base after quantize-on-load ({dir})");
+                };
+                assert_eq!(x.shape, y.shape, "{na}");
+                assert_eq!(x.packed, y.packed, "{na}");
+                assert_eq!(x.absmax, y.absmax, "{na}");
+            }
+            // every other weight (embedding, norms, router) unchanged, and the model
+            // quantize_nf4 leaves as it is
+            let (sa, sb) = (a.state_dict(false).unwrap(), b.state_dict(false).unwrap());
+            assert_eq!(sa.len(), sb.len());
+            for (k, v) in &sa {
+                let d = (v - &sb[k])
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert_eq!(d, 0.0, "{k} ({dir})");
+            }
+            let ids = Tensor::new(&[[1u32, 5, 9, 2], [7, 3, 3, 0]], &Device::Cpu).unwrap();
+            let pos = Tensor::new(&[[0u32, 1, 2, 3], [0, 1, 2, 3]], &Device::Cpu).unwrap();
+            let fa = a.forward(&ids, &pos, None, true).unwrap();
+            let fb = b.forward(&ids, &pos, None, true).unwrap();
+            assert_eq!(
+                fa.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                fb.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                "{dir}"
+            );
+        }
+    }
+}
+
+/// The tensor-by-tensor reader rejects a truncated checkpoint and a header that runs past the
+/// file, naming the file.
+#[test]
+fn streamed_load_rejects_truncated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(td("tiny-qwen3/config.json"), dir.path().join("config.json")).unwrap();
+    let bytes = std::fs::read(td("tiny-qwen3/model.safetensors")).unwrap();
+    let path = dir.path().join("model.safetensors");
+    for cut in [bytes.len() - 1, 20, 4] {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        for nf4 in [false, true] {
+            let opts = LoadOptions {
+                nf4,
+                double_quant: true,
+            };
+            let e = load_with(dir.path(), &Device::Cpu, opts).err().unwrap();
+            assert!(matches!(e, ModelError::Weights { .. }), "{cut}: {e}");
+            assert!(e.to_string().contains("model.safetensors"), "{e}");
+        }
+    }
+}

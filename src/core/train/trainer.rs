@@ -208,6 +208,9 @@ fn count_params(model: &Qwen3) -> u64 {
     n
 }
 
+/// Whether an NF4 base double-quantizes its absmax (as QLoRA / bitsandbytes' default in TRL).
+pub const NF4_DOUBLE_QUANT: bool = true;
+
 impl Trainer {
     /// Sets up a fresh run: quantizes the base (if `use_4bit`), attaches LoRA factors seeded
     /// from the run's seed, and an optimiser with zero moments.
@@ -222,7 +225,8 @@ impl Trainer {
             return Err(TrainError::Invalid("the dataset has no examples".into()));
         }
         if cfg.use_4bit {
-            model.quantize_nf4(true)?;
+            // a no-op for a model loaded with `LoadOptions { nf4: true, .. }`
+            model.quantize_nf4(NF4_DOUBLE_QUANT)?;
         }
         let lora_cfg = lora_config(&cfg);
         let n = lora::attach(&mut model, &lora_cfg, derive_seed(cfg.seed, 0, 0))?;
@@ -682,20 +686,30 @@ struct MiniBatch {
 /// SHA3-256 (hex) identifying a base model: over the names and SHA3-256 digests of its
 /// safetensors files in name order, so the bundled model and the same files on disk agree.
 pub fn base_hash_files(files: &[(String, Vec<u8>)]) -> String {
-    let mut files: Vec<&(String, Vec<u8>)> = files.iter().collect();
+    combine_file_digests(
+        files
+            .iter()
+            .map(|(n, b)| (n.clone(), hex::encode(Sha3_256::digest(b))))
+            .collect(),
+    )
+}
+
+/// The base hash from each file's name and hex SHA3-256 digest.
+fn combine_file_digests(mut files: Vec<(String, String)>) -> String {
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha3_256::new();
     h.update(b"gym-base-model-v1\n");
-    for (name, bytes) in files {
+    for (name, digest) in files {
         h.update(name.as_bytes());
         h.update(b"\n");
-        h.update(hex::encode(Sha3_256::digest(bytes)).as_bytes());
+        h.update(digest.as_bytes());
         h.update(b"\n");
     }
     hex::encode(h.finalize())
 }
 
-/// [`base_hash_files`] of the `*.safetensors` files of a model folder.
+/// [`base_hash_files`] of the `*.safetensors` files of a model folder, each file hashed as it
+/// is read (never held in memory whole).
 pub fn base_hash_dir(dir: &Path) -> std::result::Result<String, ModelError> {
     let rd = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
         path: dir.to_path_buf(),
@@ -706,11 +720,17 @@ pub fn base_hash_dir(dir: &Path) -> std::result::Result<String, ModelError> {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".safetensors") {
             let p: PathBuf = e.path();
-            let bytes = std::fs::read(&p).map_err(|source| ModelError::Io { path: p, source })?;
-            files.push((name, bytes));
+            let io = |source| ModelError::Io {
+                path: p.clone(),
+                source,
+            };
+            let mut f = std::fs::File::open(&p).map_err(io)?;
+            let mut h = Sha3_256::new();
+            std::io::copy(&mut f, &mut h).map_err(io)?;
+            files.push((name, hex::encode(h.finalize())));
         }
     }
-    Ok(base_hash_files(&files))
+    Ok(combine_file_digests(files))
 }
 
 /// (name, f32 data, shape).
@@ -747,6 +767,23 @@ mod tests {
         .unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         Trainer::new(cfg, m, tok, data, rewards).unwrap()
+    }
+
+    /// The streamed hash of a model folder equals the hash of its files read whole, and
+    /// changes when a weight file changes.
+    #[test]
+    fn base_hash_dir_streams_the_same_hash() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny-qwen3");
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();
+        std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+        let whole = base_hash_files(&[("model.safetensors".into(), bytes.clone())]);
+        assert_eq!(base_hash_dir(dir.path()).unwrap(), whole);
+        let mut other = bytes;
+        *other.last_mut().unwrap() ^= 1;
+        std::fs::write(dir.path().join("model.safetensors"), &other).unwrap();
+        assert_ne!(base_hash_dir(dir.path()).unwrap(), whole);
     }
 
     /// d(GSPO loss)/d(LoRA factors) by autograd equals central finite differences of the same
