@@ -31,6 +31,9 @@ def main():
     torch.set_num_threads(threads)
     if shape == "tiny":
         model = AutoModelForCausalLM.from_pretrained(os.path.join(ROOT, "testdata", "tiny-qwen3"), dtype=torch.float32)
+    elif os.path.isdir(shape):
+        # a model folder (bench/model.sh writes a random Qwen3-0.6B-shaped one); f32 base
+        model = AutoModelForCausalLM.from_pretrained(shape, dtype=torch.float32)
     else:
         cfg = Qwen3Config(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                           num_attention_heads=16, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,

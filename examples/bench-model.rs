@@ -1,20 +1,19 @@
 //! Forward+backward throughput and peak RSS of a LoRA training step (NF4 base, LoRA on every
 //! linear layer, chunked log-prob loss), for bench/model.sh.
 //!
-//! Run: `cargo run --release --example bench-model -- SHAPE SEQ RANK ITERS`
-//! with SHAPE `tiny` (the bundled model) or `qwen3-0.6b` (Qwen3-0.6B's shapes, random weights).
+//! Run: `cargo run --release --example bench-model -- MODEL SEQ RANK ITERS`
+//! with MODEL `tiny` (the bundled model) or a model folder (bench/model.sh writes a random
+//! Qwen3-0.6B-shaped one), quantized to NF4 tensor by tensor while loading as `gym train` does.
 //! Prints one JSON line: tokens/s of forward+backward and the peak RSS during the steps
 //! (VmHWM after resetting it once the model is built).
-
-use std::collections::HashMap;
 
 /// The allocator of the gym binary (see src/bin/gym.rs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use gym::core::model::{Qwen3, logprob, lora, qwen3, weights::Weights};
+use candle_core::{Device, Tensor};
+use gym::core::model::{logprob, lora};
 
 fn peak_rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -23,48 +22,6 @@ fn peak_rss_kib() -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn qwen3_06b(dev: &Device) -> Qwen3 {
-    let cfg: qwen3::Config = serde_json::from_value(serde_json::json!({
-        "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072,
-        "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
-        "head_dim": 128, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
-        "tie_word_embeddings": true
-    }))
-    .expect("config");
-    let (h, hd, i, v) = (1024, 128, 3072, 151936);
-    let mut m = HashMap::new();
-    let mut put = |n: String, s: &[usize]| {
-        let t = if n.ends_with("norm.weight") {
-            Tensor::ones(s, DType::F32, dev).expect("ones")
-        } else {
-            Tensor::randn(0f32, 0.02, s, dev).expect("randn")
-        };
-        m.insert(n, t);
-    };
-    put("model.embed_tokens.weight".into(), &[v, h]);
-    put("model.norm.weight".into(), &[h]);
-    for l in 0..28 {
-        let p = format!("model.layers.{l}");
-        put(format!("{p}.self_attn.q_proj.weight"), &[16 * hd, h]);
-        put(format!("{p}.self_attn.k_proj.weight"), &[8 * hd, h]);
-        put(format!("{p}.self_attn.v_proj.weight"), &[8 * hd, h]);
-        put(format!("{p}.self_attn.o_proj.weight"), &[h, 16 * hd]);
-        put(format!("{p}.self_attn.q_norm.weight"), &[hd]);
-        put(format!("{p}.self_attn.k_norm.weight"), &[hd]);
-        put(format!("{p}.mlp.gate_proj.weight"), &[i, h]);
-        put(format!("{p}.mlp.up_proj.weight"), &[i, h]);
-        put(format!("{p}.mlp.down_proj.weight"), &[h, i]);
-        put(format!("{p}.input_layernorm.weight"), &[h]);
-        put(format!("{p}.post_attention_layernorm.weight"), &[h]);
-    }
-    Qwen3::new(
-        cfg,
-        None,
-        Weights::from_map(m, std::path::Path::new("<random>")),
-    )
-    .expect("model")
 }
 
 fn main() -> candle_core::Result<()> {
@@ -80,10 +37,16 @@ fn main() -> candle_core::Result<()> {
                 .expect("bundled model")
                 .0
         }
-        "qwen3-0.6b" => qwen3_06b(&dev),
-        other => panic!("unknown shape {other}"),
+        dir => {
+            // a model folder: quantized to NF4 tensor by tensor as it is read (`gym train`'s path)
+            let opts = gym::core::model::LoadOptions {
+                nf4: true,
+                double_quant: true,
+            };
+            gym::core::model::load_with(std::path::Path::new(dir), &dev, opts).expect("model folder")
+        }
     };
-    model.quantize_nf4(true)?;
+    model.quantize_nf4(true)?; // no-op for weights already quantized on load
     let cfg = lora::LoraConfig::new(rank, 2.0 * rank as f64);
     lora::attach(&mut model, &cfg, 0).expect("lora");
     let vocab = model.cfg.vocab_size as u32;
@@ -115,6 +78,9 @@ fn main() -> candle_core::Result<()> {
     step()?; // warm-up
     // reset the peak RSS so it measures the training steps, not building the model
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    if verbose {
+        eprintln!("RSS after the warm-up step: {:.0} MiB", peak_rss_kib() as f64 / 1024.0);
+    }
     let t = Instant::now();
     let mut loss = 0.0;
     for _ in 0..iters {

@@ -218,6 +218,109 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+// ------------------------------------------------------------------------------- attention
+
+/// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd) and k, v (b, nkv, s, hd), without a
+/// graph: the query heads sharing a key/value head are folded into the row dimension, so k
+/// and v are never repeated. Returns the probabilities (b, nkv, rep·t, s) and the output
+/// (b, nh, t, hd).
+fn attention_plain(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let (nkv, s) = (k.dim(1)?, k.dim(2)?);
+    let rep = nh / nkv;
+    let q = q.reshape((b, nkv, rep * t, hd))?;
+    let scores = (q.matmul(&k.t()?)? * scale)?;
+    let scores = scores.reshape((b, nh, t, s))?.broadcast_add(mask)?;
+    let p = softmax_last_dim(&scores)?.reshape((b, nkv, rep * t, s))?;
+    let o = p.matmul(v)?.reshape((b, nh, t, hd))?;
+    Ok((p, o))
+}
+
+/// Attention as one op for training: the forward keeps q, k, v and the output only, and the
+/// backward recomputes the probabilities, where the composed ops kept four (b, nh, t, s)
+/// tensors per layer (raw, scaled and masked scores, probabilities) until the backward.
+struct Attention {
+    /// Additive mask (b, 1, t, s), a constant.
+    mask: Tensor,
+    scale: f64,
+}
+
+fn cpu_tensor(s: &CpuStorage, l: &Layout, what: &str) -> Result<Tensor> {
+    Tensor::from_slice(f32_slice(s, l, what)?, l.dims(), &candle_core::Device::Cpu)
+}
+
+impl candle_core::CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "gym-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = cpu_tensor(s1, l1, "attention q")?;
+        let k = cpu_tensor(s2, l2, "attention k")?;
+        let v = cpu_tensor(s3, l3, "attention v")?;
+        let (_, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        let shape = o.shape().clone();
+        Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _o: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (q, k, v, g) = (q.detach(), k.detach(), v.detach(), g.detach());
+        let (b, nh, t, hd) = q.dims4()?;
+        let nkv = k.dim(1)?;
+        let rep = nh / nkv;
+        let (p, _) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        let g = g.contiguous()?.reshape((b, nkv, rep * t, hd))?;
+        let dv = p.t()?.matmul(&g)?;
+        let dp = g.matmul(&v.t()?)?;
+        // dscores = p ⊙ (dp − Σ dp ⊙ p), the softmax backward
+        let ds = p.apply_op2_no_bwd(&dp.contiguous()?, &SoftmaxBwd)?;
+        let dq = (ds.matmul(&k)? * self.scale)?.reshape((b, nh, t, hd))?;
+        let qf = q.reshape((b, nkv, rep * t, hd))?;
+        let dk = (ds.t()?.matmul(&qf)? * self.scale)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+/// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd), k and v (b, nkv, s, hd) (grouped-query:
+/// nh a multiple of nkv) and an additive mask (b, 1, t, s). When a gradient can flow (training)
+/// on the CPU this is one op with a hand-written backward that recomputes the probabilities;
+/// otherwise (decoding, reference passes, other devices) the composed ops.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let tracked = q.track_op() || k.track_op() || v.track_op();
+    let cpu_f32 = q.device().is_cpu() && q.dtype() == candle_core::DType::F32;
+    if tracked && cpu_f32 {
+        let op = Attention {
+            mask: mask.detach().contiguous()?,
+            scale,
+        };
+        q.contiguous()?
+            .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    } else {
+        Ok(attention_plain(q, k, v, mask, scale)?.1)
+    }
+}
+
 // ------------------------------------------------------------------------------------ rope
 
 /// Rotary embedding, "rotate half" layout (as transformers' Qwen3): for x of shape (b, h, t, d)
@@ -658,5 +761,59 @@ pub(crate) mod tests {
         assert!(e < 1e-2, "swiglu d gate rel err {e}");
         let e = fd_check(&u, &|t| swiglu(&g, t), 36);
         assert!(e < 1e-2, "swiglu d up rel err {e}");
+    }
+
+    #[test]
+    fn attention_op_matches_the_composed_ops_and_finite_differences() {
+        let (b, nh, nkv, t, hd) = (2, 4, 2, 5, 8);
+        let q = randn(&[b, nh, t, hd]);
+        let k = randn(&[b, nkv, t, hd]);
+        let v = randn(&[b, nkv, t, hd]);
+        // causal mask with the first position of batch 1 padded out
+        let mut m = vec![0f32; b * t * t];
+        for bi in 0..b {
+            for i in 0..t {
+                for j in 0..t {
+                    if j > i || (bi == 1 && j == 0 && i > 0) {
+                        m[(bi * t + i) * t + j] = -1e9;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::from_vec(m, (b, 1, t, t), &Device::Cpu).unwrap();
+        let scale = 1.0 / (hd as f64).sqrt();
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // composed ops with autograd (the path this op replaces)
+        let composed = |q: &Tensor, k: &Tensor, v: &Tensor| {
+            let qf = q.reshape((b, nkv, 2 * t, hd))?;
+            let s = (qf.matmul(&k.t()?)? * scale)?
+                .reshape((b, nh, t, t))?
+                .broadcast_add(&mask)?;
+            let p = softmax_last_dim(&s)?.reshape((b, nkv, 2 * t, t))?;
+            p.matmul(v)?.reshape((b, nh, t, hd))
+        };
+        let (qv, kv, vv) = (
+            Var::from_tensor(&q).unwrap(),
+            Var::from_tensor(&k).unwrap(),
+            Var::from_tensor(&v).unwrap(),
+        );
+        let fused = attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), &mask, scale).unwrap();
+        let plain = composed(qv.as_tensor(), kv.as_tensor(), vv.as_tensor()).unwrap();
+        assert_eq!(flat(fused.clone()), flat(plain.clone()));
+        let r = randn(&[b, nh, t, hd]);
+        let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for x in [&qv, &kv, &vv] {
+            let a = flat(gf.get(x.as_tensor()).unwrap().clone());
+            let c = flat(gp.get(x.as_tensor()).unwrap().clone());
+            let d = a.iter().zip(&c).map(|(a, c)| (a - c).abs()).fold(0f32, f32::max);
+            assert!(d < 1e-5, "attention grad differs from the composed ops by {d}");
+        }
+        let e = fd_check(&q, &|t| attention(t, &k, &v, &mask, scale), 40);
+        assert!(e < 1e-2, "attention d q rel err {e}");
+        let e = fd_check(&k, &|t| attention(&q, t, &v, &mask, scale), 40);
+        assert!(e < 1e-2, "attention d k rel err {e}");
+        let e = fd_check(&v, &|t| attention(&q, &k, t, &mask, scale), 40);
+        assert!(e < 1e-2, "attention d v rel err {e}");
     }
 }

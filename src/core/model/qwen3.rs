@@ -169,15 +169,7 @@ impl Attention {
     /// heads sharing a key/value head are folded into the row dimension, so k and v are
     /// never repeated.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, nh, t, hd) = q.dims4()?;
-        let s = k.dim(2)?;
-        let rep = nh / self.kv_heads;
-        let q = q.reshape((b, self.kv_heads, rep * t, hd))?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let scores = scores.reshape((b, nh, t, s))?.broadcast_add(mask)?;
-        let p = ops::softmax_last_dim(&scores)?;
-        let p = p.reshape((b, self.kv_heads, rep * t, s))?;
-        p.matmul(v)?.reshape((b, nh, t, hd))
+        ops::attention(q, k, v, mask, 1.0 / (self.head_dim as f64).sqrt())
     }
 
     /// Decode-path attention: appends this step's k, v to `cache` and attends over all of it.
