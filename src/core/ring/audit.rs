@@ -253,11 +253,12 @@ struct Contributor {
 fn rebuild_ring(rec: &Rec) -> Result<RingSpec, String> {
     let mut members = Vec::new();
     for (i, m) in rec.ring_members.iter().enumerate() {
-        let ed = keys::parse_ed25519_public(&m.ed25519)
-            .map_err(|e| format!("ring member {i}: {e}"))?;
+        let ed =
+            keys::parse_ed25519_public(&m.ed25519).map_err(|e| format!("ring member {i}: {e}"))?;
         let pq = match &m.ml_dsa_87 {
             Some(s) => Some(
-                keys::unb64(s).ok_or_else(|| format!("ring member {i}: ml_dsa_87 is not base64"))?,
+                keys::unb64(s)
+                    .ok_or_else(|| format!("ring member {i}: ml_dsa_87 is not base64"))?,
             ),
             None => None,
         };
@@ -313,8 +314,8 @@ pub fn audit(
     }
     let rec: Rec = serde_json::from_value(value.clone()).map_err(|e| record_err(e.to_string()))?;
     let recorded_r = hex32(&rec.ring).ok_or_else(|| record_err("ring digest is not hex".into()))?;
-    let result_digest = hex32(&rec.result_digest)
-        .ok_or_else(|| record_err("result_digest is not hex".into()))?;
+    let result_digest =
+        hex32(&rec.result_digest).ok_or_else(|| record_err("result_digest is not hex".into()))?;
     let sum_digest =
         hex32(&rec.sum_digest).ok_or_else(|| record_err("sum_digest is not hex".into()))?;
     let recorded_seed = hex32(&rec.seed).ok_or_else(|| record_err("seed is not hex".into()))?;
@@ -399,9 +400,8 @@ pub fn audit(
             });
         };
         let decode = |s: &str, what: &str| -> Result<Signed, AuditError> {
-            let b = keys::unb64(s).ok_or_else(|| {
-                record_err(format!("member {}: {what} is not base64", m.index))
-            })?;
+            let b = keys::unb64(s)
+                .ok_or_else(|| record_err(format!("member {}: {what} is not base64", m.index)))?;
             wire::decode(&b).map_err(|e| record_err(format!("member {}: {what}: {e}", m.index)))
         };
         // Receipt: an `ok` verdict on the recorded result digest.
@@ -606,9 +606,10 @@ pub fn audit(
     for path in inputs {
         let (input, _, signer) = io::read_input(path, 1)?;
         let digest = input.input_digest;
-        let Some(j) = contributors.iter().position(|c| {
-            c.commit.as_ref().is_some_and(|c| c.input == digest)
-        }) else {
+        let Some(j) = contributors
+            .iter()
+            .position(|c| c.commit.as_ref().is_some_and(|c| c.input == digest))
+        else {
             // A member's own signed delta that is not what it committed to.
             let by = signer.as_ref().and_then(|s| {
                 contributors
@@ -703,12 +704,12 @@ pub fn audit(
         let want = io::mean_bytes(&result_layout, &sum, recorded_tw, rec.scale_bits);
         for (t, w) in d.tensors.iter().zip(&want) {
             let mut got = Vec::with_capacity(w.len());
-            delta::read_tensor(&src, d, t, |raw| got.extend_from_slice(raw)).map_err(
-                |source| AuditError::Result {
+            delta::read_tensor(&src, d, t, |raw| got.extend_from_slice(raw)).map_err(|source| {
+                AuditError::Result {
                     path: result.to_path_buf(),
                     source,
-                },
-            )?;
+                }
+            })?;
             if got != *w {
                 let width = (t.dtype.bits() / 8).max(1) as usize;
                 let k = got

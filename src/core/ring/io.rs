@@ -173,7 +173,10 @@ pub fn mean_bytes(layout: &Layout, sum: &[i64], total_weight: u128, scale: u32) 
     bufs
 }
 
-/// The `extra.ring` record of the result (format [`RESULT_FORMAT`]). Besides the outcome it
+/// The `extra.ring` record of the result (format [`RESULT_FORMAT`]). Excluded members are
+/// listed without the reason, which is what this member observed (one survivor may see a
+/// connection drop where another sees a timeout) and would make the survivors' files differ;
+/// [`exclusions`] gives the reasons for reports. Besides the outcome it
 /// keeps what `gym ring audit` replays: the ring's member list (so that `R` and the keys can be
 /// recomputed without the ring file), each member's signed commit, revealed nonce and signed
 /// sketch (wire encoding, base64), and `D(S)`.
@@ -218,7 +221,6 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
                 "index": e.member,
                 "id": ring.members[e.member].id,
                 "view": e.view,
-                "reason": e.reason,
             })
         })
         .collect();
@@ -278,4 +280,19 @@ pub fn write_output(
     let summary = delta::pack(&inputs, &opts, file.file(), &|_| {})?;
     file.commit()?;
     Ok(summary)
+}
+
+/// The members excluded during the round, with the reason this member observed.
+pub fn exclusions(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
+    o.excluded
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "index": e.member,
+                "id": ring.members[e.member].id,
+                "view": e.view,
+                "reason": e.reason,
+            })
+        })
+        .collect()
 }

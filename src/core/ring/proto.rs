@@ -1139,7 +1139,10 @@ impl Machine {
                 receipts: members.iter().map(|j| self.verdicts[j].clone()).collect(),
                 commits: members.iter().map(|j| self.commits[j].clone()).collect(),
                 nonces: members.iter().map(|j| self.reveals[j]).collect(),
-                sketches: members.iter().map(|j| self.sketch_msgs[j].clone()).collect(),
+                sketches: members
+                    .iter()
+                    .map(|j| self.sketch_msgs[j].clone())
+                    .collect(),
                 excluded: self.excluded.clone(),
             };
             self.finish(Ok(outcome));

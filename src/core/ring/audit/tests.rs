@@ -59,7 +59,14 @@ fn round(n: usize, len: usize) -> Round {
         layout = Some(l);
         let id = Identity::from_seeds(&[i as u8 + 1; 32], None);
         machines.push(
-            Machine::new(shared.clone(), i, Arc::new(id), Arc::new(input), [i as u8; 32]).unwrap(),
+            Machine::new(
+                shared.clone(),
+                i,
+                Arc::new(id),
+                Arc::new(input),
+                [i as u8; 32],
+            )
+            .unwrap(),
         );
         inputs.push(p);
     }
@@ -113,7 +120,12 @@ fn repack(path: &Path, edit: impl FnOnce(&mut serde_json::Value), tensor: impl F
 #[test]
 fn an_honest_round_passes_with_every_input() {
     let r = round(3, 200);
-    let rep = audit(&r.result, Some((&r.ring, Path::new("ring.toml"))), &r.inputs).unwrap();
+    let rep = audit(
+        &r.result,
+        Some((&r.ring, Path::new("ring.toml"))),
+        &r.inputs,
+    )
+    .unwrap();
     assert!(rep.ok(), "{:?}", rep.findings);
     assert_eq!(rep.keys, KeySource::RingFile);
     assert_eq!(rep.receipts_verified, 3);
@@ -220,7 +232,11 @@ fn tampered_receipts_records_and_tensors_are_found() {
     assert_eq!(rep.failure().unwrap().class(), ErrorClass::Signature);
     // A changed weight in the record.
     std::fs::write(&r.result, &original).unwrap();
-    repack(&r.result, |rec| rec["members"][0]["weight"] = 7.into(), |_| {});
+    repack(
+        &r.result,
+        |rec| rec["members"][0]["weight"] = 7.into(),
+        |_| {},
+    );
     let rep = audit(&r.result, None, &[]).unwrap();
     assert!(matches!(&rep.findings[..], [Finding::Inconsistent { .. }]));
     // Altered tensor data in a valid file: only the inputs show it.
