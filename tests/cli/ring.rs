@@ -636,4 +636,18 @@ fn a_replayed_connection_is_refused_and_the_others_finish_without_its_member() {
         read_values(&dir.join("r2-out0.delta")),
         mean(&[0, 2], &weights, len)
     );
+    // The view-1 result audits against the survivors' inputs.
+    let (code, out, err) = run(gym()
+        .args(["ring", "audit", "--json", "--ring"])
+        .arg(&ring)
+        .arg(dir.join("r2-out2.delta"))
+        .arg("--input")
+        .arg(dir.join("in0.delta"))
+        .arg("--input")
+        .arg(dir.join("in2.delta")));
+    assert_eq!(code, 0, "{err}");
+    let a = json(&out);
+    assert_eq!(a["view"], 1);
+    assert_eq!(a["exact_mean_checked"], true);
+    assert_eq!(a["excluded"][0]["index"], 1);
 }
