@@ -321,6 +321,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)')
             [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Audit a result of `gym ring join` offline: receipts, transcript, members'' inputs, mean')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -348,6 +349,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--weight', '--weight', [CompletionResultType]::ParameterName, 'This member''s weight in the mean (e.g. tokens or samples), 1 to 2^32')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before the member starts a view change')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for all members to connect at the start')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Listen on this address instead of this member''s address in the ring file (the others still dial the ring file''s address: for a port forward, a NAT or a proxy in front)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-join/1`)')
@@ -359,9 +361,23 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;ring;audit' {
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A member''s input delta (repeatable): matched to the member that committed to its body digest')
+            [CompletionResult]::new('--ring', '--ring', [CompletionResultType]::ParameterName, 'The ring file: take the members'' keys from it instead of from the result''s record')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-audit/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;ring;help' {
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)')
             [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Audit a result of `gym ring join` offline: receipts, transcript, members'' inputs, mean')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -369,6 +385,9 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;ring;help;join' {
+            break
+        }
+        'gym;ring;help;audit' {
             break
         }
         'gym;ring;help;help' {
@@ -636,12 +655,16 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;help;ring' {
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)')
             [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Audit a result of `gym ring join` offline: receipts, transcript, members'' inputs, mean')
             break
         }
         'gym;help;ring;plan' {
             break
         }
         'gym;help;ring;join' {
+            break
+        }
+        'gym;help;ring;audit' {
             break
         }
         'gym;help;cid' {

@@ -169,6 +169,9 @@ _gym() {
             gym__subcmd__help__subcmd__reward,verify-claim)
                 cmd="gym__subcmd__help__subcmd__reward__subcmd__verify__subcmd__claim"
                 ;;
+            gym__subcmd__help__subcmd__ring,audit)
+                cmd="gym__subcmd__help__subcmd__ring__subcmd__audit"
+                ;;
             gym__subcmd__help__subcmd__ring,join)
                 cmd="gym__subcmd__help__subcmd__ring__subcmd__join"
                 ;;
@@ -229,6 +232,9 @@ _gym() {
             gym__subcmd__reward__subcmd__help,verify-claim)
                 cmd="gym__subcmd__reward__subcmd__help__subcmd__verify__subcmd__claim"
                 ;;
+            gym__subcmd__ring,audit)
+                cmd="gym__subcmd__ring__subcmd__audit"
+                ;;
             gym__subcmd__ring,help)
                 cmd="gym__subcmd__ring__subcmd__help"
                 ;;
@@ -237,6 +243,9 @@ _gym() {
                 ;;
             gym__subcmd__ring,plan)
                 cmd="gym__subcmd__ring__subcmd__plan"
+                ;;
+            gym__subcmd__ring__subcmd__help,audit)
+                cmd="gym__subcmd__ring__subcmd__help__subcmd__audit"
                 ;;
             gym__subcmd__ring__subcmd__help,help)
                 cmd="gym__subcmd__ring__subcmd__help__subcmd__help"
@@ -1066,8 +1075,22 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help__subcmd__ring)
-            opts="plan join"
+            opts="plan join audit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__ring__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1598,7 +1621,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring)
-            opts="-q -h -V --quiet --threads --help --version plan join help"
+            opts="-q -h -V --quiet --threads --help --version plan join audit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1615,9 +1638,49 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gym__subcmd__ring__subcmd__help)
-            opts="plan join help"
+        gym__subcmd__ring__subcmd__audit)
+            opts="-q -h -V --input --ring --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__help)
+            opts="plan join audit help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__ring__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1672,7 +1735,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__join)
-            opts="-o -q -h -V --ring --key --input --output --weight --timeout --connect-timeout --force --json --quiet --threads --help --version"
+            opts="-o -q -h -V --ring --key --input --output --weight --timeout --connect-timeout --listen --force --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1707,6 +1770,10 @@ _gym() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -287,6 +287,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
             cand plan 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
             cand join 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result'
+            cand audit 'Audit a result of `gym ring join` offline: receipts, transcript, members'' inputs, mean'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;ring;plan'= {
@@ -312,6 +313,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --weight 'This member''s weight in the mean (e.g. tokens or samples), 1 to 2^32'
             cand --timeout 'Seconds without progress before the member starts a view change'
             cand --connect-timeout 'Seconds to wait for all members to connect at the start'
+            cand --listen 'Listen on this address instead of this member''s address in the ring file (the others still dial the ring file''s address: for a port forward, a NAT or a proxy in front)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --force 'Replace an existing output'
             cand --json 'Print a JSON report (format `gym-ring-join/1`)'
@@ -322,14 +324,29 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;ring;audit'= {
+            cand --input 'A member''s input delta (repeatable): matched to the member that committed to its body digest'
+            cand --ring 'The ring file: take the members'' keys from it instead of from the result''s record'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print a JSON report (format `gym-ring-audit/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;ring;help'= {
             cand plan 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
             cand join 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result'
+            cand audit 'Audit a result of `gym ring join` offline: receipts, transcript, members'' inputs, mean'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;ring;help;plan'= {
         }
         &'gym;ring;help;join'= {
+        }
+        &'gym;ring;help;audit'= {
         }
         &'gym;ring;help;help'= {
         }
@@ -568,10 +585,13 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;ring'= {
             cand plan 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
             cand join 'Join a ring, run one all-reduce (weighted mean of the members'' deltas), write the result'
+            cand audit 'Audit a result of `gym ring join` offline: receipts, transcript, members'' inputs, mean'
         }
         &'gym;help;ring;plan'= {
         }
         &'gym;help;ring;join'= {
+        }
+        &'gym;help;ring;audit'= {
         }
         &'gym;help;cid'= {
         }

@@ -176,13 +176,14 @@ complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcomma
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "verify-claim" -d 'Verify a reward claim\'s signature, and optionally that it matches a delta'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -s q -l quiet -d 'Print nothing on stderr except errors'
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -s h -l help -d 'Print help'
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -f -a "audit" -d 'Audit a result of `gym ring join` offline: receipts, transcript, members\' inputs, mean'
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s o -l output -d 'Where to write the ring file (default: standard output)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l round -d 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l chunk-elements -d 'Elements per data message (pipelining granularity)' -r
@@ -198,14 +199,23 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l weight -d 'This member\'s weight in the mean (e.g. tokens or samples), 1 to 2^32' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l timeout -d 'Seconds without progress before the member starts a view change' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l connect-timeout -d 'Seconds to wait for all members to connect at the start' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l listen -d 'Listen on this address instead of this member\'s address in the ring file (the others still dial the ring file\'s address: for a port forward, a NAT or a proxy in front)' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l force -d 'Replace an existing output'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l json -d 'Print a JSON report (format `gym-ring-join/1`)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l input -d 'A member\'s input delta (repeatable): matched to the member that committed to its body digest' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l ring -d 'The ring file: take the members\' keys from it instead of from the result\'s record' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l json -d 'Print a JSON report (format `gym-ring-audit/1`)'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "audit" -d 'Audit a result of `gym ring join` offline: receipts, transcript, members\' inputs, mean'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand cid" -l cid-version -d '0: `Qm…` (kubo\'s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)' -r
 complete -c gym -n "__fish_gym_using_subcommand cid" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
@@ -365,4 +375,5 @@ complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from reward" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "plan" -d 'Write a ring file from lines of `ADDRESS PUBLIC-KEY` (or `ADDRESS {gym key show --json}`)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "audit" -d 'Audit a result of `gym ring join` offline: receipts, transcript, members\' inputs, mean'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'

@@ -58,4 +58,9 @@ if [ "$(echo "$sums" | wc -l)" != 1 ]; then
   echo "outputs differ:" >&2; sha256sum "$DIR"/out*.delta >&2; exit 1
 fi
 echo "all $N outputs are identical: ${sums%% *}"
+# Audit the result as a rewards orchestrator would: receipts, transcript, every member's
+# published sketch against its input, and the exact mean.
+inputs=()
+for i in $(seq 0 $((N - 1))); do inputs+=(--input "$DIR/in$i.delta"); done
+"$GYM" ring audit --ring "$DIR/ring.toml" "${inputs[@]}" "$DIR/out0.delta"
 "$GYM" delta inspect "$DIR/out0.delta" | head -n 20

@@ -40,6 +40,7 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::ring::proto::Refused,
             gym::core::ring::io::RingIoError,
             gym::core::ring::net::RingNetError,
+            gym::core::ring::audit::AuditError,
             gym::core::model::ModelError,
             gym::core::train::trainer::TrainError,
             gym::core::train::config::ConfigError,

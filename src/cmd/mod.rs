@@ -36,7 +36,8 @@ Exit codes:
   17  network failure (unreachable, timeout, server errors after retries)
   18  authentication refused (HTTP 401/403: token missing, invalid or without rights)
   19  server rejected the request or gave an unexpected answer
-  20  ring all-reduce failed (fewer than 2 members left, or this member was excluded)
+  20  ring all-reduce failed (fewer than 2 members left, or this member was excluded),
+      or a ring audit convicted a member
   21  training stopped (the reward scorer failed or answered garbage, the loss diverged)";
 
 /// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.

@@ -9,6 +9,22 @@
 //!  "file_digest": "…", "ring": "…", "round": 0, "allreduce_seconds": 0.8}
 //! ```
 //! `allreduce_seconds` runs from the first data message (all commits in) to the agreed result.
+//!
+//! JSON output of `gym ring audit --json`, format `gym-ring-audit/1` (also printed when the
+//! audit fails, before the error):
+//! ```json
+//! {"format": "gym-ring-audit/1", "ok": false, "result": "out.delta", "keys": "ring_file",
+//!  "ring": "…", "round": 0, "view": 0, "scale_bits": 54, "total_weight": "3",
+//!  "result_digest": "…", "seed": "…", "receipts_verified": 3, "exact_mean_checked": false,
+//!  "members": [{"index": 1, "id": "gym1…", "weight": 1, "input_digest": "…",
+//!               "signatures_ok": true, "input": "in1.delta", "sketch_matches_input": false}],
+//!  "excluded": [],
+//!  "findings": [{"kind": "convicted", "class": "ring", "exit_code": 20, "index": 1,
+//!                "id": "gym1…", "path": "in1.delta", "reason": "…",
+//!                "message": "member 1 (gym1…) convicted by in1.delta: …"}]}
+//! ```
+//! `keys` is `ring_file` when `--ring` was given (its digest must be the recorded one), else
+//! `record`: the member list recorded in the result, which only hashes to the recorded digest.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -22,7 +38,7 @@ use super::out::{self, Ctx};
 use crate::core::atomic;
 use crate::core::keys::{self, Identity, PublicIdentity};
 use crate::core::ring::config::{self, Member, RingSpec};
-use crate::core::ring::{io, net};
+use crate::core::ring::{audit as ring_audit, io, net};
 
 #[derive(Debug, Subcommand)]
 pub enum RingCommand {
@@ -30,6 +46,19 @@ pub enum RingCommand {
     Plan(PlanArgs),
     /// Join a ring, run one all-reduce (weighted mean of the members' deltas), write the result.
     Join(JoinArgs),
+    /// Audit a result of `gym ring join` offline: receipts, transcript, members' inputs, mean.
+    ///
+    /// Checks every receipt, commit and sketch signature and the record against the signed
+    /// transcript; for each --input, that its member's published sketch is the sketch of that
+    /// input at the transcript's points (a mismatch convicts the member, by id); with every
+    /// member's input, that the result is byte for byte their exact weighted mean.
+    ///
+    /// Exit codes: 20 a member is convicted; 13 a signature does not verify; 12 the result is not
+    /// the mean the members signed (or the file's checksum fails); 15 an input is no member's
+    /// committed input, or the ring file is another ring's; 10 the record contradicts the
+    /// transcript; 11 the result was written by an older gym. With several findings, the first
+    /// one's code.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +106,10 @@ pub struct JoinArgs {
     /// Seconds to wait for all members to connect at the start.
     #[arg(long, value_name = "S", default_value_t = 60.0)]
     pub connect_timeout: f64,
+    /// Listen on this address instead of this member's address in the ring file (the others
+    /// still dial the ring file's address: for a port forward, a NAT or a proxy in front).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -85,10 +118,29 @@ pub struct JoinArgs {
     pub json: bool,
 }
 
+/// Arguments of `gym ring audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The averaged delta written by `gym ring join`.
+    #[arg(value_name = "RESULT.delta")]
+    pub result: PathBuf,
+    /// A member's input delta (repeatable): matched to the member that committed to its body
+    /// digest.
+    #[arg(long = "input", value_name = "M.delta")]
+    pub inputs: Vec<PathBuf>,
+    /// The ring file: take the members' keys from it instead of from the result's record.
+    #[arg(long, value_name = "RING.toml")]
+    pub ring: Option<PathBuf>,
+    /// Print a JSON report (format `gym-ring-audit/1`).
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(ctx: &Ctx, c: RingCommand) -> anyhow::Result<()> {
     match c {
         RingCommand::Plan(a) => plan(ctx, a),
         RingCommand::Join(a) => join(ctx, a),
+        RingCommand::Audit(a) => audit(ctx, a),
     }
 }
 
@@ -230,6 +282,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         net::JoinOptions {
             step_timeout,
             connect_timeout,
+            listen: a.listen,
         },
         progress,
     )
@@ -249,6 +302,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         let mut v = io::record(&spec, &outcome);
         let obj = v.as_object_mut().expect("object");
         obj.insert("format".into(), "gym-ring-join/1".into());
+        obj.insert("excluded".into(), io::exclusions(&spec, &outcome));
         obj.insert("output".into(), a.output.display().to_string().into());
         obj.insert("file_digest".into(), hex::encode(summary.digest).into());
         obj.insert(
@@ -257,5 +311,81 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         );
         out::json(&v)?;
     }
+    Ok(())
+}
+
+fn audit(ctx: &Ctx, a: AuditArgs) -> anyhow::Result<()> {
+    let spec = a.ring.as_ref().map(|p| RingSpec::load(p)).transpose()?;
+    let ring = spec.as_ref().zip(a.ring.as_deref());
+    let report = ring_audit::audit(&a.result, ring, &a.inputs)?;
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        let obj = v.as_object_mut().expect("object");
+        obj.insert("format".into(), ring_audit::AUDIT_FORMAT.into());
+        obj.insert("ok".into(), report.ok().into());
+        if let Some(fs) = obj.get_mut("findings").and_then(|f| f.as_array_mut()) {
+            for (j, f) in report.findings.iter().enumerate() {
+                fs[j]["class"] = f.class().as_str().into();
+                fs[j]["exit_code"] = f.class().exit_code().into();
+                fs[j]["message"] = f.to_string().into();
+            }
+        }
+        out::json(&v)?;
+    } else {
+        let keys = match report.keys {
+            ring_audit::KeySource::RingFile => "the ring file",
+            ring_audit::KeySource::Record => {
+                "the result's own record (give --ring to check against a ring file)"
+            }
+        };
+        let mut t = out::table(&["member", "id", "weight", "signatures", "input", "sketch"]);
+        for m in &report.members {
+            t.add_row(vec![
+                m.index.to_string(),
+                m.id.clone(),
+                m.weight.to_string(),
+                if m.signatures_ok { "ok" } else { "BAD" }.to_string(),
+                m.input
+                    .as_ref()
+                    .map_or("-".into(), |p| p.display().to_string()),
+                match m.sketch_matches_input {
+                    Some(true) => "matches input",
+                    Some(false) => "MISMATCH",
+                    None => "-",
+                }
+                .to_string(),
+            ]);
+        }
+        let mut s = format!(
+            "{}: ring {} round {}, view {}, {} members, total weight {}\nkeys from {keys}\n{t}\n",
+            report.result.display(),
+            &report.ring[..16.min(report.ring.len())],
+            report.round,
+            report.view,
+            report.members.len(),
+            report.total_weight,
+        );
+        s.push_str(&format!(
+            "receipts: {} of {} verify\n",
+            report.receipts_verified,
+            report.members.len()
+        ));
+        s.push_str(if report.exact_mean_checked {
+            "exact mean: recomputed from every member's input and compared byte for byte\n"
+        } else {
+            "exact mean: not checked (needs every member's input)\n"
+        });
+        for f in &report.findings {
+            s.push_str(&format!("FAILED: {f}\n"));
+        }
+        if report.ok() {
+            s.push_str("audit passed\n");
+        }
+        out::print(&s)?;
+    }
+    if let Some(e) = report.failure() {
+        return Err(e.into());
+    }
+    ctx.note(format!("audit of {} passed", a.result.display()));
     Ok(())
 }

@@ -438,6 +438,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
                 opts: net::JoinOptions {
                     step_timeout: positive(a.ring_timeout, "ring-timeout")?,
                     connect_timeout: positive(a.ring_connect_timeout, "ring-connect-timeout")?,
+                    listen: None,
                 },
                 progress,
             })

@@ -29,7 +29,8 @@ pub enum ErrorClass {
     Auth,
     /// A server rejected the request or answered something unexpected (other 4xx, bad answers).
     Remote,
-    /// A ring all-reduce could not complete: too few members left, or this member was excluded.
+    /// A ring all-reduce could not complete (too few members left, or this member was excluded),
+    /// or an audit of its result convicted a member.
     Ring,
     /// Settings that cannot work together (bad configuration values, inconsistent batch sizes).
     Usage,

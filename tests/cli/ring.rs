@@ -1,10 +1,13 @@
-//! `gym ring plan` and `gym ring join`, through real processes on loopback.
+//! `gym ring plan`, `gym ring join` and `gym ring audit`, through real processes on loopback.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use gym::core::delta::{self, Compression, Dtype, Metadata, PackInput, PackOptions, TensorSource};
+use gym::core::keys::{self, Identity};
+use gym::core::ring::config::RingSpec;
+use gym::core::ring::wire::{self, Body, Signed};
 
 use crate::common::{gym, json, run, tmp};
 
@@ -31,7 +34,27 @@ fn values(i: usize, len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Keys, input deltas and a ring file for `n` members.
+/// A delta of one f32 tensor `lora.w` holding `v`, signed by the key at `key`.
+fn write_input(path: &Path, key: &Path, v: &[f32]) {
+    let id = Identity::load(key).unwrap();
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let inputs = [PackInput {
+        name: "lora.w".into(),
+        dtype: Dtype::F32,
+        shape: vec![v.len() as u64],
+        data: TensorSource::Bytes(&bytes),
+    }];
+    let opts = PackOptions {
+        compression: Compression::None,
+        chunk_size: delta::DEFAULT_CHUNK_SIZE,
+        metadata: Metadata::new(id.public().worker_id()),
+        identity: Some(&id),
+    };
+    let (file, _) = delta::pack_to_vec(&inputs, &opts).unwrap();
+    std::fs::write(path, file).unwrap();
+}
+
+/// Keys, input deltas (each signed by its member) and a ring file for `n` members.
 fn setup(dir: &Path, n: usize, len: usize, chunk: u32) -> PathBuf {
     let mut lines = String::new();
     for i in 0..n {
@@ -40,22 +63,7 @@ fn setup(dir: &Path, n: usize, len: usize, chunk: u32) -> PathBuf {
         assert_eq!(code, 0, "{err}");
         lines.push_str(&format!("127.0.0.1:{} {}", free_port(), out.trim()));
         lines.push('\n');
-        let v = values(i, len);
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let inputs = [PackInput {
-            name: "lora.w".into(),
-            dtype: Dtype::F32,
-            shape: vec![len as u64],
-            data: TensorSource::Bytes(&bytes),
-        }];
-        let opts = PackOptions {
-            compression: Compression::None,
-            chunk_size: delta::DEFAULT_CHUNK_SIZE,
-            metadata: Metadata::new(format!("member-{i}")),
-            identity: None,
-        };
-        let (file, _) = delta::pack_to_vec(&inputs, &opts).unwrap();
-        std::fs::write(dir.join(format!("in{i}.delta")), file).unwrap();
+        write_input(&dir.join(format!("in{i}.delta")), &key, &values(i, len));
     }
     let members = dir.join("members.txt");
     std::fs::write(&members, lines).unwrap();
@@ -69,16 +77,21 @@ fn setup(dir: &Path, n: usize, len: usize, chunk: u32) -> PathBuf {
 }
 
 fn join(dir: &Path, ring: &Path, i: usize, weight: u64) -> Child {
+    join_with(
+        dir,
+        ring,
+        i,
+        weight,
+        &dir.join(format!("out{i}.delta")),
+        &["--timeout", "20", "--connect-timeout", "60"],
+    )
+}
+
+/// `gym ring join --json` as member `i`, writing `out`, with `extra` arguments.
+fn join_with(dir: &Path, ring: &Path, i: usize, weight: u64, out: &Path, extra: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("gym"))
-        .args([
-            "ring",
-            "join",
-            "--json",
-            "--timeout",
-            "20",
-            "--connect-timeout",
-            "60",
-        ])
+        .args(["ring", "join", "--json"])
+        .args(extra)
         .arg("--ring")
         .arg(ring)
         .arg("--key")
@@ -86,7 +99,7 @@ fn join(dir: &Path, ring: &Path, i: usize, weight: u64) -> Child {
         .arg("--input")
         .arg(dir.join(format!("in{i}.delta")))
         .arg("-o")
-        .arg(dir.join(format!("out{i}.delta")))
+        .arg(out)
         .args(["--weight", &weight.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -291,4 +304,350 @@ fn non_members_and_wrong_ring_files_are_refused() {
     assert_eq!(cb, 15, "{eb}");
     assert!(eb.contains("wrong ring file or round"), "{eb}");
     assert!(!d.path().join("out0.delta").exists());
+}
+
+/// Rewrites the delta at `path` with `edit` applied to its `extra.ring` record and `tensor` to
+/// the bytes of its one tensor, as a valid (unsigned) delta file: what someone who edits a
+/// result and repacks it produces.
+fn repack(path: &Path, edit: impl FnOnce(&mut serde_json::Value), tensor: impl FnOnce(&mut [u8])) {
+    let bytes = std::fs::read(path).unwrap();
+    let report = delta::read_bytes(&bytes, &Default::default()).unwrap();
+    let d = &report.delta;
+    let src: &[u8] = &bytes;
+    let mut raw = Vec::new();
+    delta::read_tensor(&src, d, &d.tensors[0], |b| raw.extend_from_slice(b)).unwrap();
+    tensor(&mut raw);
+    let mut meta = d.metadata.clone();
+    edit(meta.extra.as_mut().unwrap().get_mut("ring").unwrap());
+    let inputs = [PackInput {
+        name: d.tensors[0].name.clone(),
+        dtype: d.tensors[0].dtype,
+        shape: d.tensors[0].shape.clone(),
+        data: TensorSource::Bytes(&raw),
+    }];
+    let opts = PackOptions {
+        compression: Compression::None,
+        chunk_size: delta::DEFAULT_CHUNK_SIZE,
+        metadata: meta,
+        identity: None,
+    };
+    std::fs::write(path, delta::pack_to_vec(&inputs, &opts).unwrap().0).unwrap();
+}
+
+fn audit(result: &Path, args: &[std::ffi::OsString]) -> (i32, String, String) {
+    run(gym().args(["ring", "audit"]).arg(result).args(args))
+}
+
+#[test]
+fn ring_audit_checks_a_real_round_and_names_cheaters() {
+    let d = tmp();
+    let dir = d.path();
+    let n = 3;
+    let len = 500;
+    let ring = setup(dir, n, len, 32);
+    let children: Vec<Child> = (0..n).map(|i| join(dir, &ring, i, i as u64 + 1)).collect();
+    for c in children {
+        let (code, _, err) = finish(c);
+        assert_eq!(code, 0, "{err}");
+    }
+    let result = dir.join("out0.delta");
+    let original = std::fs::read(&result).unwrap();
+    let ins: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("in{i}.delta"))).collect();
+    let with_inputs = |inputs: &[PathBuf]| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec!["--ring".into(), ring.clone().into()];
+        for p in inputs {
+            a.push("--input".into());
+            a.push(p.clone().into());
+        }
+        a
+    };
+    let ids: Vec<String> = RingSpec::load(&ring)
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+
+    // An honest round passes with every input: the exact mean is recomputed and compared.
+    let mut args = with_inputs(&ins);
+    args.push("--json".into());
+    let (code, out, err) = audit(&result, &args);
+    assert_eq!(code, 0, "{err}");
+    let r = json(&out);
+    assert_eq!(r["format"], "gym-ring-audit/1");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["keys"], "ring_file");
+    assert_eq!(r["receipts_verified"], 3);
+    assert_eq!(r["exact_mean_checked"], true);
+    for m in r["members"].as_array().unwrap() {
+        assert_eq!(m["sketch_matches_input"], true, "{m}");
+    }
+    // Without the ring file the recorded keys are used, and the report says so.
+    let (code, out, err) = audit(&result, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("keys from the result's own record"), "{out}");
+    assert!(out.contains("receipts: 3 of 3 verify"), "{out}");
+    assert!(out.contains("not checked"), "{out}");
+
+    // Member 1 hands the auditor another delta it signed, not the one it committed to.
+    let swapped = dir.join("in1-other.delta");
+    let mut other = values(1, len);
+    other[7] += 0.25;
+    write_input(&swapped, &dir.join("k1.pem"), &other);
+    let (code, _, err) = audit(
+        &result,
+        &with_inputs(&[ins[0].clone(), swapped.clone(), ins[2].clone()]),
+    );
+    assert_eq!(code, 20, "{err}");
+    assert!(
+        err.contains(&format!(
+            "member 1 ({}) convicted by {}",
+            ids[1],
+            swapped.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("not the input it committed to"), "{err}");
+
+    // Member 1 published (and signed) a sketch its committed input does not give: its true
+    // input convicts it.
+    let rd = RingSpec::load(&ring).unwrap().digest();
+    let k1 = Identity::load(&dir.join("k1.pem")).unwrap();
+    repack(
+        &result,
+        |rec| {
+            let m = &mut rec["members"][1];
+            let mut msg =
+                wire::decode(&keys::unb64(m["sketch"].as_str().unwrap()).unwrap()).unwrap();
+            let Body::Sketch { mut sketches } = msg.body else {
+                panic!("a sketch message")
+            };
+            sketches[2] = (sketches[2] + 1) % ((1 << 61) - 1);
+            msg = Signed::sign(&k1, &rd, 1, msg.view, Body::Sketch { sketches }, vec![]);
+            m["sketch"] = keys::b64(&wire::encode(&msg)).into();
+        },
+        |_| {},
+    );
+    let (code, _, err) = audit(&result, &with_inputs(&ins));
+    assert_eq!(code, 20, "{err}");
+    assert!(
+        err.contains(&format!(
+            "member 1 ({}) convicted by {}",
+            ids[1],
+            ins[1].display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("published sketch of segment 2"), "{err}");
+
+    // A flipped byte in member 2's receipt.
+    std::fs::write(&result, &original).unwrap();
+    repack(
+        &result,
+        |rec| {
+            let m = &mut rec["members"][2];
+            let mut b = keys::unb64(m["receipt"].as_str().unwrap()).unwrap();
+            b[10] ^= 0x01;
+            m["receipt"] = keys::b64(&b).into();
+        },
+        |_| {},
+    );
+    let (code, _, err) = audit(&result, &[]);
+    assert_eq!(code, 13, "{err}");
+    assert!(
+        err.contains(&format!(
+            "member 2 ({}): its receipt signature does not verify",
+            ids[2]
+        )),
+        "{err}"
+    );
+
+    // Altered result data, repacked into a valid file: the inputs show it.
+    std::fs::write(&result, &original).unwrap();
+    repack(&result, |_| {}, |b| b[40] ^= 0x08);
+    let (code, _, err) = audit(&result, &with_inputs(&ins));
+    assert_eq!(code, 12, "{err}");
+    assert!(
+        err.contains("tensor \"lora.w\" differs from the exact weighted mean of the inputs (first at element 10)"),
+        "{err}"
+    );
+
+    // Altered result data in place: the file's own checksum fails first, and the audit says so.
+    let mut raw = original.clone();
+    let mean_bytes: Vec<u8> = read_values(&dir.join("out1.delta"))
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let at = raw
+        .windows(64)
+        .position(|w| w == &mean_bytes[..64])
+        .expect("tensor stored uncompressed");
+    raw[at + 40] ^= 0x08;
+    std::fs::write(&result, &raw).unwrap();
+    let (code, _, err) = audit(&result, &with_inputs(&ins));
+    assert_eq!(code, 12, "{err}");
+    assert!(err.contains("does not verify as a delta file"), "{err}");
+
+    // A result of an older gym is refused as such.
+    std::fs::write(&result, &original).unwrap();
+    repack(
+        &result,
+        |rec| rec["format"] = "gym-ring-result/1".into(),
+        |_| {},
+    );
+    let (code, _, err) = audit(&result, &[]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("written by an older gym"), "{err}");
+}
+
+/// A TCP proxy for one connection: listens on `listen`, dials `upstream` (retrying while it is
+/// not up yet). With `replay` empty it forwards both ways and returns what the client sent;
+/// otherwise it sends `replay` upstream instead of the client's bytes (which it discards) and
+/// forwards the upstream's answers to the client.
+fn proxy(
+    listen: std::net::TcpListener,
+    upstream: String,
+    replay: Vec<u8>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    std::thread::spawn(move || {
+        let (mut client, _) = listen.accept().unwrap();
+        let mut server = loop {
+            match TcpStream::connect(&upstream) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        // Upstream → client, in both modes.
+        let (mut s_rd, mut c_wr) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+        let back = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut s_rd, &mut c_wr);
+            let _ = c_wr.shutdown(Shutdown::Write);
+        });
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1 << 16];
+        if replay.is_empty() {
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => {
+                        seen.extend_from_slice(&buf[..k]);
+                        if server.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        } else {
+            // The recorded bytes go upstream; the live ones are dropped.
+            let _ = server.write_all(&replay);
+            while let Ok(k) = client.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+            }
+        }
+        let _ = server.shutdown(Shutdown::Write);
+        let _ = back.join();
+        seen
+    })
+}
+
+#[test]
+fn a_replayed_connection_is_refused_and_the_others_finish_without_its_member() {
+    let d = tmp();
+    let dir = d.path();
+    let len = 400;
+    let weights = [1u64, 2, 3];
+    let ring = setup(dir, 3, len, 64);
+    // Member 1 listens on its own port behind a proxy at the address the ring file lists for
+    // it; member 0 (the lower index dials) reaches it only through the proxy.
+    let listed = RingSpec::load(&ring).unwrap().members[1].address.clone();
+    let real = format!("127.0.0.1:{}", free_port());
+    let start = |round: &str, replay: Vec<u8>| {
+        let listener = std::net::TcpListener::bind(&listed).unwrap();
+        let p = proxy(listener, real.clone(), replay);
+        let out = |i: usize| dir.join(format!("{round}-out{i}.delta"));
+        // Member 2 gives up on a silent member after 2 s; member 0 waits longer in each step,
+        // so that it does not time out of view 1 while member 2 is still leaving view 0.
+        let m0 = ["--timeout", "20", "--connect-timeout", "60"];
+        let m2 = ["--timeout", "2", "--connect-timeout", "60"];
+        let m1 = [
+            "--timeout",
+            "20",
+            "--connect-timeout",
+            "20",
+            "--listen",
+            real.as_str(),
+        ];
+        let c = vec![
+            join_with(dir, &ring, 0, weights[0], &out(0), &m0),
+            join_with(dir, &ring, 1, weights[1], &out(1), &m1),
+            join_with(dir, &ring, 2, weights[2], &out(2), &m2),
+        ];
+        (p, c)
+    };
+
+    // Round 1: the proxy forwards and records what member 0 sent to member 1.
+    let (p, children) = start("r1", Vec::new());
+    for c in children {
+        let (code, _, err) = finish(c);
+        assert_eq!(code, 0, "{err}");
+    }
+    let recorded = p.join().unwrap();
+    assert_eq!(
+        read_values(&dir.join("r1-out1.delta")),
+        mean(&[0, 1, 2], &weights, len)
+    );
+
+    // Round 2, new processes, same ring file and keys: the proxy sends member 1 the recorded
+    // bytes of round 1 instead of member 0's live ones.
+    let (p, children) = start("r2", recorded);
+    let results: Vec<(i32, String, String)> = children.into_iter().map(finish).collect();
+    let _ = p.join();
+    let (c1, _, e1) = &results[1];
+    // Member 1 refuses the replayed handshake: its Finish signs round 1's transcript.
+    assert!(
+        e1.contains("refused a connection from")
+            && e1.contains(
+                "handshake signature of member 0 does not verify (a replayed, tampered or forged handshake)"
+            ),
+        "{e1}"
+    );
+    // Left without member 0 and dropped by the others, it stops with too few members.
+    assert_eq!(*c1, 20, "{e1}");
+    assert!(!dir.join("r2-out1.delta").exists());
+    // Member 0's own handshake fails too (member 1 answered another Hello); members 0 and 2
+    // exclude member 1 and finish with the mean of the two of them, in view 1.
+    let (c0, o0, e0) = &results[0];
+    assert_eq!(*c0, 0, "{e0}\n{}", results[2].2);
+    assert!(e0.contains("handshake with member 1"), "{e0}");
+    let (c2, _, e2) = &results[2];
+    assert_eq!(*c2, 0, "{e2}");
+    let r = json(o0);
+    assert_eq!(r["view"], 1);
+    assert_eq!(r["excluded"][0]["index"], 1);
+    assert_eq!(
+        std::fs::read(dir.join("r2-out0.delta")).unwrap(),
+        std::fs::read(dir.join("r2-out2.delta")).unwrap()
+    );
+    assert_eq!(
+        read_values(&dir.join("r2-out0.delta")),
+        mean(&[0, 2], &weights, len)
+    );
+    // The view-1 result audits against the survivors' inputs.
+    let (code, out, err) = run(gym()
+        .args(["ring", "audit", "--json", "--ring"])
+        .arg(&ring)
+        .arg(dir.join("r2-out2.delta"))
+        .arg("--input")
+        .arg(dir.join("in0.delta"))
+        .arg("--input")
+        .arg(dir.join("in2.delta")));
+    assert_eq!(code, 0, "{err}");
+    let a = json(&out);
+    assert_eq!(a["view"], 1);
+    assert_eq!(a["exact_mean_checked"], true);
+    assert_eq!(a["excluded"][0]["index"], 1);
 }

@@ -37,7 +37,9 @@ pub enum HandshakeError {
     NotMember { key: String, index: u16 },
     #[error("expected member {expected}, but member {got} answered")]
     WrongPeer { expected: usize, got: usize },
-    #[error("handshake signature of member {peer} does not verify")]
+    #[error(
+        "handshake signature of member {peer} does not verify (a replayed, tampered or forged handshake)"
+    )]
     BadSignature { peer: usize },
     #[error("malformed handshake message: {what}")]
     Malformed { what: String },

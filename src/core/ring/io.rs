@@ -5,16 +5,21 @@ use std::path::{Path, PathBuf};
 use sha3::{Digest, Sha3_256};
 
 use super::config::RingSpec;
+use super::fixed;
 use super::proto::{Input, Outcome};
+use super::wire;
 use crate::core::atomic::{AtomicError, AtomicFile};
 use crate::core::delta::{
     self, Compression, DeltaError, Dtype, FileSource, Metadata, PackError, PackInput, PackOptions,
     PackSummary, TensorSource, VerifyOptions,
 };
 use crate::core::error::{Classify, ErrorClass};
-use crate::core::keys::b64;
+use crate::core::keys::{PublicIdentity, b64};
 
-pub const RESULT_FORMAT: &str = "gym-ring-result/1";
+/// Format of the `extra.ring` record. Version 2 added the transcript an audit replays (the
+/// ring's member list, every signed commit and sketch, the nonces, `D(S)`); `gym ring audit`
+/// refuses version 1 records.
+pub const RESULT_FORMAT: &str = "gym-ring-result/2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RingIoError {
@@ -83,7 +88,7 @@ fn to_f64(dtype: Dtype, raw: &[u8], out: &mut Vec<f64>) {
     }
 }
 
-fn from_f64(dtype: Dtype, v: f64, out: &mut Vec<u8>) {
+pub(crate) fn from_f64(dtype: Dtype, v: f64, out: &mut Vec<u8>) {
     match dtype {
         Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
         Dtype::Bf16 => out.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes()),
@@ -95,6 +100,15 @@ fn from_f64(dtype: Dtype, v: f64, out: &mut Vec<u8>) {
 /// Verifies the delta at `path` (structure, checksum, signature when present) and flattens its
 /// tensors. The input commitment is the delta's body digest.
 pub fn load_input(path: &Path, weight: u64) -> Result<(Input, Layout), RingIoError> {
+    let (input, layout, _) = read_input(path, weight)?;
+    Ok((input, layout))
+}
+
+/// [`load_input`], and the key that signed the delta, if any.
+pub fn read_input(
+    path: &Path,
+    weight: u64,
+) -> Result<(Input, Layout, Option<PublicIdentity>), RingIoError> {
     let src = FileSource::open(path).map_err(|source| RingIoError::Open {
         path: path.to_path_buf(),
         source,
@@ -137,10 +151,35 @@ pub fn load_input(path: &Path, weight: u64) -> Result<(Input, Layout), RingIoErr
             timestamp: d.metadata.timestamp.clone(),
         },
         layout,
+        report.signer,
     ))
 }
 
-/// The `extra.ring` record of the result.
+/// The mean `S / (Σw · 2^F)` as the bytes of each tensor of `layout`, rounded once to each
+/// tensor's dtype: what every member writes, and what an audit recomputes.
+pub fn mean_bytes(layout: &Layout, sum: &[i64], total_weight: u128, scale: u32) -> Vec<Vec<u8>> {
+    let mut bufs = Vec::with_capacity(layout.tensors.len());
+    let mut k = 0usize;
+    for (_, dtype, shape) in &layout.tensors {
+        let n: u64 = shape.iter().product();
+        let mut b = Vec::with_capacity(n as usize * (dtype.bits() / 8) as usize);
+        for _ in 0..n {
+            let s = sum.get(k).copied().unwrap_or(0);
+            from_f64(*dtype, fixed::mean(s, total_weight, scale), &mut b);
+            k += 1;
+        }
+        bufs.push(b);
+    }
+    bufs
+}
+
+/// The `extra.ring` record of the result (format [`RESULT_FORMAT`]). Excluded members are
+/// listed without the reason, which is what this member observed (one survivor may see a
+/// connection drop where another sees a timeout) and would make the survivors' files differ;
+/// [`exclusions`] gives the reasons for reports. Besides the outcome it
+/// keeps what `gym ring audit` replays: the ring's member list (so that `R` and the keys can be
+/// recomputed without the ring file), each member's signed commit, revealed nonce and signed
+/// sketch (wire encoding, base64), and `D(S)`.
 pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
     let members: Vec<serde_json::Value> = o
         .members
@@ -153,7 +192,25 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
                 "weight": o.weights[i],
                 "input_digest": hex::encode(o.input_digests[i]),
                 "receipt": b64(&o.receipts[i].sig),
+                "commit": b64(&wire::encode(&o.commits[i])),
+                "nonce": hex::encode(o.nonces[i]),
+                "sketch": b64(&wire::encode(&o.sketches[i])),
             })
+        })
+        .collect();
+    let ring_members: Vec<serde_json::Value> = ring
+        .members
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::json!({
+                "id": m.id,
+                "address": m.address,
+                "ed25519": m.public.ed25519_base64(),
+            });
+            if let Some(pq) = m.public.ml_dsa_base64() {
+                v["ml_dsa_87"] = pq.into();
+            }
+            v
         })
         .collect();
     let excluded: Vec<serde_json::Value> = o
@@ -164,7 +221,6 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
                 "index": e.member,
                 "id": ring.members[e.member].id,
                 "view": e.view,
-                "reason": e.reason,
             })
         })
         .collect();
@@ -172,12 +228,15 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
         "format": RESULT_FORMAT,
         "ring": hex::encode(ring.digest()),
         "round": ring.round,
+        "chunk_elements": ring.chunk_elements,
+        "ring_members": ring_members,
         "view": o.view,
         "members": members,
         "excluded": excluded,
         "scale_bits": o.scale,
         "total_weight": o.total_weight.to_string(),
         "result_digest": hex::encode(o.result_digest),
+        "sum_digest": hex::encode(o.sum_digest),
         "seed": hex::encode(o.seed),
     })
 }
@@ -191,17 +250,7 @@ pub fn write_output(
     layout: &Layout,
     o: &Outcome,
 ) -> Result<PackSummary, RingIoError> {
-    let mut bufs = Vec::with_capacity(layout.tensors.len());
-    let mut k = 0usize;
-    for (_, dtype, shape) in &layout.tensors {
-        let n: u64 = shape.iter().product();
-        let mut b = Vec::with_capacity(n as usize * (dtype.bits() / 8) as usize);
-        for _ in 0..n {
-            from_f64(*dtype, o.mean(k), &mut b);
-            k += 1;
-        }
-        bufs.push(b);
-    }
+    let bufs = mean_bytes(layout, &o.sum, o.total_weight, o.scale);
     let inputs: Vec<PackInput> = layout
         .tensors
         .iter()
@@ -231,4 +280,19 @@ pub fn write_output(
     let summary = delta::pack(&inputs, &opts, file.file(), &|_| {})?;
     file.commit()?;
     Ok(summary)
+}
+
+/// The members excluded during the round, with the reason this member observed.
+pub fn exclusions(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
+    o.excluded
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "index": e.member,
+                "id": ring.members[e.member].id,
+                "view": e.view,
+                "reason": e.reason,
+            })
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! specified in `docs/ring-protocol.md`. `proto` and `crypto` are state machines without I/O;
 //! `net` is the thin tokio driver around them.
 
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod fixed;

@@ -73,6 +73,9 @@ pub struct JoinOptions {
     pub step_timeout: Duration,
     /// For all members to connect at the start.
     pub connect_timeout: Duration,
+    /// Where to listen instead of this member's address in the ring file (the others still
+    /// dial that address: behind a port forward, a NAT or a proxy).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for JoinOptions {
@@ -80,6 +83,7 @@ impl Default for JoinOptions {
         JoinOptions {
             step_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(60),
+            listen: None,
         }
     }
 }
@@ -278,7 +282,10 @@ pub async fn join(
     progress: Progress,
 ) -> Result<Joined, RingNetError> {
     let n = ring.len();
-    let address = ring.members[me].address.clone();
+    let address = match opts.listen {
+        Some(a) => a.to_string(),
+        None => ring.members[me].address.clone(),
+    };
     let listener = TcpListener::bind(&address)
         .await
         .map_err(|source| RingNetError::Listen {

@@ -104,6 +104,7 @@ fn loopback_rings_write_identical_exact_means() {
             let opts = JoinOptions {
                 step_timeout: Duration::from_secs(20),
                 connect_timeout: Duration::from_secs(20),
+                listen: None,
             };
             handles.push(rt.spawn(join(
                 spec.clone(),
@@ -179,6 +180,7 @@ fn an_outsider_is_refused_over_tcp_before_any_data() {
     let opts = JoinOptions {
         step_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(3),
+        listen: None,
     };
     let member = rt.spawn(join(
         spec.clone(),
@@ -245,6 +247,7 @@ fn a_tampered_data_frame_is_refused_on_the_reader_task_and_the_ring_goes_on() {
     let opts = JoinOptions {
         step_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(30),
+        listen: None,
     };
     let honest: Vec<_> = (1..n)
         .map(|i| {

@@ -131,10 +131,18 @@ pub struct Outcome {
     pub total_weight: u128,
     /// The exact sum `Σ c_j`.
     pub sum: Vec<i64>,
+    /// `D(S)`, the payload digest of `sum` (an input of the result digest).
+    pub sum_digest: [u8; 32],
     pub result_digest: [u8; 32],
     pub seed: [u8; 32],
     /// Every member's signed `ok` verdict (its receipt), in ring order.
     pub receipts: Vec<Signed>,
+    /// Every member's signed commit, in ring order (the transcript an audit replays).
+    pub commits: Vec<Signed>,
+    /// Every member's revealed nonce, in ring order.
+    pub nonces: Vec<[u8; 32]>,
+    /// Every member's signed sketch message, in ring order.
+    pub sketches: Vec<Signed>,
     pub excluded: Vec<Exclusion>,
 }
 
@@ -198,6 +206,8 @@ pub struct Machine {
     reveals: BTreeMap<usize, [u8; 32]>,
     seed: [u8; 32],
     sketches: BTreeMap<usize, Vec<u64>>,
+    sketch_msgs: BTreeMap<usize, Signed>,
+    sum_digest: [u8; 32],
     result_digest: [u8; 32],
     my_ok: bool,
     verdicts: BTreeMap<usize, Signed>,
@@ -222,13 +232,62 @@ fn h32(parts: &[&[u8]]) -> [u8; 32] {
 /// `H("gym-ring-v2/result\0" ‖ layout digest ‖ u32 F ‖ u128 Σw ‖ D(S))`, where `D` is the
 /// payload digest tree of [`wire::payload_digest`] over the whole reduced vector.
 pub fn result_digest(layout: &[u8; 32], scale: u32, total_weight: u128, sum: &[i64]) -> [u8; 32] {
+    result_digest_of(layout, scale, total_weight, &wire::payload_digest(sum))
+}
+
+/// [`result_digest`] from `D(S)` instead of `S`.
+pub fn result_digest_of(
+    layout: &[u8; 32],
+    scale: u32,
+    total_weight: u128,
+    sum_digest: &[u8; 32],
+) -> [u8; 32] {
     h32(&[
         b"gym-ring-v2/result\0",
         layout,
         &scale.to_le_bytes(),
         &total_weight.to_le_bytes(),
-        &wire::payload_digest(sum),
+        sum_digest,
     ])
+}
+
+/// What a commit carries for a nonce: `H("gym-ring-v1/nonce-hash\0" ‖ nonce)`.
+pub fn nonce_hash(nonce: &[u8; 32]) -> [u8; 32] {
+    h32(&[b"gym-ring-v1/nonce-hash\0", nonce])
+}
+
+/// The members digest of a commit: `H("gym-ring-v1/members\0" ‖ u32 view ‖ u32 index…)`.
+pub fn members_digest(view: u32, members: &[usize]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(b"gym-ring-v1/members\0");
+    h.update(view.to_le_bytes());
+    for &m in members {
+        h.update((m as u32).to_le_bytes());
+    }
+    h.finalize().into()
+}
+
+/// The sketch seed `ρ = H("gym-ring-v1/seed\0" ‖ R ‖ v ‖ (commit ‖ nonce) per member)`, with
+/// the members' signed commits and revealed nonces in view order.
+pub fn seed<'a>(
+    ring_digest: &[u8; 32],
+    view: u32,
+    transcript: impl IntoIterator<Item = (&'a Signed, &'a [u8; 32])>,
+) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(b"gym-ring-v1/seed\0");
+    h.update(ring_digest);
+    h.update(view.to_le_bytes());
+    for (commit, nonce) in transcript {
+        h.update(wire::encode(commit));
+        h.update(nonce);
+    }
+    h.finalize().into()
+}
+
+/// The `n` contiguous, near-equal segments of a vector of `len` elements.
+pub fn segments(len: usize, n: usize) -> Vec<Range<usize>> {
+    (0..n).map(|g| (g * len / n)..((g + 1) * len / n)).collect()
 }
 
 /// The checks on a received message that need no protocol state: decoding, the sender, the
@@ -328,6 +387,8 @@ impl Machine {
             reveals: BTreeMap::new(),
             seed: [0; 32],
             sketches: BTreeMap::new(),
+            sketch_msgs: BTreeMap::new(),
+            sum_digest: [0; 32],
             result_digest: [0; 32],
             my_ok: false,
             verdicts: BTreeMap::new(),
@@ -398,13 +459,7 @@ impl Machine {
     }
 
     fn members_digest(&self) -> [u8; 32] {
-        let mut h = Sha3_256::new();
-        h.update(b"gym-ring-v1/members\0");
-        h.update(self.view.to_le_bytes());
-        for &m in &self.members {
-            h.update((m as u32).to_le_bytes());
-        }
-        h.finalize().into()
+        members_digest(self.view, &self.members)
     }
 
     fn sign(&self, body: Body, payload: Vec<i64>) -> Signed {
@@ -450,6 +505,7 @@ impl Machine {
         self.early.clear();
         self.reveals.clear();
         self.sketches.clear();
+        self.sketch_msgs.clear();
         self.verdicts.clear();
         self.vc.clear();
         self.convicted.clear();
@@ -458,7 +514,7 @@ impl Machine {
             exponent: self.exponent,
             layout: self.input.layout,
             input: self.input.input_digest,
-            nonce_hash: h32(&[b"gym-ring-v1/nonce-hash\0", &self.nonce]),
+            nonce_hash: nonce_hash(&self.nonce),
             members: self.members_digest(),
             timestamp: self.input.timestamp.clone(),
         };
@@ -598,7 +654,7 @@ impl Machine {
                 let Some(Body::Commit(c)) = self.commits.get(&from).map(|c| &c.body) else {
                     return Err(unexpected("reveal before commit".into()));
                 };
-                if h32(&[b"gym-ring-v1/nonce-hash\0", nonce]) != c.nonce_hash {
+                if nonce_hash(nonce) != c.nonce_hash {
                     return Err(unexpected(
                         "nonce that does not match its commitment".into(),
                     ));
@@ -614,6 +670,7 @@ impl Machine {
                     return Err(unexpected("malformed sketch".into()));
                 }
                 self.sketches.insert(from, sketches.clone());
+                self.sketch_msgs.insert(from, m);
                 self.after_sketch(out);
             }
             Body::Verdict { .. } => {
@@ -663,7 +720,7 @@ impl Machine {
         self.c = fixed::contribution(&self.input.values, self.input.weight, scale);
         let len = self.c.len();
         let n = self.n();
-        self.segs = (0..n).map(|g| (g * len / n)..((g + 1) * len / n)).collect();
+        self.segs = segments(len, n);
         self.acc = vec![0; len];
         self.result = vec![0; len];
         let p = self.pos;
@@ -818,15 +875,13 @@ impl Machine {
         if self.phase != Phase::Reveal || self.reveals.len() < self.n() {
             return;
         }
-        let mut h = Sha3_256::new();
-        h.update(b"gym-ring-v1/seed\0");
-        h.update(self.rd);
-        h.update(self.view.to_le_bytes());
-        for &j in &self.members {
-            h.update(wire::encode(&self.commits[&j]));
-            h.update(self.reveals[&j]);
-        }
-        self.seed = h.finalize().into();
+        self.seed = seed(
+            &self.rd,
+            self.view,
+            self.members
+                .iter()
+                .map(|j| (&self.commits[j], &self.reveals[j])),
+        );
         let sk = self.sketch_segments(&self.c, |_| true);
         self.phase = Phase::Sketch;
         let m = self.sign(
@@ -837,6 +892,7 @@ impl Machine {
         );
         self.broadcast(&m, out);
         self.sketches.insert(self.me, sk);
+        self.sketch_msgs.insert(self.me, m);
         self.after_sketch(out);
     }
 
@@ -911,11 +967,12 @@ impl Machine {
                 }
             }
         }
-        self.result_digest = result_digest(
+        self.sum_digest = wire::payload_digest(&self.result);
+        self.result_digest = result_digest_of(
             &self.input.layout,
             self.scale,
             self.total_weight,
-            &self.result,
+            &self.sum_digest,
         );
         self.my_ok = evidence.is_empty();
         self.phase = Phase::Verdict;
@@ -1076,9 +1133,16 @@ impl Machine {
                 scale: self.scale,
                 total_weight: self.total_weight,
                 sum: std::mem::take(&mut self.result),
+                sum_digest: self.sum_digest,
                 result_digest: self.result_digest,
                 seed: self.seed,
                 receipts: members.iter().map(|j| self.verdicts[j].clone()).collect(),
+                commits: members.iter().map(|j| self.commits[j].clone()).collect(),
+                nonces: members.iter().map(|j| self.reveals[j]).collect(),
+                sketches: members
+                    .iter()
+                    .map(|j| self.sketch_msgs[j].clone())
+                    .collect(),
                 excluded: self.excluded.clone(),
             };
             self.finish(Ok(outcome));
