@@ -125,6 +125,9 @@ struct Rollout {
     mask: Vec<Vec<f32>>,
     advantages: Vec<f32>,
     old_logp: Option<Vec<Vec<f32>>>,
+    /// Which rows of `old_logp` are filled (the first optimiser step's rows are filled when
+    /// they are first trained).
+    old_known: Vec<bool>,
     ref_logp: Option<Vec<Vec<f32>>>,
     reward_mean: f64,
     reward_std: f64,
@@ -406,6 +409,7 @@ impl Trainer {
             mask,
             advantages,
             old_logp: None,
+            old_known: Vec::new(),
             ref_logp: None,
             reward_mean,
             reward_std,
@@ -416,12 +420,10 @@ impl Trainer {
             gen_time: 0.0,
             data_epoch,
         };
-        // old log-probs are needed when the policy moves before the batch is used up
-        if self.cfg.steps_per_rollout() > 1 {
-            ro.old_logp = Some(self.fixed_logp(&ro, true)?);
-        }
+        // (old log-probs: see `run`, they are needed only for rows trained after an update)
         if self.cfg.beta != 0.0 {
-            ro.ref_logp = Some(self.fixed_logp(&ro, false)?);
+            let all: Vec<usize> = (0..ro.completions.len()).collect();
+            ro.ref_logp = Some(self.fixed_logp(&ro, &all, false)?);
         }
         self.gen_tokens += completion_tokens as u64;
         ro.gen_time = t0.elapsed().as_secs_f64();
@@ -494,27 +496,28 @@ impl Trainer {
         Ok(lp.reshape((b, mb.c))?)
     }
 
-    /// Log-probs of every completion of the rollout, without gradient: the current policy
+    /// Log-probs of the completions `rows` of the rollout, without gradient: the current policy
     /// (`adapters` true: the "old" policy that sampled) or the frozen base (the reference).
-    fn fixed_logp(&self, ro: &Rollout, adapters: bool) -> Result<Vec<Vec<f32>>> {
-        let n = ro.completions.len();
-        let mut out = vec![Vec::new(); n];
-        let rows: Vec<usize> = (0..n).collect();
+    /// Returns one entry per completion of the rollout, empty for the rows not asked for.
+    fn fixed_logp(&self, ro: &Rollout, rows: &[usize], adapters: bool) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![Vec::new(); ro.completions.len()];
         for chunk in rows.chunks(self.cfg.per_device_train_batch_size) {
             let mb = self.batch(ro, chunk)?;
             let lp = self.logp(&mb, adapters)?.detach().to_vec2::<f32>()?;
             for (k, &i) in chunk.iter().enumerate() {
-                out[i] = lp[k].clone();
+                out[i] = lp[k][..ro.completions[i].len()].to_vec();
             }
         }
         Ok(out)
     }
 
+    /// The (rows, c) tensor of per-completion values `v`, zero-padded to `c` columns.
     fn rows_tensor(v: &[Vec<f32>], rows: &[usize], c: usize, dev: &Device) -> Result<Tensor> {
         let mut flat = Vec::with_capacity(rows.len() * c);
         for &i in rows {
-            flat.extend_from_slice(&v[i]);
-            flat.extend(std::iter::repeat_n(0f32, c - v[i].len()));
+            let row = &v[i][..v[i].len().min(c)];
+            flat.extend_from_slice(row);
+            flat.extend(std::iter::repeat_n(0f32, c - row.len()));
         }
         Ok(Tensor::from_vec(flat, (rows.len(), c), dev)?)
     }
@@ -539,7 +542,7 @@ impl Trainer {
         let per_rollout = self.cfg.steps_per_rollout();
         let vars: Vec<Var> = self.opt.vars.clone();
         while self.step < self.cfg.max_steps {
-            let ro = self.rollout()?;
+            let mut ro = self.rollout()?;
             let n = ro.completions.len();
             // shuffle, then split into steps_per_generation minibatches (as TRL)
             let mut order: Vec<usize> = (0..n).collect();
@@ -555,6 +558,21 @@ impl Trainer {
             let per = self.cfg.per_device_train_batch_size;
             let minibatches: Vec<Vec<usize>> = order.chunks(per).map(|c| c.to_vec()).collect();
             debug_assert_eq!(minibatches.len(), spg);
+            // Old log-probs (π_old, the policy that sampled) are needed when the policy moves
+            // before the rollout is used up. The minibatches of the first optimiser step are
+            // trained before any update: their π_old is the training forward's own value
+            // (detached), recorded when they are first trained. Only the later ones need a
+            // forward now, before the first update.
+            if per_rollout > 1 {
+                let t = Instant::now();
+                let later: Vec<usize> = minibatches[ga.min(spg)..].concat();
+                ro.old_logp = Some(self.fixed_logp(&ro, &later, true)?);
+                ro.old_known = vec![false; n];
+                for &i in &later {
+                    ro.old_known[i] = true;
+                }
+                ro.gen_time += t.elapsed().as_secs_f64();
+            }
             let gen_share = ro.gen_time / per_rollout as f64;
             let tok_share = ro.completion_tokens as f64 / per_rollout as f64;
             let mut k = 0usize; // minibatch counter within the rollout
@@ -574,8 +592,20 @@ impl Trainer {
                         k += 1;
                         let mb = self.batch(&ro, rows)?;
                         let logp = self.logp(&mb, true)?;
-                        let old = match &ro.old_logp {
-                            Some(o) => Self::rows_tensor(o, rows, mb.c, &dev)?,
+                        let old = match &mut ro.old_logp {
+                            Some(o) if rows.iter().all(|&i| ro.old_known[i]) => {
+                                Self::rows_tensor(o, rows, mb.c, &dev)?
+                            }
+                            // first use, before any update: on-policy, keep it for the
+                            // next iterations over this rollout
+                            Some(o) => {
+                                let d = logp.detach();
+                                for (r, &i) in d.to_vec2::<f32>()?.into_iter().zip(rows) {
+                                    o[i] = r[..ro.completions[i].len()].to_vec();
+                                    ro.old_known[i] = true;
+                                }
+                                d
+                            }
                             None => logp.detach(),
                         };
                         let refl = match &ro.ref_logp {
@@ -826,12 +856,13 @@ mod tests {
             for (_, v) in &vars {
                 v.set(&(v.as_tensor() * 1.05).unwrap()).unwrap();
             }
-            ro.old_logp = Some(t.fixed_logp(&ro, true).unwrap());
+            let all: Vec<usize> = (0..ro.completions.len()).collect();
+            ro.old_logp = Some(t.fixed_logp(&ro, &all, true).unwrap());
             for ((_, v), o) in vars.iter().zip(&orig) {
                 v.set(o).unwrap();
             }
-            ro.ref_logp = Some(t.fixed_logp(&ro, false).unwrap());
-            let rows: Vec<usize> = (0..ro.completions.len()).collect();
+            ro.ref_logp = Some(t.fixed_logp(&ro, &all, false).unwrap());
+            let rows = all;
             let lp = t.loss_params();
             let loss_at = |t: &Trainer| -> (Tensor, f64) {
                 let mb = t.batch(&ro, &rows).unwrap();
