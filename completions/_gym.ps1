@@ -496,6 +496,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--top-k', '--top-k', [CompletionResultType]::ParameterName, 'top-k')
             [CompletionResult]::new('--lora-rank', '--lora-rank', [CompletionResultType]::ParameterName, 'lora-rank')
             [CompletionResult]::new('--lora-alpha', '--lora-alpha', [CompletionResultType]::ParameterName, 'lora-alpha')
+            [CompletionResult]::new('--gradient-checkpointing', '--gradient-checkpointing', [CompletionResultType]::ParameterName, 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)')
             [CompletionResult]::new('--use-4bit', '--use-4bit', [CompletionResultType]::ParameterName, 'NF4 base (true) or f32 base (false). Env: USE_4BIT')
             [CompletionResult]::new('--aggregate-interval', '--aggregate-interval', [CompletionResultType]::ParameterName, 'Steps between signed deltas')
             [CompletionResult]::new('--save-steps', '--save-steps', [CompletionResultType]::ParameterName, 'Steps between resumable states and PEFT checkpoints')

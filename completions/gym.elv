@@ -446,6 +446,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --top-k 'top-k'
             cand --lora-rank 'lora-rank'
             cand --lora-alpha 'lora-alpha'
+            cand --gradient-checkpointing 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)'
             cand --use-4bit 'NF4 base (true) or f32 base (false). Env: USE_4BIT'
             cand --aggregate-interval 'Steps between signed deltas'
             cand --save-steps 'Steps between resumable states and PEFT checkpoints'

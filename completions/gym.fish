@@ -292,6 +292,8 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l top-p -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l top-k -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l lora-rank -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l lora-alpha -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-checkpointing -d 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)' -r -f -a "true\t''
+false\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l use-4bit -d 'NF4 base (true) or f32 base (false). Env: USE_4BIT' -r -f -a "true\t''
 false\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l aggregate-interval -d 'Steps between signed deltas' -r

@@ -43,7 +43,8 @@ fn main() -> candle_core::Result<()> {
                 nf4: true,
                 double_quant: true,
             };
-            gym::core::model::load_with(std::path::Path::new(dir), &dev, opts).expect("model folder")
+            gym::core::model::load_with(std::path::Path::new(dir), &dev, opts)
+                .expect("model folder")
         }
     };
     model.quantize_nf4(true)?; // no-op for weights already quantized on load
@@ -79,7 +80,10 @@ fn main() -> candle_core::Result<()> {
     // reset the peak RSS so it measures the training steps, not building the model
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     if verbose {
-        eprintln!("RSS after the warm-up step: {:.0} MiB", peak_rss_kib() as f64 / 1024.0);
+        eprintln!(
+            "RSS after the warm-up step: {:.0} MiB",
+            peak_rss_kib() as f64 / 1024.0
+        );
     }
     let t = Instant::now();
     let mut loss = 0.0;

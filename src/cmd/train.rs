@@ -128,6 +128,10 @@ pub struct TrainArgs {
     pub lora_rank: Option<usize>,
     #[arg(long, value_name = "A")]
     pub lora_alpha: Option<f64>,
+    /// Recompute each layer in the backward instead of keeping its activations (less memory,
+    /// one more forward of the layers per step).
+    #[arg(long, value_name = "BOOL")]
+    pub gradient_checkpointing: Option<bool>,
     /// NF4 base (true) or f32 base (false). Env: USE_4BIT.
     #[arg(long, value_name = "BOOL")]
     pub use_4bit: Option<bool>,
@@ -185,6 +189,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         lora_rank,
         lora_alpha,
         use_4bit,
+        gradient_checkpointing,
         aggregate_interval,
         save_steps
     );

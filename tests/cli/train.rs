@@ -148,7 +148,10 @@ fn bundled_task_learns_and_its_deltas_verify_and_load() {
 #[test]
 fn a_killed_run_resumes_exactly() {
     let t = tmp();
+    // (with gradient checkpointing, so the flag's path is driven through the binary too)
     let args = [
+        "--gradient-checkpointing",
+        "true",
         "--max-steps",
         "16",
         "--save-steps",

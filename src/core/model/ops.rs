@@ -797,7 +797,8 @@ pub(crate) mod tests {
             Var::from_tensor(&k).unwrap(),
             Var::from_tensor(&v).unwrap(),
         );
-        let fused = attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), &mask, scale).unwrap();
+        let fused =
+            attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), &mask, scale).unwrap();
         let plain = composed(qv.as_tensor(), kv.as_tensor(), vv.as_tensor()).unwrap();
         assert_eq!(flat(fused.clone()), flat(plain.clone()));
         let r = randn(&[b, nh, t, hd]);
@@ -806,8 +807,15 @@ pub(crate) mod tests {
         for x in [&qv, &kv, &vv] {
             let a = flat(gf.get(x.as_tensor()).unwrap().clone());
             let c = flat(gp.get(x.as_tensor()).unwrap().clone());
-            let d = a.iter().zip(&c).map(|(a, c)| (a - c).abs()).fold(0f32, f32::max);
-            assert!(d < 1e-5, "attention grad differs from the composed ops by {d}");
+            let d = a
+                .iter()
+                .zip(&c)
+                .map(|(a, c)| (a - c).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d < 1e-5,
+                "attention grad differs from the composed ops by {d}"
+            );
         }
         let e = fd_check(&q, &|t| attention(t, &k, &v, &mask, scale), 40);
         assert!(e < 1e-2, "attention d q rel err {e}");

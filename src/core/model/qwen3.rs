@@ -272,7 +272,46 @@ impl KvCache {
     }
 }
 
+/// The state of a layer's LoRA dropout generators, to replay the same masks when the layer is
+/// recomputed (gradient checkpointing).
+pub(crate) type RngSnapshot = Vec<Option<rand::rngs::StdRng>>;
+
 impl Block {
+    fn loras(&self) -> Vec<&super::linear::Lora> {
+        let a = &self.attn;
+        let mut lins = vec![&a.q, &a.k, &a.v, &a.o];
+        match &self.ffn {
+            Ffn::Dense(m) => lins.extend([&m.gate, &m.up, &m.down]),
+            Ffn::Moe(m) => {
+                for x in &m.experts {
+                    lins.extend([&x.gate, &x.up, &x.down]);
+                }
+            }
+        }
+        lins.into_iter().filter_map(|l| l.lora.as_ref()).collect()
+    }
+
+    pub(crate) fn rng_snapshot(&self) -> RngSnapshot {
+        self.loras()
+            .iter()
+            .map(|l| {
+                l.train_rng
+                    .as_ref()
+                    .and_then(|r| r.lock().ok().map(|g| g.clone()))
+            })
+            .collect()
+    }
+
+    fn rng_restore(&self, snap: &RngSnapshot) {
+        for (l, s) in self.loras().iter().zip(snap) {
+            if let (Some(r), Some(s)) = (&l.train_rng, s) {
+                if let Ok(mut g) = r.lock() {
+                    *g = s.clone();
+                }
+            }
+        }
+    }
+
     fn forward_cached(&self, x: &Tensor, ctx: &FwdCtx, cache: &mut LayerCache) -> Result<Tensor> {
         let h = ops::rms_norm(x, &self.ln1, self.eps)?;
         let x = (x + self.attn.forward_cached(&h, ctx, cache)?)?;
@@ -312,6 +351,18 @@ pub struct Qwen3 {
 /// The additive value for masked attention positions: large enough that exp underflows to 0,
 /// finite so a fully masked row (a left-padding query) gives no NaN.
 pub const MASKED: f32 = -1e9;
+
+/// What [`Qwen3::backward_checkpointed`] needs: the forward's inputs, every layer's (detached)
+/// input, the dropout generators' states and the variable standing for the last layer's output.
+pub struct Checkpoint {
+    ids: Tensor,
+    positions: Tensor,
+    keep: Option<Tensor>,
+    adapters: bool,
+    inputs: Vec<Tensor>,
+    snaps: Vec<RngSnapshot>,
+    last: candle_core::Var,
+}
 
 impl Qwen3 {
     /// Builds the model from its config and weights (consumed as they are placed).
@@ -498,6 +549,155 @@ impl Qwen3 {
     ) -> Result<Tensor> {
         let h = self.forward_hidden(ids, positions, keep, adapters)?;
         h.broadcast_matmul(&self.lm_head().t()?)
+    }
+
+    /// Final hidden states as [`Qwen3::forward_hidden`] gives them, without any graph: the
+    /// layers run one at a time and each output is detached, so at most one layer's graph
+    /// exists at a time (log-probs of the old policy and of the reference).
+    pub fn forward_hidden_nograd(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        keep: Option<&Tensor>,
+        adapters: bool,
+    ) -> Result<Tensor> {
+        let (x, _) = self.layers_detached(ids, positions, keep, adapters, false)?;
+        ops::rms_norm(
+            &x.last().expect("the embedding"),
+            &self.norm,
+            self.cfg.rms_norm_eps,
+        )
+    }
+
+    /// Embeds `ids` and runs every layer on the detached output of the previous one. Returns
+    /// the input of every layer followed by the last layer's output, and, when `snapshots`,
+    /// each layer's dropout generators as they were before it ran.
+    fn layers_detached(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        keep: Option<&Tensor>,
+        adapters: bool,
+        snapshots: bool,
+    ) -> Result<(Vec<Tensor>, Vec<RngSnapshot>)> {
+        let (b, t) = ids.dims2()?;
+        let rope = self.rope_angles(positions)?;
+        let mask = self.causal_mask(b, t, keep)?;
+        let ctx = FwdCtx {
+            rope: &rope,
+            mask: &mask,
+            adapters,
+        };
+        let mut xs = vec![
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, self.cfg.hidden_size))?
+                .detach(),
+        ];
+        let mut snaps = Vec::new();
+        for l in &self.layers {
+            if snapshots {
+                snaps.push(l.rng_snapshot());
+            }
+            let y = l.forward(xs.last().expect("non-empty"), &ctx)?.detach();
+            xs.push(y);
+        }
+        Ok((xs, snaps))
+    }
+
+    /// Gradient checkpointing, forward half: final hidden states (b, t, h) that are
+    /// differentiable only through the final norm, with what [`Qwen3::backward_checkpointed`]
+    /// needs to carry a loss's gradient through the layers one at a time, recomputing each.
+    /// Peak memory is one layer's graph plus one (b, t, h) tensor per layer, for one more
+    /// forward of the layers.
+    pub fn forward_hidden_checkpointed(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        keep: Option<&Tensor>,
+        adapters: bool,
+    ) -> Result<(Tensor, Checkpoint)> {
+        let (mut xs, snaps) = self.layers_detached(ids, positions, keep, adapters, true)?;
+        let last = candle_core::Var::from_tensor(&xs.pop().expect("the last output"))?;
+        let h = ops::rms_norm(last.as_tensor(), &self.norm, self.cfg.rms_norm_eps)?;
+        Ok((
+            h,
+            Checkpoint {
+                ids: ids.clone(),
+                positions: positions.clone(),
+                keep: keep.cloned(),
+                adapters,
+                inputs: xs,
+                snaps,
+                last,
+            },
+        ))
+    }
+
+    /// Gradient checkpointing, backward half: `grads` is the backward of a loss computed from
+    /// the hidden states of [`Qwen3::forward_hidden_checkpointed`]; adds the gradients of
+    /// every LoRA factor, layer by layer from the last, recomputing each layer's forward (with
+    /// the same dropout masks) and back-propagating the gradient of its output.
+    pub fn backward_checkpointed(
+        &self,
+        ck: Checkpoint,
+        grads: &mut candle_core::backprop::GradStore,
+    ) -> Result<()> {
+        let Some(g) = grads.remove(ck.last.as_tensor()) else {
+            return Ok(()); // the loss does not depend on the layers
+        };
+        let (b, t) = ck.ids.dims2()?;
+        let rope = self.rope_angles(&ck.positions)?;
+        let mask = self.causal_mask(b, t, ck.keep.as_ref())?;
+        let ctx = FwdCtx {
+            rope: &rope,
+            mask: &mask,
+            adapters: ck.adapters,
+        };
+        let after = self.loras_rng_state();
+        let r = self.backward_layers(&ck, &ctx, g, grads);
+        // leave the generators where the forward left them
+        for (l, s) in self.layers.iter().zip(&after) {
+            l.rng_restore(s);
+        }
+        r
+    }
+
+    fn backward_layers(
+        &self,
+        ck: &Checkpoint,
+        ctx: &FwdCtx,
+        mut g: Tensor,
+        grads: &mut candle_core::backprop::GradStore,
+    ) -> Result<()> {
+        for (i, l) in self.layers.iter().enumerate().rev() {
+            l.rng_restore(&ck.snaps[i]);
+            let x = candle_core::Var::from_tensor(&ck.inputs[i])?;
+            let y = l.forward(x.as_tensor(), ctx)?;
+            let gs = (y * &g)?.sum_all()?.backward()?;
+            for lora in l.loras() {
+                for v in [&lora.a, &lora.b] {
+                    if let Some(d) = gs.get(v.as_tensor()) {
+                        let d = match grads.remove(v.as_tensor()) {
+                            Some(prev) => (prev + d)?,
+                            None => d.clone(),
+                        };
+                        grads.insert(v.as_tensor(), d);
+                    }
+                }
+            }
+            if i > 0 {
+                g = match gs.get(x.as_tensor()) {
+                    Some(d) => d.detach(),
+                    None => return Ok(()),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn loras_rng_state(&self) -> Vec<RngSnapshot> {
+        self.layers.iter().map(Block::rng_snapshot).collect()
     }
 
     /// Replaces every f32 base weight of the linear layers by its NF4 form (bitsandbytes'

@@ -515,3 +515,99 @@ fn streamed_load_rejects_truncated_files() {
         }
     }
 }
+
+/// Gradient checkpointing gives the gradients of the plain backward (same dropout masks, NF4
+/// base, padding), and the graph-free forward the same hidden states.
+fn checkpointed_backward_matches_plain(name: &str) {
+    let r = reference(name);
+    let mut model = load(&td(name), &Device::Cpu).unwrap();
+    model.quantize_nf4(true).unwrap();
+    let mut cfg = lora::LoraConfig::new(2, 4.0);
+    cfg.target_modules = lora::Targets::Special("all-linear".into());
+    cfg.lora_dropout = 0.2;
+    lora::attach(&mut model, &cfg, 3).unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    for (n, v) in lora::trainable(&model) {
+        if n.contains("lora_B") {
+            v.set(&randn_seeded(&mut rng, 0.3, v.dims())).unwrap();
+        }
+    }
+    let ids = u32s(&r["ids"]).narrow(1, 8, 11).unwrap();
+    let keep = u32s(&r["keep"]).narrow(1, 8, 11).unwrap();
+    let (b, t) = ids.dims2().unwrap();
+    let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap()
+        .repeat((b, 1))
+        .unwrap();
+    let head = model.lm_head().clone();
+    let rw = randn_seeded(&mut rng, 1.0, &[b, t, head.dim(0).unwrap()]);
+    let loss_of = |h: &Tensor| {
+        (h.broadcast_matmul(&head.t().unwrap()).unwrap() * &rw)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    };
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+
+    model.set_training(Some(11));
+    let h = model.forward_hidden(&ids, &pos, Some(&keep), true).unwrap();
+    let plain = loss_of(&h).backward().unwrap();
+    let after_plain = model.layers[0].rng_snapshot();
+
+    model.set_training(Some(11));
+    let (hc, ck) = model
+        .forward_hidden_checkpointed(&ids, &pos, Some(&keep), true)
+        .unwrap();
+    assert_eq!(flat(&hc), flat(&h), "{name}: checkpointed forward differs");
+    let mut grads = loss_of(&hc).backward().unwrap();
+    model.backward_checkpointed(ck, &mut grads).unwrap();
+    // the dropout generators end where the plain run left them
+    let after_ck = model.layers[0].rng_snapshot();
+    let draw = |s: Vec<Option<rand::rngs::StdRng>>| -> Vec<u64> {
+        use rand::Rng;
+        s.into_iter()
+            .map(|r| r.expect("training").r#gen())
+            .collect()
+    };
+    assert_eq!(draw(after_plain), draw(after_ck));
+
+    let vars = lora::trainable(&model);
+    assert!(!vars.is_empty());
+    for (n, v) in &vars {
+        let a = flat(plain.get(v.as_tensor()).unwrap());
+        let c = flat(
+            grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: {n} has no checkpointed gradient")),
+        );
+        let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+        let d = a
+            .iter()
+            .zip(&c)
+            .fold(0f32, |m, (a, c)| m.max((a - c).abs()));
+        assert!(
+            d <= 1e-5 * scale,
+            "{name}: {n} differs by {d} (scale {scale})"
+        );
+    }
+
+    model.set_training(None);
+    let h0 = model.forward_hidden(&ids, &pos, Some(&keep), true).unwrap();
+    let h1 = model
+        .forward_hidden_nograd(&ids, &pos, Some(&keep), true)
+        .unwrap();
+    assert_eq!(flat(&h0), flat(&h1));
+    assert!(!h1.track_op());
+}
+
+#[test]
+fn dense_checkpointed_backward_matches_plain() {
+    checkpointed_backward_matches_plain("tiny-qwen3");
+}
+
+#[test]
+fn moe_checkpointed_backward_matches_plain() {
+    checkpointed_backward_matches_plain("tiny-qwen3-moe");
+}

@@ -92,6 +92,9 @@ pub struct TrainConfig {
     pub per_device_train_batch_size: usize,
     pub gradient_accumulation_steps: usize,
     pub mask_truncated_completions: bool,
+    /// Recompute each layer's forward during the backward instead of keeping its activations
+    /// (TRL's default is true; gym's false: faster, more memory).
+    pub gradient_checkpointing: bool,
 
     // --- sampling
     pub max_prompt_length: Option<usize>,
@@ -154,6 +157,7 @@ impl Default for TrainConfig {
             per_device_train_batch_size: 8,
             gradient_accumulation_steps: 1,
             mask_truncated_completions: false,
+            gradient_checkpointing: false,
             max_prompt_length: Some(512),
             max_completion_length: 256,
             min_completion_length: 0,

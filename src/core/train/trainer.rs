@@ -478,11 +478,30 @@ impl Trainer {
     }
 
     /// Per-token log-probs (b, c) of the completions of a minibatch, differentiable in the
-    /// LoRA factors when `adapters` is true and the graph is kept.
-    fn logp(&self, mb: &MiniBatch, adapters: bool) -> Result<Tensor> {
-        let h = self
-            .model
-            .forward_hidden(&mb.ids, &mb.pos, Some(&mb.keep), adapters)?;
+    /// LoRA factors when `adapters` is true. With `gradient_checkpointing` the graph reaches
+    /// only the final norm, and the returned checkpoint carries the gradient through the layers
+    /// after the loss's backward (`Qwen3::backward_checkpointed`).
+    fn logp(
+        &self,
+        mb: &MiniBatch,
+        adapters: bool,
+    ) -> Result<(Tensor, Option<crate::core::model::qwen3::Checkpoint>)> {
+        let keep = Some(&mb.keep);
+        if self.cfg.gradient_checkpointing {
+            let (h, ck) = self
+                .model
+                .forward_hidden_checkpointed(&mb.ids, &mb.pos, keep, adapters)?;
+            Ok((self.logp_of_hidden(mb, h)?, Some(ck)))
+        } else {
+            let h = self
+                .model
+                .forward_hidden(&mb.ids, &mb.pos, keep, adapters)?;
+            Ok((self.logp_of_hidden(mb, h)?, None))
+        }
+    }
+
+    /// Log-probs (b, c) of the completion tokens from the final hidden states (b, t, h).
+    fn logp_of_hidden(&self, mb: &MiniBatch, h: Tensor) -> Result<Tensor> {
         let (b, _, d) = h.dims3()?;
         // hidden state at position t predicts token t+1
         let h = h.narrow(1, mb.p - 1, mb.c)?.reshape((b * mb.c, d))?;
@@ -503,7 +522,11 @@ impl Trainer {
         let mut out = vec![Vec::new(); ro.completions.len()];
         for chunk in rows.chunks(self.cfg.per_device_train_batch_size) {
             let mb = self.batch(ro, chunk)?;
-            let lp = self.logp(&mb, adapters)?.detach().to_vec2::<f32>()?;
+            // no graph: the layers run one at a time, detached
+            let h = self
+                .model
+                .forward_hidden_nograd(&mb.ids, &mb.pos, Some(&mb.keep), adapters)?;
+            let lp = self.logp_of_hidden(&mb, h)?.detach().to_vec2::<f32>()?;
             for (k, &i) in chunk.iter().enumerate() {
                 out[i] = lp[k][..ro.completions[i].len()].to_vec();
             }
@@ -591,7 +614,7 @@ impl Trainer {
                         let rows = &minibatches[k % spg];
                         k += 1;
                         let mb = self.batch(&ro, rows)?;
-                        let logp = self.logp(&mb, true)?;
+                        let (logp, ck) = self.logp(&mb, true)?;
                         let old = match &mut ro.old_logp {
                             Some(o) if rows.iter().all(|&i| ro.old_known[i]) => {
                                 Self::rows_tensor(o, rows, mb.c, &dev)?
@@ -625,7 +648,10 @@ impl Trainer {
                         }
                         loss_sum += lv;
                         stats.push(out.stats);
-                        let gs = l.backward()?;
+                        let mut gs = l.backward()?;
+                        if let Some(ck) = ck {
+                            self.model.backward_checkpointed(ck, &mut gs)?;
+                        }
                         let mut these = Vec::with_capacity(vars.len());
                         for v in &vars {
                             these.push(match gs.get(v.as_tensor()) {
@@ -866,7 +892,7 @@ mod tests {
             let lp = t.loss_params();
             let loss_at = |t: &Trainer| -> (Tensor, f64) {
                 let mb = t.batch(&ro, &rows).unwrap();
-                let logp = t.logp(&mb, true).unwrap();
+                let (logp, _) = t.logp(&mb, true).unwrap();
                 let dev = Device::Cpu;
                 let old =
                     Trainer::rows_tensor(ro.old_logp.as_ref().unwrap(), &rows, mb.c, &dev).unwrap();
@@ -912,5 +938,71 @@ mod tests {
             }
             assert!(worst.is_finite());
         }
+    }
+}
+
+#[cfg(test)]
+mod checkpointing_tests {
+    use super::*;
+    use crate::core::model::embedded;
+    use crate::core::train::config::{TOY_DATA, TOY_REWARD};
+    use crate::core::train::data::{ChatTemplate, parse_jsonl};
+
+    struct Losses(Vec<f64>);
+
+    impl Observer for Losses {
+        fn step(&mut self, m: &StepMetrics, _t: &Trainer) -> Result<()> {
+            self.0.push(m.loss);
+            Ok(())
+        }
+    }
+
+    /// The same run with and without gradient checkpointing: same losses and LoRA weights up to
+    /// rounding (off-policy minibatches and LoRA dropout included).
+    #[test]
+    fn gradient_checkpointing_trains_the_same_weights() {
+        let run = |ckpt: bool| {
+            let mut cfg = TrainConfig::toy();
+            cfg.max_steps = 4;
+            cfg.steps_per_generation = Some(2);
+            cfg.per_device_train_batch_size = 8;
+            cfg.lora_dropout = 0.1;
+            cfg.gradient_checkpointing = ckpt;
+            let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
+            let data = parse_jsonl(
+                TOY_DATA,
+                "toy",
+                ChatTemplate::Qwen3 {
+                    enable_thinking: false,
+                },
+            )
+            .unwrap();
+            let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
+            let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
+            let mut obs = Losses(Vec::new());
+            t.run(&mut obs).unwrap();
+            let w: Vec<Vec<f32>> = lora::trainable(&t.model)
+                .iter()
+                .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                .collect();
+            (obs.0, w)
+        };
+        let (l0, w0) = run(false);
+        let (l1, w1) = run(true);
+        assert_eq!(l0.len(), 4);
+        for (a, b) in l0.iter().zip(&l1) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "loss {a} vs {b}");
+        }
+        let mut moved = 0f32;
+        for (a, b) in w0.iter().zip(&w1) {
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1e-2),
+                    "weight {x} vs {y}"
+                );
+                moved = moved.max(x.abs());
+            }
+        }
+        assert!(moved > 0.0, "training moved no weight");
     }
 }
