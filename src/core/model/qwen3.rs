@@ -304,10 +304,10 @@ impl Block {
 
     fn rng_restore(&self, snap: &RngSnapshot) {
         for (l, s) in self.loras().iter().zip(snap) {
-            if let (Some(r), Some(s)) = (&l.train_rng, s) {
-                if let Ok(mut g) = r.lock() {
-                    *g = s.clone();
-                }
+            if let (Some(r), Some(s)) = (&l.train_rng, s)
+                && let Ok(mut g) = r.lock()
+            {
+                *g = s.clone();
             }
         }
     }
@@ -563,7 +563,7 @@ impl Qwen3 {
     ) -> Result<Tensor> {
         let (x, _) = self.layers_detached(ids, positions, keep, adapters, false)?;
         ops::rms_norm(
-            &x.last().expect("the embedding"),
+            x.last().expect("the embedding"),
             &self.norm,
             self.cfg.rms_norm_eps,
         )
