@@ -6,7 +6,8 @@
 #   epsilon 3e-4 / 4e-4, beta 0, lr 1e-3 constant, reward = share of digits.
 # Timing on both sides: the first generation cycle (2 steps) is excluded; seconds per step over
 # the remaining whole cycles; completion tokens/s = completion tokens per step / seconds per step.
-# Usage: bench/train.sh [tiny|0.6b|both]   (env: STEPS=8, THREADS=2, PY=/work/venv-ref/bin/python)
+# Usage: bench/train.sh [tiny|0.6b|both]   (env: STEPS=8, THREADS=2, PY=/work/venv-ref/bin/python,
+#   GC=false|true: gradient checkpointing on both sides, default false; TRL's own default is true)
 #   tiny: testdata/tiny-qwen3, f32 base on both sides (TRL loads it in f32)
 #   0.6b: a random Qwen3-0.6B-shaped model (written once by bench/train_trl.py --make-random),
 #         NF4 base on both sides (bitsandbytes 4-bit with double quantisation for TRL); peak RSS
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 WHAT=${1:-tiny}
 STEPS=${STEPS:-8}
 THREADS=${THREADS:-2}
+GC=${GC:-false}
 PY=${PY:-/work/venv-ref/bin/python}
 WORK=${WORK:-$(mktemp -d)}
 cargo build --release -q --bin gym
@@ -29,7 +31,7 @@ gym_side() { # MODEL USE_4BIT LABEL STEPS
     --max-steps "$4" --num-generations 8 --per-device-train-batch-size 16 --steps-per-generation 2 \
     --max-completion-length 32 --min-completion-length 32 --lora-rank 16 --lora-alpha 32 \
     --importance-sampling-level sequence --loss-type grpo --epsilon 3e-4 --epsilon-high 4e-4 \
-    --beta 0 --learning-rate 1e-3 --lr-scheduler-type constant --use-4bit "$2" \
+    --beta 0 --learning-rate 1e-3 --lr-scheduler-type constant --use-4bit "$2" --gradient-checkpointing "$GC" \
     --save-steps 1000 --aggregate-interval 1000 -o "$out" >/dev/null
   python3 - "$out/metrics.jsonl" "$WORK/rss-$3" "$3" <<'PY'
 import json, sys
@@ -61,14 +63,14 @@ echo "| model | implementation | completion tokens/s | s/step | peak RSS MiB |"
 echo "|---|---|---|---|---|"
 if [ "$WHAT" = tiny ] || [ "$WHAT" = both ]; then
   G=$(gym_side testdata/tiny-qwen3 false tiny "$STEPS")
-  T=$(OMP_NUM_THREADS=$THREADS "$PY" bench/train_trl.py --steps "$STEPS" --threads "$THREADS" 2>/dev/null)
+  T=$(OMP_NUM_THREADS=$THREADS "$PY" bench/train_trl.py --steps "$STEPS" --threads "$THREADS" --gradient-checkpointing "$GC" 2>/dev/null)
   compare "$G" "$T" tiny-qwen3
 fi
 if [ "$WHAT" = 0.6b ] || [ "$WHAT" = both ]; then
   M="$WORK/qwen3-0.6b-random"
   [ -f "$M/config.json" ] || "$PY" bench/train_trl.py --make-random "$M" 2>/dev/null
   G=$(gym_side "$M" true 0.6b "${STEPS_06B:-4}")
-  T=$(OMP_NUM_THREADS=$THREADS "$PY" bench/train_trl.py --nf4 --steps "${STEPS_06B:-4}" --threads "$THREADS" 2>/dev/null)
+  T=$(OMP_NUM_THREADS=$THREADS "$PY" bench/train_trl.py --nf4 --steps "${STEPS_06B:-4}" --threads "$THREADS" --gradient-checkpointing "$GC" 2>/dev/null)
   compare "$G" "$T" "Qwen3-0.6B shape, NF4"
 fi
 echo "(work dir: $WORK)" >&2

@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--max-completion", type=int, default=32)
     ap.add_argument("--nf4", action="store_true", help="random Qwen3-0.6B-shaped model, bitsandbytes NF4")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gradient-checkpointing", choices=["true", "false"], default="true",
+                    help="GRPOConfig.gradient_checkpointing (TRL's default: true)")
     ap.add_argument("--make-random", metavar="DIR", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.make_random:
@@ -191,6 +193,7 @@ def main():
             bf16=False,
             fp16=False,
             dataloader_num_workers=0,
+            gradient_checkpointing=a.gradient_checkpointing == "true",
         )
         lora = peft.LoraConfig(
             r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
@@ -240,6 +243,7 @@ def main():
             "model": "qwen3-0.6b-shape random, nf4" if a.nf4 else os.path.relpath(model_dir, ROOT),
             "steps": n,
             "threads": a.threads,
+            "gradient_checkpointing": cfg.gradient_checkpointing,
             "prompts_per_step": a.prompts_per_step,
             "generations": a.generations,
             "completions_per_step": a.prompts_per_step * a.generations,
