@@ -230,9 +230,9 @@ pub(crate) fn spawn_connection(
                 break;
             }
             // Decoding, the signature and the payload digest are checked here, in parallel
-            // with the machine (and with the other connections).
-            let checked = verifier.check(peer, &b);
-            drop(b);
+            // with the machine (and with the other connections). A data message's payload
+            // stays in the frame, which becomes the frame the machine forwards.
+            let checked = verifier.check_frame(peer, b);
             if events.send(Event::Msg(Box::new(checked))).is_err() {
                 break;
             }

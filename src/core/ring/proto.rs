@@ -210,7 +210,7 @@ pub struct Machine {
     /// Data messages received, by (phase, segment, chunk).
     received: HashMap<(u8, u16, u32), Signed>,
     expected: usize,
-    early: Vec<(usize, Signed, Vec<[u8; 32]>)>,
+    early: Vec<(usize, Signed, Payload)>,
     reveals: BTreeMap<usize, [u8; 32]>,
     seed: [u8; 32],
     sketches: BTreeMap<usize, Vec<u64>>,
@@ -222,7 +222,7 @@ pub struct Machine {
     vc: BTreeMap<usize, Signed>,
     convicted: BTreeMap<usize, String>,
     dead: BTreeSet<usize>,
-    future: Vec<(usize, Signed, Vec<[u8; 32]>)>,
+    future: Vec<(usize, Signed, Payload)>,
     excluded: Vec<Exclusion>,
     outcome: Option<Result<Outcome, RingError>>,
     #[cfg(test)]
@@ -311,9 +311,25 @@ pub struct Verifier {
 #[derive(Debug)]
 pub struct Checked {
     from: usize,
+    /// The message; a data message's payload stays in `payload` (not copied out).
     msg: Signed,
-    /// A data message's leaf digests (the tree under its checked payload digest).
+    payload: Payload,
+}
+
+/// A checked data message's payload, left where it arrived: its bytes in the received frame,
+/// and its leaf digests (the tree under the checked payload digest). Empty for other kinds.
+#[derive(Debug, Default)]
+struct Payload {
+    frame: Vec<u8>,
+    range: Range<usize>,
     leaves: Vec<[u8; 32]>,
+}
+
+impl Payload {
+    /// Elements.
+    fn len(&self) -> usize {
+        self.range.len() / 8
+    }
 }
 
 impl Verifier {
@@ -325,7 +341,14 @@ impl Verifier {
     }
 
     pub fn check(&self, from: usize, bytes: &[u8]) -> Result<Checked, Refused> {
-        let m = wire::decode(bytes).map_err(|error| Refused::Decode { from, error })?;
+        self.check_frame(from, bytes.to_vec())
+    }
+
+    /// [`Verifier::check`] of a frame it keeps: a data message's payload is not copied out
+    /// of it, the machine reads it from there.
+    pub fn check_frame(&self, from: usize, frame: Vec<u8>) -> Result<Checked, Refused> {
+        let (m, range) =
+            wire::decode_split(&frame).map_err(|error| Refused::Decode { from, error })?;
         if m.sender as usize != from {
             return Err(Refused::WrongSender {
                 from,
@@ -344,21 +367,26 @@ impl Verifier {
                 kind: m.body.name(),
             });
         }
-        let mut leaves = Vec::new();
+        let mut payload = Payload::default();
         if let Body::Data(h) = &m.body {
-            leaves = wire::payload_leaves(&m.payload);
-            if wire::digest_of_leaves(m.payload.len(), &leaves) != h.digest {
+            let leaves = wire::leaves_of_bytes(&frame[range.clone()]);
+            if wire::digest_of_leaves(range.len() / 8, &leaves) != h.digest {
                 return Err(Refused::Unexpected {
                     sender: from,
                     view: m.view,
                     what: "data whose payload does not match its digest".into(),
                 });
             }
+            payload = Payload {
+                frame,
+                range,
+                leaves,
+            };
         }
         Ok(Checked {
             from,
             msg: m,
-            leaves,
+            payload,
         })
     }
 }
@@ -535,11 +563,11 @@ impl Machine {
         self.commits.insert(self.me, m);
         // Messages for this view that arrived early.
         let future = std::mem::take(&mut self.future);
-        for (from, m, leaves) in future {
+        for (from, m, payload) in future {
             if m.view == self.view {
-                let _ = self.accept(from, m, leaves, out);
+                let _ = self.accept(from, m, payload, out);
             } else if m.view > self.view {
-                self.future.push((from, m, leaves));
+                self.future.push((from, m, payload));
             }
         }
         self.after_commit(out);
@@ -565,7 +593,7 @@ impl Machine {
         let Checked {
             from,
             msg: m,
-            leaves,
+            payload,
         } = c;
         let mut out = Vec::new();
         if self.outcome.is_some() {
@@ -587,10 +615,10 @@ impl Machine {
                     what: "message for a far future view".into(),
                 });
             }
-            self.future.push((from, m, leaves));
+            self.future.push((from, m, payload));
             return Ok(out);
         }
-        self.accept(from, m, leaves, &mut out)?;
+        self.accept(from, m, payload, &mut out)?;
         Ok(out)
     }
 
@@ -598,7 +626,7 @@ impl Machine {
         &mut self,
         from: usize,
         m: Signed,
-        leaves: Vec<[u8; 32]>,
+        payload: Payload,
         out: &mut Vec<Out>,
     ) -> Result<(), Refused> {
         let view = self.view;
@@ -664,10 +692,10 @@ impl Machine {
                     ));
                 }
                 if self.phase == Phase::Commit {
-                    self.early.push((from, m, leaves));
+                    self.early.push((from, m, payload));
                     return Ok(());
                 }
-                self.on_data(from, m, &leaves, out)?;
+                self.on_data(from, m, payload, out)?;
             }
             Body::Reveal { nonce } => {
                 if self.reveals.contains_key(&from) {
@@ -776,8 +804,8 @@ impl Machine {
                 bytes: Arc::new(frame),
             });
         }
-        for (from, m, leaves) in std::mem::take(&mut self.early) {
-            let _ = self.on_data(from, m, &leaves, out);
+        for (from, m, payload) in std::mem::take(&mut self.early) {
+            let _ = self.on_data(from, m, payload, out);
         }
         self.after_data(out);
     }
@@ -855,7 +883,7 @@ impl Machine {
         &mut self,
         from: usize,
         m: Signed,
-        leaves: &[[u8; 32]],
+        payload: Payload,
         out: &mut Vec<Out>,
     ) -> Result<(), Refused> {
         let view = self.view;
@@ -867,7 +895,6 @@ impl Machine {
         let Body::Data(h) = m.body else {
             unreachable!("data")
         };
-        let mut m = m;
         let n = self.n();
         let p = self.pos;
         let (s, g, k) = (h.step as usize, h.segment as usize, h.chunk as usize);
@@ -886,54 +913,54 @@ impl Machine {
         }
         let r = self.chunk_range(g, k);
         // The payload digest was checked by the verifier.
-        if m.payload.len() != r.len() {
+        if payload.len() != r.len() {
             return Err(unexpected(format!(
                 "data with {} elements for a chunk of {}",
-                m.payload.len(),
+                payload.len(),
                 r.len()
             )));
         }
         let succ = self.at(p + 1);
-        // The payload moves on: the message keeps only its header (the receipt kept below).
         // One pass per chunk, while it is in cache: store what we received (for the sketch
-        // check and as evidence), check its range, and write what we send straight into the
-        // outgoing frame.
-        let y = std::mem::take(&mut m.payload);
+        // check and as evidence), check its range, and turn the received frame into the one
+        // we send (payload rewritten in place, new prefix): no copy of the message, no new
+        // buffer. The message keeps only its header (the receipt kept below).
         let out_of_bound = |v: i64| v <= -fixed::BOUND || v >= fixed::BOUND;
         let mut bad = false;
+        let leaves = payload.leaves;
+        let mut frame = payload.frame;
+        if payload.range != (wire::DATA_PREFIX..frame.len()) {
+            // Not the layout `decode_split` gives; never happens, but stay correct.
+            let bytes = frame[payload.range.clone()].to_vec();
+            frame = wire::data_frame(bytes.len() / 8, |b| b.copy_from_slice(&bytes));
+        }
+        let body = &mut frame[wire::DATA_PREFIX..];
         if h.phase == PHASE_SCATTER {
             let last = s == n - 2;
             let c = &self.c[r.clone()];
             let acc = &mut self.acc[r.clone()];
-            let frame = if last {
+            if last {
                 // We complete segment g: keep the sum, and start its all-gather.
                 let res = &mut self.result[r.clone()];
-                wire::data_frame(y.len(), |b| {
-                    for (((o, a), d), (&v, &ci)) in b
-                        .chunks_exact_mut(8)
-                        .zip(acc.iter_mut())
-                        .zip(res.iter_mut())
-                        .zip(y.iter().zip(c))
-                    {
-                        *a = v;
-                        bad |= out_of_bound(v);
-                        *d = v.wrapping_add(ci);
-                        o.copy_from_slice(&d.to_le_bytes());
-                    }
-                })
+                for ((o, a), (d, &ci)) in body
+                    .chunks_exact_mut(8)
+                    .zip(acc.iter_mut())
+                    .zip(res.iter_mut().zip(c))
+                {
+                    let v = i64::from_le_bytes((&*o).try_into().expect("8 bytes"));
+                    *a = v;
+                    bad |= out_of_bound(v);
+                    *d = v.wrapping_add(ci);
+                    o.copy_from_slice(&d.to_le_bytes());
+                }
             } else {
-                wire::data_frame(y.len(), |b| {
-                    for ((o, a), (&v, &ci)) in b
-                        .chunks_exact_mut(8)
-                        .zip(acc.iter_mut())
-                        .zip(y.iter().zip(c))
-                    {
-                        *a = v;
-                        bad |= out_of_bound(v);
-                        o.copy_from_slice(&v.wrapping_add(ci).to_le_bytes());
-                    }
-                })
-            };
+                for ((o, a), &ci) in body.chunks_exact_mut(8).zip(acc.iter_mut()).zip(c) {
+                    let v = i64::from_le_bytes((&*o).try_into().expect("8 bytes"));
+                    *a = v;
+                    bad |= out_of_bound(v);
+                    o.copy_from_slice(&v.wrapping_add(ci).to_le_bytes());
+                }
+            }
             self.acc_out_of_range[g] |= bad;
             let (phase, step) = if last {
                 (PHASE_GATHER, 0)
@@ -949,26 +976,13 @@ impl Machine {
                 bytes: Arc::new(frame),
             });
         } else {
-            let res = &mut self.result[r.clone()];
-            let forward = s < n - 2;
-            let frame = if forward {
-                Some(wire::data_frame(y.len(), |b| {
-                    for ((o, d), &v) in b.chunks_exact_mut(8).zip(res.iter_mut()).zip(&y) {
-                        *d = v;
-                        bad |= out_of_bound(v);
-                        o.copy_from_slice(&v.to_le_bytes());
-                    }
-                }))
-            } else {
-                for (d, &v) in res.iter_mut().zip(&y) {
-                    *d = v;
-                    bad |= out_of_bound(v);
-                }
-                None
-            };
+            for (d, v) in self.result[r.clone()].iter_mut().zip(wire::get_le(body)) {
+                *d = v;
+                bad |= out_of_bound(v);
+            }
             self.result_out_of_range[g] |= bad;
-            self.put_result_leaves(r.start, leaves);
-            if let Some(frame) = frame {
+            self.put_result_leaves(r.start, &leaves);
+            if s < n - 2 {
                 // Same payload, same digest: no need to hash it again.
                 let (frame, _) =
                     self.sign_data_frame(frame, PHASE_GATHER, s + 1, g, k, Some(h.digest));

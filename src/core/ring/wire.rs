@@ -340,17 +340,35 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             let len = self.u32("evidence length")? as usize;
             let b = self.take(len, "evidence")?;
-            v.push(decode_depth(b, depth + 1)?);
+            v.push(decode_depth(b, depth + 1, true)?.0);
         }
         Ok(v)
     }
 }
 
 pub fn decode(b: &[u8]) -> Result<Signed, WireError> {
-    decode_depth(b, 0)
+    Ok(decode_depth(b, 0, true)?.0)
 }
 
-fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
+/// [`decode`] without copying a data message's payload: the message comes back with an empty
+/// `payload`, and the payload's bytes are `b[range]` (an empty range for other kinds).
+pub fn decode_split(b: &[u8]) -> Result<(Signed, std::ops::Range<usize>), WireError> {
+    decode_depth(b, 0, false)
+}
+
+/// `count` elements from their little-endian bytes.
+#[inline]
+pub fn get_le(bytes: &[u8]) -> impl ExactSizeIterator<Item = i64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+}
+
+fn decode_depth(
+    b: &[u8],
+    depth: u8,
+    copy_payload: bool,
+) -> Result<(Signed, std::ops::Range<usize>), WireError> {
     let mut r = Reader { b };
     let kind = r.u8("kind")?;
     let sender = r.u16("sender")?;
@@ -429,30 +447,33 @@ fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
     };
     let sig = r.arr("signature")?;
     let mut payload = Vec::new();
+    let mut range = 0..0;
     if kind == KIND_DATA {
         let n = r.u32("payload count")? as usize;
+        let start = b.len() - r.b.len();
         let bytes = r.take(
             n.checked_mul(8)
                 .ok_or(WireError::Truncated { what: "payload" })?,
             "payload",
         )?;
-        payload = Vec::with_capacity(n);
-        payload.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))),
-        );
+        range = start..start + bytes.len();
+        if copy_payload {
+            payload = get_le(bytes).collect();
+        }
     }
     if !r.b.is_empty() {
         return Err(WireError::Trailing { count: r.b.len() });
     }
-    Ok(Signed {
-        sender,
-        view,
-        body,
-        sig,
-        payload,
-    })
+    Ok((
+        Signed {
+            sender,
+            view,
+            body,
+            sig,
+            payload,
+        },
+        range,
+    ))
 }
 
 #[cfg(test)]
@@ -541,6 +562,20 @@ mod tests {
             let b = encode(&m);
             let back = decode(&b).unwrap();
             assert_eq!(back, m);
+            // The same message with its payload left in the frame.
+            let (head, range) = decode_split(&b).unwrap();
+            assert!(head.payload.is_empty());
+            assert_eq!(get_le(&b[range.clone()]).collect::<Vec<_>>(), m.payload);
+            if let Body::Data(_) = m.body {
+                assert_eq!(range, DATA_PREFIX..b.len());
+            }
+            assert_eq!(
+                Signed {
+                    payload: m.payload.clone(),
+                    ..head
+                },
+                m
+            );
             assert!(back.verify(&[7; 32], &key));
             assert!(!back.verify(&[8; 32], &key), "bound to the ring digest");
             for cut in 0..b.len() {
