@@ -37,7 +37,10 @@ pub fn exponent(xs: &[f64]) -> Result<i32, FixedError> {
     const INF: u64 = 0x7ff0_0000_0000_0000;
     let top = xs.iter().fold(0u64, |m, v| m.max(v.to_bits() & ABS));
     if top >= INF {
-        let index = xs.iter().position(|v| !v.is_finite()).expect("a non-finite element");
+        let index = xs
+            .iter()
+            .position(|v| !v.is_finite())
+            .expect("a non-finite element");
         return Err(FixedError::NotFinite {
             index,
             value: xs[index],

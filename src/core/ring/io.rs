@@ -140,12 +140,13 @@ pub fn read_input(
         }
         Ok(())
     };
-    let report = delta::verify_streaming(&src, &VerifyOptions::default(), &mut sink).map_err(
-        |source| RingIoError::Delta {
-            path: path.to_path_buf(),
-            source,
-        },
-    )?;
+    let report =
+        delta::verify_streaming(&src, &VerifyOptions::default(), &mut sink).map_err(|source| {
+            RingIoError::Delta {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let d = &report.delta;
     let mut tensors = Vec::new();
     for t in &d.tensors {

@@ -179,7 +179,11 @@ fn the_sum_digest_from_payload_leaves_is_the_digest_of_the_sum() {
         net.check(&all);
         for m in &net.machines {
             let o = m.outcome().unwrap().as_ref().unwrap();
-            assert_eq!(o.sum_digest, wire::payload_digest(&o.sum), "n {n} len {len}");
+            assert_eq!(
+                o.sum_digest,
+                wire::payload_digest(&o.sum),
+                "n {n} len {len}"
+            );
             let used = !m.result_leaves.is_empty() && m.result_leaves.iter().all(Option::is_some);
             assert_eq!(used, from_leaves, "n {n} len {len} chunk {chunk}");
         }
