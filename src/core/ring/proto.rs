@@ -774,8 +774,8 @@ impl Machine {
         self.acc = vec![0; len];
         self.result = vec![0; len];
         let leaf = wire::LEAF_ELEMENTS;
-        let aligned = self.ring.chunk_elements as usize % leaf == 0
-            && self.segs.iter().all(|s| s.start % leaf == 0);
+        let aligned = (self.ring.chunk_elements as usize).is_multiple_of(leaf)
+            && self.segs.iter().all(|s| s.start.is_multiple_of(leaf));
         self.result_leaves = if aligned {
             vec![None; len.div_ceil(leaf)]
         } else {
