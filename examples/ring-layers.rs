@@ -54,6 +54,43 @@ fn main() {
             assert_eq!(back.payload.len(), ch.len());
         }
     });
+    // Received frames (built here, outside the timing).
+    let header = wire::DataHeader {
+        phase: 0,
+        step: 0,
+        segment: 0,
+        chunk: 0,
+        digest: [0; 32],
+    };
+    let mut frames: Vec<Vec<u8>> = part
+        .chunks(chunk)
+        .map(|ch| {
+            let mut f = wire::data_frame(ch.len(), |b| wire::put_le(b, ch));
+            wire::put_data_prefix(&mut f, 0, 0, &header, &[0; 64]);
+            f
+        })
+        .collect();
+    let mut acc = vec![0i64; part.len()];
+    time("receive → forward in place (moved)", &mut || {
+        // What a member does per scatter chunk besides hashing, signing and sealing: decode
+        // the header only, then one pass that stores the received partial sum, checks its
+        // range and adds our contribution into the same frame, which is forwarded.
+        for (frame, (a, own)) in frames
+            .iter_mut()
+            .zip(acc.chunks_mut(chunk).zip(c.chunks(chunk)))
+        {
+            let (_, range) = wire::decode_split(frame).unwrap();
+            let mut bad = false;
+            for ((o, a), &x) in frame[range].chunks_exact_mut(8).zip(a.iter_mut()).zip(own) {
+                let v = i64::from_le_bytes((&*o).try_into().unwrap());
+                *a = v;
+                bad |= v <= -fixed::BOUND || v >= fixed::BOUND;
+                o.copy_from_slice(&v.wrapping_add(x).to_le_bytes());
+            }
+            assert!(!bad);
+        }
+    });
+    drop(frames);
     time("payload digests (moved, ×2)", &mut || {
         for ch in part.chunks(chunk) {
             let _ = wire::payload_digest(ch);
@@ -101,6 +138,10 @@ fn main() {
     });
     time("result digest (whole sum)", &mut || {
         std::hint::black_box(gym::core::ring::proto::result_digest(&[0; 32], 54, 4, &c));
+    });
+    let leaves = wire::payload_leaves(&c);
+    time("result digest from the checked leaves", &mut || {
+        std::hint::black_box(wire::digest_of_leaves(c.len(), &leaves));
     });
     println!("({mib} MiB f32, {n} members, {moved} elements moved per member, i64 on the wire)");
 }

@@ -18,7 +18,7 @@ pub use meta::{Attestation, Compute, Metadata};
 pub use pack::{PackError, PackInput, PackOptions, PackSummary, TensorSource, pack, pack_to_vec};
 pub use read::{
     ChunkRef, Delta, FileSource, Source, TensorEntry, UnpackError, UnpackSummary, VerifyOptions,
-    VerifyReport, read_bytes, read_tensor, unpack_to_safetensors, verify,
+    VerifyReport, read_bytes, read_tensor, unpack_to_safetensors, verify, verify_streaming,
 };
 pub use sign::{SIGNATURE_CONTEXT, SignatureBlock, signing_message};
 

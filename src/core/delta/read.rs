@@ -885,6 +885,26 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> Result<VerifyReport, De
     finish(delta, &digests, err, opts)
 }
 
+/// Receives each verified chunk's decoded bytes, with the delta it belongs to.
+pub type VerifiedChunkSink<'a> = dyn FnMut(&Delta, &ChunkRef, &[u8]) -> std::io::Result<()> + 'a;
+
+/// [`verify`] that also hands every chunk's decoded bytes to `sink`, in file order (so tensor
+/// by tensor), from the same pass that hashes them: the bytes a reader gets are the bytes that
+/// verified, read once. The caller must discard what it got when this returns an error.
+pub fn verify_streaming(
+    src: &dyn Source,
+    opts: &VerifyOptions,
+    sink: &mut VerifiedChunkSink<'_>,
+) -> Result<VerifyReport, DeltaError> {
+    let delta = Delta::scan(src)?;
+    let mut each = |ch: &ChunkRef, raw: &[u8]| sink(&delta, ch, raw);
+    let (digests, err) = stream_chunks(src, &delta, Some(&mut each)).map_err(|e| match e {
+        StreamError::Delta(d) => d,
+        StreamError::Sink(source) => DeltaError::Io { offset: 0, source },
+    })?;
+    finish(delta, &digests, err, opts)
+}
+
 /// [`verify`] on bytes in memory (tests, fuzzing).
 pub fn read_bytes(bytes: &[u8], opts: &VerifyOptions) -> Result<VerifyReport, DeltaError> {
     verify(&bytes, opts)

@@ -199,10 +199,18 @@ pub struct Machine {
     acc: Vec<i64>,
     result: Vec<i64>,
     segs: Vec<Range<usize>>,
+    /// Leaf digests of `result` (the tree of `D(S)`), gathered from the checked all-gather
+    /// payloads and our own reduced segment; empty when the chunks do not start on leaf
+    /// boundaries, and then `D(S)` is hashed from `result`.
+    result_leaves: Vec<Option<[u8; 32]>>,
+    /// Per segment: some received scatter (`acc`) or all-gather (`result`) element left
+    /// `(−B, B)`. Checked as the chunk is copied in, reported at the verdict.
+    acc_out_of_range: Vec<bool>,
+    result_out_of_range: Vec<bool>,
     /// Data messages received, by (phase, segment, chunk).
     received: HashMap<(u8, u16, u32), Signed>,
     expected: usize,
-    early: Vec<(usize, Signed)>,
+    early: Vec<(usize, Signed, Payload)>,
     reveals: BTreeMap<usize, [u8; 32]>,
     seed: [u8; 32],
     sketches: BTreeMap<usize, Vec<u64>>,
@@ -214,7 +222,7 @@ pub struct Machine {
     vc: BTreeMap<usize, Signed>,
     convicted: BTreeMap<usize, String>,
     dead: BTreeSet<usize>,
-    future: Vec<(usize, Signed)>,
+    future: Vec<(usize, Signed, Payload)>,
     excluded: Vec<Exclusion>,
     outcome: Option<Result<Outcome, RingError>>,
     #[cfg(test)]
@@ -303,7 +311,25 @@ pub struct Verifier {
 #[derive(Debug)]
 pub struct Checked {
     from: usize,
+    /// The message; a data message's payload stays in `payload` (not copied out).
     msg: Signed,
+    payload: Payload,
+}
+
+/// A checked data message's payload, left where it arrived: its bytes in the received frame,
+/// and its leaf digests (the tree under the checked payload digest). Empty for other kinds.
+#[derive(Debug, Default)]
+struct Payload {
+    frame: Vec<u8>,
+    range: Range<usize>,
+    leaves: Vec<[u8; 32]>,
+}
+
+impl Payload {
+    /// Elements.
+    fn len(&self) -> usize {
+        self.range.len() / 8
+    }
 }
 
 impl Verifier {
@@ -315,7 +341,14 @@ impl Verifier {
     }
 
     pub fn check(&self, from: usize, bytes: &[u8]) -> Result<Checked, Refused> {
-        let m = wire::decode(bytes).map_err(|error| Refused::Decode { from, error })?;
+        self.check_frame(from, bytes.to_vec())
+    }
+
+    /// [`Verifier::check`] of a frame it keeps: a data message's payload is not copied out
+    /// of it, the machine reads it from there.
+    pub fn check_frame(&self, from: usize, frame: Vec<u8>) -> Result<Checked, Refused> {
+        let (m, range) =
+            wire::decode_split(&frame).map_err(|error| Refused::Decode { from, error })?;
         if m.sender as usize != from {
             return Err(Refused::WrongSender {
                 from,
@@ -334,16 +367,27 @@ impl Verifier {
                 kind: m.body.name(),
             });
         }
-        if let Body::Data(h) = &m.body
-            && wire::payload_digest(&m.payload) != h.digest
-        {
-            return Err(Refused::Unexpected {
-                sender: from,
-                view: m.view,
-                what: "data whose payload does not match its digest".into(),
-            });
+        let mut payload = Payload::default();
+        if let Body::Data(h) = &m.body {
+            let leaves = wire::leaves_of_bytes(&frame[range.clone()]);
+            if wire::digest_of_leaves(range.len() / 8, &leaves) != h.digest {
+                return Err(Refused::Unexpected {
+                    sender: from,
+                    view: m.view,
+                    what: "data whose payload does not match its digest".into(),
+                });
+            }
+            payload = Payload {
+                frame,
+                range,
+                leaves,
+            };
         }
-        Ok(Checked { from, msg: m })
+        Ok(Checked {
+            from,
+            msg: m,
+            payload,
+        })
     }
 }
 
@@ -381,6 +425,9 @@ impl Machine {
             acc: Vec::new(),
             result: Vec::new(),
             segs: Vec::new(),
+            result_leaves: Vec::new(),
+            acc_out_of_range: Vec::new(),
+            result_out_of_range: Vec::new(),
             received: HashMap::new(),
             expected: 0,
             early: Vec::new(),
@@ -466,13 +513,6 @@ impl Machine {
         Signed::sign(&self.id, &self.rd, self.me as u16, self.view, body, payload)
     }
 
-    fn send(&self, to: usize, m: &Signed, out: &mut Vec<Out>) {
-        out.push(Out {
-            to,
-            bytes: Arc::new(wire::encode(m)),
-        });
-    }
-
     fn broadcast(&self, m: &Signed, out: &mut Vec<Out>) {
         let bytes = Arc::new(wire::encode(m));
         for &to in &self.members {
@@ -523,11 +563,11 @@ impl Machine {
         self.commits.insert(self.me, m);
         // Messages for this view that arrived early.
         let future = std::mem::take(&mut self.future);
-        for (from, m) in future {
+        for (from, m, payload) in future {
             if m.view == self.view {
-                let _ = self.accept(from, m, out);
+                let _ = self.accept(from, m, payload, out);
             } else if m.view > self.view {
-                self.future.push((from, m));
+                self.future.push((from, m, payload));
             }
         }
         self.after_commit(out);
@@ -550,7 +590,11 @@ impl Machine {
 
     /// Handles a message that passed [`Verifier::check`] (on any thread).
     pub fn handle_checked(&mut self, c: Checked) -> Result<Vec<Out>, Refused> {
-        let Checked { from, msg: m } = c;
+        let Checked {
+            from,
+            msg: m,
+            payload,
+        } = c;
         let mut out = Vec::new();
         if self.outcome.is_some() {
             return Ok(out);
@@ -571,14 +615,20 @@ impl Machine {
                     what: "message for a far future view".into(),
                 });
             }
-            self.future.push((from, m));
+            self.future.push((from, m, payload));
             return Ok(out);
         }
-        self.accept(from, m, &mut out)?;
+        self.accept(from, m, payload, &mut out)?;
         Ok(out)
     }
 
-    fn accept(&mut self, from: usize, m: Signed, out: &mut Vec<Out>) -> Result<(), Refused> {
+    fn accept(
+        &mut self,
+        from: usize,
+        m: Signed,
+        payload: Payload,
+        out: &mut Vec<Out>,
+    ) -> Result<(), Refused> {
         let view = self.view;
         if self.pos_of(from).is_none() {
             return Err(Refused::NotInView { sender: from, view });
@@ -626,7 +676,7 @@ impl Machine {
             Body::Data(h) => {
                 let h = *h;
                 let key = (h.phase, h.segment, h.chunk);
-                if self.received.contains_key(&key) || self.early.iter().any(|(_, e)| {
+                if self.received.contains_key(&key) || self.early.iter().any(|(_, e, _)| {
                     matches!(&e.body, Body::Data(eh) if (eh.phase, eh.segment, eh.chunk) == key)
                 }) {
                     return Err(replay(&format!(
@@ -642,10 +692,10 @@ impl Machine {
                     ));
                 }
                 if self.phase == Phase::Commit {
-                    self.early.push((from, m));
+                    self.early.push((from, m, payload));
                     return Ok(());
                 }
-                self.on_data(from, m, out)?;
+                self.on_data(from, m, payload, out)?;
             }
             Body::Reveal { nonce } => {
                 if self.reveals.contains_key(&from) {
@@ -723,6 +773,16 @@ impl Machine {
         self.segs = segments(len, n);
         self.acc = vec![0; len];
         self.result = vec![0; len];
+        let leaf = wire::LEAF_ELEMENTS;
+        let aligned = (self.ring.chunk_elements as usize).is_multiple_of(leaf)
+            && self.segs.iter().all(|s| s.start.is_multiple_of(leaf));
+        self.result_leaves = if aligned {
+            vec![None; len.div_ceil(leaf)]
+        } else {
+            Vec::new()
+        };
+        self.acc_out_of_range = vec![false; n];
+        self.result_out_of_range = vec![false; n];
         let p = self.pos;
         self.expected = (0..n)
             .filter(|&g| g != p)
@@ -736,13 +796,16 @@ impl Machine {
         // Scatter step 0: our own contribution to segment p.
         let succ = self.at(p + 1);
         for k in 0..self.chunks(p) {
-            let r = self.chunk_range(p, k);
-            let payload = self.c[r].to_vec();
-            let m = self.data_msg(PHASE_SCATTER, 0, p, k, payload);
-            self.send(succ, &m, out);
+            let c = &self.c[self.chunk_range(p, k)];
+            let frame = wire::data_frame(c.len(), |b| wire::put_le(b, c));
+            let (frame, _) = self.sign_data_frame(frame, PHASE_SCATTER, 0, p, k, None);
+            out.push(Out {
+                to: succ,
+                bytes: Arc::new(frame),
+            });
         }
-        for (from, m) in std::mem::take(&mut self.early) {
-            let _ = self.on_data(from, m, out);
+        for (from, m, payload) in std::mem::take(&mut self.early) {
+            let _ = self.on_data(from, m, payload, out);
         }
         self.after_data(out);
     }
@@ -758,46 +821,71 @@ impl Machine {
         (s.start + k * ce)..(s.start + ((k + 1) * ce).min(s.len()))
     }
 
-    fn data_msg(&self, phase: u8, step: usize, g: usize, k: usize, payload: Vec<i64>) -> Signed {
-        self.data_msg_with(phase, step, g, k, payload, None)
-    }
-
-    /// A signed data message; `digest` is the payload's digest when the caller already knows it
-    /// (all-gather forwards the payload it received, whose digest it checked).
-    fn data_msg_with(
+    /// Signs a data frame of [`wire::data_frame`] and writes its prefix. `digest` is the
+    /// payload's digest when the caller already knows it (all-gather forwards the payload it
+    /// received, whose digest it checked); otherwise it is hashed from the frame, and the
+    /// leaf digests are returned too.
+    fn sign_data_frame(
         &self,
+        mut frame: Vec<u8>,
         phase: u8,
         step: usize,
         g: usize,
         k: usize,
-        payload: Vec<i64>,
         digest: Option<[u8; 32]>,
-    ) -> Signed {
+    ) -> (Vec<u8>, Vec<[u8; 32]>) {
+        let pre = wire::DATA_PREFIX;
         #[cfg(test)]
-        let payload = {
-            let mut payload = payload;
+        {
             let from_step = if self.n() == 2 { 0 } else { 1 };
             if self.faults.corrupt_partial_sums
                 && self.view == 0
                 && phase == PHASE_SCATTER
                 && step >= from_step
-                && !payload.is_empty()
+                && frame.len() > pre
             {
-                payload[0] += 1000;
+                let first = &mut frame[pre..pre + 8];
+                let v = i64::from_le_bytes((&*first).try_into().expect("8 bytes")) + 1000;
+                first.copy_from_slice(&v.to_le_bytes());
             }
-            payload
+        }
+        let (digest, leaves) = match digest {
+            Some(d) => (d, Vec::new()),
+            None => {
+                let leaves = wire::leaves_of_bytes(&frame[pre..]);
+                let count = (frame.len() - pre) / 8;
+                (wire::digest_of_leaves(count, &leaves), leaves)
+            }
         };
         let h = DataHeader {
             phase,
             step: step as u16,
             segment: g as u16,
             chunk: k as u32,
-            digest: digest.unwrap_or_else(|| wire::payload_digest(&payload)),
+            digest,
         };
-        self.sign(Body::Data(h), payload)
+        let sig = self.sign(Body::Data(h), Vec::new()).sig;
+        wire::put_data_prefix(&mut frame, self.me as u16, self.view, &h, &sig);
+        (frame, leaves)
     }
 
-    fn on_data(&mut self, from: usize, m: Signed, out: &mut Vec<Out>) -> Result<(), Refused> {
+    /// Records the leaf digests of the payload that fills `result[start..]`.
+    fn put_result_leaves(&mut self, start: usize, leaves: &[[u8; 32]]) {
+        let i = start / wire::LEAF_ELEMENTS;
+        if let Some(dst) = self.result_leaves.get_mut(i..i + leaves.len()) {
+            for (d, l) in dst.iter_mut().zip(leaves) {
+                *d = Some(*l);
+            }
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        from: usize,
+        m: Signed,
+        payload: Payload,
+        out: &mut Vec<Out>,
+    ) -> Result<(), Refused> {
         let view = self.view;
         let unexpected = |what: String| Refused::Unexpected {
             sender: from,
@@ -807,7 +895,6 @@ impl Machine {
         let Body::Data(h) = m.body else {
             unreachable!("data")
         };
-        let mut m = m;
         let n = self.n();
         let p = self.pos;
         let (s, g, k) = (h.step as usize, h.segment as usize, h.chunk as usize);
@@ -826,33 +913,83 @@ impl Machine {
         }
         let r = self.chunk_range(g, k);
         // The payload digest was checked by the verifier.
-        if m.payload.len() != r.len() {
+        if payload.len() != r.len() {
             return Err(unexpected(format!(
                 "data with {} elements for a chunk of {}",
-                m.payload.len(),
+                payload.len(),
                 r.len()
             )));
         }
         let succ = self.at(p + 1);
-        // The payload moves on: the message keeps only its header (the receipt kept below).
-        let mut y = std::mem::take(&mut m.payload);
+        // One pass per chunk, while it is in cache: store what we received (for the sketch
+        // check and as evidence), check its range, and turn the received frame into the one
+        // we send (payload rewritten in place, new prefix): no copy of the message, no new
+        // buffer. The message keeps only its header (the receipt kept below).
+        let out_of_bound = |v: i64| v <= -fixed::BOUND || v >= fixed::BOUND;
+        let mut bad = false;
+        let leaves = payload.leaves;
+        let mut frame = payload.frame;
+        if payload.range != (wire::DATA_PREFIX..frame.len()) {
+            // Not the layout `decode_split` gives; never happens, but stay correct.
+            let bytes = frame[payload.range.clone()].to_vec();
+            frame = wire::data_frame(bytes.len() / 8, |b| b.copy_from_slice(&bytes));
+        }
+        let body = &mut frame[wire::DATA_PREFIX..];
         if h.phase == PHASE_SCATTER {
-            self.acc[r.clone()].copy_from_slice(&y);
-            fixed::add_into(&mut y, &self.c[r.clone()]);
-            if s < n - 2 {
-                let fwd = self.data_msg(PHASE_SCATTER, s + 1, g, k, y);
-                self.send(succ, &fwd, out);
+            let last = s == n - 2;
+            let c = &self.c[r.clone()];
+            let acc = &mut self.acc[r.clone()];
+            if last {
+                // We complete segment g: keep the sum, and start its all-gather.
+                let res = &mut self.result[r.clone()];
+                for ((o, a), (d, &ci)) in body
+                    .chunks_exact_mut(8)
+                    .zip(acc.iter_mut())
+                    .zip(res.iter_mut().zip(c))
+                {
+                    let v = i64::from_le_bytes((&*o).try_into().expect("8 bytes"));
+                    *a = v;
+                    bad |= out_of_bound(v);
+                    *d = v.wrapping_add(ci);
+                    o.copy_from_slice(&d.to_le_bytes());
+                }
             } else {
-                self.result[r].copy_from_slice(&y);
-                let fwd = self.data_msg(PHASE_GATHER, 0, g, k, y);
-                self.send(succ, &fwd, out);
+                for ((o, a), &ci) in body.chunks_exact_mut(8).zip(acc.iter_mut()).zip(c) {
+                    let v = i64::from_le_bytes((&*o).try_into().expect("8 bytes"));
+                    *a = v;
+                    bad |= out_of_bound(v);
+                    o.copy_from_slice(&v.wrapping_add(ci).to_le_bytes());
+                }
             }
+            self.acc_out_of_range[g] |= bad;
+            let (phase, step) = if last {
+                (PHASE_GATHER, 0)
+            } else {
+                (PHASE_SCATTER, s + 1)
+            };
+            let (frame, sent) = self.sign_data_frame(frame, phase, step, g, k, None);
+            if last {
+                self.put_result_leaves(r.start, &sent);
+            }
+            out.push(Out {
+                to: succ,
+                bytes: Arc::new(frame),
+            });
         } else {
-            self.result[r].copy_from_slice(&y);
+            for (d, v) in self.result[r.clone()].iter_mut().zip(wire::get_le(body)) {
+                *d = v;
+                bad |= out_of_bound(v);
+            }
+            self.result_out_of_range[g] |= bad;
+            self.put_result_leaves(r.start, &leaves);
             if s < n - 2 {
                 // Same payload, same digest: no need to hash it again.
-                let fwd = self.data_msg_with(PHASE_GATHER, s + 1, g, k, y, Some(h.digest));
-                self.send(succ, &fwd, out);
+                let (frame, _) =
+                    self.sign_data_frame(frame, PHASE_GATHER, s + 1, g, k, Some(h.digest));
+                out.push(Out {
+                    to: succ,
+                    bytes: Arc::new(frame),
+                });
             }
         }
         self.received.insert((h.phase, h.segment, h.chunk), m);
@@ -948,10 +1085,9 @@ impl Machine {
         let acc_sk = self.sketch_segments(&self.acc, |g| g != p);
         let result_sk = self.sketch_segments(&self.result, |g| g != (p + 1) % n);
         for g in 0..n {
-            let r = self.segs[g].clone();
             if g != p {
                 let s = (q + n - g) % n;
-                let ok = fixed::out_of_range(&self.acc[r.clone()]).is_none()
+                let ok = !self.acc_out_of_range[g]
                     && acc_sk[g]
                         == self.expected_sketch(g, &self.contributors(q, PHASE_SCATTER, s));
                 if !ok {
@@ -959,7 +1095,7 @@ impl Machine {
                 }
             }
             if g != (p + 1) % n {
-                let ok = fixed::out_of_range(&self.result[r.clone()]).is_none()
+                let ok = !self.result_out_of_range[g]
                     && result_sk[g]
                         == self.expected_sketch(g, &self.contributors(q, PHASE_GATHER, 0));
                 if !ok {
@@ -967,7 +1103,16 @@ impl Machine {
                 }
             }
         }
-        self.sum_digest = wire::payload_digest(&self.result);
+        // D(S) from the leaf digests already computed when its chunks were checked or sent,
+        // when every chunk starts on a leaf boundary; else from the bytes.
+        let leaves: Option<Vec<[u8; 32]>> = self.result_leaves.iter().copied().collect();
+        self.sum_digest = match leaves {
+            Some(l) if !self.result_leaves.is_empty() => {
+                wire::digest_of_leaves(self.result.len(), &l)
+            }
+            _ => wire::payload_digest(&self.result),
+        };
+        debug_assert_eq!(self.sum_digest, wire::payload_digest(&self.result));
         self.result_digest = result_digest_of(
             &self.input.layout,
             self.scale,

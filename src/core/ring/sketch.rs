@@ -49,21 +49,42 @@ fn mul_lazy(a: u64, b: u64) -> u64 {
     ((x as u64) & P) + (x >> 61) as u64 // < 2^61 + 2^61.01
 }
 
-/// `v mod p` up to a multiple of `p`, `< 2^62`, without branches.
-#[inline(always)]
-fn to_field_lazy(v: i64) -> u64 {
-    let m = fold(v.unsigned_abs()); // < 2^61 + 8 ≤ 2p
-    let neg = (v >> 63) as u64; // all ones when v < 0
-    // v < 0: 2p − m ≡ −|v|; else m.
-    ((2 * P - m) & neg) | (m & !neg)
+/// `r^e mod p`.
+fn pow(mut r: u64, mut e: u64) -> u64 {
+    let mut acc = 1u64;
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = mul(acc, r);
+        }
+        r = mul(r, r);
+        e >>= 1;
+    }
+    acc
 }
 
-/// `σ_r(y) = Σ_k y[k] · r^k mod p`. Evaluated as `Σ_j r^j · Σ_m y[8m+j] · (r^8)^m`: eight
-/// independent Horner chains with lazy reduction (every intermediate stays below `2^63` and is
-/// congruent mod `p`), so the loop is bound by multiplier throughput instead of one chain's
-/// latency. The value is exactly the polynomial of the specification (`sketch_reference` in the
-/// tests evaluates it by plain Horner).
+/// `Σ_{k<len} r^k mod p`, for `r < p`.
+fn geometric(r: u64, len: usize) -> u64 {
+    if r == 1 {
+        return (len as u64) % P;
+    }
+    if r == 0 {
+        return (len > 0) as u64; // 0^0 = 1
+    }
+    // (r^len − 1) / (r − 1), the inverse by Fermat: (r − 1)^(p − 2).
+    let num = add(pow(r, len as u64), P - 1);
+    mul(num, pow(r - 1, P - 2))
+}
+
+/// `σ_r(y) = Σ_k y[k] · r^k mod p`. Evaluated as `Σ_j r^j · Σ_m u[8m+j] · (r^8)^m − 4 · Σ_k r^k`
+/// with `u[k] = y[k] + 2^63` (the `i64` with its sign bit flipped, an unsigned number): since
+/// `2^63 = 4 · 2^61 ≡ 4 (mod p)`, `u[k] ≡ y[k] + 4`, and the constant is subtracted once at the
+/// end instead of turning every signed element into a field element. Eight independent Horner
+/// chains with lazy reduction (every intermediate stays below `2^63` and is congruent mod `p`),
+/// so the loop is bound by multiplier throughput instead of one chain's latency. The value is
+/// exactly the polynomial of the specification (`sketch_reference` in the tests evaluates it by
+/// plain Horner).
 pub fn sketch(y: &[i64], r: u64) -> u64 {
+    const FLIP: u64 = 1 << 63;
     let r = r % P;
     let mut pows = [1u64; LANES];
     for j in 1..LANES {
@@ -72,22 +93,22 @@ pub fn sketch(y: &[i64], r: u64) -> u64 {
     let r8 = mul(pows[LANES - 1], r);
     let mut acc = [0u64; LANES];
     let whole = y.len() / LANES * LANES;
-    // The tail y[whole..] has the highest powers: it starts the chains (missing entries are 0).
-    let mut tail = [0i64; LANES];
-    tail[..y.len() - whole].copy_from_slice(&y[whole..]);
-    for j in 0..LANES {
-        acc[j] = fold(to_field_lazy(tail[j]));
+    // The tail y[whole..] has the highest powers: it starts the chains (missing entries are 0,
+    // and stay 0: they are not shifted by 2^63).
+    for (a, &v) in acc.iter_mut().zip(&y[whole..]) {
+        *a = fold(v as u64 ^ FLIP);
     }
     for block in y[..whole].chunks_exact(LANES).rev() {
         for j in 0..LANES {
-            acc[j] = fold(mul_lazy(acc[j], r8) + to_field_lazy(block[j]));
+            acc[j] = fold(mul_lazy(acc[j], r8) + fold(block[j] as u64 ^ FLIP));
         }
     }
     let mut s = 0u64;
     for j in 0..LANES {
         s = add(s, mul(reduce(acc[j] as u128), pows[j]));
     }
-    s
+    // Remove the 4 · r^k that every element's shift added.
+    add(s, P - mul(4, geometric(r, y.len())))
 }
 
 /// Sum of sketches mod p.
@@ -145,7 +166,7 @@ mod tests {
         ];
         for len in 0..40 {
             let y: Vec<i64> = (0..len).map(|k| extremes[k % extremes.len()]).collect();
-            for r in [1, 2, P - 1, P - 2, 1 << 60] {
+            for r in [0, 1, 2, 3, P - 1, P - 2, 1 << 60, P, P + 5] {
                 assert_eq!(sketch(&y, r), sketch_reference(&y, r), "len {len} r {r}");
             }
         }

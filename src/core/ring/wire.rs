@@ -130,12 +130,29 @@ pub fn le_bytes(v: &[i64]) -> Cow<'_, [u8]> {
 /// [`sha3_256_many`]; the structure is fixed by `count`, so a collision of the tree is a
 /// collision of SHA3-256.
 pub fn payload_digest(payload: &[i64]) -> [u8; 32] {
-    let bytes = le_bytes(payload);
+    digest_of_leaves(payload.len(), &payload_leaves(payload))
+}
+
+/// The leaf digests `H(leaf_i)` of [`payload_digest`].
+pub fn payload_leaves(payload: &[i64]) -> Vec<[u8; 32]> {
+    leaves_of_bytes(&le_bytes(payload))
+}
+
+/// The leaf digests of a payload given as its little-endian bytes.
+pub fn leaves_of_bytes(bytes: &[u8]) -> Vec<[u8; 32]> {
     let leaves: Vec<&[u8]> = bytes.chunks(LEAF_ELEMENTS * 8).collect();
+    sha3_256_many(&leaves)
+}
+
+/// The root of the payload digest tree of `count` elements from its leaf digests. When a
+/// vector's leaves are the leaves of several payloads (every payload starts at a multiple of
+/// [`LEAF_ELEMENTS`] of the vector), the vector's digest needs no second pass over its bytes.
+pub fn digest_of_leaves(count: usize, leaves: &[[u8; 32]]) -> [u8; 32] {
+    debug_assert_eq!(leaves.len(), count.div_ceil(LEAF_ELEMENTS));
     let mut h = Sha3_256::new();
     h.update(DATA_DOMAIN);
-    h.update((payload.len() as u64).to_le_bytes());
-    for d in sha3_256_many(&leaves) {
+    h.update((count as u64).to_le_bytes());
+    for d in leaves {
         h.update(d);
     }
     h.finalize().into()
@@ -251,6 +268,41 @@ pub fn encode(m: &Signed) -> Vec<u8> {
     out
 }
 
+/// Bytes of an encoded data message before its payload: `kind ‖ sender ‖ view ‖ phase ‖ step ‖
+/// segment ‖ chunk ‖ digest ‖ signature ‖ u32 count`.
+pub const DATA_PREFIX: usize = 1 + 2 + 4 + 1 + 2 + 2 + 4 + 32 + 64 + 4;
+
+/// A data message's frame with room for its prefix and a payload of `count` elements, whose
+/// little-endian bytes `fill` writes (it gets exactly `8 · count` bytes). The prefix is written
+/// by [`put_data_prefix`] once the payload's digest is signed. Building the frame this way
+/// writes the payload once, straight from the reduce, instead of into a vector that
+/// [`encode`] then copies.
+pub fn data_frame(count: usize, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let mut b = Vec::with_capacity(DATA_PREFIX + 8 * count + TRAILER_ROOM);
+    b.resize(DATA_PREFIX + 8 * count, 0);
+    fill(&mut b[DATA_PREFIX..]);
+    b
+}
+
+/// Writes the prefix of a data message into a frame of [`data_frame`]: the result is
+/// byte-for-byte [`encode`] of the same signed message.
+pub fn put_data_prefix(frame: &mut [u8], sender: u16, view: u32, h: &DataHeader, sig: &[u8; 64]) {
+    let count = ((frame.len() - DATA_PREFIX) / 8) as u32;
+    let head = signed_part(sender, view, &Body::Data(*h));
+    debug_assert_eq!(head.len() + 64 + 4, DATA_PREFIX);
+    frame[..head.len()].copy_from_slice(&head);
+    frame[head.len()..head.len() + 64].copy_from_slice(sig);
+    frame[head.len() + 64..DATA_PREFIX].copy_from_slice(&count.to_le_bytes());
+}
+
+/// `dst[k] = v[k]` as little-endian bytes (`dst.len() == 8 · v.len()`).
+#[inline]
+pub fn put_le(dst: &mut [u8], v: &[i64]) {
+    for (o, x) in dst.chunks_exact_mut(8).zip(v) {
+        o.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
 struct Reader<'a> {
     b: &'a [u8],
 }
@@ -288,17 +340,35 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             let len = self.u32("evidence length")? as usize;
             let b = self.take(len, "evidence")?;
-            v.push(decode_depth(b, depth + 1)?);
+            v.push(decode_depth(b, depth + 1, true)?.0);
         }
         Ok(v)
     }
 }
 
 pub fn decode(b: &[u8]) -> Result<Signed, WireError> {
-    decode_depth(b, 0)
+    Ok(decode_depth(b, 0, true)?.0)
 }
 
-fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
+/// [`decode`] without copying a data message's payload: the message comes back with an empty
+/// `payload`, and the payload's bytes are `b[range]` (an empty range for other kinds).
+pub fn decode_split(b: &[u8]) -> Result<(Signed, std::ops::Range<usize>), WireError> {
+    decode_depth(b, 0, false)
+}
+
+/// `count` elements from their little-endian bytes.
+#[inline]
+pub fn get_le(bytes: &[u8]) -> impl ExactSizeIterator<Item = i64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+}
+
+fn decode_depth(
+    b: &[u8],
+    depth: u8,
+    copy_payload: bool,
+) -> Result<(Signed, std::ops::Range<usize>), WireError> {
     let mut r = Reader { b };
     let kind = r.u8("kind")?;
     let sender = r.u16("sender")?;
@@ -377,30 +447,33 @@ fn decode_depth(b: &[u8], depth: u8) -> Result<Signed, WireError> {
     };
     let sig = r.arr("signature")?;
     let mut payload = Vec::new();
+    let mut range = 0..0;
     if kind == KIND_DATA {
         let n = r.u32("payload count")? as usize;
+        let start = b.len() - r.b.len();
         let bytes = r.take(
             n.checked_mul(8)
                 .ok_or(WireError::Truncated { what: "payload" })?,
             "payload",
         )?;
-        payload = Vec::with_capacity(n);
-        payload.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))),
-        );
+        range = start..start + bytes.len();
+        if copy_payload {
+            payload = get_le(bytes).collect();
+        }
     }
     if !r.b.is_empty() {
         return Err(WireError::Trailing { count: r.b.len() });
     }
-    Ok(Signed {
-        sender,
-        view,
-        body,
-        sig,
-        payload,
-    })
+    Ok((
+        Signed {
+            sender,
+            view,
+            body,
+            sig,
+            payload,
+        },
+        range,
+    ))
 }
 
 #[cfg(test)]
@@ -489,11 +562,47 @@ mod tests {
             let b = encode(&m);
             let back = decode(&b).unwrap();
             assert_eq!(back, m);
+            // The same message with its payload left in the frame.
+            let (head, range) = decode_split(&b).unwrap();
+            assert!(head.payload.is_empty());
+            assert_eq!(get_le(&b[range.clone()]).collect::<Vec<_>>(), m.payload);
+            if let Body::Data(_) = m.body {
+                assert_eq!(range, DATA_PREFIX..b.len());
+            }
+            assert_eq!(
+                Signed {
+                    payload: m.payload.clone(),
+                    ..head
+                },
+                m
+            );
             assert!(back.verify(&[7; 32], &key));
             assert!(!back.verify(&[8; 32], &key), "bound to the ring digest");
             for cut in 0..b.len() {
                 assert!(decode(&b[..cut]).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn a_data_frame_is_the_encoding_of_its_message() {
+        for len in [0usize, 1, 3, LEAF_ELEMENTS + 9] {
+            let payload: Vec<i64> = (0..len as i64).map(|k| k * -7_000_000_007 + 3).collect();
+            let h = DataHeader {
+                phase: PHASE_GATHER,
+                step: 3,
+                segment: 2,
+                chunk: 11,
+                digest: payload_digest(&payload),
+            };
+            let m = Signed::sign(&id(), &[7; 32], 5, 9, Body::Data(h), payload.clone());
+            let mut frame = data_frame(len, |b| put_le(b, &payload));
+            assert!(frame.capacity() >= frame.len() + TRAILER_ROOM);
+            put_data_prefix(&mut frame, 5, 9, &h, &m.sig);
+            assert_eq!(frame, encode(&m), "len {len}");
+            let leaves = leaves_of_bytes(&frame[DATA_PREFIX..]);
+            assert_eq!(leaves, payload_leaves(&payload));
+            assert_eq!(digest_of_leaves(len, &leaves), h.digest);
         }
     }
 

@@ -157,6 +157,39 @@ fn rings_of_2_3_5_8_agree_on_the_exact_mean() {
     }
 }
 
+/// When every chunk starts on a leaf boundary, `D(S)` is assembled from the leaf digests of
+/// the checked and sent all-gather payloads; it must be the digest of the whole sum.
+#[test]
+fn the_sum_digest_from_payload_leaves_is_the_digest_of_the_sum() {
+    let leaf = wire::LEAF_ELEMENTS;
+    for (n, len, chunk, from_leaves) in [
+        (3, 3 * 2 * leaf, 2 * leaf as u32, true),
+        (4, 4 * 3 * leaf, 2 * leaf as u32, true),
+        // A ragged last leaf: segments 0..2048 and 2048..4097.
+        (2, 2 * leaf + 1, leaf as u32, true),
+        // Segment 1 starts inside a leaf: hashed from the bytes.
+        (2, 2 * leaf + 200, leaf as u32, false),
+        // Chunks of 1000 elements cut leaves: hashed from the bytes.
+        (3, 3 * 2 * leaf, 1000, false),
+    ] {
+        let mut net = Net::new(n, len, chunk);
+        net.run();
+        assert!(net.refused.is_empty(), "{:?}", net.refused);
+        let all: Vec<usize> = (0..n).collect();
+        net.check(&all);
+        for m in &net.machines {
+            let o = m.outcome().unwrap().as_ref().unwrap();
+            assert_eq!(
+                o.sum_digest,
+                wire::payload_digest(&o.sum),
+                "n {n} len {len}"
+            );
+            let used = !m.result_leaves.is_empty() && m.result_leaves.iter().all(Option::is_some);
+            assert_eq!(used, from_leaves, "n {n} len {len} chunk {chunk}");
+        }
+    }
+}
+
 #[test]
 fn a_corrupting_member_is_named_and_excluded() {
     for (n, bad) in [(3, 1), (4, 2), (5, 0), (2, 1)] {
