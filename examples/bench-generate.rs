@@ -2,7 +2,8 @@
 //! path, with the benchmark's rollout shape (2 prompts × 8 generations × 32 tokens, LoRA r16
 //! on every linear layer, the adapter made non-zero).
 //!
-//! Run: `cargo run --release --example bench-generate -- [ITERS]`; prints one JSON line with
+//! Run: `cargo run --release --example bench-generate -- [ITERS] [nf4]` (`nf4`: the base
+//! quantized to NF4, as `gym train --use-4bit true`); prints one JSON line with
 //! the mean seconds per rollout of each path (`BENCH_FAST_ONLY=1`: the fast path alone, for
 //! profiling).
 
@@ -24,6 +25,10 @@ fn main() -> candle_core::Result<()> {
     let mut model = gym::core::model::embedded::tiny_qwen3(&dev)
         .expect("bundled model")
         .0;
+    let nf4 = std::env::args().nth(2).as_deref() == Some("nf4");
+    if nf4 {
+        model.quantize_nf4(true)?;
+    }
     lora::attach(&mut model, &lora::LoraConfig::new(16, 32.0), 0).expect("lora");
     for (_, v) in lora::trainable(&model) {
         v.set(&Tensor::randn(0f32, 0.02, v.dims(), &dev)?)?;
@@ -62,7 +67,10 @@ fn main() -> candle_core::Result<()> {
         .map(drop)
     })?;
     if std::env::var_os("BENCH_FAST_ONLY").is_some() {
-        println!("{}", serde_json::json!({"iters": iters, "fast_s": fast}));
+        println!(
+            "{}",
+            serde_json::json!({"iters": iters, "nf4": nf4, "fast_s": fast})
+        );
         return Ok(());
     }
     let composed = time(&|s| {
@@ -79,7 +87,7 @@ fn main() -> candle_core::Result<()> {
     })?;
     println!(
         "{}",
-        serde_json::json!({"rows": prompts.len(), "tokens": 32, "iters": iters,
+        serde_json::json!({"rows": prompts.len(), "nf4": nf4, "tokens": 32, "iters": iters,
             "fast_s": fast, "composed_s": composed, "speedup": composed / fast})
     );
     Ok(())
