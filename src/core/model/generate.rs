@@ -6,6 +6,7 @@
 use candle_core::{Result, Tensor};
 use rand::{Rng, SeedableRng};
 
+use super::decode::{Decoder, Tok};
 use super::qwen3::{KvCache, Qwen3};
 
 #[derive(Debug, Clone)]
@@ -130,8 +131,139 @@ fn pick(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) -> (u3
     ((idx[chosen]) as u32, (probs[chosen] / z).ln() as f32)
 }
 
-/// Generates completions for `prompts` (token ids) in one batch.
+/// Draws this step's token of every unfinished row from its logits (`rows[i]`, ignored for
+/// finished rows), in row order from the one generator, and records it; returns the tokens to
+/// feed next (`p.pad` for rows already finished).
+fn sample_step(
+    rows: &[&[f32]],
+    step: usize,
+    p: &SamplingParams,
+    rng: &mut rand::rngs::StdRng,
+    out: &mut Generation,
+    done: &mut [bool],
+) -> Vec<u32> {
+    let mut next = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        if done[i] {
+            next.push(p.pad);
+            continue;
+        }
+        let (tok, lp) = if step < p.min_new_tokens && !p.eos.is_empty() {
+            let mut r = row.to_vec();
+            for &e in &p.eos {
+                if let Some(x) = r.get_mut(e as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            pick(&r, p, rng)
+        } else {
+            pick(row, p, rng)
+        };
+        out.tokens[i].push(tok);
+        out.logprobs[i].push(lp);
+        if p.eos.contains(&tok) {
+            done[i] = true;
+            out.stopped[i] = true;
+        }
+        next.push(tok);
+    }
+    next
+}
+
+/// Generates completions for `prompts` (token ids) in one batch: the fast path of
+/// `decode.rs` where it applies (CPU, f32, dense model of bounded size), else
+/// [`generate_composed`]. Both give the same tokens for the same seed up to floating-point
+/// summation order (see `decode.rs`).
 pub fn generate(
+    model: &Qwen3,
+    prompts: &[Vec<u32>],
+    p: &SamplingParams,
+    adapters: bool,
+) -> Result<Generation> {
+    let b = prompts.len();
+    if b == 0 || p.max_new_tokens == 0 || prompts.iter().any(|q| q.is_empty()) {
+        return generate_composed(model, prompts, p, adapters);
+    }
+    let cap = prompts.iter().map(Vec::len).max().unwrap_or(0) + p.max_new_tokens;
+    match Decoder::new(model, adapters, b, cap)? {
+        Some(d) => generate_fast(d, prompts, p),
+        None => generate_composed(model, prompts, p, adapters),
+    }
+}
+
+/// The fast path: each distinct prompt prefilled once (a GSPO group shares its prompt), its
+/// cache copied to the rows with the same prompt, then one step per token over the rows still
+/// running.
+fn generate_fast(mut d: Decoder, prompts: &[Vec<u32>], p: &SamplingParams) -> Result<Generation> {
+    let b = prompts.len();
+    let vocab = d.vocab();
+    let mut out = Generation {
+        tokens: vec![Vec::new(); b],
+        logprobs: vec![Vec::new(); b],
+        stopped: vec![false; b],
+    };
+    // the first row holding each distinct prompt
+    let mut first_of: std::collections::HashMap<&[u32], usize> = std::collections::HashMap::new();
+    let mut toks = Vec::new();
+    let mut want = Vec::new();
+    // row i's logits are row `at[i]` of `logits`
+    let mut at = vec![0usize; b];
+    for (i, q) in prompts.iter().enumerate() {
+        let n = first_of.len();
+        let f = *first_of.entry(q.as_slice()).or_insert_with(|| {
+            toks.extend(
+                q.iter()
+                    .enumerate()
+                    .map(|(pos, &id)| Tok { row: i, id, pos }),
+            );
+            want.push(toks.len() - 1);
+            i
+        });
+        at[i] = if f == i { n } else { at[f] };
+    }
+    let mut logits = d.forward(&toks, &want)?;
+    for (i, q) in prompts.iter().enumerate() {
+        let f = first_of[q.as_slice()];
+        if f != i {
+            d.copy_row(f, i, q.len());
+        }
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
+    let mut done = vec![false; b];
+    for step in 0..p.max_new_tokens {
+        let rows: Vec<&[f32]> = (0..b)
+            .map(|i| {
+                if done[i] {
+                    &[][..]
+                } else {
+                    &logits[at[i] * vocab..(at[i] + 1) * vocab]
+                }
+            })
+            .collect();
+        let next = sample_step(&rows, step, p, &mut rng, &mut out, &mut done);
+        if done.iter().all(|&d| d) || step + 1 == p.max_new_tokens {
+            break;
+        }
+        toks.clear();
+        for i in 0..b {
+            if !done[i] {
+                at[i] = toks.len();
+                toks.push(Tok {
+                    row: i,
+                    id: next[i],
+                    pos: prompts[i].len() + step,
+                });
+            }
+        }
+        let all: Vec<usize> = (0..toks.len()).collect();
+        logits = d.forward(&toks, &all)?;
+    }
+    Ok(out)
+}
+
+/// Generation through the model's composed candle ops (`Qwen3::forward_step`): left-padded
+/// batch, masked attention over a growing KV cache. Any device, dtype and architecture.
+pub fn generate_composed(
     model: &Qwen3,
     prompts: &[Vec<u32>],
     p: &SamplingParams,
@@ -175,31 +307,8 @@ pub fn generate(
     let mut done = vec![false; b];
     for step in 0..p.max_new_tokens {
         let rows: Vec<Vec<f32>> = logits.to_vec2()?;
-        let mut next = Vec::with_capacity(b);
-        for (i, row) in rows.iter().enumerate() {
-            if done[i] {
-                next.push(p.pad);
-                continue;
-            }
-            let (tok, lp) = if step < p.min_new_tokens && !p.eos.is_empty() {
-                let mut r = row.clone();
-                for &e in &p.eos {
-                    if let Some(x) = r.get_mut(e as usize) {
-                        *x = f32::NEG_INFINITY;
-                    }
-                }
-                pick(&r, p, &mut rng)
-            } else {
-                pick(row, p, &mut rng)
-            };
-            out.tokens[i].push(tok);
-            out.logprobs[i].push(lp);
-            if p.eos.contains(&tok) {
-                done[i] = true;
-                out.stopped[i] = true;
-            }
-            next.push(tok);
-        }
+        let rows: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let next = sample_step(&rows, step, p, &mut rng, &mut out, &mut done);
         if done.iter().all(|&d| d) || step + 1 == p.max_new_tokens {
             break;
         }
@@ -354,6 +463,56 @@ mod tests {
             assert!(t.len() >= 3);
             assert!(!t[..2].contains(&eos), "{t:?}");
         }
+    }
+
+    /// The fast decode path (merged adapter weights, in-place cache, shared prefill) gives the
+    /// tokens of the composed candle path and log-probs within 1e-5, greedy and sampled, with
+    /// an adapter on and off, for prompts of different lengths with repeats, with rows that
+    /// stop early; the MoE model is not taken by the fast path.
+    #[test]
+    fn fast_decode_equals_the_composed_path() {
+        let mut model = super::super::load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
+        super::super::lora::load_peft(&mut model, &td("tiny-qwen3-lora")).unwrap();
+        assert!(Decoder::new(&model, true, 2, 8).unwrap().is_some());
+        let moe = super::super::load(&td("tiny-qwen3-moe"), &Device::Cpu).unwrap();
+        assert!(Decoder::new(&moe, true, 2, 8).unwrap().is_none());
+        let a = vec![47u32, 18, 25, 3, 90];
+        let b = vec![5u32, 61];
+        let prompts = vec![a.clone(), a.clone(), b.clone(), a, b.clone(), b];
+        let mut checked_stop = false;
+        for (temperature, top_k, top_p) in [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 20, 0.9)] {
+            for adapters in [true, false] {
+                for seed in [1u64, 2] {
+                    let mut p = SamplingParams {
+                        temperature,
+                        top_k,
+                        top_p,
+                        max_new_tokens: 12,
+                        seed,
+                        ..Default::default()
+                    };
+                    let same = |p: &SamplingParams| {
+                        let f = generate(&model, &prompts, p, adapters).unwrap();
+                        let c = generate_composed(&model, &prompts, p, adapters).unwrap();
+                        assert_eq!(f.tokens, c.tokens, "t={temperature} adapters={adapters}");
+                        assert_eq!(f.stopped, c.stopped);
+                        let (x, y) = (f.logprobs.concat(), c.logprobs.concat());
+                        assert_eq!(x.len(), y.len());
+                        for (x, y) in x.iter().zip(&y) {
+                            assert!((x - y).abs() < 1e-5, "log-prob {x} vs {y}");
+                        }
+                        c
+                    };
+                    let c = same(&p);
+                    // rows stopping at different steps: eos = the 3rd token of row 2
+                    p.eos = vec![c.tokens[2][2]];
+                    p.min_new_tokens = 1;
+                    let c = same(&p);
+                    checked_stop |= c.stopped.iter().any(|&s| s) && !c.stopped.iter().all(|&s| s);
+                }
+            }
+        }
+        assert!(checked_stop, "no batch had both stopped and running rows");
     }
 
     /// Both sampling paths (unfiltered, and top-k/top-p) draw from the tempered softmax: the

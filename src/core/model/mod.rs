@@ -8,6 +8,7 @@
 //! `lora.rs` (LoRA config, initialisation, PEFT adapter folders).
 
 pub mod config;
+pub mod decode;
 pub mod embedded;
 pub mod generate;
 pub mod linear;

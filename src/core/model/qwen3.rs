@@ -92,8 +92,8 @@ pub struct Attention {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
-    q_norm: Tensor,
-    k_norm: Tensor,
+    pub(super) q_norm: Tensor,
+    pub(super) k_norm: Tensor,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -240,8 +240,8 @@ pub enum Ffn {
 pub struct Block {
     pub attn: Attention,
     pub ffn: Ffn,
-    ln1: Tensor,
-    ln2: Tensor,
+    pub(super) ln1: Tensor,
+    pub(super) ln2: Tensor,
     eps: f64,
 }
 
@@ -339,12 +339,12 @@ impl Block {
 pub struct Qwen3 {
     pub cfg: Config,
     pub moe: Option<MoeConfig>,
-    embed: Tensor,
+    pub(super) embed: Tensor,
     pub layers: Vec<Block>,
-    norm: Tensor,
+    pub(super) norm: Tensor,
     /// None when the LM head is tied to the embedding.
     lm_head: Option<Tensor>,
-    inv_freq: Vec<f32>,
+    pub(super) inv_freq: Vec<f32>,
     device: Device,
 }
 
