@@ -51,6 +51,10 @@ pub struct Generation {
     /// log p(token) under the distribution it was drawn from (temperature, top-k and top-p
     /// applied and renormalised; for greedy decoding the model's distribution at temperature 1).
     pub logprobs: Vec<Vec<f32>>,
+    /// log p(token) under the model's full distribution at the sampling temperature (1 for
+    /// greedy): no top-k/top-p truncation, no end-of-sequence suppression. This is the
+    /// policy's log-prob as training computes it (π_old of GRPO/GSPO).
+    pub policy_logprobs: Vec<Vec<f32>>,
     /// true where the row ended with an end-of-sequence token.
     pub stopped: Vec<bool>,
 }
@@ -131,6 +135,14 @@ fn pick(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) -> (u3
     ((idx[chosen]) as u32, (probs[chosen] / z).ln() as f32)
 }
 
+/// log softmax(logits / t)[tok] over the whole row (t = 1 for greedy), as training's log-probs.
+fn policy_logprob(logits: &[f32], tok: u32, temperature: f64) -> f32 {
+    let t = if temperature <= 0.0 { 1.0 } else { temperature };
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = logits.iter().map(|&l| ((l as f64 - m) / t).exp()).sum();
+    ((logits[tok as usize] as f64 - m) / t - z.ln()) as f32
+}
+
 /// Draws this step's token of every unfinished row from its logits (`rows[i]`, ignored for
 /// finished rows), in row order from the one generator, and records it; returns the tokens to
 /// feed next (`p.pad` for rows already finished).
@@ -161,6 +173,7 @@ fn sample_step(
         };
         out.tokens[i].push(tok);
         out.logprobs[i].push(lp);
+        out.policy_logprobs[i].push(policy_logprob(row, tok, p.temperature));
         if p.eos.contains(&tok) {
             done[i] = true;
             out.stopped[i] = true;
@@ -200,6 +213,7 @@ fn generate_fast(mut d: Decoder, prompts: &[Vec<u32>], p: &SamplingParams) -> Re
     let mut out = Generation {
         tokens: vec![Vec::new(); b],
         logprobs: vec![Vec::new(); b],
+        policy_logprobs: vec![Vec::new(); b],
         stopped: vec![false; b],
     };
     // the first row holding each distinct prompt
@@ -273,6 +287,7 @@ pub fn generate_composed(
     let mut out = Generation {
         tokens: vec![Vec::new(); b],
         logprobs: vec![Vec::new(); b],
+        policy_logprobs: vec![Vec::new(); b],
         stopped: vec![false; b],
     };
     if b == 0 || p.max_new_tokens == 0 {
