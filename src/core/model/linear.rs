@@ -13,7 +13,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, Var, bail,
+    CpuStorage, CustomOp1, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor, Var, bail,
 };
 
 use super::nf4::Nf4Tensor;
@@ -197,9 +197,9 @@ impl CustomOp3 for LoraLinear {
         Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
     }
 
-    /// The gradients the composed graph's backward gives, in the same operations:
-    /// dx = g·W + (s·g)·B·A, dB = Σ_batch (s·g)ᵀ-contracted with h, dA likewise with x,
-    /// where h = x·Aᵀ is recomputed.
+    /// The gradients of the composed graph, with the batch dimensions folded into the rows
+    /// (one product each instead of one per batch entry and a sum over the batch):
+    /// dx = g·W + (s·g)·B·A, dB = (s·g)ᵀ·h, dA = ((s·g)·B)ᵀ·x, where h = x·Aᵀ is recomputed.
     fn bwd(
         &self,
         x: &Tensor,
@@ -212,35 +212,15 @@ impl CustomOp3 for LoraLinear {
         let w = self.base.to_f32()?;
         let dx_base = g.broadcast_matmul(&w)?;
         drop(w);
-        let gd = (g * self.scale)?;
-        let h = x.broadcast_matmul(&a.t()?)?;
-        // d = h·Bᵀ: dh = gd·B, d(Bᵀ) = hᵀ·gd summed over the broadcast batch dims
-        let dh = gd.broadcast_matmul(&b)?;
-        let db = sum_batch(&h.transpose_last()?.broadcast_matmul(&gd)?)?.t()?;
-        // h = x·Aᵀ: dx = dh·A, d(Aᵀ) = xᵀ·dh summed over the batch dims
-        let dx_lora = dh.broadcast_matmul(&a)?;
-        let da = sum_batch(&x.transpose_last()?.broadcast_matmul(&dh)?)?.t()?;
+        let (k, n) = (x.dim(D::Minus1)?, g.dim(D::Minus1)?);
+        let x2 = x.reshape(((), k))?; // (M, in)
+        let g2 = (g.reshape(((), n))? * self.scale)?; // (M, out)
+        let h2 = x2.matmul(&a.t()?)?; // (M, r)
+        let dh2 = g2.matmul(&b)?; // (M, r)
+        let db = g2.t()?.matmul(&h2)?; // (out, r)
+        let da = dh2.t()?.matmul(&x2)?; // (r, in)
+        let dx_lora = dh2.matmul(&a)?.reshape(x.shape())?;
         Ok((Some((dx_base + dx_lora)?), Some(da), Some(db)))
-    }
-}
-
-/// Sums a (…, m, n) tensor over its leading dimensions to (m, n).
-fn sum_batch(t: &Tensor) -> Result<Tensor> {
-    let mut t = t.clone();
-    while t.rank() > 2 {
-        t = t.sum(0)?;
-    }
-    Ok(t)
-}
-
-trait TransposeLast {
-    fn transpose_last(&self) -> Result<Tensor>;
-}
-
-impl TransposeLast for Tensor {
-    fn transpose_last(&self) -> Result<Tensor> {
-        let r = self.rank();
-        self.transpose(r - 2, r - 1)
     }
 }
 
