@@ -504,6 +504,26 @@ impl Trainer {
         }
     }
 
+    /// Whether a minibatch is split in two halves run on two threads: with at least two
+    /// threads, no gradient checkpointing and no active LoRA dropout (whose generators are
+    /// shared by the halves, so the draws would depend on thread timing).
+    fn split_minibatches(&self) -> bool {
+        rayon::current_num_threads() >= 2
+            && !self.cfg.gradient_checkpointing
+            && self.cfg.lora_dropout <= 0.0
+            && self.model.device().is_cpu()
+    }
+
+    /// The differentiable log-probs of the completions `rows`, and a leaf standing for them
+    /// zero-padded to `c` columns (what the loss sees).
+    fn half_logp(&self, ro: &Rollout, rows: &[usize], c: usize) -> Result<Half> {
+        let mb = self.batch(ro, rows)?;
+        let (logp, _) = self.logp(&mb, true)?;
+        let leaf = Var::from_tensor(&logp.detach())?;
+        let padded = leaf.as_tensor().pad_with_zeros(1, 0, c - mb.c)?;
+        Ok(Half { logp, leaf, padded })
+    }
+
     /// Log-probs (b, c) of the completion tokens from the final hidden states (b, t, h).
     fn logp_of_hidden(&self, mb: &MiniBatch, h: Tensor) -> Result<Tensor> {
         let (b, _, d) = h.dims3()?;
@@ -619,7 +639,24 @@ impl Trainer {
                         let rows = &minibatches[k % spg];
                         k += 1;
                         let mb = self.batch(&ro, rows)?;
-                        let (logp, ck) = self.logp(&mb, true)?;
+                        // Two halves of the minibatch run forward and backward on two threads
+                        // (small models leave the second core idle inside candle's ops). The
+                        // loss sees the halves' log-probs as leaves; their gradients are then
+                        // carried through each half's graph in parallel: the same chain rule.
+                        let split = self.split_minibatches() && rows.len() >= 2;
+                        let (logp, ck, halves) = if split {
+                            let (r0, r1) = rows.split_at(rows.len() / 2);
+                            let (h0, h1) = rayon::join(
+                                || self.half_logp(&ro, r0, mb.c),
+                                || self.half_logp(&ro, r1, mb.c),
+                            );
+                            let (h0, h1) = (h0?, h1?);
+                            let logp = Tensor::cat(&[&h0.padded, &h1.padded], 0)?;
+                            (logp, None, Some((h0, h1)))
+                        } else {
+                            let (logp, ck) = self.logp(&mb, true)?;
+                            (logp, ck, None)
+                        };
                         let old = match &mut ro.old_logp {
                             Some(o) if rows.iter().all(|&i| ro.old_known[i]) => {
                                 Self::rows_tensor(o, rows, mb.c, &dev)?
@@ -656,6 +693,24 @@ impl Trainer {
                         let mut gs = l.backward()?;
                         if let Some(ck) = ck {
                             self.model.backward_checkpointed(ck, &mut gs)?;
+                        }
+                        if let Some((h0, h1)) = halves {
+                            let (g0, g1) = rayon::join(|| h0.backward(&gs), || h1.backward(&gs));
+                            let (g0, g1) = (g0?, g1?);
+                            for v in &vars {
+                                let t = v.as_tensor();
+                                let sum = match (
+                                    g0.as_ref().and_then(|g| g.get(t)),
+                                    g1.as_ref().and_then(|g| g.get(t)),
+                                ) {
+                                    (Some(a), Some(b)) => Some((a + b)?),
+                                    (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+                                    (None, None) => None,
+                                };
+                                if let Some(d) = sum {
+                                    gs.insert(t, d);
+                                }
+                            }
                         }
                         let mut these = Vec::with_capacity(vars.len());
                         for v in &vars {
@@ -730,6 +785,27 @@ impl Trainer {
     /// The importance-sampling level in use (for reports).
     pub fn level(&self) -> IsLevel {
         self.cfg.importance_sampling_level
+    }
+}
+
+/// One half of a split minibatch: its log-probs with their graph, the leaf the loss used in
+/// their place, and that leaf padded to the minibatch's width.
+struct Half {
+    logp: Tensor,
+    leaf: Var,
+    padded: Tensor,
+}
+
+impl Half {
+    /// Carries the loss's gradient at the leaf through this half's graph.
+    fn backward(
+        &self,
+        gs: &candle_core::backprop::GradStore,
+    ) -> Result<Option<candle_core::backprop::GradStore>> {
+        match gs.get(self.leaf.as_tensor()) {
+            Some(g) => Ok(Some((&self.logp * g.detach())?.sum_all()?.backward()?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -1012,45 +1088,41 @@ mod checkpointing_tests {
         );
     }
 
-    /// The same run with and without gradient checkpointing: same losses and LoRA weights up to
-    /// rounding (off-policy minibatches and LoRA dropout included).
-    #[test]
-    fn gradient_checkpointing_trains_the_same_weights() {
-        let run = |ckpt: bool| {
-            let mut cfg = TrainConfig::toy();
-            cfg.max_steps = 4;
-            cfg.steps_per_generation = Some(2);
-            cfg.per_device_train_batch_size = 8;
-            cfg.lora_dropout = 0.1;
-            cfg.gradient_checkpointing = ckpt;
-            let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-            let data = parse_jsonl(
-                TOY_DATA,
-                "toy",
-                ChatTemplate::Qwen3 {
-                    enable_thinking: false,
-                },
-            )
-            .unwrap();
-            let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
-            let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
-            let mut obs = Losses(Vec::new());
-            t.run(&mut obs).unwrap();
-            let w: Vec<Vec<f32>> = lora::trainable(&t.model)
-                .iter()
-                .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
-                .collect();
-            (obs.0, w)
-        };
-        let (l0, w0) = run(false);
-        let (l1, w1) = run(true);
-        assert_eq!(l0.len(), 4);
-        for (a, b) in l0.iter().zip(&l1) {
-            assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "loss {a} vs {b}");
+    fn toy_run(ckpt: bool, dropout: f64) -> (Vec<f64>, Vec<Vec<f32>>) {
+        let mut cfg = TrainConfig::toy();
+        cfg.max_steps = 4;
+        cfg.steps_per_generation = Some(2);
+        cfg.per_device_train_batch_size = 8;
+        cfg.lora_dropout = dropout;
+        cfg.gradient_checkpointing = ckpt;
+        let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
+        let data = parse_jsonl(
+            TOY_DATA,
+            "toy",
+            ChatTemplate::Qwen3 {
+                enable_thinking: false,
+            },
+        )
+        .unwrap();
+        let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
+        let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
+        let mut obs = Losses(Vec::new());
+        t.run(&mut obs).unwrap();
+        let w: Vec<Vec<f32>> = lora::trainable(&t.model)
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect();
+        (obs.0, w)
+    }
+
+    fn assert_close(a: &(Vec<f64>, Vec<Vec<f32>>), b: &(Vec<f64>, Vec<Vec<f32>>)) {
+        assert_eq!(a.0.len(), 4);
+        for (x, y) in a.0.iter().zip(&b.0) {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1e-3), "loss {x} vs {y}");
         }
         let mut moved = 0f32;
-        for (a, b) in w0.iter().zip(&w1) {
-            for (x, y) in a.iter().zip(b) {
+        for (p, q) in a.1.iter().zip(&b.1) {
+            for (x, y) in p.iter().zip(q) {
                 assert!(
                     (x - y).abs() <= 1e-4 * x.abs().max(1e-2),
                     "weight {x} vs {y}"
@@ -1059,5 +1131,23 @@ mod checkpointing_tests {
             }
         }
         assert!(moved > 0.0, "training moved no weight");
+    }
+
+    /// The same run with and without gradient checkpointing: same losses and LoRA weights up to
+    /// rounding (off-policy minibatches and LoRA dropout included).
+    #[test]
+    fn gradient_checkpointing_trains_the_same_weights() {
+        assert_close(&toy_run(false, 0.1), &toy_run(true, 0.1));
+    }
+
+    /// Without dropout or checkpointing, minibatches run as two halves on two threads: the same
+    /// training as one piece (the checkpointed run is never split), and deterministic.
+    #[test]
+    fn split_minibatches_train_the_same_weights_deterministically() {
+        let split = toy_run(false, 0.0);
+        assert_close(&split, &toy_run(true, 0.0));
+        let again = toy_run(false, 0.0);
+        assert_eq!(split.0, again.0, "losses differ between identical runs");
+        assert_eq!(split.1, again.1, "weights differ between identical runs");
     }
 }
