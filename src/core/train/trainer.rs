@@ -505,11 +505,10 @@ impl Trainer {
     }
 
     /// Whether a minibatch is split in two halves run on two threads: with at least two
-    /// threads, no gradient checkpointing and no active LoRA dropout (whose generators are
-    /// shared by the halves, so the draws would depend on thread timing).
+    /// threads and no active LoRA dropout (whose generators are shared by the halves, so the
+    /// draws would depend on thread timing).
     fn split_minibatches(&self) -> bool {
         rayon::current_num_threads() >= 2
-            && !self.cfg.gradient_checkpointing
             && self.cfg.lora_dropout <= 0.0
             && self.model.device().is_cpu()
     }
@@ -518,10 +517,15 @@ impl Trainer {
     /// zero-padded to `c` columns (what the loss sees).
     fn half_logp(&self, ro: &Rollout, rows: &[usize], c: usize) -> Result<Half> {
         let mb = self.batch(ro, rows)?;
-        let (logp, _) = self.logp(&mb, true)?;
+        let (logp, ck) = self.logp(&mb, true)?;
         let leaf = Var::from_tensor(&logp.detach())?;
         let padded = leaf.as_tensor().pad_with_zeros(1, 0, c - mb.c)?;
-        Ok(Half { logp, leaf, padded })
+        Ok(Half {
+            logp,
+            leaf,
+            padded,
+            ck,
+        })
     }
 
     /// Log-probs (b, c) of the completion tokens from the final hidden states (b, t, h).
@@ -695,7 +699,9 @@ impl Trainer {
                             self.model.backward_checkpointed(ck, &mut gs)?;
                         }
                         if let Some((h0, h1)) = halves {
-                            let (g0, g1) = rayon::join(|| h0.backward(&gs), || h1.backward(&gs));
+                            let model = &self.model;
+                            let (g0, g1) =
+                                rayon::join(|| h0.backward(model, &gs), || h1.backward(model, &gs));
                             let (g0, g1) = (g0?, g1?);
                             for v in &vars {
                                 let t = v.as_tensor();
@@ -794,18 +800,26 @@ struct Half {
     logp: Tensor,
     leaf: Var,
     padded: Tensor,
+    /// With gradient checkpointing: what carries the gradient through the layers.
+    ck: Option<crate::core::model::qwen3::Checkpoint>,
 }
 
 impl Half {
-    /// Carries the loss's gradient at the leaf through this half's graph.
+    /// Carries the loss's gradient at the leaf through this half's graph (and its layers, when
+    /// checkpointed).
     fn backward(
-        &self,
+        self,
+        model: &Qwen3,
         gs: &candle_core::backprop::GradStore,
     ) -> Result<Option<candle_core::backprop::GradStore>> {
-        match gs.get(self.leaf.as_tensor()) {
-            Some(g) => Ok(Some((&self.logp * g.detach())?.sum_all()?.backward()?)),
-            None => Ok(None),
+        let Some(g) = gs.get(self.leaf.as_tensor()) else {
+            return Ok(None);
+        };
+        let mut out = (&self.logp * g.detach())?.sum_all()?.backward()?;
+        if let Some(ck) = self.ck {
+            model.backward_checkpointed(ck, &mut out)?;
         }
+        Ok(Some(out))
     }
 }
 
@@ -1140,14 +1154,26 @@ mod checkpointing_tests {
         assert_close(&toy_run(false, 0.1), &toy_run(true, 0.1));
     }
 
-    /// Without dropout or checkpointing, minibatches run as two halves on two threads: the same
-    /// training as one piece (the checkpointed run is never split), and deterministic.
+    /// Without dropout, minibatches run as two halves on two threads (with or without
+    /// checkpointing): the same training as one piece (a one-thread pool never splits), and
+    /// deterministic.
     #[test]
     fn split_minibatches_train_the_same_weights_deterministically() {
-        let split = toy_run(false, 0.0);
-        assert_close(&split, &toy_run(true, 0.0));
-        let again = toy_run(false, 0.0);
-        assert_eq!(split.0, again.0, "losses differ between identical runs");
-        assert_eq!(split.1, again.1, "weights differ between identical runs");
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for ckpt in [false, true] {
+            let whole = one.install(|| toy_run(ckpt, 0.0));
+            let split = two.install(|| toy_run(ckpt, 0.0));
+            assert_close(&split, &whole);
+            let again = two.install(|| toy_run(ckpt, 0.0));
+            assert_eq!(split.0, again.0, "losses differ between identical runs");
+            assert_eq!(split.1, again.1, "weights differ between identical runs");
+        }
     }
 }
