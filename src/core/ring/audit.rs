@@ -657,7 +657,7 @@ pub fn audit(
             audits[j].sketch_matches_input = Some(false);
             continue;
         }
-        match fixed::exponent(&input.values) {
+        match input.values.exponent() {
             Ok(e) if e == commit.exponent => {}
             Ok(e) => findings.push(convict(format!(
                 "it committed to exponent {} but its input needs {e}",
@@ -665,7 +665,7 @@ pub fn audit(
             ))),
             Err(e) => findings.push(convict(format!("its input is not finite: {e}"))),
         }
-        let contribution = fixed::contribution(&input.values, commit.weight, rec.scale_bits);
+        let contribution = input.values.contribution(commit.weight, rec.scale_bits);
         let mut matches = true;
         if let Some(published) = &c.sketches {
             use rayon::prelude::*;

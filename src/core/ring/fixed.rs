@@ -93,18 +93,206 @@ pub fn check_weight(weight: u64) -> Result<u64, FixedError> {
 }
 
 /// `c[k] = w · round_half_even(x[k] · 2^F)`. The caller guarantees (through [`scale_bits`]) that
-/// no product leaves `(-2^58, 2^58)`; a value that would is saturated, which only an input
-/// that lied about its exponent can cause.
-pub fn contribution(xs: &[f64], weight: u64, scale: u32) -> Vec<i64> {
-    let s = pow2(scale as i32);
-    let w = weight as i64;
-    xs.iter()
-        .map(|&x| {
-            let q = round_half_even(x * s);
-            let q = q.clamp(-((1u64 << 62) as f64), (1u64 << 62) as f64) as i64;
-            q.saturating_mul(w)
-        })
-        .collect()
+/// no product leaves `(-2^58, 2^58)`; a value that would is clamped to the largest multiple of
+/// `w` an `i64` holds, which only an input that lied about its exponent can cause (and which
+/// every receiver refuses, being far outside `(−B, B)`).
+pub fn contribution<T: Element>(xs: &[T], weight: u64, scale: u32) -> Vec<i64> {
+    let mut out = vec![0; xs.len()];
+    contribution_into(xs, weight, scale, &mut out);
+    out
+}
+
+/// [`contribution`] of `xs` written into `out` (`out.len() == xs.len()`).
+pub fn contribution_into<T: Element>(xs: &[T], weight: u64, scale: u32, out: &mut [i64]) {
+    debug_assert_eq!(xs.len(), out.len());
+    T::contribution_into(xs, &Kernel::new(weight, scale), out);
+}
+
+/// An input element type: `f32` (every input without `f64` tensors) has an AVX-512 kernel.
+pub trait Element: Copy + Into<f64> {
+    #[doc(hidden)]
+    fn contribution_into(xs: &[Self], k: &Kernel, out: &mut [i64]);
+}
+
+impl Element for f32 {
+    fn contribution_into(xs: &[f32], k: &Kernel, out: &mut [i64]) {
+        #[cfg(target_arch = "x86_64")]
+        if x86::contribution_f32(xs, k, out) {
+            return;
+        }
+        k.run(xs, out);
+    }
+}
+
+impl Element for f64 {
+    fn contribution_into(xs: &[f64], k: &Kernel, out: &mut [i64]) {
+        k.run(xs, out);
+    }
+}
+
+/// The constants of [`contribution`] for one weight and scale.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    s: f64,
+    w: i64,
+    /// `|round(x · s)|` is clamped to this, so that `· w` cannot overflow.
+    lim: f64,
+}
+
+impl Kernel {
+    fn new(weight: u64, scale: u32) -> Self {
+        let w = weight.max(1) as i64;
+        // The largest f64 ≤ i64::MAX / w (rounding toward zero), so that q · w fits.
+        let mut lim = (i64::MAX / w) as f64;
+        if lim as i128 * w as i128 > i64::MAX as i128 {
+            lim = f64::from_bits(lim.to_bits() - 1);
+        }
+        Kernel {
+            s: pow2(scale as i32),
+            w,
+            lim,
+        }
+    }
+
+    /// One element: `w · round_half_even(x · s)`. Branch-free, so the loop vectorizes where
+    /// the CPU converts f64 to i64 and multiplies i64 in SIMD lanes (AVX-512DQ).
+    #[inline(always)]
+    fn one(&self, x: f64) -> i64 {
+        let q = round_half_even(x * self.s).clamp(-self.lim, self.lim);
+        (q as i64).wrapping_mul(self.w)
+    }
+
+    #[inline(always)]
+    fn run<T: Into<f64> + Copy>(&self, xs: &[T], out: &mut [i64]) {
+        for (o, &x) in out.iter_mut().zip(xs) {
+            *o = self.one(x.into());
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::Kernel;
+
+    /// [`Kernel::run`] on `f32` elements with AVX-512 (F + DQ) when the CPU has it; `false`
+    /// (nothing done) otherwise. The same IEEE operations per element as the scalar loop
+    /// (widen, multiply by `2^F`, round half to even, clamp, convert, multiply by `w`), so the
+    /// same values; a NaN gives 0 as Rust's `as` does (an honest input has none: its
+    /// exponent is checked first).
+    pub(super) fn contribution_f32(xs: &[f32], k: &Kernel, out: &mut [i64]) -> bool {
+        if std::env::var_os("GYM_NO_SIMD").is_some()
+            || !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq"))
+        {
+            return false;
+        }
+        // SAFETY: the CPU reports AVX-512F and AVX-512DQ.
+        unsafe { run_f32_avx512(xs, k, out) };
+        true
+    }
+
+    #[target_feature(enable = "avx512f,avx512dq")]
+    unsafe fn run_f32_avx512(xs: &[f32], k: &Kernel, out: &mut [i64]) {
+        assert_eq!(xs.len(), out.len());
+        let whole = xs.len() / 8 * 8;
+        let s = _mm512_set1_pd(k.s);
+        let (lo, hi) = (_mm512_set1_pd(-k.lim), _mm512_set1_pd(k.lim));
+        let w = _mm512_set1_epi64(k.w);
+        for i in (0..whole).step_by(8) {
+            // SAFETY: i + 8 <= whole <= xs.len() == out.len().
+            let x = unsafe { _mm256_loadu_ps(xs.as_ptr().add(i)) };
+            let v = _mm512_mul_pd(_mm512_cvtps_pd(x), s);
+            let r = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            let q = _mm512_cvttpd_epi64(_mm512_min_pd(_mm512_max_pd(r, lo), hi));
+            let q = _mm512_maskz_mov_epi64(_mm512_cmp_pd_mask::<_CMP_ORD_Q>(v, v), q);
+            let c = _mm512_mullo_epi64(q, w);
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), c) };
+        }
+        k.run(&xs[whole..], &mut out[whole..]);
+    }
+}
+
+/// A member's flattened input. `f16`, `bf16` and `f32` elements widen exactly to `f32`, so an
+/// input without `f64` tensors is kept as `f32`: half the memory of `f64`, and the same
+/// fixed-point values (`f32 → f64` is exact).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl From<Vec<f64>> for Values {
+    fn from(v: Vec<f64>) -> Self {
+        Values::F64(v)
+    }
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::F64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `k` as `f64`.
+    pub fn get(&self, k: usize) -> f64 {
+        match self {
+            Values::F32(v) => v[k] as f64,
+            Values::F64(v) => v[k],
+        }
+    }
+
+    /// [`exponent`] of the elements.
+    pub fn exponent(&self) -> Result<i32, FixedError> {
+        match self {
+            Values::F32(v) => exponent_f32(v),
+            Values::F64(v) => exponent(v),
+        }
+    }
+
+    /// [`contribution`] of every element.
+    pub fn contribution(&self, weight: u64, scale: u32) -> Vec<i64> {
+        let mut out = vec![0; self.len()];
+        self.contribution_into(0, weight, scale, &mut out);
+        out
+    }
+
+    /// [`contribution`] of elements `start .. start + out.len()`, into `out`: the
+    /// contribution is made chunk by chunk where it is used instead of kept whole.
+    pub fn contribution_into(&self, start: usize, weight: u64, scale: u32, out: &mut [i64]) {
+        let r = start..start + out.len();
+        match self {
+            Values::F32(v) => contribution_into(&v[r], weight, scale, out),
+            Values::F64(v) => contribution_into(&v[r], weight, scale, out),
+        }
+    }
+}
+
+/// [`exponent`] of `f32` elements (the same value as for the elements widened to `f64`).
+pub fn exponent_f32(xs: &[f32]) -> Result<i32, FixedError> {
+    const ABS: u32 = !(1 << 31);
+    const INF: u32 = 0x7f80_0000;
+    let top = xs.iter().fold(0u32, |m, v| m.max(v.to_bits() & ABS));
+    if top >= INF {
+        let index = xs
+            .iter()
+            .position(|v| !v.is_finite())
+            .expect("a non-finite element");
+        return Err(FixedError::NotFinite {
+            index,
+            value: xs[index] as f64,
+        });
+    }
+    exponent(&[f32::from_bits(top) as f64])
 }
 
 /// `v.round_ties_even()` without a libm call, so that [`contribution`] vectorizes on baseline
@@ -134,7 +322,30 @@ pub fn out_of_range(v: &[i64]) -> Option<usize> {
 
 /// The weighted mean of element `sum`: `sum / (total_weight · 2^F)`, in f64.
 pub fn mean(sum: i64, total_weight: u128, scale: u32) -> f64 {
-    (sum as f64) / (total_weight as f64) / pow2(scale as i32)
+    Mean::new(total_weight, scale).of(sum)
+}
+
+/// [`mean`] with its constants computed once.
+#[derive(Debug, Clone, Copy)]
+pub struct Mean {
+    total: f64,
+    /// `2^−F`: multiplying by it is exactly dividing by `2^F` (both give the correctly rounded
+    /// `x · 2^−F`).
+    inv: f64,
+}
+
+impl Mean {
+    pub fn new(total_weight: u128, scale: u32) -> Self {
+        Mean {
+            total: total_weight as f64,
+            inv: pow2(-(scale as i32)),
+        }
+    }
+
+    #[inline(always)]
+    pub fn of(&self, sum: i64) -> f64 {
+        (sum as f64) / self.total * self.inv
+    }
 }
 
 /// The exact sum of contributions, computed directly (reference for tests and audits).
@@ -162,6 +373,42 @@ mod tests {
         assert!(matches!(
             exponent(&[1.0, f64::NAN]),
             Err(FixedError::NotFinite { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn f32_values_give_the_f64_exponent_and_contribution() {
+        let xs: Vec<f32> = vec![0.0, -1.5e-3, 3.25, -7.0e-20, 1.0e30, -0.5, 2.5e-45];
+        let wide: Vec<f64> = xs.iter().map(|&x| x as f64).collect();
+        let (a, b) = (Values::F32(xs.clone()), Values::F64(wide.clone()));
+        assert_eq!(a.exponent().unwrap(), exponent(&wide).unwrap());
+        assert_eq!(
+            a.exponent().unwrap(),
+            MAX_EXPONENT,
+            "1e30 is above the clamp"
+        );
+        let small = Values::F32(xs[..6].iter().map(|&x| x.min(4.0)).collect());
+        let e = small.exponent().unwrap();
+        assert_eq!(e, 3);
+        let f = scale_bits(&[e, e], &[3, 5]).unwrap();
+        let small64: Vec<f64> = match &small {
+            Values::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            Values::F64(_) => unreachable!(),
+        };
+        assert_eq!(small.contribution(3, f), contribution(&small64, 3, f));
+        assert_eq!(b.contribution(1, 10), contribution(&wide, 1, 10));
+        // A window of the contribution is that window of the whole.
+        let mut win = vec![0; 3];
+        small.contribution_into(2, 3, f, &mut win);
+        assert_eq!(&win[..], &small.contribution(3, f)[2..5]);
+        assert_eq!(exponent_f32(&[0.0, -0.0]).unwrap(), MIN_EXPONENT);
+        assert!(matches!(
+            exponent_f32(&[1.0, f32::INFINITY]),
+            Err(FixedError::NotFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            Values::F32(vec![f32::NAN]).exponent(),
+            Err(FixedError::NotFinite { index: 0, .. })
         ));
     }
 
@@ -223,7 +470,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn contribution_clamps_instead_of_overflowing() {
+        // An input that lied about its exponent: the product is clamped, far outside the bound.
+        let c = contribution(&[1.0e30f64, -1.0e30, 3.0], 3, 58);
+        // (The clamp is the largest f64 ≤ i64::MAX / 3, whose spacing there is 512.)
+        assert!(c[0] >= i64::MAX - 3 * 512 && c[0] % 3 == 0, "{}", c[0]);
+        assert!(c[1] <= -(i64::MAX - 3 * 512) && c[1] % 3 == 0, "{}", c[1]);
+        assert_eq!(c[2], 3 * (3i64 << 58));
+        let k = Kernel::new(1 << 32, 0);
+        assert!((k.lim as i128) * (1i128 << 32) <= i64::MAX as i128);
+    }
+
     proptest! {
+        #[test]
+        fn simd_and_scalar_contributions_agree(xs in proptest::collection::vec(any::<f32>(), 0..200), w in 1u64..=MAX_WEIGHT, f in 0u32..=60) {
+            // Finite values, and infinities and NaN too: the kernels agree on every input.
+            let xs: Vec<f32> = xs.into_iter().chain([f32::NAN, f32::INFINITY, -f32::INFINITY, -0.0, 0.5, 1.5, -2.5]).collect();
+            let k = Kernel::new(w, f);
+            let mut scalar = vec![0; xs.len()];
+            k.run(&xs, &mut scalar);
+            let mut dispatched = vec![0; xs.len()];
+            contribution_into(&xs, w, f, &mut dispatched);
+            prop_assert_eq!(&dispatched, &scalar);
+            // The definition, element by element, where no clamp applies.
+            for (&x, &c) in xs.iter().zip(&scalar) {
+                let q = (x as f64 * 2f64.powi(f as i32)).round_ties_even();
+                if q.abs() < 2f64.powi(62 - 32) {
+                    prop_assert_eq!(c, q as i64 * w as i64);
+                }
+            }
+        }
+
+        #[test]
+        fn mean_multiplies_by_the_inverse_scale_exactly(s in any::<i64>(), tw in 1u128..1u128 << 40, f in 0u32..=60) {
+            let reference = (s as f64) / (tw as f64) / 2f64.powi(f as i32);
+            prop_assert_eq!(mean(s, tw, f).to_bits(), reference.to_bits());
+        }
+
         #[test]
         fn round_half_even_matches_std(bits in any::<u64>(), k in -60i32..60) {
             let v = f64::from_bits(bits);

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use sha3::{Digest, Sha3_256};
 
 use super::config::RingSpec;
-use super::fixed;
+use super::fixed::{self, Values};
 use super::proto::{Input, Outcome};
 use super::wire;
 use crate::core::atomic::{AtomicError, AtomicFile};
 use crate::core::delta::{
     self, Compression, DeltaError, Dtype, FileSource, Metadata, PackError, PackInput, PackOptions,
-    PackSummary, TensorSource, VerifyOptions,
+    PackSummary, Source, TensorSource, VerifyOptions,
 };
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::{PublicIdentity, b64};
@@ -103,6 +103,31 @@ fn to_f64(dtype: Dtype, raw: &[u8], out: &mut Vec<f64>) {
     }
 }
 
+/// [`to_f64`] for inputs without `f64` tensors: `f16`, `bf16` and `f32` widen to `f32` exactly.
+fn to_f32(dtype: Dtype, raw: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        Dtype::F32 => out.extend(
+            raw.chunks_exact(4)
+                .map(|e| f32::from_le_bytes(e.try_into().expect("4 bytes"))),
+        ),
+        Dtype::Bf16 => out.extend(
+            raw.chunks_exact(2)
+                .map(|e| half::bf16::from_le_bytes([e[0], e[1]]).to_f32()),
+        ),
+        Dtype::F16 => out.extend(
+            raw.chunks_exact(2)
+                .map(|e| half::f16::from_le_bytes([e[0], e[1]]).to_f32()),
+        ),
+        _ => {
+            let w = (dtype.bits() / 8) as usize;
+            out.extend(
+                raw.chunks_exact(w)
+                    .map(|e| dtype.element_f64(e).unwrap_or(0.0) as f32),
+            );
+        }
+    }
+}
+
 pub(crate) fn from_f64(dtype: Dtype, v: f64, out: &mut Vec<u8>) {
     match dtype {
         Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
@@ -131,12 +156,34 @@ pub fn read_input(
     // One pass: the chunks are hashed and converted as they are read (the values are those
     // of the bytes that verified). Tensors of a dtype the ring does not average are skipped
     // here and refused below.
-    let mut values = Vec::new();
     let averaged = |d: Dtype| matches!(d, Dtype::F16 | Dtype::Bf16 | Dtype::F32 | Dtype::F64);
+    let mut values: Option<Values> = None;
     let mut sink = |d: &delta::Delta, ch: &delta::ChunkRef, raw: &[u8]| {
         let dtype = d.tensors[ch.tensor as usize].dtype;
         if averaged(dtype) {
-            to_f64(dtype, raw, &mut values);
+            // Sized once from the header: growing by doubling would copy the vector and touch
+            // twice its pages.
+            let v = values.get_or_insert_with(|| {
+                let total: usize = d
+                    .tensors
+                    .iter()
+                    .filter(|t| averaged(t.dtype))
+                    .map(|t| t.shape.iter().product::<u64>() as usize)
+                    .sum();
+                if d.tensors.iter().any(|t| t.dtype == Dtype::F64) {
+                    let mut v = Vec::new();
+                    let _ = v.try_reserve_exact(total);
+                    Values::F64(v)
+                } else {
+                    let mut v = Vec::new();
+                    let _ = v.try_reserve_exact(total);
+                    Values::F32(v)
+                }
+            });
+            match v {
+                Values::F32(out) => to_f32(dtype, raw, out),
+                Values::F64(out) => to_f64(dtype, raw, out),
+            }
         }
         Ok(())
     };
@@ -166,7 +213,7 @@ pub fn read_input(
     };
     Ok((
         Input {
-            values,
+            values: values.unwrap_or(Values::F32(Vec::new())),
             weight,
             layout: layout.digest(),
             input_digest: report.digest,
@@ -189,7 +236,8 @@ pub fn mean_bytes(layout: &Layout, sum: &[i64], total_weight: u128, scale: u32) 
         // Elements past the end of `sum` (none for a sum of this layout) are 0.
         let have = sum.len().saturating_sub(k).min(n);
         let part = &sum[k.min(sum.len())..][..have];
-        let m = |s: i64| fixed::mean(s, total_weight, scale);
+        let mean = fixed::Mean::new(total_weight, scale);
+        let m = |s: i64| mean.of(s);
         match dtype {
             Dtype::F32 => {
                 b.resize(have * 4, 0);
@@ -216,6 +264,120 @@ pub fn mean_bytes(layout: &Layout, sum: &[i64], total_weight: u128, scale: u32) 
         bufs.push(b);
     }
     bufs
+}
+
+/// The result's tensors (the concatenation of [`mean_bytes`]) made on demand from the sum, as a
+/// [`Source`] for `delta::pack`: each chunk is rounded to its dtype as it is packed, so the
+/// result is never held twice in memory.
+struct MeanSource<'a> {
+    sum: &'a [i64],
+    /// Per non-empty tensor: byte offset in the concatenation, first element, elements, dtype.
+    tensors: Vec<(u64, usize, usize, Dtype)>,
+    len: u64,
+    total_weight: u128,
+    scale: u32,
+}
+
+impl<'a> MeanSource<'a> {
+    fn new(layout: &Layout, sum: &'a [i64], total_weight: u128, scale: u32) -> Self {
+        let (mut tensors, mut at, mut k) = (Vec::new(), 0u64, 0usize);
+        for (_, dtype, shape) in &layout.tensors {
+            let n = shape.iter().product::<u64>() as usize;
+            if n > 0 {
+                tensors.push((at, k, n, *dtype));
+            }
+            at += n as u64 * (dtype.bits() / 8);
+            k += n;
+        }
+        MeanSource {
+            sum,
+            tensors,
+            len: at,
+            total_weight,
+            scale,
+        }
+    }
+
+    /// Byte offset of each tensor of the layout in the concatenation.
+    fn offsets(layout: &Layout) -> Vec<u64> {
+        let mut at = 0u64;
+        layout
+            .tensors
+            .iter()
+            .map(|(_, dtype, shape)| {
+                let o = at;
+                at += shape.iter().product::<u64>() * (dtype.bits() / 8);
+                o
+            })
+            .collect()
+    }
+}
+
+impl Source for MeanSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let mean = fixed::Mean::new(self.total_weight, self.scale);
+        let m = |k: usize| mean.of(self.sum.get(k).copied().unwrap_or(0));
+        let (mut off, mut filled) = (offset, 0usize);
+        while filled < buf.len() {
+            let i = self.tensors.partition_point(|t| t.0 <= off) - 1;
+            let (start, first, n, dtype) = self.tensors[i];
+            let w = (dtype.bits() / 8) as usize;
+            let e = ((off - start) / w as u64) as usize;
+            let skip = ((off - start) % w as u64) as usize;
+            // Whole elements of this tensor that fit, after a partial first one.
+            let lead = if skip > 0 { 1 } else { 0 };
+            let room = (buf.len() - filled).saturating_sub(if skip > 0 { w - skip } else { 0 });
+            let whole = (room / w).min(n - e - lead);
+            let one = |k: usize, dst: &mut [u8], skip: usize| {
+                let mut b = Vec::with_capacity(8);
+                from_f64(dtype, m(first + k), &mut b);
+                let take = (w - skip).min(dst.len());
+                dst[..take].copy_from_slice(&b[skip..skip + take]);
+                take
+            };
+            let mut at = filled;
+            if skip > 0 {
+                at += one(e, &mut buf[at..], skip);
+            }
+            let k0 = first + e + lead;
+            let dst = &mut buf[at..at + whole * w];
+            match dtype {
+                Dtype::F32 => {
+                    for (o, k) in dst.chunks_exact_mut(4).zip(k0..) {
+                        o.copy_from_slice(&(m(k) as f32).to_le_bytes());
+                    }
+                }
+                Dtype::F64 => {
+                    for (o, k) in dst.chunks_exact_mut(8).zip(k0..) {
+                        o.copy_from_slice(&m(k).to_le_bytes());
+                    }
+                }
+                _ => {
+                    for (j, o) in dst.chunks_exact_mut(w).enumerate() {
+                        one(e + lead + j, o, 0);
+                    }
+                }
+            }
+            at += whole * w;
+            // A partial last element (the read ends inside it).
+            if at < buf.len() && e + lead + whole < n && (at - filled) < buf.len() - filled {
+                at += one(e + lead + whole, &mut buf[at..], 0);
+            }
+            off += (at - filled) as u64;
+            filled = at;
+        }
+        Ok(())
+    }
 }
 
 /// The `extra.ring` record of the result (format [`RESULT_FORMAT`]). Excluded members are
@@ -295,16 +457,19 @@ pub fn write_output(
     layout: &Layout,
     o: &Outcome,
 ) -> Result<PackSummary, RingIoError> {
-    let bufs = mean_bytes(layout, &o.sum, o.total_weight, o.scale);
+    let means = MeanSource::new(layout, &o.sum, o.total_weight, o.scale);
     let inputs: Vec<PackInput> = layout
         .tensors
         .iter()
-        .zip(&bufs)
-        .map(|((name, dtype, shape), b)| PackInput {
+        .zip(MeanSource::offsets(layout))
+        .map(|((name, dtype, shape), offset)| PackInput {
             name: name.clone(),
             dtype: *dtype,
             shape: shape.clone(),
-            data: TensorSource::Bytes(b),
+            data: TensorSource::At {
+                src: &means,
+                offset,
+            },
         })
         .collect();
     let mut meta = Metadata::new("gym-ring");
@@ -340,4 +505,49 @@ pub fn exclusions(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_source_reads_the_mean_bytes_at_any_offset() {
+        let layout = Layout {
+            tensors: vec![
+                ("a".into(), Dtype::F32, vec![3, 5]),
+                ("empty".into(), Dtype::F32, vec![0, 4]),
+                ("b".into(), Dtype::Bf16, vec![7]),
+                ("c".into(), Dtype::F64, vec![2, 2]),
+                ("d".into(), Dtype::F16, vec![9]),
+            ],
+            adapter_config: None,
+            base_hash: None,
+        };
+        // One element short: the missing one reads as a zero sum, as in `mean_bytes`.
+        let sum: Vec<i64> = (0..34i64).map(|k| (k - 17) * 123_456_789_011).collect();
+        let whole: Vec<u8> = mean_bytes(&layout, &sum, 7, 40).concat();
+        let src = MeanSource::new(&layout, &sum, 7, 40);
+        assert_eq!(src.len(), whole.len() as u64);
+        let mut all = vec![0u8; whole.len()];
+        src.read_exact_at(0, &mut all).unwrap();
+        assert_eq!(all, whole);
+        for start in 0..whole.len() {
+            for len in [1, 2, 3, 5, 8, 13, 40] {
+                if start + len > whole.len() {
+                    continue;
+                }
+                let mut b = vec![0u8; len];
+                src.read_exact_at(start as u64, &mut b).unwrap();
+                assert_eq!(b, &whole[start..start + len], "{start}+{len}");
+            }
+        }
+        let mut past = [0u8; 2];
+        assert!(
+            src.read_exact_at(whole.len() as u64 - 1, &mut past)
+                .is_err()
+        );
+        let offsets = MeanSource::offsets(&layout);
+        assert_eq!(offsets, [0, 60, 60, 74, 106]);
+    }
 }

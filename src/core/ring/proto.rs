@@ -22,7 +22,7 @@ use crate::core::keys::Identity;
 #[derive(Debug, Clone)]
 pub struct Input {
     /// The flattened tensors, in file order.
-    pub values: Vec<f64>,
+    pub values: fixed::Values,
     pub weight: u64,
     /// `H(names, dtypes, shapes)`: all members must agree.
     pub layout: [u8; 32],
@@ -195,7 +195,9 @@ pub struct Machine {
     commits: BTreeMap<usize, Signed>,
     scale: u32,
     total_weight: u128,
-    c: Vec<i64>,
+    /// Our contribution `c` of one chunk at a time (`c` is made where it is used, from the
+    /// input, instead of kept whole: one vector fewer per member).
+    scratch: Vec<i64>,
     acc: Vec<i64>,
     result: Vec<i64>,
     segs: Vec<Range<usize>>,
@@ -402,7 +404,7 @@ impl Machine {
         secret: [u8; 32],
     ) -> Result<Self, RingError> {
         fixed::check_weight(input.weight)?;
-        let exponent = fixed::exponent(&input.values)?;
+        let exponent = input.values.exponent()?;
         let n = ring.len();
         Ok(Machine {
             rd: ring.digest(),
@@ -421,7 +423,7 @@ impl Machine {
             commits: BTreeMap::new(),
             scale: 0,
             total_weight: 0,
-            c: Vec::new(),
+            scratch: Vec::new(),
             acc: Vec::new(),
             result: Vec::new(),
             segs: Vec::new(),
@@ -767,8 +769,8 @@ impl Machine {
         };
         self.scale = scale;
         self.total_weight = weights.iter().map(|&w| w as u128).sum();
-        self.c = fixed::contribution(&self.input.values, self.input.weight, scale);
-        let len = self.c.len();
+        let len = self.input.values.len();
+        self.scratch = vec![0; (self.ring.chunk_elements as usize).min(len)];
         let n = self.n();
         self.segs = segments(len, n);
         self.acc = vec![0; len];
@@ -796,7 +798,7 @@ impl Machine {
         // Scatter step 0: our own contribution to segment p.
         let succ = self.at(p + 1);
         for k in 0..self.chunks(p) {
-            let c = &self.c[self.chunk_range(p, k)];
+            let c = self.own_contribution(self.chunk_range(p, k));
             let frame = wire::data_frame(c.len(), |b| wire::put_le(b, c));
             let (frame, _) = self.sign_data_frame(frame, PHASE_SCATTER, 0, p, k, None);
             out.push(Out {
@@ -808,6 +810,15 @@ impl Machine {
             let _ = self.on_data(from, m, payload, out);
         }
         self.after_data(out);
+    }
+
+    /// Our contribution to the elements of `r` (at most one chunk), in the scratch buffer.
+    fn own_contribution(&mut self, r: Range<usize>) -> &[i64] {
+        let c = &mut self.scratch[..r.len()];
+        self.input
+            .values
+            .contribution_into(r.start, self.input.weight, self.scale, c);
+        c
     }
 
     fn chunks(&self, g: usize) -> usize {
@@ -937,7 +948,11 @@ impl Machine {
         let body = &mut frame[wire::DATA_PREFIX..];
         if h.phase == PHASE_SCATTER {
             let last = s == n - 2;
-            let c = &self.c[r.clone()];
+            let c = &mut self.scratch[..r.len()];
+            self.input
+                .values
+                .contribution_into(r.start, self.input.weight, self.scale, c);
+            let c = &*c;
             let acc = &mut self.acc[r.clone()];
             if last {
                 // We complete segment g: keep the sum, and start its all-gather.
@@ -1019,7 +1034,7 @@ impl Machine {
                 .iter()
                 .map(|j| (&self.commits[j], &self.reveals[j])),
         );
-        let sk = self.sketch_segments(&self.c, |_| true);
+        let sk = self.sketch_contribution();
         self.phase = Phase::Sketch;
         let m = self.sign(
             Body::Sketch {
@@ -1051,6 +1066,22 @@ impl Machine {
                 } else {
                     0
                 }
+            })
+            .collect()
+    }
+
+    /// `σ_g(c)` of our contribution for every segment, made block by block from the input
+    /// (segments in parallel on the rayon pool).
+    fn sketch_contribution(&self) -> Vec<u64> {
+        use rayon::prelude::*;
+        let (values, w, f) = (&self.input.values, self.input.weight, self.scale);
+        self.segs
+            .par_iter()
+            .enumerate()
+            .map(|(g, r)| {
+                sketch::sketch_blocks(r.len(), self.point(g), 1 << 14, |start, buf| {
+                    values.contribution_into(r.start + start, w, f, buf)
+                })
             })
             .collect()
     }
@@ -1300,7 +1331,7 @@ impl Machine {
 
     fn finish(&mut self, r: Result<Outcome, RingError>) {
         self.phase = Phase::Finished;
-        self.c = Vec::new();
+        self.scratch = Vec::new();
         self.acc = Vec::new();
         self.outcome = Some(r);
     }

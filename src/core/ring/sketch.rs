@@ -111,6 +111,30 @@ pub fn sketch(y: &[i64], r: u64) -> u64 {
     add(s, P - mul(4, geometric(r, y.len())))
 }
 
+/// [`sketch`] of a vector of `len` elements that is produced block by block instead of held
+/// whole: `fill(start, buf)` writes elements `start .. start + buf.len()`, blocks of `block`
+/// elements (the last one shorter). `σ(y) = Σ_b r^(b·block) · σ(y_b)`.
+pub fn sketch_blocks(
+    len: usize,
+    r: u64,
+    block: usize,
+    mut fill: impl FnMut(usize, &mut [i64]),
+) -> u64 {
+    let block = block.max(1);
+    let r = r % P;
+    let step = pow(r, block as u64);
+    let mut buf = vec![0i64; block.min(len)];
+    let (mut s, mut at, mut start) = (0u64, 1u64, 0usize);
+    while start < len {
+        let b = &mut buf[..block.min(len - start)];
+        fill(start, b);
+        s = add(s, mul(at, sketch(b, r)));
+        at = mul(at, step);
+        start += block;
+    }
+    s
+}
+
 /// Sum of sketches mod p.
 pub fn sum(sketches: impl IntoIterator<Item = u64>) -> u64 {
     sketches.into_iter().fold(0, add)
@@ -149,6 +173,17 @@ mod tests {
             acc = add(mul(acc, r), to_field(v));
         }
         acc
+    }
+
+    proptest! {
+        #[test]
+        fn block_sketches_equal_the_whole(y in proptest::collection::vec(any::<i64>(), 0..300), r in 0u64..u64::MAX, block in 1usize..70) {
+            let whole = sketch_reference(&y, r % P);
+            let got = sketch_blocks(y.len(), r, block, |start, buf| {
+                buf.copy_from_slice(&y[start..start + buf.len()])
+            });
+            prop_assert_eq!(got, whole);
+        }
     }
 
     #[test]

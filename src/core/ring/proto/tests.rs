@@ -14,11 +14,11 @@ pub(crate) fn input(member: usize, len: usize, weight: u64) -> Input {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (((x >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0) as f32 as f64
+            (((x >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0) as f32
         })
         .collect();
     Input {
-        values,
+        values: fixed::Values::F32(values),
         weight,
         layout: [1; 32],
         input_digest: [member as u8; 32],
@@ -117,9 +117,17 @@ impl Net {
     fn check(&self, survivors: &[usize]) {
         let o0 = self.outcome(survivors[0]);
         assert_eq!(o0.members, survivors);
+        let wide: Vec<Vec<f64>> = survivors
+            .iter()
+            .map(|&j| {
+                let v = &self.inputs[j].values;
+                (0..v.len()).map(|k| v.get(k)).collect()
+            })
+            .collect();
         let ins: Vec<(&[f64], u64)> = survivors
             .iter()
-            .map(|&j| (self.inputs[j].values.as_slice(), self.inputs[j].weight))
+            .zip(&wide)
+            .map(|(&j, v)| (v.as_slice(), self.inputs[j].weight))
             .collect();
         assert_eq!(o0.sum, fixed::direct_sum(&ins, o0.scale), "exact sum");
         let tw: u128 = ins.iter().map(|(_, w)| *w as u128).sum();
