@@ -13,8 +13,8 @@ fn main() {
     let elements = (mib << 20) / 4;
     let chunk = 1usize << 16;
     let moved = 2 * (n - 1) * elements / n; // elements sent (and received) per member
-    let x: Vec<f64> = (0..elements)
-        .map(|k| ((k * 2654435761) % 1000) as f64 / 1000.0 - 0.5)
+    let x: Vec<f32> = (0..elements)
+        .map(|k| ((k * 2654435761) % 1000) as f32 / 1000.0 - 0.5)
         .collect();
     let time = |name: &str, f: &mut dyn FnMut()| {
         let t = Instant::now();
@@ -23,10 +23,14 @@ fn main() {
         println!("{name:<40} {s:>8.3} s");
         s
     };
-    let mut c = Vec::new();
+    // As a member makes it: one chunk at a time into a scratch buffer, where it is used.
+    let mut scratch = vec![0i64; chunk];
     time("fixed point: w·round(x·2^F) (all input)", &mut || {
-        c = fixed::contribution(&x, 3, 54)
+        for xs in x.chunks(chunk) {
+            fixed::contribution_into(xs, 3, 54, &mut scratch[..xs.len()]);
+        }
     });
+    let c = fixed::contribution(&x, 3, 54);
     let mut acc = c.clone();
     time("exact sums (elements received)", &mut || {
         for _ in 0..(moved / 2 / elements.max(1)).max(1) {
