@@ -252,12 +252,8 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
     atomic::check_writable(&a.output, a.force)?;
     let spec = Arc::new(RingSpec::load(&a.ring)?);
     let id = Identity::load(&a.key)?;
-    let me = spec
-        .index_of(id.public().ed25519.as_bytes())
-        .ok_or_else(|| config::RingFileError::NotMember {
-            worker_id: id.public().worker_id(),
-            path: a.ring.clone(),
-        })?;
+    // A member of the ring; in a hybrid ring its key file must hold the listed ML-DSA-87 key.
+    let me = spec.member_index(&id, &a.ring)?;
     let (input, layout) = io::load_input(&a.input, a.weight)?;
     ctx.note(format!(
         "ring {} round {}: {} members, this is member {me} ({}), {} elements, weight {}",

@@ -418,12 +418,20 @@ fn ring_audit_checks_a_real_round_and_names_cheaters() {
         |rec| {
             let m = &mut rec["members"][1];
             let mut msg =
-                wire::decode(&keys::unb64(m["sketch"].as_str().unwrap()).unwrap()).unwrap();
+                wire::decode(&keys::unb64(m["sketch"].as_str().unwrap()).unwrap(), false).unwrap();
             let Body::Sketch { mut sketches } = msg.body else {
                 panic!("a sketch message")
             };
             sketches[2] = (sketches[2] + 1) % ((1 << 61) - 1);
-            msg = Signed::sign(&k1, &rd, 1, msg.view, Body::Sketch { sketches }, vec![]);
+            msg = Signed::sign(
+                &k1,
+                &rd,
+                false,
+                1,
+                msg.view,
+                Body::Sketch { sketches },
+                vec![],
+            );
             m["sketch"] = keys::b64(&wire::encode(&msg)).into();
         },
         |_| {},

@@ -159,12 +159,20 @@ fn a_false_sketch_signed_by_its_member_convicts_it() {
         |rec| {
             let m = &mut rec["members"][2];
             let b = keys::unb64(m["sketch"].as_str().unwrap()).unwrap();
-            let mut msg = wire::decode(&b).unwrap();
+            let mut msg = wire::decode(&b, false).unwrap();
             let Body::Sketch { mut sketches } = msg.body else {
                 panic!("sketch")
             };
             sketches[1] = sketch::add(sketches[1], 1);
-            msg = Signed::sign(&ids[2], &rd, 2, msg.view, Body::Sketch { sketches }, vec![]);
+            msg = Signed::sign(
+                &ids[2],
+                &rd,
+                false,
+                2,
+                msg.view,
+                Body::Sketch { sketches },
+                vec![],
+            );
             m["sketch"] = keys::b64(&wire::encode(&msg)).into();
         },
         |_| {},
