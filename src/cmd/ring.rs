@@ -352,8 +352,14 @@ fn audit(ctx: &Ctx, a: AuditArgs) -> anyhow::Result<()> {
                 .to_string(),
             ]);
         }
+        let sigs = if report.hybrid {
+            "hybrid: Ed25519 + ML-DSA-87, both verified"
+        } else {
+            "Ed25519"
+        };
         let mut s = format!(
-            "{}: ring {} round {}, view {}, {} members, total weight {}\nkeys from {keys}\n{t}\n",
+            "{}: ring {} round {}, view {}, {} members, total weight {}\nkeys from {keys}\n\
+             signatures: {sigs}\n{t}\n",
             report.result.display(),
             &report.ring[..16.min(report.ring.len())],
             report.round,

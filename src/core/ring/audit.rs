@@ -168,6 +168,8 @@ pub struct AuditReport {
     pub keys: KeySource,
     pub ring: String,
     pub round: u64,
+    /// The ring is hybrid: every signature checked is Ed25519 and ML-DSA-87, both verified.
+    pub hybrid: bool,
     pub view: u32,
     pub members: Vec<MemberAudit>,
     pub excluded: Vec<serde_json::Value>,
@@ -747,6 +749,7 @@ pub fn audit(
         keys,
         ring: rec.ring.clone(),
         round: rec.round,
+        hybrid: spec.is_hybrid(),
         view: rec.view,
         members: audits,
         excluded: rec.excluded,
