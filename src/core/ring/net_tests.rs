@@ -93,6 +93,9 @@ fn ring_of(n: usize, hybrid: bool) -> (Arc<RingSpec>, Vec<Arc<Identity>>) {
     (Arc::new(RingSpec::new(3, 4, members).unwrap()), ids)
 }
 
+/// A member's input values and its weight.
+type Weighted = (Vec<f64>, u64);
+
 /// Runs a round of `spec` on loopback with the inputs of [`write_delta`] (member `i` with
 /// weight `i + 1`); returns every member's output file and the inputs' values and weights.
 fn run_loopback(
@@ -100,7 +103,7 @@ fn run_loopback(
     dir: &std::path::Path,
     spec: &Arc<RingSpec>,
     ids: &[Arc<Identity>],
-) -> (Vec<Vec<u8>>, Vec<(Vec<f64>, u64)>) {
+) -> (Vec<Vec<u8>>, Vec<Weighted>) {
     let n = spec.len();
     let mut handles = Vec::new();
     let mut expected_vals = Vec::new();
