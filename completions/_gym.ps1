@@ -342,7 +342,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;ring;join' {
             [CompletionResult]::new('--ring', '--ring', [CompletionResultType]::ParameterName, 'The ring file (`gym ring plan`)')
-            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This member''s key (`gym keygen`); its public key must be in the ring file')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This member''s key (`gym keygen`); its public key must be in the ring file. In a hybrid ring (every member with an ML-DSA-87 key) it needs its listed ML-DSA-87 half too')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'This member''s delta. All members'' deltas must have the same tensors')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the averaged delta (identical on every member)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the averaged delta (identical on every member)')

@@ -306,7 +306,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;ring;join'= {
             cand --ring 'The ring file (`gym ring plan`)'
-            cand --key 'This member''s key (`gym keygen`); its public key must be in the ring file'
+            cand --key 'This member''s key (`gym keygen`); its public key must be in the ring file. In a hybrid ring (every member with an ML-DSA-87 key) it needs its listed ML-DSA-87 half too'
             cand --input 'This member''s delta. All members'' deltas must have the same tensors'
             cand -o 'Where to write the averaged delta (identical on every member)'
             cand --output 'Where to write the averaged delta (identical on every member)'

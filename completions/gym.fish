@@ -193,7 +193,7 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l ring -d 'The ring file (`gym ring plan`)' -r -F
-complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l key -d 'This member\'s key (`gym keygen`); its public key must be in the ring file' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l key -d 'This member\'s key (`gym keygen`); its public key must be in the ring file. In a hybrid ring (every member with an ML-DSA-87 key) it needs its listed ML-DSA-87 half too' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l input -d 'This member\'s delta. All members\' deltas must have the same tensors' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s o -l output -d 'Where to write the averaged delta (identical on every member)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l weight -d 'This member\'s weight in the mean (e.g. tokens or samples), 1 to 2^32' -r

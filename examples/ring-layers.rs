@@ -51,10 +51,11 @@ fn main() {
                     digest: [0; 32],
                 }),
                 sig: [0; 64],
+                pq_sig: None,
                 payload: ch.to_vec(),
             };
             let b = wire::encode(&m);
-            let back = wire::decode(&b).unwrap();
+            let back = wire::decode(&b, false).unwrap();
             assert_eq!(back.payload.len(), ch.len());
         }
     });
@@ -69,8 +70,8 @@ fn main() {
     let mut frames: Vec<Vec<u8>> = part
         .chunks(chunk)
         .map(|ch| {
-            let mut f = wire::data_frame(ch.len(), |b| wire::put_le(b, ch));
-            wire::put_data_prefix(&mut f, 0, 0, &header, &[0; 64]);
+            let mut f = wire::data_frame(ch.len(), false, |b| wire::put_le(b, ch));
+            wire::put_data_prefix(&mut f, 0, 0, &header, &[0; 64], None);
             f
         })
         .collect();
@@ -83,7 +84,7 @@ fn main() {
             .iter_mut()
             .zip(acc.chunks_mut(chunk).zip(c.chunks(chunk)))
         {
-            let (_, range) = wire::decode_split(frame).unwrap();
+            let (_, range) = wire::decode_split(frame, false).unwrap();
             let mut bad = false;
             for ((o, a), &x) in frame[range].chunks_exact_mut(8).zip(a.iter_mut()).zip(own) {
                 let v = i64::from_le_bytes((&*o).try_into().unwrap());
@@ -106,6 +107,17 @@ fn main() {
         for _ in part.chunks(chunk) {
             let s = id.sign_ed25519(&[7; 32]);
             assert!(id.public().verify_ed25519(&[7; 32], &s));
+        }
+    });
+    // A hybrid ring adds, per chunk sent and received, an ML-DSA-87 signature over the same
+    // 32-byte signing digest (deterministic signing, FIPS 204 context) and its verification.
+    let pq = Identity::from_seeds(&[1; 32], Some(&[2; 32]));
+    let pq_public = pq.public();
+    time("ML-DSA-87 sign + verify per chunk", &mut || {
+        for (i, _) in part.chunks(chunk).enumerate() {
+            let d = [i as u8; 32];
+            let s = pq.sign_ml_dsa(&d, wire::MLDSA_MSG_CONTEXT).unwrap();
+            assert!(pq_public.verify_ml_dsa(&d, wire::MLDSA_MSG_CONTEXT, &s));
         }
     });
     time("AES-256-GCM seal + open (moved bytes)", &mut || {

@@ -30,7 +30,8 @@ Exit codes:
   11  unsupported (version, compression, dtype, flag bit)
   12  checksum mismatch
   13  invalid signature
-  14  unsigned or untrusted signer
+  14  unsigned or untrusted signer (also: a key not in the ring file, or without the
+      ML-DSA-87 half a hybrid ring needs)
   15  policy violation (stale or replayed sequence number, wrong base model)
   16  test vectors did not give their expected verdicts
   17  network failure (unreachable, timeout, server errors after retries)

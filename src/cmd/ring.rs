@@ -48,8 +48,8 @@ pub enum RingCommand {
     Join(JoinArgs),
     /// Audit a result of `gym ring join` offline: receipts, transcript, members' inputs, mean.
     ///
-    /// Checks every receipt, commit and sketch signature and the record against the signed
-    /// transcript; for each --input, that its member's published sketch is the sketch of that
+    /// Checks every receipt, commit and sketch signature (in a hybrid ring both halves, Ed25519
+    /// and ML-DSA-87) and the record against the signed transcript; for each --input, that its member's published sketch is the sketch of that
     /// input at the transcript's points (a mismatch convicts the member, by id); with every
     /// member's input, that the result is byte for byte their exact weighted mean.
     ///
@@ -65,7 +65,9 @@ pub enum RingCommand {
 pub struct PlanArgs {
     /// Files of member lines (default: standard input). A line is `HOST:PORT KEY`, where KEY is
     /// an Ed25519 public key (base64 or hex, optionally followed by `mldsa87:BASE64`) or the
-    /// one-line JSON of `gym key show --json`. Blank lines and `#` comments are skipped.
+    /// one-line JSON of `gym key show --json`. Blank lines and `#` comments are skipped. When
+    /// every member has an ML-DSA-87 key the ring is hybrid (Ed25519 + ML-DSA-87 signatures);
+    /// members where only some have one are refused.
     #[arg(value_name = "MEMBERS")]
     pub inputs: Vec<PathBuf>,
     /// Where to write the ring file (default: standard output).
@@ -88,7 +90,8 @@ pub struct JoinArgs {
     /// The ring file (`gym ring plan`).
     #[arg(long, value_name = "RING.toml")]
     pub ring: PathBuf,
-    /// This member's key (`gym keygen`); its public key must be in the ring file.
+    /// This member's key (`gym keygen`); its public key must be in the ring file. In a hybrid
+    /// ring (every member with an ML-DSA-87 key) it needs its listed ML-DSA-87 half too.
     #[arg(long, value_name = "KEY.pem")]
     pub key: PathBuf,
     /// This member's delta. All members' deltas must have the same tensors.
@@ -252,12 +255,8 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
     atomic::check_writable(&a.output, a.force)?;
     let spec = Arc::new(RingSpec::load(&a.ring)?);
     let id = Identity::load(&a.key)?;
-    let me = spec
-        .index_of(id.public().ed25519.as_bytes())
-        .ok_or_else(|| config::RingFileError::NotMember {
-            worker_id: id.public().worker_id(),
-            path: a.ring.clone(),
-        })?;
+    // A member of the ring; in a hybrid ring its key file must hold the listed ML-DSA-87 key.
+    let me = spec.member_index(&id, &a.ring)?;
     let (input, layout) = io::load_input(&a.input, a.weight)?;
     ctx.note(format!(
         "ring {} round {}: {} members, this is member {me} ({}), {} elements, weight {}",
@@ -356,8 +355,14 @@ fn audit(ctx: &Ctx, a: AuditArgs) -> anyhow::Result<()> {
                 .to_string(),
             ]);
         }
+        let sigs = if report.hybrid {
+            "hybrid: Ed25519 + ML-DSA-87, both verified"
+        } else {
+            "Ed25519"
+        };
         let mut s = format!(
-            "{}: ring {} round {}, view {}, {} members, total weight {}\nkeys from {keys}\n{t}\n",
+            "{}: ring {} round {}, view {}, {} members, total weight {}\nkeys from {keys}\n\
+             signatures: {sigs}\n{t}\n",
             report.result.display(),
             &report.ring[..16.min(report.ring.len())],
             report.round,

@@ -406,12 +406,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
                 .into());
             }
             let spec = config::RingSpec::load(rp)?;
-            let me = spec
-                .index_of(identity.public().ed25519.as_bytes())
-                .ok_or_else(|| config::RingFileError::NotMember {
-                    worker_id: identity.public().worker_id(),
-                    path: rp.clone(),
-                })?;
+            let me = spec.member_index(&identity, rp)?;
             let key = a.key.as_ref().expect("clap: --ring requires --key");
             let id2 = Identity::load(key)?;
             let positive = |v: f64, what: &str| -> anyhow::Result<std::time::Duration> {

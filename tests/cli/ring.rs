@@ -56,10 +56,20 @@ fn write_input(path: &Path, key: &Path, v: &[f32]) {
 
 /// Keys, input deltas (each signed by its member) and a ring file for `n` members.
 fn setup(dir: &Path, n: usize, len: usize, chunk: u32) -> PathBuf {
+    setup_of(dir, n, len, chunk, false)
+}
+
+/// [`setup`]; with `pq` every key also has an ML-DSA-87 half (`gym keygen --pq`): a hybrid ring.
+fn setup_of(dir: &Path, n: usize, len: usize, chunk: u32, pq: bool) -> PathBuf {
     let mut lines = String::new();
     for i in 0..n {
         let key = dir.join(format!("k{i}.pem"));
-        let (code, out, err) = run(gym().args(["keygen", "--json", "-o"]).arg(&key));
+        let pq_flag: &[&str] = if pq { &["--pq"] } else { &[] };
+        let (code, out, err) = run(gym()
+            .args(["keygen", "--json"])
+            .args(pq_flag)
+            .arg("-o")
+            .arg(&key));
         assert_eq!(code, 0, "{err}");
         lines.push_str(&format!("127.0.0.1:{} {}", free_port(), out.trim()));
         lines.push('\n');
@@ -418,12 +428,20 @@ fn ring_audit_checks_a_real_round_and_names_cheaters() {
         |rec| {
             let m = &mut rec["members"][1];
             let mut msg =
-                wire::decode(&keys::unb64(m["sketch"].as_str().unwrap()).unwrap()).unwrap();
+                wire::decode(&keys::unb64(m["sketch"].as_str().unwrap()).unwrap(), false).unwrap();
             let Body::Sketch { mut sketches } = msg.body else {
                 panic!("a sketch message")
             };
             sketches[2] = (sketches[2] + 1) % ((1 << 61) - 1);
-            msg = Signed::sign(&k1, &rd, 1, msg.view, Body::Sketch { sketches }, vec![]);
+            msg = Signed::sign(
+                &k1,
+                &rd,
+                false,
+                1,
+                msg.view,
+                Body::Sketch { sketches },
+                vec![],
+            );
             m["sketch"] = keys::b64(&wire::encode(&msg)).into();
         },
         |_| {},
@@ -650,4 +668,194 @@ fn a_replayed_connection_is_refused_and_the_others_finish_without_its_member() {
     assert_eq!(a["view"], 1);
     assert_eq!(a["exact_mean_checked"], true);
     assert_eq!(a["excluded"][0]["index"], 1);
+}
+
+#[test]
+fn a_hybrid_ring_signs_with_ml_dsa_too_and_its_audit_checks_both_halves() {
+    let d = tmp();
+    let dir = d.path();
+    let (n, len) = (3, 400);
+    let weights = [2u64, 1, 3];
+    let ring = setup_of(dir, n, len, 32, true);
+    let spec = RingSpec::load(&ring).unwrap();
+    assert!(spec.is_hybrid());
+    assert!(
+        std::fs::read_to_string(&ring)
+            .unwrap()
+            .contains("ml_dsa_87 = ")
+    );
+    let children: Vec<Child> = (0..n).map(|i| join(dir, &ring, i, weights[i])).collect();
+    for c in children {
+        let (code, _, err) = finish(c);
+        assert_eq!(code, 0, "{err}");
+    }
+    let result = dir.join("out0.delta");
+    let original = std::fs::read(&result).unwrap();
+    for i in 1..n {
+        assert_eq!(
+            std::fs::read(dir.join(format!("out{i}.delta"))).unwrap(),
+            original
+        );
+    }
+    assert_eq!(read_values(&result), mean(&[0, 1, 2], &weights, len));
+
+    // The audit verifies both halves of every signature, with and without the ring file.
+    let mut args: Vec<std::ffi::OsString> = vec!["--ring".into(), ring.clone().into()];
+    for i in 0..n {
+        args.push("--input".into());
+        args.push(dir.join(format!("in{i}.delta")).into());
+    }
+    let (code, out, err) = audit(&result, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("signatures: hybrid: Ed25519 + ML-DSA-87, both verified"),
+        "{out}"
+    );
+    assert!(out.contains("receipts: 3 of 3 verify"), "{out}");
+    assert!(out.contains("audit passed"), "{out}");
+    let (code, out, err) = audit(&result, &["--json".into()]);
+    assert_eq!(code, 0, "{err}");
+    let r = json(&out);
+    assert_eq!(r["hybrid"], true);
+    assert_eq!(r["receipts_verified"], 3);
+
+    // A flipped byte in member 1's ML-DSA-87 receipt signature: exit 13, naming it.
+    repack(
+        &result,
+        |rec| {
+            let m = &mut rec["members"][1];
+            let mut b = keys::unb64(m["receipt_ml_dsa_87"].as_str().unwrap()).unwrap();
+            assert_eq!(b.len(), keys::MLDSA87_SIGNATURE_LEN);
+            b[2000] ^= 0x01;
+            m["receipt_ml_dsa_87"] = keys::b64(&b).into();
+        },
+        |_| {},
+    );
+    let (code, _, err) = audit(&result, &[]);
+    assert_eq!(code, 13, "{err}");
+    assert!(
+        err.contains(&format!(
+            "member 1 ({}): its receipt signature does not verify",
+            spec.members[1].id
+        )),
+        "{err}"
+    );
+
+    // The same flip in the ML-DSA-87 half of member 0's signed commit (wire encoding in the
+    // record: the signature ends the message).
+    std::fs::write(&result, &original).unwrap();
+    repack(
+        &result,
+        |rec| {
+            let m = &mut rec["members"][0];
+            let mut b = keys::unb64(m["commit"].as_str().unwrap()).unwrap();
+            let at = b.len() - 100;
+            b[at] ^= 0x01;
+            let msg = wire::decode(&b, true).unwrap();
+            assert!(msg.pq_sig.is_some());
+            m["commit"] = keys::b64(&b).into();
+        },
+        |_| {},
+    );
+    let (code, _, err) = audit(&result, &[]);
+    assert_eq!(code, 13, "{err}");
+    assert!(
+        err.contains("its commit signature does not verify"),
+        "{err}"
+    );
+
+    // Member 2's key without its ML-DSA-87 half (the Ed25519 block of its key file alone)
+    // cannot join the hybrid ring: refused at the start, before any connection.
+    let pem = std::fs::read_to_string(dir.join("k2.pem")).unwrap();
+    let end = "-----END PRIVATE KEY-----\n";
+    let ed_only = &pem[..pem.find(end).unwrap() + end.len()];
+    let stripped = dir.join("k2-ed25519.pem");
+    std::fs::write(&stripped, ed_only).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&stripped, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let id = Identity::load(&stripped).unwrap();
+    assert!(!id.is_hybrid());
+    assert_eq!(id.public().worker_id(), spec.members[2].id);
+    let (code, _, err) = run(gym()
+        .args(["ring", "join", "--ring"])
+        .arg(&ring)
+        .arg("--key")
+        .arg(&stripped)
+        .arg("--input")
+        .arg(dir.join("in2.delta"))
+        .arg("-o")
+        .arg(dir.join("x.delta")));
+    assert_eq!(code, 14, "{err}");
+    assert!(err.contains("is a hybrid ring"), "{err}");
+    assert!(err.contains("(member 2) has no ML-DSA-87 half"), "{err}");
+    assert!(!dir.join("x.delta").exists());
+}
+
+#[test]
+fn a_ring_file_where_only_some_members_have_ml_dsa_keys_is_refused() {
+    let d = tmp();
+    let dir = d.path();
+    let mut lines = String::new();
+    let mut ids = Vec::new();
+    for (i, pq) in [true, false, true].into_iter().enumerate() {
+        let key = dir.join(format!("k{i}.pem"));
+        let pq_flag: &[&str] = if pq { &["--pq"] } else { &[] };
+        let (code, out, err) = run(gym()
+            .args(["keygen", "--json"])
+            .args(pq_flag)
+            .arg("-o")
+            .arg(&key));
+        assert_eq!(code, 0, "{err}");
+        ids.push(json(&out)["worker_id"].as_str().unwrap().to_string());
+        lines.push_str(&format!("127.0.0.1:{} {}\n", 7100 + i, out.trim()));
+    }
+    let members = dir.join("members.txt");
+    std::fs::write(&members, &lines).unwrap();
+    // `gym ring plan` refuses to write it.
+    let ring = dir.join("ring.toml");
+    let (code, _, err) = run(gym().args(["ring", "plan", "-o"]).arg(&ring).arg(&members));
+    assert_eq!(code, 10, "{err}");
+    assert!(
+        err.contains("some members have an ML-DSA-87 key and some do not"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("without one: member 1 ({})", ids[1])),
+        "{err}"
+    );
+    assert!(!ring.exists());
+    // A ring file edited into the same state is refused when a member joins with it: plan
+    // members 0 and 2, then add member 1 (no ML-DSA-87 key) by hand.
+    let listed: Vec<&str> = lines.lines().collect();
+    let pq_only = dir.join("pq.txt");
+    std::fs::write(&pq_only, format!("{}\n{}\n", listed[0], listed[2])).unwrap();
+    let (code, _, err) = run(gym().args(["ring", "plan", "-o"]).arg(&ring).arg(&pq_only));
+    assert_eq!(code, 0, "{err}");
+    let ed1 = json(listed[1].split_once(' ').unwrap().1)["ed25519"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut text = std::fs::read_to_string(&ring).unwrap();
+    text.push_str(&format!(
+        "\n[[member]]\nid = \"{}\"\naddress = \"127.0.0.1:7101\"\ned25519 = \"{ed1}\"\n",
+        ids[1]
+    ));
+    std::fs::write(&ring, text).unwrap();
+    let (code, _, err) = run(gym()
+        .args(["ring", "join", "--ring"])
+        .arg(&ring)
+        .arg("--key")
+        .arg(dir.join("k0.pem"))
+        .arg("--input")
+        .arg(dir.join("missing.delta"))
+        .arg("-o")
+        .arg(dir.join("x.delta")));
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("ring.toml"), "{err}");
+    assert!(
+        err.contains(&format!("without one: member 2 ({})", ids[1])),
+        "{err}"
+    );
 }

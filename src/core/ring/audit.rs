@@ -168,6 +168,8 @@ pub struct AuditReport {
     pub keys: KeySource,
     pub ring: String,
     pub round: u64,
+    /// The ring is hybrid: every signature checked is Ed25519 and ML-DSA-87, both verified.
+    pub hybrid: bool,
     pub view: u32,
     pub members: Vec<MemberAudit>,
     pub excluded: Vec<serde_json::Value>,
@@ -230,6 +232,9 @@ struct RecMember {
     weight: u64,
     input_digest: String,
     receipt: String,
+    /// The receipt's ML-DSA-87 signature (hybrid rings).
+    #[serde(default)]
+    receipt_ml_dsa_87: Option<String>,
     commit: String,
     nonce: String,
     sketch: String,
@@ -402,7 +407,8 @@ pub fn audit(
         let decode = |s: &str, what: &str| -> Result<Signed, AuditError> {
             let b = keys::unb64(s)
                 .ok_or_else(|| record_err(format!("member {}: {what} is not base64", m.index)))?;
-            wire::decode(&b).map_err(|e| record_err(format!("member {}: {what}: {e}", m.index)))
+            wire::decode(&b, spec.is_hybrid())
+                .map_err(|e| record_err(format!("member {}: {what}: {e}", m.index)))
         };
         // Receipt: an `ok` verdict on the recorded result digest.
         let receipt = Signed {
@@ -416,6 +422,16 @@ pub fn audit(
             sig: keys::unb64(&m.receipt)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| record_err(format!("member {}: receipt", m.index)))?,
+            // Missing in a hybrid ring, or present in another: the receipt does not verify.
+            pq_sig: match &m.receipt_ml_dsa_87 {
+                Some(s) => Some(keys::unb64(s).ok_or_else(|| {
+                    record_err(format!(
+                        "member {}: receipt_ml_dsa_87 is not base64",
+                        m.index
+                    ))
+                })?),
+                None => None,
+            },
             payload: Vec::new(),
         };
         if receipt.verify(&rd, key) {
@@ -733,6 +749,7 @@ pub fn audit(
         keys,
         ring: rec.ring.clone(),
         round: rec.round,
+        hybrid: spec.is_hybrid(),
         view: rec.view,
         members: audits,
         excluded: rec.excluded,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use sha3::{Digest, Sha3_256};
 
 use crate::core::error::{Classify, ErrorClass};
-use crate::core::keys::{self, PublicIdentity};
+use crate::core::keys::{self, Identity, PublicIdentity};
 
 pub const FORMAT: &str = "gym-ring/1";
 pub const DEFAULT_CHUNK_ELEMENTS: u32 = 1 << 16;
@@ -22,6 +22,17 @@ pub enum RingFileError {
     Invalid { path: PathBuf, reason: String },
     #[error("key {worker_id} is not a member of ring file {path}")]
     NotMember { worker_id: String, path: PathBuf },
+    /// A hybrid ring needs the member's ML-DSA-87 key too, and it must be the listed one.
+    #[error(
+        "ring file {path} is a hybrid ring (every member signs with Ed25519 and ML-DSA-87), \
+         but key {worker_id} (member {index}) {problem}"
+    )]
+    MlDsaKey {
+        worker_id: String,
+        index: usize,
+        path: PathBuf,
+        problem: &'static str,
+    },
 }
 
 impl Classify for RingFileError {
@@ -29,7 +40,9 @@ impl Classify for RingFileError {
         match self {
             RingFileError::Read { .. } => ErrorClass::Io,
             RingFileError::Invalid { .. } => ErrorClass::Malformed,
-            RingFileError::NotMember { .. } => ErrorClass::Untrusted,
+            RingFileError::NotMember { .. } | RingFileError::MlDsaKey { .. } => {
+                ErrorClass::Untrusted
+            }
         }
     }
 }
@@ -74,6 +87,7 @@ pub struct RingSpec {
     pub chunk_elements: u32,
     pub members: Vec<Member>,
     digest: [u8; 32],
+    hybrid: bool,
 }
 
 impl RingSpec {
@@ -107,8 +121,30 @@ impl RingSpec {
                 return Err(format!("member {i}: address must be 1 to 255 bytes"));
             }
         }
+        // Either every member has an ML-DSA-87 key (a hybrid ring) or none has.
+        let without: Vec<String> = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.public.ml_dsa_87.is_none())
+            .map(|(i, m)| format!("{i} ({})", m.id))
+            .collect();
+        let hybrid = without.is_empty();
+        if !hybrid && without.len() < members.len() {
+            return Err(format!(
+                "some members have an ML-DSA-87 key and some do not: in a ring either every \
+                 member has one (hybrid signatures) or none does; without one: member{} {}",
+                if without.len() == 1 { "" } else { "s" },
+                without.join(", ")
+            ));
+        }
         let mut h = Sha3_256::new();
-        h.update(b"gym-ring-v2/ring\0");
+        // A hybrid ring has its own domain (protocol version 3): a member without hybrid
+        // signatures computes another `R` and fails the handshake as "wrong ring file".
+        h.update(if hybrid {
+            &b"gym-ring-v3/hybrid-ring\0"[..]
+        } else {
+            &b"gym-ring-v2/ring\0"[..]
+        });
         h.update(round.to_le_bytes());
         h.update(chunk_elements.to_le_bytes());
         h.update((members.len() as u32).to_le_bytes());
@@ -127,7 +163,44 @@ impl RingSpec {
             chunk_elements,
             members,
             digest: h.finalize().into(),
+            hybrid,
         })
+    }
+
+    /// Every member has an ML-DSA-87 key: every signature of the ring is hybrid (Ed25519 and
+    /// ML-DSA-87, docs/ring-protocol.md "Hybrid signatures").
+    pub fn is_hybrid(&self) -> bool {
+        self.hybrid
+    }
+
+    /// The index of the member whose key is `id`; in a hybrid ring `id` must also hold the
+    /// ML-DSA-87 key the ring file lists for it. `path` names the ring file in errors.
+    pub fn member_index(&self, id: &Identity, path: &Path) -> Result<usize, RingFileError> {
+        let public = id.public();
+        let index =
+            self.index_of(public.ed25519.as_bytes())
+                .ok_or_else(|| RingFileError::NotMember {
+                    worker_id: public.worker_id(),
+                    path: path.to_path_buf(),
+                })?;
+        if self.hybrid {
+            let problem = match &public.ml_dsa_87 {
+                None => Some("has no ML-DSA-87 half (make one with `gym keygen --pq`)"),
+                Some(k) if Some(k) != self.members[index].public.ml_dsa_87.as_ref() => {
+                    Some("has an ML-DSA-87 key other than the one the ring file lists for it")
+                }
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(RingFileError::MlDsaKey {
+                    worker_id: public.worker_id(),
+                    index,
+                    path: path.to_path_buf(),
+                    problem,
+                });
+            }
+        }
+        Ok(index)
     }
 
     /// The ring digest `R`.
@@ -214,11 +287,22 @@ impl RingSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::core::keys::Identity;
 
     pub fn spec(n: usize) -> (RingSpec, Vec<Identity>) {
+        spec_of(n, false)
+    }
+
+    /// A ring of `n` whose members all have ML-DSA-87 keys.
+    pub fn hybrid_spec(n: usize) -> (RingSpec, Vec<Identity>) {
+        spec_of(n, true)
+    }
+
+    fn spec_of(n: usize, hybrid: bool) -> (RingSpec, Vec<Identity>) {
         let ids: Vec<Identity> = (0..n)
-            .map(|i| Identity::from_seeds(&[i as u8 + 1; 32], None))
+            .map(|i| {
+                let pq = [i as u8 + 101; 32];
+                Identity::from_seeds(&[i as u8 + 1; 32], hybrid.then_some(&pq))
+            })
             .collect();
         let members = ids
             .iter()
@@ -250,5 +334,67 @@ pub(crate) mod tests {
         let wrong_id = text.replacen("id = \"gym1", "id = \"gym2", 1);
         assert!(RingSpec::parse(&wrong_id, Path::new("r")).is_err());
         assert!(RingSpec::parse("format = \"x\"", Path::new("r")).is_err());
+    }
+
+    #[test]
+    fn hybrid_rings_have_their_own_digest_and_mixed_rings_are_refused() {
+        let (plain, _) = spec(3);
+        let (hybrid, hids) = hybrid_spec(3);
+        assert!(!plain.is_hybrid());
+        assert!(hybrid.is_hybrid());
+        // Same Ed25519 keys: only the ML-DSA keys (and the domain) differ.
+        assert_eq!(
+            plain.members[1].public.ed25519,
+            hybrid.members[1].public.ed25519
+        );
+        assert_ne!(plain.digest(), hybrid.digest());
+        let back = RingSpec::parse(&hybrid.to_toml(), Path::new("r.toml")).unwrap();
+        assert!(back.is_hybrid());
+        assert_eq!(back.digest(), hybrid.digest());
+        // Members 0 and 2 without ML-DSA keys, member 1 with one: refused, naming them.
+        let mut members = plain.members.clone();
+        members[1] = hybrid.members[1].clone();
+        let e = RingSpec::new(0, 64, members.clone()).unwrap_err();
+        assert!(e.contains("either every member has one"), "{e}");
+        assert!(
+            e.contains(&format!(
+                "members 0 ({}), 2 ({})",
+                members[0].id, members[2].id
+            )),
+            "{e}"
+        );
+        let mut text = hybrid.to_toml();
+        let line = format!(
+            "ml_dsa_87 = \"{}\"\n",
+            hybrid.members[2].public.ml_dsa_base64().unwrap()
+        );
+        text = text.replace(&line, "");
+        let e = RingSpec::parse(&text, Path::new("r.toml")).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Malformed);
+        assert!(e.to_string().contains("without one: member 2 ("), "{e}");
+        // A member's key must hold the listed ML-DSA half in a hybrid ring.
+        let p = Path::new("r.toml");
+        assert_eq!(hybrid.member_index(&hids[2], p).unwrap(), 2);
+        let (_, plain_ids) = spec(3);
+        let e = hybrid.member_index(&plain_ids[2], p).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Untrusted);
+        assert!(
+            e.to_string().contains("(member 2) has no ML-DSA-87 half"),
+            "{e}"
+        );
+        let other = Identity::from_seeds(&[3; 32], Some(&[55; 32]));
+        let e = hybrid.member_index(&other, p).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("other than the one the ring file lists"),
+            "{e}"
+        );
+        // In a ring without ML-DSA keys, a key file with one is fine (it signs Ed25519 only).
+        assert_eq!(plain.member_index(&hids[1], p).unwrap(), 1);
+        let outsider = Identity::from_seeds(&[77; 32], None);
+        assert!(matches!(
+            plain.member_index(&outsider, p),
+            Err(RingFileError::NotMember { .. })
+        ));
     }
 }

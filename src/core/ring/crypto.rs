@@ -1,6 +1,7 @@
 //! The ring handshake and channel (docs/ring-protocol.md, "Transport"), as state machines
 //! without I/O: X25519 + ML-KEM-768 → HKDF-SHA3-256 → AES-256-GCM, one key per direction,
-//! counter nonces, mutual authentication with the members' Ed25519 keys.
+//! counter nonces, mutual authentication with the members' Ed25519 keys (and their ML-DSA-87
+//! keys too in a hybrid ring).
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::config::RingSpec;
 use crate::core::error::{Classify, ErrorClass};
-use crate::core::keys::{self, Identity};
+use crate::core::keys::{self, Identity, MLDSA87_SIGNATURE_LEN, PublicIdentity};
 
 const TAG_HELLO: u8 = 1;
 const TAG_ACCEPT: u8 = 2;
@@ -22,8 +23,24 @@ const X25519_LEN: usize = 32;
 const EK_LEN: usize = 1184;
 const CT_LEN: usize = 1088;
 const HELLO_LEN: usize = 1 + 32 + 2 + 32 + X25519_LEN + EK_LEN;
-const ACCEPT_LEN: usize = 1 + 2 + X25519_LEN + CT_LEN + 64;
-const FINISH_LEN: usize = 1 + 64;
+/// `Accept` without its signatures.
+const ACCEPT_UNSIGNED_LEN: usize = 1 + 2 + X25519_LEN + CT_LEN;
+
+/// The signatures of a handshake message: Ed25519, then ML-DSA-87 in a hybrid ring.
+const fn sigs_len(hybrid: bool) -> usize {
+    64 + if hybrid { MLDSA87_SIGNATURE_LEN } else { 0 }
+}
+
+const fn accept_len(hybrid: bool) -> usize {
+    ACCEPT_UNSIGNED_LEN + sigs_len(hybrid)
+}
+
+const fn finish_len(hybrid: bool) -> usize {
+    1 + sigs_len(hybrid)
+}
+
+/// The FIPS 204 context string of the handshake's ML-DSA-87 signatures (hybrid rings).
+pub const MLDSA_HANDSHAKE_CONTEXT: &[u8] = b"gym-ring-v3/handshake";
 /// A direction stops after this many frames.
 pub const MAX_FRAMES: u64 = 1 << 32;
 
@@ -123,6 +140,28 @@ fn role_digest(domain: &[u8], t: &[u8; 32]) -> [u8; 32] {
 
 const RESPONDER_DOMAIN: &[u8] = b"gym-ring-v1/hs-responder\0";
 const INITIATOR_DOMAIN: &[u8] = b"gym-ring-v1/hs-initiator\0";
+
+/// Appends the signatures of a handshake message over `d`: Ed25519, and in a hybrid ring
+/// ML-DSA-87 (context [`MLDSA_HANDSHAKE_CONTEXT`]).
+fn put_sigs(out: &mut Vec<u8>, id: &Identity, hybrid: bool, d: &[u8; 32]) {
+    out.extend_from_slice(&id.sign_ed25519(d));
+    if hybrid {
+        // A member of a hybrid ring holds its ML-DSA-87 key (`RingSpec::member_index`); without
+        // one the peer refuses the short message as malformed.
+        if let Some(pq) = id.sign_ml_dsa(d, MLDSA_HANDSHAKE_CONTEXT) {
+            out.extend_from_slice(&pq);
+        }
+    }
+}
+
+/// Whether the signatures `sigs` (of [`put_sigs`]) over `d` verify: both halves in a hybrid ring.
+fn verify_sigs(key: &PublicIdentity, hybrid: bool, d: &[u8; 32], sigs: &[u8]) -> bool {
+    if sigs.len() != sigs_len(hybrid) {
+        return false;
+    }
+    let (ed, pq) = sigs.split_at(64);
+    key.verify_ed25519(d, ed) && (!hybrid || key.verify_ml_dsa(d, MLDSA_HANDSHAKE_CONTEXT, pq))
+}
 
 /// The AEAD of one direction: AES-256-GCM as implemented by the `ring` crate (AES-NI/VAES with
 /// CLMUL/VPCLMULQDQ assembly, stitched encryption and authentication, chosen at run time).
@@ -262,9 +301,11 @@ impl Initiator {
     /// Consumes `Accept`; returns `Finish` and the session.
     pub fn on_accept(self, b: &[u8]) -> Result<(Vec<u8>, Session), HandshakeError> {
         check_reject(b)?;
-        if b.len() != ACCEPT_LEN || b[0] != TAG_ACCEPT {
+        let hybrid = self.ring.is_hybrid();
+        let want = accept_len(hybrid);
+        if b.len() != want || b[0] != TAG_ACCEPT {
             return Err(malformed(format!(
-                "accept of {} bytes (expected {ACCEPT_LEN})",
+                "accept of {} bytes (expected {want})",
                 b.len()
             )));
         }
@@ -277,10 +318,10 @@ impl Initiator {
         }
         let xr: [u8; 32] = b[3..35].try_into().expect("32");
         let ct = &b[35..35 + CT_LEN];
-        let sig = &b[35 + CT_LEN..];
-        let t = transcript(&self.hello, &b[..35 + CT_LEN]);
+        let sigs = &b[ACCEPT_UNSIGNED_LEN..];
+        let t = transcript(&self.hello, &b[..ACCEPT_UNSIGNED_LEN]);
         let key = &self.ring.members[self.peer].public;
-        if !key.verify_ed25519(&role_digest(RESPONDER_DOMAIN, &t), sig) {
+        if !verify_sigs(key, hybrid, &role_digest(RESPONDER_DOMAIN, &t), sigs) {
             return Err(HandshakeError::BadSignature { peer: self.peer });
         }
         let ct =
@@ -288,8 +329,14 @@ impl Initiator {
         let kem = self.dk.decapsulate(&ct);
         let dh = self.x.diffie_hellman(&x25519_dalek::PublicKey::from(xr));
         let (i2r, r2i) = keys(&t, dh.as_bytes(), kem.as_slice())?;
-        let mut fin = vec![TAG_FINISH];
-        fin.extend_from_slice(&self.id.sign_ed25519(&role_digest(INITIATOR_DOMAIN, &t)));
+        let mut fin = Vec::with_capacity(finish_len(hybrid));
+        fin.push(TAG_FINISH);
+        put_sigs(
+            &mut fin,
+            &self.id,
+            hybrid,
+            &role_digest(INITIATOR_DOMAIN, &t),
+        );
         Ok((
             fin,
             Session {
@@ -358,13 +405,14 @@ impl Responder {
         let (ct, kem) = ek.encapsulate_deterministic(&m);
         let xb: [u8; 32] = entropy[..32].try_into().expect("32");
         let x = x25519_dalek::StaticSecret::from(xb);
-        let mut acc = Vec::with_capacity(ACCEPT_LEN);
+        let hybrid = ring.is_hybrid();
+        let mut acc = Vec::with_capacity(accept_len(hybrid));
         acc.push(TAG_ACCEPT);
         acc.extend_from_slice(&(me as u16).to_le_bytes());
         acc.extend_from_slice(x25519_dalek::PublicKey::from(&x).as_bytes());
         acc.extend_from_slice(ct.as_slice());
         let t = transcript(b, &acc);
-        acc.extend_from_slice(&id.sign_ed25519(&role_digest(RESPONDER_DOMAIN, &t)));
+        put_sigs(&mut acc, id, hybrid, &role_digest(RESPONDER_DOMAIN, &t));
         let dh = x.diffie_hellman(&x25519_dalek::PublicKey::from(xi));
         let (i2r, r2i) = keys(&t, dh.as_bytes(), kem.as_slice())?;
         Ok((
@@ -382,11 +430,17 @@ impl Responder {
     /// Consumes `Finish`: the initiator proved it holds its member key.
     pub fn on_finish(self, b: &[u8]) -> Result<Session, HandshakeError> {
         check_reject(b)?;
-        if b.len() != FINISH_LEN || b[0] != TAG_FINISH {
+        let hybrid = self.ring.is_hybrid();
+        if b.len() != finish_len(hybrid) || b[0] != TAG_FINISH {
             return Err(malformed("finish"));
         }
         let key = &self.ring.members[self.peer].public;
-        if !key.verify_ed25519(&role_digest(INITIATOR_DOMAIN, &self.t), &b[1..]) {
+        if !verify_sigs(
+            key,
+            hybrid,
+            &role_digest(INITIATOR_DOMAIN, &self.t),
+            &b[1..],
+        ) {
             return Err(HandshakeError::BadSignature { peer: self.peer });
         }
         Ok(Session {
@@ -410,7 +464,7 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ring::config::tests::spec;
+    use crate::core::ring::config::tests::{hybrid_spec, spec};
 
     #[test]
     fn the_channel_cipher_is_standard_aes_256_gcm() {
@@ -555,6 +609,66 @@ mod tests {
                 expected: 1,
                 got: 2
             })
+        ));
+    }
+
+    #[test]
+    fn hybrid_members_sign_both_halves_and_a_bad_ml_dsa_half_fails() {
+        let (s, ids) = hybrid_spec(3);
+        let (ring, ids): (Arc<RingSpec>, Vec<Arc<Identity>>) =
+            (Arc::new(s), ids.into_iter().map(Arc::new).collect());
+        let (mut a, mut b) = handshake(&ring, &ids).unwrap();
+        let mut f = b"hybrid".to_vec();
+        a.send.seal(&mut f).unwrap();
+        b.recv.open(&mut f).unwrap();
+        assert_eq!(f, b"hybrid");
+
+        let (ini, hello) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        let (resp, accept) =
+            Responder::on_hello(ring.clone(), 1, &ids[1], &hello, &[2; 64]).unwrap();
+        assert_eq!(
+            accept.len(),
+            ACCEPT_UNSIGNED_LEN + 64 + MLDSA87_SIGNATURE_LEN
+        );
+        // A flipped bit in the responder's ML-DSA-87 signature (its Ed25519 one intact).
+        let mut bad = accept.clone();
+        *bad.last_mut().unwrap() ^= 0x01;
+        assert!(matches!(
+            ini.on_accept(&bad),
+            Err(HandshakeError::BadSignature { peer: 1 })
+        ));
+        // An Ed25519-only accept (a member without hybrid signatures) is malformed here.
+        let (ini, _) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        assert!(matches!(
+            ini.on_accept(&accept[..ACCEPT_UNSIGNED_LEN + 64]),
+            Err(HandshakeError::Malformed { .. })
+        ));
+        let (ini, _) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        let (fin, _) = ini.on_accept(&accept).unwrap();
+        assert_eq!(fin.len(), 1 + 64 + MLDSA87_SIGNATURE_LEN);
+        // The initiator's ML-DSA-87 signature, flipped.
+        let mut bad = fin.clone();
+        bad[100] ^= 0x10;
+        assert!(matches!(
+            resp.on_finish(&bad),
+            Err(HandshakeError::BadSignature { peer: 0 })
+        ));
+        // A member holding only the Ed25519 half cannot complete a hybrid handshake.
+        let ed_only = Arc::new(Identity::from_seeds(&[1; 32], None));
+        let (ini, hello) = Initiator::start(ring.clone(), 0, ed_only, 1, &[1; 96]);
+        let (resp, accept) =
+            Responder::on_hello(ring.clone(), 1, &ids[1], &hello, &[2; 64]).unwrap();
+        let (fin, _) = ini.on_accept(&accept).unwrap();
+        assert!(matches!(
+            resp.on_finish(&fin),
+            Err(HandshakeError::Malformed { .. })
+        ));
+        // Members of the same keys in a ring without ML-DSA keys have another ring digest.
+        let (plain, _) = spec(3);
+        let (_, hello) = Initiator::start(Arc::new(plain), 0, ids[0].clone(), 1, &[1; 96]);
+        assert!(matches!(
+            Responder::on_hello(ring, 1, &ids[1], &hello, &[2; 64]),
+            Err(HandshakeError::WrongRing { .. })
         ));
     }
 }

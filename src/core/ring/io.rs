@@ -386,14 +386,16 @@ impl Source for MeanSource<'_> {
 /// [`exclusions`] gives the reasons for reports. Besides the outcome it
 /// keeps what `gym ring audit` replays: the ring's member list (so that `R` and the keys can be
 /// recomputed without the ring file), each member's signed commit, revealed nonce and signed
-/// sketch (wire encoding, base64), and `D(S)`.
+/// sketch (wire encoding, base64), and `D(S)`. In a hybrid ring each receipt's ML-DSA-87
+/// signature is kept too (`receipt_ml_dsa_87`); a ring without ML-DSA-87 keys gives the same
+/// record as before hybrid signatures existed.
 pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
     let members: Vec<serde_json::Value> = o
         .members
         .iter()
         .enumerate()
         .map(|(i, &m)| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "index": m,
                 "id": ring.members[m].id,
                 "weight": o.weights[i],
@@ -402,7 +404,13 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
                 "commit": b64(&wire::encode(&o.commits[i])),
                 "nonce": hex::encode(o.nonces[i]),
                 "sketch": b64(&wire::encode(&o.sketches[i])),
-            })
+            });
+            // Hybrid rings: the receipt's ML-DSA-87 signature (the commit and sketch carry
+            // theirs in their wire encoding).
+            if let Some(pq) = &o.receipts[i].pq_sig {
+                v["receipt_ml_dsa_87"] = b64(pq).into();
+            }
+            v
         })
         .collect();
     let ring_members: Vec<serde_json::Value> = ring

@@ -68,8 +68,19 @@ fn write_delta(dir: &std::path::Path, i: usize, id: &Identity) -> (std::path::Pa
 }
 
 fn ring(n: usize) -> (Arc<RingSpec>, Vec<Arc<Identity>>) {
+    ring_of(n, false)
+}
+
+/// A ring of `n` on loopback; `hybrid`: the same Ed25519 keys with ML-DSA-87 halves.
+fn ring_of(n: usize, hybrid: bool) -> (Arc<RingSpec>, Vec<Arc<Identity>>) {
     let ids: Vec<Arc<Identity>> = (0..n)
-        .map(|i| Arc::new(Identity::from_seeds(&[i as u8 + 40; 32], None)))
+        .map(|i| {
+            let pq = [i as u8 + 140; 32];
+            Arc::new(Identity::from_seeds(
+                &[i as u8 + 40; 32],
+                hybrid.then_some(&pq),
+            ))
+        })
         .collect();
     let members = ids
         .iter()
@@ -82,6 +93,68 @@ fn ring(n: usize) -> (Arc<RingSpec>, Vec<Arc<Identity>>) {
     (Arc::new(RingSpec::new(3, 4, members).unwrap()), ids)
 }
 
+/// A member's input values and its weight.
+type Weighted = (Vec<f64>, u64);
+
+/// Runs a round of `spec` on loopback with the inputs of [`write_delta`] (member `i` with
+/// weight `i + 1`); returns every member's output file and the inputs' values and weights.
+fn run_loopback(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    spec: &Arc<RingSpec>,
+    ids: &[Arc<Identity>],
+) -> (Vec<Vec<u8>>, Vec<Weighted>) {
+    let n = spec.len();
+    let mut handles = Vec::new();
+    let mut expected_vals = Vec::new();
+    let mut layouts = Vec::new();
+    #[allow(clippy::needless_range_loop)] // i is the member index
+    for i in 0..n {
+        let (p, vals) = write_delta(dir, i, &ids[i]);
+        let w = i as u64 + 1;
+        expected_vals.push((vals, w));
+        let (input, layout) = load_input(&p, w).unwrap();
+        layouts.push(layout);
+        let opts = JoinOptions {
+            step_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(20),
+            listen: None,
+        };
+        handles.push(rt.spawn(join(
+            spec.clone(),
+            i,
+            ids[i].clone(),
+            Arc::new(input),
+            opts,
+            Arc::new(|_| {}),
+        )));
+    }
+    let mut files = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let o = rt.block_on(h).unwrap().unwrap().outcome;
+        assert_eq!(o.members, (0..n).collect::<Vec<_>>());
+        let out = dir.join(format!("out{i}.delta"));
+        write_output(&out, false, spec, &layouts[i], &o).unwrap();
+        files.push(std::fs::read(&out).unwrap());
+    }
+    (files, expected_vals)
+}
+
+/// The tensors of a delta file: (name, dtype, shape, bytes).
+fn tensors(file: &[u8]) -> Vec<(String, Dtype, Vec<u64>, Vec<u8>)> {
+    let report = delta::read_bytes(file, &Default::default()).unwrap();
+    let d = &report.delta;
+    let src: &[u8] = file;
+    d.tensors
+        .iter()
+        .map(|t| {
+            let mut raw = Vec::new();
+            delta::read_tensor(&src, d, t, |b| raw.extend_from_slice(b)).unwrap();
+            (t.name.clone(), t.dtype, t.shape.clone(), raw)
+        })
+        .collect()
+}
+
 #[test]
 fn loopback_rings_write_identical_exact_means() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -91,38 +164,7 @@ fn loopback_rings_write_identical_exact_means() {
     for n in [2usize, 3, 5, 8] {
         let dir = tempfile::tempdir().unwrap();
         let (spec, ids) = ring(n);
-        let mut handles = Vec::new();
-        let mut expected_vals = Vec::new();
-        let mut layouts = Vec::new();
-        #[allow(clippy::needless_range_loop)] // i is the member index
-        for i in 0..n {
-            let (p, vals) = write_delta(dir.path(), i, &ids[i]);
-            let w = i as u64 + 1;
-            expected_vals.push((vals, w));
-            let (input, layout) = load_input(&p, w).unwrap();
-            layouts.push(layout);
-            let opts = JoinOptions {
-                step_timeout: Duration::from_secs(20),
-                connect_timeout: Duration::from_secs(20),
-                listen: None,
-            };
-            handles.push(rt.spawn(join(
-                spec.clone(),
-                i,
-                ids[i].clone(),
-                Arc::new(input),
-                opts,
-                Arc::new(|_| {}),
-            )));
-        }
-        let mut files = Vec::new();
-        for (i, h) in handles.into_iter().enumerate() {
-            let o = rt.block_on(h).unwrap().unwrap().outcome;
-            assert_eq!(o.members, (0..n).collect::<Vec<_>>());
-            let out = dir.path().join(format!("out{i}.delta"));
-            write_output(&out, false, &spec, &layouts[i], &o).unwrap();
-            files.push(std::fs::read(&out).unwrap());
-        }
+        let (files, expected_vals) = run_loopback(&rt, dir.path(), &spec, &ids);
         for f in &files[1..] {
             assert_eq!(f, &files[0], "ring of {n}: outputs differ");
         }
@@ -281,7 +323,7 @@ fn a_tampered_data_frame_is_refused_on_the_reader_task_and_the_ring_goes_on() {
         let mut outs = m.start();
         'run: loop {
             for o in outs.drain(..) {
-                if let Body::Data(_) = wire::decode(&o.bytes).unwrap().body {
+                if let Body::Data(_) = wire::decode(&o.bytes, false).unwrap().body {
                     let mut bad = o.bytes.to_vec();
                     *bad.last_mut().unwrap() ^= 0x40;
                     senders[&o.to].send(Arc::new(bad)).unwrap();
@@ -315,4 +357,37 @@ fn a_tampered_data_frame_is_refused_on_the_reader_task_and_the_ring_goes_on() {
             .any(|s| s.starts_with("refused:") && s.contains("does not match its digest")),
         "{notes:?}"
     );
+}
+
+#[test]
+fn a_hybrid_loopback_ring_writes_the_same_tensors_as_an_ed25519_ring() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let n = 3;
+    let (plain_dir, hybrid_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (plain, plain_ids) = ring_of(n, false);
+    let (hybrid, hybrid_ids) = ring_of(n, true);
+    assert!(hybrid.is_hybrid() && !plain.is_hybrid());
+    let (plain_files, _) = run_loopback(&rt, plain_dir.path(), &plain, &plain_ids);
+    let (hybrid_files, _) = run_loopback(&rt, hybrid_dir.path(), &hybrid, &hybrid_ids);
+    for f in &hybrid_files[1..] {
+        assert_eq!(f, &hybrid_files[0], "hybrid ring: outputs differ");
+    }
+    // The same inputs (signed by the same Ed25519 keys), the same mean: only the record differs.
+    let t = tensors(&hybrid_files[0]);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t, tensors(&plain_files[0]));
+    // The record keeps every receipt's ML-DSA-87 signature, and the audit verifies both halves.
+    let report = delta::read_bytes(&hybrid_files[0], &Default::default()).unwrap();
+    let rec = &report.delta.metadata.extra.as_ref().unwrap()["ring"];
+    for m in rec["members"].as_array().unwrap() {
+        let pq = crate::core::keys::unb64(m["receipt_ml_dsa_87"].as_str().unwrap()).unwrap();
+        assert_eq!(pq.len(), crate::core::keys::MLDSA87_SIGNATURE_LEN);
+    }
+    let path = hybrid_dir.path().join("out0.delta");
+    let rep = super::audit::audit(&path, Some((&hybrid, std::path::Path::new("r"))), &[]).unwrap();
+    assert!(rep.ok(), "{:?}", rep.findings);
+    assert_eq!(rep.receipts_verified, n);
 }

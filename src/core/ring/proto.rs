@@ -97,6 +97,11 @@ pub enum RingError {
     Fixed(#[from] FixedError),
     #[error("no progress after {views} view changes")]
     TooManyViews { views: u32 },
+    #[error(
+        "the ring is hybrid, but the key of member {member} has no ML-DSA-87 half or not the \
+         one the ring file lists"
+    )]
+    MlDsaKey { member: usize },
 }
 
 impl Classify for RingError {
@@ -104,6 +109,7 @@ impl Classify for RingError {
         match self {
             RingError::Layout { .. } => ErrorClass::Malformed,
             RingError::Fixed(_) => ErrorClass::Malformed,
+            RingError::MlDsaKey { .. } => ErrorClass::Untrusted,
             _ => ErrorClass::Ring,
         }
     }
@@ -349,8 +355,8 @@ impl Verifier {
     /// [`Verifier::check`] of a frame it keeps: a data message's payload is not copied out
     /// of it, the machine reads it from there.
     pub fn check_frame(&self, from: usize, frame: Vec<u8>) -> Result<Checked, Refused> {
-        let (m, range) =
-            wire::decode_split(&frame).map_err(|error| Refused::Decode { from, error })?;
+        let (m, range) = wire::decode_split(&frame, self.ring.is_hybrid())
+            .map_err(|error| Refused::Decode { from, error })?;
         if m.sender as usize != from {
             return Err(Refused::WrongSender {
                 from,
@@ -404,6 +410,14 @@ impl Machine {
         secret: [u8; 32],
     ) -> Result<Self, RingError> {
         fixed::check_weight(input.weight)?;
+        // A hybrid ring's messages need this member's ML-DSA-87 signatures.
+        if ring.is_hybrid()
+            && (id.public().ml_dsa_87.is_none()
+                || ring.members.get(me).map(|m| &m.public.ml_dsa_87)
+                    != Some(&id.public().ml_dsa_87))
+        {
+            return Err(RingError::MlDsaKey { member: me });
+        }
         let exponent = input.values.exponent()?;
         let n = ring.len();
         Ok(Machine {
@@ -512,7 +526,15 @@ impl Machine {
     }
 
     fn sign(&self, body: Body, payload: Vec<i64>) -> Signed {
-        Signed::sign(&self.id, &self.rd, self.me as u16, self.view, body, payload)
+        Signed::sign(
+            &self.id,
+            &self.rd,
+            self.ring.is_hybrid(),
+            self.me as u16,
+            self.view,
+            body,
+            payload,
+        )
     }
 
     fn broadcast(&self, m: &Signed, out: &mut Vec<Out>) {
@@ -798,8 +820,9 @@ impl Machine {
         // Scatter step 0: our own contribution to segment p.
         let succ = self.at(p + 1);
         for k in 0..self.chunks(p) {
+            let hybrid = self.ring.is_hybrid();
             let c = self.own_contribution(self.chunk_range(p, k));
-            let frame = wire::data_frame(c.len(), |b| wire::put_le(b, c));
+            let frame = wire::data_frame(c.len(), hybrid, |b| wire::put_le(b, c));
             let (frame, _) = self.sign_data_frame(frame, PHASE_SCATTER, 0, p, k, None);
             out.push(Out {
                 to: succ,
@@ -845,7 +868,7 @@ impl Machine {
         k: usize,
         digest: Option<[u8; 32]>,
     ) -> (Vec<u8>, Vec<[u8; 32]>) {
-        let pre = wire::DATA_PREFIX;
+        let pre = wire::data_prefix(self.ring.is_hybrid());
         #[cfg(test)]
         {
             let from_step = if self.n() == 2 { 0 } else { 1 };
@@ -875,8 +898,15 @@ impl Machine {
             chunk: k as u32,
             digest,
         };
-        let sig = self.sign(Body::Data(h), Vec::new()).sig;
-        wire::put_data_prefix(&mut frame, self.me as u16, self.view, &h, &sig);
+        let m = self.sign(Body::Data(h), Vec::new());
+        wire::put_data_prefix(
+            &mut frame,
+            self.me as u16,
+            self.view,
+            &h,
+            &m.sig,
+            m.pq_sig.as_deref(),
+        );
         (frame, leaves)
     }
 
@@ -940,12 +970,15 @@ impl Machine {
         let mut bad = false;
         let leaves = payload.leaves;
         let mut frame = payload.frame;
-        if payload.range != (wire::DATA_PREFIX..frame.len()) {
+        // The prefix has the same length in the frame we received and the one we send.
+        let hybrid = self.ring.is_hybrid();
+        let pre = wire::data_prefix(hybrid);
+        if payload.range != (pre..frame.len()) {
             // Not the layout `decode_split` gives; never happens, but stay correct.
             let bytes = frame[payload.range.clone()].to_vec();
-            frame = wire::data_frame(bytes.len() / 8, |b| b.copy_from_slice(&bytes));
+            frame = wire::data_frame(bytes.len() / 8, hybrid, |b| b.copy_from_slice(&bytes));
         }
-        let body = &mut frame[wire::DATA_PREFIX..];
+        let body = &mut frame[pre..];
         if h.phase == PHASE_SCATTER {
             let last = s == n - 2;
             let c = &mut self.scratch[..r.len()];

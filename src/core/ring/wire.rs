@@ -1,6 +1,8 @@
 //! Encoding of ring messages (docs/ring-protocol.md, "Round structure"). Every message is
-//! `kind u8 ‖ sender u16 ‖ view u32 ‖ body ‖ signature (64)`, followed for data messages by
-//! `u32 count ‖ count × i64`. All integers little-endian. Decoding uses checked reads only.
+//! `kind u8 ‖ sender u16 ‖ view u32 ‖ body ‖ Ed25519 signature (64)`, in a hybrid ring then
+//! `ML-DSA-87 signature (4627)` ("Hybrid signatures"), followed for data messages by
+//! `u32 count ‖ count × i64`. All integers little-endian. Decoding uses checked reads only;
+//! the decoder is told whether the ring is hybrid (the encoding does not say).
 
 use std::borrow::Cow;
 
@@ -8,7 +10,7 @@ use sha3::{Digest, Sha3_256};
 
 use crate::core::hash::multi::sha3_256_many;
 
-use crate::core::keys::{Identity, PublicIdentity};
+use crate::core::keys::{Identity, MLDSA87_SIGNATURE_LEN, PublicIdentity};
 
 pub const KIND_COMMIT: u8 = 1;
 pub const KIND_DATA: u8 = 2;
@@ -21,6 +23,8 @@ pub const PHASE_SCATTER: u8 = 0;
 pub const PHASE_GATHER: u8 = 1;
 
 const MSG_DOMAIN: &[u8] = b"gym-ring-v1/msg\0";
+/// The FIPS 204 context string of the ML-DSA-87 signature on a ring message (hybrid rings).
+pub const MLDSA_MSG_CONTEXT: &[u8] = b"gym-ring-v3/msg";
 const DATA_DOMAIN: &[u8] = b"gym-ring-v2/data\0";
 
 /// Elements per leaf of the payload digest (16 KiB of `i64`).
@@ -111,6 +115,9 @@ pub struct Signed {
     pub view: u32,
     pub body: Body,
     pub sig: [u8; 64],
+    /// The ML-DSA-87 signature ([`MLDSA87_SIGNATURE_LEN`] bytes) over the same digest, with
+    /// context [`MLDSA_MSG_CONTEXT`]: present exactly in hybrid rings.
+    pub pq_sig: Option<Vec<u8>>,
     pub payload: Vec<i64>,
 }
 
@@ -220,28 +227,66 @@ pub fn signing_digest(ring: &[u8; 32], signed_part: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The signatures of a message over its signing digest `d`: Ed25519, and in a hybrid ring
+/// ML-DSA-87 with context [`MLDSA_MSG_CONTEXT`] (`None` when `id` has no ML-DSA-87 key;
+/// a member of a hybrid ring always has one, see `RingSpec::member_index`).
+pub fn sign_digest(id: &Identity, hybrid: bool, d: &[u8; 32]) -> ([u8; 64], Option<Vec<u8>>) {
+    let pq = if hybrid {
+        id.sign_ml_dsa(d, MLDSA_MSG_CONTEXT)
+    } else {
+        None
+    };
+    (id.sign_ed25519(d), pq)
+}
+
+/// Whether the signatures of a message with signing digest `d` verify under `key`. A key with
+/// an ML-DSA-87 half (a member of a hybrid ring) needs both signatures to verify; a key without
+/// one accepts only a message without an ML-DSA-87 signature.
+pub fn verify_digest(
+    key: &PublicIdentity,
+    d: &[u8; 32],
+    sig: &[u8; 64],
+    pq: Option<&[u8]>,
+) -> bool {
+    if !key.verify_ed25519(d, sig) {
+        return false;
+    }
+    match (key.ml_dsa_87.is_some(), pq) {
+        (true, Some(pq)) => key.verify_ml_dsa(d, MLDSA_MSG_CONTEXT, pq),
+        (false, None) => true,
+        _ => false,
+    }
+}
+
 impl Signed {
+    /// Signs a message for the ring with digest `ring`; `hybrid`: the ring is hybrid (then
+    /// the message also gets an ML-DSA-87 signature).
     pub fn sign(
         id: &Identity,
         ring: &[u8; 32],
+        hybrid: bool,
         sender: u16,
         view: u32,
         body: Body,
         payload: Vec<i64>,
     ) -> Self {
         let d = signing_digest(ring, &signed_part(sender, view, &body));
+        let (sig, pq_sig) = sign_digest(id, hybrid, &d);
         Signed {
             sender,
             view,
             body,
-            sig: id.sign_ed25519(&d),
+            sig,
+            pq_sig,
             payload,
         }
     }
 
+    /// Whether the message's signatures verify under `key` ([`verify_digest`]: both halves
+    /// when the key has an ML-DSA-87 half).
     pub fn verify(&self, ring: &[u8; 32], key: &PublicIdentity) -> bool {
         let d = signing_digest(ring, &signed_part(self.sender, self.view, &self.body));
-        key.verify_ed25519(&d, &self.sig)
+        verify_digest(key, &d, &self.sig, self.pq_sig.as_deref())
     }
 
     /// The message without its payload (what is kept as a receipt).
@@ -257,10 +302,13 @@ impl Signed {
 /// in place does not reallocate.
 pub const TRAILER_ROOM: usize = 16;
 
+/// The encoding of `m`; with its ML-DSA-87 signature when it has one (hybrid rings).
 pub fn encode(m: &Signed) -> Vec<u8> {
     let mut out = signed_part(m.sender, m.view, &m.body);
-    out.reserve(64 + 4 + 8 * m.payload.len() + TRAILER_ROOM);
+    let pq = m.pq_sig.as_deref().unwrap_or_default();
+    out.reserve(64 + pq.len() + 4 + 8 * m.payload.len() + TRAILER_ROOM);
     out.extend_from_slice(&m.sig);
+    out.extend_from_slice(pq);
     if let Body::Data(_) = m.body {
         out.extend_from_slice(&(m.payload.len() as u32).to_le_bytes());
         out.extend_from_slice(&le_bytes(&m.payload));
@@ -268,31 +316,58 @@ pub fn encode(m: &Signed) -> Vec<u8> {
     out
 }
 
-/// Bytes of an encoded data message before its payload: `kind ‖ sender ‖ view ‖ phase ‖ step ‖
-/// segment ‖ chunk ‖ digest ‖ signature ‖ u32 count`.
+/// Bytes of an encoded data message before its payload in a ring without ML-DSA-87 keys:
+/// `kind ‖ sender ‖ view ‖ phase ‖ step ‖ segment ‖ chunk ‖ digest ‖ signature ‖ u32 count`.
 pub const DATA_PREFIX: usize = 1 + 2 + 4 + 1 + 2 + 2 + 4 + 32 + 64 + 4;
 
-/// A data message's frame with room for its prefix and a payload of `count` elements, whose
-/// little-endian bytes `fill` writes (it gets exactly `8 · count` bytes). The prefix is written
-/// by [`put_data_prefix`] once the payload's digest is signed. Building the frame this way
-/// writes the payload once, straight from the reduce, instead of into a vector that
-/// [`encode`] then copies.
-pub fn data_frame(count: usize, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
-    let mut b = Vec::with_capacity(DATA_PREFIX + 8 * count + TRAILER_ROOM);
-    b.resize(DATA_PREFIX + 8 * count, 0);
-    fill(&mut b[DATA_PREFIX..]);
+/// [`DATA_PREFIX`] of a hybrid ring: the ML-DSA-87 signature follows the Ed25519 one.
+pub const DATA_PREFIX_HYBRID: usize = DATA_PREFIX + MLDSA87_SIGNATURE_LEN;
+
+/// Bytes of an encoded data message before its payload, in a hybrid ring or not.
+pub const fn data_prefix(hybrid: bool) -> usize {
+    if hybrid {
+        DATA_PREFIX_HYBRID
+    } else {
+        DATA_PREFIX
+    }
+}
+
+/// A data message's frame with room for its prefix ([`data_prefix`] of `hybrid`) and a
+/// payload of `count` elements, whose little-endian bytes `fill` writes (it gets exactly
+/// `8 · count` bytes). The prefix is written by [`put_data_prefix`] once the payload's digest
+/// is signed. Building the frame this way writes the payload once, straight from the reduce,
+/// instead of into a vector that [`encode`] then copies.
+pub fn data_frame(count: usize, hybrid: bool, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let pre = data_prefix(hybrid);
+    let mut b = Vec::with_capacity(pre + 8 * count + TRAILER_ROOM);
+    b.resize(pre + 8 * count, 0);
+    fill(&mut b[pre..]);
     b
 }
 
-/// Writes the prefix of a data message into a frame of [`data_frame`]: the result is
-/// byte-for-byte [`encode`] of the same signed message.
-pub fn put_data_prefix(frame: &mut [u8], sender: u16, view: u32, h: &DataHeader, sig: &[u8; 64]) {
-    let count = ((frame.len() - DATA_PREFIX) / 8) as u32;
+/// Writes the prefix of a data message into a frame of [`data_frame`] (made with `hybrid` =
+/// `pq_sig.is_some()`): the result is byte-for-byte [`encode`] of the same signed message.
+pub fn put_data_prefix(
+    frame: &mut [u8],
+    sender: u16,
+    view: u32,
+    h: &DataHeader,
+    sig: &[u8; 64],
+    pq_sig: Option<&[u8]>,
+) {
+    let pq = pq_sig.unwrap_or_default();
+    let pre = data_prefix(pq_sig.is_some());
+    debug_assert_eq!(pq.len(), pre - DATA_PREFIX);
+    let count = ((frame.len() - pre) / 8) as u32;
     let head = signed_part(sender, view, &Body::Data(*h));
     debug_assert_eq!(head.len() + 64 + 4, DATA_PREFIX);
-    frame[..head.len()].copy_from_slice(&head);
-    frame[head.len()..head.len() + 64].copy_from_slice(sig);
-    frame[head.len() + 64..DATA_PREFIX].copy_from_slice(&count.to_le_bytes());
+    let (head_dst, rest) = frame[..pre].split_at_mut(head.len());
+    head_dst.copy_from_slice(&head);
+    let (sig_dst, rest) = rest.split_at_mut(64);
+    sig_dst.copy_from_slice(sig);
+    let (pq_dst, count_dst) = rest.split_at_mut(pq.len());
+    pq_dst.copy_from_slice(pq);
+    count_dst.copy_from_slice(&count.to_le_bytes());
 }
 
 /// `dst[k] = v[k]` as little-endian bytes (`dst.len() == 8 · v.len()`).
@@ -331,7 +406,7 @@ impl<'a> Reader<'a> {
     fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
         Ok(u64::from_le_bytes(self.arr(what)?))
     }
-    fn evidence(&mut self, depth: u8) -> Result<Vec<Signed>, WireError> {
+    fn evidence(&mut self, depth: u8, hybrid: bool) -> Result<Vec<Signed>, WireError> {
         let n = self.u32("evidence count")? as usize;
         if n > self.b.len() / 4 {
             return Err(WireError::Truncated { what: "evidence" });
@@ -340,20 +415,22 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             let len = self.u32("evidence length")? as usize;
             let b = self.take(len, "evidence")?;
-            v.push(decode_depth(b, depth + 1, true)?.0);
+            v.push(decode_depth(b, depth + 1, true, hybrid)?.0);
         }
         Ok(v)
     }
 }
 
-pub fn decode(b: &[u8]) -> Result<Signed, WireError> {
-    Ok(decode_depth(b, 0, true)?.0)
+/// Decodes a message of a ring that is `hybrid` (then it carries an ML-DSA-87 signature, and
+/// so does every message of its evidence) or not (then none does).
+pub fn decode(b: &[u8], hybrid: bool) -> Result<Signed, WireError> {
+    Ok(decode_depth(b, 0, true, hybrid)?.0)
 }
 
 /// [`decode`] without copying a data message's payload: the message comes back with an empty
 /// `payload`, and the payload's bytes are `b[range]` (an empty range for other kinds).
-pub fn decode_split(b: &[u8]) -> Result<(Signed, std::ops::Range<usize>), WireError> {
-    decode_depth(b, 0, false)
+pub fn decode_split(b: &[u8], hybrid: bool) -> Result<(Signed, std::ops::Range<usize>), WireError> {
+    decode_depth(b, 0, false, hybrid)
 }
 
 /// `count` elements from their little-endian bytes.
@@ -368,6 +445,7 @@ fn decode_depth(
     b: &[u8],
     depth: u8,
     copy_payload: bool,
+    hybrid: bool,
 ) -> Result<(Signed, std::ops::Range<usize>), WireError> {
     let mut r = Reader { b };
     let kind = r.u8("kind")?;
@@ -433,7 +511,7 @@ fn decode_depth(
                 }
             };
             let result = r.arr("result digest")?;
-            let evidence = r.evidence(depth)?;
+            let evidence = r.evidence(depth, hybrid)?;
             Body::Verdict {
                 ok,
                 result,
@@ -441,11 +519,19 @@ fn decode_depth(
             }
         }
         KIND_VIEW_CHANGE => Body::ViewChange {
-            evidence: r.evidence(depth)?,
+            evidence: r.evidence(depth, hybrid)?,
         },
         kind => return Err(WireError::UnknownKind { kind }),
     };
     let sig = r.arr("signature")?;
+    let pq_sig = if hybrid {
+        Some(
+            r.take(MLDSA87_SIGNATURE_LEN, "ML-DSA-87 signature")?
+                .to_vec(),
+        )
+    } else {
+        None
+    };
     let mut payload = Vec::new();
     let mut range = 0..0;
     if kind == KIND_DATA {
@@ -470,6 +556,7 @@ fn decode_depth(
             view,
             body,
             sig,
+            pq_sig,
             payload,
         },
         range,
@@ -485,11 +572,18 @@ mod tests {
         Identity::from_seeds(&[9; 32], None)
     }
 
-    fn samples() -> Vec<Signed> {
+    /// The same Ed25519 key with an ML-DSA-87 half.
+    fn hybrid_id() -> Identity {
+        Identity::from_seeds(&[9; 32], Some(&[10; 32]))
+    }
+
+    /// One message of every kind, signed by `id` for a ring that is `hybrid` or not.
+    fn samples_of(id: &Identity, hybrid: bool) -> Vec<Signed> {
         let ring = [7u8; 32];
         let data = Signed::sign(
-            &id(),
+            id,
             &ring,
+            hybrid,
             1,
             2,
             Body::Data(DataHeader {
@@ -503,8 +597,9 @@ mod tests {
         );
         vec![
             Signed::sign(
-                &id(),
+                id,
                 &ring,
+                hybrid,
                 0,
                 0,
                 Body::Commit(Commit {
@@ -519,10 +614,19 @@ mod tests {
                 vec![],
             ),
             data.clone(),
-            Signed::sign(&id(), &ring, 1, 2, Body::Reveal { nonce: [5; 32] }, vec![]),
             Signed::sign(
-                &id(),
+                id,
                 &ring,
+                hybrid,
+                1,
+                2,
+                Body::Reveal { nonce: [5; 32] },
+                vec![],
+            ),
+            Signed::sign(
+                id,
+                &ring,
+                hybrid,
                 1,
                 2,
                 Body::Sketch {
@@ -531,8 +635,9 @@ mod tests {
                 vec![],
             ),
             Signed::sign(
-                &id(),
+                id,
                 &ring,
+                hybrid,
                 1,
                 2,
                 Body::Verdict {
@@ -543,8 +648,9 @@ mod tests {
                 vec![],
             ),
             Signed::sign(
-                &id(),
+                id,
                 &ring,
+                hybrid,
                 1,
                 2,
                 Body::ViewChange {
@@ -557,17 +663,29 @@ mod tests {
 
     #[test]
     fn round_trip_and_signatures() {
-        let key = id().public();
-        for m in samples() {
+        for (id, hybrid) in [(id(), false), (hybrid_id(), true)] {
+            round_trip_and_signatures_of(&id, hybrid);
+        }
+    }
+
+    fn round_trip_and_signatures_of(id: &Identity, hybrid: bool) {
+        let key = id.public();
+        for m in samples_of(id, hybrid) {
+            assert_eq!(
+                m.pq_sig.as_ref().map(Vec::len),
+                hybrid.then_some(MLDSA87_SIGNATURE_LEN)
+            );
             let b = encode(&m);
-            let back = decode(&b).unwrap();
+            let back = decode(&b, hybrid).unwrap();
             assert_eq!(back, m);
+            // Read as the other kind of ring, the message does not decode.
+            assert!(decode(&b, !hybrid).is_err());
             // The same message with its payload left in the frame.
-            let (head, range) = decode_split(&b).unwrap();
+            let (head, range) = decode_split(&b, hybrid).unwrap();
             assert!(head.payload.is_empty());
             assert_eq!(get_le(&b[range.clone()]).collect::<Vec<_>>(), m.payload);
             if let Body::Data(_) = m.body {
-                assert_eq!(range, DATA_PREFIX..b.len());
+                assert_eq!(range, data_prefix(hybrid)..b.len());
             }
             assert_eq!(
                 Signed {
@@ -579,13 +697,70 @@ mod tests {
             assert!(back.verify(&[7; 32], &key));
             assert!(!back.verify(&[8; 32], &key), "bound to the ring digest");
             for cut in 0..b.len() {
-                assert!(decode(&b[..cut]).is_err());
+                assert!(decode(&b[..cut], hybrid).is_err());
             }
         }
     }
 
     #[test]
+    fn a_hybrid_message_needs_both_signatures() {
+        let id = hybrid_id();
+        let key = id.public();
+        let ed_only = Identity::from_seeds(&[9; 32], None).public();
+        for m in samples_of(&id, true) {
+            assert!(m.verify(&[7; 32], &key));
+            // Corrupt the ML-DSA-87 signature: the Ed25519 one still verifies, the message
+            // does not, in memory and after a trip over the wire.
+            let mut bad = m.clone();
+            bad.pq_sig.as_mut().unwrap()[100] ^= 0x04;
+            let d = signing_digest(&[7; 32], &signed_part(bad.sender, bad.view, &bad.body));
+            assert!(key.verify_ed25519(&d, &bad.sig));
+            assert!(!bad.verify(&[7; 32], &key), "{}", m.body.name());
+            let back = decode(&encode(&bad), true).unwrap();
+            assert!(!back.verify(&[7; 32], &key));
+            // The ML-DSA-87 signature of another message does not do either.
+            let mut swapped = m.clone();
+            swapped.pq_sig = samples_of(&id, true)[0].pq_sig.clone();
+            if m.body.kind() != KIND_COMMIT {
+                assert!(!swapped.verify(&[7; 32], &key));
+            }
+            // Without its ML-DSA-87 signature, a member of a hybrid ring's message is refused;
+            // with one, a message is refused under a key that has no ML-DSA-87 half.
+            let stripped = Signed {
+                pq_sig: None,
+                ..m.clone()
+            };
+            assert!(!stripped.verify(&[7; 32], &key));
+            assert!(stripped.verify(&[7; 32], &ed_only));
+            assert!(!m.verify(&[7; 32], &ed_only));
+        }
+        // A valid Ed25519 signature with a corrupted ML-DSA-87 one, as a data frame.
+        let payload = vec![4i64, -5, 6];
+        let h = DataHeader {
+            phase: PHASE_SCATTER,
+            step: 0,
+            segment: 0,
+            chunk: 0,
+            digest: payload_digest(&payload),
+        };
+        let m = Signed::sign(&id, &[7; 32], true, 1, 0, Body::Data(h), payload.clone());
+        let mut frame = data_frame(3, true, |b| put_le(b, &payload));
+        let mut pq = m.pq_sig.clone().unwrap();
+        pq[MLDSA87_SIGNATURE_LEN - 1] ^= 0x80;
+        put_data_prefix(&mut frame, 1, 0, &h, &m.sig, Some(&pq));
+        let (got, _) = decode_split(&frame, true).unwrap();
+        assert_eq!(got.sig, m.sig);
+        assert!(!got.verify(&[7; 32], &key));
+    }
+
+    #[test]
     fn a_data_frame_is_the_encoding_of_its_message() {
+        for (id, hybrid) in [(id(), false), (hybrid_id(), true)] {
+            a_data_frame_is_the_encoding_of_its_message_of(&id, hybrid);
+        }
+    }
+
+    fn a_data_frame_is_the_encoding_of_its_message_of(id: &Identity, hybrid: bool) {
         for len in [0usize, 1, 3, LEAF_ELEMENTS + 9] {
             let payload: Vec<i64> = (0..len as i64).map(|k| k * -7_000_000_007 + 3).collect();
             let h = DataHeader {
@@ -595,12 +770,12 @@ mod tests {
                 chunk: 11,
                 digest: payload_digest(&payload),
             };
-            let m = Signed::sign(&id(), &[7; 32], 5, 9, Body::Data(h), payload.clone());
-            let mut frame = data_frame(len, |b| put_le(b, &payload));
+            let m = Signed::sign(id, &[7; 32], hybrid, 5, 9, Body::Data(h), payload.clone());
+            let mut frame = data_frame(len, hybrid, |b| put_le(b, &payload));
             assert!(frame.capacity() >= frame.len() + TRAILER_ROOM);
-            put_data_prefix(&mut frame, 5, 9, &h, &m.sig);
+            put_data_prefix(&mut frame, 5, 9, &h, &m.sig, m.pq_sig.as_deref());
             assert_eq!(frame, encode(&m), "len {len}");
-            let leaves = leaves_of_bytes(&frame[DATA_PREFIX..]);
+            let leaves = leaves_of_bytes(&frame[data_prefix(hybrid)..]);
             assert_eq!(leaves, payload_leaves(&payload));
             assert_eq!(digest_of_leaves(len, &leaves), h.digest);
         }
@@ -646,7 +821,7 @@ mod tests {
     proptest! {
         #[test]
         fn decode_never_panics_and_reencodes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            if let Ok(m) = decode(&bytes) {
+            if let Ok(m) = decode(&bytes, false) {
                 prop_assert_eq!(encode(&m), bytes);
             }
         }

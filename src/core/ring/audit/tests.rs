@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::*;
 use crate::core::delta::{Compression, Dtype, Metadata, PackInput, PackOptions, TensorSource};
 use crate::core::keys::Identity;
-use crate::core::ring::config::tests::spec;
+use crate::core::ring::config::tests::{hybrid_spec, spec};
 use crate::core::ring::proto::Machine;
 
 /// Member `i`'s values (f32, in (-0.5, 0.5)); `salt` makes a different delta.
@@ -45,8 +45,13 @@ struct Round {
 
 /// Runs one round of `n` members over `len` elements and writes the result.
 fn round(n: usize, len: usize) -> Round {
+    round_of(n, len, false)
+}
+
+/// [`round`] in a hybrid ring when `hybrid` (members with ML-DSA-87 keys).
+fn round_of(n: usize, len: usize, hybrid: bool) -> Round {
     let dir = tempfile::tempdir().unwrap();
-    let (s, ids) = spec(n);
+    let (s, ids) = if hybrid { hybrid_spec(n) } else { spec(n) };
     let ring = RingSpec::new(0, 16, s.members.clone()).unwrap();
     let shared = Arc::new(ring.clone());
     let mut inputs = Vec::new();
@@ -57,7 +62,9 @@ fn round(n: usize, len: usize) -> Round {
         write_input(&p, id, &values(i, len, 0));
         let (input, l) = io::load_input(&p, i as u64 + 1).unwrap();
         layout = Some(l);
-        let id = Identity::from_seeds(&[i as u8 + 1; 32], None);
+        // The same key as `ids[i]` (config::tests::spec_of).
+        let pq = [i as u8 + 101; 32];
+        let id = Identity::from_seeds(&[i as u8 + 1; 32], hybrid.then_some(&pq));
         machines.push(
             Machine::new(
                 shared.clone(),
@@ -159,12 +166,20 @@ fn a_false_sketch_signed_by_its_member_convicts_it() {
         |rec| {
             let m = &mut rec["members"][2];
             let b = keys::unb64(m["sketch"].as_str().unwrap()).unwrap();
-            let mut msg = wire::decode(&b).unwrap();
+            let mut msg = wire::decode(&b, false).unwrap();
             let Body::Sketch { mut sketches } = msg.body else {
                 panic!("sketch")
             };
             sketches[1] = sketch::add(sketches[1], 1);
-            msg = Signed::sign(&ids[2], &rd, 2, msg.view, Body::Sketch { sketches }, vec![]);
+            msg = Signed::sign(
+                &ids[2],
+                &rd,
+                false,
+                2,
+                msg.view,
+                Body::Sketch { sketches },
+                vec![],
+            );
             m["sketch"] = keys::b64(&wire::encode(&msg)).into();
         },
         |_| {},
@@ -284,4 +299,71 @@ fn wrong_ring_files_and_older_results_are_refused() {
     let err = audit(&r.result, None, &[]).unwrap_err();
     assert!(err.to_string().contains("written by an older gym"), "{err}");
     assert_eq!(err.class(), ErrorClass::Unsupported);
+}
+
+#[test]
+fn a_hybrid_round_audits_both_signature_halves() {
+    let r = round_of(3, 100, true);
+    let original = std::fs::read(&r.result).unwrap();
+    let rep = audit(&r.result, Some((&r.ring, Path::new("r.toml"))), &r.inputs).unwrap();
+    assert!(rep.ok(), "{:?}", rep.findings);
+    assert_eq!(rep.receipts_verified, 3);
+    assert!(rep.hybrid);
+    assert!(rep.exact_mean_checked);
+    let bad_sig = |index: usize, message: &'static str| Finding::BadSignature {
+        index,
+        id: r.ring.members[index].id.clone(),
+        message,
+    };
+    // A flipped byte in a receipt's ML-DSA-87 signature (its Ed25519 signature intact).
+    repack(
+        &r.result,
+        |rec| {
+            let m = &mut rec["members"][2];
+            let mut b = keys::unb64(m["receipt_ml_dsa_87"].as_str().unwrap()).unwrap();
+            b[1000] ^= 0x20;
+            m["receipt_ml_dsa_87"] = keys::b64(&b).into();
+        },
+        |_| {},
+    );
+    let rep = audit(&r.result, None, &[]).unwrap();
+    assert_eq!(rep.findings, vec![bad_sig(2, "receipt")]);
+    assert_eq!(rep.failure().unwrap().class(), ErrorClass::Signature);
+    // A receipt without its ML-DSA-87 signature does not verify in a hybrid ring.
+    std::fs::write(&r.result, &original).unwrap();
+    repack(
+        &r.result,
+        |rec| {
+            rec["members"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("receipt_ml_dsa_87");
+        },
+        |_| {},
+    );
+    let rep = audit(&r.result, None, &[]).unwrap();
+    assert_eq!(rep.findings, vec![bad_sig(0, "receipt")]);
+    // A flipped byte in the ML-DSA-87 signature of a commit and of a sketch (wire encoding:
+    // the last bytes of a commit or sketch message are its ML-DSA-87 signature).
+    for (field, index) in [("commit", 1usize), ("sketch", 0)] {
+        std::fs::write(&r.result, &original).unwrap();
+        repack(
+            &r.result,
+            |rec| {
+                let m = &mut rec["members"][index];
+                let mut b = keys::unb64(m[field].as_str().unwrap()).unwrap();
+                let at = b.len() - 10;
+                b[at] ^= 0x01;
+                m[field] = keys::b64(&b).into();
+            },
+            |_| {},
+        );
+        let rep = audit(&r.result, None, &[]).unwrap();
+        assert!(
+            rep.findings.contains(&bad_sig(index, field)),
+            "{field}: {:?}",
+            rep.findings
+        );
+        assert_eq!(rep.failure().unwrap().class(), ErrorClass::Signature);
+    }
 }

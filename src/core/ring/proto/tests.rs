@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::core::ring::config::tests::spec;
+use crate::core::ring::config::tests::{hybrid_spec, spec};
 
 pub(crate) fn input(member: usize, len: usize, weight: u64) -> Input {
     // Deterministic f32-representable values in (-1, 1), different per member.
@@ -39,7 +39,12 @@ struct Net {
 
 impl Net {
     fn new(n: usize, len: usize, chunk: u32) -> Self {
-        let (mut s, ids) = spec(n);
+        Self::new_of(n, len, chunk, false)
+    }
+
+    /// [`Net::new`] of a hybrid ring when `hybrid` (the same Ed25519 keys, with ML-DSA-87).
+    fn new_of(n: usize, len: usize, chunk: u32, hybrid: bool) -> Self {
+        let (mut s, ids) = if hybrid { hybrid_spec(n) } else { spec(n) };
         s = RingSpec::new(0, chunk, s.members.clone()).unwrap();
         let ring = Arc::new(s);
         let inputs: Vec<Arc<Input>> = (0..n)
@@ -80,6 +85,11 @@ impl Net {
                 self.queue.push_back((i, o));
             }
         }
+        self.run_queue();
+    }
+
+    /// Delivers the queued messages (and fires timeouts) until every machine has finished.
+    fn run_queue(&mut self) {
         for _round in 0..50 {
             while let Some((from, o)) = self.queue.pop_front() {
                 if self.is_silent(from) || self.is_silent(o.to) {
@@ -310,7 +320,7 @@ fn replays_stale_views_and_forgeries_are_refused() {
         }
     }
     while let Some((from, o)) = net3.queue.pop_front() {
-        if data.is_none() && matches!(wire::decode(&o.bytes).unwrap().body, Body::Data(_)) {
+        if data.is_none() && matches!(wire::decode(&o.bytes, false).unwrap().body, Body::Data(_)) {
             data = Some((from, o.clone()));
         }
         if let Ok(outs) = net3.machines[o.to].handle(from, &o.bytes) {
@@ -338,6 +348,7 @@ fn replays_stale_views_and_forgeries_are_refused() {
     let forged = wire::Signed::sign(
         &ids[0],
         &other.digest(),
+        false,
         0,
         0,
         Body::Reveal { nonce: [0; 32] },
@@ -357,6 +368,7 @@ fn replays_stale_views_and_forgeries_are_refused() {
     let old = wire::Signed::sign(
         &ids[2],
         &net.machines[0].rd,
+        false,
         2,
         0,
         Body::Reveal { nonce: [0; 32] },
@@ -383,4 +395,79 @@ fn replays_stale_views_and_forgeries_are_refused() {
         ),
         "{e}"
     );
+}
+
+#[test]
+fn a_hybrid_ring_gives_the_same_sum_and_refuses_a_bad_ml_dsa_half() {
+    let (n, len, chunk) = (3, 50, 4);
+    let mut plain = Net::new(n, len, chunk);
+    plain.run();
+    plain.check(&[0, 1, 2]);
+    let mut hybrid = Net::new_of(n, len, chunk, true);
+    hybrid.run();
+    hybrid.check(&[0, 1, 2]);
+    assert!(hybrid.refused.is_empty(), "{:?}", hybrid.refused);
+    let (a, b) = (plain.outcome(0), hybrid.outcome(0));
+    assert_eq!(a.sum, b.sum);
+    assert_eq!(a.result_digest, b.result_digest);
+    // Every kept message carries an ML-DSA-87 signature that verifies.
+    let ring = hybrid.machines[0].ring.clone();
+    for m in b.receipts.iter().chain(&b.commits).chain(&b.sketches) {
+        assert_eq!(
+            m.pq_sig.as_ref().map(Vec::len),
+            Some(crate::core::keys::MLDSA87_SIGNATURE_LEN)
+        );
+        assert!(m.verify(&ring.digest(), &ring.members[m.sender as usize].public));
+    }
+
+    // A data frame whose Ed25519 signature is valid but whose ML-DSA-87 signature is not:
+    // refused as a bad signature, and the machine's state is unchanged.
+    let mut net = Net::new_of(n, 30, chunk, true);
+    for i in 0..n {
+        for o in net.machines[i].start() {
+            net.queue.push_back((i, o));
+        }
+    }
+    let mut data = None;
+    while let Some((from, o)) = net.queue.pop_front() {
+        if matches!(wire::decode(&o.bytes, true).unwrap().body, Body::Data(_)) {
+            data = Some((from, o));
+            break;
+        }
+        let outs = net.machines[o.to].handle(from, &o.bytes).unwrap();
+        net.queue.extend(outs.into_iter().map(|x| (o.to, x)));
+    }
+    let (from, o) = data.expect("a data message");
+    let mut bad = o.bytes.to_vec();
+    // The last byte of the ML-DSA-87 signature, just before the payload count.
+    bad[wire::DATA_PREFIX_HYBRID - 5] ^= 0x01;
+    let m = wire::decode(&bad, true).unwrap();
+    let d = wire::signing_digest(
+        &ring.digest(),
+        &wire::signed_part(m.sender, m.view, &m.body),
+    );
+    assert!(ring.members[from].public.verify_ed25519(&d, &m.sig));
+    let e = net.machines[o.to].handle(from, &bad).unwrap_err();
+    assert!(
+        matches!(e, Refused::BadSignature { sender, kind: "data" } if sender == from),
+        "{e}"
+    );
+    // The intact frame is still accepted (the refused one changed nothing), and the ring ends.
+    let outs = net.machines[o.to].handle(from, &o.bytes).unwrap();
+    net.queue.extend(outs.into_iter().map(|x| (o.to, x)));
+    net.run_queue();
+    net.check(&[0, 1, 2]);
+
+    // A member of a hybrid ring needs its ML-DSA-87 key.
+    let (spec, _) = hybrid_spec(2);
+    let e = Machine::new(
+        Arc::new(spec),
+        1,
+        Arc::new(Identity::from_seeds(&[2; 32], None)),
+        Arc::new(input(1, 4, 1)),
+        [0; 32],
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, RingError::MlDsaKey { member: 1 }), "{e}");
 }
