@@ -8,6 +8,7 @@
 # Both report algorithm bus bandwidth 2·(N−1)/N·bytes/time. Then the per-layer costs on one
 # core (examples/ring-layers.rs).
 # Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...,
+#   HYBRID=1: members with Ed25519 + ML-DSA-87 keys (a hybrid ring, every message signed twice),
 #   GYM_BIN=path: time that gym binary instead of building this tree, e.g. an older commit's;
 #   LAYERS=path: its ring-layers example)
 set -euo pipefail
@@ -15,7 +16,9 @@ cd "$(dirname "$0")/.."
 N=${1:-4}
 MIB=${2:-64}
 RUNS=${RUNS:-3}
-DIR=${BENCH_DIR:-/dev/shm/gym-ring-bench}
+HYBRID=${HYBRID:-0}
+if [ "$HYBRID" = 1 ]; then PQ=(--pq); SUFFIX=-hybrid; else PQ=(); SUFFIX=; fi
+DIR=${BENCH_DIR:-/dev/shm/gym-ring-bench}$SUFFIX
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c "import torch" 2>/dev/null || { echo "PYTHON=$PYTHON has no torch (pip install torch)" >&2; exit 1; }
 if [ -z "${GYM_BIN:-}" ]; then
@@ -29,7 +32,7 @@ mkdir -p "$DIR"
 : > "$DIR/members.txt"
 PORT=$((21000 + RANDOM % 20000))
 for i in $(seq 0 $((N - 1))); do
-  [ -f "$DIR/k$i.pem" ] || "$GYM" -q keygen -o "$DIR/k$i.pem" >/dev/null
+  [ -f "$DIR/k$i.pem" ] || "$GYM" -q keygen "${PQ[@]}" -o "$DIR/k$i.pem" >/dev/null
   [ -f "$DIR/in$i.delta" ] || "$GYM" -q delta pack --compression none --sign "$DIR/k$i.pem" \
     -o "$DIR/in$i.delta" "$DIR/in.safetensors" >/dev/null
   echo "127.0.0.1:$((PORT + i)) $("$GYM" key show --json "$DIR/k$i.pem")" >> "$DIR/members.txt"
@@ -55,7 +58,7 @@ read -r _ _ _ gloo_t gloo_bw < <("$PYTHON" bench/ring_gloo.py "$N" "$MIB" "$RUNS
 echo
 echo "| all-reduce, $N members, $MIB MiB f32, loopback | median time | bus bandwidth |"
 echo "|---|---:|---:|"
-echo "| gym ring join (encrypted, signed, verified, exact) | ${med} s | ${gym_bw} MiB/s |"
+echo "| gym ring join (encrypted, signed$([ "$HYBRID" = 1 ] && echo ' Ed25519 + ML-DSA-87'), verified, exact) | ${med} s | ${gym_bw} MiB/s |"
 echo "| torch.distributed gloo (plain f32) | ${gloo_t} s | ${gloo_bw} MiB/s |"
 echo "ratio gym/gloo: $("$PYTHON" -c "print(f'{$gym_bw/$gloo_bw:.2f}')")x"
 echo "gym rounds: ${times[*]} s; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
