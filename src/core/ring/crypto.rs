@@ -239,7 +239,10 @@ pub struct Session {
     pub recv: Opener,
 }
 
-fn keys(t: &[u8; 32], dh: &[u8; 32], kem: &[u8]) -> Result<(Cipher, Cipher), HandshakeError> {
+/// The two direction keys `(i2r, r2i)`: HKDF-SHA3-256 with salt `T` over `dh ‖ kem`.
+type DirectionKeys = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
+
+fn session_keys(t: &[u8; 32], dh: &[u8; 32], kem: &[u8]) -> Result<DirectionKeys, HandshakeError> {
     let mut ikm = Zeroizing::new(Vec::with_capacity(64));
     ikm.extend_from_slice(dh);
     ikm.extend_from_slice(kem);
@@ -250,6 +253,11 @@ fn keys(t: &[u8; 32], dh: &[u8; 32], kem: &[u8]) -> Result<(Cipher, Cipher), Han
         .map_err(|_| malformed("hkdf"))?;
     hk.expand(b"gym-ring-v1/r2i", &mut r2i[..])
         .map_err(|_| malformed("hkdf"))?;
+    Ok((i2r, r2i))
+}
+
+fn keys(t: &[u8; 32], dh: &[u8; 32], kem: &[u8]) -> Result<(Cipher, Cipher), HandshakeError> {
+    let (i2r, r2i) = session_keys(t, dh, kem)?;
     Ok((cipher(&i2r), cipher(&r2i)))
 }
 
@@ -460,6 +468,9 @@ impl Responder {
         self.peer
     }
 }
+
+#[cfg(test)]
+mod kat;
 
 #[cfg(test)]
 mod tests {
