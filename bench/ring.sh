@@ -8,6 +8,7 @@
 # Both report algorithm bus bandwidth 2·(N−1)/N·bytes/time. Then the per-layer costs on one
 # core (examples/ring-layers.rs).
 # Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...,
+#   CHUNK=elements: the ring's chunk_elements (default: gym ring plan's),
 #   HYBRID=1: members with Ed25519 + ML-DSA-87 keys (a hybrid ring, every message signed twice),
 #   GYM_BIN=path: time that gym binary instead of building this tree, e.g. an older commit's;
 #   LAYERS=path: its ring-layers example)
@@ -40,7 +41,7 @@ done
 
 times=()
 for r in $(seq "$RUNS"); do
-  "$GYM" -q ring plan --force --round "$r" -o "$DIR/ring.toml" "$DIR/members.txt"
+  "$GYM" -q ring plan --force --round "$r" ${CHUNK:+--chunk-elements "$CHUNK"} -o "$DIR/ring.toml" "$DIR/members.txt"
   pids=()
   for i in $(seq 0 $((N - 1))); do
     "$GYM" -q ring join --force --json --ring "$DIR/ring.toml" --key "$DIR/k$i.pem" \

@@ -294,7 +294,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -o 'Where to write the ring file (default: standard output)'
             cand --output 'Where to write the ring file (default: standard output)'
             cand --round 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another'
-            cand --chunk-elements 'Elements per data message (pipelining granularity)'
+            cand --chunk-elements 'Elements per data message (pipelining granularity). Default: 65536, or 262144 in a hybrid ring (every member with an ML-DSA-87 key), whose signatures cost ~20× more'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --force 'Replace an existing output'
             cand -q 'Print nothing on stderr except errors'

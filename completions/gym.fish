@@ -186,7 +186,7 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcom
 complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s o -l output -d 'Where to write the ring file (default: standard output)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l round -d 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another' -r
-complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l chunk-elements -d 'Elements per data message (pipelining granularity)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l chunk-elements -d 'Elements per data message (pipelining granularity). Default: 65536, or 262144 in a hybrid ring (every member with an ML-DSA-87 key), whose signatures cost ~20× more' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l force -d 'Replace an existing output'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s q -l quiet -d 'Print nothing on stderr except errors'

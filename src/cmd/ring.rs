@@ -77,9 +77,10 @@ pub struct PlanArgs {
     /// into another.
     #[arg(long, default_value_t = 0)]
     pub round: u64,
-    /// Elements per data message (pipelining granularity).
-    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_CHUNK_ELEMENTS)]
-    pub chunk_elements: u32,
+    /// Elements per data message (pipelining granularity). Default: 65536, or 262144 in a
+    /// hybrid ring (every member with an ML-DSA-87 key), whose signatures cost ~20× more.
+    #[arg(long, value_name = "N")]
+    pub chunk_elements: Option<u32>,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -216,7 +217,13 @@ fn plan(ctx: &Ctx, a: PlanArgs) -> anyhow::Result<()> {
         }
     }
     let n = members.len();
-    let spec = RingSpec::new(a.round, a.chunk_elements, members).map_err(|reason| {
+    let hybrid = !members.is_empty() && members.iter().all(|m| m.public.ml_dsa_87.is_some());
+    let chunk = a.chunk_elements.unwrap_or(if hybrid {
+        config::DEFAULT_HYBRID_CHUNK_ELEMENTS
+    } else {
+        config::DEFAULT_CHUNK_ELEMENTS
+    });
+    let spec = RingSpec::new(a.round, chunk, members).map_err(|reason| {
         crate::core::ring::config::RingFileError::Invalid {
             path: PathBuf::from("(members)"),
             reason,

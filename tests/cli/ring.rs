@@ -165,6 +165,11 @@ fn ring_plan_reads_member_lines() {
     let text = std::fs::read_to_string(&ring).unwrap();
     assert!(text.starts_with("format = \"gym-ring/1\""), "{text}");
     assert_eq!(text.matches("[[member]]").count(), 3);
+    let (code, toml, err) = run(gym()
+        .args(["ring", "plan"])
+        .arg(d.path().join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    assert!(toml.contains("chunk_elements = 65536"), "{toml}");
     // Without --force an existing ring file is kept.
     let (code, _, err) = run(gym()
         .args(["ring", "plan", "-o"])
@@ -684,6 +689,10 @@ fn a_hybrid_ring_signs_with_ml_dsa_too_and_its_audit_checks_both_halves() {
             .unwrap()
             .contains("ml_dsa_87 = ")
     );
+    // Without --chunk-elements a hybrid ring gets larger data messages (fewer ML-DSA signatures).
+    let (code, toml, err) = run(gym().args(["ring", "plan"]).arg(dir.join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    assert!(toml.contains("chunk_elements = 262144"), "{toml}");
     let children: Vec<Child> = (0..n).map(|i| join(dir, &ring, i, weights[i])).collect();
     for c in children {
         let (code, _, err) = finish(c);

@@ -9,6 +9,10 @@ use crate::core::keys::{self, Identity, PublicIdentity};
 
 pub const FORMAT: &str = "gym-ring/1";
 pub const DEFAULT_CHUNK_ELEMENTS: u32 = 1 << 16;
+/// `gym ring plan`'s default for a hybrid ring: an ML-DSA-87 signature costs ~1 ms to make and
+/// check (an Ed25519 one ~50 µs), so a hybrid ring signs 4× fewer, larger data messages
+/// (2 MiB of `i64`); on 64 MiB over 4 members the all-reduce took 1.47 s instead of 2.60 s.
+pub const DEFAULT_HYBRID_CHUNK_ELEMENTS: u32 = 1 << 18;
 pub const MAX_MEMBERS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
