@@ -1,7 +1,9 @@
 """torch.distributed.all_reduce with the gloo backend: N processes on loopback, one f32 tensor
 of the given size, no encryption. Prints the median seconds of RUNS all-reduces (after one
 warm-up) and the algorithm bus bandwidth 2·(N−1)/N·bytes/time.
-Usage: python bench/ring_gloo.py [N] [MiB] [RUNS]"""
+Usage: python bench/ring_gloo.py [N] [MiB] [RUNS]
+GLOO_DTYPE=int64: all-reduce the same number of elements as int64 (gym's wire width: twice the
+bytes), to separate the cost of the exact i64 sums from that of gym's cryptography."""
 import os
 import statistics
 import sys
@@ -17,11 +19,12 @@ def worker(rank, n, elements, runs, port, q):
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=n)
-    x = torch.full((elements,), float(rank + 1), dtype=torch.float32)
+    dtype = torch.int64 if os.environ.get("GLOO_DTYPE") == "int64" else torch.float32
+    x = torch.full((elements,), rank + 1, dtype=dtype)
     dist.all_reduce(x)  # warm-up
     times = []
     for _ in range(runs):
-        x.fill_(float(rank + 1))
+        x.fill_(rank + 1)
         dist.barrier()
         t0 = time.perf_counter()
         dist.all_reduce(x)
