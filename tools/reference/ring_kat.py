@@ -3,6 +3,8 @@
 and channel"), computed with implementations independent of gym's Rust crates:
 
   * ML-KEM-768 (FIPS 203): kyber-py, a pure-Python implementation;
+  * ML-DSA-87 (FIPS 204): dilithium-py, a pure-Python implementation by kyber-py's author
+    (key generation from the 32-byte seed xi, deterministic signing: rnd = 32 zero bytes);
   * X25519, Ed25519 (RFC 8032, deterministic), AES-256-GCM: `cryptography` (OpenSSL);
   * HKDF-SHA3-256: RFC 5869 written out below over hashlib's SHA3-256, and checked against
     `cryptography`'s HKDF with SHA3-256;
@@ -11,7 +13,7 @@ and channel"), computed with implementations independent of gym's Rust crates:
 It writes testdata/ring/kat.json. Every secret input comes from a fixed seed:
 `seed(label, n) = SHAKE-128("gym-ring-kat/" ‖ label)[..n]`, so reruns give the same file.
 
-    /work/venv-ref/bin/pip install kyber-py cryptography
+    /work/venv-ref/bin/pip install kyber-py dilithium-py cryptography
     /work/venv-ref/bin/python tools/reference/ring_kat.py [--accumulated]
 
 The file also holds the hash of the first 100 accumulated ML-KEM-768 tests of C2SP CCTV, as
@@ -22,6 +24,12 @@ that ran.
 Before writing, the script checks its primitives against published vectors (RFC 7748 §6.1 for
 X25519, RFC 8032 §7.1 test 1 for Ed25519, RFC 5869 test 1 for the HKDF construction over
 SHA-256). The Rust tests (src/core/ring/crypto.rs, `kat`) read only the committed output.
+
+ML-DSA-87 is covered by three kinds of cases: seeded keys with deterministic signatures under
+gym's FIPS 204 context strings (and a modified signature that must not verify); a hybrid ring
+(every member with an ML-DSA-87 key) whose handshake and one signed ring message carry both
+signatures; and the signature block of the committed delta vector
+testdata/vectors/valid-hybrid.delta, whose body digest is recomputed here from the file.
 """
 import base64
 import hashlib
@@ -38,11 +46,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from dilithium_py.ml_dsa import ML_DSA_87
 from kyber_py.ml_kem import ML_KEM_768
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "testdata", "ring", "kat.json")
+DELTA = os.path.join(ROOT, "testdata", "vectors", "valid-hybrid.delta")
+
+# FIPS 204 context strings of gym's ML-DSA-87 signatures: ring messages
+# (src/core/ring/wire.rs, MLDSA_MSG_CONTEXT), handshake Accept/Finish
+# (src/core/ring/crypto.rs, MLDSA_HANDSHAKE_CONTEXT), delta files
+# (src/core/delta/sign.rs, SIGNATURE_CONTEXT).
+MLDSA_MSG_CONTEXT = b"gym-ring-v3/msg"
+MLDSA_HANDSHAKE_CONTEXT = b"gym-ring-v3/handshake"
+MLDSA_DELTA_CONTEXT = b"gym-delta-v1"
+MLDSA87_PUBLIC_LEN, MLDSA87_SIGNATURE_LEN = 2592, 4627
 
 RAW = serialization.Encoding.Raw
 RAW_PUB = serialization.PublicFormat.Raw
@@ -90,6 +109,20 @@ def ed25519_pub(seed32):
 
 def ed25519_sign(seed32, msg):
     return Ed25519PrivateKey.from_private_bytes(seed32).sign(msg)
+
+
+def ml_dsa_keys(xi):
+    """ML-DSA.KeyGen_internal(xi) (FIPS 204, Algorithm 6): (public key, FIPS 204 private key)."""
+    pk, sk = ML_DSA_87.key_derive(xi)
+    assert (len(pk), len(sk)) == (MLDSA87_PUBLIC_LEN, 4896)
+    return pk, sk
+
+
+def ml_dsa_sign(sk, msg, ctx):
+    """ML-DSA.Sign (FIPS 204, Algorithm 2), deterministic variant: rnd = {0}^32."""
+    sig = ML_DSA_87.sign(sk, msg, ctx=ctx, deterministic=True)
+    assert len(sig) == MLDSA87_SIGNATURE_LEN
+    return sig
 
 
 def self_checks():
@@ -219,11 +252,15 @@ def worker_id(ed_pub):
 
 
 def ring_digest(rnd, chunk, members):
-    parts = [b"gym-ring-v2/ring\0", struct.pack("<QII", rnd, chunk, len(members))]
+    # A hybrid ring (every member has an ML-DSA-87 key) has its own domain and binds the keys.
+    hybrid = all("ml_dsa_87_public" in m for m in members)
+    domain = b"gym-ring-v3/hybrid-ring\0" if hybrid else b"gym-ring-v2/ring\0"
+    parts = [domain, struct.pack("<QII", rnd, chunk, len(members))]
     for m in members:
         wid, addr = m["id"].encode(), m["address"].encode()
+        pq = bytes.fromhex(m.get("ml_dsa_87_public", ""))
         parts += [struct.pack("<H", len(wid)), wid, struct.pack("<H", len(addr)), addr]
-        parts += [bytes.fromhex(m["ed25519_public"]), struct.pack("<I", 0)]
+        parts += [bytes.fromhex(m["ed25519_public"]), struct.pack("<I", len(pq)), pq]
     return sha3(*parts)
 
 
@@ -240,8 +277,12 @@ def frames(key, plains):
     ]
 
 
-def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i):
+def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i, hybrid=False):
     seeds = [seed(f"hs-{i}-member-{j}-ed25519", 32) for j in range(n)]
+    pq_keys = [
+        ml_dsa_keys(seed(f"hs-{i}-member-{j}-ml-dsa-87", 32)) if hybrid else None
+        for j in range(n)
+    ]
     members = []
     for j, s in enumerate(seeds):
         pub = ed25519_pub(s)
@@ -253,6 +294,17 @@ def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i):
                 "address": f"10.0.{i}.{j + 1}:{7100 + j}",
             }
         )
+        if hybrid:
+            members[-1]["ml_dsa_87_seed"] = seed(f"hs-{i}-member-{j}-ml-dsa-87", 32).hex()
+            members[-1]["ml_dsa_87_public"] = pq_keys[j][0].hex()
+
+    def sigs(j, digest):
+        """Ed25519, then in a hybrid ring ML-DSA-87 with the handshake context."""
+        out = ed25519_sign(seeds[j], digest)
+        if hybrid:
+            out += ml_dsa_sign(pq_keys[j][1], digest, MLDSA_HANDSHAKE_CONTEXT)
+        return out
+
     r = ring_digest(rnd, chunk, members)
     x_i, d, z = seed(f"hs-{i}-x-i", 32), seed(f"hs-{i}-d", 32), seed(f"hs-{i}-z", 32)
     x_r, m = seed(f"hs-{i}-x-r", 32), seed(f"hs-{i}-m", 32)
@@ -269,8 +321,10 @@ def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i):
     assert ML_KEM_768.decaps(dk, ct) == kem
     accept_unsigned = b"\x02" + struct.pack("<H", resp) + x25519_pub(x_r) + ct
     t = sha3(b"gym-ring-v1/hs-transcript\0", hello, accept_unsigned)
-    accept = accept_unsigned + ed25519_sign(seeds[resp], sha3(b"gym-ring-v1/hs-responder\0", t))
-    finish = b"\x03" + ed25519_sign(seeds[ini], sha3(b"gym-ring-v1/hs-initiator\0", t))
+    d_resp = sha3(b"gym-ring-v1/hs-responder\0", t)
+    d_ini = sha3(b"gym-ring-v1/hs-initiator\0", t)
+    accept = accept_unsigned + sigs(resp, d_resp)
+    finish = b"\x03" + sigs(ini, d_ini)
     dh = x25519(x_i, x25519_pub(x_r))
     assert dh == x25519(x_r, x25519_pub(x_i))
     ikm = dh + kem
@@ -278,8 +332,16 @@ def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i):
     r2i = hkdf_sha3_256(t, ikm, b"gym-ring-v1/r2i", 32)
     assert i2r == hkdf_cryptography(t, ikm, b"gym-ring-v1/i2r", 32)
     assert r2i == hkdf_cryptography(t, ikm, b"gym-ring-v1/r2i", 32)
-    assert (len(hello), len(accept), len(finish)) == (1 + 32 + 2 + 32 + 32 + 1184, 1 + 2 + 32 + 1088 + 64, 65)
-    return {
+    pq = MLDSA87_SIGNATURE_LEN if hybrid else 0
+    assert (len(hello), len(accept), len(finish)) == (
+        1 + 32 + 2 + 32 + 32 + 1184,
+        1 + 2 + 32 + 1088 + 64 + pq,
+        65 + pq,
+    )
+    if hybrid:
+        for j, role, sig in ((resp, d_resp, accept[-pq:]), (ini, d_ini, finish[-pq:])):
+            assert ML_DSA_87.verify(pq_keys[j][0], role, sig, ctx=MLDSA_HANDSHAKE_CONTEXT)
+    case = {
         "round": rnd,
         "chunk_elements": chunk,
         "members": members,
@@ -298,6 +360,127 @@ def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i):
         "key_r2i": r2i.hex(),
         "frames_i2r": frames(i2r, plains_i2r),
         "frames_r2i": frames(r2i, plains_r2i),
+    }
+    if hybrid:
+        case["responder_digest"] = d_resp.hex()
+        case["initiator_digest"] = d_ini.hex()
+        case["reveal"] = reveal_message(i, r, seeds, pq_keys)
+    return case
+
+
+def reveal_message(i, r, seeds, pq_keys):
+    """A Reveal ring message of a hybrid ring (src/core/ring/wire.rs): `kind 3 ‖ u16 sender ‖
+    u32 view ‖ nonce (32)`, then the Ed25519 signature and the ML-DSA-87 signature (context
+    MLDSA_MSG_CONTEXT) over `H("gym-ring-v1/msg\0" ‖ R ‖ signed part)`."""
+    sender, view, nonce = 2, 5, seed(f"hs-{i}-reveal-nonce", 32)
+    signed_part = b"\x03" + struct.pack("<HI", sender, view) + nonce
+    d = sha3(b"gym-ring-v1/msg\0", r, signed_part)
+    pq = ml_dsa_sign(pq_keys[sender][1], d, MLDSA_MSG_CONTEXT)
+    assert ML_DSA_87.verify(pq_keys[sender][0], d, pq, ctx=MLDSA_MSG_CONTEXT)
+    assert not ML_DSA_87.verify(pq_keys[sender][0], d, pq, ctx=MLDSA_HANDSHAKE_CONTEXT)
+    return {
+        "sender": sender,
+        "view": view,
+        "nonce": nonce.hex(),
+        "signing_digest": d.hex(),
+        "encoded": (signed_part + ed25519_sign(seeds[sender], d) + pq).hex(),
+    }
+
+
+def ml_dsa_case(i):
+    """Key generation from a seed, deterministic signatures of fixed messages under each of
+    gym's context strings (and the empty one), and modified signatures that must not verify."""
+    xi = seed(f"mldsa87-{i}-xi", 32)
+    pk, sk = ml_dsa_keys(xi)
+    messages = [
+        (b"", b""),
+        (MLDSA_MSG_CONTEXT, seed(f"mldsa87-{i}-digest-msg", 32)),
+        (MLDSA_HANDSHAKE_CONTEXT, seed(f"mldsa87-{i}-digest-hs", 32)),
+        (MLDSA_DELTA_CONTEXT, seed(f"mldsa87-{i}-message", 200 + 300 * i)),
+    ]
+    sigs = []
+    for n, (ctx, msg) in enumerate(messages):
+        sig = ml_dsa_sign(sk, msg, ctx)
+        assert ML_DSA_87.verify(pk, msg, sig, ctx=ctx)
+        # Another context string (FIPS 204 binds it into mu): no verification.
+        assert not ML_DSA_87.verify(pk, msg, sig, ctx=ctx + b"!")
+        flip = (1 + 1531 * (4 * i + n)) % len(sig)
+        mask = 0x01 << ((i + n) % 8)
+        bad = bytearray(sig)
+        bad[flip] ^= mask
+        assert not ML_DSA_87.verify(pk, msg, bytes(bad), ctx=ctx)
+        sigs.append(
+            {
+                "context": ctx.decode(),
+                "message": msg.hex(),
+                "signature": sig.hex(),
+                "bad_flip_index": flip,
+                "bad_flip_mask": mask,
+            }
+        )
+    return {
+        "seed": xi.hex(),
+        "public": pk.hex(),
+        "public_sha3_256": sha3(pk).hex(),
+        "private_sha3_256": sha3(sk).hex(),
+        "signatures": sigs,
+    }
+
+
+def delta_case():
+    """The signature block of testdata/vectors/valid-hybrid.delta (docs/delta-format.md; signer
+    with Ed25519 seed 0xB2 * 32 and ML-DSA-87 seed 0xB3 * 32, src/core/delta/vectors.rs). The
+    body digest is recomputed from the file: SHA3-256 of magic ‖ version ‖ compression ‖ flags,
+    then the body with every chunk payload replaced by its SHA3-256; both signatures sign
+    SHA3-256("gym-delta-v1/signature\0" ‖ digest ‖ ed25519 public ‖ 1 ‖ ML-DSA-87 public)."""
+    data = open(DELTA, "rb").read()
+    assert data[:5] == b"DELTA" and data[7] == 0x03, "signed and hybrid"
+    h = hashlib.sha3_256(data[:8])
+    p = 24
+
+    def take(n, payload=False):
+        nonlocal p
+        b = data[p : p + n]
+        assert len(b) == n
+        p += n
+        h.update(sha3(b) if payload else b)
+        return b
+
+    (meta_len,) = struct.unpack("<I", take(4))
+    take(meta_len)
+    _chunk, tensors = struct.unpack("<II", take(8))
+    for _ in range(tensors):
+        (name_len,) = struct.unpack("<I", take(4))
+        take(name_len)
+        rank = take(2)[1]
+        take(8 * rank)
+        (left,) = struct.unpack("<Q", take(8))
+        while left:
+            _raw, stored = struct.unpack("<II", take(8))
+            take(stored, payload=True)
+            left -= 8 + stored
+    digest = h.digest()
+    assert digest[:16] == data[8:24], "header checksum"
+    block = data[p:]
+    assert len(block) == 32 + 64 + MLDSA87_PUBLIC_LEN + MLDSA87_SIGNATURE_LEN
+    ed_seed, xi = b"\xb2" * 32, b"\xb3" * 32
+    pk, sk = ml_dsa_keys(xi)
+    ed_pub = ed25519_pub(ed_seed)
+    msg = sha3(b"gym-delta-v1/signature\0", digest, ed_pub, b"\x01", pk)
+    sig = ml_dsa_sign(sk, msg, MLDSA_DELTA_CONTEXT)
+    return {
+        "file": "testdata/vectors/valid-hybrid.delta",
+        "file_sha3_256": sha3(data).hex(),
+        "signature_offset": p,
+        "body_digest": digest.hex(),
+        "ed25519_seed": ed_seed.hex(),
+        "ml_dsa_87_seed": xi.hex(),
+        "ed25519_public": ed_pub.hex(),
+        "ml_dsa_87_public": pk.hex(),
+        "signing_message": msg.hex(),
+        "context": MLDSA_DELTA_CONTEXT.decode(),
+        "ed25519_signature": ed25519_sign(ed_seed, msg).hex(),
+        "ml_dsa_87_signature": sig.hex(),
     }
 
 
@@ -321,6 +504,7 @@ def main():
             "python": platform.python_version(),
             "kyber-py": version("kyber-py"),
             "cryptography": version("cryptography"),
+            "dilithium-py": version("dilithium-py"),
             "seed": "seed(label, n) = SHAKE-128('gym-ring-kat/' || label)[..n]",
         },
         "accumulated_ml_kem_768": {
@@ -337,6 +521,13 @@ def main():
         },
         "ml_kem_768": [ml_kem_case(i) for i in range(3)],
         "x25519": x25519_cases(),
+        "ml_dsa_87": [ml_dsa_case(i) for i in range(3)],
+        "delta_ml_dsa_87": delta_case(),
+        "hybrid_handshake": [
+            handshake_case(
+                2, 3, 3, 262144, 0, 2, [b"hybrid ring", b""], [b"", seed("hs-2-p1", 300)], hybrid=True
+            )
+        ],
         "handshake": handshakes,
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
