@@ -46,7 +46,9 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::train::config::ConfigError,
             gym::core::plot::PlotError,
             gym::core::train::data::DataError,
-            gym::core::train::rewards::RewardError
+            gym::core::train::rewards::RewardError,
+            gym::core::hub::download::FetchError,
+            gym::core::train::dataset::DatasetError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
