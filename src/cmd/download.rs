@@ -47,8 +47,8 @@ pub struct DownloadArgs {
     pub json: bool,
 }
 
-/// A byte progress bar per file on stderr (a terminal only; not with --quiet or
-/// HF_HUB_DISABLE_PROGRESS_BARS).
+/// One byte progress bar on stderr for all files of a snapshot (a terminal only; not with
+/// --quiet or HF_HUB_DISABLE_PROGRESS_BARS).
 struct Bars {
     show: bool,
     bar: Mutex<Option<ProgressBar>>,
@@ -63,6 +63,12 @@ impl Bars {
             bar: Mutex::new(None),
         }
     }
+
+    fn done(&self) {
+        if let Some(pb) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            pb.finish_and_clear();
+        }
+    }
 }
 
 impl Progress for Bars {
@@ -70,17 +76,21 @@ impl Progress for Bars {
         if !self.show {
             return;
         }
-        let pb = ProgressBar::new(size);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(path.to_string());
-        pb.set_position(done);
-        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(pb);
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        let pb = slot.get_or_insert_with(|| {
+            let pb = ProgressBar::new(0);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            pb
+        });
+        pb.inc_length(size);
+        pb.inc(done);
+        pb.set_message(format!("downloading {path}"));
     }
 
     fn advance(&self, bytes: u64) {
@@ -89,11 +99,7 @@ impl Progress for Bars {
         }
     }
 
-    fn finish(&self, _path: &str) {
-        if let Some(pb) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            pb.finish_and_clear();
-        }
-    }
+    fn finish(&self, _path: &str) {}
 }
 
 fn settings() -> HubSettings {
@@ -146,7 +152,18 @@ fn fetch_dataset(
     let repo = r.repo.to_string();
     let snap = download::dataset(&settings(), r, &bars, &|listing| {
         dataset::split_files(&repo, listing, split, config).map_err(|e| e.to_string())
-    })?;
+    });
+    bars.done();
+    let snap = snap?;
+    ctx.note(summary(&snap));
+    Ok(snap)
+}
+
+fn fetch_model(ctx: &Ctx, r: &HubRef) -> anyhow::Result<Snapshot> {
+    let bars = Bars::new(ctx);
+    let snap = download::model(&settings(), r, &bars);
+    bars.done();
+    let snap = snap?;
     ctx.note(summary(&snap));
     Ok(snap)
 }
@@ -156,9 +173,7 @@ pub fn run(ctx: &Ctx, a: DownloadArgs) -> anyhow::Result<()> {
     let snap = if a.dataset {
         fetch_dataset(ctx, &r, &a.split, a.data_config.as_deref())?
     } else {
-        let snap = download::model(&settings(), &r, &Bars::new(ctx))?;
-        ctx.note(summary(&snap));
-        snap
+        fetch_model(ctx, &r)?
     };
     if a.json {
         let mut v = serde_json::to_value(&snap)?;
@@ -180,8 +195,7 @@ pub fn model_dir(ctx: &Ctx, spec: &Path) -> anyhow::Result<(PathBuf, String)> {
     let Some(r) = spec.to_str().and_then(HubRef::parse) else {
         return Ok((spec.to_path_buf(), shown)); // the loader names the missing folder
     };
-    let snap = download::model(&settings(), &r, &Bars::new(ctx))?;
-    ctx.note(summary(&snap));
+    let snap = fetch_model(ctx, &r)?;
     Ok((snap.dir, format!("{r} ({})", &snap.commit[..12])))
 }
 

@@ -181,6 +181,9 @@ pub trait Progress: Sync {
     fn finish(&self, path: &str);
 }
 
+/// Files downloaded at the same time (`snapshot_download`'s default `max_workers`).
+pub const WORKERS: usize = 8;
+
 /// No progress display.
 pub struct Silent;
 
@@ -555,9 +558,51 @@ impl<'a> Fetcher<'a> {
 
     /// Makes `path` present in the snapshot: from the cache, or downloaded.
     pub fn fetch(&mut self, path: &str) -> Result<PathBuf, FetchError> {
+        let f = self.fetch_one(path)?;
+        self.files.push(f);
+        Ok(self.rc.snapshot(&self.commit).join(path))
+    }
+
+    /// Fetches the files not fetched yet, up to [`WORKERS`] at a time (as `snapshot_download`
+    /// does); the first failure in `paths` order is returned.
+    pub fn fetch_all(&mut self, paths: &[String]) -> Result<(), FetchError> {
+        let todo: Vec<&String> = paths
+            .iter()
+            .filter(|p| !self.files.iter().any(|f| &f.path == *p))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::new());
+        let this = &*self;
+        std::thread::scope(|sc| {
+            for _ in 0..WORKERS.min(todo.len()) {
+                sc.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(p) = todo.get(i) else { break };
+                        let r = this.fetch_one(p);
+                        let failed = r.is_err();
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, r));
+                        if failed {
+                            next.store(todo.len(), std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|(i, _)| *i);
+        for (_, r) in results {
+            self.files.push(r?);
+        }
+        Ok(())
+    }
+
+    fn fetch_one(&self, path: &str) -> Result<FetchedFile, FetchError> {
         if let Some(f) = self.cached(path)? {
-            self.files.push(f);
-            return Ok(self.rc.snapshot(&self.commit).join(path));
+            return Ok(f);
         }
         if let Some(why) = &self.offline {
             return Err(FetchError::NotCached {
@@ -581,22 +626,21 @@ impl<'a> Fetcher<'a> {
             }
             .into());
         }
-        let blob = self.rc.blob(&meta.etag);
-        let already = fs::metadata(&blob).is_ok_and(|m| m.len() == meta.size)
-            && cache::blob_matches(&blob, &meta.etag).map_err(io_err(&blob))? != Some(false);
-        let origin = if already {
-            Origin::Cached
-        } else {
-            self.download(path, &meta)?
-        };
-        let out = self.rc.link(&self.commit, path, &meta.etag)?;
-        self.files.push(FetchedFile {
+        let origin = self.download(path, &meta)?;
+        self.rc.link(&self.commit, path, &meta.etag)?;
+        Ok(FetchedFile {
             path: path.into(),
             size: meta.size,
             etag: meta.etag,
             origin,
-        });
-        Ok(out)
+        })
+    }
+
+    /// Is the blob for `meta` in the cache, complete and matching its name?
+    fn have_blob(&self, meta: &FileMeta) -> Result<bool, FetchError> {
+        let blob = self.rc.blob(&meta.etag);
+        Ok(fs::metadata(&blob).is_ok_and(|m| m.len() == meta.size)
+            && cache::blob_matches(&blob, &meta.etag).map_err(io_err(&blob))? != Some(false))
     }
 
     /// Downloads a blob into `blobs/{etag}` through `.incomplete`, resuming, verifying.
@@ -604,6 +648,9 @@ impl<'a> Fetcher<'a> {
         let blobs = self.rc.dir.join("blobs");
         fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
         let _lock = self.lock(&meta.etag)?;
+        if self.have_blob(meta)? {
+            return Ok(Origin::Cached); // another file or process brought it meanwhile
+        }
         let part = self.rc.incomplete(&meta.etag);
         let mut file = OpenOptions::new()
             .create(true)
@@ -838,12 +885,7 @@ pub fn model(s: &HubSettings, r: &HubRef, progress: &dyn Progress) -> Result<Sna
     let (mut f, listing) = Fetcher::open(s, RepoType::Model, r, progress)?;
     let repo = r.repo.to_string();
     let files = model_files(&repo, &listing, &mut |p| f.fetch(p))?;
-    for p in &files {
-        if f.files.iter().any(|x| &x.path == p) {
-            continue;
-        }
-        f.fetch(p)?;
-    }
+    f.fetch_all(&files)?;
     f.finish()
 }
 
@@ -858,9 +900,8 @@ pub fn dataset(
     select: &SelectFiles<'_>,
 ) -> Result<Snapshot, FetchError> {
     let (mut f, listing) = Fetcher::open(s, RepoType::Dataset, r, progress)?;
-    for p in select(&listing).map_err(FetchError::Selection)? {
-        f.fetch(&p)?;
-    }
+    let files = select(&listing).map_err(FetchError::Selection)?;
+    f.fetch_all(&files)?;
     f.finish()
 }
 
