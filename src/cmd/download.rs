@@ -24,8 +24,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::out::{self, Ctx};
 use crate::core::hub::cache::HubRef;
 use crate::core::hub::download::{self, HubSettings, Origin, Progress, Snapshot};
-use crate::core::train::data::{ChatTemplate, Example};
-use crate::core::train::dataset::{self, Columns};
+use crate::core::train::data::ChatTemplate;
+use crate::core::train::dataset::{self, Columns, Examples};
 
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
@@ -213,7 +213,7 @@ pub fn load_data(
     ctx: &Ctx,
     d: &DataSpec,
     template: ChatTemplate,
-) -> anyhow::Result<(Vec<Example>, String)> {
+) -> anyhow::Result<(Examples, String)> {
     let shown = d.spec.display().to_string();
     let hub = (!d.spec.exists())
         .then(|| d.spec.to_str().and_then(HubRef::parse))

@@ -384,7 +384,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             template,
         )?,
         None => (
-            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,
+            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?.into(),
             "bundled toy task (digits)".to_string(),
         ),
     };

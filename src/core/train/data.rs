@@ -84,7 +84,7 @@ pub struct Message {
 }
 
 /// One training prompt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     /// 1-based line in the file.
     pub line: usize,

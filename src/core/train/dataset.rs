@@ -151,7 +151,7 @@ struct Sink<'a> {
     origin: String,
     cols: &'a Columns,
     template: ChatTemplate,
-    out: &'a mut Vec<Example>,
+    out: &'a mut Collector,
 }
 
 impl Sink<'_> {
@@ -162,17 +162,16 @@ impl Sink<'_> {
         };
         let mut ex = data::parse_value(value, &self.origin, n, self.template)?;
         ex.extra.extend(displaced);
-        self.out.push(ex);
-        Ok(())
+        self.out.push(ex)
     }
 }
 
 /// Reads one local data file (format by extension), appending its examples to `out`.
-pub fn load_file_into(
+fn load_file_into(
     path: &Path,
     cols: &Columns,
     template: ChatTemplate,
-    out: &mut Vec<Example>,
+    out: &mut Collector,
 ) -> Result<(), DatasetError> {
     let name = path.display().to_string();
     let format = Format::of(&name).ok_or(DatasetError::Format { path: name.clone() })?;
@@ -200,17 +199,189 @@ pub fn load_file_into(
     Ok(())
 }
 
-/// Reads data files in order into one list of examples.
+/// Reads data files in order into one list of examples: in memory while they take less than
+/// [`SPOOL_ABOVE`] bytes, else spooled to a temporary file.
 pub fn load_files(
     paths: &[PathBuf],
     cols: &Columns,
     template: ChatTemplate,
-) -> Result<Vec<Example>, DatasetError> {
-    let mut out = Vec::new();
+) -> Result<Examples, DatasetError> {
+    load_files_with(paths, cols, template, SPOOL_ABOVE)
+}
+
+/// [`load_files`] with the spooling threshold given.
+pub fn load_files_with(
+    paths: &[PathBuf],
+    cols: &Columns,
+    template: ChatTemplate,
+    spool_above: usize,
+) -> Result<Examples, DatasetError> {
+    let mut out = Collector::new(spool_above);
     for p in paths {
         load_file_into(p, cols, template, &mut out)?;
     }
-    Ok(out)
+    out.finish()
+}
+
+/// Examples held in memory up to this many bytes (text and extra fields); beyond, all go to
+/// an unlinked temporary file and only their offsets stay in memory (8 bytes each).
+pub const SPOOL_ABOVE: usize = 64 << 20;
+
+/// The examples of a dataset: in memory, or spooled to disk and read back by index.
+#[derive(Debug)]
+pub enum Examples {
+    Memory(Vec<Example>),
+    Spooled(Spool),
+}
+
+impl From<Vec<Example>> for Examples {
+    fn from(v: Vec<Example>) -> Self {
+        Examples::Memory(v)
+    }
+}
+
+impl Examples {
+    pub fn len(&self) -> usize {
+        match self {
+            Examples::Memory(v) => v.len(),
+            Examples::Spooled(s) => s.offsets.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Example `i` (panics when out of range, like indexing).
+    pub fn get(&self, i: usize) -> Result<std::borrow::Cow<'_, Example>, DatasetError> {
+        match self {
+            Examples::Memory(v) => Ok(std::borrow::Cow::Borrowed(&v[i])),
+            Examples::Spooled(s) => s.get(i).map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// All examples in memory (for small sets: evaluation, tests).
+    pub fn into_vec(self) -> Result<Vec<Example>, DatasetError> {
+        match self {
+            Examples::Memory(v) => Ok(v),
+            Examples::Spooled(s) => (0..s.offsets.len()).map(|i| s.get(i)).collect(),
+        }
+    }
+}
+
+/// Examples as JSON records in an unlinked temporary file, with their start offsets.
+#[derive(Debug)]
+pub struct Spool {
+    file: std::sync::Mutex<File>,
+    /// Start of each record; the last record ends at `end`.
+    offsets: Vec<u64>,
+    end: u64,
+}
+
+impl Spool {
+    fn io(e: std::io::Error) -> DatasetError {
+        DataError::Io {
+            path: "<spooled examples>".into(),
+            source: e,
+        }
+        .into()
+    }
+
+    fn get(&self, i: usize) -> Result<Example, DatasetError> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let start = self.offsets[i];
+        let stop = self.offsets.get(i + 1).copied().unwrap_or(self.end);
+        let mut buf = vec![0u8; (stop - start) as usize];
+        {
+            let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            f.seek(SeekFrom::Start(start)).map_err(Self::io)?;
+            f.read_exact(&mut buf).map_err(Self::io)?;
+        }
+        serde_json::from_slice(&buf)
+            .map_err(|e| Self::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    }
+}
+
+/// Gathers examples as they are parsed; moves them to a [`Spool`] past the threshold.
+enum Collector {
+    Memory {
+        v: Vec<Example>,
+        bytes: usize,
+        limit: usize,
+    },
+    Spool {
+        w: std::io::BufWriter<File>,
+        offsets: Vec<u64>,
+        at: u64,
+    },
+}
+
+impl Collector {
+    fn new(limit: usize) -> Collector {
+        Collector::Memory {
+            v: Vec::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Collector::Memory { v, .. } => v.len(),
+            Collector::Spool { offsets, .. } => offsets.len(),
+        }
+    }
+
+    fn push(&mut self, ex: Example) -> Result<(), DatasetError> {
+        match self {
+            Collector::Memory { v, bytes, limit } => {
+                *bytes += ex.prompt.len()
+                    + ex.answer.as_ref().map_or(0, |a| a.len())
+                    + if ex.extra.is_empty() {
+                        0
+                    } else {
+                        serde_json::to_string(&ex.extra).map_or(0, |s| s.len())
+                    }
+                    + 64;
+                v.push(ex);
+                if *bytes > *limit {
+                    let held = std::mem::take(v);
+                    let file = tempfile::tempfile().map_err(Spool::io)?;
+                    *self = Collector::Spool {
+                        w: std::io::BufWriter::new(file),
+                        offsets: Vec::new(),
+                        at: 0,
+                    };
+                    for e in held {
+                        self.push(e)?;
+                    }
+                }
+                Ok(())
+            }
+            Collector::Spool { w, offsets, at } => {
+                use std::io::Write as _;
+                let rec = serde_json::to_vec(&ex).map_err(|e| Spool::io(e.into()))?;
+                w.write_all(&rec).map_err(Spool::io)?;
+                offsets.push(*at);
+                *at += rec.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Examples, DatasetError> {
+        match self {
+            Collector::Memory { v, .. } => Ok(Examples::Memory(v)),
+            Collector::Spool { w, offsets, at } => {
+                let file = w.into_inner().map_err(|e| Spool::io(e.into_error()))?;
+                Ok(Examples::Spooled(Spool {
+                    file: std::sync::Mutex::new(file),
+                    offsets,
+                    end: at,
+                }))
+            }
+        }
+    }
 }
 
 fn read_jsonl(r: impl BufRead, sink: &mut Sink) -> Result<(), DatasetError> {
@@ -412,7 +583,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
-        load_files(&[p], cols, ChatTemplate::None)
+        load_files(&[p], cols, ChatTemplate::None).and_then(Examples::into_vec)
     }
 
     #[test]
@@ -475,7 +646,21 @@ mod tests {
             prompt: Some("question".into()),
             answer: Some("answer".into()),
         };
-        let ex = load_files(std::slice::from_ref(&p), &cols, ChatTemplate::None).unwrap();
+        let all = load_files(std::slice::from_ref(&p), &cols, ChatTemplate::None).unwrap();
+        assert!(matches!(all, Examples::Memory(_)));
+        // the same rows through a spool file (threshold 0: everything spooled)
+        let spooled =
+            load_files_with(std::slice::from_ref(&p), &cols, ChatTemplate::None, 0).unwrap();
+        assert!(matches!(spooled, Examples::Spooled(_)));
+        assert_eq!(spooled.len(), 24);
+        let ex = all.into_vec().unwrap();
+        for i in [0, 15, 16, 23] {
+            let s = spooled.get(i).unwrap();
+            assert_eq!(
+                (s.line, &s.prompt, &s.answer, &s.extra),
+                (ex[i].line, &ex[i].prompt, &ex[i].answer, &ex[i].extra)
+            );
+        }
         assert_eq!(ex.len(), 24);
         assert_eq!((ex[0].line, ex[23].line), (1, 24));
         assert!(ex[17].prompt.contains(" has ") && ex[17].prompt.ends_with("have now?"));
