@@ -44,7 +44,10 @@ measure() {
   for _ in $(seq "$RUNS"); do
     rm -rf "$DIR/home"
     local out
-    out=$( { HF_HOME="$DIR/home" /usr/bin/time -f '%e %M' bash -c "$*" >/dev/null; } 2>&1 | tail -n 1)
+    out=$( { HF_HOME="$DIR/home" /usr/bin/time -f '%e %M' bash -c "$*" >/dev/null; } 2>&1)
+    if grep -q "non-zero status" <<<"$out"; then echo "$name failed: $out" >&2; exit 1; fi
+    out=$(tail -n 1 <<<"$out")
+    [ -n "$(ls "$DIR"/home/hub/models--bench--model/snapshots/*/model-00002-of-00002.safetensors)" ]
     times+=("${out% *}")
     local r=${out#* }
     [ "$r" -gt "$rss" ] && rss=$r
