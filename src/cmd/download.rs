@@ -18,6 +18,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -195,7 +196,9 @@ pub fn model_dir(ctx: &Ctx, spec: &Path) -> anyhow::Result<(PathBuf, String)> {
     let Some(r) = spec.to_str().and_then(HubRef::parse) else {
         return Ok((spec.to_path_buf(), shown)); // the loader names the missing folder
     };
-    let snap = fetch_model(ctx, &r)?;
+    let snap = fetch_model(ctx, &r).with_context(|| {
+        format!("{shown} is not a local folder; as a Hugging Face Hub model id")
+    })?;
     Ok((snap.dir, format!("{r} ({})", &snap.commit[..12])))
 }
 
@@ -222,7 +225,9 @@ pub fn load_data(
         let ex = dataset::load_files(&[d.spec.to_path_buf()], &d.columns, template)?;
         return Ok((ex, shown));
     };
-    let snap = fetch_dataset(ctx, &r, d.split, d.config)?;
+    let snap = fetch_dataset(ctx, &r, d.split, d.config).with_context(|| {
+        format!("{shown} is not a local file; as a Hugging Face Hub dataset id")
+    })?;
     let paths: Vec<PathBuf> = snap.files.iter().map(|f| snap.dir.join(&f.path)).collect();
     let ex = dataset::load_files(&paths, &d.columns, template)?;
     Ok((

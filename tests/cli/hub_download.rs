@@ -236,6 +236,13 @@ fn bad_repos_tokens_and_bytes_get_clear_errors_and_leave_the_cache_valid() {
         err.contains("model repository acme/nope not found on"),
         "{err}"
     );
+    // a path that is neither a folder nor a repository says both
+    let (code, _, err) = run(hf(home.path(), &server.url).args(["train", "--model", "acme/nope"]));
+    assert_eq!(code, 19, "{err}");
+    assert!(
+        err.contains("acme/nope is not a local folder; as a Hugging Face Hub model id: model repository acme/nope not found"),
+        "{err}"
+    );
     let (code, _, err) = run(hf(home.path(), &server.url).args(["download", "acme/sharded@v9"]));
     assert_eq!(code, 19, "{err}");
     assert!(err.contains("revision \"v9\" not found"), "{err}");
