@@ -344,7 +344,7 @@ fn math_dataset(server: &DlServer) -> String {
 #[test]
 fn train_takes_a_model_and_a_parquet_dataset_by_hub_id() {
     let server = DlServer::start(TOKEN);
-    tiny_model(&server);
+    let commit = tiny_model(&server);
     math_dataset(&server);
     let home = tmp();
     let out = tmp();
@@ -382,13 +382,25 @@ fn train_takes_a_model_and_a_parquet_dataset_by_hub_id() {
     assert!(err.contains("on acme/math split train"), "{err}");
     assert!(server.requests("socratic").is_empty());
     assert!(server.requests("test-0000").is_empty());
-    // again offline, from the cache only
+    // again offline, from the cache only, with the data mapping in the settings file and the
+    // model pinned to its commit
+    let toml = out.path().join("hub.toml");
+    std::fs::write(
+        &toml,
+        "dataset = \"acme/math\"\ndataset_config = \"main\"\ndataset_train_split = \"train\"\n\
+         prompt_column = \"question\"\nanswer_column = \"answer\"\n",
+    )
+    .unwrap();
     let (code, _, err) = run(hf(home.path(), "http://127.0.0.1:9")
         .env("HF_HUB_OFFLINE", "1")
-        .args(args)
-        .arg(out.path()));
+        .args(["train", "--config"])
+        .arg(&toml)
+        .args(["--model", &format!("acme/tiny-qwen3@{commit}")])
+        .args(&args[args.len() - 13..])
+        .arg(out.path().join("run2")));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("(offline)"), "{err}");
+    assert!(err.contains("on acme/math split train"), "{err}");
     // a split in two configurations needs --data-config
     let (code, _, err) =
         run(hf(home.path(), &server.url).args(["download", "acme/math", "--dataset"]));
@@ -468,19 +480,24 @@ fn huggingface_hub_fills_a_cache_gym_reads_offline() {
     // and online: nothing downloaded again
     let v = download(&mut hf(home.path(), &server.url), &["acme/sharded"]);
     assert_eq!(origins(&v), all("cached"));
-    // a model Python downloaded trains
+    // a model and a dataset Python downloaded train
     tiny_model(&server);
+    math_dataset(&server);
     py(
         &python,
         home.path(),
         &server.url,
         false,
-        "from huggingface_hub import snapshot_download\nsnapshot_download('acme/tiny-qwen3')",
+        "from huggingface_hub import snapshot_download\nsnapshot_download('acme/tiny-qwen3')\n\
+         snapshot_download('acme/math', repo_type='dataset', allow_patterns=['main/train-*'])",
     );
     let out = tmp();
     let (code, _, err) = run(hf(home.path(), "http://127.0.0.1:9")
         .env("HF_HUB_OFFLINE", "1")
         .args(["train", "--model", "acme/tiny-qwen3", "--max-steps", "1"])
+        .args(["--data", "acme/math", "--data-config", "main"])
+        .args(["--prompt-column", "question", "--answer-column", "answer"])
+        .args(["--reward", "exact"])
         .args([
             "--num-generations",
             "2",
