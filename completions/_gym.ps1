@@ -520,11 +520,15 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;eval' {
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache, as for `gym train` (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('--adapter', '--adapter', [CompletionResultType]::ParameterName, 'PEFT adapter folder to apply')
             [CompletionResult]::new('--delta', '--delta', [CompletionResultType]::ParameterName, 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use')
             [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'With --delta: the signer must be listed here')
-            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts, JSONL (default: the bundled toy task)')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default: the bundled toy task)')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Hub datasets: the split to evaluate on')
+            [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'Hub datasets: the configuration (first folder) when the split exists in several')
+            [CompletionResult]::new('--prompt-column', '--prompt-column', [CompletionResultType]::ParameterName, 'The data column holding the prompt [default: prompt or messages]')
+            [CompletionResult]::new('--answer-column', '--answer-column', [CompletionResultType]::ParameterName, 'The data column holding the reference answer [default: answer]')
             [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)')
             [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples')

@@ -663,7 +663,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__eval)
-            opts="-q -h -V --model --adapter --delta --trusted-keys --data --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --quiet --threads --help --version"
+            opts="-q -h -V --model --adapter --delta --trusted-keys --data --split --data-config --prompt-column --answer-column --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -686,6 +686,22 @@ _gym() {
                     return 0
                     ;;
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --split)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prompt-column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --answer-column)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

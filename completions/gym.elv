@@ -469,11 +469,15 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;eval'= {
-            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3)'
+            cand --model 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache, as for `gym train` (default: the bundled tiny Qwen3)'
             cand --adapter 'PEFT adapter folder to apply'
             cand --delta 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use'
             cand --trusted-keys 'With --delta: the signer must be listed here'
-            cand --data 'Prompts, JSONL (default: the bundled toy task)'
+            cand --data 'Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default: the bundled toy task)'
+            cand --split 'Hub datasets: the split to evaluate on'
+            cand --data-config 'Hub datasets: the configuration (first folder) when the split exists in several'
+            cand --prompt-column 'The data column holding the prompt [default: prompt or messages]'
+            cand --answer-column 'The data column holding the reference answer [default: answer]'
             cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)'
             cand --max-completion-length 'max-completion-length'
             cand --limit 'Evaluate only the first N examples'

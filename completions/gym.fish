@@ -312,11 +312,15 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l mask-truncated-complet
 complete -c gym -n "__fish_gym_using_subcommand train" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand train" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gym -n "__fish_gym_using_subcommand train" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand eval" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l model -d 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache, as for `gym train` (default: the bundled tiny Qwen3)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l adapter -d 'PEFT adapter folder to apply' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l delta -d 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l trusted-keys -d 'With --delta: the signer must be listed here' -r -F
-complete -c gym -n "__fish_gym_using_subcommand eval" -l data -d 'Prompts, JSONL (default: the bundled toy task)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l data -d 'Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default: the bundled toy task)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l split -d 'Hub datasets: the split to evaluate on' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l data-config -d 'Hub datasets: the configuration (first folder) when the split exists in several' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l prompt-column -d 'The data column holding the prompt [default: prompt or messages]' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l answer-column -d 'The data column holding the reference answer [default: answer]' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task\'s)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r

@@ -401,6 +401,34 @@ fn train_takes_a_model_and_a_parquet_dataset_by_hub_id() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("(offline)"), "{err}");
     assert!(err.contains("on acme/math split train"), "{err}");
+    // gym eval takes the same ids; its split defaults to test
+    let (code, out_json, err) = run(hf(home.path(), &server.url).args([
+        "eval",
+        "--model",
+        "acme/tiny-qwen3",
+        "--data",
+        "acme/math",
+        "--data-config",
+        "main",
+        "--prompt-column",
+        "question",
+        "--answer-column",
+        "answer",
+        "--limit",
+        "2",
+        "--max-completion-length",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out_json)["examples"], 2);
+    // the test file has the train file's bytes: its blob is shared, so only a HEAD was needed
+    let reqs = server.requests("main/test-0000");
+    assert_eq!(
+        (reqs.len(), reqs[0].method.as_str()),
+        (1, "HEAD"),
+        "{reqs:?}"
+    );
     // a split in two configurations needs --data-config
     let (code, _, err) =
         run(hf(home.path(), &server.url).args(["download", "acme/math", "--dataset"]));
