@@ -267,6 +267,23 @@ fn bad_repos_tokens_and_bytes_get_clear_errors_and_leave_the_cache_valid() {
     );
     assert_eq!(v["files"].as_array().unwrap().len(), 3);
 
+    // a listing naming a file outside the snapshot is refused before any request for it
+    server.add_repo(
+        "datasets",
+        "acme/evil",
+        &[(
+            "../../../outside/train.jsonl",
+            b"{\"prompt\": \"x\"}\n".to_vec(),
+        )],
+        false,
+    );
+    let (code, _, err) =
+        run(hf(home.path(), &server.url).args(["download", "--dataset", "acme/evil"]));
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("leaves the snapshot folder"), "{err}");
+    assert!(server.requests("outside").is_empty());
+    assert!(!home.path().join("outside").exists() && !home.path().join("hub/outside").exists());
+
     // bytes that do not hash to the ETag are discarded, nothing is cached
     let home = tmp();
     server.state().corrupt.push("model-00001".into());

@@ -281,6 +281,15 @@ fn clean_etag(s: &str) -> String {
         .to_string()
 }
 
+/// A relative `/`-separated path with no empty, `.` or `..` segment and no backslash: one that
+/// stays inside the snapshot folder.
+fn safe_repo_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.contains('\\')
+        && p.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
 fn quote_path(p: &str) -> String {
     p.split('/').map(quote).collect::<Vec<_>>().join("/")
 }
@@ -511,7 +520,12 @@ impl<'a> Fetcher<'a> {
         let etag = header(h, "x-linked-etag")
             .or_else(|| header(h, "etag"))
             .map(|e| clean_etag(&e))
-            .filter(|e| !e.is_empty() && !e.contains(['/', '\\']))
+            // it names a file in blobs/: hex on the Hub, never a path
+            .filter(|e| {
+                !e.is_empty()
+                    && e.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
             .ok_or_else(|| missing("ETag"))?;
         let size = header(h, "x-linked-size")
             .or_else(|| header(h, "content-length"))
@@ -601,6 +615,12 @@ impl<'a> Fetcher<'a> {
     }
 
     fn fetch_one(&self, path: &str) -> Result<FetchedFile, FetchError> {
+        if !safe_repo_path(path) {
+            return Err(FetchError::Layout {
+                repo: self.repo_name(),
+                problem: format!("refusing the file name {path:?} (it leaves the snapshot folder)"),
+            });
+        }
         if let Some(f) = self.cached(path)? {
             return Ok(f);
         }
@@ -935,6 +955,25 @@ mod tests {
         assert_eq!(s.token.as_ref().map(|t| t.0.as_str()), Some("hf_env"));
         assert!(!s.offline);
         assert_eq!(s.endpoint, "https://huggingface.co");
+    }
+
+    #[test]
+    fn repo_paths_stay_in_the_snapshot() {
+        for ok in ["config.json", "main/train-00000-of-00001.parquet", "a/.b/c"] {
+            assert!(safe_repo_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a/",
+        ] {
+            assert!(!safe_repo_path(bad), "{bad}");
+        }
     }
 
     #[test]
