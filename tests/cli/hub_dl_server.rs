@@ -57,6 +57,9 @@ pub struct DlState {
     pub corrupt: Vec<String>,
     /// (path substring, bytes): served as a complete answer of only that many bytes.
     pub short: Vec<(String, usize)>,
+    /// Renamed repositories: (old "owner/name", new "owner/name"); requests for the old name
+    /// are answered `307` with a relative `Location` on the new one, as the Hub does.
+    pub renamed: Vec<(String, String)>,
     /// Bytes of file content sent.
     pub sent: u64,
     /// sha256 → (path, bytes), for the CDN.
@@ -328,7 +331,25 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The `307` for a request naming a renamed repository.
+fn rename(s: &DlState, req: &Request) -> Option<Reply> {
+    for (old, new) in &s.renamed {
+        for prefix in ["/api/models/", "/api/datasets/", "/datasets/", "/"] {
+            let from = format!("{prefix}{old}/");
+            if let Some(rest) = req.path.strip_prefix(&from) {
+                let mut r = reply(307, Vec::new());
+                r.headers = vec![("Location".into(), format!("{prefix}{new}/{rest}"))];
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
 fn route(s: &mut DlState, base: &str, req: &Request) -> Reply {
+    if let Some(r) = rename(s, req) {
+        return r;
+    }
     let path = req.path.split('?').next().unwrap_or("").to_string();
     let segs: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
     let seg: Vec<&str> = segs.iter().map(|x| x.as_str()).collect();

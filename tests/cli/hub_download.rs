@@ -161,6 +161,25 @@ fn model_by_id_fills_the_cache_in_the_hub_layout_and_is_found_offline() {
     );
     assert_eq!(v["offline"], true);
 
+    // a renamed repository: the Hub redirects on its own host, the cache keeps the name asked
+    server
+        .state()
+        .renamed
+        .push(("acme/old-name".into(), "acme/sharded".into()));
+    let v = download(&mut hf(home.path(), &server.url), &["acme/old-name"]);
+    assert_eq!(v["commit"], commit);
+    assert!(
+        home.path()
+            .join("hub/models--acme--old-name/refs/main")
+            .exists()
+    );
+    assert!(
+        server
+            .requests("/acme/old-name/resolve/")
+            .iter()
+            .all(|l| l.method == "HEAD")
+    );
+
     // offline and not cached: a clear error, exit 17
     let (code, _, err) = run(hf(home.path(), &server.url)
         .env("HF_HUB_OFFLINE", "1")
@@ -566,6 +585,12 @@ fn huggingface_hub_reads_a_cache_gym_filled() {
         &mut hf(home.path(), &server.url),
         &["acme/math", "--dataset", "--data-config", "main"],
     );
+    // gym followed a rename; Python finds the same cache entry by the name asked
+    server
+        .state()
+        .renamed
+        .push(("acme/old-name".into(), "acme/sharded".into()));
+    download(&mut hf(home.path(), &server.url), &["acme/old-name"]);
     let before = server.state().log.len();
     let got = py(
         &python,
@@ -577,9 +602,10 @@ fn huggingface_hub_reads_a_cache_gym_filled() {
          d = snapshot_download('acme/sharded', allow_patterns=['*.json', '*.safetensors'])\n\
          s = hf_hub_download('acme/sharded', 'model-00002-of-00002.safetensors')\n\
          p = hf_hub_download('acme/math', 'main/train-00000-of-00001.parquet', repo_type='dataset')\n\
+         o = hf_hub_download('acme/old-name', 'model-00001-of-00002.safetensors')\n\
          info = scan_cache_dir()\n\
          repos = sorted((r.repo_type, r.repo_id, r.nb_files) for r in info.repos)\n\
-         print(json.dumps({'dir': d, 'shard': s, 'parquet': p, 'repos': repos,\n\
+         print(json.dumps({'dir': d, 'shard': s, 'parquet': p, 'old': o, 'repos': repos,\n\
                            'warnings': [str(w) for w in info.warnings]}))",
     );
     let v = json(&got);
@@ -592,10 +618,18 @@ fn huggingface_hub_reads_a_cache_gym_filled() {
         std::fs::read(v["parquet"].as_str().unwrap()).unwrap(),
         std::fs::read(testdata("hub/math.parquet")).unwrap()
     );
+    assert_eq!(
+        std::fs::read(v["old"].as_str().unwrap()).unwrap(),
+        files[4].1
+    );
     assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
     assert_eq!(
         v["repos"],
-        serde_json::json!([["dataset", "acme/math", 1], ["model", "acme/sharded", 6]])
+        serde_json::json!([
+            ["dataset", "acme/math", 1],
+            ["model", "acme/old-name", 6],
+            ["model", "acme/sharded", 6]
+        ])
     );
     assert_eq!(
         server.state().log.len(),
