@@ -494,7 +494,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;generate'= {
-            cand --model 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)'
+            cand --model 'Hugging Face model folder (config.json, safetensors, tokenizer.json), or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache; default: the bundled tiny random Qwen3 (for demos: its output is noise)'
             cand --prompt 'Prompt text (repeat for a batch)'
             cand --adapter 'PEFT adapter folder to apply'
             cand -n 'Completions per prompt (a GSPO group)'

@@ -332,7 +332,7 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (fo
 complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging Face model folder (config.json, safetensors, tokenizer.json), or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache; default: the bundled tiny random Qwen3 (for demos: its output is noise)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand generate" -l prompt -d 'Prompt text (repeat for a batch)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l adapter -d 'PEFT adapter folder to apply' -r -F
 complete -c gym -n "__fish_gym_using_subcommand generate" -s n -l group -d 'Completions per prompt (a GSPO group)' -r

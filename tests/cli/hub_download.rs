@@ -437,6 +437,20 @@ fn train_takes_a_model_and_a_parquet_dataset_by_hub_id() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("(offline)"), "{err}");
     assert!(err.contains("on acme/math split train"), "{err}");
+    // gym generate takes a model id too (offline, from the cache)
+    let (code, _, err) = run(hf(home.path(), "http://127.0.0.1:9")
+        .env("HF_HUB_OFFLINE", "1")
+        .args([
+            "generate",
+            "--model",
+            "acme/tiny-qwen3",
+            "--prompt",
+            "2+3=",
+            "-n",
+            "1",
+        ])
+        .args(["--max-new-tokens", "2"]));
+    assert_eq!(code, 0, "{err}");
     // gym eval takes the same ids; its split defaults to test
     let (code, out_json, err) = run(hf(home.path(), &server.url).args([
         "eval",
