@@ -328,7 +328,15 @@ impl<'a> Fetcher<'a> {
         let listing = if s.offline {
             f.use_cache("HF_HUB_OFFLINE is set".into())?
         } else {
-            match f.revision_info() {
+            // with the revision in the cache, one failed connection is enough to use it
+            let retry = match f.rc.commit_of(&r.revision) {
+                Some(_) => Retry {
+                    attempts: 1,
+                    ..s.retry
+                },
+                None => s.retry,
+            };
+            match f.revision_info(&retry) {
                 Ok((commit, files)) => {
                     f.commit = commit;
                     files
@@ -414,7 +422,7 @@ impl<'a> Fetcher<'a> {
     }
 
     /// `GET /api/{kind}/{repo}/revision/{rev}` → (commit, files).
-    fn revision_info(&self) -> Result<(String, Vec<String>), FetchError> {
+    fn revision_info(&self, retry: &Retry) -> Result<(String, Vec<String>), FetchError> {
         #[derive(serde::Deserialize)]
         struct Sibling {
             rfilename: String,
@@ -432,9 +440,7 @@ impl<'a> Fetcher<'a> {
             self.r.repo,
             quote(&self.r.revision)
         );
-        let resp = net::send(&self.s.retry, &url, || {
-            Ok(self.authed(self.get.get(&url), &url))
-        })?;
+        let resp = net::send(retry, &url, || Ok(self.authed(self.get.get(&url), &url)))?;
         if !resp.status().is_success() {
             return Err(self.hub_error(resp, None));
         }
