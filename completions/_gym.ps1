@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('download', 'download', [CompletionResultType]::ParameterValue, 'Download a model or dataset by hub id into the Hugging Face cache; print its folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -463,8 +464,12 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;train' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (TOML, TRL/seed key names); flags override it')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME')
-            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`, or a hub dataset id ORG/NAME[@REVISION] (its --split''s Parquet or JSON files) (default: the bundled toy task, answering in digits)')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Hub datasets: the split to train on [default: train]')
+            [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in several')
+            [CompletionResult]::new('--prompt-column', '--prompt-column', [CompletionResultType]::ParameterName, 'The data column holding the prompt (a string, or a list of messages) [default: prompt or messages]')
+            [CompletionResult]::new('--answer-column', '--answer-column', [CompletionResultType]::ParameterName, 'The data column holding the reference answer [default: answer]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)')
@@ -584,6 +589,20 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;download' {
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'With --dataset: the split whose data files to fetch')
+            [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'With --dataset: the configuration (first folder) when the split exists in several')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--dataset', '--dataset', [CompletionResultType]::ParameterName, 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-download/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
@@ -598,6 +617,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('download', 'download', [CompletionResultType]::ParameterValue, 'Download a model or dataset by hub id into the Hugging Face cache; print its folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -694,6 +714,9 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;completions' {
+            break
+        }
+        'gym;help;download' {
             break
         }
         'gym;help;help' {

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand download 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;keygen'= {
@@ -413,8 +414,12 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;train'= {
             cand --config 'Settings file (TOML, TRL/seed key names); flags override it'
-            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME'
-            cand --data 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)'
+            cand --model 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME'
+            cand --data 'Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`, or a hub dataset id ORG/NAME[@REVISION] (its --split''s Parquet or JSON files) (default: the bundled toy task, answering in digits)'
+            cand --split 'Hub datasets: the split to train on [default: train]'
+            cand --data-config 'Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in several'
+            cand --prompt-column 'The data column holding the prompt (a string, or a list of messages) [default: prompt or messages]'
+            cand --answer-column 'The data column holding the reference answer [default: answer]'
             cand -o 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
             cand --output 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
             cand --key 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)'
@@ -529,6 +534,19 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;download'= {
+            cand --split 'With --dataset: the split whose data files to fetch'
+            cand --data-config 'With --dataset: the configuration (first folder) when the split exists in several'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --dataset 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)'
+            cand --json 'Print JSON (format `gym-download/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;help'= {
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
@@ -543,6 +561,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand download 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;help;keygen'= {
@@ -612,6 +631,8 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;plot'= {
         }
         &'gym;help;completions'= {
+        }
+        &'gym;help;download'= {
         }
         &'gym;help;help'= {
         }

@@ -4,6 +4,7 @@
 pub mod cid;
 pub mod delta;
 pub mod docs;
+pub mod download;
 pub mod eval;
 pub mod exit;
 pub mod generate;
@@ -69,6 +70,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
+    /// Download a model or dataset by hub id into the Hugging Face cache; print its folder.
+    Download(download::DownloadArgs),
 }
 
 /// The clap definition, for docs generation and tests.
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
+        Command::Download(a) => download::run(&ctx, a),
     }
 }
 

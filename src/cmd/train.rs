@@ -22,6 +22,7 @@ use crate::core::model;
 use crate::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use crate::core::train::config::{Schedule, TOY_DATA, TOY_REWARD, TrainConfig};
 use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::dataset::Columns;
 use crate::core::train::gspo::{IsLevel, LossType, ScaleRewards};
 use crate::core::train::rewards::{RewardSpec, Rewards};
 use crate::core::train::trainer::{self, StepMetrics, Trainer};
@@ -31,13 +32,30 @@ pub struct TrainArgs {
     /// Settings file (TOML, TRL/seed key names); flags override it.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
-    /// Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME.
-    #[arg(long, value_name = "DIR")]
+    /// Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging
+    /// Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with
+    /// HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME.
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     pub model: Option<PathBuf>,
-    /// Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy
-    /// task, answering in digits).
-    #[arg(long, value_name = "FILE.jsonl")]
+    /// Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`,
+    /// or a hub dataset id ORG/NAME[@REVISION] (its --split's Parquet or JSON files) (default:
+    /// the bundled toy task, answering in digits).
+    #[arg(long, value_name = "FILE|ORG/NAME")]
     pub data: Option<PathBuf>,
+    /// Hub datasets: the split to train on [default: train].
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+    /// Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in
+    /// several.
+    #[arg(long, value_name = "NAME")]
+    pub data_config: Option<String>,
+    /// The data column holding the prompt (a string, or a list of messages) [default: prompt
+    /// or messages].
+    #[arg(long, value_name = "COLUMN")]
+    pub prompt_column: Option<String>,
+    /// The data column holding the reference answer [default: answer].
+    #[arg(long, value_name = "COLUMN")]
+    pub answer_column: Option<String>,
     /// Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -163,6 +181,18 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
     }
     if let Some(d) = &a.data {
         cfg.data = Some(d.clone());
+    }
+    if let Some(v) = &a.split {
+        cfg.dataset_train_split = v.clone();
+    }
+    for (flag, slot) in [
+        (&a.data_config, &mut cfg.dataset_config),
+        (&a.prompt_column, &mut cfg.prompt_column),
+        (&a.answer_column, &mut cfg.answer_column),
+    ] {
+        if flag.is_some() {
+            slot.clone_from(flag);
+        }
     }
     set!(
         cfg,
@@ -307,8 +337,12 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     }
 
     // model, tokenizer, base hash
-    let (m, tok, base_hash, model_name) = match &cfg.model {
-        Some(dir) => (
+    let model_dir = match &cfg.model {
+        Some(spec) => Some(super::download::model_dir(ctx, spec)?),
+        None => None,
+    };
+    let (m, tok, base_hash, model_name) = match &model_dir {
+        Some((dir, shown)) => (
             // an NF4 base is quantized while loading: the f32 linear weights never all exist
             model::load_with(
                 dir,
@@ -321,7 +355,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("loading {}", dir.display()))?,
             model::load_tokenizer(dir)?,
             trainer::base_hash_dir(dir)?,
-            dir.display().to_string(),
+            shown.clone(),
         ),
         None => {
             let (m, t) = model::embedded::tiny_qwen3(&dev)?;
@@ -336,9 +370,21 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         enable_thinking: cfg.enable_thinking,
     };
     let (examples, data_name) = match &cfg.data {
-        Some(p) => (data::load_jsonl(p, template)?, p.display().to_string()),
+        Some(p) => super::download::load_data(
+            ctx,
+            &super::download::DataSpec {
+                spec: p,
+                split: &cfg.dataset_train_split,
+                config: cfg.dataset_config.as_deref(),
+                columns: Columns {
+                    prompt: cfg.prompt_column.clone(),
+                    answer: cfg.answer_column.clone(),
+                },
+            },
+            template,
+        )?,
         None => (
-            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,
+            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?.into(),
             "bundled toy task (digits)".to_string(),
         ),
     };

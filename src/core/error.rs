@@ -176,6 +176,8 @@ classified!(
     crate::core::plot::PlotError,
     crate::core::train::data::DataError,
     crate::core::train::rewards::RewardError,
+    crate::core::hub::download::FetchError,
+    crate::core::train::dataset::DatasetError,
 );
 
 #[cfg(test)]

@@ -72,6 +72,14 @@ pub struct TrainConfig {
     /// Prompt JSONL; None: the bundled toy task.
     #[serde(alias = "dataset")]
     pub data: Option<PathBuf>,
+    /// Hub datasets: the split to train on (TRL's name).
+    pub dataset_train_split: String,
+    /// Hub datasets: the configuration (first folder) when the split exists in several.
+    pub dataset_config: Option<String>,
+    /// The data column holding the prompt (a string) or the messages; None: `prompt`/`messages`.
+    pub prompt_column: Option<String>,
+    /// The data column holding the reference answer; None: `answer`.
+    pub answer_column: Option<String>,
     /// Apply the Qwen3 chat template with thinking enabled to `messages` rows.
     pub enable_thinking: bool,
     pub seed: u64,
@@ -143,6 +151,10 @@ impl Default for TrainConfig {
         TrainConfig {
             model: None,
             data: None,
+            dataset_train_split: "train".into(),
+            dataset_config: None,
+            prompt_column: None,
+            answer_column: None,
             enable_thinking: false,
             seed: 42,
             importance_sampling_level: IsLevel::Sequence,

@@ -84,7 +84,7 @@ pub struct Message {
 }
 
 /// One training prompt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     /// 1-based line in the file.
     pub line: usize,
@@ -160,6 +160,17 @@ fn parse_line(
         line,
         message: e.to_string(),
     })?;
+    parse_value(value, origin, line, chat_template)
+}
+
+/// One example from a JSON value (a JSONL line, a JSON array element, a Parquet row);
+/// `line` is its 1-based line, element or row number.
+pub fn parse_value(
+    value: Value,
+    origin: &str,
+    line: usize,
+    chat_template: ChatTemplate,
+) -> Result<Example, DataError> {
     let mut obj = match value {
         Value::Object(m) => m,
         other => {

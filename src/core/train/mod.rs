@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dataset;
 pub mod eval;
 pub mod gspo;
 pub mod optim;
