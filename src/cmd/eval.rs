@@ -135,7 +135,8 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
                 },
             };
             let (ex, _) = super::download::load_data(ctx, &spec, template)?;
-            (ex.into_vec()?, "exact")
+            let n = a.limit.unwrap_or(usize::MAX);
+            (ex.first(n)?, "exact")
         }
         None => (
             data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,

@@ -260,11 +260,19 @@ impl Examples {
         }
     }
 
-    /// All examples in memory (for small sets: evaluation, tests).
+    /// All examples in memory (for small sets: tests).
     pub fn into_vec(self) -> Result<Vec<Example>, DatasetError> {
+        self.first(usize::MAX)
+    }
+
+    /// The first `n` examples in memory (evaluation with a limit reads no more).
+    pub fn first(self, n: usize) -> Result<Vec<Example>, DatasetError> {
         match self {
-            Examples::Memory(v) => Ok(v),
-            Examples::Spooled(s) => (0..s.offsets.len()).map(|i| s.get(i)).collect(),
+            Examples::Memory(mut v) => {
+                v.truncate(n);
+                Ok(v)
+            }
+            Examples::Spooled(s) => (0..s.offsets.len().min(n)).map(|i| s.get(i)).collect(),
         }
     }
 }
@@ -661,6 +669,8 @@ mod tests {
                 (ex[i].line, &ex[i].prompt, &ex[i].answer, &ex[i].extra)
             );
         }
+        let two = spooled.first(2).unwrap();
+        assert_eq!((two.len(), two[1].line), (2, 2));
         assert_eq!(ex.len(), 24);
         assert_eq!((ex[0].line, ex[23].line), (1, 24));
         assert!(ex[17].prompt.contains(" has ") && ex[17].prompt.ends_with("have now?"));
