@@ -287,7 +287,7 @@ fn serve(conn: TcpStream, st: &Mutex<DlState>, base: &str) {
         }
         if end < b {
             let _ = w.flush();
-            let _ = w.shutdown(std::net::Shutdown::Both);
+            let _ = w.shutdown(std::net::Shutdown::Write); // FIN after the bytes sent: none is lost
             return;
         }
     }
