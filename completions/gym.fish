@@ -266,37 +266,37 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With 
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l seed -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l lr-scheduler-type -r -f -a "constant\t''
+complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -d 'Optimiser steps to run' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l seed -d 'Seed of sampling, shuffling and the LoRA initialisation' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -d 'Peak learning rate of AdamW' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lr-scheduler-type -d 'How the learning rate decays after the warm-up' -r -f -a "constant\t''
 linear\t''
 cosine\t''"
-complete -c gym -n "__fish_gym_using_subcommand train" -l warmup-steps -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l warmup-steps -d 'Steps over which the learning rate rises linearly from 0' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l beta -d 'KL coefficient. Env: GSPO_BETA' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l num-generations -d 'Completions per prompt (group size)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l importance-sampling-level -d 'Env: IMPORTANCE_SAMPLING_LEVEL' -r -f -a "token\t'One ratio per token (PPO/GRPO)'
 sequence\t'One ratio per sequence: the exponential of the mean token log-ratio (GSPO)'
 sequence-token\t'The sequence ratio\'s value with per-token gradients (GSPO-token)'"
-complete -c gym -n "__fish_gym_using_subcommand train" -l loss-type -r -f -a "grpo\t'Mean over sequences of each sequence\'s mean over its tokens'
+complete -c gym -n "__fish_gym_using_subcommand train" -l loss-type -d 'How the per-token losses of a micro-batch are averaged' -r -f -a "grpo\t'Mean over sequences of each sequence\'s mean over its tokens'
 bnpo\t'Mean over the micro-batch\'s tokens'
 dr-grpo\t'Sum over tokens divided by rows × max_completion_length'"
-complete -c gym -n "__fish_gym_using_subcommand train" -l scale-rewards -r -f -a "group\t'The group\'s own standard deviation'
+complete -c gym -n "__fish_gym_using_subcommand train" -l scale-rewards -d 'Which standard deviation divides the group-centred rewards' -r -f -a "group\t'The group\'s own standard deviation'
 batch\t'The standard deviation of all rewards of the batch'
 none\t'No division: advantages are the centred rewards'"
-complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon-high -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l per-device-train-batch-size -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l steps-per-generation -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-accumulation-steps -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l num-iterations -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l max-completion-length -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon -d 'Lower clipping range of the importance ratio (1 - epsilon)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon-high -d 'Upper clipping range of the importance ratio (1 + epsilon_high; default: epsilon)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l per-device-train-batch-size -d 'Completions per micro-batch' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l steps-per-generation -d 'Micro-batches per rollout (default: gradient_accumulation_steps)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-accumulation-steps -d 'Micro-batches whose gradients add up to one optimiser step' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l num-iterations -d 'Passes over each rollout (GRPO\'s mu)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l max-completion-length -d 'Longest completion, in tokens' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l min-completion-length -d 'No end-of-sequence token before this many tokens' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l temperature -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l top-p -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l top-k -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l lora-rank -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l lora-alpha -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l temperature -d 'Sampling temperature of the rollouts' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l top-p -d 'Nucleus sampling: keep the most likely tokens up to this probability mass (1: all)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l top-k -d 'Sample among the K most likely tokens only (0: all)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lora-rank -d 'Rank of the LoRA factors' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lora-alpha -d 'LoRA scaling numerator (the update is scaled by alpha / rank)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-checkpointing -d 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)' -r -f -a "true\t''
 false\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l use-4bit -d 'NF4 base (true) or f32 base (false). Env: USE_4BIT' -r -f -a "true\t''

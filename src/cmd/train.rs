@@ -93,14 +93,19 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CMD")]
     pub reward_cmd: Option<String>,
 
+    /// Optimiser steps to run.
     #[arg(long, value_name = "N")]
     pub max_steps: Option<usize>,
+    /// Seed of sampling, shuffling and the LoRA initialisation.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Peak learning rate of AdamW.
     #[arg(long, value_name = "LR")]
     pub learning_rate: Option<f64>,
+    /// How the learning rate decays after the warm-up.
     #[arg(long, value_enum)]
     pub lr_scheduler_type: Option<Schedule>,
+    /// Steps over which the learning rate rises linearly from 0.
     #[arg(long, value_name = "N")]
     pub warmup_steps: Option<usize>,
     /// KL coefficient. Env: GSPO_BETA.
@@ -112,38 +117,52 @@ pub struct TrainArgs {
     /// Env: IMPORTANCE_SAMPLING_LEVEL.
     #[arg(long, value_enum)]
     pub importance_sampling_level: Option<IsLevel>,
+    /// How the per-token losses of a micro-batch are averaged.
     #[arg(long, value_enum)]
     pub loss_type: Option<LossType>,
+    /// Which standard deviation divides the group-centred rewards.
     #[arg(long, value_enum)]
     pub scale_rewards: Option<ScaleRewards>,
+    /// Lower clipping range of the importance ratio (1 - epsilon).
     #[arg(long, value_name = "E")]
     pub epsilon: Option<f64>,
+    /// Upper clipping range of the importance ratio (1 + epsilon_high; default: epsilon).
     #[arg(long, value_name = "E")]
     pub epsilon_high: Option<f64>,
+    /// Completions per micro-batch.
     #[arg(long, value_name = "N")]
     pub per_device_train_batch_size: Option<usize>,
+    /// Micro-batches per rollout (default: gradient_accumulation_steps).
     #[arg(long, value_name = "N")]
     pub steps_per_generation: Option<usize>,
+    /// Micro-batches whose gradients add up to one optimiser step.
     #[arg(long, value_name = "N")]
     pub gradient_accumulation_steps: Option<usize>,
+    /// Passes over each rollout (GRPO's mu).
     #[arg(long, value_name = "N")]
     pub num_iterations: Option<usize>,
+    /// Longest completion, in tokens.
     #[arg(long, value_name = "N")]
     pub max_completion_length: Option<usize>,
     /// No end-of-sequence token before this many tokens.
     #[arg(long, value_name = "N")]
     pub min_completion_length: Option<usize>,
+    /// Sampling temperature of the rollouts.
     #[arg(long, value_name = "T")]
     pub temperature: Option<f64>,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1: all).
     #[arg(long, value_name = "P")]
     pub top_p: Option<f64>,
+    /// Sample among the K most likely tokens only (0: all).
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// Zero the loss of completions that hit max_completion_length without ending.
     #[arg(long)]
     pub mask_truncated_completions: bool,
+    /// Rank of the LoRA factors.
     #[arg(long, value_name = "R")]
     pub lora_rank: Option<usize>,
+    /// LoRA scaling numerator (the update is scaled by alpha / rank).
     #[arg(long, value_name = "A")]
     pub lora_alpha: Option<f64>,
     /// Recompute each layer in the backward instead of keeping its activations (less memory,
@@ -161,42 +180,20 @@ pub struct TrainArgs {
     pub save_steps: Option<usize>,
 }
 
-macro_rules! set {
-    ($cfg:ident, $a:ident, $($f:ident),*) => {$(
-        if let Some(v) = $a.$f.clone() {
-            $cfg.$f = v;
-        }
-    )*};
-}
-
-/// Resolves the settings on top of `base`: file, environment, flags.
+/// Resolves the settings on top of `base`: file, environment, flags. `TrainArgs` is taken
+/// apart without `..`, so a new flag fails to compile until it is either applied here or named
+/// as a run option; a setting bound here and not applied fails `-D warnings` (unused variable).
 fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => TrainConfig::from_toml_file(p, base)?,
-        None => base.clone(),
-    };
-    cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(m) = &a.model {
-        cfg.model = Some(m.clone());
-    }
-    if let Some(d) = &a.data {
-        cfg.data = Some(d.clone());
-    }
-    if let Some(v) = &a.split {
-        cfg.dataset_train_split = v.clone();
-    }
-    for (flag, slot) in [
-        (&a.data_config, &mut cfg.dataset_config),
-        (&a.prompt_column, &mut cfg.prompt_column),
-        (&a.answer_column, &mut cfg.answer_column),
-    ] {
-        if flag.is_some() {
-            slot.clone_from(flag);
-        }
-    }
-    set!(
-        cfg,
-        a,
+    let TrainArgs {
+        config,
+        model,
+        data,
+        split,
+        data_config,
+        prompt_column,
+        answer_column,
+        reward,
+        reward_cmd,
         max_steps,
         seed,
         learning_rate,
@@ -208,7 +205,64 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         loss_type,
         scale_rewards,
         epsilon,
+        epsilon_high,
         per_device_train_batch_size,
+        steps_per_generation,
+        gradient_accumulation_steps,
+        num_iterations,
+        max_completion_length,
+        min_completion_length,
+        temperature,
+        top_p,
+        top_k,
+        mask_truncated_completions,
+        lora_rank,
+        lora_alpha,
+        gradient_checkpointing,
+        use_4bit,
+        aggregate_interval,
+        save_steps,
+        // run options, not settings of the run's config.toml
+        output: _,
+        key: _,
+        ring: _,
+        ring_timeout: _,
+        ring_connect_timeout: _,
+        resume: _,
+        force: _,
+        print_config: _,
+        json: _,
+    } = a;
+    let mut cfg = match config {
+        Some(p) => TrainConfig::from_toml_file(p, base)?,
+        None => base.clone(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    // A flag given replaces the setting (`Option` settings take `Some`).
+    macro_rules! set {
+        ($($f:ident $(=> $wrap:path)?),* $(,)?) => {$(
+            if let Some(v) = $f.clone() {
+                cfg.$f = $($wrap)?(v);
+            }
+        )*};
+    }
+    set!(
+        model => Some,
+        data => Some,
+        max_steps,
+        seed,
+        learning_rate,
+        lr_scheduler_type,
+        warmup_steps,
+        beta,
+        num_generations,
+        importance_sampling_level,
+        loss_type,
+        scale_rewards,
+        epsilon,
+        epsilon_high => Some,
+        per_device_train_batch_size,
+        steps_per_generation => Some,
         gradient_accumulation_steps,
         num_iterations,
         max_completion_length,
@@ -221,21 +275,27 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         use_4bit,
         gradient_checkpointing,
         aggregate_interval,
-        save_steps
+        save_steps,
     );
-    if a.epsilon_high.is_some() {
-        cfg.epsilon_high = a.epsilon_high;
-    }
-    if a.steps_per_generation.is_some() {
-        cfg.steps_per_generation = a.steps_per_generation;
-    }
-    if a.mask_truncated_completions {
+    if *mask_truncated_completions {
         cfg.mask_truncated_completions = true;
     }
-    if !a.reward.is_empty() {
-        cfg.reward = a.reward.clone();
+    if let Some(v) = split {
+        cfg.dataset_train_split = v.clone();
     }
-    if let Some(c) = &a.reward_cmd {
+    for (flag, slot) in [
+        (data_config, &mut cfg.dataset_config),
+        (prompt_column, &mut cfg.prompt_column),
+        (answer_column, &mut cfg.answer_column),
+    ] {
+        if flag.is_some() {
+            slot.clone_from(flag);
+        }
+    }
+    if !reward.is_empty() {
+        cfg.reward = reward.clone();
+    }
+    if let Some(c) = reward_cmd {
         cfg.reward.push(format!("cmd:{c}").parse()?);
     }
     Ok(cfg)
@@ -389,7 +449,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         ),
     };
     let rewards = Rewards::new(&cfg.reward)?;
-    let identity = load_identity(&a, &output, ctx)?;
+    let identity = std::sync::Arc::new(load_identity(&a, &output, ctx)?);
     checkpoint::write_config(&output, &cfg)?;
     ctx.note(format!(
         "training {model_name} on {data_name}: {} examples, reward {}, {} steps, output {}",
@@ -411,11 +471,9 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut rewards_seen: Vec<f64> = Vec::new();
     let quiet = ctx.quiet;
     let interval = (t.cfg.max_steps / 20).max(1);
     let mut on_step = |m: &StepMetrics, d: Option<&DeltaWritten>| {
-        rewards_seen.push(m.reward_mean);
         let line = format!(
             "reward {:.3} loss {:+.4} kl {:.4} clip {:.3} len {:.1} {:.0} tok/s",
             m.reward_mean, m.loss, m.kl, m.clip_frac, m.completion_len, m.tokens_per_s
@@ -453,8 +511,6 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             }
             let spec = config::RingSpec::load(rp)?;
             let me = spec.member_index(&identity, rp)?;
-            let key = a.key.as_ref().expect("clap: --ring requires --key");
-            let id2 = Identity::load(key)?;
             let positive = |v: f64, what: &str| -> anyhow::Result<std::time::Duration> {
                 if v.is_finite() && v > 0.0 {
                     Ok(std::time::Duration::from_secs_f64(v))
@@ -480,7 +536,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             Some(checkpoint::RingPlan {
                 spec,
                 me,
-                identity: std::sync::Arc::new(id2),
+                identity: identity.clone(),
                 opts: net::JoinOptions {
                     step_timeout: positive(a.ring_timeout, "ring-timeout")?,
                     connect_timeout: positive(a.ring_connect_timeout, "ring-connect-timeout")?,
