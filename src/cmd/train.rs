@@ -17,11 +17,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
+use crate::core::chat::ChatTemplate;
 use crate::core::keys::Identity;
 use crate::core::model;
 use crate::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use crate::core::train::config::{Schedule, TOY_DATA, TOY_REWARD, TrainConfig};
-use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::data;
 use crate::core::train::gspo::{IsLevel, LossType, ScaleRewards};
 use crate::core::train::rewards::{RewardSpec, Rewards};
 use crate::core::train::trainer::{self, StepMetrics, Trainer};
@@ -332,9 +333,11 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             (m, t, h, "bundled tiny-qwen3".into())
         }
     };
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: cfg.enable_thinking,
+    let chat_template = match &cfg.model {
+        Some(dir) => ChatTemplate::from_model_dir(dir)?,
+        None => Some(ChatTemplate::qwen3()),
     };
+    let template = data::ChatTemplate::from_model(chat_template.as_ref(), cfg.enable_thinking);
     let (examples, data_name) = match &cfg.data {
         Some(p) => (data::load_jsonl(p, template)?, p.display().to_string()),
         None => (

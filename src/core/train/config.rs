@@ -72,7 +72,7 @@ pub struct TrainConfig {
     /// Prompt JSONL; None: the bundled toy task.
     #[serde(alias = "dataset")]
     pub data: Option<PathBuf>,
-    /// Apply the Qwen3 chat template with thinking enabled to `messages` rows.
+    /// Pass `enable_thinking=true` to the model's chat template for `messages` rows (Qwen3).
     pub enable_thinking: bool,
     pub seed: u64,
 
