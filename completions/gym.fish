@@ -259,8 +259,10 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l key -d 'Worker key tha
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring -d 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member\'s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With --ring: seconds without progress before a member is dropped from a round' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l report-to -d 'Also log each step\'s metrics here: `tensorboard` writes event files to OUTPUT/runs/ (TRL\'s tag names; view with `tensorboard --logdir OUTPUT/runs`)' -r -f -a "none\t''
+tensorboard\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l seed -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -r
@@ -317,7 +319,7 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
-complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Pass `enable_thinking=true` to the model\'s chat template for `messages` rows (Qwen3)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l samples -d 'Include every completion in the output'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (format `gym-eval/1`)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'

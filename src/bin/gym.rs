@@ -46,6 +46,7 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::train::config::ConfigError,
             gym::core::plot::PlotError,
             gym::core::train::data::DataError,
+            gym::core::chat::ChatError,
             gym::core::train::rewards::RewardError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {

@@ -459,3 +459,97 @@ fn workers_training_in_a_ring_agree_on_the_average() {
         outs[1]["aggregated"][0]["digest"]
     );
 }
+
+/// A Python with the `tensorboard` package (GYM_TEST_TENSORBOARD_PYTHON), or None with the
+/// reason printed. With GYM_REQUIRE_TENSORBOARD=1 (CI) a missing one fails instead.
+fn tensorboard_python() -> Option<String> {
+    match std::env::var("GYM_TEST_TENSORBOARD_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var_os("GYM_REQUIRE_TENSORBOARD").is_none(),
+                "GYM_REQUIRE_TENSORBOARD is set but GYM_TEST_TENSORBOARD_PYTHON is not"
+            );
+            eprintln!("skipped: set GYM_TEST_TENSORBOARD_PYTHON to a python with tensorboard");
+            None
+        }
+    }
+}
+
+/// The bundled math sample (chat rows rendered by the Qwen3 template) trains with the math
+/// rewards, and `--report-to tensorboard` writes event files that the tensorboard package
+/// reads back with the same values as metrics.jsonl.
+#[test]
+fn math_sample_trains_and_reports_to_tensorboard() {
+    let t = tmp();
+    let out = t.path().join("run");
+    let (code, _, stderr) = run(gym()
+        .args(["train", "--data"])
+        .arg(testdata("math/sample.jsonl"))
+        .args([
+            "--reward",
+            "math",
+            "--reward",
+            "math_format@0.2",
+            "--max-steps",
+            "3",
+            "--num-generations",
+            "2",
+            "--per-device-train-batch-size",
+            "2",
+            "--max-completion-length",
+            "8",
+            "--report-to",
+            "tensorboard",
+            "-o",
+        ])
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let m = metrics(&out);
+    assert_eq!(m.len(), 3);
+    assert!(m[0]["rewards"]["math"].is_number() && m[0]["rewards"]["math_format"].is_number());
+    let runs = out.join("runs");
+    let files: Vec<_> = std::fs::read_dir(&runs).unwrap().collect();
+    assert_eq!(files.len(), 1, "one event file in {}", runs.display());
+    let Some(py) = tensorboard_python() else {
+        return;
+    };
+    let o = std::process::Command::new(py)
+        .arg(repo().join("tools/reference/read_tensorboard.py"))
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tb = json(&String::from_utf8(o.stdout).unwrap());
+    assert_eq!(tb["files"], 1);
+    let tags = &tb["tags"];
+    for (tag, field) in [
+        ("train/reward", "reward_mean"),
+        ("train/loss", "loss"),
+        ("train/kl", "kl"),
+        ("train/completions/mean_length", "completion_len"),
+        ("train/learning_rate", "lr"),
+    ] {
+        let series = tags[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}: {tags}"));
+        assert_eq!(series.len(), 3, "{tag}");
+        for (i, point) in series.iter().enumerate() {
+            assert_eq!(point[0], i + 1, "{tag} step");
+            let want = m[i][field].as_f64().unwrap() as f32;
+            assert_eq!(
+                point[1].as_f64().unwrap() as f32,
+                want,
+                "{tag} at step {}",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(
+        tags["train/rewards/math_format/mean"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

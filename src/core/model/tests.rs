@@ -611,3 +611,31 @@ fn dense_checkpointed_backward_matches_plain() {
 fn moe_checkpointed_backward_matches_plain() {
     checkpointed_backward_matches_plain("tiny-qwen3-moe");
 }
+
+/// generation_config.json's end-of-sequence list and pad id override config.json's.
+#[test]
+fn generation_config_overrides_eos_and_pad() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny-qwen3");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+    let plain = ModelConfig::load(dir.path()).unwrap();
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"eos_token_id": [3, 5], "pad_token_id": 7, "temperature": 0.6}"#,
+    )
+    .unwrap();
+    let c = ModelConfig::load(dir.path()).unwrap();
+    assert_eq!(
+        c.base.eos_token_id,
+        Some(config::TokenIds::Many(vec![3, 5]))
+    );
+    assert_eq!(c.base.pad_token_id, Some(7));
+    assert_ne!(plain.base.eos_token_id, c.base.eos_token_id);
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        "{\"eos_token_id\": \"x\"",
+    )
+    .unwrap();
+    let e = ModelConfig::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("generation_config.json"), "{e}");
+}
