@@ -560,13 +560,13 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;plot' {
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans)')
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Metrics to draw, one panel each, comma-separated')
             [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'Title above the panels (default: the input''s file name)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the output if it exists')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary (format `gym-plot/1`)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary (format `gym-plot/2`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

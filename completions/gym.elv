@@ -507,13 +507,13 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;plot'= {
-            cand -o 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)'
-            cand --output 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)'
+            cand -o 'The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans)'
+            cand --output 'The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans)'
             cand --metrics 'Metrics to draw, one panel each, comma-separated'
             cand --title 'Title above the panels (default: the input''s file name)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --force 'Replace the output if it exists'
-            cand --json 'Print a JSON summary (format `gym-plot/1`)'
+            cand --json 'Print a JSON summary (format `gym-plot/2`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'

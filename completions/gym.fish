@@ -340,12 +340,12 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON
 complete -c gym -n "__fish_gym_using_subcommand generate" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand plot" -l metrics -d 'Metrics to draw, one panel each, comma-separated' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l title -d 'Title above the panels (default: the input\'s file name)' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l force -d 'Replace the output if it exists'
-complete -c gym -n "__fish_gym_using_subcommand plot" -l json -d 'Print a JSON summary (format `gym-plot/1`)'
+complete -c gym -n "__fish_gym_using_subcommand plot" -l json -d 'Print a JSON summary (format `gym-plot/2`)'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s V -l version -d 'Print version'
