@@ -553,3 +553,95 @@ fn math_sample_trains_and_reports_to_tensorboard() {
         3
     );
 }
+
+/// A copy of the tiny model whose folder carries Mistral v0.3's chat template and a
+/// generation_config.json with sampling defaults.
+fn model_with_template(dir: &Path) -> std::path::PathBuf {
+    let m = dir.join("model");
+    std::fs::create_dir_all(&m).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(testdata("tiny-qwen3").join(f), m.join(f)).unwrap();
+    }
+    let template = std::fs::read_to_string(testdata("chat-templates/mistral-v0.3.jinja")).unwrap();
+    let cfg =
+        serde_json::json!({"bos_token": "<s>", "eos_token": "</s>", "chat_template": template});
+    std::fs::write(m.join("tokenizer_config.json"), cfg.to_string()).unwrap();
+    std::fs::write(
+        m.join("generation_config.json"),
+        r#"{"do_sample": true, "eos_token_id": [0, 1], "temperature": 0.6, "top_k": 20, "top_p": 0.95}"#,
+    )
+    .unwrap();
+    m
+}
+
+/// generation_config.json's sampling defaults sit under the run's own settings, and the
+/// model's own chat template renders `messages` rows: one it refuses stops the run naming the
+/// file and line (exit 10), one it accepts trains.
+#[test]
+fn model_folder_chat_template_and_generation_config_apply() {
+    let t = tmp();
+    let m = model_with_template(t.path());
+    let (code, stdout, stderr) = run(gym().args(["train", "--print-config", "--model"]).arg(&m));
+    assert_eq!(code, 0, "{stderr}");
+    for line in ["temperature = 0.6", "top_p = 0.95", "top_k = 20"] {
+        assert!(stdout.lines().any(|l| l == line), "{line} in:\n{stdout}");
+    }
+    let (code, stdout, stderr) = run(gym()
+        .args(["train", "--print-config", "--temperature", "0.9", "--model"])
+        .arg(&m));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().any(|l| l == "temperature = 0.9"), "{stdout}");
+
+    let bad = t.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}], \"answer\": 1}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(gym()
+        .args(["train", "--reward", "math", "--max-steps", "1", "--model"])
+        .arg(&m)
+        .arg("--data")
+        .arg(&bad)
+        .arg("-o")
+        .arg(t.path().join("bad-run")));
+    assert_eq!(code, 10, "{stderr}");
+    assert!(
+        stderr.contains(
+            "bad.jsonl:1: the chat template refused the conversation: After the optional system message, conversation roles must alternate"
+        ),
+        "{stderr}"
+    );
+
+    let good = t.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"Answer with #### N.\"}, {\"role\": \"user\", \"content\": \"2+3?\"}], \"answer\": 5}\n",
+    )
+    .unwrap();
+    let out = t.path().join("good-run");
+    let (code, _, stderr) = run(gym()
+        .args([
+            "train",
+            "--reward",
+            "math",
+            "--max-steps",
+            "1",
+            "--num-generations",
+            "2",
+            "--per-device-train-batch-size",
+            "2",
+            "--max-completion-length",
+            "4",
+            "--model",
+        ])
+        .arg(&m)
+        .arg("--data")
+        .arg(&good)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(metrics(&out).len(), 1);
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.lines().any(|l| l == "temperature = 0.6"), "{saved}");
+}
