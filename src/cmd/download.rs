@@ -215,7 +215,7 @@ pub struct DataSpec<'a> {
 pub fn load_data(
     ctx: &Ctx,
     d: &DataSpec,
-    template: ChatTemplate,
+    template: ChatTemplate<'_>,
 ) -> anyhow::Result<(Examples, String)> {
     let shown = d.spec.display().to_string();
     let hub = (!d.spec.exists())

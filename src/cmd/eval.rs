@@ -13,11 +13,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
+use crate::core::chat::ChatTemplate;
 use crate::core::delta::VerifyOptions;
 use crate::core::keys::TrustedKeys;
 use crate::core::model::{self, lora};
 use crate::core::train::config::{TOY_DATA, TOY_REWARD};
-use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::data;
 use crate::core::train::dataset::Columns;
 use crate::core::train::eval::{self, EvalOptions};
 use crate::core::train::rewards::{RewardSpec, Rewards};
@@ -64,7 +65,7 @@ pub struct EvalArgs {
     /// Evaluate only the first N examples.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Apply the Qwen3 chat template with thinking enabled to `messages` rows.
+    /// Pass `enable_thinking=true` to the model's chat template for `messages` rows (Qwen3).
     #[arg(long)]
     pub enable_thinking: bool,
     /// Include every completion in the output.
@@ -120,9 +121,11 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
             "step": r.delta.metadata.step,
         });
     }
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: a.enable_thinking,
+    let chat_template = match &model_dir {
+        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
+        None => Some(ChatTemplate::qwen3()),
     };
+    let template = data::ChatTemplate::from_model(chat_template.as_ref(), a.enable_thinking);
     let (mut examples, default_reward) = match &a.data {
         Some(p) => {
             let spec = super::download::DataSpec {

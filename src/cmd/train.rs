@@ -17,15 +17,24 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
+use crate::core::chat::ChatTemplate;
 use crate::core::keys::Identity;
 use crate::core::model;
 use crate::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use crate::core::train::config::{Schedule, TOY_DATA, TOY_REWARD, TrainConfig};
-use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::data;
 use crate::core::train::dataset::Columns;
 use crate::core::train::gspo::{IsLevel, LossType, ScaleRewards};
 use crate::core::train::rewards::{RewardSpec, Rewards};
+use crate::core::train::tensorboard;
 use crate::core::train::trainer::{self, StepMetrics, Trainer};
+
+/// Where `--report-to` sends metrics (TRL's `report_to` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportTo {
+    None,
+    Tensorboard,
+}
 
 #[derive(Debug, Args, Default)]
 pub struct TrainArgs {
@@ -85,13 +94,17 @@ pub struct TrainArgs {
     /// Print a JSON summary at the end (format `gym-train/1`).
     #[arg(long)]
     pub json: bool,
-    /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT,
-    /// length:N, format, cmd:COMMAND.
+    /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT,
+    /// coverage:PAT, length:N, format, cmd:COMMAND.
     #[arg(long, value_name = "SPEC")]
     pub reward: Vec<RewardSpec>,
     /// External scorer: gets JSON lines on stdin, prints one number per line (weight 1).
     #[arg(long, value_name = "CMD")]
     pub reward_cmd: Option<String>,
+    /// Also log each step's metrics here: `tensorboard` writes event files to OUTPUT/runs/
+    /// (TRL's tag names; view with `tensorboard --logdir OUTPUT/runs`).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub report_to: Vec<ReportTo>,
 
     /// Optimiser steps to run.
     #[arg(long, value_name = "N")]
@@ -232,6 +245,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         force: _,
         print_config: _,
         json: _,
+        report_to: _,
     } = a;
     let mut cfg = match config {
         Some(p) => TrainConfig::from_toml_file(p, base)?,
@@ -303,7 +317,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
 
 /// The full resolution: the bundled toy task's defaults apply when neither a model nor data
 /// is named anywhere.
-pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+pub fn resolve_config(ctx: &Ctx, a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     // a resumed run starts from the settings it was started with
     if a.resume
         && let Some(o) = &a.output
@@ -317,6 +331,25 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         }
     }
     let cfg = resolve(a, &TrainConfig::default())?;
+    // the model's generation_config.json sits between the built-in defaults and everything the
+    // run sets (docs/training.md, "Precedence")
+    // (a hub id is looked up through the cache, fetched if missing: the same folder `run` loads)
+    let model_dir = match cfg.model.as_deref() {
+        Some(spec) => Some(super::download::model_dir(ctx, spec)?.0),
+        None => None,
+    };
+    let cfg = match model_dir
+        .as_deref()
+        .map(model::config::GenerationConfig::load)
+    {
+        Some(Ok(Some(g))) => {
+            let mut base = TrainConfig::default();
+            base.apply_generation_config(&g);
+            resolve(a, &base)?
+        }
+        Some(Err(e)) => return Err(e.into()),
+        _ => cfg,
+    };
     let mut cfg = if cfg.model.is_none() && cfg.data.is_none() {
         resolve(a, &TrainConfig::toy())?
     } else {
@@ -365,7 +398,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
-    let cfg = resolve_config(&a)?;
+    let cfg = resolve_config(ctx, &a)?;
     if a.print_config {
         return out::print(&cfg.to_toml()).map_err(Into::into); // to_toml ends with a newline
     }
@@ -394,6 +427,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         }
         let _ = std::fs::remove_dir_all(output.join("state"));
         let _ = std::fs::remove_dir_all(output.join("deltas"));
+        let _ = std::fs::remove_dir_all(output.join("runs"));
     }
 
     // model, tokenizer, base hash
@@ -426,9 +460,11 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             (m, t, h, "bundled tiny-qwen3".into())
         }
     };
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: cfg.enable_thinking,
+    let chat_template = match &model_dir {
+        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
+        None => Some(ChatTemplate::qwen3()),
     };
+    let template = data::ChatTemplate::from_model(chat_template.as_ref(), cfg.enable_thinking);
     let (examples, data_name) = match &cfg.data {
         Some(p) => super::download::load_data(
             ctx,
@@ -471,9 +507,25 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut tensorboard =
+        if a.report_to.contains(&ReportTo::Tensorboard) {
+            let dir = output.join("runs");
+            Some(tensorboard::EventWriter::create(&dir).with_context(|| {
+                format!("creating a TensorBoard event file in {}", dir.display())
+            })?)
+        } else {
+            None
+        };
+    let mut tensorboard_err: Option<std::io::Error> = None;
     let quiet = ctx.quiet;
     let interval = (t.cfg.max_steps / 20).max(1);
     let mut on_step = |m: &StepMetrics, d: Option<&DeltaWritten>| {
+        if let Some(w) = tensorboard.as_mut()
+            && let Err(e) = w.scalars(m.step as i64, &tensorboard::step_scalars(m))
+        {
+            tensorboard_err.get_or_insert(e);
+            tensorboard = None;
+        }
         let line = format!(
             "reward {:.3} loss {:+.4} kl {:.4} clip {:.3} len {:.1} {:.0} tok/s",
             m.reward_mean, m.loss, m.kl, m.clip_frac, m.completion_len, m.tokens_per_s
@@ -565,6 +617,12 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     drop(run);
     if let Some(pb) = &bar {
         pb.finish_and_clear();
+    }
+    if let Some(e) = tensorboard_err {
+        ctx.note(format!(
+            "warning: TensorBoard logging stopped: writing {}: {e}",
+            output.join("runs").display()
+        ));
     }
     // reward trend over the whole run (including steps before a resume)
     let all: Vec<StepMetrics> = std::fs::read_to_string(output.join("metrics.jsonl"))

@@ -178,6 +178,7 @@ classified!(
     crate::core::train::rewards::RewardError,
     crate::core::hub::download::FetchError,
     crate::core::train::dataset::DatasetError,
+    crate::core::chat::ChatError,
 );
 
 #[cfg(test)]

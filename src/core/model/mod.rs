@@ -114,7 +114,15 @@ impl ModelConfig {
         let path = dir.join("config.json");
         let text = read_text(&path)?;
         let arch = config::detect_arch(&path, &text)?;
-        let base: qwen3::Config = config::parse(&path, &text)?;
+        let mut base: qwen3::Config = config::parse(&path, &text)?;
+        if let Some(g) = config::GenerationConfig::load(dir)? {
+            if g.eos_token_id.is_some() {
+                base.eos_token_id = g.eos_token_id;
+            }
+            if g.pad_token_id.is_some() {
+                base.pad_token_id = g.pad_token_id;
+            }
+        }
         let moe = match arch {
             Arch::Qwen3 => None,
             Arch::Qwen3Moe => Some(config::parse::<qwen3_moe::MoeConfig>(&path, &text)?),

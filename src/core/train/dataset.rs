@@ -150,7 +150,7 @@ fn map_columns(
 struct Sink<'a> {
     origin: String,
     cols: &'a Columns,
-    template: ChatTemplate,
+    template: ChatTemplate<'a>,
     out: &'a mut Collector,
 }
 
@@ -170,7 +170,7 @@ impl Sink<'_> {
 fn load_file_into(
     path: &Path,
     cols: &Columns,
-    template: ChatTemplate,
+    template: ChatTemplate<'_>,
     out: &mut Collector,
 ) -> Result<(), DatasetError> {
     let name = path.display().to_string();
@@ -204,7 +204,7 @@ fn load_file_into(
 pub fn load_files(
     paths: &[PathBuf],
     cols: &Columns,
-    template: ChatTemplate,
+    template: ChatTemplate<'_>,
 ) -> Result<Examples, DatasetError> {
     load_files_with(paths, cols, template, SPOOL_ABOVE)
 }
@@ -213,7 +213,7 @@ pub fn load_files(
 pub fn load_files_with(
     paths: &[PathBuf],
     cols: &Columns,
-    template: ChatTemplate,
+    template: ChatTemplate<'_>,
     spool_above: usize,
 ) -> Result<Examples, DatasetError> {
     let mut out = Collector::new(spool_above);

@@ -915,14 +915,7 @@ mod tests {
 
     fn toy(cfg: TrainConfig) -> Trainer {
         let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(
-            TOY_DATA,
-            "toy",
-            ChatTemplate::Qwen3 {
-                enable_thinking: false,
-            },
-        )
-        .unwrap();
+        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         Trainer::new(cfg, m, tok, data, rewards).unwrap()
     }
@@ -1068,14 +1061,7 @@ mod checkpointing_tests {
         cfg.min_completion_length = 4;
         cfg.temperature = 0.7;
         let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(
-            TOY_DATA,
-            "toy",
-            ChatTemplate::Qwen3 {
-                enable_thinking: false,
-            },
-        )
-        .unwrap();
+        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
         // a non-zero adapter, so the policy differs from the base
@@ -1117,14 +1103,7 @@ mod checkpointing_tests {
         cfg.lora_dropout = dropout;
         cfg.gradient_checkpointing = ckpt;
         let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(
-            TOY_DATA,
-            "toy",
-            ChatTemplate::Qwen3 {
-                enable_thinking: false,
-            },
-        )
-        .unwrap();
+        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
         let mut obs = Losses(Vec::new());
