@@ -1885,7 +1885,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__train)
-            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --resume --force --print-config --json --reward --reward-cmd --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
+            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --resume --force --print-config --json --reward --reward-cmd --report-to --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1949,6 +1949,10 @@ _gym() {
                     ;;
                 --reward-cmd)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report-to)
+                    COMPREPLY=($(compgen -W "none tensorboard" -- "${cur}"))
                     return 0
                     ;;
                 --max-steps)

@@ -264,8 +264,10 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l key -d 'Worker key tha
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring -d 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member\'s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With --ring: seconds without progress before a member is dropped from a round' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l report-to -d 'Also log each step\'s metrics here: `tensorboard` writes event files to OUTPUT/runs/ (TRL\'s tag names; view with `tensorboard --logdir OUTPUT/runs`)' -r -f -a "none\t''
+tensorboard\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -d 'Optimiser steps to run' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l seed -d 'Seed of sampling, shuffling and the LoRA initialisation' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -d 'Peak learning rate of AdamW' -r
@@ -326,7 +328,7 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
-complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Pass `enable_thinking=true` to the model\'s chat template for `messages` rows (Qwen3)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l samples -d 'Include every completion in the output'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (format `gym-eval/1`)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -347,12 +349,12 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON
 complete -c gym -n "__fish_gym_using_subcommand generate" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand plot" -l metrics -d 'Metrics to draw, one panel each, comma-separated' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l title -d 'Title above the panels (default: the input\'s file name)' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l force -d 'Replace the output if it exists'
-complete -c gym -n "__fish_gym_using_subcommand plot" -l json -d 'Print a JSON summary (format `gym-plot/1`)'
+complete -c gym -n "__fish_gym_using_subcommand plot" -l json -d 'Print a JSON summary (format `gym-plot/2`)'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s V -l version -d 'Print version'
