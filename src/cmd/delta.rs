@@ -1,6 +1,5 @@
 //! `gym delta pack | unpack | inspect | verify | diff`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -10,10 +9,10 @@ use super::Failure;
 use super::out::{self, Ctx, human_bytes};
 use crate::core::atomic::{AtomicDir, AtomicFile};
 use crate::core::delta::{
-    self, Compression, Compute, Delta, DeltaError, FileSource, Metadata, PackInput, PackOptions,
-    Source, TensorSource, VerifyOptions, VerifyReport,
+    self, Compression, Compute, Delta, FileSource, Metadata, PackInput, PackOptions, ReplayGuard,
+    Source, TensorSource, VerifyFailure, VerifyOptions, VerifyReport, verify_path,
 };
-use crate::core::error::{Classify, ErrorClass};
+use crate::core::error::ErrorClass;
 use crate::core::keys::{Identity, TrustedKeys};
 use crate::core::safetensors_io;
 
@@ -637,14 +636,14 @@ struct VerifyJson {
     attestation: Option<serde_json::Value>,
 }
 
-fn failed(file: &Path, class: ErrorClass, kind: &'static str, msg: String) -> VerifyJson {
+fn failed(file: &Path, f: VerifyFailure) -> VerifyJson {
     VerifyJson {
         file: file.to_path_buf(),
         ok: false,
-        class: Some(class),
-        kind: Some(kind),
-        exit_code: Some(class.exit_code()),
-        error: Some(msg),
+        class: Some(f.class),
+        kind: Some(f.kind),
+        exit_code: Some(f.class.exit_code()),
+        error: Some(f.message),
         digest: None,
         worker_id: None,
         seq: None,
@@ -674,20 +673,6 @@ fn passed(file: &Path, r: &VerifyReport) -> VerifyJson {
     }
 }
 
-fn verify_file(
-    path: &Path,
-    opts: &VerifyOptions,
-) -> Result<VerifyReport, (ErrorClass, String, &'static str)> {
-    let src = FileSource::open(path).map_err(|e| {
-        (
-            ErrorClass::Io,
-            format!("opening {}: {e}", path.display()),
-            "io",
-        )
-    })?;
-    delta::verify(&src, opts).map_err(|e| (e.class(), e.to_string(), e.kind()))
-}
-
 fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     if let Some(m) = &a.vectors {
         return verify_vectors(ctx, m, a.json);
@@ -702,32 +687,14 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
         opts.trusted = Some(TrustedKeys::load(p)?);
     }
     let mut results = Vec::new();
-    // Highest sequence number seen per signer, to catch a replay among the inputs.
-    let mut last_seq: HashMap<[u8; 32], (u64, PathBuf)> = HashMap::new();
+    let mut replays = ReplayGuard::default();
     for path in &a.inputs {
-        let r = match verify_file(path, &opts) {
-            Err((class, msg, kind)) => failed(path, class, kind, msg),
-            Ok(rep) => {
-                let seq = rep.delta.metadata.seq;
-                let replay = rep.delta.signature.as_ref().and_then(|s| {
-                    let prev = last_seq.get(&s.ed25519_public).cloned();
-                    match prev {
-                        Some((p, _)) if seq <= p => Some(DeltaError::ReplayedSequence {
-                            seq,
-                            previous: p,
-                            worker_id: crate::core::keys::worker_id(&s.ed25519_public),
-                        }),
-                        _ => {
-                            last_seq.insert(s.ed25519_public, (seq, path.clone()));
-                            None
-                        }
-                    }
-                });
-                match replay {
-                    Some(e) => failed(path, e.class(), e.kind(), e.to_string()),
-                    None => passed(path, &rep),
-                }
-            }
+        let r = match verify_path(path, &opts) {
+            Err(f) => failed(path, f),
+            Ok(rep) => match replays.check(&rep) {
+                Err(e) => failed(path, VerifyFailure::from(&e)),
+                Ok(()) => passed(path, &rep),
+            },
         };
         results.push(r);
     }
@@ -784,7 +751,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
 }
 
 fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result<()> {
-    use crate::core::delta::vectors::{MANIFEST_FORMAT, Manifest};
+    use crate::core::delta::vectors::{self, MANIFEST_FORMAT, Manifest};
     let text = std::fs::read_to_string(manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
@@ -805,46 +772,8 @@ fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result
         .into());
     }
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
-    let mut rows = Vec::new();
-    let mut mismatches = 0;
-    for case in &manifest.vectors {
-        let mut opts = VerifyOptions {
-            min_seq: case.min_seq,
-            base_hash: case.base_hash.clone(),
-            ..Default::default()
-        };
-        if let Some(k) = &case.trusted_keys {
-            opts.trusted = Some(TrustedKeys::load(&dir.join(k))?);
-        }
-        let path = dir.join(&case.file);
-        let got = verify_file(&path, &opts);
-        let (verdict, class, kind, detail, digest) = match &got {
-            Ok(r) => ("valid", None, None, String::new(), Some(r.digest_hex())),
-            Err((c, m, k)) => ("invalid", Some(c.as_str()), Some(*k), m.clone(), None),
-        };
-        let mut ok = verdict == case.expect && class == case.class.as_deref();
-        if ok && case.error.is_some() && kind != case.error.as_deref() {
-            ok = false;
-        }
-        if ok && case.expect == "valid" && case.digest.is_some() && digest != case.digest {
-            ok = false;
-        }
-        if !ok {
-            mismatches += 1;
-        }
-        rows.push(serde_json::json!({
-            "file": case.file,
-            "description": case.description,
-            "expect": case.expect,
-            "expect_class": case.class,
-            "got": verdict,
-            "got_class": class,
-            "expect_error": case.error,
-            "got_error": kind,
-            "detail": detail,
-            "pass": ok,
-        }));
-    }
+    let rows = vectors::check(&manifest, dir)?;
+    let mismatches = rows.iter().filter(|r| !r.pass).count();
     if json {
         out::json(&serde_json::json!({
             "format": "gym-delta-vectors-result/1",
@@ -856,19 +785,15 @@ fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result
     } else {
         let mut t = out::table(&["vector", "expected", "got", "result"]);
         for r in &rows {
-            let fmt = |v: &serde_json::Value, c: &serde_json::Value| match c.as_str() {
-                Some(c) => format!("{} ({c})", v.as_str().unwrap_or("")),
-                None => v.as_str().unwrap_or("").to_string(),
+            let fmt = |verdict: &str, class: Option<&str>| match class {
+                Some(c) => format!("{verdict} ({c})"),
+                None => verdict.to_string(),
             };
             t.add_row(vec![
-                r["file"].as_str().unwrap_or("").to_string(),
-                fmt(&r["expect"], &r["expect_class"]),
-                fmt(&r["got"], &r["got_class"]),
-                if r["pass"].as_bool().unwrap_or(false) {
-                    "pass".into()
-                } else {
-                    "MISMATCH".into()
-                },
+                r.file.clone(),
+                fmt(&r.expect, r.expect_class.as_deref()),
+                fmt(r.got.as_str(), r.got_class.map(ErrorClass::as_str)),
+                if r.pass { "pass" } else { "MISMATCH" }.to_string(),
             ]);
         }
         out::print(&format!(
