@@ -15,7 +15,7 @@ use serde_json::json;
 use super::out::{self, Ctx};
 use crate::core::delta::VerifyOptions;
 use crate::core::keys::TrustedKeys;
-use crate::core::model::{self, lora};
+use crate::core::model::lora;
 use crate::core::train::config::{TOY_DATA, TOY_REWARD};
 use crate::core::train::data::{self, ChatTemplate};
 use crate::core::train::eval::{self, EvalOptions};
@@ -62,17 +62,7 @@ pub struct EvalArgs {
 
 pub fn run(_ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let (mut m, tok, name) = match &a.model {
-        Some(dir) => (
-            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
-            model::load_tokenizer(dir)?,
-            dir.display().to_string(),
-        ),
-        None => {
-            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
-            (m, t, "bundled tiny-qwen3".to_string())
-        }
-    };
+    let (mut m, tok, name) = super::model::load_or_bundled(a.model.as_deref(), &dev)?;
     if a.nf4 {
         m.quantize_nf4(true)?;
     }

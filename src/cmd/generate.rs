@@ -17,7 +17,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
-use crate::core::model::{self, config::TokenIds, generate, lora};
+use crate::core::model::{config::TokenIds, generate, lora};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -59,17 +59,7 @@ pub struct GenerateArgs {
 
 pub fn run(_ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let (mut m, tok, name) = match &a.model {
-        Some(dir) => (
-            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
-            model::load_tokenizer(dir)?,
-            dir.display().to_string(),
-        ),
-        None => {
-            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
-            (m, t, "bundled tiny-qwen3".to_string())
-        }
-    };
+    let (mut m, tok, name) = super::model::load_or_bundled(a.model.as_deref(), &dev)?;
     if a.nf4 {
         m.quantize_nf4(true)?;
     }

@@ -119,3 +119,16 @@ impl Failure {
         }
     }
 }
+
+/// A `--FLAG` number of seconds as a duration: positive, finite and below 10^7 (about 115
+/// days, well inside what `Duration` holds); anything else is a usage error naming the flag.
+pub fn seconds(s: f64, flag: &str) -> anyhow::Result<std::time::Duration> {
+    if !(s.is_finite() && s > 0.0 && s < 1e7) {
+        return Err(Failure::new(
+            ErrorClass::Usage,
+            format!("--{flag} must be a positive number of seconds, got {s}"),
+        )
+        .into());
+    }
+    Ok(std::time::Duration::from_secs_f64(s))
+}
