@@ -34,7 +34,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once per process; boxing the larger variants would buy nothing.
+// Parsed once per process, so the size of a variant costs nothing; `Train`, by far the largest,
+// is boxed all the same to keep `Command` small.
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
