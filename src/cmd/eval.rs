@@ -16,7 +16,7 @@ use super::out::{self, Ctx};
 use crate::core::chat::ChatTemplate;
 use crate::core::delta::VerifyOptions;
 use crate::core::keys::TrustedKeys;
-use crate::core::model::{self, lora};
+use crate::core::model::lora;
 use crate::core::train::config::{TOY_DATA, TOY_REWARD};
 use crate::core::train::data;
 use crate::core::train::dataset::Columns;
@@ -78,21 +78,8 @@ pub struct EvalArgs {
 
 pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let model_dir = match &a.model {
-        Some(spec) => Some(super::download::model_dir(ctx, spec)?),
-        None => None,
-    };
-    let (mut m, tok, name) = match &model_dir {
-        Some((dir, shown)) => (
-            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
-            model::load_tokenizer(dir)?,
-            shown.clone(),
-        ),
-        None => {
-            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
-            (m, t, "bundled tiny-qwen3".to_string())
-        }
-    };
+    let (mut m, tok, name, model_dir) =
+        super::model::load_or_bundled(ctx, a.model.as_deref(), &dev)?;
     if a.nf4 {
         m.quantize_nf4(true)?;
     }
@@ -122,7 +109,7 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         });
     }
     let chat_template = match &model_dir {
-        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
+        Some(dir) => ChatTemplate::from_model_dir(dir)?,
         None => Some(ChatTemplate::qwen3()),
     };
     let template = data::ChatTemplate::from_model(chat_template.as_ref(), a.enable_thinking);

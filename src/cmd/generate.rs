@@ -17,7 +17,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
-use crate::core::model::{self, config::TokenIds, generate, lora};
+use crate::core::model::{config::TokenIds, generate, lora};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -60,21 +60,8 @@ pub struct GenerateArgs {
 
 pub fn run(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let model_dir = match &a.model {
-        Some(spec) => Some(super::download::model_dir(ctx, spec)?),
-        None => None,
-    };
-    let (mut m, tok, name) = match &model_dir {
-        Some((dir, shown)) => (
-            model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
-            model::load_tokenizer(dir)?,
-            shown.clone(),
-        ),
-        None => {
-            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
-            (m, t, "bundled tiny-qwen3".to_string())
-        }
-    };
+    let (mut m, tok, name, _model_dir) =
+        super::model::load_or_bundled(ctx, a.model.as_deref(), &dev)?;
     if a.nf4 {
         m.quantize_nf4(true)?;
     }

@@ -35,7 +35,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once per process; boxing the larger variants would buy nothing.
+// Parsed once per process, so the size of a variant costs nothing; `Train`, by far the largest,
+// is boxed all the same to keep `Command` small.
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
@@ -122,4 +123,17 @@ impl Failure {
             message: message.into(),
         }
     }
+}
+
+/// A `--FLAG` number of seconds as a duration: positive, finite and below 10^7 (about 115
+/// days, well inside what `Duration` holds); anything else is a usage error naming the flag.
+pub fn seconds(s: f64, flag: &str) -> anyhow::Result<std::time::Duration> {
+    if !(s.is_finite() && s > 0.0 && s < 1e7) {
+        return Err(Failure::new(
+            ErrorClass::Usage,
+            format!("--{flag} must be a positive number of seconds, got {s}"),
+        )
+        .into());
+    }
+    Ok(std::time::Duration::from_secs_f64(s))
 }

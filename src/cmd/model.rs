@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::out::{self, Ctx};
-use crate::core::model::{ModelConfig, summary::Summary};
+use crate::core::model::{self, ModelConfig, summary::Summary};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -100,4 +100,29 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     }
     out::println(&t.to_string())?;
     Ok(())
+}
+
+/// The model and tokenizer of `dir`, or the bundled tiny Qwen3 without one, with the name to
+/// show for it (`gym eval`, `gym generate`).
+pub(crate) fn load_or_bundled(
+    ctx: &Ctx,
+    spec: Option<&std::path::Path>,
+    dev: &candle_core::Device,
+) -> anyhow::Result<(model::Qwen3, tokenizers::Tokenizer, String, Option<std::path::PathBuf>)> {
+    use anyhow::Context as _;
+    Ok(match spec {
+        Some(spec) => {
+            let (dir, shown) = super::download::model_dir(ctx, spec)?;
+            (
+                model::load(&dir, dev).with_context(|| format!("loading {}", dir.display()))?,
+                model::load_tokenizer(&dir)?,
+                shown,
+                Some(dir),
+            )
+        }
+        None => {
+            let (m, t) = model::embedded::tiny_qwen3(dev)?;
+            (m, t, "bundled tiny-qwen3".to_string(), None)
+        }
+    })
 }

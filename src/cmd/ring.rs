@@ -29,7 +29,6 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -245,20 +244,9 @@ fn plan(ctx: &Ctx, a: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {
-    if !(s.is_finite() && s > 0.0 && s < 1e7) {
-        return Err(super::Failure::new(
-            crate::core::error::ErrorClass::Other,
-            format!("--{what} must be a positive number of seconds, got {s}"),
-        )
-        .into());
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
-    let step_timeout = seconds(a.timeout, "timeout")?;
-    let connect_timeout = seconds(a.connect_timeout, "connect-timeout")?;
+    let step_timeout = super::seconds(a.timeout, "timeout")?;
+    let connect_timeout = super::seconds(a.connect_timeout, "connect-timeout")?;
     atomic::check_writable(&a.output, a.force)?;
     let spec = Arc::new(RingSpec::load(&a.ring)?);
     let id = Identity::load(&a.key)?;

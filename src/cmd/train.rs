@@ -563,17 +563,6 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             }
             let spec = config::RingSpec::load(rp)?;
             let me = spec.member_index(&identity, rp)?;
-            let positive = |v: f64, what: &str| -> anyhow::Result<std::time::Duration> {
-                if v.is_finite() && v > 0.0 {
-                    Ok(std::time::Duration::from_secs_f64(v))
-                } else {
-                    Err(super::Failure::new(
-                        crate::core::error::ErrorClass::Usage,
-                        format!("--{what} must be a positive number of seconds, got {v}"),
-                    )
-                    .into())
-                }
-            };
             let progress: net::Progress = std::sync::Arc::new(move |m: String| {
                 if !quiet {
                     eprintln!("ring member {me}: {m}");
@@ -590,8 +579,11 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
                 me,
                 identity: identity.clone(),
                 opts: net::JoinOptions {
-                    step_timeout: positive(a.ring_timeout, "ring-timeout")?,
-                    connect_timeout: positive(a.ring_connect_timeout, "ring-connect-timeout")?,
+                    step_timeout: super::seconds(a.ring_timeout, "ring-timeout")?,
+                    connect_timeout: super::seconds(
+                        a.ring_connect_timeout,
+                        "ring-connect-timeout",
+                    )?,
                     listen: None,
                 },
                 progress,

@@ -868,3 +868,33 @@ fn a_ring_file_where_only_some_members_have_ml_dsa_keys_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_timeout_that_is_not_a_positive_number_of_seconds_is_a_usage_error() {
+    let d = tmp();
+    for (flag, value) in [
+        ("--timeout", "0"),
+        ("--connect-timeout", "1e30"),
+        ("--timeout", "NaN"),
+    ] {
+        let (code, _, err) = run(gym().args([
+            "ring",
+            "join",
+            "--ring",
+            &d.path().join("ring.toml").display().to_string(),
+            "--key",
+            &d.path().join("k.pem").display().to_string(),
+            "--input",
+            &d.path().join("in.delta").display().to_string(),
+            "-o",
+            &d.path().join("out.delta").display().to_string(),
+            flag,
+            value,
+        ]));
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(
+            err.contains(&format!("{flag} must be a positive number of seconds")),
+            "{err}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! this module is its reference implementation. Reading uses checked arithmetic only and never
 //! panics on any input; writing is streaming, parallel and atomic.
 
+mod check;
 mod diff;
 mod dtype;
 mod meta;
@@ -12,6 +13,7 @@ mod sign;
 mod tests;
 pub mod vectors;
 
+pub use check::{ReplayGuard, VerifyFailure, verify_path};
 pub use diff::{DiffReport, TensorDiff, diff};
 pub use dtype::Dtype;
 pub use meta::{Attestation, Compute, Metadata};

@@ -7,7 +7,7 @@ use sha3::{Digest, Sha3_256};
 
 use super::sign::{SIGNATURE_CONTEXT, SignatureBlock, signing_message};
 use super::*;
-use crate::core::keys::{Identity, b64};
+use crate::core::keys::{Identity, KeyError, b64};
 
 /// A delta written field by field, with no validation.
 #[derive(Clone)]
@@ -917,4 +917,87 @@ fn outcome(bytes: &[u8], k: &Case) -> Result<[u8; 32], DeltaError> {
         base_hash: k.base_hash.clone(),
     };
     super::read::read_bytes(bytes, &opts).map(|r| r.digest)
+}
+
+/// What verifying a file gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Valid,
+    Invalid,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+        }
+    }
+}
+
+/// One case of a manifest checked: what it expects, what verifying gave, whether they agree.
+/// Serialized as a row of `gym-delta-vectors-result/1` (field order is the wire order).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VectorResult {
+    pub file: String,
+    pub description: String,
+    pub expect: String,
+    pub expect_class: Option<String>,
+    pub got: Verdict,
+    pub got_class: Option<ErrorClass>,
+    pub expect_error: Option<String>,
+    pub got_error: Option<&'static str>,
+    pub detail: String,
+    pub pass: bool,
+}
+
+/// Verifies every case of `manifest` (its files and trusted-keys files relative to `dir`) and
+/// compares the outcome with the expected verdict, class, error kind and digest.
+pub fn check(manifest: &Manifest, dir: &std::path::Path) -> Result<Vec<VectorResult>, KeyError> {
+    let mut results = Vec::with_capacity(manifest.vectors.len());
+    for case in &manifest.vectors {
+        let mut opts = VerifyOptions {
+            min_seq: case.min_seq,
+            base_hash: case.base_hash.clone(),
+            ..Default::default()
+        };
+        if let Some(k) = &case.trusted_keys {
+            opts.trusted = Some(crate::core::keys::TrustedKeys::load(&dir.join(k))?);
+        }
+        let got = super::verify_path(&dir.join(&case.file), &opts);
+        let (verdict, class, kind, detail, digest) = match &got {
+            Ok(r) => (
+                Verdict::Valid,
+                None,
+                None,
+                String::new(),
+                Some(r.digest_hex()),
+            ),
+            Err(f) => (
+                Verdict::Invalid,
+                Some(f.class),
+                Some(f.kind),
+                f.message.clone(),
+                None,
+            ),
+        };
+        let pass = verdict.as_str() == case.expect
+            && class.map(ErrorClass::as_str) == case.class.as_deref()
+            && (case.error.is_none() || kind == case.error.as_deref())
+            && (case.expect != "valid" || case.digest.is_none() || digest == case.digest);
+        results.push(VectorResult {
+            file: case.file.clone(),
+            description: case.description.clone(),
+            expect: case.expect.clone(),
+            expect_class: case.class.clone(),
+            got: verdict,
+            got_class: class,
+            expect_error: case.error.clone(),
+            got_error: kind,
+            detail,
+            pass,
+        });
+    }
+    Ok(results)
 }
