@@ -108,7 +108,12 @@ pub(crate) fn load_or_bundled(
     ctx: &Ctx,
     spec: Option<&std::path::Path>,
     dev: &candle_core::Device,
-) -> anyhow::Result<(model::Qwen3, tokenizers::Tokenizer, String, Option<std::path::PathBuf>)> {
+) -> anyhow::Result<(
+    model::Qwen3,
+    tokenizers::Tokenizer,
+    String,
+    Option<std::path::PathBuf>,
+)> {
     use anyhow::Context as _;
     Ok(match spec {
         Some(spec) => {
