@@ -1,7 +1,7 @@
 //! The decoding fast path of `generate` (no gradient): per layer and step a handful of matrix
 //! products over merged weights, everything else in plain Rust over slices.
 //!
-//! On a small model every candle op of the composed decode path (`Qwen3::forward_step`, ~40 ops
+//! On a small model every candle op of the composed decode path (`CausalLm::forward_step`, ~40 ops
 //! per layer and token) is a few µs of allocation and dispatch around very little arithmetic.
 //! Here, once per `generate` call:
 //! - each linear layer's weight is merged with its adapter (W + s·B·A, an NF4 base
@@ -27,8 +27,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, bail};
 
+use super::decoder::{CausalLm, Ffn, Role};
 use super::linear::Linear;
-use super::qwen3::{Ffn, Qwen3};
 
 /// Largest total size of the merged f32 linear weights for which decoding takes the fast path.
 pub const MERGE_BUDGET_BYTES: usize = 256 << 20;
@@ -134,7 +134,7 @@ pub(super) struct Tok {
 
 /// A model prepared for decoding a batch of `rows` sequences of at most `cap` positions.
 pub(super) struct Decoder<'a> {
-    model: &'a Qwen3,
+    model: &'a CausalLm,
     layers: Vec<Layer>,
     norm: Vec<f32>,
     h: usize,
@@ -145,14 +145,14 @@ pub(super) struct Decoder<'a> {
     vocab: usize,
     eps: f32,
     cap: usize,
-    /// cos, sin of position p at [p·hd/2 ..], as `Qwen3::rope_angles` computes them.
+    /// cos, sin of position p at [p·hd/2 ..], as `CausalLm::rope_angles` computes them.
     cos: Vec<f32>,
     sin: Vec<f32>,
 }
 
-/// The weight a decode step uses for `lin`: merged with its adapter when `adapters`.
-fn weight(lin: &Linear, adapters: bool) -> Result<Tensor> {
-    if adapters {
+/// The weight a decode step uses for `lin`: merged with its adapter for the policy.
+fn weight(lin: &Linear, role: Role) -> Result<Tensor> {
+    if role.adapters() {
         lin.merged_weight()
     } else {
         lin.base.to_f32()
@@ -161,13 +161,13 @@ fn weight(lin: &Linear, adapters: bool) -> Result<Tensor> {
 
 impl<'a> Decoder<'a> {
     /// The fast path for this model, or None where it does not apply (see the module doc).
-    pub fn new(model: &'a Qwen3, adapters: bool, rows: usize, cap: usize) -> Result<Option<Self>> {
+    pub fn new(model: &'a CausalLm, role: Role, rows: usize, cap: usize) -> Result<Option<Self>> {
         if !model.device().is_cpu() || model.embed.dtype() != DType::F32 {
             return Ok(None);
         }
         let mut bytes = 0usize;
         for (_, lin) in model.linears() {
-            if let (Some(l), true) = (&lin.lora, adapters)
+            if let (Some(l), true) = (&lin.lora, role.adapters())
                 && l.train_rng.is_some()
                 && l.dropout > 0.0
             {
@@ -177,6 +177,16 @@ impl<'a> Decoder<'a> {
             bytes += o * i * 4;
         }
         if bytes > MERGE_BUDGET_BYTES || model.layers.iter().any(|l| matches!(l.ffn, Ffn::Moe(_))) {
+            return Ok(None);
+        }
+        let sp = &model.spec;
+        if !sp.qk_norm
+            || sp.qkv_bias
+            || sp.o_bias
+            || sp.mlp_bias
+            || sp.windows.iter().any(Option::is_some)
+            || sp.rope.attention_factor != 1.0
+        {
             return Ok(None);
         }
         let cfg = &model.cfg;
@@ -192,7 +202,7 @@ impl<'a> Decoder<'a> {
                 return Ok(None);
             };
             let a = &l.attn;
-            let w = |lin| weight(lin, adapters);
+            let w = |lin| weight(lin, role);
             let cache = rows * kv_heads * cap * hd;
             layers.push(Layer {
                 qkv: Mat::stack(&[w(&a.q)?, w(&a.k)?, w(&a.v)?])?,
@@ -201,8 +211,8 @@ impl<'a> Decoder<'a> {
                 down: Mat::stack(&[w(&mlp.down)?])?,
                 ln1: vec_f32(&l.ln1)?,
                 ln2: vec_f32(&l.ln2)?,
-                q_norm: vec_f32(&a.q_norm)?,
-                k_norm: vec_f32(&a.k_norm)?,
+                q_norm: vec_f32(&a.qk_norm.as_ref().expect("checked above").0)?,
+                k_norm: vec_f32(&a.qk_norm.as_ref().expect("checked above").1)?,
                 k: vec![0f32; cache],
                 v: vec![0f32; cache],
             });
@@ -211,7 +221,7 @@ impl<'a> Decoder<'a> {
         let mut cos = Vec::with_capacity(cap * half);
         let mut sin = Vec::with_capacity(cap * half);
         for p in 0..cap {
-            for &f in &model.inv_freq {
+            for &f in &model.spec.rope.inv_freq {
                 let a = p as f32 * f;
                 cos.push(a.cos());
                 sin.push(a.sin());
