@@ -11,8 +11,10 @@
 //!   written in place; each row keeps its own length, so there is no padding and no mask;
 //! - the prompt of a GSPO group (the same prompt G times) is prefilled once and its cache rows
 //!   copied to the other members;
-//! - q/k head norms, rotary embedding, attention over the cache, softmax, SwiGLU and RMS norms
-//!   are loops over slices with the formulas of `ops.rs`; finished rows are not computed.
+//! - q/k head norms (where the architecture has them), biases, rotary embedding (with YaRN's
+//!   factor), attention over the cache (or its last `window` positions in a sliding layer),
+//!   softmax, SwiGLU and RMS norms are loops over slices with the formulas of `ops.rs`;
+//!   finished rows are not computed.
 //!
 //! The results equal the composed path up to floating-point summation order (the merged weight
 //! rounds differently from base + adapter products, and the attention dot products are summed
@@ -36,6 +38,8 @@ pub const MERGE_BUDGET_BYTES: usize = 256 << 20;
 /// A frozen (n, k) weight as CPU storage, applied as x·Wᵀ.
 struct Mat {
     w: CpuStorage,
+    /// The frozen biases of the stacked layers (zeros where a layer has none), if any has one.
+    bias: Option<Vec<f32>>,
     /// The transposed layout of W: a (k, n) view of the (n, k) rows.
     wt: Layout,
     n: usize,
@@ -43,13 +47,31 @@ struct Mat {
 }
 
 impl Mat {
-    /// The weights of `parts` (each (n_i, k)), stacked along the output dimension.
-    fn stack(parts: &[Tensor]) -> Result<Mat> {
-        let w = Tensor::cat(parts, 0)?.contiguous()?;
+    /// The weights of `lins` (each (n_i, k), merged with the adapter for the policy) and their
+    /// biases, stacked along the output dimension.
+    fn stack(lins: &[&Linear], role: Role) -> Result<Mat> {
+        let parts = lins
+            .iter()
+            .map(|l| weight(l, role))
+            .collect::<Result<Vec<_>>>()?;
+        let bias = if lins.iter().any(|l| l.bias.is_some()) {
+            let mut b = Vec::new();
+            for l in lins {
+                match &l.bias {
+                    Some(t) => b.extend(vec_f32(t)?),
+                    None => b.extend(std::iter::repeat_n(0f32, l.base.dims().0)),
+                }
+            }
+            Some(b)
+        } else {
+            None
+        };
+        let w = Tensor::cat(&parts, 0)?.contiguous()?;
         let (n, k) = w.dims2()?;
         let v = w.flatten_all()?.to_vec1::<f32>()?;
         Ok(Mat {
             w: CpuStorage::F32(v),
+            bias,
             wt: Layout::contiguous((n, k)).transpose(0, 1)?,
             n,
             k,
@@ -58,7 +80,15 @@ impl Mat {
 
     /// x (m, k) · Wᵀ → (m, n).
     fn apply(&self, x: Vec<f32>, m: usize) -> Result<Vec<f32>> {
-        matmul_t(CpuStorage::F32(x), m, &self.w, &self.wt, self.n, self.k)
+        let mut y = matmul_t(CpuStorage::F32(x), m, &self.w, &self.wt, self.n, self.k)?;
+        if let Some(b) = &self.bias {
+            for row in y.chunks_mut(self.n) {
+                for (v, b) in row.iter_mut().zip(b) {
+                    *v += b;
+                }
+            }
+        }
+        Ok(y)
     }
 }
 
@@ -117,8 +147,10 @@ struct Layer {
     down: Mat,
     ln1: Vec<f32>,
     ln2: Vec<f32>,
-    q_norm: Vec<f32>,
-    k_norm: Vec<f32>,
+    /// The q/k head norm weights (Qwen3), if the architecture has them.
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// The sliding window: a token attends to at most this many positions, its own included.
+    window: Option<usize>,
     /// (rows, kv heads, capacity, head_dim), written in place.
     k: Vec<f32>,
     v: Vec<f32>,
@@ -179,16 +211,7 @@ impl<'a> Decoder<'a> {
         if bytes > MERGE_BUDGET_BYTES || model.layers.iter().any(|l| matches!(l.ffn, Ffn::Moe(_))) {
             return Ok(None);
         }
-        let sp = &model.spec;
-        if !sp.qk_norm
-            || sp.qkv_bias
-            || sp.o_bias
-            || sp.mlp_bias
-            || sp.windows.iter().any(Option::is_some)
-            || sp.rope.attention_factor != 1.0
-        {
-            return Ok(None);
-        }
+
         let cfg = &model.cfg;
         let (h, hd, heads, kv_heads) = (
             cfg.hidden_size,
@@ -197,22 +220,24 @@ impl<'a> Decoder<'a> {
             cfg.kv_heads(),
         );
         let mut layers = Vec::with_capacity(model.layers.len());
-        for l in &model.layers {
+        for (l, window) in model.layers.iter().zip(&model.spec.windows) {
             let Ffn::Dense(mlp) = &l.ffn else {
                 return Ok(None);
             };
             let a = &l.attn;
-            let w = |lin| weight(lin, role);
             let cache = rows * kv_heads * cap * hd;
             layers.push(Layer {
-                qkv: Mat::stack(&[w(&a.q)?, w(&a.k)?, w(&a.v)?])?,
-                o: Mat::stack(&[w(&a.o)?])?,
-                gate_up: Mat::stack(&[w(&mlp.gate)?, w(&mlp.up)?])?,
-                down: Mat::stack(&[w(&mlp.down)?])?,
+                qkv: Mat::stack(&[&a.q, &a.k, &a.v], role)?,
+                o: Mat::stack(&[&a.o], role)?,
+                gate_up: Mat::stack(&[&mlp.gate, &mlp.up], role)?,
+                down: Mat::stack(&[&mlp.down], role)?,
                 ln1: vec_f32(&l.ln1)?,
                 ln2: vec_f32(&l.ln2)?,
-                q_norm: vec_f32(&a.qk_norm.as_ref().expect("checked above").0)?,
-                k_norm: vec_f32(&a.qk_norm.as_ref().expect("checked above").1)?,
+                qk_norm: match &a.qk_norm {
+                    Some((q, k)) => Some((vec_f32(q)?, vec_f32(k)?)),
+                    None => None,
+                },
+                window: *window,
                 k: vec![0f32; cache],
                 v: vec![0f32; cache],
             });
@@ -221,10 +246,17 @@ impl<'a> Decoder<'a> {
         let mut cos = Vec::with_capacity(cap * half);
         let mut sin = Vec::with_capacity(cap * half);
         for p in 0..cap {
+            let scale = model.spec.rope.attention_factor;
             for &f in &model.spec.rope.inv_freq {
                 let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
+                // as `CausalLm::rope_angles`: the factor (YaRN) multiplies cos and sin
+                if scale == 1.0 {
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                } else {
+                    cos.push(a.cos() * scale);
+                    sin.push(a.sin() * scale);
+                }
             }
         }
         Ok(Some(Decoder {
@@ -293,8 +325,11 @@ impl<'a> Decoder<'a> {
                 );
                 let (q, kv) = r.split_at_mut(nh * hd);
                 let (k, v) = kv.split_at_mut(nkv * hd);
-                let mut rotate = |x: &mut [f32], w: &[f32]| {
-                    rms_norm_into(&mut normed, x, w, self.eps);
+                let mut rotate = |x: &mut [f32], w: Option<&[f32]>| {
+                    match w {
+                        Some(w) => rms_norm_into(&mut normed, x, w, self.eps),
+                        None => normed.copy_from_slice(x),
+                    }
                     for i in 0..half {
                         let (x1, x2) = (normed[i], normed[i + half]);
                         x[i] = x1 * c[i] - x2 * s[i];
@@ -302,21 +337,24 @@ impl<'a> Decoder<'a> {
                     }
                 };
                 for qh in q.chunks_mut(hd) {
-                    rotate(qh, &l.q_norm);
+                    rotate(qh, l.qk_norm.as_ref().map(|n| n.0.as_slice()));
                 }
                 for (g, (kh, vh)) in k.chunks_mut(hd).zip(v.chunks(hd)).enumerate() {
-                    rotate(kh, &l.k_norm);
+                    rotate(kh, l.qk_norm.as_ref().map(|n| n.1.as_slice()));
                     let at = ((t.row * nkv + g) * cap + t.pos) * hd;
                     l.k[at..at + hd].copy_from_slice(kh);
                     l.v[at..at + hd].copy_from_slice(vh);
                 }
             }
-            // softmax(q·kᵀ/√d)·v over positions 0..=pos of the token's row
+            // softmax(q·kᵀ/√d)·v over positions 0..=pos of the token's row (the last `window`
+            // of them in a sliding layer)
             let mut att = vec![0f32; m * nh * hd];
             for ((ar, r), t) in att.chunks_mut(nh * hd).zip(qkv.chunks(nqkv)).zip(toks) {
-                let n = t.pos + 1;
+                let end = t.pos + 1;
+                let start = l.window.map_or(0, |w| end.saturating_sub(w));
+                let n = end - start;
                 for (hq, (oh, qh)) in ar.chunks_mut(hd).zip(r.chunks(hd)).enumerate() {
-                    let base = (t.row * nkv + hq / rep) * cap * hd;
+                    let base = (t.row * nkv + hq / rep) * cap * hd + start * hd;
                     let (ks, vs) = (&l.k[base..base + n * hd], &l.v[base..base + n * hd]);
                     let sc = &mut scores[..n];
                     for (s, kj) in sc.iter_mut().zip(ks.chunks(hd)) {

@@ -506,11 +506,24 @@ mod tests {
     /// stop early; the MoE model is not taken by the fast path.
     #[test]
     fn fast_decode_equals_the_composed_path() {
-        let mut model = super::super::load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
-        super::super::lora::load_peft(&mut model, &td("tiny-qwen3-lora")).unwrap();
-        assert!(Decoder::new(&model, Role::Policy, 2, 8).unwrap().is_some());
         let moe = super::super::load(&td("tiny-qwen3-moe"), &Device::Cpu).unwrap();
         assert!(Decoder::new(&moe, Role::Policy, 2, 8).unwrap().is_none());
+        fast_equals_composed("tiny-qwen3");
+    }
+
+    /// The same for the dense architectures with biases, YaRN and sliding windows (4 positions,
+    /// shorter than the 17 decoded).
+    #[test]
+    fn fast_decode_equals_the_composed_path_for_other_architectures() {
+        for name in ["tiny-qwen2", "tiny-llama", "tiny-mistral"] {
+            fast_equals_composed(name);
+        }
+    }
+
+    fn fast_equals_composed(name: &str) {
+        let mut model = super::super::load(&td(name), &Device::Cpu).unwrap();
+        super::super::lora::load_peft(&mut model, &td(&format!("{name}-lora"))).unwrap();
+        assert!(Decoder::new(&model, Role::Policy, 2, 8).unwrap().is_some());
         let a = vec![47u32, 18, 25, 3, 90];
         let b = vec![5u32, 61];
         let prompts = vec![a.clone(), a.clone(), b.clone(), a, b.clone(), b];
@@ -529,12 +542,12 @@ mod tests {
                     let same = |p: &SamplingParams| {
                         let f = generate(&model, &prompts, p, role).unwrap();
                         let c = generate_composed(&model, &prompts, p, role).unwrap();
-                        assert_eq!(f.tokens, c.tokens, "t={temperature} {role:?}");
+                        assert_eq!(f.tokens, c.tokens, "{name} t={temperature} {role:?}");
                         assert_eq!(f.stopped, c.stopped);
                         let (x, y) = (f.logprobs.concat(), c.logprobs.concat());
                         assert_eq!(x.len(), y.len());
                         for (x, y) in x.iter().zip(&y) {
-                            assert!((x - y).abs() < 1e-5, "log-prob {x} vs {y}");
+                            assert!((x - y).abs() < 1e-5, "{name}: log-prob {x} vs {y}");
                         }
                         c
                     };
@@ -547,7 +560,10 @@ mod tests {
                 }
             }
         }
-        assert!(checked_stop, "no batch had both stopped and running rows");
+        assert!(
+            checked_stop,
+            "{name}: no batch had both stopped and running rows"
+        );
     }
 
     /// Both sampling paths (unfiltered, and top-k/top-p) draw from the tempered softmax: the
