@@ -156,6 +156,51 @@ struct Layer {
     v: Vec<f32>,
 }
 
+impl Layer {
+    /// softmax(q·kᵀ/√d)·v for each token's query heads (from its row of `qkv`) over positions
+    /// 0..=pos of the token's cached row (the last `window` of them in a sliding layer), for
+    /// (heads, kv heads, head_dim, cache capacity) `dims`; `scores` is scratch of `cap`.
+    fn attend(
+        &self,
+        qkv: &[f32],
+        toks: &[Tok],
+        (nh, nkv, hd, cap): (usize, usize, usize, usize),
+        scores: &mut [f32],
+    ) -> Vec<f32> {
+        let (rep, nqkv) = (nh / nkv, (nh + 2 * nkv) * hd);
+        // as candle's `scores * scale` (an affine op in f32)
+        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        let mut att = vec![0f32; toks.len() * nh * hd];
+        for ((ar, r), t) in att.chunks_mut(nh * hd).zip(qkv.chunks(nqkv)).zip(toks) {
+            let end = t.pos + 1;
+            let start = self.window.map_or(0, |w| end.saturating_sub(w));
+            let n = end - start;
+            for (hq, (oh, qh)) in ar.chunks_mut(hd).zip(r.chunks(hd)).enumerate() {
+                let base = (t.row * nkv + hq / rep) * cap * hd + start * hd;
+                let (ks, vs) = (&self.k[base..base + n * hd], &self.v[base..base + n * hd]);
+                let sc = &mut scores[..n];
+                for (s, kj) in sc.iter_mut().zip(ks.chunks(hd)) {
+                    *s = dot(qh, kj) * scale;
+                }
+                let mx = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in sc.iter_mut() {
+                    *s = (*s - mx).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                for (p, vj) in sc.iter().zip(vs.chunks(hd)) {
+                    let p = p * inv;
+                    for (o, v) in oh.iter_mut().zip(vj) {
+                        *o += p * v;
+                    }
+                }
+            }
+        }
+        att
+    }
+}
+
 /// One token to run: its batch row, id and position (= its cache slot).
 #[derive(Clone, Copy)]
 pub(super) struct Tok {
@@ -303,10 +348,7 @@ impl<'a> Decoder<'a> {
             }
         }
         let half = hd / 2;
-        let rep = nh / nkv;
         let nqkv = (nh + 2 * nkv) * hd;
-        // as candle's `scores * scale` (an affine op in f32)
-        let scale = (1.0 / (hd as f64).sqrt()) as f32;
         let mut scores = vec![0f32; cap];
         let mut normed = vec![0f32; hd];
         for l in &mut self.layers {
@@ -346,35 +388,7 @@ impl<'a> Decoder<'a> {
                     l.v[at..at + hd].copy_from_slice(vh);
                 }
             }
-            // softmax(q·kᵀ/√d)·v over positions 0..=pos of the token's row (the last `window`
-            // of them in a sliding layer)
-            let mut att = vec![0f32; m * nh * hd];
-            for ((ar, r), t) in att.chunks_mut(nh * hd).zip(qkv.chunks(nqkv)).zip(toks) {
-                let end = t.pos + 1;
-                let start = l.window.map_or(0, |w| end.saturating_sub(w));
-                let n = end - start;
-                for (hq, (oh, qh)) in ar.chunks_mut(hd).zip(r.chunks(hd)).enumerate() {
-                    let base = (t.row * nkv + hq / rep) * cap * hd + start * hd;
-                    let (ks, vs) = (&l.k[base..base + n * hd], &l.v[base..base + n * hd]);
-                    let sc = &mut scores[..n];
-                    for (s, kj) in sc.iter_mut().zip(ks.chunks(hd)) {
-                        *s = dot(qh, kj) * scale;
-                    }
-                    let mx = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for s in sc.iter_mut() {
-                        *s = (*s - mx).exp();
-                        sum += *s;
-                    }
-                    let inv = 1.0 / sum;
-                    for (p, vj) in sc.iter().zip(vs.chunks(hd)) {
-                        let p = p * inv;
-                        for (o, v) in oh.iter_mut().zip(vj) {
-                            *o += p * v;
-                        }
-                    }
-                }
-            }
+            let att = l.attend(&qkv, toks, (nh, nkv, hd, cap), &mut scores);
             drop(qkv);
             let y = l.o.apply(att, m)?;
             for (x, y) in x.iter_mut().zip(&y) {
