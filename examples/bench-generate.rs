@@ -62,7 +62,7 @@ fn main() -> candle_core::Result<()> {
                 seed: s,
                 ..p.clone()
             },
-            true,
+            gym::core::model::Role::Policy,
         )
         .map(drop)
     })?;
@@ -81,7 +81,7 @@ fn main() -> candle_core::Result<()> {
                 seed: s,
                 ..p.clone()
             },
-            true,
+            gym::core::model::Role::Policy,
         )
         .map(drop)
     })?;

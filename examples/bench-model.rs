@@ -58,7 +58,7 @@ fn main() -> candle_core::Result<()> {
     let verbose = std::env::var_os("BENCH_VERBOSE").is_some();
     let step = || -> candle_core::Result<f32> {
         let t0 = Instant::now();
-        let h = model.forward_hidden(&ids, &pos, None, true)?;
+        let h = model.forward_hidden(&ids, &pos, None, gym::core::model::Role::Policy)?;
         let h = h.narrow(1, 0, seq - 1)?.squeeze(0)?;
         let t1 = Instant::now();
         let lp = logprob::token_logprobs(&h, model.lm_head(), &targets, 1.0, 64)?;

@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         pad: m.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0),
         eos,
     };
-    let g = generate::generate(&m, &prompts, &params, true)?;
+    let g = generate::generate(&m, &prompts, &params, crate::core::model::Role::Policy)?;
     let texts: Vec<String> = g
         .tokens
         .iter()

@@ -109,3 +109,52 @@ fn generate_is_deterministic_and_greedy_matches_the_reference() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out2)["completions"][0]["tokens"], r["completions"][0]);
 }
+
+/// The other architectures through the real binary: `model inspect` counts every weight of the
+/// tiny checkpoints, and greedy `generate --model` equals transformers' greedy run.
+#[test]
+fn other_architectures_inspect_and_generate() {
+    for (name, arch) in [
+        ("tiny-qwen2", "qwen2"),
+        ("tiny-llama", "llama"),
+        ("tiny-mistral", "mistral"),
+        ("tiny-mixtral", "mixtral"),
+    ] {
+        let (code, out, err) = run(gym()
+            .args(["model", "inspect", "--json"])
+            .arg(testdata(name)));
+        assert_eq!(code, 0, "{name}: {err}");
+        let v = json(&out);
+        assert_eq!(v["architecture"], arch);
+        let bytes = std::fs::read(testdata(name).join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let n: usize = st
+            .tensors()
+            .iter()
+            .map(|(_, t)| t.shape().iter().product::<usize>())
+            .sum();
+        assert_eq!(v["parameters"].as_u64().unwrap(), n as u64, "{name}");
+
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(testdata(&format!("model-ref/{name}-greedy.json"))).unwrap(),
+        )
+        .unwrap();
+        let (code, out, err) = run(gym()
+            .args([
+                "generate",
+                "--temperature",
+                "0",
+                "--max-new-tokens",
+                "12",
+                "--json",
+            ])
+            .args(["--prompt", "Hello", "--model"])
+            .arg(testdata(name)));
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(
+            json(&out)["completions"][0]["tokens"],
+            r["completions"][0],
+            "{name}"
+        );
+    }
+}

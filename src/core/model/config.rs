@@ -7,12 +7,27 @@ use serde::Deserialize;
 use super::ModelError;
 
 /// transformers 5 writes `rope_parameters: {"rope_type": "default", "rope_theta": …}`; 4.x wrote
-/// a top-level `rope_theta` (and `rope_scaling`). Both are read; only the default rope is run.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// a top-level `rope_theta` and a `rope_scaling` object with the same scaling fields. Both are
+/// read; `rope.rs` turns them into frequencies or refuses the type.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 pub struct RopeParameters {
     #[serde(default = "default_rope_type", alias = "type")]
     pub rope_type: String,
     pub rope_theta: Option<f64>,
+    pub factor: Option<f64>,
+    pub original_max_position_embeddings: Option<usize>,
+    /// `llama3`
+    pub low_freq_factor: Option<f64>,
+    pub high_freq_factor: Option<f64>,
+    /// `yarn`
+    pub attention_factor: Option<f64>,
+    pub beta_fast: Option<f64>,
+    pub beta_slow: Option<f64>,
+    pub mscale: Option<f64>,
+    pub mscale_all_dim: Option<f64>,
+    pub truncate: Option<bool>,
+    /// Qwen3-Next and others: rotate only this fraction of each head.
+    pub partial_rotary_factor: Option<f64>,
 }
 
 fn default_rope_type() -> String {
@@ -83,6 +98,10 @@ impl GenerationConfig {
 pub enum Arch {
     Qwen3,
     Qwen3Moe,
+    Qwen2,
+    Llama,
+    Mistral,
+    Mixtral,
 }
 
 impl Arch {
@@ -90,6 +109,10 @@ impl Arch {
         match self {
             Arch::Qwen3 => "qwen3",
             Arch::Qwen3Moe => "qwen3_moe",
+            Arch::Qwen2 => "qwen2",
+            Arch::Llama => "llama",
+            Arch::Mistral => "mistral",
+            Arch::Mixtral => "mixtral",
         }
     }
 }
@@ -109,31 +132,15 @@ pub fn detect_arch(path: &Path, text: &str) -> Result<Arch, ModelError> {
     match p.model_type.as_deref() {
         Some("qwen3") => Ok(Arch::Qwen3),
         Some("qwen3_moe") => Ok(Arch::Qwen3Moe),
+        Some("qwen2") => Ok(Arch::Qwen2),
+        Some("llama") => Ok(Arch::Llama),
+        Some("mistral") => Ok(Arch::Mistral),
+        Some("mixtral") => Ok(Arch::Mixtral),
         other => Err(ModelError::UnsupportedArch {
             model_type: other.unwrap_or("(none)").to_string(),
             architectures: p.architectures.join(", "),
         }),
     }
-}
-
-/// The rope base frequency, from `rope_parameters.rope_theta`, `rope_theta`, or 10000.
-pub fn rope_theta(
-    rope_theta: Option<f64>,
-    params: Option<&RopeParameters>,
-    scaling: Option<&RopeParameters>,
-) -> Result<f64, ModelError> {
-    for p in [params, scaling].into_iter().flatten() {
-        if p.rope_type != "default" {
-            return Err(ModelError::Unsupported(format!(
-                "rope type {:?} (only the default rotary embedding is implemented)",
-                p.rope_type
-            )));
-        }
-    }
-    Ok(params
-        .and_then(|p| p.rope_theta)
-        .or(rope_theta)
-        .unwrap_or(10000.0))
 }
 
 /// Parses a config file's text into `T`, naming the file on failure.

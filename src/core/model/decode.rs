@@ -1,7 +1,7 @@
 //! The decoding fast path of `generate` (no gradient): per layer and step a handful of matrix
 //! products over merged weights, everything else in plain Rust over slices.
 //!
-//! On a small model every candle op of the composed decode path (`Qwen3::forward_step`, ~40 ops
+//! On a small model every candle op of the composed decode path (`CausalLm::forward_step`, ~40 ops
 //! per layer and token) is a few µs of allocation and dispatch around very little arithmetic.
 //! Here, once per `generate` call:
 //! - each linear layer's weight is merged with its adapter (W + s·B·A, an NF4 base
@@ -11,8 +11,10 @@
 //!   written in place; each row keeps its own length, so there is no padding and no mask;
 //! - the prompt of a GSPO group (the same prompt G times) is prefilled once and its cache rows
 //!   copied to the other members;
-//! - q/k head norms, rotary embedding, attention over the cache, softmax, SwiGLU and RMS norms
-//!   are loops over slices with the formulas of `ops.rs`; finished rows are not computed.
+//! - q/k head norms (where the architecture has them), biases, rotary embedding (with YaRN's
+//!   factor), attention over the cache (or its last `window` positions in a sliding layer),
+//!   softmax, SwiGLU and RMS norms are loops over slices with the formulas of `ops.rs`;
+//!   finished rows are not computed.
 //!
 //! The results equal the composed path up to floating-point summation order (the merged weight
 //! rounds differently from base + adapter products, and the attention dot products are summed
@@ -27,8 +29,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, bail};
 
+use super::decoder::{CausalLm, Ffn, Role};
 use super::linear::Linear;
-use super::qwen3::{Ffn, Qwen3};
 
 /// Largest total size of the merged f32 linear weights for which decoding takes the fast path.
 pub const MERGE_BUDGET_BYTES: usize = 256 << 20;
@@ -36,6 +38,8 @@ pub const MERGE_BUDGET_BYTES: usize = 256 << 20;
 /// A frozen (n, k) weight as CPU storage, applied as x·Wᵀ.
 struct Mat {
     w: CpuStorage,
+    /// The frozen biases of the stacked layers (zeros where a layer has none), if any has one.
+    bias: Option<Vec<f32>>,
     /// The transposed layout of W: a (k, n) view of the (n, k) rows.
     wt: Layout,
     n: usize,
@@ -43,13 +47,31 @@ struct Mat {
 }
 
 impl Mat {
-    /// The weights of `parts` (each (n_i, k)), stacked along the output dimension.
-    fn stack(parts: &[Tensor]) -> Result<Mat> {
-        let w = Tensor::cat(parts, 0)?.contiguous()?;
+    /// The weights of `lins` (each (n_i, k), merged with the adapter for the policy) and their
+    /// biases, stacked along the output dimension.
+    fn stack(lins: &[&Linear], role: Role) -> Result<Mat> {
+        let parts = lins
+            .iter()
+            .map(|l| weight(l, role))
+            .collect::<Result<Vec<_>>>()?;
+        let bias = if lins.iter().any(|l| l.bias.is_some()) {
+            let mut b = Vec::new();
+            for l in lins {
+                match &l.bias {
+                    Some(t) => b.extend(vec_f32(t)?),
+                    None => b.extend(std::iter::repeat_n(0f32, l.base.dims().0)),
+                }
+            }
+            Some(b)
+        } else {
+            None
+        };
+        let w = Tensor::cat(&parts, 0)?.contiguous()?;
         let (n, k) = w.dims2()?;
         let v = w.flatten_all()?.to_vec1::<f32>()?;
         Ok(Mat {
             w: CpuStorage::F32(v),
+            bias,
             wt: Layout::contiguous((n, k)).transpose(0, 1)?,
             n,
             k,
@@ -58,7 +80,15 @@ impl Mat {
 
     /// x (m, k) · Wᵀ → (m, n).
     fn apply(&self, x: Vec<f32>, m: usize) -> Result<Vec<f32>> {
-        matmul_t(CpuStorage::F32(x), m, &self.w, &self.wt, self.n, self.k)
+        let mut y = matmul_t(CpuStorage::F32(x), m, &self.w, &self.wt, self.n, self.k)?;
+        if let Some(b) = &self.bias {
+            for row in y.chunks_mut(self.n) {
+                for (v, b) in row.iter_mut().zip(b) {
+                    *v += b;
+                }
+            }
+        }
+        Ok(y)
     }
 }
 
@@ -117,11 +147,58 @@ struct Layer {
     down: Mat,
     ln1: Vec<f32>,
     ln2: Vec<f32>,
-    q_norm: Vec<f32>,
-    k_norm: Vec<f32>,
+    /// The q/k head norm weights (Qwen3), if the architecture has them.
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// The sliding window: a token attends to at most this many positions, its own included.
+    window: Option<usize>,
     /// (rows, kv heads, capacity, head_dim), written in place.
     k: Vec<f32>,
     v: Vec<f32>,
+}
+
+impl Layer {
+    /// softmax(q·kᵀ/√d)·v for each token's query heads (from its row of `qkv`) over positions
+    /// 0..=pos of the token's cached row (the last `window` of them in a sliding layer), for
+    /// (heads, kv heads, head_dim, cache capacity) `dims`; `scores` is scratch of `cap`.
+    fn attend(
+        &self,
+        qkv: &[f32],
+        toks: &[Tok],
+        (nh, nkv, hd, cap): (usize, usize, usize, usize),
+        scores: &mut [f32],
+    ) -> Vec<f32> {
+        let (rep, nqkv) = (nh / nkv, (nh + 2 * nkv) * hd);
+        // as candle's `scores * scale` (an affine op in f32)
+        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        let mut att = vec![0f32; toks.len() * nh * hd];
+        for ((ar, r), t) in att.chunks_mut(nh * hd).zip(qkv.chunks(nqkv)).zip(toks) {
+            let end = t.pos + 1;
+            let start = self.window.map_or(0, |w| end.saturating_sub(w));
+            let n = end - start;
+            for (hq, (oh, qh)) in ar.chunks_mut(hd).zip(r.chunks(hd)).enumerate() {
+                let base = (t.row * nkv + hq / rep) * cap * hd + start * hd;
+                let (ks, vs) = (&self.k[base..base + n * hd], &self.v[base..base + n * hd]);
+                let sc = &mut scores[..n];
+                for (s, kj) in sc.iter_mut().zip(ks.chunks(hd)) {
+                    *s = dot(qh, kj) * scale;
+                }
+                let mx = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in sc.iter_mut() {
+                    *s = (*s - mx).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                for (p, vj) in sc.iter().zip(vs.chunks(hd)) {
+                    let p = p * inv;
+                    for (o, v) in oh.iter_mut().zip(vj) {
+                        *o += p * v;
+                    }
+                }
+            }
+        }
+        att
+    }
 }
 
 /// One token to run: its batch row, id and position (= its cache slot).
@@ -134,7 +211,7 @@ pub(super) struct Tok {
 
 /// A model prepared for decoding a batch of `rows` sequences of at most `cap` positions.
 pub(super) struct Decoder<'a> {
-    model: &'a Qwen3,
+    model: &'a CausalLm,
     layers: Vec<Layer>,
     norm: Vec<f32>,
     h: usize,
@@ -145,14 +222,14 @@ pub(super) struct Decoder<'a> {
     vocab: usize,
     eps: f32,
     cap: usize,
-    /// cos, sin of position p at [p·hd/2 ..], as `Qwen3::rope_angles` computes them.
+    /// cos, sin of position p at [p·hd/2 ..], as `CausalLm::rope_angles` computes them.
     cos: Vec<f32>,
     sin: Vec<f32>,
 }
 
-/// The weight a decode step uses for `lin`: merged with its adapter when `adapters`.
-fn weight(lin: &Linear, adapters: bool) -> Result<Tensor> {
-    if adapters {
+/// The weight a decode step uses for `lin`: merged with its adapter for the policy.
+fn weight(lin: &Linear, role: Role) -> Result<Tensor> {
+    if role.adapters() {
         lin.merged_weight()
     } else {
         lin.base.to_f32()
@@ -161,13 +238,13 @@ fn weight(lin: &Linear, adapters: bool) -> Result<Tensor> {
 
 impl<'a> Decoder<'a> {
     /// The fast path for this model, or None where it does not apply (see the module doc).
-    pub fn new(model: &'a Qwen3, adapters: bool, rows: usize, cap: usize) -> Result<Option<Self>> {
+    pub fn new(model: &'a CausalLm, role: Role, rows: usize, cap: usize) -> Result<Option<Self>> {
         if !model.device().is_cpu() || model.embed.dtype() != DType::F32 {
             return Ok(None);
         }
         let mut bytes = 0usize;
         for (_, lin) in model.linears() {
-            if let (Some(l), true) = (&lin.lora, adapters)
+            if let (Some(l), true) = (&lin.lora, role.adapters())
                 && l.train_rng.is_some()
                 && l.dropout > 0.0
             {
@@ -179,6 +256,7 @@ impl<'a> Decoder<'a> {
         if bytes > MERGE_BUDGET_BYTES || model.layers.iter().any(|l| matches!(l.ffn, Ffn::Moe(_))) {
             return Ok(None);
         }
+
         let cfg = &model.cfg;
         let (h, hd, heads, kv_heads) = (
             cfg.hidden_size,
@@ -187,22 +265,24 @@ impl<'a> Decoder<'a> {
             cfg.kv_heads(),
         );
         let mut layers = Vec::with_capacity(model.layers.len());
-        for l in &model.layers {
+        for (l, window) in model.layers.iter().zip(&model.spec.windows) {
             let Ffn::Dense(mlp) = &l.ffn else {
                 return Ok(None);
             };
             let a = &l.attn;
-            let w = |lin| weight(lin, adapters);
             let cache = rows * kv_heads * cap * hd;
             layers.push(Layer {
-                qkv: Mat::stack(&[w(&a.q)?, w(&a.k)?, w(&a.v)?])?,
-                o: Mat::stack(&[w(&a.o)?])?,
-                gate_up: Mat::stack(&[w(&mlp.gate)?, w(&mlp.up)?])?,
-                down: Mat::stack(&[w(&mlp.down)?])?,
+                qkv: Mat::stack(&[&a.q, &a.k, &a.v], role)?,
+                o: Mat::stack(&[&a.o], role)?,
+                gate_up: Mat::stack(&[&mlp.gate, &mlp.up], role)?,
+                down: Mat::stack(&[&mlp.down], role)?,
                 ln1: vec_f32(&l.ln1)?,
                 ln2: vec_f32(&l.ln2)?,
-                q_norm: vec_f32(&a.q_norm)?,
-                k_norm: vec_f32(&a.k_norm)?,
+                qk_norm: match &a.qk_norm {
+                    Some((q, k)) => Some((vec_f32(q)?, vec_f32(k)?)),
+                    None => None,
+                },
+                window: *window,
                 k: vec![0f32; cache],
                 v: vec![0f32; cache],
             });
@@ -211,10 +291,17 @@ impl<'a> Decoder<'a> {
         let mut cos = Vec::with_capacity(cap * half);
         let mut sin = Vec::with_capacity(cap * half);
         for p in 0..cap {
-            for &f in &model.inv_freq {
+            let scale = model.spec.rope.attention_factor;
+            for &f in &model.spec.rope.inv_freq {
                 let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
+                // as `CausalLm::rope_angles`: the factor (YaRN) multiplies cos and sin
+                if scale == 1.0 {
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                } else {
+                    cos.push(a.cos() * scale);
+                    sin.push(a.sin() * scale);
+                }
             }
         }
         Ok(Some(Decoder {
@@ -261,10 +348,7 @@ impl<'a> Decoder<'a> {
             }
         }
         let half = hd / 2;
-        let rep = nh / nkv;
         let nqkv = (nh + 2 * nkv) * hd;
-        // as candle's `scores * scale` (an affine op in f32)
-        let scale = (1.0 / (hd as f64).sqrt()) as f32;
         let mut scores = vec![0f32; cap];
         let mut normed = vec![0f32; hd];
         for l in &mut self.layers {
@@ -283,8 +367,11 @@ impl<'a> Decoder<'a> {
                 );
                 let (q, kv) = r.split_at_mut(nh * hd);
                 let (k, v) = kv.split_at_mut(nkv * hd);
-                let mut rotate = |x: &mut [f32], w: &[f32]| {
-                    rms_norm_into(&mut normed, x, w, self.eps);
+                let mut rotate = |x: &mut [f32], w: Option<&[f32]>| {
+                    match w {
+                        Some(w) => rms_norm_into(&mut normed, x, w, self.eps),
+                        None => normed.copy_from_slice(x),
+                    }
                     for i in 0..half {
                         let (x1, x2) = (normed[i], normed[i + half]);
                         x[i] = x1 * c[i] - x2 * s[i];
@@ -292,41 +379,16 @@ impl<'a> Decoder<'a> {
                     }
                 };
                 for qh in q.chunks_mut(hd) {
-                    rotate(qh, &l.q_norm);
+                    rotate(qh, l.qk_norm.as_ref().map(|n| n.0.as_slice()));
                 }
                 for (g, (kh, vh)) in k.chunks_mut(hd).zip(v.chunks(hd)).enumerate() {
-                    rotate(kh, &l.k_norm);
+                    rotate(kh, l.qk_norm.as_ref().map(|n| n.1.as_slice()));
                     let at = ((t.row * nkv + g) * cap + t.pos) * hd;
                     l.k[at..at + hd].copy_from_slice(kh);
                     l.v[at..at + hd].copy_from_slice(vh);
                 }
             }
-            // softmax(q·kᵀ/√d)·v over positions 0..=pos of the token's row
-            let mut att = vec![0f32; m * nh * hd];
-            for ((ar, r), t) in att.chunks_mut(nh * hd).zip(qkv.chunks(nqkv)).zip(toks) {
-                let n = t.pos + 1;
-                for (hq, (oh, qh)) in ar.chunks_mut(hd).zip(r.chunks(hd)).enumerate() {
-                    let base = (t.row * nkv + hq / rep) * cap * hd;
-                    let (ks, vs) = (&l.k[base..base + n * hd], &l.v[base..base + n * hd]);
-                    let sc = &mut scores[..n];
-                    for (s, kj) in sc.iter_mut().zip(ks.chunks(hd)) {
-                        *s = dot(qh, kj) * scale;
-                    }
-                    let mx = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for s in sc.iter_mut() {
-                        *s = (*s - mx).exp();
-                        sum += *s;
-                    }
-                    let inv = 1.0 / sum;
-                    for (p, vj) in sc.iter().zip(vs.chunks(hd)) {
-                        let p = p * inv;
-                        for (o, v) in oh.iter_mut().zip(vj) {
-                            *o += p * v;
-                        }
-                    }
-                }
-            }
+            let att = l.attend(&qkv, toks, (nh, nkv, hd, cap), &mut scores);
             drop(qkv);
             let y = l.o.apply(att, m)?;
             for (x, y) in x.iter_mut().zip(&y) {

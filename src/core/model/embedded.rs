@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 
-use super::{ModelError, Qwen3, config, qwen3, weights::Weights};
+use super::{ModelConfig, ModelError, Qwen3, weights::Weights};
 
 const CONFIG: &str = include_str!("../../../testdata/tiny-qwen3/config.json");
 pub const TINY_WEIGHTS: &[u8] = include_bytes!("../../../testdata/tiny-qwen3/model.safetensors");
@@ -12,11 +12,11 @@ const TOKENIZER: &[u8] = include_bytes!("../../../testdata/tiny-qwen3/tokenizer.
 /// The bundled tiny Qwen3 and its character-level tokenizer.
 pub fn tiny_qwen3(dev: &Device) -> Result<(Qwen3, tokenizers::Tokenizer), ModelError> {
     let here = std::path::Path::new("<bundled tiny-qwen3>");
-    let cfg: qwen3::Config = config::parse(&here.join("config.json"), CONFIG)?;
+    let cfg = ModelConfig::parse(&here.join("config.json"), CONFIG)?;
     let w = Weights::from_bytes(TINY_WEIGHTS, here, dev)?;
     let tok = tokenizers::Tokenizer::from_bytes(TOKENIZER).map_err(|e| ModelError::Tokenizer {
         path: here.join("tokenizer.json"),
         reason: e.to_string(),
     })?;
-    Ok((Qwen3::new(cfg, None, w)?, tok))
+    Ok((Qwen3::new(cfg, w)?, tok))
 }

@@ -7,7 +7,7 @@ use candle_core::{Result, Tensor};
 use rand::{Rng, SeedableRng};
 
 use super::decode::{Decoder, Tok};
-use super::qwen3::{KvCache, Qwen3};
+use super::decoder::{CausalLm, KvCache, Role};
 
 #[derive(Debug, Clone)]
 pub struct SamplingParams {
@@ -188,19 +188,19 @@ fn sample_step(
 /// [`generate_composed`]. Both give the same tokens for the same seed up to floating-point
 /// summation order (see `decode.rs`).
 pub fn generate(
-    model: &Qwen3,
+    model: &CausalLm,
     prompts: &[Vec<u32>],
     p: &SamplingParams,
-    adapters: bool,
+    role: Role,
 ) -> Result<Generation> {
     let b = prompts.len();
     if b == 0 || p.max_new_tokens == 0 || prompts.iter().any(|q| q.is_empty()) {
-        return generate_composed(model, prompts, p, adapters);
+        return generate_composed(model, prompts, p, role);
     }
     let cap = prompts.iter().map(Vec::len).max().unwrap_or(0) + p.max_new_tokens;
-    match Decoder::new(model, adapters, b, cap)? {
+    match Decoder::new(model, role, b, cap)? {
         Some(d) => generate_fast(d, prompts, p),
-        None => generate_composed(model, prompts, p, adapters),
+        None => generate_composed(model, prompts, p, role),
     }
 }
 
@@ -275,13 +275,13 @@ fn generate_fast(mut d: Decoder, prompts: &[Vec<u32>], p: &SamplingParams) -> Re
     Ok(out)
 }
 
-/// Generation through the model's composed candle ops (`Qwen3::forward_step`): left-padded
+/// Generation through the model's composed candle ops (`CausalLm::forward_step`): left-padded
 /// batch, masked attention over a growing KV cache. Any device, dtype and architecture.
 pub fn generate_composed(
-    model: &Qwen3,
+    model: &CausalLm,
     prompts: &[Vec<u32>],
     p: &SamplingParams,
-    adapters: bool,
+    role: Role,
 ) -> Result<Generation> {
     let b = prompts.len();
     let mut out = Generation {
@@ -317,7 +317,7 @@ pub fn generate_composed(
         &Tensor::from_vec(pos, (b, t), dev)?,
         &keep,
         &mut cache,
-        adapters,
+        role,
     )?;
     let mut done = vec![false; b];
     for step in 0..p.max_new_tokens {
@@ -336,7 +336,7 @@ pub fn generate_composed(
             &Tensor::from_vec(step_pos, (b, 1), dev)?,
             &step_keep,
             &mut cache,
-            adapters,
+            role,
         )?;
     }
     Ok(out)
@@ -381,7 +381,7 @@ mod tests {
             max_new_tokens: r["max_new_tokens"].as_u64().unwrap() as usize,
             ..Default::default()
         };
-        let g = generate(&model, &prompts, &p, true).unwrap();
+        let g = generate(&model, &prompts, &p, Role::Policy).unwrap();
         assert_eq!(
             g.tokens, want,
             "{name}: greedy tokens differ from transformers"
@@ -394,7 +394,7 @@ mod tests {
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let logits = model.forward(&ids, &pos, None, true).unwrap();
+        let logits = model.forward(&ids, &pos, None, Role::Policy).unwrap();
         let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1).unwrap();
         let lp: Vec<Vec<f32>> = lp.squeeze(0).unwrap().to_vec2().unwrap();
         let np = prompts[0].len();
@@ -415,6 +415,26 @@ mod tests {
     }
 
     #[test]
+    fn qwen2_greedy_equals_transformers() {
+        greedy_matches("tiny-qwen2");
+    }
+
+    #[test]
+    fn llama_greedy_equals_transformers() {
+        greedy_matches("tiny-llama");
+    }
+
+    #[test]
+    fn mistral_greedy_equals_transformers() {
+        greedy_matches("tiny-mistral");
+    }
+
+    #[test]
+    fn mixtral_greedy_equals_transformers() {
+        greedy_matches("tiny-mixtral");
+    }
+
+    #[test]
     fn sampling_is_deterministic_under_a_seed_and_stops_at_eos() {
         let model = super::super::load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
         let prompts = vec![vec![47u32, 18, 25]; 4];
@@ -428,8 +448,8 @@ mod tests {
             eos: vec![],
             pad: 0,
         };
-        let a = generate(&model, &prompts, &p, true).unwrap();
-        let b = generate(&model, &prompts, &p, true).unwrap();
+        let a = generate(&model, &prompts, &p, Role::Policy).unwrap();
+        let b = generate(&model, &prompts, &p, Role::Policy).unwrap();
         assert_eq!(a, b);
         assert!(a.tokens.iter().all(|t| t.len() == 10));
         // a group of identical prompts gets different samples
@@ -441,7 +461,7 @@ mod tests {
                 seed: 43,
                 ..p.clone()
             },
-            true,
+            Role::Policy,
         )
         .unwrap();
         assert_ne!(a.tokens, c.tokens);
@@ -454,7 +474,7 @@ mod tests {
                 eos: vec![eos],
                 ..p
             },
-            true,
+            Role::Policy,
         )
         .unwrap();
         assert_eq!(s.tokens[0], vec![eos]);
@@ -471,7 +491,7 @@ mod tests {
                 min_new_tokens: 3,
                 ..p
             },
-            true,
+            Role::Policy,
         )
         .unwrap();
         for t in &s.tokens {
@@ -486,17 +506,30 @@ mod tests {
     /// stop early; the MoE model is not taken by the fast path.
     #[test]
     fn fast_decode_equals_the_composed_path() {
-        let mut model = super::super::load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
-        super::super::lora::load_peft(&mut model, &td("tiny-qwen3-lora")).unwrap();
-        assert!(Decoder::new(&model, true, 2, 8).unwrap().is_some());
         let moe = super::super::load(&td("tiny-qwen3-moe"), &Device::Cpu).unwrap();
-        assert!(Decoder::new(&moe, true, 2, 8).unwrap().is_none());
+        assert!(Decoder::new(&moe, Role::Policy, 2, 8).unwrap().is_none());
+        fast_equals_composed("tiny-qwen3");
+    }
+
+    /// The same for the dense architectures with biases, YaRN and sliding windows (4 positions,
+    /// shorter than the 17 decoded).
+    #[test]
+    fn fast_decode_equals_the_composed_path_for_other_architectures() {
+        for name in ["tiny-qwen2", "tiny-llama", "tiny-mistral"] {
+            fast_equals_composed(name);
+        }
+    }
+
+    fn fast_equals_composed(name: &str) {
+        let mut model = super::super::load(&td(name), &Device::Cpu).unwrap();
+        super::super::lora::load_peft(&mut model, &td(&format!("{name}-lora"))).unwrap();
+        assert!(Decoder::new(&model, Role::Policy, 2, 8).unwrap().is_some());
         let a = vec![47u32, 18, 25, 3, 90];
         let b = vec![5u32, 61];
         let prompts = vec![a.clone(), a.clone(), b.clone(), a, b.clone(), b];
         let mut checked_stop = false;
         for (temperature, top_k, top_p) in [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 20, 0.9)] {
-            for adapters in [true, false] {
+            for role in [Role::Policy, Role::Reference] {
                 for seed in [1u64, 2] {
                     let mut p = SamplingParams {
                         temperature,
@@ -507,14 +540,14 @@ mod tests {
                         ..Default::default()
                     };
                     let same = |p: &SamplingParams| {
-                        let f = generate(&model, &prompts, p, adapters).unwrap();
-                        let c = generate_composed(&model, &prompts, p, adapters).unwrap();
-                        assert_eq!(f.tokens, c.tokens, "t={temperature} adapters={adapters}");
+                        let f = generate(&model, &prompts, p, role).unwrap();
+                        let c = generate_composed(&model, &prompts, p, role).unwrap();
+                        assert_eq!(f.tokens, c.tokens, "{name} t={temperature} {role:?}");
                         assert_eq!(f.stopped, c.stopped);
                         let (x, y) = (f.logprobs.concat(), c.logprobs.concat());
                         assert_eq!(x.len(), y.len());
                         for (x, y) in x.iter().zip(&y) {
-                            assert!((x - y).abs() < 1e-5, "log-prob {x} vs {y}");
+                            assert!((x - y).abs() < 1e-5, "{name}: log-prob {x} vs {y}");
                         }
                         c
                     };
@@ -527,7 +560,10 @@ mod tests {
                 }
             }
         }
-        assert!(checked_stop, "no batch had both stopped and running rows");
+        assert!(
+            checked_stop,
+            "{name}: no batch had both stopped and running rows"
+        );
     }
 
     /// Both sampling paths (unfiltered, and top-k/top-p) draw from the tempered softmax: the

@@ -16,6 +16,7 @@ use candle_core::{
     CpuStorage, CustomOp1, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor, Var, bail,
 };
 
+use super::decoder::Role;
 use super::nf4::Nf4Tensor;
 
 /// The frozen weight of a linear layer, (out, in) as in PyTorch.
@@ -92,6 +93,8 @@ impl Lora {
 
 pub struct Linear {
     pub base: Base,
+    /// The frozen bias (out,), added after the base and adapter products.
+    pub bias: Option<Tensor>,
     pub lora: Option<Lora>,
 }
 
@@ -226,11 +229,24 @@ impl CustomOp3 for LoraLinear {
 
 impl Linear {
     pub fn new(base: Base) -> Self {
-        Linear { base, lora: None }
+        Linear {
+            base,
+            bias: None,
+            lora: None,
+        }
     }
 
-    /// x·Wᵀ (+ scale·x·Aᵀ·Bᵀ when the adapter exists and `adapters` is true).
-    pub fn forward(&self, x: &Tensor, adapters: bool) -> Result<Tensor> {
+    /// x·Wᵀ (+ scale·x·Aᵀ·Bᵀ when the adapter exists and `role` is the policy) (+ bias).
+    pub fn forward(&self, x: &Tensor, role: Role) -> Result<Tensor> {
+        let y = self.forward_unbiased(x, role)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    fn forward_unbiased(&self, x: &Tensor, role: Role) -> Result<Tensor> {
+        let adapters = role.adapters();
         if let (Some(l), true) = (&self.lora, adapters) {
             let no_dropout = l.train_rng.is_none() || l.dropout <= 0.0;
             let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
@@ -311,7 +327,7 @@ mod tests {
                     &d,
                 )
                 .unwrap();
-                let fused = lin.forward(x.as_tensor(), true).unwrap();
+                let fused = lin.forward(x.as_tensor(), Role::Policy).unwrap();
                 let op = LoraLinear {
                     base: lin.base.clone(),
                     scale: 2.0,

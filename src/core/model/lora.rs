@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::linear::Lora;
-use super::{ModelError, Qwen3};
+use super::{CausalLm, ModelError};
 
 /// The linear layers gym can adapt, by their module name.
 pub const ALL_TARGETS: [&str; 7] = [
@@ -22,6 +22,10 @@ pub const ALL_TARGETS: [&str; 7] = [
     "up_proj",
     "down_proj",
 ];
+
+/// Mixtral's expert projections (gate, down, up), which "all-linear" adapts as well; not in
+/// the default target list, which stays the seven names above.
+pub const EXPERT_TARGETS: [&str; 3] = ["w1", "w2", "w3"];
 
 /// `target_modules` of PEFT: a list of module names, or the string "all-linear".
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -36,7 +40,9 @@ impl Targets {
         let leaf = module.rsplit('.').next().unwrap_or(module);
         match self {
             Targets::List(v) => v.iter().any(|t| t == leaf || t == module),
-            Targets::Special(s) => s == "all-linear" && ALL_TARGETS.contains(&leaf),
+            Targets::Special(s) => {
+                s == "all-linear" && (ALL_TARGETS.contains(&leaf) || EXPERT_TARGETS.contains(&leaf))
+            }
         }
     }
 }
@@ -155,7 +161,7 @@ pub fn peft_name(module: &str, factor: char) -> String {
 
 /// Adds fresh adapters to every targeted linear layer: A ~ U(−1/√in, 1/√in) (PEFT's
 /// `kaiming_uniform_(a=√5)`), B = 0, from `seed`. Returns the number of trainable parameters.
-pub fn attach(model: &mut Qwen3, cfg: &LoraConfig, seed: u64) -> Result<usize, ModelError> {
+pub fn attach(model: &mut CausalLm, cfg: &LoraConfig, seed: u64) -> Result<usize, ModelError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dev = model.device().clone();
     let mut n = 0;
@@ -177,7 +183,7 @@ pub fn attach(model: &mut Qwen3, cfg: &LoraConfig, seed: u64) -> Result<usize, M
 }
 
 /// The trainable factors with their PEFT names, in a stable order (layer, module, A then B).
-pub fn trainable(model: &Qwen3) -> Vec<(String, Var)> {
+pub fn trainable(model: &CausalLm) -> Vec<(String, Var)> {
     let mut out = Vec::new();
     for (name, lin) in model.linears() {
         if let Some(l) = &lin.lora {
@@ -189,7 +195,7 @@ pub fn trainable(model: &Qwen3) -> Vec<(String, Var)> {
 }
 
 /// Writes a PEFT adapter folder: `adapter_config.json` and `adapter_model.safetensors`.
-pub fn save_peft(model: &Qwen3, cfg: &LoraConfig, dir: &Path) -> Result<(), ModelError> {
+pub fn save_peft(model: &CausalLm, cfg: &LoraConfig, dir: &Path) -> Result<(), ModelError> {
     let io = |source, path: &Path| ModelError::Io {
         path: path.to_path_buf(),
         source,
@@ -213,7 +219,7 @@ pub fn save_peft(model: &Qwen3, cfg: &LoraConfig, dir: &Path) -> Result<(), Mode
 /// Reads a PEFT adapter folder and attaches its factors to the model (replacing any adapter).
 /// Every targeted layer must have both factors with the right shapes, and every tensor of the
 /// file must belong to a layer of the model.
-pub fn load_peft(model: &mut Qwen3, dir: &Path) -> Result<LoraConfig, ModelError> {
+pub fn load_peft(model: &mut CausalLm, dir: &Path) -> Result<LoraConfig, ModelError> {
     let cpath = dir.join("adapter_config.json");
     let cfg: LoraConfig = super::config::parse(&cpath, &super::read_text(&cpath)?)?;
     cfg.check(&cpath)?;
@@ -271,7 +277,7 @@ pub fn load_peft(model: &mut Qwen3, dir: &Path) -> Result<LoraConfig, ModelError
 
 /// Merges the model's adapters into its base and writes a model folder transformers loads:
 /// `model.safetensors` (f32) plus config.json and the tokenizer files copied from `src`.
-pub fn export_merged(model: &Qwen3, src: &Path, out: &Path) -> Result<(), ModelError> {
+pub fn export_merged(model: &CausalLm, src: &Path, out: &Path) -> Result<(), ModelError> {
     let io = |source, path: &Path| ModelError::Io {
         path: path.to_path_buf(),
         source,

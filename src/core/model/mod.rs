@@ -9,15 +9,21 @@
 
 pub mod config;
 pub mod decode;
+pub mod decoder;
 pub mod embedded;
 pub mod generate;
 pub mod linear;
+pub mod llama;
 pub mod logprob;
 pub mod lora;
+pub mod mistral;
+pub mod mixtral;
 pub mod nf4;
 pub mod ops;
+pub mod qwen2;
 pub mod qwen3;
 pub mod qwen3_moe;
+pub mod rope;
 pub mod summary;
 pub mod weights;
 
@@ -27,7 +33,10 @@ use candle_core::Device;
 
 use crate::core::error::{Classify, ErrorClass};
 pub use config::Arch;
-pub use qwen3::Qwen3;
+pub use decoder::{CausalLm, Role};
+
+/// The model type the rest of gym names (kept while the callers move to [`CausalLm`]).
+pub type Qwen3 = CausalLm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -41,7 +50,7 @@ pub enum ModelError {
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error(
-        "unsupported architecture: model_type {model_type:?} ({architectures}); gym runs qwen3 and qwen3_moe"
+        "unsupported architecture: model_type {model_type:?} ({architectures}); gym runs qwen3, qwen3_moe, qwen2, llama, mistral and mixtral"
     )]
     UnsupportedArch {
         model_type: String,
@@ -105,33 +114,55 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ModelError> {
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub arch: Arch,
-    pub base: qwen3::Config,
+    pub base: decoder::Config,
     pub moe: Option<qwen3_moe::MoeConfig>,
+    /// What the architecture asks of the shared decoder.
+    pub spec: decoder::Spec,
 }
 
 impl ModelConfig {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join("config.json");
         let text = read_text(&path)?;
-        let arch = config::detect_arch(&path, &text)?;
-        let mut base: qwen3::Config = config::parse(&path, &text)?;
+        let mut cfg = Self::parse(&path, &text)?;
+        // generation_config.json's end-of-sequence list and pad id replace config.json's
         if let Some(g) = config::GenerationConfig::load(dir)? {
             if g.eos_token_id.is_some() {
-                base.eos_token_id = g.eos_token_id;
+                cfg.base.eos_token_id = g.eos_token_id;
             }
             if g.pad_token_id.is_some() {
-                base.pad_token_id = g.pad_token_id;
+                cfg.base.pad_token_id = g.pad_token_id;
             }
         }
-        let moe = match arch {
-            Arch::Qwen3 => None,
-            Arch::Qwen3Moe => Some(config::parse::<qwen3_moe::MoeConfig>(&path, &text)?),
-        };
+        Ok(cfg)
+    }
+
+    /// Parses the text of `path` (a `config.json`), refusing what gym does not implement.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ModelError> {
+        let arch = config::detect_arch(path, text)?;
+        let base: decoder::Config = config::parse(path, text)?;
         base.validate()?;
-        if let Some(m) = &moe {
-            m.validate()?;
-        }
-        Ok(ModelConfig { arch, base, moe })
+        let (spec, moe) = match arch {
+            Arch::Qwen3 => (qwen3::spec(&base)?, None),
+            Arch::Qwen3Moe => {
+                let m = config::parse::<qwen3_moe::MoeConfig>(path, text)?;
+                m.validate()?;
+                (qwen3_moe::spec(&base)?, Some(m))
+            }
+            Arch::Qwen2 => (qwen2::spec(&base)?, None),
+            Arch::Llama => (llama::spec(&base, path, text)?, None),
+            Arch::Mistral => (mistral::spec(&base)?, None),
+            Arch::Mixtral => {
+                let (spec, m) = mixtral::spec(&base, path, text)?;
+                (spec, Some(m))
+            }
+        };
+        Ok(ModelConfig {
+            arch,
+            base,
+            moe,
+            spec,
+        })
     }
 }
 
@@ -156,7 +187,7 @@ pub fn load(dir: &Path, dev: &Device) -> Result<Qwen3, ModelError> {
 pub fn load_with(dir: &Path, dev: &Device, opts: LoadOptions) -> Result<Qwen3, ModelError> {
     let cfg = ModelConfig::load(dir)?;
     let w = weights::Weights::load_with(dir, dev, opts)?;
-    let mut m = Qwen3::new(cfg.base, cfg.moe, w)?;
+    let mut m = CausalLm::new(cfg, w)?;
     if opts.nf4 {
         // what was not stored one weight per layer (fused MoE experts) is quantized here
         m.quantize_nf4(opts.double_quant)?;

@@ -385,29 +385,15 @@ impl CustomOp1 for Rope {
     }
 }
 
-/// (b, t, h, d) → (b, h, t, d), contiguous.
-fn swap_t_h(x: &[f32], (b, t, h, d): (usize, usize, usize, usize)) -> Vec<f32> {
+/// Swaps the two middle axes of a contiguous (a, m, n, d) array: (a, n, m, d) out. Used both
+/// ways, (b, t, h, d) → (b, h, t, d) and back.
+fn swap_middle_axes(x: &[f32], (a, m, n, d): (usize, usize, usize, usize)) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
-    for bi in 0..b {
-        for ti in 0..t {
-            for hi in 0..h {
-                let src = ((bi * t + ti) * h + hi) * d;
-                let dst = ((bi * h + hi) * t + ti) * d;
-                out[dst..dst + d].copy_from_slice(&x[src..src + d]);
-            }
-        }
-    }
-    out
-}
-
-/// (b, h, t, d) → (b, t, h, d), contiguous.
-fn swap_h_t(x: &[f32], (b, h, t, d): (usize, usize, usize, usize)) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    for bi in 0..b {
-        for hi in 0..h {
-            for ti in 0..t {
-                let src = ((bi * h + hi) * t + ti) * d;
-                let dst = ((bi * t + ti) * h + hi) * d;
+    for ai in 0..a {
+        for mi in 0..m {
+            for ni in 0..n {
+                let src = ((ai * m + mi) * n + ni) * d;
+                let dst = ((ai * n + ni) * m + mi) * d;
                 out[dst..dst + d].copy_from_slice(&x[src..src + d]);
             }
         }
@@ -440,7 +426,7 @@ impl CustomOp1 for NormRope {
         let CpuStorage::F32(normed) = normed else {
             bail!("norm-rope: expected f32")
         };
-        let moved = swap_t_h(&normed, (b, t, h, d));
+        let moved = swap_middle_axes(&normed, (b, t, h, d));
         drop(normed);
         Ok((
             CpuStorage::F32(self.rope.apply(&moved)),
@@ -458,7 +444,11 @@ impl CustomOp1 for NormRope {
         };
         let gr = g.contiguous()?.apply_op1_no_bwd(&inv)?;
         let gr = gr.flatten_all()?.to_vec1::<f32>()?;
-        let gt = Tensor::from_vec(swap_h_t(&gr, (b, h, t, d)), (b, t, h, d), g.device())?;
+        let gt = Tensor::from_vec(
+            swap_middle_axes(&gr, (b, h, t, d)),
+            (b, t, h, d),
+            g.device(),
+        )?;
         self.norm.bwd(x, _res, &gt)
     }
 }

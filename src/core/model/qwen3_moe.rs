@@ -7,12 +7,13 @@ use candle_core::{DType, Result, Tensor};
 use serde::Deserialize;
 
 use super::ModelError;
+use super::decoder::{MLP_NAMES, Mlp, MlpNames, Role};
 use super::linear::{Base, Linear};
 use super::ops;
-use super::qwen3::Mlp;
 use super::weights::Weights;
 
-/// The MoE fields of a `qwen3_moe` `config.json` (the rest is [`super::qwen3::Config`]).
+/// The MoE fields of a `qwen3_moe` `config.json` (the rest is [`super::decoder::Config`]);
+/// Mixtral's are mapped onto it by `mixtral.rs`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MoeConfig {
     #[serde(alias = "num_local_experts")]
@@ -25,6 +26,20 @@ pub struct MoeConfig {
     pub decoder_sparse_step: usize,
     #[serde(default)]
     pub mlp_only_layers: Vec<usize>,
+    /// The module holding the router and experts in a layer (`mlp`; Mixtral's
+    /// `block_sparse_moe`) and the experts' projection names.
+    #[serde(skip, default = "mlp_block")]
+    pub block: &'static str,
+    #[serde(skip, default = "mlp_names")]
+    pub names: MlpNames,
+}
+
+fn mlp_block() -> &'static str {
+    "mlp"
+}
+
+fn mlp_names() -> MlpNames {
+    MLP_NAMES
 }
 
 fn one() -> usize {
@@ -56,11 +71,17 @@ pub struct SparseMoe {
     /// Router (num_experts, hidden), frozen.
     router: Tensor,
     pub experts: Vec<Mlp>,
+    /// Module and projection names, from [`MoeConfig`].
+    pub block: &'static str,
+    pub names: MlpNames,
     top_k: usize,
     norm_topk_prob: bool,
 }
 
 impl SparseMoe {
+    /// The MoE of layer `p` (`model.layers.{i}`): per-expert weights under `{p}.{block}`
+    /// (`experts.{e}.{names}`), or transformers 5's fused `{p}.mlp.experts.gate_up_proj` and
+    /// `down_proj` with the router at `{p}.mlp.gate`.
     pub fn new(
         cfg: &MoeConfig,
         hidden: usize,
@@ -69,13 +90,13 @@ impl SparseMoe {
     ) -> std::result::Result<Self, ModelError> {
         cfg.validate()?;
         let (e, inter) = (cfg.num_experts, cfg.moe_intermediate_size);
-        let router = w.take(&format!("{p}.gate.weight"), &[e, hidden])?;
-        let fused = format!("{p}.experts.gate_up_proj");
-        let experts = if w.contains(&fused) {
+        let fused = format!("{p}.mlp.experts.gate_up_proj");
+        let (router, experts) = if w.contains(&fused) {
             // transformers 5 layout: gate_up_proj (E, 2I, h) with gate first, down_proj (E, h, I)
+            let router = w.take(&format!("{p}.mlp.gate.weight"), &[e, hidden])?;
             let gu = w.take(&fused, &[e, 2 * inter, hidden])?;
-            let dn = w.take(&format!("{p}.experts.down_proj"), &[e, hidden, inter])?;
-            (0..e)
+            let dn = w.take(&format!("{p}.mlp.experts.down_proj"), &[e, hidden, inter])?;
+            let experts = (0..e)
                 .map(|i| {
                     let gu = gu.get(i)?;
                     Ok(Mlp {
@@ -84,15 +105,24 @@ impl SparseMoe {
                         down: Linear::new(Base::F32(dn.get(i)?.contiguous()?)),
                     })
                 })
-                .collect::<Result<Vec<_>>>()?
+                .collect::<Result<Vec<_>>>()?;
+            (router, experts)
         } else {
-            (0..e)
-                .map(|i| Mlp::new(w, &format!("{p}.experts.{i}"), hidden, inter))
-                .collect::<std::result::Result<Vec<_>, _>>()?
+            let q = format!("{p}.{}", cfg.block);
+            let router = w.take(&format!("{q}.gate.weight"), &[e, hidden])?;
+            let experts = (0..e)
+                .map(|i| {
+                    let x = format!("{q}.experts.{i}");
+                    Mlp::new(w, &x, (hidden, inter), cfg.names, false)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (router, experts)
         };
         Ok(SparseMoe {
             router,
             experts,
+            block: cfg.block,
+            names: cfg.names,
             top_k: cfg.num_experts_per_tok,
             norm_topk_prob: cfg.norm_topk_prob,
         })
@@ -105,12 +135,12 @@ impl SparseMoe {
 
     /// x (b, t, h) → (b, t, h). Differentiable in x through the routing weights and the
     /// experts (the choice of experts itself is discrete).
-    pub fn forward(&self, x: &Tensor, adapters: bool) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, role: Role) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let n = b * t;
         let xs = x.reshape((n, h))?;
         let router = Linear::new(Base::F32(self.router.clone()));
-        let logits = router.forward(&xs, false)?;
+        let logits = router.forward(&xs, role)?; // the router has no adapter
         let probs = ops::softmax_last_dim(&logits)?; // (n, E)
         // top-k on the CPU copy; ties go to the lower expert index, as torch.topk does on CPU
         let pv: Vec<f32> = probs.detach().flatten_all()?.to_vec1()?;
@@ -142,11 +172,26 @@ impl SparseMoe {
             let r = Tensor::new(rows.as_slice(), x.device())?;
             let s = Tensor::new(slots.as_slice(), x.device())?;
             let xe = xs.index_select(&r, 0)?.unsqueeze(0)?;
-            let ye = expert.forward(&xe, adapters)?.squeeze(0)?;
+            let ye = expert.forward(&xe, role)?.squeeze(0)?;
             let we = wts.flatten_all()?.index_select(&s, 0)?.unsqueeze(1)?;
             out = out.index_add(&r, &ye.broadcast_mul(&we)?, 0)?;
         }
         debug_assert_eq!(out.dtype(), DType::F32);
         out.reshape((b, t, h))
     }
+}
+
+/// What a `qwen3_moe` config asks of the decoder: Qwen3's attention, with the sliding window
+/// (when `use_sliding_window`) on every layer, as transformers' Qwen3-MoE applies it.
+pub fn spec(cfg: &super::decoder::Config) -> std::result::Result<super::decoder::Spec, ModelError> {
+    super::mistral::no_layer_types(cfg, "qwen3_moe")?;
+    let w = cfg.sliding_window.filter(|_| cfg.use_sliding_window);
+    Ok(super::decoder::Spec {
+        qk_norm: true,
+        qkv_bias: cfg.attention_bias,
+        o_bias: cfg.attention_bias,
+        mlp_bias: false,
+        windows: vec![w; cfg.num_hidden_layers],
+        rope: cfg.rope_freqs()?,
+    })
 }

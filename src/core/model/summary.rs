@@ -70,7 +70,17 @@ impl Summary {
             add(nkv * hd, h, &mut linear, &mut lora, &mut nf4);
             add(nkv * hd, h, &mut linear, &mut lora, &mut nf4);
             add(h, nh * hd, &mut linear, &mut lora, &mut nf4);
-            other += 2 * hd + 2 * h; // q/k norms, two layer norms
+            other += 2 * h; // two layer norms
+            let sp = &cfg.spec;
+            if sp.qk_norm {
+                other += 2 * hd;
+            }
+            if sp.qkv_bias {
+                other += (nh + 2 * nkv) * hd;
+            }
+            if sp.o_bias {
+                other += h;
+            }
             match &cfg.moe {
                 Some(m) if m.is_sparse_layer(l) => {
                     moe_layers += 1;
@@ -84,6 +94,9 @@ impl Summary {
                 }
                 _ => {
                     let i = c.intermediate_size as u64;
+                    if sp.mlp_bias {
+                        other += 2 * i + h;
+                    }
                     add(i, h, &mut linear, &mut lora, &mut nf4);
                     add(i, h, &mut linear, &mut lora, &mut nf4);
                     add(h, i, &mut linear, &mut lora, &mut nf4);
@@ -127,7 +140,14 @@ mod tests {
 
     #[test]
     fn counts_match_the_tiny_models_weights() {
-        for name in ["tiny-qwen3", "tiny-qwen3-moe"] {
+        for name in [
+            "tiny-qwen3",
+            "tiny-qwen3-moe",
+            "tiny-qwen2",
+            "tiny-llama",
+            "tiny-mistral",
+            "tiny-mixtral",
+        ] {
             let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("testdata")
                 .join(name);

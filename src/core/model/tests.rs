@@ -59,16 +59,22 @@ fn check_logits(name: &str) {
     let r = reference(name);
     let mut model = load(&td(name), &Device::Cpu).unwrap();
     let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
-    let base = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let base = model
+        .forward(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     let d = max_diff_kept(&base, &r["logits"], &r["keep"]);
     assert!(d <= 1e-4, "{name}: max |logits - transformers| = {d}");
 
     lora::load_peft(&mut model, &td(&format!("{name}-lora"))).unwrap();
-    let with = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let with = model
+        .forward(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     let d = max_diff_kept(&with, &r["logits_lora"], &r["keep"]);
     assert!(d <= 1e-4, "{name}: max |logits with adapter - peft| = {d}");
     // adapters disabled: the base model again
-    let off = model.forward(&ids, &pos, Some(&keep), false).unwrap();
+    let off = model
+        .forward(&ids, &pos, Some(&keep), Role::Reference)
+        .unwrap();
     let d = max_diff_kept(&off, &r["logits"], &r["keep"]);
     assert!(
         d <= 1e-4,
@@ -86,9 +92,165 @@ fn moe_logits_match_transformers_with_and_without_adapter() {
     check_logits("tiny-qwen3-moe");
 }
 
+#[test]
+fn qwen2_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-qwen2");
+}
+
+#[test]
+fn llama_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-llama");
+}
+
+#[test]
+fn mistral_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-mistral");
+}
+
+#[test]
+fn mixtral_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-mixtral");
+}
+
+/// What each tiny model's config asks of the decoder: the fields that change the computation
+/// are read, not defaulted (the reference logits above would not match otherwise, but this
+/// names the field that went wrong).
+#[test]
+fn architecture_specs_follow_their_configs() {
+    let spec = |name: &str| ModelConfig::load(&td(name)).unwrap();
+    let q2 = spec("tiny-qwen2");
+    assert_eq!(q2.arch, Arch::Qwen2);
+    assert!(!q2.spec.qk_norm && q2.spec.qkv_bias && !q2.spec.o_bias);
+    assert_eq!(q2.spec.windows, vec![None, Some(4)]); // max_window_layers = 1
+    assert!((q2.spec.rope.attention_factor - 1.138_629_4).abs() < 1e-6); // YaRN
+    let l = spec("tiny-llama");
+    assert_eq!(l.spec.windows, vec![None, None]);
+    assert!(!l.base.tie_word_embeddings);
+    let m = spec("tiny-mistral");
+    assert_eq!(m.spec.windows, vec![Some(4), Some(4)]);
+    let x = spec("tiny-mixtral");
+    let moe = x.moe.unwrap();
+    assert_eq!((moe.num_experts, moe.num_experts_per_tok), (4, 2));
+    assert_eq!(
+        (moe.block, moe.names),
+        ("block_sparse_moe", ["w1", "w3", "w2"])
+    );
+    assert!(spec("tiny-qwen3").spec.qk_norm);
+}
+
+/// Fields that change the computation and are not implemented are refused by name.
+#[test]
+fn unimplemented_fields_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, serde_json::Value, &str); 7] = [
+        (
+            "tiny-llama",
+            "hidden_act",
+            serde_json::json!("gelu"),
+            "hidden_act",
+        ),
+        (
+            "tiny-llama",
+            "attention_dropout",
+            serde_json::json!(0.1),
+            "attention_dropout",
+        ),
+        (
+            "tiny-llama",
+            "rope_parameters",
+            serde_json::json!({"rope_type": "longrope", "rope_theta": 1e4}),
+            "rope_type",
+        ),
+        (
+            "tiny-qwen2",
+            "layer_types",
+            serde_json::json!(["full_attention", "chunked_attention"]),
+            "layer_types",
+        ),
+        (
+            "tiny-mistral",
+            "layer_types",
+            serde_json::json!(["full_attention", "sliding_attention"]),
+            "layer_types",
+        ),
+        (
+            "tiny-mixtral",
+            "router_jitter_noise",
+            serde_json::json!(0.01),
+            "router_jitter_noise",
+        ),
+        (
+            "tiny-mixtral",
+            "output_router_logits",
+            serde_json::json!(true),
+            "output_router_logits",
+        ),
+    ];
+    for (model, field, value, named) in cases {
+        let mut cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(td(&format!("{model}/config.json"))).unwrap(),
+        )
+        .unwrap();
+        cfg[field] = value;
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        let e = ModelConfig::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(e, ModelError::Unsupported(_)),
+            "{model} {field}: {e}"
+        );
+        assert!(e.to_string().contains(named), "{model} {field}: {e}");
+    }
+}
+
+/// gym writes the adapter peft wrote back with the same tensor names and values (so peft loads
+/// gym's adapters for these architectures as its own), and targets Mixtral's experts under the
+/// module names PEFT used for them.
+#[test]
+fn peft_adapters_round_trip_for_every_architecture() {
+    for name in ["tiny-qwen2", "tiny-llama", "tiny-mistral", "tiny-mixtral"] {
+        let mut model = load(&td(name), &Device::Cpu).unwrap();
+        let src = td(&format!("{name}-lora"));
+        let cfg = lora::load_peft(&mut model, &src).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        lora::save_peft(&model, &cfg, dir.path()).unwrap();
+        let theirs =
+            candle_core::safetensors::load(src.join("adapter_model.safetensors"), &Device::Cpu)
+                .unwrap();
+        let ours = candle_core::safetensors::load(
+            dir.path().join("adapter_model.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mut a: Vec<_> = theirs.keys().collect();
+        let mut b: Vec<_> = ours.keys().collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{name}: tensor names");
+        for (k, t) in &theirs {
+            let d = (t - &ours[k]).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name} {k}");
+        }
+    }
+    let mut model = load(&td("tiny-mixtral"), &Device::Cpu).unwrap();
+    let mut cfg = lora::LoraConfig::new(2, 4.0);
+    cfg.target_modules = lora::Targets::Special("all-linear".into());
+    lora::attach(&mut model, &cfg, 1).unwrap();
+    let names: Vec<String> = lora::trainable(&model)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.contains(
+            &"base_model.model.model.layers.1.block_sparse_moe.experts.3.w2.lora_B.weight"
+                .to_string()
+        ),
+        "{names:?}"
+    );
+}
+
 /// Σ logits ⊙ r over the kept rows, in f64.
 fn loss64(model: &Qwen3, ids: &Tensor, pos: &Tensor, keep: &Tensor, r: &Tensor) -> f64 {
-    let l = model.forward(ids, pos, Some(keep), true).unwrap();
+    let l = model.forward(ids, pos, Some(keep), Role::Policy).unwrap();
     (l.to_dtype(DType::F64).unwrap() * r)
         .unwrap()
         .sum_all()
@@ -131,7 +293,9 @@ fn lora_grads_match_finite_differences(name: &str) {
         })
         .collect();
     let pos = Tensor::from_vec(pos, ids.shape(), &Device::Cpu).unwrap();
-    let logits = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let logits = model
+        .forward(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     // weights: random, zero on padding queries
     let kf = keep.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
     let rw = randn_seeded(&mut rng, 1.0, logits.dims())
@@ -214,18 +378,38 @@ fn moe_lora_grads_match_finite_differences_with_nf4_base() {
 }
 
 #[test]
+fn qwen2_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-qwen2");
+}
+
+#[test]
+fn llama_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-llama");
+}
+
+#[test]
+fn mistral_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-mistral");
+}
+
+#[test]
+fn mixtral_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-mixtral");
+}
+
+#[test]
 fn adapter_disabled_forward_ignores_trained_factors() {
     let mut model = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
     let ids = Tensor::new(&[[5u32, 6, 7, 8]], &Device::Cpu).unwrap();
     let pos = Tensor::new(&[[0u32, 1, 2, 3]], &Device::Cpu).unwrap();
-    let base = model.forward(&ids, &pos, None, true).unwrap();
+    let base = model.forward(&ids, &pos, None, Role::Policy).unwrap();
     let n = lora::attach(&mut model, &lora::LoraConfig::new(4, 8.0), 1).unwrap();
     assert_eq!(
         n,
         2 * 4 * ((64 + 128) + (64 + 64) * 2 + (128 + 64) + (64 + 128) * 2 + (128 + 64))
     );
     // fresh adapters (B = 0) change nothing
-    let fresh = model.forward(&ids, &pos, None, true).unwrap();
+    let fresh = model.forward(&ids, &pos, None, Role::Policy).unwrap();
     let d = (&fresh - &base)
         .unwrap()
         .abs()
@@ -239,7 +423,7 @@ fn adapter_disabled_forward_ignores_trained_factors() {
         v.set(&Tensor::ones(v.shape(), DType::F32, &Device::Cpu).unwrap())
             .unwrap();
     }
-    let off = model.forward(&ids, &pos, None, false).unwrap();
+    let off = model.forward(&ids, &pos, None, Role::Reference).unwrap();
     let d = (&off - &base)
         .unwrap()
         .abs()
@@ -259,12 +443,12 @@ fn missing_files_and_bad_configs_are_typed_errors() {
     assert!(matches!(e, ModelError::MissingFile { .. }), "{e}");
     std::fs::write(
         dir.path().join("config.json"),
-        r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#,
+        r#"{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}"#,
     )
     .unwrap();
     let e = load(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::UnsupportedArch { .. }), "{e}");
-    assert!(e.to_string().contains("llama"));
+    assert!(e.to_string().contains("gpt2"));
     // a config whose shapes disagree with the weights names the tensor
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3/config.json")).unwrap())
@@ -286,7 +470,7 @@ fn missing_files_and_bad_configs_are_typed_errors() {
     // a rope type gym does not implement
     cfg["intermediate_size"] = serde_json::json!(128);
     cfg["rope_parameters"] =
-        serde_json::json!({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0});
+        serde_json::json!({"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 4.0});
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
     let e = load(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::Unsupported(_)), "{e}");
@@ -330,7 +514,7 @@ fn sharded_bf16_and_top_level_rope_theta_load() {
     let m = load(dir.path(), &Device::Cpu).unwrap();
     let r = reference("tiny-qwen3");
     let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
-    let l = m.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let l = m.forward(&ids, &pos, Some(&keep), Role::Policy).unwrap();
     // bf16 weights: close to the f32 reference, not equal
     let d = max_diff_kept(&l, &r["logits"], &r["keep"]);
     assert!(d < 0.5, "bf16 shards: max diff {d}");
@@ -353,7 +537,9 @@ fn peft_round_trip() {
     }
     let r = reference("tiny-qwen3");
     let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
-    let ours = model.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let ours = model
+        .forward(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     let adir = td("model-ref/gym-adapter");
     let mdir = td("model-ref/gym-merged");
     if std::env::var_os("GYM_WRITE_REF").is_some() {
@@ -392,7 +578,9 @@ fn peft_round_trip() {
     // and gym reads its own adapter back
     let mut again = load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
     lora::load_peft(&mut again, &adir).unwrap();
-    let l = again.forward(&ids, &pos, Some(&keep), true).unwrap();
+    let l = again
+        .forward(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     assert!(max_diff_kept(&l, &ours.to_dtype(DType::F32).unwrap(), &r["keep"]) < 1e-6);
 }
 
@@ -407,10 +595,10 @@ fn lora_dropout_is_seeded_and_off_outside_training() {
     }
     let ids = Tensor::new(&[[5u32, 6, 7, 8]], &Device::Cpu).unwrap();
     let pos = Tensor::new(&[[0u32, 1, 2, 3]], &Device::Cpu).unwrap();
-    let eval = model.forward(&ids, &pos, None, true).unwrap();
+    let eval = model.forward(&ids, &pos, None, Role::Policy).unwrap();
     let run = |m: &mut Qwen3, seed| {
         m.set_training(Some(seed));
-        let l = m.forward(&ids, &pos, None, true).unwrap();
+        let l = m.forward(&ids, &pos, None, Role::Policy).unwrap();
         m.set_training(None);
         l
     };
@@ -431,7 +619,10 @@ fn lora_dropout_is_seeded_and_off_outside_training() {
     assert!(diff(&a, &c) > 0.0, "another seed, other masks");
     assert!(diff(&a, &eval) > 0.0, "dropout acts in training");
     assert_eq!(
-        diff(&model.forward(&ids, &pos, None, true).unwrap(), &eval),
+        diff(
+            &model.forward(&ids, &pos, None, Role::Policy).unwrap(),
+            &eval
+        ),
         0.0,
         "and not after"
     );
@@ -483,8 +674,8 @@ fn quantize_on_load_matches_load_then_quantize() {
             }
             let ids = Tensor::new(&[[1u32, 5, 9, 2], [7, 3, 3, 0]], &Device::Cpu).unwrap();
             let pos = Tensor::new(&[[0u32, 1, 2, 3], [0, 1, 2, 3]], &Device::Cpu).unwrap();
-            let fa = a.forward(&ids, &pos, None, true).unwrap();
-            let fb = b.forward(&ids, &pos, None, true).unwrap();
+            let fa = a.forward(&ids, &pos, None, Role::Policy).unwrap();
+            let fb = b.forward(&ids, &pos, None, Role::Policy).unwrap();
             assert_eq!(
                 fa.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
                 fb.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -552,13 +743,15 @@ fn checkpointed_backward_matches_plain(name: &str) {
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
 
     model.set_training(Some(11));
-    let h = model.forward_hidden(&ids, &pos, Some(&keep), true).unwrap();
+    let h = model
+        .forward_hidden(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     let plain = loss_of(&h).backward().unwrap();
     let after_plain = model.layers[0].rng_snapshot();
 
     model.set_training(Some(11));
     let (hc, ck) = model
-        .forward_hidden_checkpointed(&ids, &pos, Some(&keep), true)
+        .forward_hidden_checkpointed(&ids, &pos, Some(&keep), Role::Policy)
         .unwrap();
     assert_eq!(flat(&hc), flat(&h), "{name}: checkpointed forward differs");
     let mut grads = loss_of(&hc).backward().unwrap();
@@ -594,9 +787,11 @@ fn checkpointed_backward_matches_plain(name: &str) {
     }
 
     model.set_training(None);
-    let h0 = model.forward_hidden(&ids, &pos, Some(&keep), true).unwrap();
+    let h0 = model
+        .forward_hidden(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
     let h1 = model
-        .forward_hidden_nograd(&ids, &pos, Some(&keep), true)
+        .forward_hidden_nograd(&ids, &pos, Some(&keep), Role::Policy)
         .unwrap();
     assert_eq!(flat(&h0), flat(&h1));
     assert!(!h1.track_op());

@@ -91,11 +91,16 @@ fn to_f32(
 }
 
 /// Whether `name` is the weight of a linear layer that an NF4 base replaces (attention and
-/// MLP projections, dense or per expert; not the MoE router, norms, embedding or LM head).
+/// MLP projections, dense or per expert, Mixtral's `experts.{e}.w1/w2/w3`; not the MoE
+/// router, norms, embedding or LM head).
 pub fn is_linear_weight(name: &str) -> bool {
     ["q", "k", "v", "o", "gate", "up", "down"]
         .iter()
         .any(|p| name.ends_with(&format!(".{p}_proj.weight")))
+        || (name.contains(".experts.")
+            && [".w1.weight", ".w2.weight", ".w3.weight"]
+                .iter()
+                .any(|s| name.ends_with(s)))
 }
 
 /// Where loaded tensors go: f32 tensors, and linear weights quantized on the way when asked.

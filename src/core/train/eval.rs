@@ -14,7 +14,7 @@ use super::trainer::{Result, TrainError};
 use crate::core::delta::{self, FileSource, VerifyOptions};
 use crate::core::model::config::TokenIds;
 use crate::core::model::generate::{self, SamplingParams};
-use crate::core::model::{Qwen3, logprob, lora};
+use crate::core::model::{Qwen3, Role, logprob, lora};
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -93,7 +93,7 @@ pub fn evaluate(
             pad,
             ..SamplingParams::default()
         };
-        let g = generate::generate(model, &prompts, &p, true)?;
+        let g = generate::generate(model, &prompts, &p, Role::Policy)?;
         let texts: Vec<String> = g
             .tokens
             .iter()
@@ -206,7 +206,7 @@ fn answer_nll(
         let pos: Vec<u32> = (0..l as u32).collect();
         let ids_t = Tensor::from_vec(ids, (1, l), &dev)?;
         let pos_t = Tensor::from_vec(pos, (1, l), &dev)?;
-        let h = model.forward_hidden(&ids_t, &pos_t, None, true)?;
+        let h = model.forward_hidden(&ids_t, &pos_t, None, Role::Policy)?;
         let d = h.dim(2)?;
         let h = h.narrow(1, p.len() - 1, a.len())?.reshape((a.len(), d))?;
         let tg = Tensor::from_vec(a.clone(), a.len(), &dev)?;
@@ -287,7 +287,7 @@ mod tests {
         let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
         let mut m = crate::core::model::load(&td("tiny-qwen3"), &dev).unwrap();
         lora::load_peft(&mut m, &td("train-ref/toy-adapter")).unwrap();
-        let got = m.forward(&ids, &pos, Some(&keep), true).unwrap();
+        let got = m.forward(&ids, &pos, Some(&keep), Role::Policy).unwrap();
         let want =
             &candle_core::safetensors::load(td("train-ref/toy-adapter-logits.safetensors"), &dev)
                 .unwrap()["logits"];
@@ -306,7 +306,7 @@ mod tests {
         }
         assert!(worst <= 1e-4, "max |gym − peft| = {worst}");
         // and the adapter actually changes the model
-        let base = m.forward(&ids, &pos, Some(&keep), false).unwrap();
+        let base = m.forward(&ids, &pos, Some(&keep), Role::Reference).unwrap();
         let d = (base - got)
             .unwrap()
             .abs()

@@ -26,7 +26,7 @@ use super::optim::{self, AdamW, AdamWParams};
 use super::rewards::{Rewards, Sample};
 use crate::core::model::config::TokenIds;
 use crate::core::model::generate::{self, SamplingParams};
-use crate::core::model::{ModelError, Qwen3, logprob, lora};
+use crate::core::model::{ModelError, Qwen3, Role, logprob, lora};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -358,7 +358,7 @@ impl Trainer {
             pad: self.pad,
         };
         self.model.set_training(None);
-        let out = generate::generate(&self.model, &prompts, &params, true)?;
+        let out = generate::generate(&self.model, &prompts, &params, Role::Policy)?;
         let texts: Vec<String> = out
             .tokens
             .iter()
@@ -434,7 +434,7 @@ impl Trainer {
         // (old log-probs: see `run`, they are needed only for rows trained after an update)
         if self.cfg.beta != 0.0 {
             let all: Vec<usize> = (0..ro.completions.len()).collect();
-            ro.ref_logp = Some(self.fixed_logp(&ro, &all, false)?);
+            ro.ref_logp = Some(self.fixed_logp(&ro, &all, Role::Reference)?);
         }
         self.gen_tokens += completion_tokens as u64;
         ro.gen_time = t0.elapsed().as_secs_f64();
@@ -489,24 +489,22 @@ impl Trainer {
     }
 
     /// Per-token log-probs (b, c) of the completions of a minibatch, differentiable in the
-    /// LoRA factors when `adapters` is true. With `gradient_checkpointing` the graph reaches
+    /// LoRA factors when `role` is the policy. With `gradient_checkpointing` the graph reaches
     /// only the final norm, and the returned checkpoint carries the gradient through the layers
     /// after the loss's backward (`Qwen3::backward_checkpointed`).
     fn logp(
         &self,
         mb: &MiniBatch,
-        adapters: bool,
-    ) -> Result<(Tensor, Option<crate::core::model::qwen3::Checkpoint>)> {
+        role: Role,
+    ) -> Result<(Tensor, Option<crate::core::model::decoder::Checkpoint>)> {
         let keep = Some(&mb.keep);
         if self.cfg.gradient_checkpointing {
             let (h, ck) = self
                 .model
-                .forward_hidden_checkpointed(&mb.ids, &mb.pos, keep, adapters)?;
+                .forward_hidden_checkpointed(&mb.ids, &mb.pos, keep, role)?;
             Ok((self.logp_of_hidden(mb, h)?, Some(ck)))
         } else {
-            let h = self
-                .model
-                .forward_hidden(&mb.ids, &mb.pos, keep, adapters)?;
+            let h = self.model.forward_hidden(&mb.ids, &mb.pos, keep, role)?;
             Ok((self.logp_of_hidden(mb, h)?, None))
         }
     }
@@ -524,7 +522,7 @@ impl Trainer {
     /// zero-padded to `c` columns (what the loss sees).
     fn half_logp(&self, ro: &Rollout, rows: &[usize], c: usize) -> Result<Half> {
         let mb = self.batch(ro, rows)?;
-        let (logp, ck) = self.logp(&mb, true)?;
+        let (logp, ck) = self.logp(&mb, Role::Policy)?;
         let leaf = Var::from_tensor(&logp.detach())?;
         let padded = leaf.as_tensor().pad_with_zeros(1, 0, c - mb.c)?;
         Ok(Half {
@@ -551,16 +549,16 @@ impl Trainer {
     }
 
     /// Log-probs of the completions `rows` of the rollout, without gradient: the current policy
-    /// (`adapters` true: the "old" policy that sampled) or the frozen base (the reference).
+    /// (`Role::Policy`: the "old" policy that sampled) or the frozen base (the reference).
     /// Returns one entry per completion of the rollout, empty for the rows not asked for.
-    fn fixed_logp(&self, ro: &Rollout, rows: &[usize], adapters: bool) -> Result<Vec<Vec<f32>>> {
+    fn fixed_logp(&self, ro: &Rollout, rows: &[usize], role: Role) -> Result<Vec<Vec<f32>>> {
         let mut out = vec![Vec::new(); ro.completions.len()];
         for chunk in rows.chunks(self.cfg.per_device_train_batch_size) {
             let mb = self.batch(ro, chunk)?;
             // no graph: the layers run one at a time, detached
             let h = self
                 .model
-                .forward_hidden_nograd(&mb.ids, &mb.pos, Some(&mb.keep), adapters)?;
+                .forward_hidden_nograd(&mb.ids, &mb.pos, Some(&mb.keep), role)?;
             let lp = self.logp_of_hidden(&mb, h)?.detach().to_vec2::<f32>()?;
             for (k, &i) in chunk.iter().enumerate() {
                 out[i] = lp[k][..ro.completions[i].len()].to_vec();
@@ -665,7 +663,7 @@ impl Trainer {
                             let logp = Tensor::cat(&[&h0.padded, &h1.padded], 0)?;
                             (logp, None, Some((h0, h1)))
                         } else {
-                            let (logp, ck) = self.logp(&mb, true)?;
+                            let (logp, ck) = self.logp(&mb, Role::Policy)?;
                             (logp, ck, None)
                         };
                         let old = match &mut ro.old_logp {
@@ -808,7 +806,7 @@ struct Half {
     leaf: Var,
     padded: Tensor,
     /// With gradient checkpointing: what carries the gradient through the layers.
-    ck: Option<crate::core::model::qwen3::Checkpoint>,
+    ck: Option<crate::core::model::decoder::Checkpoint>,
 }
 
 impl Half {
@@ -978,16 +976,16 @@ mod tests {
                 v.set(&(v.as_tensor() * 1.05).unwrap()).unwrap();
             }
             let all: Vec<usize> = (0..ro.completions.len()).collect();
-            ro.old_logp = Some(t.fixed_logp(&ro, &all, true).unwrap());
+            ro.old_logp = Some(t.fixed_logp(&ro, &all, Role::Policy).unwrap());
             for ((_, v), o) in vars.iter().zip(&orig) {
                 v.set(o).unwrap();
             }
-            ro.ref_logp = Some(t.fixed_logp(&ro, &all, false).unwrap());
+            ro.ref_logp = Some(t.fixed_logp(&ro, &all, Role::Reference).unwrap());
             let rows = all;
             let lp = t.loss_params();
             let loss_at = |t: &Trainer| -> (Tensor, f64) {
                 let mb = t.batch(&ro, &rows).unwrap();
-                let (logp, _) = t.logp(&mb, true).unwrap();
+                let (logp, _) = t.logp(&mb, Role::Policy).unwrap();
                 let dev = Device::Cpu;
                 let old =
                     Trainer::rows_tensor(ro.old_logp.as_ref().unwrap(), &rows, mb.c, &dev).unwrap();
@@ -1081,7 +1079,7 @@ mod checkpointing_tests {
         }
         let ro = t.rollout().unwrap();
         let all: Vec<usize> = (0..ro.completions.len()).collect();
-        let fwd = t.fixed_logp(&ro, &all, true).unwrap();
+        let fwd = t.fixed_logp(&ro, &all, Role::Policy).unwrap();
         let mut worst = 0f32;
         for (a, b) in fwd.iter().zip(&ro.gen_logp) {
             assert_eq!(a.len(), b.len());
