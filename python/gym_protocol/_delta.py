@@ -102,8 +102,8 @@ def _policy(trusted_keys: Any, verify: bool, min_seq: Optional[int], base_hash: 
                 line = getattr(k, "trusted_line", None)
                 lines.append(line() if callable(line) else str(k))
             text = "\n".join(lines) + "\n"
-    if not verify and (trusted_keys is not None or min_seq is not None or base_hash is not None):
-        raise UsageError("verify=False cannot be combined with trusted_keys, min_seq or base_hash")
+    if not verify and trusted_keys is not None:
+        raise UsageError("verify=False cannot be combined with trusted_keys")
     return {
         "trusted_keys_path": path,
         "trusted_keys_text": text,
@@ -133,9 +133,15 @@ class Delta:
         return iter((self.metadata, self.tensors))
 
 
-def _to_tensor(name: str, gym_dtype: str, shape: Sequence[int], buf: bytearray, framework: str) -> Any:
+def _to_tensor(name: str, gym_dtype: str, shape: Sequence[int], buf: bytearray, framework: str, raw: bool = False) -> Any:
     if framework == "np":
-        return np.frombuffer(buf, dtype=_numpy_dtype(gym_dtype, name)).reshape(shape)
+        try:
+            dt = _numpy_dtype(gym_dtype, name)
+        except UnsupportedError:
+            if raw:
+                return np.frombuffer(buf, dtype=np.uint8)
+            raise
+        return np.frombuffer(buf, dtype=dt).reshape(shape)
     if framework == "pt":
         import torch
 
@@ -156,6 +162,7 @@ def read_delta(
     min_seq: Optional[int] = None,
     base_hash: Optional[str] = None,
     framework: str = "np",
+    raw_unsupported: bool = False,
 ) -> Delta:
     """Reads a DELTA file into numpy arrays (``framework="pt"``: torch tensors).
 
@@ -164,13 +171,15 @@ def read_delta(
     requires a signature; ``trusted_keys`` (a trusted-keys file, or a list of :class:`Key`
     objects or trusted-keys lines) requires the signer to be one of them. ``verify=False``
     accepts unsigned deltas (the checksum and any signature present are still checked).
-    The arrays share memory with nothing else (writable, no copy after decoding).
+    The arrays share memory with nothing else (writable, no copy after decoding). A dtype numpy
+    lacks (BF16 and 8-bit floats without ml_dtypes; F4, F6) raises :class:`UnsupportedError`,
+    or with ``raw_unsupported=True`` comes back as its raw bytes (flat ``uint8``).
     Raises a :class:`GymError` subclass whose ``exit_code`` is the CLI's.
     """
     if framework not in ("np", "pt"):
         raise UsageError(f"framework {framework!r}: expected 'np' or 'pt'")
     r = _native.read_delta(os.fspath(path), _policy(trusted_keys, verify, min_seq, base_hash))
-    tensors = {n: _to_tensor(n, dt, shape, buf, framework) for n, dt, shape, buf in r["tensors"]}
+    tensors = {n: _to_tensor(n, dt, shape, buf, framework, raw_unsupported) for n, dt, shape, buf in r["tensors"]}
     return Delta(
         tensors=tensors,
         metadata=json.loads(r["metadata_json"]),
