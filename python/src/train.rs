@@ -12,7 +12,7 @@ use gym::core::model;
 use gym::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use gym::core::train::config::{TOY_DATA, TOY_REWARD, TrainConfig};
 use gym::core::train::data::{self, ChatTemplate, Example};
-use gym::core::train::rewards::Rewards;
+use gym::core::train::rewards::{RewardSpec, Rewards};
 use gym::core::train::trainer::{self, Observer, StepMetrics, TrainError, Trainer};
 use pyo3::prelude::*;
 
@@ -49,18 +49,43 @@ fn resolve_config(model: Option<&Path>, use_4bit: bool, json: &str) -> anyhow::R
     } else {
         TrainConfig::default()
     };
-    let table: toml::Table = serde_json::from_str(json)
+    let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| fail(ErrorClass::Usage, format!("gspo_config: {e}")))?;
+    let rewards = map.remove("reward").map(reward_specs).transpose()?;
+    let table: toml::Table = serde_json::from_value(map.into())
         .map_err(|e| fail(ErrorClass::Usage, format!("gspo_config: {e}")))?;
     let text = toml::to_string(&table)
         .map_err(|e| fail(ErrorClass::Usage, format!("gspo_config: {e}")))?;
     let mut cfg = TrainConfig::from_toml(&text, Path::new("<gspo_config>"), &base)?;
     cfg.model = model.map(Path::to_path_buf);
     cfg.use_4bit = use_4bit;
+    if let Some(r) = rewards {
+        cfg.reward = r;
+    }
     if cfg.reward.is_empty() {
         cfg.reward = vec![TOY_REWARD.parse()?];
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// `reward=`: a spec string (`coverage:[0-9]@0.5`, as `--reward`), a `[[reward]]` table as a
+/// dict, or a list of either.
+fn reward_specs(v: serde_json::Value) -> anyhow::Result<Vec<RewardSpec>> {
+    let items = match v {
+        serde_json::Value::Array(a) => a,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|item| -> anyhow::Result<RewardSpec> {
+            Ok(match item {
+                serde_json::Value::String(s) => s.parse()?,
+                other => serde_json::from_value(other)
+                    .map_err(|e| fail(ErrorClass::Usage, format!("gspo_config reward: {e}")))?,
+            })
+        })
+        .collect()
 }
 
 type Loaded = (model::Qwen3, tokenizers::Tokenizer, String);
