@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 CHILD = r"""
-import resource, sys, time, json
+import sys, time, json
 import numpy as np
 kind, path, key = sys.argv[1], sys.argv[2], sys.argv[3]
 if kind == "gym":
@@ -26,11 +26,15 @@ if kind == "gym":
 else:
     from safetensors.numpy import load_file
     load = lambda: load_file(path)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1])
+base = hwm()
 t0 = time.perf_counter()
 tensors = load()
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 n = sum(a.nbytes for a in tensors.values())
 print(json.dumps({"s": dt, "peak_kib": peak, "base_kib": base, "bytes": n, "tensors": len(tensors)}))
 """

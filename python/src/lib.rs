@@ -4,6 +4,12 @@
 
 use pyo3::prelude::*;
 
+/// As in the `gym` binary: glibc returns the 1 MiB chunk buffers of a verified read to the
+/// kernel and faults them back in for the next chunk; mimalloc keeps them. Only Rust's own
+/// allocations go through it (Python objects use Python's allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod delta;
 mod errors;
 mod keys;
