@@ -256,7 +256,11 @@ impl NativeTrainer {
         if res.is_err() && obs.raised.is_none() {
             res?;
         }
-        obs.run.save_state(&self.t)?;
+        // Stopped from Python between the steps of one rollout batch, the state would not resume
+        // to the same run: keep the one saved at the last batch boundary instead.
+        if obs.raised.is_none() || self.t.step % self.t.cfg.steps_per_rollout().max(1) == 0 {
+            obs.run.save_state(&self.t)?;
+        }
         let adapter = obs.run.save_adapter(&self.t, "adapter")?;
         Ok(EpochResult {
             deltas: obs.run.deltas.clone(),
