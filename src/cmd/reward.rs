@@ -177,7 +177,7 @@ fn percent(r: &BigRational) -> String {
     format!("{:.2}%", share_f64(r) * 100.0)
 }
 
-fn estimate_json(p: &Params, e: &Estimate, inputs: &Inputs) -> serde_json::Value {
+pub fn estimate_json(p: &Params, e: &Estimate, inputs: &Inputs) -> serde_json::Value {
     let amt = |v: u128| amount::format(v, p.decimals);
     let nodes: Vec<serde_json::Value> = e
         .nodes
