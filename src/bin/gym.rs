@@ -46,7 +46,8 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::train::config::ConfigError,
             gym::core::plot::PlotError,
             gym::core::train::data::DataError,
-            gym::core::train::rewards::RewardError
+            gym::core::train::rewards::RewardError,
+            gym::core::validate::ValidateError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

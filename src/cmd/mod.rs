@@ -14,6 +14,7 @@ pub mod publish;
 pub mod reward;
 pub mod ring;
 pub mod train;
+pub mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -90,6 +91,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
+    /// Check a round's deltas (signature, sequence, base, norm, held-out loss); signed verdicts.
+    Validate(validate::ValidateArgs),
 }
 
 /// The clap definition, for docs generation and tests.
@@ -120,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
+        Command::Validate(a) => validate::run(&ctx, a),
     }
 }
 

@@ -16,3 +16,4 @@ pub mod ring;
 pub mod safetensors_io;
 pub mod timefmt;
 pub mod train;
+pub mod validate;
