@@ -61,6 +61,9 @@ pub struct ValidateArgs {
     /// L2 bound C on each update (delta minus start); larger ones fail.
     #[arg(long, value_name = "C")]
     pub max_norm: Option<f64>,
+    /// The job's DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors.
+    #[arg(long, value_name = "Z", default_value_t = 0.0, requires = "max_norm")]
+    pub dp_noise_multiplier: f64,
     /// Required epoch of every delta (default: not checked).
     #[arg(long, value_name = "N")]
     pub epoch: Option<u64>,
@@ -181,6 +184,7 @@ pub fn run(ctx: &Ctx, a: ValidateArgs) -> anyhow::Result<()> {
         base_hash: Some(base_hash),
         tolerance: a.tolerance,
         max_tokens: a.max_tokens,
+        noise_multiplier: a.dp_noise_multiplier,
     };
     let judged = if members.is_empty() {
         None

@@ -13,3 +13,4 @@ mod publish;
 mod reward;
 mod ring;
 mod train;
+mod validate;

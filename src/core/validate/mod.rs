@@ -175,6 +175,20 @@ pub struct Policy {
     pub tolerance: f64,
     /// Averaging weight = `compute.tokens` capped at this (the job's assignment), at least 1.
     pub max_tokens: Option<u64>,
+    /// The job's DP noise multiplier z: released updates carry N(0, (z·C)²) noise per
+    /// coordinate, so the bound checked is [`norm_bound`] rather than C.
+    pub noise_multiplier: f64,
+}
+
+/// The largest norm an honest released update of `d` coordinates has, except with probability
+/// below 1.6e-8: `C + z·C·(√d + 6)` (Gaussian concentration: ‖N(0, σ²I_d)‖ ≤ σ(√d + t) with
+/// probability ≥ 1 − e^{−t²/2}; t = 6). Without noise, C.
+pub fn norm_bound(c: f64, z: f64, d: usize) -> f64 {
+    if z > 0.0 {
+        c + z * c * ((d as f64).sqrt() + 6.0)
+    } else {
+        c
+    }
 }
 
 /// The validator's finding on one delta.
@@ -278,10 +292,11 @@ fn static_reasons(
             m.parent.as_deref().unwrap_or("(absent)")
         ));
     }
-    if let Some(c) = policy.max_norm
-        && (norm.is_nan() || norm > c)
-    {
-        r.push(format!("update norm {norm:.6} exceeds the bound {c}"));
+    if let Some(c) = policy.max_norm {
+        let b = norm_bound(c, policy.noise_multiplier, m.factors.len());
+        if norm.is_nan() || norm > b {
+            r.push(format!("update norm {norm:.6} exceeds the bound {b}"));
+        }
     }
     r
 }

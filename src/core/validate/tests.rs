@@ -42,6 +42,7 @@ fn policy() -> Policy {
         base_hash: Some("b".repeat(64)),
         tolerance: 0.0,
         max_tokens: Some(1000),
+        noise_multiplier: 0.0,
     }
 }
 
@@ -123,6 +124,20 @@ fn zero_delta_passes_but_scores_zero_stability() {
     // at the default tolerance the baseline check fails it
     let j = judge(&ms, Some(&start()), &policy(), &mut loss).unwrap();
     assert_eq!(j.findings[2].verdict, Verdict::Fail);
+}
+
+#[test]
+fn the_bound_allows_for_dp_noise() {
+    assert_eq!(norm_bound(2.0, 0.0, 100), 2.0);
+    assert_eq!(norm_bound(2.0, 0.5, 100), 2.0 + 1.0 * 16.0);
+    let mut p = policy();
+    p.max_norm = Some(1.0);
+    let ms = vec![member("a", [1.0; 4])]; // update norm 2
+    let j = judge(&ms, Some(&start()), &p, &mut loss).unwrap();
+    assert_eq!(j.findings[0].verdict, Verdict::Fail);
+    p.noise_multiplier = 0.2; // 1 + 0.2 × 8 = 2.6
+    let j = judge(&ms, Some(&start()), &p, &mut loss).unwrap();
+    assert_eq!(j.findings[0].verdict, Verdict::Pass);
 }
 
 #[test]
