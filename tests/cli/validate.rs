@@ -275,3 +275,141 @@ fn dp_budget_stops_training_before_the_release_that_would_exceed_it() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("dp_epsilon"), "{stderr}");
 }
+
+fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let p = l.local_addr().unwrap().port();
+        drop(l);
+        if p > 1024 {
+            return p;
+        }
+    }
+}
+
+/// A round of three workers: deltas from a real training run (worker 0) and two close copies
+/// signed by workers 1 and 2, judged by a validator (signed reports), averaged by a real
+/// three-process ring whose members write their `forward` receipts; `gym reward estimate`
+/// reads the resulting epoch folder, made only of gym's own records.
+#[test]
+fn a_real_ring_and_real_reports_feed_reward_estimate() {
+    let t = tmp();
+    let dir = t.path();
+    let mut lines = String::new();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let key = dir.join(if i == 0 {
+            "w.pem".into()
+        } else {
+            format!("w{i}.pem")
+        });
+        let (code, out, err) = run(gym().args(["keygen", "--json", "-o"]).arg(&key));
+        assert_eq!(code, 0, "{err}");
+        lines.push_str(&format!("127.0.0.1:{} {}\n", free_port(), out.trim()));
+        ids.push(Identity::load(&key).unwrap());
+    }
+    let v = dir.join("v.pem");
+    let vid = keygen(&v);
+    let d = dp_run(dir);
+    let e = dir.join("epoch");
+    for sub in ["deltas", "eval", "ring"] {
+        std::fs::create_dir_all(e.join(sub)).unwrap();
+    }
+    let mut deltas = vec![e.join("deltas/w0.delta")];
+    std::fs::copy(d.join("delta-000001.delta"), &deltas[0]).unwrap();
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        let p = e.join(format!("deltas/w{i}.delta"));
+        forge(&deltas[0], id, &p, |x| {
+            for (k, v) in x.iter_mut().enumerate() {
+                *v += 1e-5 * ((k + i) % 5) as f32;
+            }
+        });
+        deltas.push(p);
+    }
+    let start = d.join("start.delta");
+    let mut c = gym();
+    c.arg("validate").args(&deltas).arg("--data").arg(heldout());
+    c.args([
+        "--max-norm",
+        "2",
+        "--dp-noise-multiplier",
+        "0.001",
+        "--tolerance",
+        "0.05",
+    ]);
+    c.arg("--start").arg(&start).arg("--key").arg(&v);
+    c.arg("-o").arg(e.join("eval/v.jsonl"));
+    let (code, _, stderr) = run(&mut c);
+    assert_eq!(code, 0, "{stderr}");
+
+    let members = dir.join("members.txt");
+    std::fs::write(&members, lines).unwrap();
+    let ring = dir.join("ring.toml");
+    let (code, _, err) = run(gym().args(["ring", "plan", "-o"]).arg(&ring).arg(&members));
+    assert_eq!(code, 0, "{err}");
+    let children: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            let key = dir.join(if i == 0 {
+                "w.pem".into()
+            } else {
+                format!("w{i}.pem")
+            });
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("gym"))
+                .args([
+                    "-q",
+                    "ring",
+                    "join",
+                    "--timeout",
+                    "20",
+                    "--epoch",
+                    "1",
+                    "--ring",
+                ])
+                .arg(&ring)
+                .arg("--key")
+                .arg(key)
+                .arg("--input")
+                .arg(&deltas[i])
+                .arg("-o")
+                .arg(dir.join(format!("avg{i}.delta")))
+                .arg("--receipts")
+                .arg(e.join(format!("ring/r{i}.json")))
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut roster = String::from("node,role,stake\n");
+    for id in &ids {
+        roster += &format!("{},compute,10000\n", id.public().worker_id());
+    }
+    roster += &format!("{},validator,25000\n", vid.public().worker_id());
+    std::fs::write(e.join("nodes.csv"), roster).unwrap();
+    let (code, out, stderr) = run(gym()
+        .args([
+            "reward",
+            "estimate",
+            "--epoch",
+            "1",
+            "--model-params",
+            "1000000",
+            "--json",
+        ])
+        .arg(&e));
+    assert_eq!(code, 0, "{stderr}");
+    let j = json(&out);
+    assert_eq!(j["rejected"].as_array().unwrap().len(), 0, "{j}");
+    for n in j["nodes"].as_array().unwrap() {
+        assert_eq!(n["eligible"], true, "{n}");
+        if n["role"] == "compute" {
+            let s = &n["shares"];
+            assert!(s["network"].as_f64().unwrap() > 0.3, "{n}");
+            assert!(s["quality"].as_f64().unwrap() > 0.0, "{n}");
+            assert!(s["compute"].as_f64().unwrap() > 0.3, "{n}");
+        }
+    }
+}
