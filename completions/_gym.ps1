@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -350,6 +351,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before the member starts a view change')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for all members to connect at the start')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Listen on this address instead of this member''s address in the ring file (the others still dial the ring file''s address: for a port forward, a NAT or a proxy in front)')
+            [CompletionResult]::new('--receipts', '--receipts', [CompletionResultType]::ParameterName, 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`''s ring/ folder')
+            [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'The reward epoch the receipt is for')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-join/1`)')
@@ -523,11 +526,16 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)')
             [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples')
+            [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'With --delta: also judge it as a validator does (docs/validation.md) and write the signed `gym-eval-report/1` here; --data must have `answer` fields')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Validator key that signs the report')
+            [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'With --report: the delta''s start (its parent); without it the "without" model is the bare model')
+            [CompletionResult]::new('--max-norm', '--max-norm', [CompletionResultType]::ParameterName, 'With --report: the L2 bound on the delta''s update')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
             [CompletionResult]::new('--enable-thinking', '--enable-thinking', [CompletionResultType]::ParameterName, 'Apply the Qwen3 chat template with thinking enabled to `messages` rows')
             [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Include every completion in the output')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-eval/1`)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite the report')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -584,6 +592,32 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;validate' {
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'The round''s starting point (the previous aggregate, or the run''s start delta): updates are measured from it and every delta''s parent_hash must be its digest')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Validator key: signs the reports')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the signed reports here (JSON Lines; `.json` for a single delta)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the signed reports here (JSON Lines; `.json` for a single delta)')
+            [CompletionResult]::new('--max-norm', '--max-norm', [CompletionResultType]::ParameterName, 'L2 bound C on each update (delta minus start); larger ones fail')
+            [CompletionResult]::new('--dp-noise-multiplier', '--dp-noise-multiplier', [CompletionResultType]::ParameterName, 'The job''s DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors')
+            [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'Required epoch of every delta (default: not checked)')
+            [CompletionResult]::new('--tolerance', '--tolerance', [CompletionResultType]::ParameterName, 'Fail a delta that makes the held-out loss worse by more than this (nats per token)')
+            [CompletionResult]::new('--max-tokens', '--max-tokens', [CompletionResultType]::ParameterName, 'Cap on the tokens a delta may claim as its averaging weight (the job''s assignment)')
+            [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'Signers must be listed here')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples of the data')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite the output')
+            [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-validate/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
@@ -598,6 +632,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -694,6 +729,9 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;completions' {
+            break
+        }
+        'gym;help;validate' {
             break
         }
         'gym;help;help' {

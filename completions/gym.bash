@@ -58,6 +58,9 @@ _gym() {
             gym,train)
                 cmd="gym__subcmd__train"
                 ;;
+            gym,validate)
+                cmd="gym__subcmd__validate"
+                ;;
             gym__subcmd__delta,diff)
                 cmd="gym__subcmd__delta__subcmd__diff"
                 ;;
@@ -135,6 +138,9 @@ _gym() {
                 ;;
             gym__subcmd__help,train)
                 cmd="gym__subcmd__help__subcmd__train"
+                ;;
+            gym__subcmd__help,validate)
+                cmd="gym__subcmd__help__subcmd__validate"
                 ;;
             gym__subcmd__help__subcmd__delta,diff)
                 cmd="gym__subcmd__help__subcmd__delta__subcmd__diff"
@@ -263,7 +269,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model train eval generate plot completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model train eval generate plot completions validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,7 +637,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__eval)
-            opts="-q -h -V --model --adapter --delta --trusted-keys --data --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --quiet --threads --help --version"
+            opts="-q -h -V --model --adapter --delta --trusted-keys --data --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --report --key --start --max-norm --force --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -666,6 +672,22 @@ _gym() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-norm)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -739,7 +761,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help)
-            opts="keygen key delta reward ring cid publish model train eval generate plot completions help"
+            opts="keygen key delta reward ring cid publish model train eval generate plot completions validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1131,6 +1153,20 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help__subcmd__train)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1735,7 +1771,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__join)
-            opts="-o -q -h -V --ring --key --input --output --weight --timeout --connect-timeout --listen --force --json --quiet --threads --help --version"
+            opts="-o -q -h -V --ring --key --input --output --weight --timeout --connect-timeout --listen --force --json --receipts --epoch --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1774,6 +1810,14 @@ _gym() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --receipts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epoch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1978,6 +2022,76 @@ _gym() {
                     return 0
                     ;;
                 --save-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__validate)
+            opts="-o -q -h -V --data --model --start --key --output --force --max-norm --dp-noise-multiplier --epoch --tolerance --max-tokens --trusted-keys --limit --nf4 --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-norm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dp-noise-multiplier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epoch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tolerance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

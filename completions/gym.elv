@@ -38,6 +38,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand validate 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;keygen'= {
@@ -314,6 +315,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --timeout 'Seconds without progress before the member starts a view change'
             cand --connect-timeout 'Seconds to wait for all members to connect at the start'
             cand --listen 'Listen on this address instead of this member''s address in the ring file (the others still dial the ring file''s address: for a port forward, a NAT or a proxy in front)'
+            cand --receipts 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`''s ring/ folder'
+            cand --epoch 'The reward epoch the receipt is for'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --force 'Replace an existing output'
             cand --json 'Print a JSON report (format `gym-ring-join/1`)'
@@ -472,11 +475,16 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)'
             cand --max-completion-length 'max-completion-length'
             cand --limit 'Evaluate only the first N examples'
+            cand --report 'With --delta: also judge it as a validator does (docs/validation.md) and write the signed `gym-eval-report/1` here; --data must have `answer` fields'
+            cand --key 'Validator key that signs the report'
+            cand --start 'With --report: the delta''s start (its parent); without it the "without" model is the bare model'
+            cand --max-norm 'With --report: the L2 bound on the delta''s update'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
             cand --enable-thinking 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
             cand --samples 'Include every completion in the output'
             cand --json 'Print JSON (format `gym-eval/1`)'
+            cand --force 'Overwrite the report'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -529,6 +537,31 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;validate'= {
+            cand --data 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)'
+            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3)'
+            cand --start 'The round''s starting point (the previous aggregate, or the run''s start delta): updates are measured from it and every delta''s parent_hash must be its digest'
+            cand --key 'Validator key: signs the reports'
+            cand -o 'Write the signed reports here (JSON Lines; `.json` for a single delta)'
+            cand --output 'Write the signed reports here (JSON Lines; `.json` for a single delta)'
+            cand --max-norm 'L2 bound C on each update (delta minus start); larger ones fail'
+            cand --dp-noise-multiplier 'The job''s DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors'
+            cand --epoch 'Required epoch of every delta (default: not checked)'
+            cand --tolerance 'Fail a delta that makes the held-out loss worse by more than this (nats per token)'
+            cand --max-tokens 'Cap on the tokens a delta may claim as its averaging weight (the job''s assignment)'
+            cand --trusted-keys 'Signers must be listed here'
+            cand --limit 'Evaluate only the first N examples of the data'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Overwrite the output'
+            cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
+            cand --json 'Print JSON (format `gym-validate/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;help'= {
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
@@ -543,6 +576,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand validate 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;help;keygen'= {
@@ -612,6 +646,8 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;plot'= {
         }
         &'gym;help;completions'= {
+        }
+        &'gym;help;validate'= {
         }
         &'gym;help;help'= {
         }

@@ -41,6 +41,7 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "eval" -d 'Evaluate a model 
 complete -c gym -n "__fish_gym_needs_command" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
 complete -c gym -n "__fish_gym_needs_command" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_needs_command" -f -a "validate" -d 'Check a round\'s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
@@ -200,6 +201,8 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l timeout -d 'Seconds without progress before the member starts a view change' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l connect-timeout -d 'Seconds to wait for all members to connect at the start' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l listen -d 'Listen on this address instead of this member\'s address in the ring file (the others still dial the ring file\'s address: for a port forward, a NAT or a proxy in front)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l receipts -d 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`\'s ring/ folder' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l epoch -d 'The reward epoch the receipt is for' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l force -d 'Replace an existing output'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l json -d 'Print a JSON report (format `gym-ring-join/1`)'
@@ -315,11 +318,16 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l data -d 'Prompts, JSONL
 complete -c gym -n "__fish_gym_using_subcommand eval" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task\'s)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l report -d 'With --delta: also judge it as a validator does (docs/validation.md) and write the signed `gym-eval-report/1` here; --data must have `answer` fields' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l key -d 'Validator key that signs the report' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l start -d 'With --report: the delta\'s start (its parent); without it the "without" model is the bare model' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l max-norm -d 'With --report: the L2 bound on the delta\'s update' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l samples -d 'Include every completion in the output'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (format `gym-eval/1`)'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l force -d 'Overwrite the report'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s V -l version -d 'Print version'
@@ -351,20 +359,40 @@ complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Work
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l data -d 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l start -d 'The round\'s starting point (the previous aggregate, or the run\'s start delta): updates are measured from it and every delta\'s parent_hash must be its digest' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l key -d 'Validator key: signs the reports' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -s o -l output -d 'Write the signed reports here (JSON Lines; `.json` for a single delta)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l max-norm -d 'L2 bound C on each update (delta minus start); larger ones fail' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l dp-noise-multiplier -d 'The job\'s DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l epoch -d 'Required epoch of every delta (default: not checked)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l tolerance -d 'Fail a delta that makes the held-out loss worse by more than this (nats per token)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l max-tokens -d 'Cap on the tokens a delta may claim as its averaging weight (the job\'s assignment)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l trusted-keys -d 'Signers must be listed here' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l limit -d 'Evaluate only the first N examples of the data' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l force -d 'Overwrite the output'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l json -d 'Print JSON (format `gym-validate/1`)'
+complete -c gym -n "__fish_gym_using_subcommand validate" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "validate" -d 'Check a round\'s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
