@@ -412,4 +412,29 @@ fn a_real_ring_and_real_reports_feed_reward_estimate() {
             assert!(s["compute"].as_f64().unwrap() > 0.3, "{n}");
         }
     }
+    // the self-reported compute metrics, bounded by the job: tokens by the assignment,
+    // seconds by the round's wall time
+    let eco = dir.join("eco.toml");
+    std::fs::write(
+        &eco,
+        "[caps]\ntokens_per_delta = 100\nwall_seconds_per_delta = 0.001\n",
+    )
+    .unwrap();
+    let (code, out, stderr) = run(gym()
+        .args([
+            "reward",
+            "estimate",
+            "--epoch",
+            "1",
+            "--model-params",
+            "1000000",
+            "--json",
+        ])
+        .arg("--economics")
+        .arg(&eco)
+        .arg(&e));
+    assert_eq!(code, 0, "{stderr}");
+    let notes = json(&out)["notes"].to_string();
+    assert!(notes.contains("capped at the assignment 100"), "{notes}");
+    assert!(notes.contains("capped at the round's 0.001"), "{notes}");
 }

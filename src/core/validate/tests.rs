@@ -174,3 +174,33 @@ fn report_is_signed_and_verifies() {
     assert_eq!(signer.worker_id(), id.public().worker_id());
     assert_eq!(r.loss_improvement, 3.0);
 }
+
+/// Reports carry arbitrary f64 metrics; their signature covers the exact bits, so the JSON
+/// text must parse back to the same doubles (serde_json's `float_roundtrip`).
+#[test]
+fn report_metrics_survive_json_exactly() {
+    let id = crate::core::delta::vectors::signer_a();
+    let mut x = 0x9e3779b97f4a7c15u64;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let v = (x >> 11) as f64 / (1u64 << 53) as f64;
+        let mut f = judge(
+            &[member("a", [0.5; 4])],
+            Some(&start()),
+            &policy(),
+            &mut loss,
+        )
+        .unwrap()
+        .findings[0]
+            .clone();
+        f.digest = "ab".repeat(32);
+        f.loss_improvement = v * 7.3 - 2.1;
+        f.grad_norm_stability = v;
+        f.convergence = 1.0 / (v + 1e-3);
+        let text = serde_json::to_string(&f.report(&id)).unwrap();
+        let back: EvalReport = serde_json::from_str(&text).unwrap();
+        back.verify("r", "1").unwrap();
+    }
+}
