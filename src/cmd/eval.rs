@@ -74,6 +74,64 @@ pub struct EvalArgs {
     /// Print JSON (format `gym-eval/1`).
     #[arg(long)]
     pub json: bool,
+    /// With --delta: also judge it as a validator does (docs/validation.md) and write the
+    /// signed `gym-eval-report/1` here; --data must have `answer` fields.
+    #[arg(long, value_name = "FILE.json", requires_all = ["delta", "key", "data"])]
+    pub report: Option<PathBuf>,
+    /// Validator key that signs the report.
+    #[arg(long, value_name = "FILE", requires = "report")]
+    pub key: Option<PathBuf>,
+    /// With --report: the delta's start (its parent); without it the "without" model is the
+    /// bare model.
+    #[arg(long, value_name = "DELTA", requires = "report")]
+    pub start: Option<PathBuf>,
+    /// With --report: the L2 bound on the delta's update.
+    #[arg(long, value_name = "C", requires = "report")]
+    pub max_norm: Option<f64>,
+    /// Overwrite the report.
+    #[arg(long, requires = "report")]
+    pub force: bool,
+}
+
+/// `--report`: the validator's judgement of the one delta, signed and written.
+fn write_report(ctx: &Ctx, a: &EvalArgs, examples: &[data::Example]) -> anyhow::Result<()> {
+    use crate::core::validate::{Policy, offline};
+    let (Some(path), Some(key), Some(d)) = (&a.report, &a.key, &a.delta) else {
+        return Ok(());
+    };
+    crate::core::atomic::check_writable(path, a.force)?;
+    let id = crate::core::keys::Identity::load(key)
+        .with_context(|| format!("loading key {}", key.display()))?;
+    let verify = VerifyOptions {
+        trusted: match &a.trusted_keys {
+            Some(p) => Some(TrustedKeys::load(p)?),
+            None => None,
+        },
+        require_signature: true,
+        ..VerifyOptions::default()
+    };
+    let (members, start, refused) =
+        offline::load_round(std::slice::from_ref(d), a.start.as_deref(), &verify)?;
+    if let Some(r) = refused.first() {
+        return Err(super::Failure::new(r.class, r.error.clone()).into());
+    }
+    let (m, tok, base_hash) = super::validate::load_model(a.model.as_deref(), a.nf4)?;
+    let policy = Policy {
+        max_norm: a.max_norm,
+        base_hash: Some(base_hash),
+        ..Policy::default()
+    };
+    let (j, _) = offline::judge_with_model(m, &tok, examples, &members, start.as_ref(), &policy)?;
+    let f = &j.findings[0];
+    super::validate::write_reports(ctx, &j.findings, &id, path, a.force)?;
+    ctx.note(format!(
+        "report: {} (loss {:.5} without, {:.5} with), written to {}",
+        f.verdict.name(),
+        f.loss_without.unwrap_or(f64::NAN),
+        f.loss_with.unwrap_or(f64::NAN),
+        path.display()
+    ));
+    Ok(())
 }
 
 pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
@@ -149,6 +207,7 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         max_prompt_length: Some(512),
     };
     let mut rep = eval::evaluate(&m, &tok, &examples, &mut rewards, &mut exact, &opts)?;
+    write_report(ctx, &a, &examples)?;
     if !a.samples {
         rep.samples.clear();
     }

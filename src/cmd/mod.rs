@@ -16,6 +16,7 @@ pub mod publish;
 pub mod reward;
 pub mod ring;
 pub mod train;
+pub mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -73,6 +74,8 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Download a model or dataset by hub id into the Hugging Face cache; print its folder.
     Download(download::DownloadArgs),
+    /// Check a round's deltas (signature, sequence, base, norm, held-out loss); signed verdicts.
+    Validate(validate::ValidateArgs),
 }
 
 /// The clap definition, for docs generation and tests.
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
         Command::Download(a) => download::run(&ctx, a),
+        Command::Validate(a) => validate::run(&ctx, a),
     }
 }
 

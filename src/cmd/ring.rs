@@ -29,6 +29,7 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -119,6 +120,13 @@ pub struct JoinArgs {
     /// Print a JSON report (format `gym-ring-join/1`).
     #[arg(long)]
     pub json: bool,
+    /// Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member
+    /// issues to its predecessor in the final view, for `gym reward estimate`'s ring/ folder.
+    #[arg(long, value_name = "FILE.json", requires = "epoch")]
+    pub receipts: Option<PathBuf>,
+    /// The reward epoch the receipt is for.
+    #[arg(long, value_name = "N", requires = "receipts")]
+    pub epoch: Option<u64>,
 }
 
 /// Arguments of `gym ring audit`.
@@ -248,6 +256,9 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
     let step_timeout = super::seconds(a.timeout, "timeout")?;
     let connect_timeout = super::seconds(a.connect_timeout, "connect-timeout")?;
     atomic::check_writable(&a.output, a.force)?;
+    if let Some(r) = &a.receipts {
+        atomic::check_writable(r, a.force)?;
+    }
     let spec = Arc::new(RingSpec::load(&a.ring)?);
     let id = Identity::load(&a.key)?;
     // A member of the ring; in a hybrid ring its key file must hold the listed ML-DSA-87 key.
@@ -292,6 +303,15 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         outcome.total_weight,
         hex::encode(summary.digest)
     ));
+    if let (Some(path), Some(epoch)) = (&a.receipts, a.epoch) {
+        let w = ReceiptOut {
+            path,
+            force: a.force,
+            epoch,
+            key: &a.key,
+        };
+        write_receipt(ctx, &w, &spec, me, &outcome, &joined.reduced)?;
+    }
     if a.json {
         let mut v = io::record(&spec, &outcome);
         let obj = v.as_object_mut().expect("object");
@@ -387,5 +407,42 @@ fn audit(ctx: &Ctx, a: AuditArgs) -> anyhow::Result<()> {
         return Err(e.into());
     }
     ctx.note(format!("audit of {} passed", a.result.display()));
+    Ok(())
+}
+
+/// Where and for which epoch `gym ring join --receipts` writes its receipt.
+struct ReceiptOut<'a> {
+    path: &'a std::path::Path,
+    force: bool,
+    epoch: u64,
+    key: &'a std::path::Path,
+}
+
+/// Signs and writes the `forward` receipt member `me` issues after the round (none when it
+/// was not in the final view).
+fn write_receipt(
+    ctx: &Ctx,
+    w: &ReceiptOut,
+    spec: &RingSpec,
+    me: usize,
+    outcome: &crate::core::ring::proto::Outcome,
+    reduced: &Duration,
+) -> anyhow::Result<()> {
+    use crate::core::reward::records;
+    let Some(p) = records::predecessor(&outcome.members, me) else {
+        ctx.note("no receipt: this member was not in the final view");
+        return Ok(());
+    };
+    let subject = spec.members[p].public.worker_id();
+    let id = Identity::load(w.key)?;
+    let r = records::forward_receipt(w.epoch, spec.round, subject, reduced.as_secs_f64(), &id);
+    let text = serde_json::to_string_pretty(&r)? + "\n";
+    atomic::write_file(w.path, text.as_bytes(), w.force, None)
+        .with_context(|| format!("writing {}", w.path.display()))?;
+    ctx.note(format!(
+        "wrote {}: forward receipt for member {p} ({})",
+        w.path.display(),
+        r.subject
+    ));
     Ok(())
 }

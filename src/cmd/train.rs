@@ -534,14 +534,19 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             pb.set_position(m.step as u64);
             pb.set_message(line);
             if let Some(d) = d {
-                pb.println(format!("step {}: wrote {}", d.step, d.path.display()));
+                pb.println(format!(
+                    "step {}: wrote {}{}",
+                    d.step,
+                    d.path.display(),
+                    dp_note(d)
+                ));
             }
         } else if !quiet {
             if m.step.is_multiple_of(interval) || m.step == 1 {
                 eprintln!("step {}: {line}", m.step);
             }
             if let Some(d) = d {
-                eprintln!("step {}: wrote {}", d.step, d.path.display());
+                eprintln!("step {}: wrote {}{}", d.step, d.path.display(), dp_note(d));
             }
         }
     };
@@ -595,6 +600,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     }
     let mut run = RunDir::new(&output, &identity, base_hash, device, &t, &mut on_step);
     run.ring = plan;
+    run.privacy = checkpoint::Privacy::new(&t.cfg, &t)?;
     if a.resume {
         run.resume(&mut t)?;
         if !quiet {
@@ -649,4 +655,19 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         output.join("deltas").display()
     ));
     Ok(())
+}
+
+/// ", update norm 0.12 clipped to 0.1, ε = 3.2 at δ = 1e-5 after 4 releases".
+fn dp_note(d: &DeltaWritten) -> String {
+    let Some(p) = &d.privacy else {
+        return String::new();
+    };
+    let mut s = format!(", update norm {:.4} (bound {})", p.update_norm, p.clip);
+    if let Some(e) = &p.spent {
+        s += &format!(
+            ", DP σ = {:.4}: ε = {:.3} at δ = {} after {} releases",
+            p.sigma, e.epsilon, e.delta, e.rounds
+        );
+    }
+    s
 }

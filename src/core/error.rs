@@ -179,6 +179,7 @@ classified!(
     crate::core::hub::download::FetchError,
     crate::core::train::dataset::DatasetError,
     crate::core::chat::ChatError,
+    crate::core::validate::ValidateError,
 );
 
 #[cfg(test)]

@@ -17,3 +17,4 @@ pub mod ring;
 pub mod safetensors_io;
 pub mod timefmt;
 pub mod train;
+pub mod validate;

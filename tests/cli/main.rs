@@ -15,3 +15,4 @@ mod publish;
 mod reward;
 mod ring;
 mod train;
+mod validate;

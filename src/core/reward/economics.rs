@@ -106,6 +106,14 @@ pub struct CapsSection {
     /// Claimed FLOPs are capped at `flops_per_param_token × params × tokens` (6 for training:
     /// 2 forward + 4 backward per parameter per token).
     pub flops_per_param_token: u32,
+    /// The job's token assignment per delta: a delta's claimed `compute.tokens` is cut to it
+    /// (for the FLOPs cap, `stable_tokens` and the averaging weight). Unset: not bounded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_delta: Option<u64>,
+    /// The round's wall time: a delta's claimed `compute.wall_seconds` is cut to it.
+    /// Unset: not bounded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_seconds_per_delta: Option<f64>,
 }
 
 /// The whole file.
@@ -199,6 +207,8 @@ impl Default for CapsSection {
     fn default() -> Self {
         CapsSection {
             flops_per_param_token: 6,
+            tokens_per_delta: None,
+            wall_seconds_per_delta: None,
         }
     }
 }
@@ -219,6 +229,9 @@ pub struct Params {
     /// Minimum stake of compute, validator, orchestrator (base units).
     pub min_stake: [u128; 3],
     pub flops_per_param_token: u32,
+    /// `[caps] tokens_per_delta` and `wall_seconds_per_delta` (unset: unbounded).
+    pub tokens_per_delta: Option<u64>,
+    pub wall_seconds_per_delta: Option<f64>,
     /// Where the parameters came from (a path, or "defaults").
     pub source: String,
 }
@@ -349,6 +362,17 @@ impl Economics {
             metric_weights,
             min_stake,
             flops_per_param_token: self.caps.flops_per_param_token,
+            tokens_per_delta: self.caps.tokens_per_delta,
+            wall_seconds_per_delta: match self.caps.wall_seconds_per_delta {
+                Some(s) if !(s.is_finite() && s > 0.0) => {
+                    return Err(RewardError::Economics {
+                        path: origin.to_string(),
+                        field: "caps.wall_seconds_per_delta".into(),
+                        reason: format!("{s} (must be a positive number)"),
+                    });
+                }
+                s => s,
+            },
             source: origin.to_string(),
         })
     }

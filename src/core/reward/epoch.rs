@@ -213,6 +213,8 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             record: "compute".into(),
             reason,
         };
+        let mut compute = compute;
+        bound_claims(p, &node, &file, &mut compute, &mut notes);
         let mut flops = to_fixed(compute.flops).map_err(|e| bad(format!("flops: {e}")))?;
         let cap = contrib::flops_cap(p, opts.model_params, u128::from(compute.tokens));
         if flops > cap {
@@ -446,4 +448,33 @@ fn check_issuer(
         )));
     }
     Ok(())
+}
+
+/// Cuts a delta's self-reported tokens to the job's assignment and its wall seconds to the
+/// round's wall time (`[caps]`), noting each cut.
+fn bound_claims(
+    p: &Params,
+    node: &str,
+    file: &str,
+    c: &mut delta::Compute,
+    notes: &mut Vec<String>,
+) {
+    if let Some(cap) = p.tokens_per_delta
+        && c.tokens > cap
+    {
+        notes.push(format!(
+            "{node}: {file} claims {} tokens, capped at the assignment {cap}",
+            c.tokens
+        ));
+        c.tokens = cap;
+    }
+    if let Some(cap) = p.wall_seconds_per_delta
+        && c.wall_seconds > cap
+    {
+        notes.push(format!(
+            "{node}: {file} claims {} wall seconds, capped at the round's {cap}",
+            c.wall_seconds
+        ));
+        c.wall_seconds = cap;
+    }
 }

@@ -261,6 +261,29 @@ impl EvalReport {
     }
 }
 
+/// The member whose chunks member `me` received in a ring round: its predecessor among
+/// `view` (ring indices of the final view's members, in ring order). None when `me` is not in
+/// the view or is alone.
+pub fn predecessor(view: &[usize], me: usize) -> Option<usize> {
+    let pos = view.iter().position(|&m| m == me)?;
+    (view.len() > 1).then(|| view[(pos + view.len() - 1) % view.len()])
+}
+
+/// The signed `forward` receipt a ring member issues about its predecessor after a round:
+/// `subject` delivered its chunks and stayed reachable for the round's `uptime_seconds`.
+pub fn forward_receipt(
+    epoch: u64,
+    round: u64,
+    subject: String,
+    uptime_seconds: f64,
+    id: &Identity,
+) -> RingReceipt {
+    let mut r = RingReceipt::new(epoch, round, RingKind::Forward, subject);
+    r.uptime_seconds = uptime_seconds;
+    r.sign(id);
+    r
+}
+
 fn check_subject(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
         return Err(format!(

@@ -50,6 +50,9 @@ pub struct State {
     pub tokens_since_delta: u64,
     pub seconds_since_delta: f64,
     pub seconds_total: f64,
+    /// Deltas released under differential privacy so far (the accountant's rounds).
+    #[serde(default)]
+    pub dp_rounds: u64,
     /// The settings that change results; a resume with different ones is refused.
     pub fingerprint: serde_json::Map<String, serde_json::Value>,
 }
@@ -61,6 +64,53 @@ pub struct DeltaWritten {
     pub seq: u64,
     pub step: usize,
     pub digest: String,
+    /// With a norm bound: the update's norm before clipping; with DP noise also (ε, δ) so far.
+    pub privacy: Option<PrivacyNote>,
+}
+
+/// What the norm bound and DP did to one delta (also in its metadata, `extra.dp`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PrivacyNote {
+    pub clip: f64,
+    pub update_norm: f64,
+    pub noise_multiplier: f64,
+    pub sigma: f64,
+    pub spent: Option<crate::core::validate::rdp::Spent>,
+}
+
+/// The worker's side of the norm bound and DP: the factors every update is measured from
+/// (the last released delta, or the ring's mean) and the accountant.
+pub struct Privacy {
+    pub clip: f64,
+    pub noise_multiplier: f64,
+    pub accountant: Option<crate::core::validate::rdp::Accountant>,
+    pub start: Vec<f32>,
+}
+
+impl Privacy {
+    pub fn new(cfg: &super::config::TrainConfig, t: &Trainer) -> Result<Option<Self>> {
+        let Some(clip) = cfg.clip_norm() else {
+            return Ok(None);
+        };
+        let z = cfg.dp_noise_multiplier.unwrap_or(0.0);
+        let accountant = (z > 0.0).then(|| {
+            crate::core::validate::rdp::Accountant::new(
+                z,
+                cfg.dp_delta.unwrap_or(1e-5),
+                cfg.dp_epsilon,
+            )
+        });
+        Ok(Some(Privacy {
+            clip,
+            noise_multiplier: z,
+            accountant,
+            start: flat(&lora_tensors(&t.model)?),
+        }))
+    }
+}
+
+fn flat(ts: &[super::trainer::NamedTensor]) -> Vec<f32> {
+    ts.iter().flat_map(|(_, v, _)| v.iter().copied()).collect()
 }
 
 pub fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
@@ -101,6 +151,8 @@ pub struct RunDir<'a> {
     last_train_tokens: u64,
     saved_at: usize,
     pub ring: Option<RingPlan>,
+    /// Norm bound and differential privacy (None: deltas are released as trained).
+    pub privacy: Option<Privacy>,
     pub aggregated: Vec<Aggregated>,
     aggregated_this_rollout: bool,
     pub inner: &'a mut dyn FnMut(&StepMetrics, Option<&DeltaWritten>),
@@ -139,6 +191,7 @@ impl<'a> RunDir<'a> {
                 tokens_since_delta: 0,
                 seconds_since_delta: 0.0,
                 seconds_total: 0.0,
+                dp_rounds: 0,
                 fingerprint: t.cfg.fingerprint(),
             },
             started: std::time::Instant::now(),
@@ -146,6 +199,7 @@ impl<'a> RunDir<'a> {
             last_train_tokens: 0,
             saved_at: 0,
             ring: None,
+            privacy: None,
             aggregated: Vec::new(),
             aggregated_this_rollout: false,
             inner,
@@ -175,6 +229,11 @@ impl<'a> RunDir<'a> {
             om.insert(format!("v.{i}"), v.clone());
         }
         save_tensors(&om, &staged.staging().join("optim.safetensors"))?;
+        if let Some(p) = &self.privacy {
+            let s = Tensor::from_slice(&p.start, p.start.len(), &candle_core::Device::Cpu)?;
+            let map = HashMap::from([("start".to_string(), s)]);
+            save_tensors(&map, &staged.staging().join("start.safetensors"))?;
+        }
         self.state.step = t.step;
         self.state.rollouts = t.rollouts;
         self.state.optim_step = t.opt.step;
@@ -250,6 +309,17 @@ impl<'a> RunDir<'a> {
             t.opt.m[i] = get(format!("m.{i}"))?;
             t.opt.v[i] = get(format!("v.{i}"))?;
         }
+        if let Some(p) = &mut self.privacy {
+            let sp = sdir.join("start.safetensors");
+            let m = candle_core::safetensors::load(&sp, &candle_core::Device::Cpu)?;
+            let s = m.get("start").ok_or_else(|| {
+                TrainError::State(format!("{}: tensor start is missing", sp.display()))
+            })?;
+            p.start = s.to_vec1::<f32>()?;
+            if let Some(a) = &mut p.accountant {
+                a.rounds = st.dp_rounds;
+            }
+        }
         t.opt.step = st.optim_step;
         t.step = st.step;
         t.rollouts = st.rollouts;
@@ -309,7 +379,8 @@ impl<'a> RunDir<'a> {
     /// Signs and writes the current LoRA factors as the next delta of the chain.
     fn write_delta(&mut self, t: &Trainer, loss: f64) -> Result<DeltaWritten> {
         let seq = self.state.delta_seq + 1;
-        let tensors = lora_tensors(&t.model)?;
+        let mut tensors = lora_tensors(&t.model)?;
+        let privacy = self.privatize(t, &mut tensors)?;
         let bytes: Vec<Vec<u8>> = tensors
             .iter()
             .map(|(_, v, _)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -345,6 +416,9 @@ impl<'a> RunDir<'a> {
         extra.insert("data_epoch".into(), t.sampler.epoch.into());
         extra.insert("generated_tokens".into(), t.gen_tokens.into());
         extra.insert("producer".into(), "gym train".into());
+        if let Some(p) = &privacy {
+            extra.insert("dp".into(), serde_json::to_value(p).expect("serialises"));
+        }
         meta.extra = Some(extra);
         let opts = delta::PackOptions {
             compression: Compression::Lz4,
@@ -368,7 +442,117 @@ impl<'a> RunDir<'a> {
             seq,
             step: t.step,
             digest,
+            privacy,
         })
+    }
+
+    /// With a norm bound: clips the update (factors minus the start) in `tensors`, adds the
+    /// DP noise, accounts it (refusing past the budget), sets the model to the released
+    /// factors and makes them the next start. Before the first delta, writes the start as
+    /// `deltas/start.delta` so validators can check every update's norm.
+    fn privatize(
+        &mut self,
+        t: &Trainer,
+        tensors: &mut [super::trainer::NamedTensor],
+    ) -> Result<Option<PrivacyNote>> {
+        if self.privacy.is_none() {
+            return Ok(None);
+        }
+        if self.state.parent_hash.is_none() {
+            self.state.parent_hash = Some(self.write_start(t)?);
+        }
+        let p = self.privacy.as_mut().expect("checked");
+        let spent = match &mut p.accountant {
+            None => None,
+            Some(a) => Some(a.spend().map_err(|over| {
+                TrainError::PrivacyBudget(format!(
+                    "the differential-privacy budget ε = {} would be exceeded by delta {} \
+                     (ε = {:.4} at δ = {} after {} releases); training stops here",
+                    a.budget.unwrap_or(f64::INFINITY),
+                    self.state.delta_seq + 1,
+                    over.epsilon,
+                    over.delta,
+                    over.rounds
+                ))
+            })?),
+        };
+        let mut x = flat(tensors);
+        let r = crate::core::validate::dp::privatize(&mut x, &p.start, p.clip, p.noise_multiplier);
+        let mut k = 0;
+        let vars: HashMap<String, candle_core::Var> =
+            lora::trainable(&t.model).into_iter().collect();
+        for (name, v, shape) in tensors.iter_mut() {
+            let n = v.len();
+            v.copy_from_slice(&x[k..k + n]);
+            k += n;
+            if let Some(var) = vars.get(name) {
+                var.set(&Tensor::from_slice(v, shape.as_slice(), t.model.device())?)?;
+            }
+        }
+        p.start = x;
+        self.state.dp_rounds = p.accountant.as_ref().map_or(0, |a| a.rounds);
+        Ok(Some(PrivacyNote {
+            clip: p.clip,
+            update_norm: r.norm,
+            noise_multiplier: p.noise_multiplier,
+            sigma: r.sigma,
+            spent,
+        }))
+    }
+
+    /// Writes the factors training started from as `deltas/start.delta` (sequence 0); returns
+    /// its digest. A start written by an earlier attempt of this run is reused.
+    fn write_start(&self, t: &Trainer) -> Result<String> {
+        let path = self.dir.join("deltas").join("start.delta");
+        if path.exists() {
+            let src = delta::FileSource::open(&path).map_err(io_err(&path))?;
+            let rep = delta::verify(&src, &delta::VerifyOptions::default())?;
+            return Ok(rep.digest_hex());
+        }
+        let p = self.privacy.as_ref().expect("privacy");
+        let names = lora_tensors(&t.model)?;
+        let mut k = 0;
+        let bytes: Vec<Vec<u8>> = names
+            .iter()
+            .map(|(_, v, _)| {
+                let b = p.start[k..k + v.len()]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
+                k += v.len();
+                b
+            })
+            .collect();
+        let inputs: Vec<delta::PackInput> = names
+            .iter()
+            .zip(&bytes)
+            .map(|((name, _, shape), b)| delta::PackInput {
+                name: name.clone(),
+                dtype: Dtype::F32,
+                shape: shape.iter().map(|&d| d as u64).collect(),
+                data: delta::TensorSource::Bytes(b),
+            })
+            .collect();
+        let mut meta = Metadata::new(self.identity.public().worker_id());
+        meta.base_hash = Some(self.base_hash.clone());
+        meta.config = Some(t.cfg.fingerprint());
+        let ac = serde_json::to_value(&t.lora_cfg).expect("lora config serialises");
+        meta.adapter_config = ac.as_object().cloned();
+        let mut extra = serde_json::Map::new();
+        extra.insert("producer".into(), "gym train (start of the run)".into());
+        meta.extra = Some(extra);
+        let opts = delta::PackOptions {
+            compression: Compression::Lz4,
+            chunk_size: 1 << 20,
+            metadata: meta,
+            identity: Some(self.identity),
+        };
+        let (bytes, summary) = delta::pack_to_vec(&inputs, &opts)
+            .map_err(|e| TrainError::Invalid(format!("packing the start delta: {e}")))?;
+        let dd = self.dir.join("deltas");
+        std::fs::create_dir_all(&dd).map_err(io_err(&dd))?;
+        atomic::write_file(&path, &bytes, true, None).map_err(TrainError::Output)?;
+        Ok(hex::encode(summary.digest))
     }
 
     /// Runs one ring all-reduce of the delta just written, writes the agreed mean next to it
@@ -449,6 +633,9 @@ impl Observer for RunDir<'_> {
                 let a = self.aggregate(t, &d, weight)?;
                 // the next delta is trained on top of the agreed mean
                 self.state.parent_hash = Some(a.digest.clone());
+                if let Some(p) = &mut self.privacy {
+                    p.start = flat(&lora_tensors(&t.model)?);
+                }
                 self.aggregated.push(a);
                 self.aggregated_this_rollout = true;
             }

@@ -144,6 +144,25 @@ pub struct TrainConfig {
 
     /// Rewards, combined by weight.
     pub reward: Vec<RewardSpec>,
+
+    // --- norm bound and differential privacy (docs/validation.md)
+    /// L2 bound C on each delta's update (factors minus the round's start), applied before
+    /// signing; validators refuse larger updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_delta_norm: Option<f64>,
+    /// Clip norm C of differential privacy (the bound is the smaller of this and
+    /// `max_delta_norm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_clip: Option<f64>,
+    /// Noise multiplier z: Gaussian noise σ = z·C on every coordinate of the clipped update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_noise_multiplier: Option<f64>,
+    /// δ of the (ε, δ) the accountant reports (default 1e-5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_delta: Option<f64>,
+    /// ε budget: a delta whose release would take ε past it is not written; training stops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_epsilon: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -195,6 +214,11 @@ impl Default for TrainConfig {
             save_steps: 50,
             logit_chunk: 64,
             reward: Vec::new(),
+            max_delta_norm: None,
+            dp_clip: None,
+            dp_noise_multiplier: None,
+            dp_delta: None,
+            dp_epsilon: None,
         }
     }
 }
@@ -460,10 +484,57 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
             return bad("warmup_ratio", format!("{}", self.warmup_ratio));
         }
+        self.validate_privacy()?;
         if self.reward.is_empty() {
             return bad(
                 "reward",
                 "no reward: give --reward (e.g. exact) or [[reward]] in the config".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The clip norm C in effect (the smaller of `max_delta_norm` and `dp_clip`), if any.
+    pub fn clip_norm(&self) -> Option<f64> {
+        match (self.max_delta_norm, self.dp_clip) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn validate_privacy(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| Err(ConfigError::Invalid { key, reason });
+        for (key, v) in [
+            ("max_delta_norm", self.max_delta_norm),
+            ("dp_clip", self.dp_clip),
+            ("dp_epsilon", self.dp_epsilon),
+        ] {
+            if let Some(x) = v
+                && !(x.is_finite() && x > 0.0)
+            {
+                return bad(key, format!("{x} (must be a positive number)"));
+            }
+        }
+        if let Some(z) = self.dp_noise_multiplier {
+            if !(z.is_finite() && z >= 0.0) {
+                return bad("dp_noise_multiplier", format!("{z} (must be ≥ 0)"));
+            }
+            if self.dp_clip.is_none() {
+                return bad(
+                    "dp_noise_multiplier",
+                    "needs dp_clip (the noise is σ = z·dp_clip)".into(),
+                );
+            }
+        }
+        if let Some(d) = self.dp_delta
+            && !(d > 0.0 && d < 1.0)
+        {
+            return bad("dp_delta", format!("{d} (must be in (0, 1))"));
+        }
+        if self.dp_epsilon.is_some() && self.dp_noise_multiplier.unwrap_or(0.0) <= 0.0 {
+            return bad(
+                "dp_epsilon",
+                "a budget needs dp_noise_multiplier > 0 (without noise ε is infinite)".into(),
             );
         }
         Ok(())

@@ -186,7 +186,7 @@ pub fn evaluate(
 }
 
 /// Mean NLL per token of the reference answers given their prompts.
-fn answer_nll(
+pub fn answer_nll(
     model: &Qwen3,
     tok: &tokenizers::Tokenizer,
     data: &[Example],

@@ -52,6 +52,9 @@ pub enum TrainError {
     Ring(String),
     #[error("the loss is not finite at step {step} ({value}); lower learning_rate?")]
     NonFinite { step: usize, value: f64 },
+    /// Releasing the next delta would exceed the job's differential-privacy budget.
+    #[error("{0}")]
+    PrivacyBudget(String),
 }
 
 impl crate::core::error::Classify for TrainError {
@@ -67,6 +70,7 @@ impl crate::core::error::Classify for TrainError {
             TrainError::Delta(e) => e.class(),
             TrainError::Ring(_) => ErrorClass::Ring,
             TrainError::NonFinite { .. } => ErrorClass::Training,
+            TrainError::PrivacyBudget(_) => ErrorClass::Policy,
             _ => ErrorClass::Other,
         }
     }
