@@ -1051,3 +1051,65 @@ fn junk_connections_before_authentication_neither_stop_a_round_nor_grow_its_memo
     }
     eprintln!("peak RSS without junk {base:?}, with 1000 junk connections {peaks:?}");
 }
+
+#[test]
+fn a_member_committing_a_huge_exponent_or_weight_is_excluded_and_the_round_completes() {
+    let d = tmp();
+    let dir = d.path();
+    let len = 500;
+    let ring = setup(dir, 4, len, 64);
+    // The same members, planned with a weight bound (and the default max_exponent 8).
+    let bounded = dir.join("bounded.toml");
+    let (code, _, err) = run(gym()
+        .args([
+            "ring",
+            "plan",
+            "--chunk-elements",
+            "64",
+            "--max-weight",
+            "100",
+            "-o",
+        ])
+        .arg(&bounded)
+        .arg(dir.join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("within 2^-"), "{err}");
+    assert_ne!(
+        RingSpec::load(&bounded).unwrap().digest(),
+        RingSpec::load(&ring).unwrap().digest()
+    );
+    // Member 2's delta reaches 1e18 (~2^60): alone it would leave no fixed-point scale for
+    // anybody. Member 3 claims weight 1000.
+    let huge: Vec<f32> = values(2, len).iter().map(|v| v * 1e18).collect();
+    write_input(&dir.join("in2.delta"), &dir.join("k2.pem"), &huge);
+    let args = ["--timeout", "20", "--connect-timeout", "60"];
+    let weights = [1u64, 2, 3, 1000];
+    let out = |i: usize| dir.join(format!("b-out{i}.delta"));
+    let children: Vec<Child> = (0..4)
+        .map(|i| join_with(dir, &bounded, i, weights[i], &out(i), &args))
+        .collect();
+    let results: Vec<(i32, String, String)> = children.into_iter().map(finish).collect();
+    for i in [0, 1] {
+        let (code, o, err) = &results[i];
+        assert_eq!(*code, 0, "member {i}: {err}");
+        let r = json(o);
+        assert_eq!(r["view"], 1, "{err}");
+        let excluded = r["excluded"].as_array().unwrap();
+        let reason = |k: u64| {
+            excluded
+                .iter()
+                .find(|e| e["index"] == k)
+                .map(|e| e["reason"].as_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        assert!(reason(2).contains("exponent 59"), "{excluded:?}");
+        assert!(reason(3).contains("weight 1000"), "{excluded:?}");
+        assert_eq!(read_values(&out(i)), mean(&[0, 1], &weights, len));
+    }
+    for i in [2, 3] {
+        let (code, _, err) = &results[i];
+        assert_eq!(*code, 20, "member {i}: {err}");
+        assert!(err.contains("excluded"), "{err}");
+        assert!(!out(i).exists());
+    }
+}

@@ -1,8 +1,11 @@
 //! The commit phase: every member publishes its weight, exponent, layout, input digest and
 //! the hash of its nonce; from all commits every member derives the same scale.
 
+use std::collections::BTreeMap;
+
 use super::reduce::Reduction;
 use super::{Machine, Out, Refused, RingError, State, nonce_hash};
+use crate::core::ring::config::InputBounds;
 use crate::core::ring::fixed;
 use crate::core::ring::wire::{Body, Commit, Signed};
 
@@ -67,6 +70,12 @@ impl Machine {
         {
             return;
         }
+        let (convicted, evidence) = self.out_of_bounds();
+        if !convicted.is_empty() {
+            self.enter_view_change(convicted, evidence, out);
+            self.maybe_decide_view(out);
+            return;
+        }
         let State::Commit { early } = std::mem::replace(&mut self.state, State::Finished) else {
             unreachable!("checked above")
         };
@@ -88,6 +97,47 @@ impl Machine {
             let _ = self.reduce(p, out);
         }
         self.after_data(out);
+    }
+
+    /// The members whose commit exceeds the ring's input bounds, with the reason, and their
+    /// signed commits (the evidence): so that one member cannot sink the scale of everybody.
+    fn out_of_bounds(&self) -> (BTreeMap<usize, String>, Vec<Signed>) {
+        let mut convicted = BTreeMap::new();
+        let mut evidence = Vec::new();
+        for (&j, m) in &self.transcript.commits {
+            if let Some(reason) =
+                bound_violation(&self.member.ring.bounds, self.transcript.commit(j))
+            {
+                convicted.insert(j, reason);
+                evidence.push(m.clone());
+            }
+        }
+        (convicted, evidence)
+    }
+
+    /// The members convicted by the signed commits in a view change's `evidence`: commits of
+    /// this view, signed by a member of it, above the ring's bounds. Anything else proves
+    /// nothing.
+    pub(super) fn convictions_in(&self, evidence: &[Signed]) -> BTreeMap<usize, String> {
+        let mut convicted = BTreeMap::new();
+        for e in evidence {
+            let Body::Commit(c) = &e.body else { continue };
+            let sender = e.sender as usize;
+            let Some(member) = self.member.ring.members.get(sender) else {
+                continue;
+            };
+            if e.view != self.view.number
+                || self.view.pos_of(sender).is_none()
+                || c.members != self.view.digest()
+                || !e.verify(&self.member.rd, &member.public)
+            {
+                continue;
+            }
+            if let Some(reason) = bound_violation(&self.member.ring.bounds, c) {
+                convicted.insert(sender, reason);
+            }
+        }
+        convicted
     }
 
     /// The scale every member derives from the committed exponents and weights, once every
@@ -112,4 +162,21 @@ impl Machine {
         }
         Ok(fixed::scale_bits(&exponents, &weights)?)
     }
+}
+
+/// Why a commit exceeds the ring's input bounds, if it does.
+fn bound_violation(bounds: &InputBounds, c: &Commit) -> Option<String> {
+    if c.weight > bounds.max_weight {
+        return Some(format!(
+            "committed weight {} above the ring's max_weight {}",
+            c.weight, bounds.max_weight
+        ));
+    }
+    if c.exponent > bounds.max_exponent {
+        return Some(format!(
+            "committed input exponent {} (|x| < 2^{}) above the ring's max_exponent {}",
+            c.exponent, c.exponent, bounds.max_exponent
+        ));
+    }
+    None
 }

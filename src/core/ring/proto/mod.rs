@@ -574,7 +574,7 @@ impl Machine {
         match self.state {
             State::Finished => {}
             State::ViewChange(_) => self.decide_view(&mut out),
-            _ => self.enter_view_change(BTreeMap::new(), &mut out),
+            _ => self.enter_view_change(BTreeMap::new(), Vec::new(), &mut out),
         }
         out
     }
@@ -591,7 +591,7 @@ impl Machine {
         {
             return out;
         }
-        self.enter_view_change(BTreeMap::new(), &mut out);
+        self.enter_view_change(BTreeMap::new(), Vec::new(), &mut out);
         self.maybe_decide_view(&mut out);
         out
     }

@@ -52,7 +52,7 @@ impl Machine {
             self.finish(Ok(outcome));
             return;
         }
-        self.enter_view_change(culprits, out);
+        self.enter_view_change(culprits, Vec::new(), out);
         self.maybe_decide_view(out);
     }
 

@@ -22,18 +22,32 @@ impl Machine {
         if self.transcript.view_changes.contains_key(&from) {
             return Err(self.replay(from, "view change"));
         }
+        let Body::ViewChange { evidence } = &m.body else {
+            unreachable!("a view change")
+        };
+        let convicted = self.convictions_in(evidence);
+        let evidence = evidence.clone();
         self.transcript.view_changes.insert(from, m);
-        if !matches!(self.state, State::ViewChange(_)) {
-            self.enter_view_change(BTreeMap::new(), out);
+        match &mut self.state {
+            State::ViewChange(c) => {
+                for (member, reason) in convicted {
+                    c.convicted.entry(member).or_insert(reason);
+                }
+            }
+            _ if convicted.is_empty() => self.enter_view_change(BTreeMap::new(), Vec::new(), out),
+            // Pass the proof on with our own view change.
+            _ => self.enter_view_change(convicted, evidence, out),
         }
         self.maybe_decide_view(out);
         Ok(())
     }
 
-    /// Abandons the round of this view (keeping its vectors for the next).
+    /// Abandons the round of this view (keeping its vectors for the next), with the members
+    /// convicted so far and the signed messages that convict them (sent with our view change).
     pub(super) fn enter_view_change(
         &mut self,
         convicted: BTreeMap<usize, String>,
+        evidence: Vec<Signed>,
         out: &mut Vec<Out>,
     ) {
         if matches!(self.state, State::ViewChange(_) | State::Finished) {
@@ -46,12 +60,7 @@ impl Machine {
         if let Some(buffers) = old.into_buffers() {
             self.spare = buffers;
         }
-        let m = self.broadcast(
-            Body::ViewChange {
-                evidence: Vec::new(),
-            },
-            out,
-        );
+        let m = self.broadcast(Body::ViewChange { evidence }, out);
         self.transcript.view_changes.insert(self.member.index, m);
     }
 
