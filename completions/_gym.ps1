@@ -331,6 +331,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the ring file (default: standard output)')
             [CompletionResult]::new('--round', '--round', [CompletionResultType]::ParameterName, 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another')
             [CompletionResult]::new('--chunk-elements', '--chunk-elements', [CompletionResultType]::ParameterName, 'Elements per data message (pipelining granularity). Default: 65536, or 262144 in a hybrid ring (every member with an ML-DSA-87 key), whose signatures cost ~20× more')
+            [CompletionResult]::new('--max-weight', '--max-weight', [CompletionResultType]::ParameterName, 'Largest weight a member may commit (1 to 2^32, default 2^32). A member committing more is excluded by the others. Together with --max-exponent it fixes the precision every honest member is guaranteed (printed)')
+            [CompletionResult]::new('--max-exponent', '--max-exponent', [CompletionResultType]::ParameterName, 'Largest input exponent a member may commit: every element of its delta must be below 2^E in magnitude (default 8). A member committing more is excluded by the others')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')

@@ -1851,7 +1851,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__plan)
-            opts="-o -q -h -V --output --round --chunk-elements --force --quiet --threads --help --version"
+            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --force --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1870,6 +1870,14 @@ _gym() {
                     return 0
                     ;;
                 --chunk-elements)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-weight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-exponent)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

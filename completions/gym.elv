@@ -296,6 +296,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --output 'Where to write the ring file (default: standard output)'
             cand --round 'Round number: increase it for every all-reduce, so messages of one cannot be replayed into another'
             cand --chunk-elements 'Elements per data message (pipelining granularity). Default: 65536, or 262144 in a hybrid ring (every member with an ML-DSA-87 key), whose signatures cost ~20× more'
+            cand --max-weight 'Largest weight a member may commit (1 to 2^32, default 2^32). A member committing more is excluded by the others. Together with --max-exponent it fixes the precision every honest member is guaranteed (printed)'
+            cand --max-exponent 'Largest input exponent a member may commit: every element of its delta must be below 2^E in magnitude (default 8). A member committing more is excluded by the others'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --force 'Replace an existing output'
             cand -q 'Print nothing on stderr except errors'

@@ -81,6 +81,15 @@ pub struct PlanArgs {
     /// hybrid ring (every member with an ML-DSA-87 key), whose signatures cost ~20× more.
     #[arg(long, value_name = "N")]
     pub chunk_elements: Option<u32>,
+    /// Largest weight a member may commit (1 to 2^32, default 2^32). A member committing more
+    /// is excluded by the others. Together with --max-exponent it fixes the precision every
+    /// honest member is guaranteed (printed).
+    #[arg(long, value_name = "W")]
+    pub max_weight: Option<u64>,
+    /// Largest input exponent a member may commit: every element of its delta must be below
+    /// 2^E in magnitude (default 8). A member committing more is excluded by the others.
+    #[arg(long, value_name = "E", allow_hyphen_values = true)]
+    pub max_exponent: Option<i32>,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -230,21 +239,30 @@ fn plan(ctx: &Ctx, a: PlanArgs) -> anyhow::Result<()> {
     } else {
         config::DEFAULT_CHUNK_ELEMENTS
     });
-    let spec = RingSpec::new(a.round, chunk, members).map_err(|reason| {
-        crate::core::ring::config::RingFileError::Invalid {
+    let defaults = config::InputBounds::default();
+    let bounds = config::InputBounds {
+        max_weight: a.max_weight.unwrap_or(defaults.max_weight),
+        max_exponent: a.max_exponent.unwrap_or(defaults.max_exponent),
+    };
+    let spec = RingSpec::new(a.round, chunk, members)
+        .and_then(|s| s.with_bounds(bounds))
+        .map_err(|reason| crate::core::ring::config::RingFileError::Invalid {
             path: PathBuf::from("(members)"),
             reason,
-        }
-    })?;
+        })?;
     let text = spec.to_toml();
     match &a.output {
         Some(p) => {
             atomic::write_file(p, text.as_bytes(), a.force, None)?;
             ctx.note(format!(
-                "wrote ring file {} ({n} members, round {}, digest {})",
+                "wrote ring file {} ({n} members, round {}, digest {}); every honest member's \
+                 elements are kept to within 2^-{} (max_weight {}, max_exponent {})",
                 p.display(),
                 a.round,
-                hex::encode(spec.digest())
+                hex::encode(spec.digest()),
+                bounds.min_scale(n) + 1,
+                bounds.max_weight,
+                bounds.max_exponent
             ));
         }
         None => out::print(&text)?,

@@ -898,3 +898,248 @@ fn a_timeout_that_is_not_a_positive_number_of_seconds_is_a_usage_error() {
         );
     }
 }
+
+/// The peak resident set (VmHWM, bytes) of process `pid`, polled until it exits.
+fn peak_rss(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let kib = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            match kib {
+                Some(k) => peak = peak.max(k * 1024),
+                None => break, // a zombie: it has exited
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak
+    })
+}
+
+/// Junk TCP connections to `targets` from loopback sources 127.0.0.2 to 127.0.0.9, one every
+/// 2 ms, until `count` of them connected: random bytes, a length prefix of 64 MiB followed by
+/// 1 MiB of junk (what a listener that allocated and buffered it would keep), or a slow-loris that announces a `Hello` and sends one byte every 300 ms. Counts connected
+/// ones in `made`; slow-loris connections are held until the peer closes them or `stop`.
+fn junk(
+    targets: Vec<std::net::SocketAddr>,
+    count: usize,
+    made: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut i = 0usize;
+            while made.load(Ordering::Relaxed) < count && !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let target = targets[i % targets.len()];
+                let source: std::net::SocketAddr = ([127, 0, 0, 2 + (i % 8) as u8], 0).into();
+                let (made, stop) = (made.clone(), stop.clone());
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let seed = x;
+                tokio::spawn(async move {
+                    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                    if sock.bind(source).is_err() {
+                        return;
+                    }
+                    let Ok(mut s) = sock.connect(target).await else {
+                        return;
+                    };
+                    made.fetch_add(1, Ordering::Relaxed);
+                    let mut junk: Vec<u8> = (0..512u64)
+                        .map(|k| (seed.rotate_left(k as u32 % 64) >> 3) as u8)
+                        .collect();
+                    match i % 3 {
+                        0 => {}
+                        1 => {
+                            junk = vec![0x5a; 1 << 20];
+                            junk[..4].copy_from_slice(&(64u32 << 20).to_le_bytes());
+                        }
+                        _ => {
+                            // `Hello` is 1283 bytes.
+                            let _ = s.write_all(&1283u32.to_le_bytes()).await;
+                            while !stop.load(Ordering::Relaxed) {
+                                if s.write_all(&[0x42]).await.is_err() {
+                                    return;
+                                }
+                                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                            }
+                            return;
+                        }
+                    }
+                    let _ = s.write_all(&junk).await;
+                    let mut sink = Vec::new();
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(15),
+                        s.read_to_end(&mut sink),
+                    )
+                    .await;
+                });
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        });
+    })
+}
+
+/// One 4-member round (weights 1..=4); with `junk_count`, that many junk connections from
+/// loopback hit the members' listeners, starting before member 0 has connected to anybody and
+/// going on through the round. The members' peak RSS and stderr.
+fn junk_round(dir: &Path, ring: &Path, name: &str, junk_count: usize) -> (Vec<u64>, Vec<String>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let targets: Vec<std::net::SocketAddr> = RingSpec::load(ring)
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.address.parse().unwrap())
+        .collect();
+    let out = |i: usize| dir.join(format!("{name}-out{i}.delta"));
+    let args = ["--timeout", "30", "--connect-timeout", "60"];
+    let start = |i: usize| {
+        let c = join_with(dir, ring, i, i as u64 + 1, &out(i), &args);
+        let peak = peak_rss(c.id());
+        (c, peak)
+    };
+    let mut members: Vec<_> = (1..4).map(start).collect();
+    let made = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = junk(targets, junk_count, made.clone(), stop.clone());
+    // Member 0 dials the others while they are flooded.
+    while junk_count > 0 && made.load(Ordering::Relaxed) < junk_count / 2 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    members.insert(0, start(0));
+    let mut peaks = Vec::new();
+    let mut errs = Vec::new();
+    for (i, (c, peak)) in members.into_iter().enumerate() {
+        let (code, _, err) = finish(c);
+        assert_eq!(code, 0, "member {i}: {err}");
+        peaks.push(peak.join().unwrap());
+        errs.push(err);
+    }
+    let reached = made.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(reached >= junk_count, "{reached} junk connections made");
+    let expected = mean(&[0, 1, 2, 3], &[1, 2, 3, 4], 300_000);
+    for i in 0..4 {
+        assert_eq!(read_values(&out(i)), expected, "member {i}");
+    }
+    (peaks, errs)
+}
+
+#[test]
+fn junk_connections_before_authentication_neither_stop_a_round_nor_grow_its_memory() {
+    let d = tmp();
+    let dir = d.path();
+    let ring = setup(dir, 4, 300_000, 16384);
+    let (base, _) = junk_round(dir, &ring, "base", 0);
+    let (peaks, errs) = junk_round(dir, &ring, "junk", 1000);
+    for i in 0..4 {
+        assert!(
+            peaks[i] < base[i] + (64 << 20),
+            "member {i}: peak RSS {} with junk, {} without",
+            peaks[i],
+            base[i]
+        );
+    }
+    // The junk reached the listeners and was counted, not kept.
+    let turned_away: u64 = errs
+        .iter()
+        .filter_map(|e| {
+            let l = e
+                .lines()
+                .find(|l| l.contains("before authentication: refused"))?;
+            let n = |after: &str| -> Option<u64> {
+                l.split(after)
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            };
+            Some(n("refused ").unwrap_or(0) + n("dropped ").unwrap_or(0))
+        })
+        .sum();
+    assert!(turned_away >= 100, "{turned_away}: {errs:?}");
+    for e in &errs {
+        let reported = e.matches("refused a connection from").count();
+        assert!(reported <= 16, "{reported} refusals reported one by one");
+    }
+    eprintln!("peak RSS without junk {base:?}, with 1000 junk connections {peaks:?}");
+}
+
+#[test]
+fn a_member_committing_a_huge_exponent_or_weight_is_excluded_and_the_round_completes() {
+    let d = tmp();
+    let dir = d.path();
+    let len = 500;
+    let ring = setup(dir, 4, len, 64);
+    // The same members, planned with a weight bound (and the default max_exponent 8).
+    let bounded = dir.join("bounded.toml");
+    let (code, _, err) = run(gym()
+        .args([
+            "ring",
+            "plan",
+            "--chunk-elements",
+            "64",
+            "--max-weight",
+            "100",
+            "-o",
+        ])
+        .arg(&bounded)
+        .arg(dir.join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("within 2^-"), "{err}");
+    assert_ne!(
+        RingSpec::load(&bounded).unwrap().digest(),
+        RingSpec::load(&ring).unwrap().digest()
+    );
+    // Member 2's delta reaches 1e18 (~2^60): alone it would leave no fixed-point scale for
+    // anybody. Member 3 claims weight 1000.
+    let huge: Vec<f32> = values(2, len).iter().map(|v| v * 1e18).collect();
+    write_input(&dir.join("in2.delta"), &dir.join("k2.pem"), &huge);
+    let args = ["--timeout", "20", "--connect-timeout", "60"];
+    let weights = [1u64, 2, 3, 1000];
+    let out = |i: usize| dir.join(format!("b-out{i}.delta"));
+    let children: Vec<Child> = (0..4)
+        .map(|i| join_with(dir, &bounded, i, weights[i], &out(i), &args))
+        .collect();
+    let results: Vec<(i32, String, String)> = children.into_iter().map(finish).collect();
+    for i in [0, 1] {
+        let (code, o, err) = &results[i];
+        assert_eq!(*code, 0, "member {i}: {err}");
+        let r = json(o);
+        assert_eq!(r["view"], 1, "{err}");
+        let excluded = r["excluded"].as_array().unwrap();
+        let reason = |k: u64| {
+            excluded
+                .iter()
+                .find(|e| e["index"] == k)
+                .map(|e| e["reason"].as_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        assert!(reason(2).contains("exponent 59"), "{excluded:?}");
+        assert!(reason(3).contains("weight 1000"), "{excluded:?}");
+        assert_eq!(read_values(&out(i)), mean(&[0, 1], &weights, len));
+    }
+    for i in [2, 3] {
+        let (code, _, err) = &results[i];
+        assert_eq!(*code, 20, "member {i}: {err}");
+        assert!(err.contains("excluded"), "{err}");
+        assert!(!out(i).exists());
+    }
+}

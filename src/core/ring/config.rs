@@ -6,6 +6,7 @@ use sha3::{Digest, Sha3_256};
 
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::{self, Identity, PublicIdentity};
+use crate::core::ring::fixed;
 
 pub const FORMAT: &str = "gym-ring/1";
 pub const DEFAULT_CHUNK_ELEMENTS: u32 = 1 << 16;
@@ -14,6 +15,65 @@ pub const DEFAULT_CHUNK_ELEMENTS: u32 = 1 << 16;
 /// (2 MiB of `i64`); on 64 MiB over 4 members the all-reduce took 1.47 s instead of 2.60 s.
 pub const DEFAULT_HYBRID_CHUNK_ELEMENTS: u32 = 1 << 18;
 pub const MAX_MEMBERS: usize = 1024;
+/// The largest input exponent a member may commit unless the ring file says otherwise: every
+/// element below `2^8 = 256` in magnitude (deltas are far smaller).
+pub const DEFAULT_MAX_EXPONENT: i32 = 8;
+
+/// What a member may commit (docs/ring-protocol.md, "Input bounds"): a commit above either
+/// bound convicts its member, so that no member can drive the agreed scale down for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputBounds {
+    /// Largest weight, `1..=2^32`.
+    pub max_weight: u64,
+    /// Largest input exponent `e` (every element below `2^e` in magnitude).
+    pub max_exponent: i32,
+}
+
+impl Default for InputBounds {
+    fn default() -> Self {
+        InputBounds {
+            max_weight: fixed::MAX_WEIGHT,
+            max_exponent: DEFAULT_MAX_EXPONENT,
+        }
+    }
+}
+
+impl InputBounds {
+    /// The smallest scale `F` a ring of `members` within these bounds can agree on:
+    /// `58 − max_exponent − bitlen(members · max_weight)`. Every honest member's elements are
+    /// represented to within `2^-(F+1)`.
+    pub fn min_scale(&self, members: usize) -> i32 {
+        fixed::HEADROOM
+            - self.max_exponent
+            - fixed::bitlen(members as u128 * self.max_weight as u128)
+    }
+
+    fn check(&self, members: usize) -> Result<(), String> {
+        if self.max_weight == 0 || self.max_weight > fixed::MAX_WEIGHT {
+            return Err(format!(
+                "max_weight must be 1 to {}, got {}",
+                fixed::MAX_WEIGHT,
+                self.max_weight
+            ));
+        }
+        if !(fixed::MIN_EXPONENT..=fixed::MAX_EXPONENT).contains(&self.max_exponent) {
+            return Err(format!(
+                "max_exponent must be {} to {}, got {}",
+                fixed::MIN_EXPONENT,
+                fixed::MAX_EXPONENT,
+                self.max_exponent
+            ));
+        }
+        if self.min_scale(members) < 0 {
+            return Err(format!(
+                "max_weight {} and max_exponent {} leave no fixed-point scale for {members} \
+                 members (58 − max_exponent − bitlen(members · max_weight) < 0): lower them",
+                self.max_weight, self.max_exponent
+            ));
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RingFileError {
@@ -59,6 +119,10 @@ struct RingToml {
     round: u64,
     #[serde(default = "default_chunk")]
     chunk_elements: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_weight: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_exponent: Option<i32>,
     #[serde(default, rename = "member")]
     members: Vec<MemberToml>,
 }
@@ -90,6 +154,8 @@ pub struct RingSpec {
     pub round: u64,
     pub chunk_elements: u32,
     pub members: Vec<Member>,
+    /// What members may commit.
+    pub bounds: InputBounds,
     digest: [u8; 32],
     hybrid: bool,
 }
@@ -141,18 +207,41 @@ impl RingSpec {
                 without.join(", ")
             ));
         }
+        let bounds = InputBounds::default();
+        bounds.check(members.len())?;
+        let mut spec = RingSpec {
+            round,
+            chunk_elements,
+            members,
+            bounds,
+            digest: [0; 32],
+            hybrid,
+        };
+        spec.digest = spec.compute_digest();
+        Ok(spec)
+    }
+
+    /// This ring with other input bounds (validated; they enter the digest).
+    pub fn with_bounds(mut self, bounds: InputBounds) -> Result<Self, String> {
+        bounds.check(self.members.len())?;
+        self.bounds = bounds;
+        self.digest = self.compute_digest();
+        Ok(self)
+    }
+
+    fn compute_digest(&self) -> [u8; 32] {
         let mut h = Sha3_256::new();
         // A hybrid ring has its own domain (protocol version 3): a member without hybrid
         // signatures computes another `R` and fails the handshake as "wrong ring file".
-        h.update(if hybrid {
+        h.update(if self.hybrid {
             &b"gym-ring-v3/hybrid-ring\0"[..]
         } else {
             &b"gym-ring-v2/ring\0"[..]
         });
-        h.update(round.to_le_bytes());
-        h.update(chunk_elements.to_le_bytes());
-        h.update((members.len() as u32).to_le_bytes());
-        for m in &members {
+        h.update(self.round.to_le_bytes());
+        h.update(self.chunk_elements.to_le_bytes());
+        h.update((self.members.len() as u32).to_le_bytes());
+        for m in &self.members {
             h.update((m.id.len() as u16).to_le_bytes());
             h.update(m.id.as_bytes());
             h.update((m.address.len() as u16).to_le_bytes());
@@ -162,13 +251,13 @@ impl RingSpec {
             h.update((pq.len() as u32).to_le_bytes());
             h.update(&pq);
         }
-        Ok(RingSpec {
-            round,
-            chunk_elements,
-            members,
-            digest: h.finalize().into(),
-            hybrid,
-        })
+        // Bounds other than the defaults follow (a ring file without them keeps its digest).
+        if self.bounds != InputBounds::default() {
+            h.update(b"gym-ring/bounds\0");
+            h.update(self.bounds.max_weight.to_le_bytes());
+            h.update(self.bounds.max_exponent.to_le_bytes());
+        }
+        h.finalize().into()
     }
 
     /// Every member has an ML-DSA-87 key: every signature of the ring is hybrid (Ed25519 and
@@ -257,7 +346,14 @@ impl RingSpec {
                 public,
             });
         }
-        RingSpec::new(t.round, t.chunk_elements, members).map_err(invalid)
+        let defaults = InputBounds::default();
+        let bounds = InputBounds {
+            max_weight: t.max_weight.unwrap_or(defaults.max_weight),
+            max_exponent: t.max_exponent.unwrap_or(defaults.max_exponent),
+        };
+        RingSpec::new(t.round, t.chunk_elements, members)
+            .and_then(|s| s.with_bounds(bounds))
+            .map_err(invalid)
     }
 
     pub fn load(path: &Path) -> Result<Self, RingFileError> {
@@ -273,6 +369,10 @@ impl RingSpec {
             format: FORMAT.into(),
             round: self.round,
             chunk_elements: self.chunk_elements,
+            max_weight: (self.bounds.max_weight != InputBounds::default().max_weight)
+                .then_some(self.bounds.max_weight),
+            max_exponent: (self.bounds.max_exponent != InputBounds::default().max_exponent)
+                .then_some(self.bounds.max_exponent),
             members: self
                 .members
                 .iter()

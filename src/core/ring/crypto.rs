@@ -22,7 +22,8 @@ const TAG_REJECT: u8 = 4;
 const X25519_LEN: usize = 32;
 const EK_LEN: usize = 1184;
 const CT_LEN: usize = 1088;
-const HELLO_LEN: usize = 1 + 32 + 2 + 32 + X25519_LEN + EK_LEN;
+/// The exact size of a `Hello` (the only frame an unauthenticated peer sends first).
+pub const HELLO_LEN: usize = 1 + 32 + 2 + 32 + X25519_LEN + EK_LEN;
 /// `Accept` without its signatures.
 const ACCEPT_UNSIGNED_LEN: usize = 1 + 2 + X25519_LEN + CT_LEN;
 
@@ -35,7 +36,8 @@ const fn accept_len(hybrid: bool) -> usize {
     ACCEPT_UNSIGNED_LEN + sigs_len(hybrid)
 }
 
-const fn finish_len(hybrid: bool) -> usize {
+/// The exact size of a `Finish` in a ring that is `hybrid` or not.
+pub const fn finish_len(hybrid: bool) -> usize {
     1 + sigs_len(hybrid)
 }
 

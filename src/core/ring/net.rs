@@ -3,6 +3,7 @@
 //! to the [`Machine`] and sends what it returns. All protocol decisions are in the machine.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,11 +100,20 @@ pub(crate) enum Event {
 }
 
 async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
+    read_frame_max(s, MAX_FRAME).await
+}
+
+/// Reads a frame of at most `max` bytes; a longer length prefix is refused before anything
+/// is allocated.
+async fn read_frame_max(
+    s: &mut (impl AsyncReadExt + Unpin),
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
     let len = s.read_u32_le().await? as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes exceeds {MAX_FRAME}"),
+            format!("frame of {len} bytes exceeds {max}"),
         ));
     }
     // Read into spare capacity: no zeroing of a buffer that is about to be overwritten.
@@ -113,6 +123,90 @@ async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     Ok(b)
+}
+
+/// Largest handshake answer read from a peer that has not authenticated: an `Accept` or a
+/// `Finish` of a hybrid ring, or a `Reject` with its reason.
+const MAX_HANDSHAKE_FRAME: usize = 16 << 10;
+
+/// Limits on connections that have not authenticated yet (docs/ring-protocol.md,
+/// "Pre-authentication limits"): what a stranger who can reach the port can make a member
+/// hold.
+#[derive(Debug, Clone, Copy)]
+pub struct PreAuthLimits {
+    /// Handshakes in progress at once, in all. Connections beyond are closed unread.
+    pub max_pending: usize,
+    /// Handshakes in progress at once from one source address.
+    pub max_pending_per_source: usize,
+    /// A handshake not complete after this long is dropped.
+    pub handshake_timeout: Duration,
+    /// Refused connections reported one by one (and kept as errors); the rest are counted.
+    pub max_reported: usize,
+}
+
+impl Default for PreAuthLimits {
+    fn default() -> Self {
+        PreAuthLimits {
+            max_pending: 256,
+            max_pending_per_source: 16,
+            handshake_timeout: Duration::from_secs(10),
+            max_reported: 16,
+        }
+    }
+}
+
+/// The acceptor's admission count of unauthenticated connections.
+struct Gate {
+    limits: PreAuthLimits,
+    pending: std::sync::Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted handshake; leaving it frees the slot.
+struct Admitted {
+    gate: Arc<Gate>,
+    source: IpAddr,
+}
+
+impl Gate {
+    fn admit(gate: &Arc<Gate>, source: IpAddr) -> Option<Admitted> {
+        let mut p = gate.pending.lock().ok()?;
+        let (total, by_source) = &mut *p;
+        let from = by_source.entry(source).or_default();
+        if *total >= gate.limits.max_pending || *from >= gate.limits.max_pending_per_source {
+            return None;
+        }
+        *from += 1;
+        *total += 1;
+        Some(Admitted {
+            gate: gate.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.gate.pending.lock() {
+            let (total, by_source) = &mut *p;
+            *total -= 1;
+            if let Some(n) = by_source.get_mut(&self.source) {
+                *n -= 1;
+                if *n == 0 {
+                    by_source.remove(&self.source);
+                }
+            }
+        }
+    }
+}
+
+/// Connections the acceptor turned away: the first few as errors, the rest counted.
+#[derive(Default)]
+struct Refusals {
+    errors: Vec<RingNetError>,
+    /// Refused by the handshake (not a member, a bad signature, …), in all.
+    refused: u64,
+    /// Dropped unanswered: over the limits, too slow, or not speaking the protocol.
+    dropped: u64,
 }
 
 /// Writes `u32 length ‖ bytes` with vectored writes: a large frame and its length prefix go to
@@ -134,7 +228,9 @@ async fn write_frame(s: &mut (impl AsyncWriteExt + Unpin), b: &[u8]) -> std::io:
     Ok(())
 }
 
-/// Dials member `peer` as member `me` and runs the initiator's handshake.
+/// Dials member `peer` as member `me` and runs the initiator's handshake. A connection the
+/// peer closes before answering (it was over its pre-authentication limits, or not up yet) is
+/// dialed again until `deadline`.
 pub async fn connect(
     ring: Arc<RingSpec>,
     me: usize,
@@ -143,54 +239,69 @@ pub async fn connect(
     deadline: Instant,
 ) -> Result<(TcpStream, Session), RingNetError> {
     let address = ring.members[peer].address.clone();
-    let mut stream = loop {
-        match TcpStream::connect(&address).await {
-            Ok(s) => break s,
+    let connect_error = |source| RingNetError::Connect {
+        member: peer,
+        address: address.clone(),
+        source,
+    };
+    loop {
+        let mut stream = dial(&address, peer, deadline).await?;
+        let hs = async {
+            let entropy = crypto::random::<96>();
+            let (ini, hello) = Initiator::start(ring.clone(), me, id.clone(), peer, &entropy);
+            write_frame(&mut stream, &hello).await?;
+            let accept = read_frame_max(&mut stream, MAX_HANDSHAKE_FRAME).await?;
+            Ok::<_, std::io::Error>((ini, accept))
+        };
+        let (ini, accept) = match tokio::time::timeout_at(deadline, hs).await {
+            Err(_) => {
+                return Err(RingNetError::Timeout {
+                    what: format!("in the handshake with member {peer}"),
+                });
+            }
+            Ok(Err(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Ok(Err(source)) => return Err(connect_error(source)),
+            Ok(Ok(answer)) => answer,
+        };
+        let (fin, session) = ini
+            .on_accept(&accept)
+            .map_err(|source| RingNetError::Handshake {
+                member: peer,
+                source,
+            })?;
+        write_frame(&mut stream, &fin)
+            .await
+            .map_err(connect_error)?;
+        return Ok((stream, session));
+    }
+}
+
+/// A TCP connection to `address`, retried until `deadline`.
+async fn dial(address: &str, peer: usize, deadline: Instant) -> Result<TcpStream, RingNetError> {
+    loop {
+        match TcpStream::connect(address).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
             Err(e) if Instant::now() >= deadline => {
                 return Err(RingNetError::Connect {
                     member: peer,
-                    address,
+                    address: address.to_string(),
                     source: e,
                 });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-    };
-    let _ = stream.set_nodelay(true);
-    let hs = async {
-        let entropy = crypto::random::<96>();
-        let (ini, hello) = Initiator::start(ring.clone(), me, id, peer, &entropy);
-        write_frame(&mut stream, &hello).await?;
-        let accept = read_frame(&mut stream).await?;
-        Ok::<_, std::io::Error>((ini, accept))
-    };
-    let (ini, accept) = tokio::time::timeout_at(deadline, hs)
-        .await
-        .map_err(|_| RingNetError::Timeout {
-            what: format!("in the handshake with member {peer}"),
-        })?
-        .map_err(|source| RingNetError::Connect {
-            member: peer,
-            address: ring.members[peer].address.clone(),
-            source,
-        })?;
-    let (fin, session) = ini
-        .on_accept(&accept)
-        .map_err(|source| RingNetError::Handshake {
-            member: peer,
-            source,
-        })?;
-    write_frame(&mut stream, &fin)
-        .await
-        .map_err(|source| RingNetError::Connect {
-            member: peer,
-            address: ring.members[peer].address.clone(),
-            source,
-        })?;
-    Ok((stream, session))
+    }
 }
 
-/// Answers one incoming connection. Refused peers get a reject frame and are closed.
+/// Answers one incoming connection. Refused peers get a reject frame and are closed. Nothing
+/// larger than a `Hello` is read before the peer proved it holds a member's key: a length
+/// prefix other than the `Hello`'s closes the connection unread.
 async fn answer(
     ring: Arc<RingSpec>,
     me: usize,
@@ -198,12 +309,16 @@ async fn answer(
     mut stream: TcpStream,
 ) -> Result<(TcpStream, Session), Option<HandshakeError>> {
     let _ = stream.set_nodelay(true);
-    let hello = read_frame(&mut stream).await.map_err(|_| None)?;
+    let hello = read_frame_max(&mut stream, crypto::HELLO_LEN)
+        .await
+        .map_err(|_| None)?;
     let entropy = crypto::random::<64>();
     match Responder::on_hello(ring, me, &id, &hello, &entropy) {
         Ok((resp, accept)) => {
             write_frame(&mut stream, &accept).await.map_err(|_| None)?;
-            let fin = read_frame(&mut stream).await.map_err(|_| None)?;
+            let fin = read_frame_max(&mut stream, MAX_HANDSHAKE_FRAME)
+                .await
+                .map_err(|_| None)?;
             match resp.on_finish(&fin) {
                 Ok(s) => Ok((stream, s)),
                 Err(e) => {
@@ -217,6 +332,63 @@ async fn answer(
             Err(Some(e))
         }
     }
+}
+
+/// Accepts connections for the whole round: members' handshakes go to `members`; everyone
+/// else is refused with a reason, within the [`PreAuthLimits`].
+fn spawn_acceptor(
+    listener: TcpListener,
+    ring: Arc<RingSpec>,
+    me: usize,
+    id: Arc<Identity>,
+    members: mpsc::UnboundedSender<Option<(TcpStream, Session)>>,
+    progress: Progress,
+    refusals: Arc<std::sync::Mutex<Refusals>>,
+) -> tokio::task::JoinHandle<()> {
+    let limits = PreAuthLimits::default();
+    let gate = Arc::new(Gate {
+        limits,
+        pending: Default::default(),
+    });
+    tokio::spawn(async move {
+        while let Ok((s, addr)) = listener.accept().await {
+            let Some(admitted) = Gate::admit(&gate, addr.ip()) else {
+                // Over the limits: closed unread.
+                if let Ok(mut r) = refusals.lock() {
+                    r.dropped += 1;
+                }
+                continue;
+            };
+            let (ring, id, tx) = (ring.clone(), id.clone(), members.clone());
+            let (progress, refusals) = (progress.clone(), refusals.clone());
+            tokio::spawn(async move {
+                let hs = tokio::time::timeout(limits.handshake_timeout, answer(ring, me, id, s));
+                let r = hs.await;
+                drop(admitted);
+                match r {
+                    Ok(Ok(c)) => {
+                        let _ = tx.send(Some(c));
+                    }
+                    Ok(Err(Some(e))) => {
+                        let Ok(mut r) = refusals.lock() else { return };
+                        r.refused += 1;
+                        if r.errors.len() < limits.max_reported {
+                            progress(format!("refused a connection from {addr}: {e}"));
+                            r.errors.push(RingNetError::Refused {
+                                address: addr.to_string(),
+                                source: e,
+                            });
+                        }
+                    }
+                    _ => {
+                        if let Ok(mut r) = refusals.lock() {
+                            r.dropped += 1;
+                        }
+                    }
+                }
+            });
+        }
+    })
 }
 
 pub(crate) fn spawn_connection(
@@ -310,39 +482,19 @@ pub async fn join(
     ));
     let deadline = Instant::now() + opts.connect_timeout;
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<Option<(TcpStream, Session)>>();
-    let failures: Arc<std::sync::Mutex<Vec<RingNetError>>> = Arc::default();
-    // Accept members; refuse everyone else with a reason (also after the start).
-    let acceptor = {
-        let (ring, id, conn_tx) = (ring.clone(), id.clone(), conn_tx.clone());
-        let (progress, failures) = (progress.clone(), failures.clone());
-        tokio::spawn(async move {
-            while let Ok((s, addr)) = listener.accept().await {
-                let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
-                let (progress, failures) = (progress.clone(), failures.clone());
-                tokio::spawn(async move {
-                    let hs = tokio::time::timeout(Duration::from_secs(30), answer(ring, me, id, s));
-                    match hs.await {
-                        Ok(Ok(c)) => {
-                            let _ = tx.send(Some(c));
-                        }
-                        Ok(Err(Some(e))) => {
-                            progress(format!("refused a connection from {addr}: {e}"));
-                            if let Ok(mut f) = failures.lock() {
-                                f.push(RingNetError::Refused {
-                                    address: addr.to_string(),
-                                    source: e,
-                                });
-                            }
-                        }
-                        _ => {}
-                    }
-                });
-            }
-        })
-    };
+    let refusals: Arc<std::sync::Mutex<Refusals>> = Arc::default();
+    let acceptor = spawn_acceptor(
+        listener,
+        ring.clone(),
+        me,
+        id.clone(),
+        conn_tx.clone(),
+        progress.clone(),
+        refusals.clone(),
+    );
     for peer in (me + 1)..n {
         let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
-        let (progress, failures) = (progress.clone(), failures.clone());
+        let (progress, refusals) = (progress.clone(), refusals.clone());
         tokio::spawn(async move {
             match connect(ring, me, id, peer, deadline).await {
                 Ok(c) => {
@@ -350,8 +502,8 @@ pub async fn join(
                 }
                 Err(e) => {
                     progress(e.to_string());
-                    if let Ok(mut f) = failures.lock() {
-                        f.push(e);
+                    if let Ok(mut r) = refusals.lock() {
+                        r.errors.push(e);
                     }
                     let _ = tx.send(None);
                 }
@@ -386,7 +538,10 @@ pub async fn join(
     ));
     if senders.is_empty() {
         // Nobody to average with: say why rather than "too few members".
-        let first = failures.lock().ok().and_then(|mut f| f.drain(..).next());
+        let first = refusals
+            .lock()
+            .ok()
+            .and_then(|mut r| r.errors.drain(..).next());
         return Err(first.unwrap_or(RingNetError::Timeout {
             what: format!(
                 "waiting for the other members to connect ({:?})",
@@ -469,6 +624,15 @@ pub async fn join(
     }
     let reduced = reducing.map(|t| t.elapsed()).unwrap_or_default();
     acceptor.abort();
+    if let Ok(r) = refusals.lock()
+        && r.refused + r.dropped > 0
+    {
+        progress(format!(
+            "before authentication: refused {} connection(s), dropped {} (over the limits, \
+             too slow or not speaking the protocol)",
+            r.refused, r.dropped
+        ));
+    }
     // Let the writers send what is queued (our verdict), then close.
     drop(senders);
     for w in writers {

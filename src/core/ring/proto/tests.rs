@@ -202,7 +202,7 @@ fn the_sum_digest_from_payload_leaves_is_the_digest_of_the_sum() {
                 wire::payload_digest(&o.sum),
                 "n {n} len {len}"
             );
-            let used = !m.result_leaves.is_empty() && m.result_leaves.iter().all(Option::is_some);
+            let used = m.sum_digest_from_leaves;
             assert_eq!(used, from_leaves, "n {n} len {len} chunk {chunk}");
         }
     }
@@ -333,7 +333,7 @@ fn replays_stale_views_and_forgeries_are_refused() {
     let (from, o) = data.expect("a data message");
     let mut tampered = o.bytes.to_vec();
     *tampered.last_mut().unwrap() ^= 1;
-    let e = Verifier::new(net3.machines[o.to].ring.clone())
+    let e = Verifier::new(net3.machines[o.to].member.ring.clone())
         .check(from, &tampered)
         .unwrap_err();
     assert!(
@@ -367,7 +367,7 @@ fn replays_stale_views_and_forgeries_are_refused() {
     let (_, ids) = spec(4);
     let old = wire::Signed::sign(
         &ids[2],
-        &net.machines[0].rd,
+        &net.machines[0].member.rd,
         false,
         2,
         0,
@@ -375,14 +375,14 @@ fn replays_stale_views_and_forgeries_are_refused() {
         vec![],
     );
     let mut m = Machine::new(
-        Arc::new(net.machines[0].ring.as_ref().clone()),
+        Arc::new(net.machines[0].member.ring.as_ref().clone()),
         0,
         Arc::new(Identity::from_seeds(&[1; 32], None)),
         net.inputs[0].clone(),
         [0; 32],
     )
     .unwrap();
-    m.view = 1;
+    m.view.number = 1;
     let e = m.handle(2, &wire::encode(&old)).unwrap_err();
     assert!(
         matches!(
@@ -411,7 +411,7 @@ fn a_hybrid_ring_gives_the_same_sum_and_refuses_a_bad_ml_dsa_half() {
     assert_eq!(a.sum, b.sum);
     assert_eq!(a.result_digest, b.result_digest);
     // Every kept message carries an ML-DSA-87 signature that verifies.
-    let ring = hybrid.machines[0].ring.clone();
+    let ring = hybrid.machines[0].member.ring.clone();
     for m in b.receipts.iter().chain(&b.commits).chain(&b.sketches) {
         assert_eq!(
             m.pq_sig.as_ref().map(Vec::len),
