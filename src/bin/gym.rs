@@ -46,7 +46,13 @@ fn exit_code(err: &anyhow::Error) -> i32 {
             gym::core::train::config::ConfigError,
             gym::core::plot::PlotError,
             gym::core::train::data::DataError,
-            gym::core::train::rewards::RewardError
+            gym::core::train::rewards::RewardError,
+            gym::core::orchestrator::OrchError,
+            gym::core::orchestrator::job::JobError,
+            gym::core::orchestrator::store::StoreError,
+            gym::core::orchestrator::log::LogError,
+            gym::core::orchestrator::client::ClientError,
+            gym::core::orchestrator::worker::WorkError
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -3,17 +3,21 @@
 
 pub mod cid;
 pub mod delta;
+pub mod demo;
 pub mod docs;
 pub mod eval;
 pub mod generate;
+pub mod job;
 pub mod key;
 pub mod model;
+pub mod orchestrate;
 pub mod out;
 pub mod plot;
 pub mod publish;
 pub mod reward;
 pub mod ring;
 pub mod train;
+pub mod work;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -90,6 +94,15 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
+    /// Run a job's orchestrator: rounds, rings, signed decision log, checkpoint publishing.
+    Orchestrate(orchestrate::OrchestrateArgs),
+    /// Train for an orchestrator's job: register, train, report, join each round's ring.
+    Work(work::WorkArgs),
+    /// Inspect or stop a running job.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback.
+    Demo(demo::DemoArgs),
 }
 
 /// The clap definition, for docs generation and tests.
@@ -120,6 +133,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
+        Command::Orchestrate(a) => orchestrate::run(&ctx, a),
+        Command::Work(a) => work::run(&ctx, a),
+        Command::Job(c) => job::run(&ctx, c),
+        Command::Demo(a) => demo::run(&ctx, a),
     }
 }
 

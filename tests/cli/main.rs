@@ -8,6 +8,7 @@ mod docs;
 mod hub_server;
 mod keys;
 mod model;
+mod orchestrate;
 mod plot;
 mod publish;
 mod reward;
