@@ -9,6 +9,10 @@ use gym::core::orchestrator::auth;
 
 use crate::common::{gym, json, run, tmp};
 
+fn body_json<T: serde::de::DeserializeOwned>(r: reqwest::blocking::Response) -> T {
+    serde_json::from_slice(&r.bytes().unwrap()).unwrap()
+}
+
 /// A port below the ephemeral range, spread by process id (as the ring tests pick theirs).
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -253,13 +257,11 @@ fn strangers_unsigned_and_replayed_requests_and_bad_job_files_are_refused() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let e: serde_json::Value = r.json().unwrap();
+    let e: serde_json::Value = body_json(r);
     assert_eq!(e["error"]["kind"], "unsigned");
     // signed by a roster key: accepted once, the same request again is a replay (409)
-    let job_info: serde_json::Value = reqwest::blocking::get(format!("{url}/v1/job"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let job_info: serde_json::Value =
+        body_json(reqwest::blocking::get(format!("{url}/v1/job")).unwrap());
     let job_id = job_info["job_id"].as_str().unwrap();
     let k0 = Identity::from_seeds(&[20; 32], None);
     let body = "{\"ring_addr\":\"127.0.0.1:1\"}";
@@ -276,23 +278,19 @@ fn strangers_unsigned_and_replayed_requests_and_bad_job_files_are_refused() {
         .send()
         .unwrap();
     assert_eq!(replay.status().as_u16(), 409);
-    let e: serde_json::Value = replay.json().unwrap();
+    let e: serde_json::Value = body_json(replay);
     assert_eq!(e["error"]["kind"], "replayed");
-    // a tampered body: 401; a report for a round that is not running: 409, nothing logged
-    let log_before: Vec<serde_json::Value> = reqwest::blocking::get(format!("{url}/v1/log"))
-        .unwrap()
-        .json()
-        .unwrap();
+    // a tampered body: 401; a report of a delta never uploaded: 422; neither is logged
+    let log_before: Vec<serde_json::Value> =
+        body_json(reqwest::blocking::get(format!("{url}/v1/log")).unwrap());
     let (rb, _) = signed_post(&url, job_id, &k0, "/v1/register", body);
     let r = rb.body("{\"ring_addr\":\"127.0.0.1:2\"}").send().unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let report = "{\"round\":7,\"object\":\"00\",\"weight\":1,\"reward\":0,\"loss\":0}";
     let (rb, _) = signed_post(&url, job_id, &k0, "/v1/report", report);
     assert_eq!(rb.send().unwrap().status().as_u16(), 422);
-    let log_after: Vec<serde_json::Value> = reqwest::blocking::get(format!("{url}/v1/log"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let log_after: Vec<serde_json::Value> =
+        body_json(reqwest::blocking::get(format!("{url}/v1/log")).unwrap());
     assert_eq!(log_before, log_after);
     // only the orchestrator's key stops the job
     let (code, _, err) = run(gym().args(["job", "stop", &url, "--key"]).arg(&stranger));
