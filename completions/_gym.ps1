@@ -41,6 +41,10 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('orchestrate', 'orchestrate', [CompletionResultType]::ParameterValue, 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing')
+            [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Train for an orchestrator''s job: register, train, report, join each round''s ring')
+            [CompletionResult]::new('job', 'job', [CompletionResultType]::ParameterValue, 'Inspect or stop a running job')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -584,6 +588,117 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;orchestrate' {
+            [CompletionResult]::new('--job', '--job', [CompletionResultType]::ParameterName, 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The orchestrator''s key: signs the decision log; `gym job stop` needs it')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to serve the API on')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job')
+            [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'Seconds to keep answering after the job is over, so workers see that it is')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;work' {
+            [CompletionResult]::new('--orchestrator', '--orchestrator', [CompletionResultType]::ParameterName, 'The orchestrator''s URL (as `gym orchestrate` prints it)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This worker''s key (its id must be on the job''s roster)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
+            [CompletionResult]::new('--ring-addr', '--ring-addr', [CompletionResultType]::ParameterName, 'Address the other ring members dial (default: 127.0.0.1 and a free port)')
+            [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before a ring member is dropped')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-work/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the job (signed with the orchestrator''s key)')
+            [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Fetch the signed decision log and check every signature and the hash chain')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;job;status' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print `gym-job-status/1` JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job;stop' {
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The orchestrator''s key')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job;log' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the entries as JSON (after checking them)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job;help' {
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the job (signed with the orchestrator''s key)')
+            [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Fetch the signed decision log and check every signature and the hash chain')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;job;help;status' {
+            break
+        }
+        'gym;job;help;stop' {
+            break
+        }
+        'gym;job;help;log' {
+            break
+        }
+        'gym;job;help;help' {
+            break
+        }
+        'gym;demo' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-demo/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
@@ -598,6 +713,10 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('orchestrate', 'orchestrate', [CompletionResultType]::ParameterValue, 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing')
+            [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Train for an orchestrator''s job: register, train, report, join each round''s ring')
+            [CompletionResult]::new('job', 'job', [CompletionResultType]::ParameterValue, 'Inspect or stop a running job')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -694,6 +813,30 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;completions' {
+            break
+        }
+        'gym;help;orchestrate' {
+            break
+        }
+        'gym;help;work' {
+            break
+        }
+        'gym;help;job' {
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the job (signed with the orchestrator''s key)')
+            [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Fetch the signed decision log and check every signature and the hash chain')
+            break
+        }
+        'gym;help;job;status' {
+            break
+        }
+        'gym;help;job;stop' {
+            break
+        }
+        'gym;help;job;log' {
+            break
+        }
+        'gym;help;demo' {
             break
         }
         'gym;help;help' {

@@ -25,6 +25,9 @@ _gym() {
             gym,delta)
                 cmd="gym__subcmd__delta"
                 ;;
+            gym,demo)
+                cmd="gym__subcmd__demo"
+                ;;
             gym,eval)
                 cmd="gym__subcmd__eval"
                 ;;
@@ -34,6 +37,9 @@ _gym() {
             gym,help)
                 cmd="gym__subcmd__help"
                 ;;
+            gym,job)
+                cmd="gym__subcmd__job"
+                ;;
             gym,key)
                 cmd="gym__subcmd__key"
                 ;;
@@ -42,6 +48,9 @@ _gym() {
                 ;;
             gym,model)
                 cmd="gym__subcmd__model"
+                ;;
+            gym,orchestrate)
+                cmd="gym__subcmd__orchestrate"
                 ;;
             gym,plot)
                 cmd="gym__subcmd__plot"
@@ -57,6 +66,9 @@ _gym() {
                 ;;
             gym,train)
                 cmd="gym__subcmd__train"
+                ;;
+            gym,work)
+                cmd="gym__subcmd__work"
                 ;;
             gym__subcmd__delta,diff)
                 cmd="gym__subcmd__delta__subcmd__diff"
@@ -103,6 +115,9 @@ _gym() {
             gym__subcmd__help,delta)
                 cmd="gym__subcmd__help__subcmd__delta"
                 ;;
+            gym__subcmd__help,demo)
+                cmd="gym__subcmd__help__subcmd__demo"
+                ;;
             gym__subcmd__help,eval)
                 cmd="gym__subcmd__help__subcmd__eval"
                 ;;
@@ -112,6 +127,9 @@ _gym() {
             gym__subcmd__help,help)
                 cmd="gym__subcmd__help__subcmd__help"
                 ;;
+            gym__subcmd__help,job)
+                cmd="gym__subcmd__help__subcmd__job"
+                ;;
             gym__subcmd__help,key)
                 cmd="gym__subcmd__help__subcmd__key"
                 ;;
@@ -120,6 +138,9 @@ _gym() {
                 ;;
             gym__subcmd__help,model)
                 cmd="gym__subcmd__help__subcmd__model"
+                ;;
+            gym__subcmd__help,orchestrate)
+                cmd="gym__subcmd__help__subcmd__orchestrate"
                 ;;
             gym__subcmd__help,plot)
                 cmd="gym__subcmd__help__subcmd__plot"
@@ -136,6 +157,9 @@ _gym() {
             gym__subcmd__help,train)
                 cmd="gym__subcmd__help__subcmd__train"
                 ;;
+            gym__subcmd__help,work)
+                cmd="gym__subcmd__help__subcmd__work"
+                ;;
             gym__subcmd__help__subcmd__delta,diff)
                 cmd="gym__subcmd__help__subcmd__delta__subcmd__diff"
                 ;;
@@ -150,6 +174,15 @@ _gym() {
                 ;;
             gym__subcmd__help__subcmd__delta,verify)
                 cmd="gym__subcmd__help__subcmd__delta__subcmd__verify"
+                ;;
+            gym__subcmd__help__subcmd__job,log)
+                cmd="gym__subcmd__help__subcmd__job__subcmd__log"
+                ;;
+            gym__subcmd__help__subcmd__job,status)
+                cmd="gym__subcmd__help__subcmd__job__subcmd__status"
+                ;;
+            gym__subcmd__help__subcmd__job,stop)
+                cmd="gym__subcmd__help__subcmd__job__subcmd__stop"
                 ;;
             gym__subcmd__help__subcmd__key,show)
                 cmd="gym__subcmd__help__subcmd__key__subcmd__show"
@@ -177,6 +210,30 @@ _gym() {
                 ;;
             gym__subcmd__help__subcmd__ring,plan)
                 cmd="gym__subcmd__help__subcmd__ring__subcmd__plan"
+                ;;
+            gym__subcmd__job,help)
+                cmd="gym__subcmd__job__subcmd__help"
+                ;;
+            gym__subcmd__job,log)
+                cmd="gym__subcmd__job__subcmd__log"
+                ;;
+            gym__subcmd__job,status)
+                cmd="gym__subcmd__job__subcmd__status"
+                ;;
+            gym__subcmd__job,stop)
+                cmd="gym__subcmd__job__subcmd__stop"
+                ;;
+            gym__subcmd__job__subcmd__help,help)
+                cmd="gym__subcmd__job__subcmd__help__subcmd__help"
+                ;;
+            gym__subcmd__job__subcmd__help,log)
+                cmd="gym__subcmd__job__subcmd__help__subcmd__log"
+                ;;
+            gym__subcmd__job__subcmd__help,status)
+                cmd="gym__subcmd__job__subcmd__help__subcmd__status"
+                ;;
+            gym__subcmd__job__subcmd__help,stop)
+                cmd="gym__subcmd__job__subcmd__help__subcmd__stop"
                 ;;
             gym__subcmd__key,help)
                 cmd="gym__subcmd__key__subcmd__help"
@@ -263,7 +320,7 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model train eval generate plot completions help"
+            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -630,6 +687,32 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__demo)
+            opts="-o -q -h -V --output --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__eval)
             opts="-q -h -V --model --adapter --delta --trusted-keys --data --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -739,7 +822,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__help)
-            opts="keygen key delta reward ring cid publish model train eval generate plot completions help"
+            opts="keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -864,6 +947,20 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__help__subcmd__eval)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -895,6 +992,62 @@ _gym() {
         gym__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__job)
+            opts="status stop log"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__job__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__job__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__job__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -965,6 +1118,20 @@ _gym() {
         gym__subcmd__help__subcmd__model__subcmd__inspect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__help__subcmd__orchestrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1144,6 +1311,166 @@ _gym() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gym__subcmd__help__subcmd__work)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job)
+            opts="-q -h -V --quiet --threads --help --version status stop log help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__help)
+            opts="status stop log help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__help__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__log)
+            opts="-q -h -V --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__status)
+            opts="-q -h -V --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__job__subcmd__stop)
+            opts="-q -h -V --key --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gym__subcmd__key)
             opts="-q -h -V --quiet --threads --help --version show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1316,6 +1643,44 @@ _gym() {
             fi
             case "${prev}" in
                 --rank)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__orchestrate)
+            opts="-q -h -V --job --key --listen --store --linger --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --linger)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1978,6 +2343,48 @@ _gym() {
                     return 0
                     ;;
                 --save-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gym__subcmd__work)
+            opts="-o -q -h -V --orchestrator --key --output --ring-addr --ring-timeout --json --quiet --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --orchestrator)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

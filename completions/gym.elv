@@ -38,6 +38,10 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand orchestrate 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+            cand work 'Train for an orchestrator''s job: register, train, report, join each round''s ring'
+            cand job 'Inspect or stop a running job'
+            cand demo 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;keygen'= {
@@ -529,6 +533,105 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;orchestrate'= {
+            cand --job 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)'
+            cand --key 'The orchestrator''s key: signs the decision log; `gym job stop` needs it'
+            cand --listen 'Address to serve the API on'
+            cand --store 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job'
+            cand --linger 'Seconds to keep answering after the job is over, so workers see that it is'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;work'= {
+            cand --orchestrator 'The orchestrator''s URL (as `gym orchestrate` prints it)'
+            cand --key 'This worker''s key (its id must be on the job''s roster)'
+            cand -o 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
+            cand --output 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
+            cand --ring-addr 'Address the other ring members dial (default: 127.0.0.1 and a free port)'
+            cand --ring-timeout 'Seconds without progress before a ring member is dropped'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print a JSON summary at the end (format `gym-work/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+            cand stop 'Stop the job (signed with the orchestrator''s key)'
+            cand log 'Fetch the signed decision log and check every signature and the hash chain'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;job;status'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print `gym-job-status/1` JSON'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job;stop'= {
+            cand --key 'The orchestrator''s key'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job;log'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print the entries as JSON (after checking them)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job;help'= {
+            cand status 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+            cand stop 'Stop the job (signed with the orchestrator''s key)'
+            cand log 'Fetch the signed decision log and check every signature and the hash chain'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;job;help;status'= {
+        }
+        &'gym;job;help;stop'= {
+        }
+        &'gym;job;help;log'= {
+        }
+        &'gym;job;help;help'= {
+        }
+        &'gym;demo'= {
+            cand -o 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)'
+            cand --output 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print a JSON summary at the end (format `gym-demo/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;help'= {
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
@@ -543,6 +646,10 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand orchestrate 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+            cand work 'Train for an orchestrator''s job: register, train, report, join each round''s ring'
+            cand job 'Inspect or stop a running job'
+            cand demo 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;help;keygen'= {
@@ -612,6 +719,23 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;plot'= {
         }
         &'gym;help;completions'= {
+        }
+        &'gym;help;orchestrate'= {
+        }
+        &'gym;help;work'= {
+        }
+        &'gym;help;job'= {
+            cand status 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+            cand stop 'Stop the job (signed with the orchestrator''s key)'
+            cand log 'Fetch the signed decision log and check every signature and the hash chain'
+        }
+        &'gym;help;job;status'= {
+        }
+        &'gym;help;job;stop'= {
+        }
+        &'gym;help;job;log'= {
+        }
+        &'gym;help;demo'= {
         }
         &'gym;help;help'= {
         }

@@ -41,6 +41,10 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "eval" -d 'Evaluate a model 
 complete -c gym -n "__fish_gym_needs_command" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
 complete -c gym -n "__fish_gym_needs_command" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_needs_command" -f -a "orchestrate" -d 'Run a job\'s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+complete -c gym -n "__fish_gym_needs_command" -f -a "work" -d 'Train for an orchestrator\'s job: register, train, report, join each round\'s ring'
+complete -c gym -n "__fish_gym_needs_command" -f -a "job" -d 'Inspect or stop a running job'
+complete -c gym -n "__fish_gym_needs_command" -f -a "demo" -d 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
@@ -351,20 +355,76 @@ complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Work
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l job -d 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l key -d 'The orchestrator\'s key: signs the decision log; `gym job stop` needs it' -r -F
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l listen -d 'Address to serve the API on' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l store -d 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l linger -d 'Seconds to keep answering after the job is over, so workers see that it is' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand work" -l orchestrator -d 'The orchestrator\'s URL (as `gym orchestrate` prints it)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l key -d 'This worker\'s key (its id must be on the job\'s roster)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand work" -s o -l output -d 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>' -r -F
+complete -c gym -n "__fish_gym_using_subcommand work" -l ring-addr -d 'Address the other ring members dial (default: 127.0.0.1 and a free port)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l ring-timeout -d 'Seconds without progress before a ring member is dropped' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l json -d 'Print a JSON summary at the end (format `gym-work/1`)'
+complete -c gym -n "__fish_gym_using_subcommand work" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand work" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand work" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "status" -d 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "stop" -d 'Stop the job (signed with the orchestrator\'s key)'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l json -d 'Print `gym-job-status/1` JSON'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l key -d 'The orchestrator\'s key' -r -F
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l json -d 'Print the entries as JSON (after checking them)'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "status" -d 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop the job (signed with the orchestrator\'s key)'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s o -l output -d 'Folder for the job file, the orchestrator\'s state, the workers\' runs and the published checkpoints (an earlier demo there is replaced)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand demo" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand demo" -l json -d 'Print a JSON summary at the end (format `gym-demo/1`)'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "orchestrate" -d 'Run a job\'s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "work" -d 'Train for an orchestrator\'s job: register, train, report, join each round\'s ring'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "job" -d 'Inspect or stop a running job'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "demo" -d 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions orchestrate work job demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
@@ -379,3 +439,6 @@ complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "audit" -d 'Audit a result of `gym ring join` offline: receipts, transcript, members\' inputs, mean'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from job" -f -a "status" -d 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from job" -f -a "stop" -d 'Stop the job (signed with the orchestrator\'s key)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from job" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
