@@ -141,7 +141,7 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
     }
     .map_err(|e| WorkError::Setup(e.to_string()))?;
     let rewards = Rewards::new(&cfg.reward).map_err(TrainError::from)?;
-    if cfg.aggregate_interval % cfg.steps_per_rollout() != 0 {
+    if !cfg.aggregate_interval.is_multiple_of(cfg.steps_per_rollout()) {
         return Err(WorkError::Setup(format!(
             "the job's aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({})",
             cfg.aggregate_interval,
