@@ -300,3 +300,80 @@ fn strangers_unsigned_and_replayed_requests_and_bad_job_files_are_refused() {
     let (code, _) = finish(orch, Duration::from_secs(60));
     assert_eq!(code, 0);
 }
+
+fn status(url: &str) -> Option<serde_json::Value> {
+    let r = reqwest::blocking::get(format!("{url}/v1/status")).ok()?;
+    serde_json::from_slice(&r.bytes().ok()?).ok()
+}
+
+#[test]
+fn kill_9_of_the_orchestrator_mid_round_loses_and_redoes_nothing() {
+    let d = tmp();
+    let (orch_key, _) = key(d.path(), "orch", 3);
+    let workers: Vec<(PathBuf, String)> = (0..3)
+        .map(|i| key(d.path(), &format!("w{i}"), 30 + i))
+        .collect();
+    let ids: Vec<String> = workers.iter().map(|w| w.1.clone()).collect();
+    let job = job_file(d.path(), &ids, "redundancy = 0");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut orch = orchestrate(&job, &orch_key, port, &d.path().join("orch1.log"));
+    wait_up(&url);
+    let procs: Vec<Child> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| work(&url, k, &d.path().join(format!("w{i}"))))
+        .collect();
+    // wait until round 1 is being trained, then kill -9 the orchestrator
+    let start = Instant::now();
+    loop {
+        let s = status(&url);
+        if s.as_ref()
+            .is_some_and(|s| s["accepted_rounds"] == 1 && s["phase"] == "training")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "round 1 never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    orch.kill().unwrap(); // SIGKILL
+    orch.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let olog = d.path().join("orch2.log");
+    let orch = orchestrate(&job, &orch_key, port, &olog);
+    for (i, p) in procs.into_iter().enumerate() {
+        let (code, out) = finish(p, Duration::from_secs(900));
+        let wlog = std::fs::read_to_string(d.path().join(format!("w{i}.log"))).unwrap_or_default();
+        assert_eq!(
+            code,
+            0,
+            "worker {i}:\n{wlog}\n{}",
+            std::fs::read_to_string(&olog).unwrap()
+        );
+        let s = json(&out);
+        assert_eq!(
+            s["rounds_trained"], 4,
+            "worker {i} trained a round twice or lost one: {s}\n{wlog}"
+        );
+    }
+    let st = status(&url).expect("status after the job");
+    assert_eq!(st["phase"], "finished");
+    let rounds: Vec<u64> = st["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds, vec![0, 1, 2, 3]);
+    assert_eq!(st["abandoned_rounds"], 0);
+    assert_eq!(st["published"].as_array().unwrap().len(), 2);
+    let (code, _, err) = run(gym().args(["job", "log", &url]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _) = finish(orch, Duration::from_secs(60));
+    assert_eq!(code, 0);
+    let restarted = std::fs::read_to_string(&olog).unwrap();
+    assert!(restarted.contains("1 accepted of 4 rounds"), "{restarted}");
+}

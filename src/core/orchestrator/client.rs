@@ -61,6 +61,8 @@ pub struct Client {
     base: String,
     http: reqwest::blocking::Client,
     job_id: String,
+    /// How long to keep retrying a request the orchestrator does not answer (a restart).
+    pub patience: Duration,
 }
 
 impl Client {
@@ -77,6 +79,7 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             http,
             job_id: String::new(),
+            patience: Duration::ZERO,
         };
         let job: serde_json::Value = c.get_json("/v1/job")?;
         c.job_id = job["job_id"].as_str().unwrap_or_default().to_string();
@@ -85,6 +88,25 @@ impl Client {
 
     pub fn job_id(&self) -> &str {
         &self.job_id
+    }
+
+    /// Sends the request `build` makes, again and again while the orchestrator cannot be
+    /// reached, for up to `patience` (a signed request is signed afresh each time).
+    fn send(
+        &self,
+        path: &str,
+        build: impl Fn() -> reqwest::blocking::RequestBuilder,
+    ) -> Result<reqwest::blocking::Response, ClientError> {
+        let start = std::time::Instant::now();
+        loop {
+            match build().send() {
+                Ok(r) => return Ok(r),
+                Err(e) if (e.is_connect() || e.is_timeout()) && start.elapsed() < self.patience => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(self.net(path, e)),
+            }
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -125,11 +147,7 @@ impl Client {
     }
 
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let r = self
-            .http
-            .get(self.url(path))
-            .send()
-            .map_err(|e| self.net(path, e))?;
+        let r = self.send(path, || self.http.get(self.url(path)))?;
         let body = self.check(path, r)?;
         self.parse(path, &body)
     }
@@ -142,17 +160,16 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
-        let env = auth::sign(key, &self.job_id, method.as_str(), path, &body, now_ms());
-        let r = self
-            .http
-            .request(method, self.url(path))
-            .header(auth::H_KEY, env.key)
-            .header(auth::H_TIME, env.time_ms.to_string())
-            .header(auth::H_NONCE, env.nonce)
-            .header(auth::H_SIG, env.signature)
-            .body(body)
-            .send()
-            .map_err(|e| self.net(path, e))?;
+        let r = self.send(path, || {
+            let env = auth::sign(key, &self.job_id, method.as_str(), path, &body, now_ms());
+            self.http
+                .request(method.clone(), self.url(path))
+                .header(auth::H_KEY, env.key)
+                .header(auth::H_TIME, env.time_ms.to_string())
+                .header(auth::H_NONCE, env.nonce)
+                .header(auth::H_SIG, env.signature)
+                .body(body.clone())
+        })?;
         self.check(path, r)
     }
 
@@ -200,11 +217,7 @@ impl Client {
     /// Downloads an object and checks it against its address.
     pub fn get_object(&self, addr: &str) -> Result<Vec<u8>, ClientError> {
         let path = format!("/v1/objects/{addr}");
-        let r = self
-            .http
-            .get(self.url(&path))
-            .send()
-            .map_err(|e| self.net(&path, e))?;
+        let r = self.send(&path, || self.http.get(self.url(&path)))?;
         let body = self.check(&path, r)?;
         if content_address(&body) != addr {
             return Err(ClientError::Answer {

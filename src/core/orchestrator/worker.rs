@@ -141,7 +141,10 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
     }
     .map_err(|e| WorkError::Setup(e.to_string()))?;
     let rewards = Rewards::new(&cfg.reward).map_err(TrainError::from)?;
-    if !cfg.aggregate_interval.is_multiple_of(cfg.steps_per_rollout()) {
+    if !cfg
+        .aggregate_interval
+        .is_multiple_of(cfg.steps_per_rollout())
+    {
         return Err(WorkError::Setup(format!(
             "the job's aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({})",
             cfg.aggregate_interval,
@@ -171,6 +174,15 @@ fn load_aggregate(t: &Trainer, bytes: &[u8]) -> Result<(), WorkError> {
         var.set(v).map_err(TrainError::from)?;
     }
     Ok(())
+}
+
+/// A report the orchestrator already has (its answer was lost in a restart) is not an error.
+fn accepted_or_duplicate(r: Result<serde_json::Value, ClientError>) -> Result<(), WorkError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == Some("duplicate") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// This round's own delta, kept for the ring.
@@ -253,7 +265,7 @@ impl Worker<'_> {
         let bytes = std::fs::read(&delta.path)
             .map_err(|e| TrainError::Io(format!("{}: {e}", delta.path.display())))?;
         let object = self.client.put_object(&self.opts.key, bytes)?;
-        self.client.report(
+        let sent = self.client.report(
             &self.opts.key,
             &ReportBody {
                 round: v.round,
@@ -262,7 +274,8 @@ impl Worker<'_> {
                 reward,
                 loss,
             },
-        )?;
+        );
+        accepted_or_duplicate(sent)?;
         self.loaded = None; // the model now holds this worker's own update
         self.rounds_trained += 1;
         (self.on_event)(WorkEvent::Trained {
@@ -325,13 +338,14 @@ impl Worker<'_> {
             std::fs::read(&path).map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
         load_aggregate(t, &bytes)?;
         let object = self.client.put_object(&self.opts.key, bytes)?;
-        self.client.result(
+        let sent = self.client.result(
             &self.opts.key,
             &ResultBody {
                 round: v.round,
                 object: object.clone(),
             },
-        )?;
+        );
+        accepted_or_duplicate(sent)?;
         self.loaded = Some(object.clone());
         self.rings += 1;
         (self.on_event)(WorkEvent::Ring {
@@ -354,7 +368,8 @@ impl Worker<'_> {
 
 /// Runs the worker loop until the job is finished or stopped.
 pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSummary, WorkError> {
-    let (client, job) = Client::connect(&opts.url)?;
+    let (mut client, job) = Client::connect(&opts.url)?;
+    client.patience = opts.patience;
     let ring_addr = match &opts.ring_addr {
         Some(a) => a.clone(),
         None => free_loopback()?,
