@@ -377,3 +377,95 @@ fn kill_9_of_the_orchestrator_mid_round_loses_and_redoes_nothing() {
     let restarted = std::fs::read_to_string(&olog).unwrap();
     assert!(restarted.contains("1 accepted of 4 rounds"), "{restarted}");
 }
+
+#[test]
+fn kill_9_of_a_worker_mid_training_evicts_it_and_it_rejoins_later() {
+    let d = tmp();
+    let (orch_key, _) = key(d.path(), "orch", 4);
+    let workers: Vec<(PathBuf, String)> = (0..3)
+        .map(|i| key(d.path(), &format!("w{i}"), 40 + i))
+        .collect();
+    let ids: Vec<String> = workers.iter().map(|w| w.1.clone()).collect();
+    let job = job_file(d.path(), &ids, "redundancy = 0");
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("min_workers = 3", "min_workers = 2")
+        .replace("train = 300", "train = 8");
+    std::fs::write(&job, text).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let olog = d.path().join("orch.log");
+    let orch = orchestrate(&job, &orch_key, port, &olog);
+    wait_up(&url);
+    let mut procs: Vec<Child> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| work(&url, k, &d.path().join(format!("w{i}"))))
+        .collect();
+    let wait_for = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = Instant::now();
+        loop {
+            if status(&url).as_ref().is_some_and(ok) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(600), "never: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let state = |s: &serde_json::Value, i: usize| {
+        s["workers"][i]["state"].as_str().unwrap_or("").to_string()
+    };
+    wait_for("worker 2 training round 1", &|s| {
+        s["accepted_rounds"] == 1 && s["phase"] == "training" && state(s, 2) == "training"
+    });
+    let mut victim = procs.remove(2);
+    victim.kill().unwrap(); // SIGKILL, mid-training
+    victim.wait().unwrap();
+    wait_for("worker 2 evicted", &|s| state(s, 2) == "absent");
+    let again = work(&url, &workers[2].0, &d.path().join("w2-again"));
+    for (i, p) in procs.into_iter().enumerate() {
+        let (code, _) = finish(p, Duration::from_secs(900));
+        let wlog = std::fs::read_to_string(d.path().join(format!("w{i}.log"))).unwrap_or_default();
+        assert_eq!(
+            code,
+            0,
+            "worker {i}:\n{wlog}\n{}",
+            std::fs::read_to_string(&olog).unwrap()
+        );
+    }
+    let (code, out) = finish(again, Duration::from_secs(900));
+    let wlog = std::fs::read_to_string(d.path().join("w2-again.log")).unwrap_or_default();
+    assert_eq!(code, 0, "restarted worker:\n{wlog}");
+    let s = json(&out);
+    assert!(
+        s["rounds_trained"].as_u64().unwrap() >= 1,
+        "the restarted worker never rejoined: {s}\n{wlog}"
+    );
+    let st = status(&url).expect("status after the job");
+    assert_eq!(st["accepted_rounds"], 4);
+    let round1 = &st["rounds"][1]["members"];
+    assert!(
+        !round1.as_array().unwrap().iter().any(|m| m == &ids[2]),
+        "{round1}"
+    );
+    let (code, out, err) = run(gym().args(["job", "log", "--json", &url]));
+    assert_eq!(code, 0, "{err}");
+    let log = json(&out);
+    assert!(log.as_array().unwrap().iter().any(|e| e["decision"]["kind"] == "evict" && e["decision"]["worker"] == ids[2].as_str()));
+    // everyone ends with the final aggregate, the restarted worker included
+    let cid = st["published"][1]["cid"].as_str().unwrap();
+    let published = std::fs::read(
+        d.path()
+            .join("published")
+            .join(cid)
+            .join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    for dir in ["w0", "w1", "w2-again"] {
+        let got =
+            std::fs::read(d.path().join(dir).join("adapter/adapter_model.safetensors")).unwrap();
+        assert!(got == published, "{dir}'s adapter differs from {cid}");
+    }
+    let (code, _) = finish(orch, Duration::from_secs(60));
+    assert_eq!(code, 0);
+}
