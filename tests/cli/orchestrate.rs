@@ -469,3 +469,33 @@ fn kill_9_of_a_worker_mid_training_evicts_it_and_it_rejoins_later() {
     let (code, _) = finish(orch, Duration::from_secs(60));
     assert_eq!(code, 0);
 }
+
+#[test]
+fn gym_demo_runs_two_epochs_and_publishes_both_checkpoints() {
+    let d = tmp();
+    let out = d.path().join("demo");
+    let (code, stdout, err) = run(gym()
+        .args(["--threads", "1", "demo", "--json", "-o"])
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let s = json(&stdout);
+    assert_eq!(s["format"], "gym-demo/1");
+    let st = &s["status"];
+    assert_eq!(st["phase"], "finished");
+    assert_eq!(st["accepted_rounds"], 6);
+    let rounds = st["rounds"].as_array().unwrap();
+    let first = rounds[0]["reward"].as_f64().unwrap();
+    let last = rounds[5]["reward"].as_f64().unwrap();
+    assert!(last > first, "reward did not rise: {first} -> {last}");
+    for p in st["published"].as_array().unwrap() {
+        let cid = p["cid"].as_str().unwrap();
+        assert!(
+            out.join("published")
+                .join(cid)
+                .join("adapter_model.safetensors")
+                .exists()
+        );
+    }
+    assert_eq!(s["workers"].as_array().unwrap().len(), 3);
+    assert!(err.contains("ring of 3 agreed"), "{err}");
+}
