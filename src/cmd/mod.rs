@@ -3,13 +3,16 @@
 
 pub mod cid;
 pub mod delta;
+pub mod demo;
 pub mod docs;
 pub mod download;
 pub mod eval;
 pub mod exit;
 pub mod generate;
+pub mod job;
 pub mod key;
 pub mod model;
+pub mod orchestrate;
 pub mod out;
 pub mod plot;
 pub mod publish;
@@ -17,6 +20,7 @@ pub mod reward;
 pub mod ring;
 pub mod train;
 pub mod validate;
+pub mod work;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -76,6 +80,15 @@ pub enum Command {
     Download(download::DownloadArgs),
     /// Check a round's deltas (signature, sequence, base, norm, held-out loss); signed verdicts.
     Validate(validate::ValidateArgs),
+    /// Run a job's orchestrator: rounds, rings, signed decision log, checkpoint publishing.
+    Orchestrate(orchestrate::OrchestrateArgs),
+    /// Train for an orchestrator's job: register, train, report, join each round's ring.
+    Work(work::WorkArgs),
+    /// Inspect or stop a running job.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback.
+    Demo(demo::DemoArgs),
 }
 
 /// The clap definition, for docs generation and tests.
@@ -108,6 +121,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(a) => docs::completions(a),
         Command::Download(a) => download::run(&ctx, a),
         Command::Validate(a) => validate::run(&ctx, a),
+        Command::Orchestrate(a) => orchestrate::run(&ctx, a),
+        Command::Work(a) => work::run(&ctx, a),
+        Command::Job(c) => job::run(&ctx, c),
+        Command::Demo(a) => demo::run(&ctx, a),
     }
 }
 

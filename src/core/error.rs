@@ -180,6 +180,12 @@ classified!(
     crate::core::train::dataset::DatasetError,
     crate::core::chat::ChatError,
     crate::core::validate::ValidateError,
+    crate::core::orchestrator::OrchError,
+    crate::core::orchestrator::job::JobError,
+    crate::core::orchestrator::store::StoreError,
+    crate::core::orchestrator::log::LogError,
+    crate::core::orchestrator::client::ClientError,
+    crate::core::orchestrator::worker::WorkError,
 );
 
 #[cfg(test)]

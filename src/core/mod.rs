@@ -11,6 +11,7 @@ pub mod ipfs;
 pub mod keys;
 pub mod model;
 pub mod net;
+pub mod orchestrator;
 pub mod plot;
 pub mod reward;
 pub mod ring;

@@ -10,6 +10,7 @@ mod hub_download;
 mod hub_server;
 mod keys;
 mod model;
+mod orchestrate;
 mod plot;
 mod publish;
 mod reward;

@@ -1,0 +1,449 @@
+//! The `gym work` loop: register with the orchestrator, then, round after round, train
+//! `aggregate_interval` steps from the current aggregate (through the same `Trainer` and run
+//! folder as `gym train`), upload and report the signed delta, join the round's ring with it
+//! (the same ring driver as `gym ring join`), upload and report the agreed result, and continue
+//! from it. A worker that restarts, or is evicted, registers again and enters at the next round
+//! from the last accepted aggregate. Nothing here prints: events go to a callback.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+
+use super::client::{Client, ClientError};
+use super::server::{ReportBody, ResultBody, WorkerView};
+use super::{OrchError, checkpoint, job};
+use crate::core::error::{Classify, ErrorClass};
+use crate::core::keys::Identity;
+use crate::core::model::{self, lora};
+use crate::core::ring::{config::RingSpec, io as rio, net};
+use crate::core::train::checkpoint::{DeltaWritten, RunDir};
+use crate::core::train::config::{ConfigError, TOY_DATA, TrainConfig};
+use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::rewards::Rewards;
+use crate::core::train::trainer::{self, StepMetrics, TrainError, Trainer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Orch(#[from] OrchError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Classify for WorkError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            WorkError::Client(e) => e.class(),
+            WorkError::Train(e) => e.class(),
+            WorkError::Config(e) => e.class(),
+            WorkError::Orch(e) => e.class(),
+            WorkError::Setup(_) => ErrorClass::Usage,
+        }
+    }
+}
+
+/// How to work.
+#[derive(Clone)]
+pub struct WorkOptions {
+    pub url: String,
+    pub key: Arc<Identity>,
+    pub output: PathBuf,
+    /// The address other ring members dial (default: 127.0.0.1 and a free port).
+    pub ring_addr: Option<String>,
+    pub poll: Duration,
+    /// Ring step timeout (a stalled member is dropped after this long).
+    pub ring_timeout: Duration,
+    /// How long the orchestrator may be unreachable before the worker gives up.
+    pub patience: Duration,
+}
+
+/// What the loop reports.
+#[derive(Debug, Clone)]
+pub enum WorkEvent {
+    Registered {
+        worker: String,
+        index: usize,
+        ring_addr: String,
+    },
+    Trained {
+        round: u64,
+        steps: usize,
+        reward: f64,
+        loss: f64,
+    },
+    Ring {
+        round: u64,
+        members: usize,
+        result: String,
+    },
+    RingFailed {
+        round: u64,
+        error: String,
+    },
+    Readmitted,
+    Finished {
+        aggregate: Option<String>,
+    },
+}
+
+/// The end of a worker's job.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkSummary {
+    pub worker: String,
+    pub rounds_trained: u64,
+    pub rings: u64,
+    pub aggregate: Option<String>,
+    pub adapter: Option<PathBuf>,
+}
+
+/// The model and data a job names, as `gym train` loads them.
+fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
+    let dev = Device::Cpu;
+    let (m, tok, base_hash) = match &cfg.model {
+        Some(dir) => (
+            model::load_with(
+                dir,
+                &dev,
+                model::LoadOptions {
+                    nf4: cfg.use_4bit,
+                    double_quant: trainer::NF4_DOUBLE_QUANT,
+                },
+            )
+            .map_err(TrainError::from)?,
+            model::load_tokenizer(dir).map_err(TrainError::from)?,
+            trainer::base_hash_dir(dir).map_err(TrainError::from)?,
+        ),
+        None => {
+            let (m, t) = model::embedded::tiny_qwen3(&dev).map_err(TrainError::from)?;
+            let h = trainer::base_hash_files(&[(
+                "model.safetensors".into(),
+                model::embedded::TINY_WEIGHTS.to_vec(),
+            )]);
+            (m, t, h)
+        }
+    };
+    let template = ChatTemplate::Qwen3 {
+        enable_thinking: cfg.enable_thinking,
+    };
+    let examples = match &cfg.data {
+        Some(p) => data::load_jsonl(p, template),
+        None => data::parse_jsonl(TOY_DATA, "<bundled toy task>", template),
+    }
+    .map_err(|e| WorkError::Setup(e.to_string()))?;
+    let rewards = Rewards::new(&cfg.reward).map_err(TrainError::from)?;
+    if !cfg
+        .aggregate_interval
+        .is_multiple_of(cfg.steps_per_rollout())
+    {
+        return Err(WorkError::Setup(format!(
+            "the job's aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({})",
+            cfg.aggregate_interval,
+            cfg.steps_per_rollout()
+        )));
+    }
+    Ok((Trainer::new(cfg, m, tok, examples, rewards)?, base_hash))
+}
+
+/// 127.0.0.1 and a port that was free a moment ago.
+fn free_loopback() -> Result<String, WorkError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
+    let a = l
+        .local_addr()
+        .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
+    Ok(a.to_string())
+}
+
+/// Replaces the LoRA factors with an aggregate's.
+fn load_aggregate(t: &Trainer, bytes: &[u8]) -> Result<(), WorkError> {
+    let tensors = checkpoint::load_tensors(bytes, t.model.device())?;
+    for (name, var) in lora::trainable(&t.model) {
+        let v = tensors.get(&name).ok_or_else(|| {
+            OrchError::Object(format!("the aggregate lacks the model's tensor {name}"))
+        })?;
+        var.set(v).map_err(TrainError::from)?;
+    }
+    Ok(())
+}
+
+/// A report the orchestrator already has (its answer was lost in a restart) is not an error.
+fn accepted_or_duplicate(r: Result<serde_json::Value, ClientError>) -> Result<(), WorkError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == Some("duplicate") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// This round's own delta, kept for the ring.
+struct Trained {
+    round: u64,
+    delta: DeltaWritten,
+    weight: u64,
+}
+
+struct Worker<'a> {
+    opts: &'a WorkOptions,
+    client: Client,
+    id: String,
+    ring_addr: String,
+    /// The aggregate the model holds (None: the base model, or nothing loaded yet).
+    loaded: Option<String>,
+    trained: Option<Trained>,
+    rounds_trained: u64,
+    rings: u64,
+    on_event: &'a dyn Fn(WorkEvent),
+}
+
+impl Worker<'_> {
+    /// Polls, riding out an orchestrator restart for up to `patience`.
+    fn poll(&self) -> Result<WorkerView, WorkError> {
+        let start = Instant::now();
+        loop {
+            match self.client.poll(&self.opts.key) {
+                Ok(v) => return Ok(v),
+                Err(e @ ClientError::Network { .. }) => {
+                    if start.elapsed() > self.opts.patience {
+                        return Err(e.into());
+                    }
+                    std::thread::sleep(self.opts.poll.max(Duration::from_millis(200)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn register(&self) -> Result<serde_json::Value, WorkError> {
+        Ok(self.client.register(&self.opts.key, &self.ring_addr)?)
+    }
+
+    /// Makes the model hold `base` (downloading it when it is not the one loaded).
+    fn sync_base(&mut self, t: &Trainer, base: &Option<String>) -> Result<(), WorkError> {
+        if *base == self.loaded {
+            return Ok(());
+        }
+        if let Some(addr) = base {
+            let bytes = self.client.get_object(addr)?;
+            load_aggregate(t, &bytes)?;
+        }
+        self.loaded = base.clone();
+        Ok(())
+    }
+
+    fn train_round(
+        &mut self,
+        t: &mut Trainer,
+        run: &mut RunDir<'_>,
+        seen: &RefCell<Vec<StepMetrics>>,
+        v: &WorkerView,
+    ) -> Result<(), WorkError> {
+        self.sync_base(t, &v.base)?;
+        run.state.parent_hash = v.base.clone();
+        let before = (t.train_tokens, seen.borrow().len());
+        t.cfg.max_steps = t.step + t.cfg.aggregate_interval;
+        t.run(run)?;
+        let delta = run
+            .deltas
+            .last()
+            .cloned()
+            .ok_or_else(|| WorkError::Setup("the round wrote no delta".into()))?;
+        let weight = (t.train_tokens - before.0).max(1);
+        let steps = &seen.borrow()[before.1..];
+        let n = steps.len().max(1) as f64;
+        let reward = steps.iter().map(|m| m.reward_mean).sum::<f64>() / n;
+        let loss = steps.iter().map(|m| m.loss).sum::<f64>() / n;
+        let bytes = std::fs::read(&delta.path)
+            .map_err(|e| TrainError::Io(format!("{}: {e}", delta.path.display())))?;
+        let object = self.client.put_object(&self.opts.key, bytes)?;
+        let sent = self.client.report(
+            &self.opts.key,
+            &ReportBody {
+                round: v.round,
+                object,
+                weight,
+                reward,
+                loss,
+            },
+        );
+        accepted_or_duplicate(sent)?;
+        self.loaded = None; // the model now holds this worker's own update
+        self.rounds_trained += 1;
+        (self.on_event)(WorkEvent::Trained {
+            round: v.round,
+            steps: steps.len(),
+            reward,
+            loss,
+        });
+        self.trained = Some(Trained {
+            round: v.round,
+            delta,
+            weight,
+        });
+        Ok(())
+    }
+
+    /// Joins the round's ring with this round's delta; uploads and reports the result.
+    fn ring_round(&mut self, t: &Trainer, v: &WorkerView) -> Result<(), WorkError> {
+        let Some(a) = &v.ring else { return Ok(()) };
+        let Some(mine) = self.trained.take_if(|x| x.round == v.round) else {
+            return Ok(()); // restarted after reporting: nothing to bring to this ring
+        };
+        let spec = RingSpec::parse(&a.toml, Path::new("<ring from the orchestrator>"))
+            .map_err(|e| OrchError::Object(e.to_string()))?;
+        let spec = Arc::new(spec);
+        let ring_err = |e: String| WorkError::Train(TrainError::Ring(e));
+        let (input, layout) =
+            rio::load_input(&mine.delta.path, mine.weight).map_err(|e| ring_err(e.to_string()))?;
+        let opts = net::JoinOptions {
+            step_timeout: self.opts.ring_timeout,
+            connect_timeout: self.opts.ring_timeout,
+            listen: None,
+        };
+        let joined = net::join_blocking(
+            spec.clone(),
+            a.index,
+            self.opts.key.clone(),
+            Arc::new(input),
+            opts,
+            Arc::new(|_| {}),
+        );
+        let joined = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                (self.on_event)(WorkEvent::RingFailed {
+                    round: v.round,
+                    error: e.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        let path = self
+            .opts
+            .output
+            .join("deltas")
+            .join(format!("avg-{:06}.delta", spec.round));
+        rio::write_output(&path, true, &spec, &layout, &joined.outcome)
+            .map_err(|e| ring_err(e.to_string()))?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+        load_aggregate(t, &bytes)?;
+        let object = self.client.put_object(&self.opts.key, bytes)?;
+        let sent = self.client.result(
+            &self.opts.key,
+            &ResultBody {
+                round: v.round,
+                object: object.clone(),
+            },
+        );
+        accepted_or_duplicate(sent)?;
+        self.loaded = Some(object.clone());
+        self.rings += 1;
+        (self.on_event)(WorkEvent::Ring {
+            round: v.round,
+            members: joined.outcome.members.len(),
+            result: object,
+        });
+        Ok(())
+    }
+
+    /// The job is over: the final aggregate as a PEFT adapter in OUTPUT/adapter.
+    fn finish(&self, v: &WorkerView) -> Result<Option<PathBuf>, WorkError> {
+        let Some(addr) = &v.base else { return Ok(None) };
+        let bytes = self.client.get_object(addr)?;
+        let dir = self.opts.output.join("adapter");
+        checkpoint::write_peft(&bytes, &dir)?;
+        Ok(Some(dir))
+    }
+}
+
+/// Runs the worker loop until the job is finished or stopped.
+pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSummary, WorkError> {
+    let (mut client, job) = Client::connect(&opts.url)?;
+    client.patience = opts.patience;
+    let ring_addr = match &opts.ring_addr {
+        Some(a) => a.clone(),
+        None => free_loopback()?,
+    };
+    let mut w = Worker {
+        opts,
+        client,
+        id: opts.key.public().worker_id(),
+        ring_addr,
+        loaded: None,
+        trained: None,
+        rounds_trained: 0,
+        rings: 0,
+        on_event,
+    };
+    let reg = w.register()?;
+    let index = reg["index"].as_u64().unwrap_or(0) as usize;
+    on_event(WorkEvent::Registered {
+        worker: w.id.clone(),
+        index,
+        ring_addr: w.ring_addr.clone(),
+    });
+    let toml = job["train_toml"].as_str().unwrap_or_default();
+    let cfg = job::train_config(toml, Path::new("<the job's [train] table>"))?;
+    let (mut t, base_hash) = build_trainer(cfg)?;
+    t.set_stream(index as u64 + 1);
+    std::fs::create_dir_all(&opts.output)
+        .map_err(|e| TrainError::Io(format!("{}: {e}", opts.output.display())))?;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let seen2 = seen.clone();
+    let mut on_step = move |m: &StepMetrics, _: Option<&DeltaWritten>| {
+        seen2.borrow_mut().push(m.clone());
+    };
+    let key = opts.key.clone();
+    let mut run = RunDir::new(
+        &opts.output,
+        &key,
+        base_hash,
+        "cpu".into(),
+        &t,
+        &mut on_step,
+    );
+    let last = loop {
+        let v = w.poll()?;
+        if v.finished {
+            break v;
+        }
+        if !v.admitted {
+            w.register()?;
+            on_event(WorkEvent::Readmitted);
+            continue;
+        }
+        match v.phase.as_str() {
+            "training" if v.member && !v.reported => w.train_round(&mut t, &mut run, &seen, &v)?,
+            "ring" if v.member && !v.result_reported && v.ring.is_some() => {
+                let had = w.trained.as_ref().is_some_and(|x| x.round == v.round);
+                w.ring_round(&t, &v)?;
+                if !had {
+                    std::thread::sleep(opts.poll);
+                }
+            }
+            _ => std::thread::sleep(opts.poll),
+        }
+    };
+    drop(run);
+    let adapter = w.finish(&last)?;
+    on_event(WorkEvent::Finished {
+        aggregate: last.base.clone(),
+    });
+    Ok(WorkSummary {
+        worker: w.id.clone(),
+        rounds_trained: w.rounds_trained,
+        rings: w.rings,
+        aggregate: last.base,
+        adapter,
+    })
+}
