@@ -132,9 +132,12 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
             (m, t, h)
         }
     };
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: cfg.enable_thinking,
+    let chat = match cfg.model.as_deref() {
+        Some(dir) => crate::core::chat::ChatTemplate::from_model_dir(dir)
+            .map_err(|e| WorkError::Setup(e.to_string()))?,
+        None => Some(crate::core::chat::ChatTemplate::qwen3()),
     };
+    let template = ChatTemplate::from_model(chat.as_ref(), cfg.enable_thinking);
     let examples = match &cfg.data {
         Some(p) => data::load_jsonl(p, template),
         None => data::parse_jsonl(TOY_DATA, "<bundled toy task>", template),
