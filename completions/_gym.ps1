@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('download', 'download', [CompletionResultType]::ParameterValue, 'Download a model or dataset by hub id into the Hugging Face cache; print its folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -463,8 +464,12 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;train' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (TOML, TRL/seed key names); flags override it')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME')
-            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`, or a hub dataset id ORG/NAME[@REVISION] (its --split''s Parquet or JSON files) (default: the bundled toy task, answering in digits)')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Hub datasets: the split to train on [default: train]')
+            [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in several')
+            [CompletionResult]::new('--prompt-column', '--prompt-column', [CompletionResultType]::ParameterName, 'The data column holding the prompt (a string, or a list of messages) [default: prompt or messages]')
+            [CompletionResult]::new('--answer-column', '--answer-column', [CompletionResultType]::ParameterName, 'The data column holding the reference answer [default: answer]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)')
@@ -473,29 +478,29 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--ring-connect-timeout', '--ring-connect-timeout', [CompletionResultType]::ParameterName, 'With --ring: seconds to wait for every member to connect at each round')
             [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND')
             [CompletionResult]::new('--reward-cmd', '--reward-cmd', [CompletionResultType]::ParameterName, 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)')
-            [CompletionResult]::new('--max-steps', '--max-steps', [CompletionResultType]::ParameterName, 'max-steps')
-            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'seed')
-            [CompletionResult]::new('--learning-rate', '--learning-rate', [CompletionResultType]::ParameterName, 'learning-rate')
-            [CompletionResult]::new('--lr-scheduler-type', '--lr-scheduler-type', [CompletionResultType]::ParameterName, 'lr-scheduler-type')
-            [CompletionResult]::new('--warmup-steps', '--warmup-steps', [CompletionResultType]::ParameterName, 'warmup-steps')
+            [CompletionResult]::new('--max-steps', '--max-steps', [CompletionResultType]::ParameterName, 'Optimiser steps to run')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of sampling, shuffling and the LoRA initialisation')
+            [CompletionResult]::new('--learning-rate', '--learning-rate', [CompletionResultType]::ParameterName, 'Peak learning rate of AdamW')
+            [CompletionResult]::new('--lr-scheduler-type', '--lr-scheduler-type', [CompletionResultType]::ParameterName, 'How the learning rate decays after the warm-up')
+            [CompletionResult]::new('--warmup-steps', '--warmup-steps', [CompletionResultType]::ParameterName, 'Steps over which the learning rate rises linearly from 0')
             [CompletionResult]::new('--beta', '--beta', [CompletionResultType]::ParameterName, 'KL coefficient. Env: GSPO_BETA')
             [CompletionResult]::new('--num-generations', '--num-generations', [CompletionResultType]::ParameterName, 'Completions per prompt (group size)')
             [CompletionResult]::new('--importance-sampling-level', '--importance-sampling-level', [CompletionResultType]::ParameterName, 'Env: IMPORTANCE_SAMPLING_LEVEL')
-            [CompletionResult]::new('--loss-type', '--loss-type', [CompletionResultType]::ParameterName, 'loss-type')
-            [CompletionResult]::new('--scale-rewards', '--scale-rewards', [CompletionResultType]::ParameterName, 'scale-rewards')
-            [CompletionResult]::new('--epsilon', '--epsilon', [CompletionResultType]::ParameterName, 'epsilon')
-            [CompletionResult]::new('--epsilon-high', '--epsilon-high', [CompletionResultType]::ParameterName, 'epsilon-high')
-            [CompletionResult]::new('--per-device-train-batch-size', '--per-device-train-batch-size', [CompletionResultType]::ParameterName, 'per-device-train-batch-size')
-            [CompletionResult]::new('--steps-per-generation', '--steps-per-generation', [CompletionResultType]::ParameterName, 'steps-per-generation')
-            [CompletionResult]::new('--gradient-accumulation-steps', '--gradient-accumulation-steps', [CompletionResultType]::ParameterName, 'gradient-accumulation-steps')
-            [CompletionResult]::new('--num-iterations', '--num-iterations', [CompletionResultType]::ParameterName, 'num-iterations')
-            [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
+            [CompletionResult]::new('--loss-type', '--loss-type', [CompletionResultType]::ParameterName, 'How the per-token losses of a micro-batch are averaged')
+            [CompletionResult]::new('--scale-rewards', '--scale-rewards', [CompletionResultType]::ParameterName, 'Which standard deviation divides the group-centred rewards')
+            [CompletionResult]::new('--epsilon', '--epsilon', [CompletionResultType]::ParameterName, 'Lower clipping range of the importance ratio (1 - epsilon)')
+            [CompletionResult]::new('--epsilon-high', '--epsilon-high', [CompletionResultType]::ParameterName, 'Upper clipping range of the importance ratio (1 + epsilon_high; default: epsilon)')
+            [CompletionResult]::new('--per-device-train-batch-size', '--per-device-train-batch-size', [CompletionResultType]::ParameterName, 'Completions per micro-batch')
+            [CompletionResult]::new('--steps-per-generation', '--steps-per-generation', [CompletionResultType]::ParameterName, 'Micro-batches per rollout (default: gradient_accumulation_steps)')
+            [CompletionResult]::new('--gradient-accumulation-steps', '--gradient-accumulation-steps', [CompletionResultType]::ParameterName, 'Micro-batches whose gradients add up to one optimiser step')
+            [CompletionResult]::new('--num-iterations', '--num-iterations', [CompletionResultType]::ParameterName, 'Passes over each rollout (GRPO''s mu)')
+            [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'Longest completion, in tokens')
             [CompletionResult]::new('--min-completion-length', '--min-completion-length', [CompletionResultType]::ParameterName, 'No end-of-sequence token before this many tokens')
-            [CompletionResult]::new('--temperature', '--temperature', [CompletionResultType]::ParameterName, 'temperature')
-            [CompletionResult]::new('--top-p', '--top-p', [CompletionResultType]::ParameterName, 'top-p')
-            [CompletionResult]::new('--top-k', '--top-k', [CompletionResultType]::ParameterName, 'top-k')
-            [CompletionResult]::new('--lora-rank', '--lora-rank', [CompletionResultType]::ParameterName, 'lora-rank')
-            [CompletionResult]::new('--lora-alpha', '--lora-alpha', [CompletionResultType]::ParameterName, 'lora-alpha')
+            [CompletionResult]::new('--temperature', '--temperature', [CompletionResultType]::ParameterName, 'Sampling temperature of the rollouts')
+            [CompletionResult]::new('--top-p', '--top-p', [CompletionResultType]::ParameterName, 'Nucleus sampling: keep the most likely tokens up to this probability mass (1: all)')
+            [CompletionResult]::new('--top-k', '--top-k', [CompletionResultType]::ParameterName, 'Sample among the K most likely tokens only (0: all)')
+            [CompletionResult]::new('--lora-rank', '--lora-rank', [CompletionResultType]::ParameterName, 'Rank of the LoRA factors')
+            [CompletionResult]::new('--lora-alpha', '--lora-alpha', [CompletionResultType]::ParameterName, 'LoRA scaling numerator (the update is scaled by alpha / rank)')
             [CompletionResult]::new('--gradient-checkpointing', '--gradient-checkpointing', [CompletionResultType]::ParameterName, 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)')
             [CompletionResult]::new('--use-4bit', '--use-4bit', [CompletionResultType]::ParameterName, 'NF4 base (true) or f32 base (false). Env: USE_4BIT')
             [CompletionResult]::new('--aggregate-interval', '--aggregate-interval', [CompletionResultType]::ParameterName, 'Steps between signed deltas')
@@ -515,11 +520,15 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;eval' {
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache, as for `gym train` (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('--adapter', '--adapter', [CompletionResultType]::ParameterName, 'PEFT adapter folder to apply')
             [CompletionResult]::new('--delta', '--delta', [CompletionResultType]::ParameterName, 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use')
             [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'With --delta: the signer must be listed here')
-            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts, JSONL (default: the bundled toy task)')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default: the bundled toy task)')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Hub datasets: the split to evaluate on')
+            [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'Hub datasets: the configuration (first folder) when the split exists in several')
+            [CompletionResult]::new('--prompt-column', '--prompt-column', [CompletionResultType]::ParameterName, 'The data column holding the prompt [default: prompt or messages]')
+            [CompletionResult]::new('--answer-column', '--answer-column', [CompletionResultType]::ParameterName, 'The data column holding the reference answer [default: answer]')
             [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)')
             [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples')
@@ -537,7 +546,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;generate' {
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (config.json, safetensors, tokenizer.json), or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache; default: the bundled tiny random Qwen3 (for demos: its output is noise)')
             [CompletionResult]::new('--prompt', '--prompt', [CompletionResultType]::ParameterName, 'Prompt text (repeat for a batch)')
             [CompletionResult]::new('--adapter', '--adapter', [CompletionResultType]::ParameterName, 'PEFT adapter folder to apply')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Completions per prompt (a GSPO group)')
@@ -584,6 +593,20 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;download' {
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'With --dataset: the split whose data files to fetch')
+            [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'With --dataset: the configuration (first folder) when the split exists in several')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--dataset', '--dataset', [CompletionResultType]::ParameterName, 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-download/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
@@ -598,6 +621,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Complete prompts with a model (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('download', 'download', [CompletionResultType]::ParameterValue, 'Download a model or dataset by hub id into the Hugging Face cache; print its folder')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -694,6 +718,9 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;completions' {
+            break
+        }
+        'gym;help;download' {
             break
         }
         'gym;help;help' {

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand download 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;keygen'= {
@@ -413,8 +414,12 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;train'= {
             cand --config 'Settings file (TOML, TRL/seed key names); flags override it'
-            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME'
-            cand --data 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)'
+            cand --model 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME'
+            cand --data 'Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`, or a hub dataset id ORG/NAME[@REVISION] (its --split''s Parquet or JSON files) (default: the bundled toy task, answering in digits)'
+            cand --split 'Hub datasets: the split to train on [default: train]'
+            cand --data-config 'Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in several'
+            cand --prompt-column 'The data column holding the prompt (a string, or a list of messages) [default: prompt or messages]'
+            cand --answer-column 'The data column holding the reference answer [default: answer]'
             cand -o 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
             cand --output 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
             cand --key 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)'
@@ -423,29 +428,29 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --ring-connect-timeout 'With --ring: seconds to wait for every member to connect at each round'
             cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND'
             cand --reward-cmd 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)'
-            cand --max-steps 'max-steps'
-            cand --seed 'seed'
-            cand --learning-rate 'learning-rate'
-            cand --lr-scheduler-type 'lr-scheduler-type'
-            cand --warmup-steps 'warmup-steps'
+            cand --max-steps 'Optimiser steps to run'
+            cand --seed 'Seed of sampling, shuffling and the LoRA initialisation'
+            cand --learning-rate 'Peak learning rate of AdamW'
+            cand --lr-scheduler-type 'How the learning rate decays after the warm-up'
+            cand --warmup-steps 'Steps over which the learning rate rises linearly from 0'
             cand --beta 'KL coefficient. Env: GSPO_BETA'
             cand --num-generations 'Completions per prompt (group size)'
             cand --importance-sampling-level 'Env: IMPORTANCE_SAMPLING_LEVEL'
-            cand --loss-type 'loss-type'
-            cand --scale-rewards 'scale-rewards'
-            cand --epsilon 'epsilon'
-            cand --epsilon-high 'epsilon-high'
-            cand --per-device-train-batch-size 'per-device-train-batch-size'
-            cand --steps-per-generation 'steps-per-generation'
-            cand --gradient-accumulation-steps 'gradient-accumulation-steps'
-            cand --num-iterations 'num-iterations'
-            cand --max-completion-length 'max-completion-length'
+            cand --loss-type 'How the per-token losses of a micro-batch are averaged'
+            cand --scale-rewards 'Which standard deviation divides the group-centred rewards'
+            cand --epsilon 'Lower clipping range of the importance ratio (1 - epsilon)'
+            cand --epsilon-high 'Upper clipping range of the importance ratio (1 + epsilon_high; default: epsilon)'
+            cand --per-device-train-batch-size 'Completions per micro-batch'
+            cand --steps-per-generation 'Micro-batches per rollout (default: gradient_accumulation_steps)'
+            cand --gradient-accumulation-steps 'Micro-batches whose gradients add up to one optimiser step'
+            cand --num-iterations 'Passes over each rollout (GRPO''s mu)'
+            cand --max-completion-length 'Longest completion, in tokens'
             cand --min-completion-length 'No end-of-sequence token before this many tokens'
-            cand --temperature 'temperature'
-            cand --top-p 'top-p'
-            cand --top-k 'top-k'
-            cand --lora-rank 'lora-rank'
-            cand --lora-alpha 'lora-alpha'
+            cand --temperature 'Sampling temperature of the rollouts'
+            cand --top-p 'Nucleus sampling: keep the most likely tokens up to this probability mass (1: all)'
+            cand --top-k 'Sample among the K most likely tokens only (0: all)'
+            cand --lora-rank 'Rank of the LoRA factors'
+            cand --lora-alpha 'LoRA scaling numerator (the update is scaled by alpha / rank)'
             cand --gradient-checkpointing 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)'
             cand --use-4bit 'NF4 base (true) or f32 base (false). Env: USE_4BIT'
             cand --aggregate-interval 'Steps between signed deltas'
@@ -464,11 +469,15 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;eval'= {
-            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3)'
+            cand --model 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache, as for `gym train` (default: the bundled tiny Qwen3)'
             cand --adapter 'PEFT adapter folder to apply'
             cand --delta 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use'
             cand --trusted-keys 'With --delta: the signer must be listed here'
-            cand --data 'Prompts, JSONL (default: the bundled toy task)'
+            cand --data 'Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default: the bundled toy task)'
+            cand --split 'Hub datasets: the split to evaluate on'
+            cand --data-config 'Hub datasets: the configuration (first folder) when the split exists in several'
+            cand --prompt-column 'The data column holding the prompt [default: prompt or messages]'
+            cand --answer-column 'The data column holding the reference answer [default: answer]'
             cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)'
             cand --max-completion-length 'max-completion-length'
             cand --limit 'Evaluate only the first N examples'
@@ -485,7 +494,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;generate'= {
-            cand --model 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)'
+            cand --model 'Hugging Face model folder (config.json, safetensors, tokenizer.json), or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache; default: the bundled tiny random Qwen3 (for demos: its output is noise)'
             cand --prompt 'Prompt text (repeat for a batch)'
             cand --adapter 'PEFT adapter folder to apply'
             cand -n 'Completions per prompt (a GSPO group)'
@@ -529,6 +538,19 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;download'= {
+            cand --split 'With --dataset: the split whose data files to fetch'
+            cand --data-config 'With --dataset: the configuration (first folder) when the split exists in several'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --dataset 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)'
+            cand --json 'Print JSON (format `gym-download/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;help'= {
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
@@ -543,6 +565,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand generate 'Complete prompts with a model (default: the bundled tiny Qwen3)'
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
+            cand download 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;help;keygen'= {
@@ -612,6 +635,8 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;plot'= {
         }
         &'gym;help;completions'= {
+        }
+        &'gym;help;download'= {
         }
         &'gym;help;help'= {
         }

@@ -41,6 +41,7 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "eval" -d 'Evaluate a model 
 complete -c gym -n "__fish_gym_needs_command" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
 complete -c gym -n "__fish_gym_needs_command" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_needs_command" -f -a "download" -d 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
@@ -252,8 +253,12 @@ complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcomman
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand train" -l config -d 'Settings file (TOML, TRL/seed key names); flags override it' -r -F
-complete -c gym -n "__fish_gym_using_subcommand train" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME' -r -F
-complete -c gym -n "__fish_gym_using_subcommand train" -l data -d 'Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy task, answering in digits)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l model -d 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l data -d 'Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`, or a hub dataset id ORG/NAME[@REVISION] (its --split\'s Parquet or JSON files) (default: the bundled toy task, answering in digits)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand train" -l split -d 'Hub datasets: the split to train on [default: train]' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l data-config -d 'Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in several' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l prompt-column -d 'The data column holding the prompt (a string, or a list of messages) [default: prompt or messages]' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l answer-column -d 'The data column holding the reference answer [default: answer]' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -s o -l output -d 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>' -r -F
 complete -c gym -n "__fish_gym_using_subcommand train" -l key -d 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring -d 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member\'s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)' -r -F
@@ -261,37 +266,37 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With 
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l seed -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l lr-scheduler-type -r -f -a "constant\t''
+complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -d 'Optimiser steps to run' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l seed -d 'Seed of sampling, shuffling and the LoRA initialisation' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l learning-rate -d 'Peak learning rate of AdamW' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lr-scheduler-type -d 'How the learning rate decays after the warm-up' -r -f -a "constant\t''
 linear\t''
 cosine\t''"
-complete -c gym -n "__fish_gym_using_subcommand train" -l warmup-steps -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l warmup-steps -d 'Steps over which the learning rate rises linearly from 0' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l beta -d 'KL coefficient. Env: GSPO_BETA' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l num-generations -d 'Completions per prompt (group size)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l importance-sampling-level -d 'Env: IMPORTANCE_SAMPLING_LEVEL' -r -f -a "token\t'One ratio per token (PPO/GRPO)'
 sequence\t'One ratio per sequence: the exponential of the mean token log-ratio (GSPO)'
 sequence-token\t'The sequence ratio\'s value with per-token gradients (GSPO-token)'"
-complete -c gym -n "__fish_gym_using_subcommand train" -l loss-type -r -f -a "grpo\t'Mean over sequences of each sequence\'s mean over its tokens'
+complete -c gym -n "__fish_gym_using_subcommand train" -l loss-type -d 'How the per-token losses of a micro-batch are averaged' -r -f -a "grpo\t'Mean over sequences of each sequence\'s mean over its tokens'
 bnpo\t'Mean over the micro-batch\'s tokens'
 dr-grpo\t'Sum over tokens divided by rows × max_completion_length'"
-complete -c gym -n "__fish_gym_using_subcommand train" -l scale-rewards -r -f -a "group\t'The group\'s own standard deviation'
+complete -c gym -n "__fish_gym_using_subcommand train" -l scale-rewards -d 'Which standard deviation divides the group-centred rewards' -r -f -a "group\t'The group\'s own standard deviation'
 batch\t'The standard deviation of all rewards of the batch'
 none\t'No division: advantages are the centred rewards'"
-complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon-high -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l per-device-train-batch-size -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l steps-per-generation -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-accumulation-steps -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l num-iterations -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l max-completion-length -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon -d 'Lower clipping range of the importance ratio (1 - epsilon)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l epsilon-high -d 'Upper clipping range of the importance ratio (1 + epsilon_high; default: epsilon)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l per-device-train-batch-size -d 'Completions per micro-batch' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l steps-per-generation -d 'Micro-batches per rollout (default: gradient_accumulation_steps)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-accumulation-steps -d 'Micro-batches whose gradients add up to one optimiser step' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l num-iterations -d 'Passes over each rollout (GRPO\'s mu)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l max-completion-length -d 'Longest completion, in tokens' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l min-completion-length -d 'No end-of-sequence token before this many tokens' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l temperature -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l top-p -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l top-k -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l lora-rank -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l lora-alpha -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l temperature -d 'Sampling temperature of the rollouts' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l top-p -d 'Nucleus sampling: keep the most likely tokens up to this probability mass (1: all)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l top-k -d 'Sample among the K most likely tokens only (0: all)' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lora-rank -d 'Rank of the LoRA factors' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l lora-alpha -d 'LoRA scaling numerator (the update is scaled by alpha / rank)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l gradient-checkpointing -d 'Recompute each layer in the backward instead of keeping its activations (less memory, one more forward of the layers per step)' -r -f -a "true\t''
 false\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l use-4bit -d 'NF4 base (true) or f32 base (false). Env: USE_4BIT' -r -f -a "true\t''
@@ -307,11 +312,15 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l mask-truncated-complet
 complete -c gym -n "__fish_gym_using_subcommand train" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand train" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gym -n "__fish_gym_using_subcommand train" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand eval" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l model -d 'Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache, as for `gym train` (default: the bundled tiny Qwen3)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l adapter -d 'PEFT adapter folder to apply' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l delta -d 'A signed delta holding a LoRA adapter (as `gym train` writes); verified before use' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l trusted-keys -d 'With --delta: the signer must be listed here' -r -F
-complete -c gym -n "__fish_gym_using_subcommand eval" -l data -d 'Prompts, JSONL (default: the bundled toy task)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l data -d 'Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default: the bundled toy task)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l split -d 'Hub datasets: the split to evaluate on' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l data-config -d 'Hub datasets: the configuration (first folder) when the split exists in several' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l prompt-column -d 'The data column holding the prompt [default: prompt or messages]' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l answer-column -d 'The data column holding the reference answer [default: answer]' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task\'s)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
@@ -323,7 +332,7 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (fo
 complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the bundled tiny random Qwen3 (for demos: its output is noise)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand generate" -l model -d 'Hugging Face model folder (config.json, safetensors, tokenizer.json), or a hub id ORG/NAME[@REVISION] resolved through the Hugging Face cache; default: the bundled tiny random Qwen3 (for demos: its output is noise)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand generate" -l prompt -d 'Prompt text (repeat for a batch)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l adapter -d 'PEFT adapter folder to apply' -r -F
 complete -c gym -n "__fish_gym_using_subcommand generate" -s n -l group -d 'Completions per prompt (a GSPO group)' -r
@@ -351,20 +360,29 @@ complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Work
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand download" -l split -d 'With --dataset: the split whose data files to fetch' -r
+complete -c gym -n "__fish_gym_using_subcommand download" -l data-config -d 'With --dataset: the configuration (first folder) when the split exists in several' -r
+complete -c gym -n "__fish_gym_using_subcommand download" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand download" -l dataset -d 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)'
+complete -c gym -n "__fish_gym_using_subcommand download" -l json -d 'Print JSON (format `gym-download/1`)'
+complete -c gym -n "__fish_gym_using_subcommand download" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand download" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand download" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "download" -d 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'

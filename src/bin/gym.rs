@@ -6,57 +6,7 @@ use clap::Parser as _;
 /// chunk; mimalloc keeps them, which measurably cuts system time when packing and training.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use gym::cmd::{self, Failure};
-use gym::core::error::Classify;
-
-fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if let Some(f) = cause.downcast_ref::<Failure>() {
-            return f.code;
-        }
-        macro_rules! classified {
-            ($($t:ty),*) => {$(
-                if let Some(e) = cause.downcast_ref::<$t>() {
-                    return e.class().exit_code();
-                }
-            )*};
-        }
-        classified!(
-            gym::core::delta::DeltaError,
-            gym::core::delta::PackError,
-            gym::core::delta::UnpackError,
-            gym::core::atomic::AtomicError,
-            gym::core::keys::KeyError,
-            gym::core::reward::RewardError,
-            gym::core::safetensors_io::SafetensorsError,
-            gym::core::ipfs::AddError,
-            gym::core::ipfs::api::IpfsApiError,
-            gym::core::ipfs::local::LocalError,
-            gym::core::net::NetError,
-            gym::core::hub::HubError,
-            gym::core::ring::config::RingFileError,
-            gym::core::ring::crypto::HandshakeError,
-            gym::core::ring::proto::RingError,
-            gym::core::ring::proto::Refused,
-            gym::core::ring::io::RingIoError,
-            gym::core::ring::net::RingNetError,
-            gym::core::ring::audit::AuditError,
-            gym::core::model::ModelError,
-            gym::core::train::trainer::TrainError,
-            gym::core::train::config::ConfigError,
-            gym::core::plot::PlotError,
-            gym::core::train::data::DataError,
-            gym::core::train::rewards::RewardError
-        );
-        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return 0;
-            }
-            return gym::core::error::ErrorClass::Io.exit_code();
-        }
-    }
-    1
-}
+use gym::cmd;
 
 /// "a: b: c" without repeating a cause that its parent already quoted.
 fn message(err: &anyhow::Error) -> String {
@@ -106,7 +56,7 @@ fn main() {
     let cli = cmd::Cli::parse();
     set_thread_env(&cli);
     if let Err(err) = cmd::run(cli) {
-        let code = exit_code(&err);
+        let code = cmd::exit::exit_code(&err);
         if code != 0 {
             let msg = message(&err);
             if !msg.is_empty() {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::Failure;
 use super::out::{self, Ctx, human_bytes};
-use super::{EXIT_VECTORS, Failure};
 use crate::core::atomic::{AtomicDir, AtomicFile};
 use crate::core::delta::{
     self, Compression, Compute, Delta, DeltaError, FileSource, Metadata, PackInput, PackOptions,
@@ -351,13 +351,13 @@ fn unpack(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
         UnpackFormat::Peft => true,
     };
     if peft && scanned.metadata.adapter_config.is_none() {
-        return Err(Failure {
-            code: 2,
-            message: format!(
+        return Err(Failure::new(
+            ErrorClass::Usage,
+            format!(
                 "{} carries no adapter_config, so it cannot be written as a PEFT folder (use --format safetensors)",
                 a.input.display()
             ),
-        }
+        )
         .into());
     }
     let mut opts = VerifyOptions::default();
@@ -734,7 +734,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     let first_fail = results
         .iter()
         .find(|r| !r.ok)
-        .map(|r| r.exit_code.unwrap_or(1));
+        .map(|r| r.class.unwrap_or(ErrorClass::Other));
     if a.json {
         out::json(&serde_json::json!({"format": "gym-delta-verify/1", "results": results}))?;
     } else {
@@ -772,17 +772,13 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
         }
         out::print(&s)?;
     }
-    if let Some(code) = first_fail {
+    if let Some(class) = first_fail {
         let n = results.iter().filter(|r| !r.ok).count();
         ctx.note(format!(
             "{n} of {} deltas failed verification",
             results.len()
         ));
-        return Err(Failure {
-            code,
-            message: String::new(),
-        }
-        .into());
+        return Err(Failure::new(class, String::new()).into());
     }
     Ok(())
 }
@@ -885,11 +881,7 @@ fn verify_vectors(ctx: &Ctx, manifest_path: &Path, json: bool) -> anyhow::Result
         ctx.note(format!(
             "{mismatches} test vectors did not give their expected verdict"
         ));
-        return Err(Failure {
-            code: EXIT_VECTORS,
-            message: String::new(),
-        }
-        .into());
+        return Err(Failure::new(ErrorClass::Vectors, String::new()).into());
     }
     Ok(())
 }

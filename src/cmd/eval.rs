@@ -13,18 +13,21 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
+use crate::core::chat::ChatTemplate;
 use crate::core::delta::VerifyOptions;
 use crate::core::keys::TrustedKeys;
 use crate::core::model::{self, lora};
 use crate::core::train::config::{TOY_DATA, TOY_REWARD};
-use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::data;
+use crate::core::train::dataset::Columns;
 use crate::core::train::eval::{self, EvalOptions};
 use crate::core::train::rewards::{RewardSpec, Rewards};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Hugging Face model folder (default: the bundled tiny Qwen3).
-    #[arg(long, value_name = "DIR")]
+    /// Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging
+    /// Face cache, as for `gym train` (default: the bundled tiny Qwen3).
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     pub model: Option<PathBuf>,
     /// PEFT adapter folder to apply.
     #[arg(long, value_name = "DIR", conflicts_with = "delta")]
@@ -35,9 +38,22 @@ pub struct EvalArgs {
     /// With --delta: the signer must be listed here.
     #[arg(long, value_name = "FILE", requires = "delta")]
     pub trusted_keys: Option<PathBuf>,
-    /// Prompts, JSONL (default: the bundled toy task).
-    #[arg(long, value_name = "FILE.jsonl")]
+    /// Prompts: a JSONL, JSON or Parquet file, or a hub dataset id ORG/NAME[@REVISION] (default:
+    /// the bundled toy task).
+    #[arg(long, value_name = "FILE|ORG/NAME")]
     pub data: Option<PathBuf>,
+    /// Hub datasets: the split to evaluate on.
+    #[arg(long, value_name = "NAME", default_value = "test")]
+    pub split: String,
+    /// Hub datasets: the configuration (first folder) when the split exists in several.
+    #[arg(long, value_name = "NAME")]
+    pub data_config: Option<String>,
+    /// The data column holding the prompt [default: prompt or messages].
+    #[arg(long, value_name = "COLUMN")]
+    pub prompt_column: Option<String>,
+    /// The data column holding the reference answer [default: answer].
+    #[arg(long, value_name = "COLUMN")]
+    pub answer_column: Option<String>,
     /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task's).
     #[arg(long, value_name = "SPEC")]
     pub reward: Vec<RewardSpec>,
@@ -49,7 +65,7 @@ pub struct EvalArgs {
     /// Evaluate only the first N examples.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Apply the Qwen3 chat template with thinking enabled to `messages` rows.
+    /// Pass `enable_thinking=true` to the model's chat template for `messages` rows (Qwen3).
     #[arg(long)]
     pub enable_thinking: bool,
     /// Include every completion in the output.
@@ -60,13 +76,17 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-pub fn run(_ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let (mut m, tok, name) = match &a.model {
-        Some(dir) => (
+    let model_dir = match &a.model {
+        Some(spec) => Some(super::download::model_dir(ctx, spec)?),
+        None => None,
+    };
+    let (mut m, tok, name) = match &model_dir {
+        Some((dir, shown)) => (
             model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
             model::load_tokenizer(dir)?,
-            dir.display().to_string(),
+            shown.clone(),
         ),
         None => {
             let (m, t) = model::embedded::tiny_qwen3(&dev)?;
@@ -101,11 +121,26 @@ pub fn run(_ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
             "step": r.delta.metadata.step,
         });
     }
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: a.enable_thinking,
+    let chat_template = match &model_dir {
+        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
+        None => Some(ChatTemplate::qwen3()),
     };
+    let template = data::ChatTemplate::from_model(chat_template.as_ref(), a.enable_thinking);
     let (mut examples, default_reward) = match &a.data {
-        Some(p) => (data::load_jsonl(p, template)?, "exact"),
+        Some(p) => {
+            let spec = super::download::DataSpec {
+                spec: p,
+                split: &a.split,
+                config: a.data_config.as_deref(),
+                columns: Columns {
+                    prompt: a.prompt_column.clone(),
+                    answer: a.answer_column.clone(),
+                },
+            };
+            let (ex, _) = super::download::load_data(ctx, &spec, template)?;
+            let n = a.limit.unwrap_or(usize::MAX);
+            (ex.first(n)?, "exact")
+        }
         None => (
             data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,
             TOY_REWARD,

@@ -21,9 +21,10 @@ use crate::core::model::{self, config::TokenIds, generate, lora};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Hugging Face model folder (config.json, safetensors, tokenizer.json); default: the
-    /// bundled tiny random Qwen3 (for demos: its output is noise).
-    #[arg(long, value_name = "DIR")]
+    /// Hugging Face model folder (config.json, safetensors, tokenizer.json), or a hub id
+    /// ORG/NAME[@REVISION] resolved through the Hugging Face cache; default: the bundled tiny
+    /// random Qwen3 (for demos: its output is noise).
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     pub model: Option<PathBuf>,
     /// Prompt text (repeat for a batch).
     #[arg(long, required = true, value_name = "TEXT")]
@@ -57,13 +58,17 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
-pub fn run(_ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let (mut m, tok, name) = match &a.model {
-        Some(dir) => (
+    let model_dir = match &a.model {
+        Some(spec) => Some(super::download::model_dir(ctx, spec)?),
+        None => None,
+    };
+    let (mut m, tok, name) = match &model_dir {
+        Some((dir, shown)) => (
             model::load(dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
             model::load_tokenizer(dir)?,
-            dir.display().to_string(),
+            shown.clone(),
         ),
         None => {
             let (m, t) = model::embedded::tiny_qwen3(&dev)?;

@@ -4,7 +4,9 @@
 pub mod cid;
 pub mod delta;
 pub mod docs;
+pub mod download;
 pub mod eval;
+pub mod exit;
 pub mod generate;
 pub mod key;
 pub mod model;
@@ -19,31 +21,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::core::error::ErrorClass;
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0   success
-  1   other failure
-  2   usage error (bad arguments)
-  3   input/output error (missing file, permission)
-  4   output exists (use --force)
-  10  malformed input (truncated, bad lengths, limits, duplicates)
-  11  unsupported (version, compression, dtype, flag bit)
-  12  checksum mismatch
-  13  invalid signature
-  14  unsigned or untrusted signer (also: a key not in the ring file, or without the
-      ML-DSA-87 half a hybrid ring needs)
-  15  policy violation (stale or replayed sequence number, wrong base model)
-  16  test vectors did not give their expected verdicts
-  17  network failure (unreachable, timeout, server errors after retries)
-  18  authentication refused (HTTP 401/403: token missing, invalid or without rights)
-  19  server rejected the request or gave an unexpected answer
-  20  ring all-reduce failed (fewer than 2 members left, or this member was excluded),
-      or a ring audit convicted a member
-  21  training stopped (the reward scorer failed or answered garbage, the loss diverged)";
-
 /// gym: decentralized GSPO fine-tuning of language models with signed, verifiable deltas.
 #[derive(Debug, Parser)]
-#[command(name = "gym", version, about, long_about = None, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "gym", version, about, long_about = None, after_help = crate::core::error::help_table(), propagate_version = true)]
 pub struct Cli {
     /// Print nothing on stderr except errors.
     #[arg(short, long, global = true)]
@@ -90,6 +70,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
+    /// Download a model or dataset by hub id into the Hugging Face cache; print its folder.
+    Download(download::DownloadArgs),
 }
 
 /// The clap definition, for docs generation and tests.
@@ -120,26 +102,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Plot(a) => plot::run(&ctx, a),
         Command::Completions(a) => docs::completions(a),
+        Command::Download(a) => download::run(&ctx, a),
     }
 }
 
-/// An error that carries its own exit code, for outcomes that are not a single typed error
-/// (for example "2 of 5 files failed verification").
+/// An error that carries its own class, for outcomes that are not a single typed error
+/// (for example "2 of 5 files failed verification"). An empty message prints nothing.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Failure {
-    pub code: i32,
+    pub class: ErrorClass,
     pub message: String,
 }
 
 impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         Failure {
-            code: class.exit_code(),
+            class,
             message: message.into(),
         }
     }
 }
-
-/// Exit code of test-vector mismatches.
-pub const EXIT_VECTORS: i32 = 16;

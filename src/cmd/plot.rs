@@ -1,10 +1,15 @@
 //! `gym plot`: draw training curves from a metrics JSON Lines file into an SVG or a PNG (chosen
-//! by the output's extension), one panel per metric against `step`.
+//! by the output's extension), one panel per metric against `step`: the reward as its mean with
+//! a ±std band (and each reward function when there are several), then the other metrics; a
+//! metric without values or that never changes (KL at β = 0) gets no panel.
 //!
-//! JSON output (`--json`), format `gym-plot/1`:
+//! JSON output (`--json`), format `gym-plot/2`:
 //! ```json
-//! {"format": "gym-plot/1", "input": "metrics.jsonl", "output": "curves.svg", "rows": 100,
-//!  "metrics": [{"name": "reward_mean", "points": 100}, {"name": "kl", "points": 0}]}
+//! {"format": "gym-plot/2", "input": "metrics.jsonl", "output": "curves.png", "rows": 100,
+//!  "width": 1200, "height": 1190,
+//!  "panels": [{"title": "reward (mean ± std)", "lines": [{"name": "mean", "points": 100}],
+//!              "band": 100}],
+//!  "skipped": [{"metric": "kl", "reason": "constant at 0"}]}
 //! ```
 
 use std::path::PathBuf;
@@ -25,7 +30,7 @@ pub struct PlotArgs {
     /// Metrics file written by `gym train` (JSON Lines, one object with `step` per line).
     #[arg(value_name = "METRICS.jsonl")]
     pub input: PathBuf,
-    /// The picture to write: `.svg`, or `.png` (twice the size, 8×8 bitmap text).
+    /// The picture to write: `.svg` or `.png` (1200 px wide, DejaVu Sans).
     #[arg(short, long, value_name = "FILE.svg|FILE.png")]
     pub output: PathBuf,
     /// Metrics to draw, one panel each, comma-separated.
@@ -33,7 +38,7 @@ pub struct PlotArgs {
         long,
         value_name = "NAMES",
         value_delimiter = ',',
-        default_value = "reward_mean,kl,loss,clip_frac"
+        default_value = "reward_mean,completion_len,kl,grad_norm,lr,loss"
     )]
     pub metrics: Vec<String>,
     /// Title above the panels (default: the input's file name).
@@ -42,7 +47,7 @@ pub struct PlotArgs {
     /// Replace the output if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Print a JSON summary (format `gym-plot/1`).
+    /// Print a JSON summary (format `gym-plot/2`).
     #[arg(long)]
     pub json: bool,
 }
@@ -81,39 +86,38 @@ pub fn run(ctx: &Ctx, a: PlotArgs) -> anyhow::Result<()> {
             .file_name()
             .map_or_else(|| origin.clone(), |n| n.to_string_lossy().into_owned())
     });
-    let scene = plot::scene(&rows, &metrics, &title, &origin)?;
+    let (panels, skipped) = plot::panels(&rows, &metrics, &origin)?;
     let bytes = if png {
-        plot::png::to_png(&scene)
+        plot::draw::png(&panels, &title)?
     } else {
-        plot::to_svg(&scene).into_bytes()
+        plot::draw::svg(&panels, &title)?.into_bytes()
     };
     atomic::write_file(&a.output, &bytes, a.force, None)?;
-    let counts: Vec<(String, usize)> = metrics
-        .iter()
-        .map(|m| Ok((m.clone(), plot::series(&rows, m, &origin)?.len())))
-        .collect::<Result<_, plot::PlotError>>()?;
+    let (width, height) = plot::draw::size(panels.len());
     if a.json {
         out::json(&json!({
-            "format": "gym-plot/1",
+            "format": "gym-plot/2",
             "input": origin,
             "output": a.output.display().to_string(),
             "rows": rows.len(),
-            "metrics": counts.iter().map(|(n, p)| json!({"name": n, "points": p})).collect::<Vec<_>>(),
+            "width": width,
+            "height": height,
+            "panels": panels.iter().map(|p| json!({
+                "title": p.title,
+                "lines": p.lines.iter().map(|l| json!({"name": l.name, "points": l.points.len()})).collect::<Vec<_>>(),
+                "band": p.band.len(),
+            })).collect::<Vec<_>>(),
+            "skipped": skipped.iter().map(|s| json!({"metric": s.metric, "reason": s.reason})).collect::<Vec<_>>(),
         }))?;
     } else {
-        let empty: Vec<&str> = counts
-            .iter()
-            .filter(|(_, p)| *p == 0)
-            .map(|(n, _)| n.as_str())
-            .collect();
         ctx.note(format!(
             "wrote {} ({} panels, {} rows)",
             a.output.display(),
-            metrics.len(),
+            panels.len(),
             rows.len()
         ));
-        if !empty.is_empty() {
-            ctx.note(format!("no values for: {}", empty.join(", ")));
+        for s in &skipped {
+            ctx.note(format!("no panel for {}: {}", s.metric, s.reason));
         }
     }
     Ok(())

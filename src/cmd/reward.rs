@@ -11,6 +11,7 @@ use serde_json::json;
 use super::Failure;
 use super::out::{self, Ctx};
 use crate::core::atomic;
+use crate::core::error::ErrorClass;
 use crate::core::keys::Identity;
 use crate::core::reward::alloc::PoolKind;
 use crate::core::reward::contrib::{self, Mode};
@@ -130,11 +131,10 @@ fn estimate_cmd(ctx: &Ctx, a: EstimateArgs) -> anyhow::Result<()> {
     let (_, p) = load_economics(a.economics.as_deref())?;
     let inputs: Inputs = if a.input.is_dir() {
         let Some(model_params) = a.model_params else {
-            return Err(Failure {
-                code: 2,
-                message: "--model-params is required with an epoch folder: claimed FLOPs are capped at 6 x params x tokens"
-                    .into(),
-            }
+            return Err(Failure::new(
+                ErrorClass::Usage,
+                "--model-params is required with an epoch folder: claimed FLOPs are capped at 6 x params x tokens",
+            )
             .into());
         };
         let opts = EpochOptions {

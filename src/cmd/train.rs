@@ -17,27 +17,54 @@ use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
+use crate::core::chat::ChatTemplate;
 use crate::core::keys::Identity;
 use crate::core::model;
 use crate::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use crate::core::train::config::{Schedule, TOY_DATA, TOY_REWARD, TrainConfig};
-use crate::core::train::data::{self, ChatTemplate};
+use crate::core::train::data;
+use crate::core::train::dataset::Columns;
 use crate::core::train::gspo::{IsLevel, LossType, ScaleRewards};
 use crate::core::train::rewards::{RewardSpec, Rewards};
+use crate::core::train::tensorboard;
 use crate::core::train::trainer::{self, StepMetrics, Trainer};
+
+/// Where `--report-to` sends metrics (TRL's `report_to` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportTo {
+    None,
+    Tensorboard,
+}
 
 #[derive(Debug, Args, Default)]
 pub struct TrainArgs {
     /// Settings file (TOML, TRL/seed key names); flags override it.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
-    /// Hugging Face model folder (default: the bundled tiny Qwen3). Env: MODEL_NAME.
-    #[arg(long, value_name = "DIR")]
+    /// Hugging Face model folder, or a hub id ORG/NAME[@REVISION] resolved through the Hugging
+    /// Face cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; downloads from HF_ENDPOINT with
+    /// HF_TOKEN) (default: the bundled tiny Qwen3). Env: MODEL_NAME.
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     pub model: Option<PathBuf>,
-    /// Prompts, JSONL with `prompt` or `messages`, optional `answer` (default: the bundled toy
-    /// task, answering in digits).
-    #[arg(long, value_name = "FILE.jsonl")]
+    /// Prompts: a JSONL, JSON or Parquet file with `prompt` or `messages`, optional `answer`,
+    /// or a hub dataset id ORG/NAME[@REVISION] (its --split's Parquet or JSON files) (default:
+    /// the bundled toy task, answering in digits).
+    #[arg(long, value_name = "FILE|ORG/NAME")]
     pub data: Option<PathBuf>,
+    /// Hub datasets: the split to train on [default: train].
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+    /// Hub datasets: the configuration (first folder, e.g. `main`) when the split exists in
+    /// several.
+    #[arg(long, value_name = "NAME")]
+    pub data_config: Option<String>,
+    /// The data column holding the prompt (a string, or a list of messages) [default: prompt
+    /// or messages].
+    #[arg(long, value_name = "COLUMN")]
+    pub prompt_column: Option<String>,
+    /// The data column holding the reference answer [default: answer].
+    #[arg(long, value_name = "COLUMN")]
+    pub answer_column: Option<String>,
     /// Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -67,22 +94,31 @@ pub struct TrainArgs {
     /// Print a JSON summary at the end (format `gym-train/1`).
     #[arg(long)]
     pub json: bool,
-    /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT,
-    /// length:N, format, cmd:COMMAND.
+    /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT,
+    /// coverage:PAT, length:N, format, cmd:COMMAND.
     #[arg(long, value_name = "SPEC")]
     pub reward: Vec<RewardSpec>,
     /// External scorer: gets JSON lines on stdin, prints one number per line (weight 1).
     #[arg(long, value_name = "CMD")]
     pub reward_cmd: Option<String>,
+    /// Also log each step's metrics here: `tensorboard` writes event files to OUTPUT/runs/
+    /// (TRL's tag names; view with `tensorboard --logdir OUTPUT/runs`).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub report_to: Vec<ReportTo>,
 
+    /// Optimiser steps to run.
     #[arg(long, value_name = "N")]
     pub max_steps: Option<usize>,
+    /// Seed of sampling, shuffling and the LoRA initialisation.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Peak learning rate of AdamW.
     #[arg(long, value_name = "LR")]
     pub learning_rate: Option<f64>,
+    /// How the learning rate decays after the warm-up.
     #[arg(long, value_enum)]
     pub lr_scheduler_type: Option<Schedule>,
+    /// Steps over which the learning rate rises linearly from 0.
     #[arg(long, value_name = "N")]
     pub warmup_steps: Option<usize>,
     /// KL coefficient. Env: GSPO_BETA.
@@ -94,38 +130,52 @@ pub struct TrainArgs {
     /// Env: IMPORTANCE_SAMPLING_LEVEL.
     #[arg(long, value_enum)]
     pub importance_sampling_level: Option<IsLevel>,
+    /// How the per-token losses of a micro-batch are averaged.
     #[arg(long, value_enum)]
     pub loss_type: Option<LossType>,
+    /// Which standard deviation divides the group-centred rewards.
     #[arg(long, value_enum)]
     pub scale_rewards: Option<ScaleRewards>,
+    /// Lower clipping range of the importance ratio (1 - epsilon).
     #[arg(long, value_name = "E")]
     pub epsilon: Option<f64>,
+    /// Upper clipping range of the importance ratio (1 + epsilon_high; default: epsilon).
     #[arg(long, value_name = "E")]
     pub epsilon_high: Option<f64>,
+    /// Completions per micro-batch.
     #[arg(long, value_name = "N")]
     pub per_device_train_batch_size: Option<usize>,
+    /// Micro-batches per rollout (default: gradient_accumulation_steps).
     #[arg(long, value_name = "N")]
     pub steps_per_generation: Option<usize>,
+    /// Micro-batches whose gradients add up to one optimiser step.
     #[arg(long, value_name = "N")]
     pub gradient_accumulation_steps: Option<usize>,
+    /// Passes over each rollout (GRPO's mu).
     #[arg(long, value_name = "N")]
     pub num_iterations: Option<usize>,
+    /// Longest completion, in tokens.
     #[arg(long, value_name = "N")]
     pub max_completion_length: Option<usize>,
     /// No end-of-sequence token before this many tokens.
     #[arg(long, value_name = "N")]
     pub min_completion_length: Option<usize>,
+    /// Sampling temperature of the rollouts.
     #[arg(long, value_name = "T")]
     pub temperature: Option<f64>,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1: all).
     #[arg(long, value_name = "P")]
     pub top_p: Option<f64>,
+    /// Sample among the K most likely tokens only (0: all).
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// Zero the loss of completions that hit max_completion_length without ending.
     #[arg(long)]
     pub mask_truncated_completions: bool,
+    /// Rank of the LoRA factors.
     #[arg(long, value_name = "R")]
     pub lora_rank: Option<usize>,
+    /// LoRA scaling numerator (the update is scaled by alpha / rank).
     #[arg(long, value_name = "A")]
     pub lora_alpha: Option<f64>,
     /// Recompute each layer in the backward instead of keeping its activations (less memory,
@@ -143,30 +193,20 @@ pub struct TrainArgs {
     pub save_steps: Option<usize>,
 }
 
-macro_rules! set {
-    ($cfg:ident, $a:ident, $($f:ident),*) => {$(
-        if let Some(v) = $a.$f.clone() {
-            $cfg.$f = v;
-        }
-    )*};
-}
-
-/// Resolves the settings on top of `base`: file, environment, flags.
+/// Resolves the settings on top of `base`: file, environment, flags. `TrainArgs` is taken
+/// apart without `..`, so a new flag fails to compile until it is either applied here or named
+/// as a run option; a setting bound here and not applied fails `-D warnings` (unused variable).
 fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => TrainConfig::from_toml_file(p, base)?,
-        None => base.clone(),
-    };
-    cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(m) = &a.model {
-        cfg.model = Some(m.clone());
-    }
-    if let Some(d) = &a.data {
-        cfg.data = Some(d.clone());
-    }
-    set!(
-        cfg,
-        a,
+    let TrainArgs {
+        config,
+        model,
+        data,
+        split,
+        data_config,
+        prompt_column,
+        answer_column,
+        reward,
+        reward_cmd,
         max_steps,
         seed,
         learning_rate,
@@ -178,7 +218,65 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         loss_type,
         scale_rewards,
         epsilon,
+        epsilon_high,
         per_device_train_batch_size,
+        steps_per_generation,
+        gradient_accumulation_steps,
+        num_iterations,
+        max_completion_length,
+        min_completion_length,
+        temperature,
+        top_p,
+        top_k,
+        mask_truncated_completions,
+        lora_rank,
+        lora_alpha,
+        gradient_checkpointing,
+        use_4bit,
+        aggregate_interval,
+        save_steps,
+        // run options, not settings of the run's config.toml
+        output: _,
+        key: _,
+        ring: _,
+        ring_timeout: _,
+        ring_connect_timeout: _,
+        resume: _,
+        force: _,
+        print_config: _,
+        json: _,
+        report_to: _,
+    } = a;
+    let mut cfg = match config {
+        Some(p) => TrainConfig::from_toml_file(p, base)?,
+        None => base.clone(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    // A flag given replaces the setting (`Option` settings take `Some`).
+    macro_rules! set {
+        ($($f:ident $(=> $wrap:path)?),* $(,)?) => {$(
+            if let Some(v) = $f.clone() {
+                cfg.$f = $($wrap)?(v);
+            }
+        )*};
+    }
+    set!(
+        model => Some,
+        data => Some,
+        max_steps,
+        seed,
+        learning_rate,
+        lr_scheduler_type,
+        warmup_steps,
+        beta,
+        num_generations,
+        importance_sampling_level,
+        loss_type,
+        scale_rewards,
+        epsilon,
+        epsilon_high => Some,
+        per_device_train_batch_size,
+        steps_per_generation => Some,
         gradient_accumulation_steps,
         num_iterations,
         max_completion_length,
@@ -191,21 +289,27 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         use_4bit,
         gradient_checkpointing,
         aggregate_interval,
-        save_steps
+        save_steps,
     );
-    if a.epsilon_high.is_some() {
-        cfg.epsilon_high = a.epsilon_high;
-    }
-    if a.steps_per_generation.is_some() {
-        cfg.steps_per_generation = a.steps_per_generation;
-    }
-    if a.mask_truncated_completions {
+    if *mask_truncated_completions {
         cfg.mask_truncated_completions = true;
     }
-    if !a.reward.is_empty() {
-        cfg.reward = a.reward.clone();
+    if let Some(v) = split {
+        cfg.dataset_train_split = v.clone();
     }
-    if let Some(c) = &a.reward_cmd {
+    for (flag, slot) in [
+        (data_config, &mut cfg.dataset_config),
+        (prompt_column, &mut cfg.prompt_column),
+        (answer_column, &mut cfg.answer_column),
+    ] {
+        if flag.is_some() {
+            slot.clone_from(flag);
+        }
+    }
+    if !reward.is_empty() {
+        cfg.reward = reward.clone();
+    }
+    if let Some(c) = reward_cmd {
         cfg.reward.push(format!("cmd:{c}").parse()?);
     }
     Ok(cfg)
@@ -213,7 +317,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
 
 /// The full resolution: the bundled toy task's defaults apply when neither a model nor data
 /// is named anywhere.
-pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+pub fn resolve_config(ctx: &Ctx, a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     // a resumed run starts from the settings it was started with
     if a.resume
         && let Some(o) = &a.output
@@ -227,6 +331,25 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         }
     }
     let cfg = resolve(a, &TrainConfig::default())?;
+    // the model's generation_config.json sits between the built-in defaults and everything the
+    // run sets (docs/training.md, "Precedence")
+    // (a hub id is looked up through the cache, fetched if missing: the same folder `run` loads)
+    let model_dir = match cfg.model.as_deref() {
+        Some(spec) => Some(super::download::model_dir(ctx, spec)?.0),
+        None => None,
+    };
+    let cfg = match model_dir
+        .as_deref()
+        .map(model::config::GenerationConfig::load)
+    {
+        Some(Ok(Some(g))) => {
+            let mut base = TrainConfig::default();
+            base.apply_generation_config(&g);
+            resolve(a, &base)?
+        }
+        Some(Err(e)) => return Err(e.into()),
+        _ => cfg,
+    };
     let mut cfg = if cfg.model.is_none() && cfg.data.is_none() {
         resolve(a, &TrainConfig::toy())?
     } else {
@@ -275,7 +398,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
-    let cfg = resolve_config(&a)?;
+    let cfg = resolve_config(ctx, &a)?;
     if a.print_config {
         return out::print(&cfg.to_toml()).map_err(Into::into); // to_toml ends with a newline
     }
@@ -304,11 +427,16 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         }
         let _ = std::fs::remove_dir_all(output.join("state"));
         let _ = std::fs::remove_dir_all(output.join("deltas"));
+        let _ = std::fs::remove_dir_all(output.join("runs"));
     }
 
     // model, tokenizer, base hash
-    let (m, tok, base_hash, model_name) = match &cfg.model {
-        Some(dir) => (
+    let model_dir = match &cfg.model {
+        Some(spec) => Some(super::download::model_dir(ctx, spec)?),
+        None => None,
+    };
+    let (m, tok, base_hash, model_name) = match &model_dir {
+        Some((dir, shown)) => (
             // an NF4 base is quantized while loading: the f32 linear weights never all exist
             model::load_with(
                 dir,
@@ -321,7 +449,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("loading {}", dir.display()))?,
             model::load_tokenizer(dir)?,
             trainer::base_hash_dir(dir)?,
-            dir.display().to_string(),
+            shown.clone(),
         ),
         None => {
             let (m, t) = model::embedded::tiny_qwen3(&dev)?;
@@ -332,18 +460,32 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             (m, t, h, "bundled tiny-qwen3".into())
         }
     };
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: cfg.enable_thinking,
+    let chat_template = match &model_dir {
+        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
+        None => Some(ChatTemplate::qwen3()),
     };
+    let template = data::ChatTemplate::from_model(chat_template.as_ref(), cfg.enable_thinking);
     let (examples, data_name) = match &cfg.data {
-        Some(p) => (data::load_jsonl(p, template)?, p.display().to_string()),
+        Some(p) => super::download::load_data(
+            ctx,
+            &super::download::DataSpec {
+                spec: p,
+                split: &cfg.dataset_train_split,
+                config: cfg.dataset_config.as_deref(),
+                columns: Columns {
+                    prompt: cfg.prompt_column.clone(),
+                    answer: cfg.answer_column.clone(),
+                },
+            },
+            template,
+        )?,
         None => (
-            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?,
+            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?.into(),
             "bundled toy task (digits)".to_string(),
         ),
     };
     let rewards = Rewards::new(&cfg.reward)?;
-    let identity = load_identity(&a, &output, ctx)?;
+    let identity = std::sync::Arc::new(load_identity(&a, &output, ctx)?);
     checkpoint::write_config(&output, &cfg)?;
     ctx.note(format!(
         "training {model_name} on {data_name}: {} examples, reward {}, {} steps, output {}",
@@ -365,11 +507,25 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut rewards_seen: Vec<f64> = Vec::new();
+    let mut tensorboard =
+        if a.report_to.contains(&ReportTo::Tensorboard) {
+            let dir = output.join("runs");
+            Some(tensorboard::EventWriter::create(&dir).with_context(|| {
+                format!("creating a TensorBoard event file in {}", dir.display())
+            })?)
+        } else {
+            None
+        };
+    let mut tensorboard_err: Option<std::io::Error> = None;
     let quiet = ctx.quiet;
     let interval = (t.cfg.max_steps / 20).max(1);
     let mut on_step = |m: &StepMetrics, d: Option<&DeltaWritten>| {
-        rewards_seen.push(m.reward_mean);
+        if let Some(w) = tensorboard.as_mut()
+            && let Err(e) = w.scalars(m.step as i64, &tensorboard::step_scalars(m))
+        {
+            tensorboard_err.get_or_insert(e);
+            tensorboard = None;
+        }
         let line = format!(
             "reward {:.3} loss {:+.4} kl {:.4} clip {:.3} len {:.1} {:.0} tok/s",
             m.reward_mean, m.loss, m.kl, m.clip_frac, m.completion_len, m.tokens_per_s
@@ -407,8 +563,6 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             }
             let spec = config::RingSpec::load(rp)?;
             let me = spec.member_index(&identity, rp)?;
-            let key = a.key.as_ref().expect("clap: --ring requires --key");
-            let id2 = Identity::load(key)?;
             let positive = |v: f64, what: &str| -> anyhow::Result<std::time::Duration> {
                 if v.is_finite() && v > 0.0 {
                     Ok(std::time::Duration::from_secs_f64(v))
@@ -434,7 +588,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             Some(checkpoint::RingPlan {
                 spec,
                 me,
-                identity: std::sync::Arc::new(id2),
+                identity: identity.clone(),
                 opts: net::JoinOptions {
                     step_timeout: positive(a.ring_timeout, "ring-timeout")?,
                     connect_timeout: positive(a.ring_connect_timeout, "ring-connect-timeout")?,
@@ -463,6 +617,12 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     drop(run);
     if let Some(pb) = &bar {
         pb.finish_and_clear();
+    }
+    if let Some(e) = tensorboard_err {
+        ctx.note(format!(
+            "warning: TensorBoard logging stopped: writing {}: {e}",
+            output.join("runs").display()
+        ));
     }
     // reward trend over the whole run (including steps before a resume)
     let all: Vec<StepMetrics> = std::fs::read_to_string(output.join("metrics.jsonl"))

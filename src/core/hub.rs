@@ -36,6 +36,9 @@ use zeroize::Zeroizing;
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::net::{self, NetError, Retry};
 
+pub mod cache;
+pub mod download;
+
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 const LFS_CONTENT_TYPE: &str = "application/vnd.git-lfs+json";
 const SAMPLE_LEN: usize = 512;

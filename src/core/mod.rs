@@ -2,6 +2,7 @@
 //! the `cmd` layer decides what the user sees.
 
 pub mod atomic;
+pub mod chat;
 pub mod delta;
 pub mod error;
 pub mod hash;

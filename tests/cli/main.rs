@@ -5,6 +5,8 @@ mod cid;
 mod common;
 mod delta;
 mod docs;
+mod hub_dl_server;
+mod hub_download;
 mod hub_server;
 mod keys;
 mod model;

@@ -1,4 +1,4 @@
-//! `gym plot`: metrics JSON Lines in, SVG out.
+//! `gym plot`: metrics JSON Lines in, SVG or PNG out (plotters, DejaVu Sans).
 
 use std::path::Path;
 
@@ -28,7 +28,8 @@ fn metrics_file(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-/// The number of points of each `<polyline>`, in document order.
+/// The number of points of each `<polyline>` with more than two points (the data lines; axes,
+/// ticks and legend samples have two), in document order.
 fn polylines(svg: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut rest = svg;
@@ -43,12 +44,15 @@ fn polylines(svg: &str) -> Vec<usize> {
             .split('"')
             .next()
             .unwrap();
-        for pair in pts.split(' ') {
+        let pairs: Vec<&str> = pts.split_whitespace().collect();
+        for pair in &pairs {
             let (x, y) = pair.split_once(',').unwrap();
             x.parse::<f64>().unwrap();
             y.parse::<f64>().unwrap();
         }
-        out.push(pts.split(' ').count());
+        if pairs.len() > 2 {
+            out.push(pairs.len());
+        }
         rest = &rest[end..];
     }
     out
@@ -75,7 +79,7 @@ fn assert_well_formed(svg: &str) {
 }
 
 #[test]
-fn writes_one_polyline_per_metric() {
+fn draws_the_default_panels_and_skips_constant_ones() {
     let dir = tmp();
     let input = metrics_file(dir.path());
     let out = dir.path().join("curves.svg");
@@ -85,33 +89,67 @@ fn writes_one_polyline_per_metric() {
         .arg(&input));
     assert_eq!(code, 0, "{stderr}");
     let v = json(&stdout);
-    assert_eq!(v["format"], "gym-plot/1");
+    assert_eq!(v["format"], "gym-plot/2");
     assert_eq!(v["rows"], 12);
     let svg = std::fs::read_to_string(&out).unwrap();
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.starts_with("<svg width=\"1200\""), "{}", &svg[..60]);
     assert_well_formed(&svg);
     assert!(svg.contains("run &lt;1&gt; &amp; co"));
-    // Default metrics: reward_mean, kl, loss, clip_frac; kl lacks two rows.
-    assert_eq!(polylines(&svg), [12, 10, 12, 12]);
-    let names: Vec<&str> = v["metrics"]
+    assert!(svg.contains("font-family=\"DejaVu Sans, sans-serif\""));
+    // Default metrics: reward_mean (with its std band), completion_len, kl, grad_norm, lr,
+    // loss; completion_len, grad_norm and lr never change; kl lacks two rows.
+    let titles: Vec<&str> = v["panels"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["name"].as_str().unwrap())
+        .map(|p| p["title"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["reward_mean", "kl", "loss", "clip_frac"]);
+    assert_eq!(titles, ["reward (mean ± std)", "kl", "loss"]);
+    assert_eq!(v["panels"][0]["band"], 12);
+    assert_eq!(svg.matches("<polygon").count(), 1, "one std band");
+    assert_eq!(polylines(&svg), [12, 10, 12]);
+    let skipped: Vec<&str> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["constant at 31.5", "constant at 0.5", "constant at 0.001"]
+    );
+    // readable ticks: no run of zeros like the old `00000000` label
+    let labels: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit_once('>').map(|(_, label)| label.trim()))
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(
+        labels.contains(&"step") && labels.contains(&"0"),
+        "{labels:?}"
+    );
+    assert!(
+        labels.iter().all(|l| !l.contains("0000") && l.len() <= 24),
+        "{labels:?}"
+    );
 
     let chosen = dir.path().join("two.svg");
     let (code, _, stderr) = run(gym()
-        .args(["plot", "--metrics", "lr,kl,missing", "-o"])
+        .args(["plot", "--metrics", "tokens_per_s,kl,missing,loss", "-o"])
         .arg(&chosen)
         .arg(&input));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("no values for: missing"), "{stderr}");
+    assert!(
+        stderr.contains("no panel for missing: no values"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no panel for tokens_per_s: constant at 120"),
+        "{stderr}"
+    );
     let svg = std::fs::read_to_string(&chosen).unwrap();
     assert_well_formed(&svg);
-    assert_eq!(polylines(&svg), [12, 10]);
-    assert_eq!(svg.matches("<g class=\"panel\"").count(), 3);
+    assert_eq!(polylines(&svg), [10, 12]);
 }
 
 #[test]
@@ -126,7 +164,10 @@ fn refuses_to_overwrite_without_force() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
     let (code, _, stderr) = run(gym().args(["plot", "--force", "-o"]).arg(&out).arg(&input));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(polylines(&std::fs::read_to_string(&out).unwrap()).len(), 4);
+    assert_eq!(
+        polylines(&std::fs::read_to_string(&out).unwrap()),
+        [12, 10, 12]
+    );
 }
 
 #[test]
@@ -172,7 +213,7 @@ fn writes_a_png() {
     assert_eq!(&bytes[12..16], b"IHDR");
     let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-    // Twice the SVG's size: the same layout, two panels.
+    // 1200 px wide, one row of two panels under the title strip: the SVG's size.
     let svg_out = dir.path().join("curves.svg");
     let (code, _, stderr) = run(gym()
         .args(["plot", "--metrics", "loss,kl", "-o"])
@@ -181,16 +222,17 @@ fn writes_a_png() {
     assert_eq!(code, 0, "{stderr}");
     let svg = std::fs::read_to_string(&svg_out).unwrap();
     let attr = |name: &str| -> u32 {
-        let v = svg
-            .split(&format!(" {name}=\""))
+        svg.split(&format!(" {name}=\""))
             .nth(1)
             .unwrap()
             .split('"')
             .next()
-            .unwrap();
-        (v.parse::<f64>().unwrap() * 2.0).ceil() as u32
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     assert_eq!((w, h), (attr("width"), attr("height")));
+    assert_eq!(w, 1200);
 }
 
 #[test]

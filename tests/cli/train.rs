@@ -460,6 +460,191 @@ fn workers_training_in_a_ring_agree_on_the_average() {
     );
 }
 
+/// A Python with the `tensorboard` package (GYM_TEST_TENSORBOARD_PYTHON), or None with the
+/// reason printed. With GYM_REQUIRE_TENSORBOARD=1 (CI) a missing one fails instead.
+fn tensorboard_python() -> Option<String> {
+    match std::env::var("GYM_TEST_TENSORBOARD_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var_os("GYM_REQUIRE_TENSORBOARD").is_none(),
+                "GYM_REQUIRE_TENSORBOARD is set but GYM_TEST_TENSORBOARD_PYTHON is not"
+            );
+            eprintln!("skipped: set GYM_TEST_TENSORBOARD_PYTHON to a python with tensorboard");
+            None
+        }
+    }
+}
+
+/// The bundled math sample (chat rows rendered by the Qwen3 template) trains with the math
+/// rewards, and `--report-to tensorboard` writes event files that the tensorboard package
+/// reads back with the same values as metrics.jsonl.
+#[test]
+fn math_sample_trains_and_reports_to_tensorboard() {
+    let t = tmp();
+    let out = t.path().join("run");
+    let (code, _, stderr) = run(gym()
+        .args(["train", "--data"])
+        .arg(testdata("math/sample.jsonl"))
+        .args([
+            "--reward",
+            "math",
+            "--reward",
+            "math_format@0.2",
+            "--max-steps",
+            "3",
+            "--num-generations",
+            "2",
+            "--per-device-train-batch-size",
+            "2",
+            "--max-completion-length",
+            "8",
+            "--report-to",
+            "tensorboard",
+            "-o",
+        ])
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let m = metrics(&out);
+    assert_eq!(m.len(), 3);
+    assert!(m[0]["rewards"]["math"].is_number() && m[0]["rewards"]["math_format"].is_number());
+    let runs = out.join("runs");
+    let files: Vec<_> = std::fs::read_dir(&runs).unwrap().collect();
+    assert_eq!(files.len(), 1, "one event file in {}", runs.display());
+    let Some(py) = tensorboard_python() else {
+        return;
+    };
+    let o = std::process::Command::new(py)
+        .arg(repo().join("tools/reference/read_tensorboard.py"))
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tb = json(&String::from_utf8(o.stdout).unwrap());
+    assert_eq!(tb["files"], 1);
+    let tags = &tb["tags"];
+    for (tag, field) in [
+        ("train/reward", "reward_mean"),
+        ("train/loss", "loss"),
+        ("train/kl", "kl"),
+        ("train/completions/mean_length", "completion_len"),
+        ("train/learning_rate", "lr"),
+    ] {
+        let series = tags[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}: {tags}"));
+        assert_eq!(series.len(), 3, "{tag}");
+        for (i, point) in series.iter().enumerate() {
+            assert_eq!(point[0], i + 1, "{tag} step");
+            let want = m[i][field].as_f64().unwrap() as f32;
+            assert_eq!(
+                point[1].as_f64().unwrap() as f32,
+                want,
+                "{tag} at step {}",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(
+        tags["train/rewards/math_format/mean"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+/// A copy of the tiny model whose folder carries Mistral v0.3's chat template and a
+/// generation_config.json with sampling defaults.
+fn model_with_template(dir: &Path) -> std::path::PathBuf {
+    let m = dir.join("model");
+    std::fs::create_dir_all(&m).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(testdata("tiny-qwen3").join(f), m.join(f)).unwrap();
+    }
+    let template = std::fs::read_to_string(testdata("chat-templates/mistral-v0.3.jinja")).unwrap();
+    let cfg =
+        serde_json::json!({"bos_token": "<s>", "eos_token": "</s>", "chat_template": template});
+    std::fs::write(m.join("tokenizer_config.json"), cfg.to_string()).unwrap();
+    std::fs::write(
+        m.join("generation_config.json"),
+        r#"{"do_sample": true, "eos_token_id": [0, 1], "temperature": 0.6, "top_k": 20, "top_p": 0.95}"#,
+    )
+    .unwrap();
+    m
+}
+
+/// generation_config.json's sampling defaults sit under the run's own settings, and the
+/// model's own chat template renders `messages` rows: one it refuses stops the run naming the
+/// file and line (exit 10), one it accepts trains.
+#[test]
+fn model_folder_chat_template_and_generation_config_apply() {
+    let t = tmp();
+    let m = model_with_template(t.path());
+    let (code, stdout, stderr) = run(gym().args(["train", "--print-config", "--model"]).arg(&m));
+    assert_eq!(code, 0, "{stderr}");
+    for line in ["temperature = 0.6", "top_p = 0.95", "top_k = 20"] {
+        assert!(stdout.lines().any(|l| l == line), "{line} in:\n{stdout}");
+    }
+    let (code, stdout, stderr) = run(gym()
+        .args(["train", "--print-config", "--temperature", "0.9", "--model"])
+        .arg(&m));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().any(|l| l == "temperature = 0.9"), "{stdout}");
+
+    let bad = t.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}], \"answer\": 1}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(gym()
+        .args(["train", "--reward", "math", "--max-steps", "1", "--model"])
+        .arg(&m)
+        .arg("--data")
+        .arg(&bad)
+        .arg("-o")
+        .arg(t.path().join("bad-run")));
+    assert_eq!(code, 10, "{stderr}");
+    assert!(
+        stderr.contains(
+            "bad.jsonl:1: the chat template refused the conversation: After the optional system message, conversation roles must alternate"
+        ),
+        "{stderr}"
+    );
+
+    let good = t.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"Answer with #### N.\"}, {\"role\": \"user\", \"content\": \"2+3?\"}], \"answer\": 5}\n",
+    )
+    .unwrap();
+    let out = t.path().join("good-run");
+    let (code, _, stderr) = run(gym()
+        .args([
+            "train",
+            "--reward",
+            "math",
+            "--max-steps",
+            "1",
+            "--num-generations",
+            "2",
+            "--per-device-train-batch-size",
+            "2",
+            "--max-completion-length",
+            "4",
+            "--model",
+        ])
+        .arg(&m)
+        .arg("--data")
+        .arg(&good)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(metrics(&out).len(), 1);
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.lines().any(|l| l == "temperature = 0.6"), "{saved}");
+}
 /// `gym train` on the other architectures' tiny checkpoints (hidden size 32) with the bundled
 /// task's settings: the run completes and the reward rises. With seed 42 the first → last
 /// quarter mean rewards were 0.11 → 0.38 (qwen2: biases, YaRN, a sliding layer), 0.13 → 0.29

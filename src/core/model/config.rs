@@ -51,6 +51,47 @@ impl TokenIds {
     }
 }
 
+/// The parts of `generation_config.json` gym uses: what transformers' `generate` falls back on
+/// when a call does not say. `eos_token_id` and `pad_token_id` override config.json's (Qwen3
+/// lists two end-of-sequence ids there, `<|im_end|>` and `<|endoftext|>`); the sampling values
+/// are defaults under a run's own settings, and only when `do_sample` is not false.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct GenerationConfig {
+    #[serde(default)]
+    pub eos_token_id: Option<TokenIds>,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default)]
+    pub do_sample: Option<bool>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+}
+
+impl GenerationConfig {
+    /// Reads `dir/generation_config.json`; `None` when the folder has none.
+    pub fn load(dir: &Path) -> Result<Option<GenerationConfig>, ModelError> {
+        let path = dir.join("generation_config.json");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse(&path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ModelError::Io { path, source }),
+        }
+    }
+
+    /// The sampling defaults it sets, as (temperature, top_p, top_k); all `None` when
+    /// `do_sample` is false (greedy decoding has no sampling parameters).
+    pub fn sampling(&self) -> (Option<f64>, Option<f64>, Option<usize>) {
+        if self.do_sample == Some(false) {
+            return (None, None, None);
+        }
+        (self.temperature, self.top_p, self.top_k)
+    }
+}
+
 /// Which model class a folder holds, from `model_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

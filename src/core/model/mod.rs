@@ -124,7 +124,16 @@ impl ModelConfig {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join("config.json");
         let text = read_text(&path)?;
-        Self::parse(&path, &text)
+        let mut cfg = Self::parse(&path, &text)?;
+        if let Some(g) = config::GenerationConfig::load(dir)? {
+            if g.eos_token_id.is_some() {
+                cfg.base.eos_token_id = g.eos_token_id;
+            }
+            if g.pad_token_id.is_some() {
+                cfg.base.pad_token_id = g.pad_token_id;
+            }
+        }
+        Ok(cfg)
     }
 
     /// Parses the text of `path` (a `config.json`), refusing what gym does not implement.

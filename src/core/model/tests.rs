@@ -806,3 +806,72 @@ fn dense_checkpointed_backward_matches_plain() {
 fn moe_checkpointed_backward_matches_plain() {
     checkpointed_backward_matches_plain("tiny-qwen3-moe");
 }
+
+/// generation_config.json's end-of-sequence list and pad id override config.json's.
+#[test]
+fn generation_config_overrides_eos_and_pad() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny-qwen3");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+    let plain = ModelConfig::load(dir.path()).unwrap();
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"eos_token_id": [3, 5], "pad_token_id": 7, "temperature": 0.6}"#,
+    )
+    .unwrap();
+    let c = ModelConfig::load(dir.path()).unwrap();
+    assert_eq!(
+        c.base.eos_token_id,
+        Some(config::TokenIds::Many(vec![3, 5]))
+    );
+    assert_eq!(c.base.pad_token_id, Some(7));
+    assert_ne!(plain.base.eos_token_id, c.base.eos_token_id);
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        "{\"eos_token_id\": \"x\"",
+    )
+    .unwrap();
+    let e = ModelConfig::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("generation_config.json"), "{e}");
+}
+
+/// testdata/bpe: a byte-level BPE tokenizer of Qwen's design trained with the `tokenizers`
+/// library, and its encodings by Python `tokenizers` and transformers
+/// (tools/reference/bpe_tokenizer.py). gym's loader must give the same ids, tokens and
+/// decodings on text with Unicode, special tokens, whitespace runs and control characters.
+#[test]
+fn byte_level_bpe_matches_python_tokenizers() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bpe");
+    let tok = load_tokenizer(&dir).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 15);
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        let enc = tok.encode(text, false).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(c["ids"].clone()).unwrap();
+        let tokens: Vec<String> = serde_json::from_value(c["tokens"].clone()).unwrap();
+        assert_eq!(enc.get_ids(), &ids[..], "ids of {text:?}");
+        assert_eq!(enc.get_tokens(), &tokens[..], "tokens of {text:?}");
+        assert_eq!(
+            tok.decode(&ids, false).unwrap(),
+            c["decoded"].as_str().unwrap()
+        );
+        assert_eq!(
+            tok.decode(&ids, true).unwrap(),
+            c["decoded_skip_special"].as_str().unwrap()
+        );
+    }
+    // the special tokens are single ids, never split
+    let enc = tok.encode("<|im_start|>user<|im_end|>", false).unwrap();
+    assert_eq!(
+        enc.get_tokens().first().map(String::as_str),
+        Some("<|im_start|>")
+    );
+    assert_eq!(
+        enc.get_tokens().last().map(String::as_str),
+        Some("<|im_end|>")
+    );
+}

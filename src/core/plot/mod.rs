@@ -1,6 +1,7 @@
-//! Training curves: metrics JSON Lines in, a picture out (one panel per metric against `step`),
-//! laid out once as a [`Scene`] and written as hand-written SVG ([`to_svg`]) or as PNG
-//! ([`png::to_png`]). Nothing here prints or touches files.
+//! Training curves: metrics JSON Lines in, a picture out. [`panels`] picks what to draw (one
+//! panel per metric against `step`; the reward with its ±std band and per-function means;
+//! metrics without values or that never change are left out) and [`draw`] draws them with
+//! plotters as SVG or PNG. Nothing here prints or touches files.
 //!
 //! Each metrics row is a JSON object with a numeric `step` and any numeric metrics:
 //! `{"step": 1, "loss": 0.1, "reward_mean": 0.3, "kl": 0.0}`. A metric that is missing or null
@@ -10,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::core::error::{Classify, ErrorClass};
 
+pub mod draw;
 pub mod png;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub enum PlotError {
     NoData { wanted: String, available: String },
     #[error("no metrics to plot")]
     NoMetrics,
+    #[error("drawing the plot: {0}")]
+    Draw(String),
 }
 
 impl Classify for PlotError {
@@ -129,421 +133,168 @@ pub fn series(rows: &[Row], metric: &str, origin: &str) -> Result<Vec<(f64, f64)
     Ok(pts)
 }
 
-const WIDTH: f64 = 720.0;
-const PANEL_H: f64 = 200.0;
-const TOP: f64 = 40.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const GAP: f64 = 50.0;
-const COLORS: [Rgb; 6] = [
-    Rgb(0x1f, 0x77, 0xb4),
-    Rgb(0xd6, 0x27, 0x28),
-    Rgb(0x2c, 0xa0, 0x2c),
-    Rgb(0x94, 0x67, 0xbd),
-    Rgb(0xff, 0x7f, 0x0e),
-    Rgb(0x17, 0xbe, 0xcf),
+/// One panel: lines against `step`, and an optional shaded band (reward mean ± std).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    pub title: String,
+    pub lines: Vec<Line>,
+    /// (step, low, high)
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+/// One named series of (step, value) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A metric that got no panel, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub metric: String,
+    pub reason: String,
+}
+
+/// The default panels of `gym plot`: the reward (mean with its ±std band, and each reward
+/// function when there are several), completion length, KL, gradient norm, learning rate, loss.
+pub const DEFAULT_METRICS: [&str; 6] = [
+    "reward_mean",
+    "completion_len",
+    "kl",
+    "grad_norm",
+    "lr",
+    "loss",
 ];
-const FRAME: Rgb = Rgb(0x88, 0x88, 0x88);
-const GRID: Rgb = Rgb(0xee, 0xee, 0xee);
-const INK: Rgb = Rgb(0, 0, 0);
-const MUTED: Rgb = Rgb(0x55, 0x55, 0x55);
-const WHITE: Rgb = Rgb(0xff, 0xff, 0xff);
 
-/// A colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rgb(pub u8, pub u8, pub u8);
-
-impl std::fmt::Display for Rgb {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
-    }
-}
-
-/// Where a text's `x` is: its start, middle or end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Anchor {
-    Start,
-    Middle,
-    End,
-}
-
-/// One drawing instruction, in picture coordinates (pixels, y down; a text's `y` is its
-/// baseline). The same scene becomes SVG ([`svg`]) or pixels (`plot::png`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Shape {
-    /// A panel begins (SVG: a `<g>` named after the metric).
-    Group(String),
-    EndGroup,
-    Rect {
-        x: f64,
-        y: f64,
-        w: f64,
-        h: f64,
-        fill: Option<Rgb>,
-        stroke: Option<Rgb>,
-    },
-    Line {
-        x1: f64,
-        y1: f64,
-        x2: f64,
-        y2: f64,
-        color: Rgb,
-    },
-    Polyline {
-        points: Vec<(f64, f64)>,
-        color: Rgb,
-    },
-    Dot {
-        x: f64,
-        y: f64,
-        color: Rgb,
-    },
-    Text {
-        x: f64,
-        y: f64,
-        text: String,
-        anchor: Anchor,
-        /// Font size in pixels.
-        size: f64,
-        color: Rgb,
-    },
-}
-
-/// A picture: its size and shapes, back to front.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scene {
-    pub width: f64,
-    pub height: f64,
-    pub shapes: Vec<Shape>,
-}
-
-/// Lays out one panel per metric (a metric without values gets an empty panel saying so);
-/// fails when no metric has any value. `origin` names the input in errors.
-pub fn scene(
+/// The panels for `metrics`: a metric without values or whose values never change gets no
+/// panel (it is listed in the second vector); `reward_mean` also draws `reward_std` as a band
+/// and the per-function means of `rewards`.
+pub fn panels(
     rows: &[Row],
     metrics: &[String],
-    title: &str,
     origin: &str,
-) -> Result<Scene, PlotError> {
-    if metrics.is_empty() {
-        return Err(PlotError::NoMetrics);
+) -> Result<(Vec<Panel>, Vec<Skipped>), PlotError> {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for m in metrics {
+        let pts = series(rows, m, origin)?;
+        let skip = |reason: String| Skipped {
+            metric: m.clone(),
+            reason,
+        };
+        if pts.is_empty() {
+            skipped.push(skip("no values".into()));
+            continue;
+        }
+        if m != "reward_mean" && constant(&pts) {
+            skipped.push(skip(format!("constant at {}", pts[0].1)));
+            continue;
+        }
+        let mut panel = Panel {
+            title: m.clone(),
+            lines: vec![Line {
+                name: m.clone(),
+                points: pts,
+            }],
+            band: Vec::new(),
+        };
+        if m == "reward_mean" {
+            reward_extras(rows, origin, &mut panel)?;
+        }
+        out.push(panel);
     }
-    let all: Vec<Vec<(f64, f64)>> = metrics
-        .iter()
-        .map(|m| series(rows, m, origin))
-        .collect::<Result<_, _>>()?;
-    if all.iter().all(Vec::is_empty) {
-        let mut keys: Vec<&str> = rows
+    if out.is_empty() {
+        let mut available: Vec<String> = rows
             .iter()
-            .flat_map(|r| r.values.keys().map(String::as_str))
-            .filter(|k| *k != "step")
+            .flat_map(|r| r.values.iter())
+            .filter(|(k, v)| k.as_str() != "step" && v.is_number())
+            .map(|(k, _)| k.clone())
             .collect();
-        keys.sort_unstable();
-        keys.dedup();
+        available.sort();
+        available.dedup();
         return Err(PlotError::NoData {
             wanted: metrics.join(", "),
-            available: if keys.is_empty() {
-                "nothing but step".into()
+            available: if available.is_empty() {
+                "nothing".into()
             } else {
-                keys.join(", ")
+                available.join(", ")
             },
         });
     }
-    let height = TOP + metrics.len() as f64 * (PANEL_H + GAP);
-    let mut shapes = vec![
-        Shape::Rect {
-            x: 0.0,
-            y: 0.0,
-            w: WIDTH,
-            h: height,
-            fill: Some(WHITE),
-            stroke: None,
-        },
-        Shape::Text {
-            x: WIDTH / 2.0,
-            y: 24.0,
-            text: title.to_string(),
-            anchor: Anchor::Middle,
-            size: 15.0,
-            color: INK,
-        },
-    ];
-    for (i, (metric, pts)) in metrics.iter().zip(&all).enumerate() {
-        let y0 = TOP + i as f64 * (PANEL_H + GAP) + 10.0;
-        panel(&mut shapes, metric, pts, y0, COLORS[i % COLORS.len()]);
-    }
-    Ok(Scene {
-        width: WIDTH,
-        height,
-        shapes,
-    })
+    Ok((out, skipped))
 }
 
-fn text(x: f64, y: f64, text: String, anchor: Anchor, color: Rgb) -> Shape {
-    Shape::Text {
-        x,
-        y,
-        text,
-        anchor,
-        size: 11.0,
-        color,
-    }
-}
-
-fn panel(s: &mut Vec<Shape>, metric: &str, pts: &[(f64, f64)], y0: f64, color: Rgb) {
-    let (x_left, x_right) = (LEFT, WIDTH - RIGHT);
-    let (y_top, y_bottom) = (y0 + 14.0, y0 + PANEL_H - 20.0);
-    s.push(Shape::Group(metric.to_string()));
-    s.push(Shape::Text {
-        x: x_left,
-        y: y0 + 8.0,
-        text: metric.to_string(),
-        anchor: Anchor::Start,
-        size: 13.0,
-        color: INK,
-    });
-    if pts.is_empty() {
-        s.push(Shape::Rect {
-            x: x_left,
-            y: y_top,
-            w: x_right - x_left,
-            h: y_bottom - y_top,
-            fill: None,
-            stroke: Some(FRAME),
-        });
-        s.push(text(
-            (x_left + x_right) / 2.0,
-            (y_top + y_bottom) / 2.0,
-            "no data".into(),
-            Anchor::Middle,
-            FRAME,
-        ));
-        s.push(Shape::EndGroup);
-        return;
-    }
-    let (xs, ys) = (
-        ticks(pts.iter().map(|p| p.0)),
-        ticks(pts.iter().map(|p| p.1)),
-    );
-    let sx = |x: f64| x_left + (x - xs.lo) / (xs.hi - xs.lo) * (x_right - x_left);
-    let sy = |y: f64| y_bottom - (y - ys.lo) / (ys.hi - ys.lo) * (y_bottom - y_top);
-    for &t in &ys.values {
-        let y = sy(t);
-        s.push(Shape::Line {
-            x1: x_left,
-            y1: y,
-            x2: x_right,
-            y2: y,
-            color: GRID,
-        });
-        s.push(text(
-            x_left - 5.0,
-            y + 4.0,
-            label(t, ys.step),
-            Anchor::End,
-            INK,
-        ));
-    }
-    for &t in &xs.values {
-        let x = sx(t);
-        s.push(Shape::Line {
-            x1: x,
-            y1: y_bottom,
-            x2: x,
-            y2: y_bottom + 4.0,
-            color: FRAME,
-        });
-        s.push(text(
-            x,
-            y_bottom + 16.0,
-            label(t, xs.step),
-            Anchor::Middle,
-            INK,
-        ));
-    }
-    s.push(Shape::Rect {
-        x: x_left,
-        y: y_top,
-        w: x_right - x_left,
-        h: y_bottom - y_top,
-        fill: None,
-        stroke: Some(FRAME),
-    });
-    s.push(text(
-        x_right,
-        y_bottom + 30.0,
-        "step".into(),
-        Anchor::End,
-        MUTED,
-    ));
-    s.push(Shape::Polyline {
-        points: pts.iter().map(|&(x, y)| (sx(x), sy(y))).collect(),
-        color,
-    });
-    if let [(x, y)] = pts {
-        s.push(Shape::Dot {
-            x: sx(*x),
-            y: sy(*y),
-            color,
-        });
-    }
-    s.push(Shape::EndGroup);
-}
-
-/// The scene as SVG text.
-pub fn to_svg(scene: &Scene) -> String {
-    let (w, h) = (scene.width, scene.height);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-         viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n"
-    );
-    let paint = |c: Option<Rgb>| c.map_or("none".to_string(), |c| c.to_string());
-    for shape in &scene.shapes {
-        let line = match shape {
-            Shape::Group(name) => {
-                format!("<g class=\"panel\" data-metric=\"{}\">", escape(name))
-            }
-            Shape::EndGroup => "</g>".to_string(),
-            Shape::Rect {
-                x,
-                y,
-                w,
-                h,
-                fill,
-                stroke,
-            } => format!(
-                "<rect x=\"{x:.2}\" y=\"{y:.2}\" width=\"{w:.2}\" height=\"{h:.2}\" fill=\"{}\" stroke=\"{}\"/>",
-                paint(*fill),
-                paint(*stroke)
-            ),
-            Shape::Line {
-                x1,
-                y1,
-                x2,
-                y2,
-                color,
-            } => format!(
-                "<line x1=\"{x1:.2}\" y1=\"{y1:.2}\" x2=\"{x2:.2}\" y2=\"{y2:.2}\" stroke=\"{color}\"/>"
-            ),
-            Shape::Polyline { points, color } => {
-                let pts: Vec<String> = points
-                    .iter()
-                    .map(|(x, y)| format!("{x:.2},{y:.2}"))
-                    .collect();
-                format!(
-                    "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                    pts.join(" ")
-                )
-            }
-            Shape::Dot { x, y, color } => {
-                format!("<circle cx=\"{x:.2}\" cy=\"{y:.2}\" r=\"3\" fill=\"{color}\"/>")
-            }
-            Shape::Text {
-                x,
-                y,
-                text,
-                anchor,
-                size,
-                color,
-            } => {
-                let anchor = match anchor {
-                    Anchor::Start => "start",
-                    Anchor::Middle => "middle",
-                    Anchor::End => "end",
-                };
-                format!(
-                    "<text x=\"{x:.2}\" y=\"{y:.2}\" text-anchor=\"{anchor}\" font-size=\"{size}\" fill=\"{color}\">{}</text>",
-                    escape(text)
-                )
-            }
-        };
-        s.push_str(&line);
-        s.push('\n');
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-/// [`scene`] drawn as SVG.
-pub fn svg(
-    rows: &[Row],
-    metrics: &[String],
-    title: &str,
-    origin: &str,
-) -> Result<String, PlotError> {
-    Ok(to_svg(&scene(rows, metrics, title, origin)?))
-}
-
-/// An axis: its range (a multiple of `step` at both ends) and its tick values.
-#[derive(Debug, PartialEq)]
-pub struct Ticks {
-    pub lo: f64,
-    pub hi: f64,
-    pub step: f64,
-    pub values: Vec<f64>,
-}
-
-/// About five ticks at 1, 2 or 5 × 10^k that cover the data.
-pub fn ticks(data: impl Iterator<Item = f64>) -> Ticks {
-    let (mut lo, mut hi) = data.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
-    });
-    if !lo.is_finite() || !hi.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo <= f64::EPSILON * hi.abs().max(lo.abs()).max(1.0) {
-        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
-        (lo, hi) = (lo - pad, hi + pad);
-    }
-    let rough = (hi - lo) / 5.0;
-    let mag = 10f64.powf(rough.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+fn constant(pts: &[(f64, f64)]) -> bool {
+    let (lo, hi) = pts
         .iter()
-        .map(|m| m * mag)
-        .find(|&st| st >= rough)
-        .unwrap_or(10.0 * mag);
-    let first = (lo / step).floor();
-    let last = (hi / step).ceil();
-    let values: Vec<f64> = (0..=(last - first) as i64)
-        .map(|k| (first + k as f64) * step)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    hi - lo <= 1e-12 * hi.abs().max(lo.abs()).max(1e-300)
+}
+
+/// The reward panel's std band and per-function lines (when there are two or more functions).
+fn reward_extras(rows: &[Row], origin: &str, panel: &mut Panel) -> Result<(), PlotError> {
+    let std = series(rows, "reward_std", origin)?;
+    let mean = &panel.lines[0].points;
+    panel.band = mean
+        .iter()
+        .zip(&std)
+        .filter(|(m, s)| m.0 == s.0)
+        .map(|(m, s)| (m.0, m.1 - s.1, m.1 + s.1))
         .collect();
-    Ticks {
-        lo: first * step,
-        hi: last * step,
-        step,
-        values,
-    }
-}
-
-/// A tick label with as many decimals as the tick step needs.
-fn label(v: f64, step: f64) -> String {
-    let decimals = if step >= 1.0 {
-        0
+    panel.title = if panel.band.is_empty() {
+        "reward (mean)".into()
     } else {
-        (-step.log10().floor()) as usize
+        "reward (mean ± std)".into()
     };
-    let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-4) {
-        return format!("{v:.1e}");
-    }
-    format!("{v:.decimals$}")
-}
-
-/// Escapes text for SVG content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' => out.push(' '),
-            c => out.push(c),
+    panel.lines[0].name = "mean".into();
+    let mut names: Vec<String> = Vec::new();
+    for r in rows {
+        if let Some(Value::Object(m)) = r.values.get("rewards") {
+            for k in m.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
         }
     }
-    out
+    if names.len() < 2 {
+        return Ok(());
+    }
+    for name in names {
+        let points = rows
+            .iter()
+            .filter_map(|r| {
+                let v = r.values.get("rewards")?.get(&name)?.as_f64()?;
+                v.is_finite().then_some((r.step, v))
+            })
+            .collect();
+        panel.lines.push(Line { name, points });
+    }
+    Ok(())
+}
+
+/// A tick label: no more digits than the axis' span needs, exponents for very large or small
+/// magnitudes, and a plain `0`.
+pub fn tick_label(v: f64, span: f64) -> String {
+    if v == 0.0 || v.abs() < span.abs() * 1e-9 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.1e}");
+        return s.replace(".0e", "e");
+    }
+    let step = if span > 0.0 { span / 5.0 } else { a };
+    let decimals = (1.0 - step.log10().floor()).clamp(0.0, 7.0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -552,25 +303,6 @@ mod tests {
 
     fn rows(text: &str) -> Vec<Row> {
         parse_rows(text, "m.jsonl").unwrap()
-    }
-
-    #[test]
-    fn ticks_are_round_and_cover_the_data() {
-        let t = ticks([0.13, 0.87].into_iter());
-        assert_eq!(t.step, 0.2);
-        assert!(t.lo <= 0.13 && t.hi >= 0.87);
-        assert_eq!(t.values.len(), 6);
-        let labels: Vec<String> = t.values.iter().map(|&v| label(v, t.step)).collect();
-        assert_eq!(labels, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
-        let t = ticks([1.0, 100.0].into_iter());
-        assert_eq!((t.lo, t.hi, t.step), (0.0, 100.0, 20.0));
-        let t = ticks([-3.0, 7.0].into_iter());
-        assert_eq!((t.lo, t.hi, t.step), (-4.0, 8.0, 2.0));
-        // A flat series still gets a range.
-        let t = ticks([5.0, 5.0].into_iter());
-        assert!(t.lo < 5.0 && t.hi > 5.0);
-        let t = ticks([0.0].into_iter());
-        assert!(t.lo < 0.0 && t.hi > 0.0);
     }
 
     #[test]
@@ -602,12 +334,12 @@ mod tests {
             assert!(e.starts_with(want), "{text:?}: {e}");
         }
         let r = rows("{\"step\":1,\"kl\":1}\n{\"step\":2,\"kl\":\"high\"}\n");
-        let e = svg(&r, &["kl".into()], "t", "m.jsonl").unwrap_err();
+        let e = panels(&r, &["kl".into()], "m.jsonl").unwrap_err();
         assert_eq!(
             e.to_string(),
             "m.jsonl:2: `kl` must be a number or null, found \"high\""
         );
-        let e = svg(&r, &["loss".into()], "t", "m.jsonl").unwrap_err();
+        let e = panels(&r, &["loss".into()], "m.jsonl").unwrap_err();
         assert_eq!(
             e.to_string(),
             "none of the metrics loss has a value (the rows have: kl)"
@@ -615,35 +347,81 @@ mod tests {
     }
 
     #[test]
-    fn svg_has_a_panel_and_polyline_per_metric() {
-        let r = rows(
-            "{\"step\":1,\"loss\":0.5,\"kl\":0}\n{\"step\":2,\"loss\":0.25}\n{\"step\":3,\"loss\":0.1,\"kl\":0.01}\n",
+    fn panels_skip_empty_and_constant_metrics_and_band_the_reward() {
+        let r = rows(concat!(
+            "{\"step\":1,\"reward_mean\":0.2,\"reward_std\":0.1,\"kl\":0,\"lr\":1e-5,",
+            "\"rewards\":{\"math\":0.1,\"math_format\":0.5}}\n",
+            "{\"step\":2,\"reward_mean\":0.4,\"reward_std\":0.2,\"kl\":0,\"lr\":5e-6,",
+            "\"rewards\":{\"math\":0.3,\"math_format\":0.7}}\n"
+        ));
+        let want: Vec<String> = ["reward_mean", "kl", "lr", "grad_norm"]
+            .map(String::from)
+            .to_vec();
+        let (p, skipped) = panels(&r, &want, "m").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].title, "reward (mean ± std)");
+        assert_eq!(
+            p[0].band,
+            [
+                (1.0, 0.1, 0.30000000000000004),
+                (2.0, 0.2, 0.6000000000000001)
+            ]
         );
-        let metrics = ["loss".to_string(), "kl".to_string(), "lr".to_string()];
-        let s = svg(&r, &metrics, "run <a&b>", "m").unwrap();
-        assert!(s.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(s.contains(">run &lt;a&amp;b&gt;</text>"));
-        assert_eq!(s.matches("<g class=\"panel\"").count(), 3);
-        let polylines: Vec<usize> = s
-            .lines()
-            .filter(|l| l.starts_with("<polyline"))
-            .map(|l| {
-                l.split("points=\"")
-                    .nth(1)
-                    .unwrap()
-                    .split('"')
-                    .next()
-                    .unwrap()
-                    .split(' ')
-                    .count()
-            })
-            .collect();
-        assert_eq!(polylines, [3, 2]);
-        assert!(s.contains(">no data</text>"));
+        let names: Vec<&str> = p[0].lines.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["mean", "math", "math_format"]);
+        assert_eq!(p[0].lines[2].points, [(1.0, 0.5), (2.0, 0.7)]);
+        assert_eq!(p[1].title, "lr");
+        assert_eq!(
+            skipped,
+            [
+                Skipped {
+                    metric: "kl".into(),
+                    reason: "constant at 0".into()
+                },
+                Skipped {
+                    metric: "grad_norm".into(),
+                    reason: "no values".into()
+                }
+            ]
+        );
     }
 
     #[test]
-    fn escape_covers_markup_and_control_characters() {
-        assert_eq!(escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&#39; ");
+    fn tick_labels_are_short() {
+        let cases = [
+            (0.0, 1.0, "0"),
+            (1e-17, 0.02, "0"),
+            (0.25, 1.0, "0.25"),
+            (0.2, 1.0, "0.2"),
+            (1.0, 4.0, "1"),
+            (0.004, 0.01, "0.004"),
+            (120.0, 400.0, "120"),
+            (0.00001, 0.00002, "1e-5"),
+            (2.5e-6, 1e-5, "2.5e-6"),
+            (123456.0, 1e6, "1.2e5"),
+            (-0.5, 2.0, "-0.5"),
+        ];
+        for (v, span, want) in cases {
+            assert_eq!(tick_label(v, span), want, "{v} over {span}");
+        }
+    }
+
+    /// Both formats draw: the SVG names the font and every panel title, the PNG has the size
+    /// `draw::size` gives.
+    #[test]
+    fn svg_and_png_are_drawn() {
+        let r =
+            rows("{\"step\":1,\"loss\":0.5,\"kl\":0.1}\n{\"step\":2,\"loss\":0.25,\"kl\":0.3}\n");
+        let (p, _) = panels(&r, &["loss".into(), "kl".into()], "m").unwrap();
+        let svg = draw::svg(&p, "run <1> & co").unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+        assert!(svg.contains("font-family=\"DejaVu Sans, sans-serif\""));
+        assert!(svg.contains("run &lt;1&gt; &amp; co"));
+        assert!(svg.contains(">\nloss\n</text>") && svg.contains(">\nkl\n</text>"));
+        let png = draw::png(&p, "t").unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!((w, h), draw::size(2));
     }
 }

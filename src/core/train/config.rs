@@ -72,7 +72,15 @@ pub struct TrainConfig {
     /// Prompt JSONL; None: the bundled toy task.
     #[serde(alias = "dataset")]
     pub data: Option<PathBuf>,
-    /// Apply the Qwen3 chat template with thinking enabled to `messages` rows.
+    /// Hub datasets: the split to train on (TRL's name).
+    pub dataset_train_split: String,
+    /// Hub datasets: the configuration (first folder) when the split exists in several.
+    pub dataset_config: Option<String>,
+    /// The data column holding the prompt (a string) or the messages; None: `prompt`/`messages`.
+    pub prompt_column: Option<String>,
+    /// The data column holding the reference answer; None: `answer`.
+    pub answer_column: Option<String>,
+    /// Pass `enable_thinking=true` to the model's chat template for `messages` rows (Qwen3).
     pub enable_thinking: bool,
     pub seed: u64,
 
@@ -143,6 +151,10 @@ impl Default for TrainConfig {
         TrainConfig {
             model: None,
             data: None,
+            dataset_train_split: "train".into(),
+            dataset_config: None,
+            prompt_column: None,
+            answer_column: None,
             enable_thinking: false,
             seed: 42,
             importance_sampling_level: IsLevel::Sequence,
@@ -317,6 +329,22 @@ impl TrainConfig {
             self.warmup_steps
         } else {
             (self.warmup_ratio * self.max_steps as f64).ceil() as usize
+        }
+    }
+
+    /// Takes the model's sampling defaults (`generation_config.json`: temperature, top_p,
+    /// top_k) into these settings; called on the built-in defaults before the settings file,
+    /// the environment and the flags are layered on top.
+    pub fn apply_generation_config(&mut self, g: &crate::core::model::config::GenerationConfig) {
+        let (temperature, top_p, top_k) = g.sampling();
+        if let Some(t) = temperature {
+            self.temperature = t;
+        }
+        if let Some(p) = top_p {
+            self.top_p = p;
+        }
+        if let Some(k) = top_k {
+            self.top_k = k;
         }
     }
 
@@ -531,6 +559,30 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("temperature")
+        );
+    }
+
+    #[test]
+    fn generation_config_sampling_defaults_apply_unless_greedy() {
+        use crate::core::model::config::GenerationConfig;
+        let g: GenerationConfig = serde_json::from_str(
+            r#"{"do_sample": true, "eos_token_id": [151645, 151643], "pad_token_id": 151643,
+                "temperature": 0.6, "top_k": 20, "top_p": 0.95}"#,
+        )
+        .unwrap();
+        let mut c = TrainConfig::default();
+        c.apply_generation_config(&g);
+        assert_eq!((c.temperature, c.top_p, c.top_k), (0.6, 0.95, 20));
+        let greedy = GenerationConfig {
+            do_sample: Some(false),
+            ..g
+        };
+        let mut c = TrainConfig::default();
+        c.apply_generation_config(&greedy);
+        let d = TrainConfig::default();
+        assert_eq!(
+            (c.temperature, c.top_p, c.top_k),
+            (d.temperature, d.top_p, d.top_k)
         );
     }
 }

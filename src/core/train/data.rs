@@ -1,4 +1,4 @@
-//! Training data: JSONL prompts, the Qwen3 chat template, and seeded, resumable shuffling.
+//! Training data: JSONL prompts, the model's chat template, and seeded, resumable shuffling.
 //!
 //! One JSON object per line (blank lines are skipped):
 //! ```json
@@ -7,14 +7,18 @@
 //!  "answer": 5, "difficulty": "easy"}
 //! ```
 //! Exactly one of `prompt` (a string, given to the tokenizer as is) or `messages` (rendered with
-//! the chat template, ending with the assistant's generation prompt). `answer` is optional (a
-//! string or a number, kept as a string). Every other field is kept in [`Example::extra`] and
-//! handed to reward scorers. Errors name the file and the 1-based line.
+//! the model's chat template, ending with the assistant's generation prompt; see
+//! [`crate::core::chat`]). Messages are passed to the template as they are (`tool_calls`,
+//! `tool_call_id`, `name`, … included); a row's `tools` (a list of JSON schemas) goes to the
+//! template as `tools`. `answer` is optional (a string or a number, kept as a string). Every other
+//! field is kept in [`Example::extra`] and handed to reward scorers. Errors name the file and the
+//! 1-based line.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::core::chat::{self, ChatError, RenderOptions};
 use crate::core::error::{Classify, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +65,15 @@ pub enum DataError {
         role: String,
     },
     #[error(
-        "{origin}:{line}: `messages` needs a chat template, and none is set (give the prompt as `prompt`, or use a Qwen3 model)"
+        "{origin}:{line}: `messages` needs a chat template, and the model has none (no `chat_template` in tokenizer_config.json or chat_template.jinja; give the prompt as `prompt`)"
     )]
     NoTemplate { origin: String, line: usize },
+    #[error("{origin}:{line}: {source}")]
+    Template {
+        origin: String,
+        line: usize,
+        source: ChatError,
+    },
 }
 
 impl Classify for DataError {
@@ -71,20 +81,14 @@ impl Classify for DataError {
         match self {
             DataError::Io { .. } => ErrorClass::Io,
             DataError::NoTemplate { .. } => ErrorClass::Unsupported,
+            DataError::Template { source, .. } => source.class(),
             _ => ErrorClass::Malformed,
         }
     }
 }
 
-/// One chat message.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
-
 /// One training prompt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     /// 1-based line in the file.
     pub line: usize,
@@ -97,13 +101,30 @@ pub struct Example {
 }
 
 /// How `messages` become a prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChatTemplate {
-    /// Qwen3's template with the assistant's generation prompt; `enable_thinking: false` appends
-    /// the empty `<think>\n\n</think>\n\n` block that switches reasoning off.
-    Qwen3 { enable_thinking: bool },
+#[derive(Debug, Clone, Copy)]
+pub enum ChatTemplate<'a> {
+    /// The model's template with the assistant's generation prompt; `enable_thinking` is passed
+    /// to it (Qwen3's template then appends the empty `<think>\n\n</think>\n\n` block that
+    /// switches reasoning off; other templates ignore it).
+    Model {
+        template: &'a chat::ChatTemplate,
+        enable_thinking: bool,
+    },
     /// No template: lines with `messages` are rejected.
     None,
+}
+
+impl<'a> ChatTemplate<'a> {
+    /// The model's template if it has one, else `None` (rows with `messages` are then refused).
+    pub fn from_model(template: Option<&'a chat::ChatTemplate>, enable_thinking: bool) -> Self {
+        match template {
+            Some(template) => ChatTemplate::Model {
+                template,
+                enable_thinking,
+            },
+            None => ChatTemplate::None,
+        }
+    }
 }
 
 /// Reads a JSONL file of examples.
@@ -160,6 +181,17 @@ fn parse_line(
         line,
         message: e.to_string(),
     })?;
+    parse_value(value, origin, line, chat_template)
+}
+
+/// One example from a JSON value (a JSONL line, a JSON array element, a Parquet row);
+/// `line` is its 1-based line, element or row number.
+pub fn parse_value(
+    value: Value,
+    origin: &str,
+    line: usize,
+    chat_template: ChatTemplate,
+) -> Result<Example, DataError> {
     let mut obj = match value {
         Value::Object(m) => m,
         other => {
@@ -195,18 +227,13 @@ fn parse_line(
         (Some(Value::String(p)), None) => p,
         (Some(other), None) => return Err(wrong("prompt", "a string", &other)),
         (None, Some(m)) => {
-            let messages = parse_messages(&m, origin, line)?;
-            match chat_template {
-                ChatTemplate::Qwen3 { enable_thinking } => {
-                    qwen3_chat(&messages, true, enable_thinking)
-                }
-                ChatTemplate::None => {
-                    return Err(DataError::NoTemplate {
-                        origin: origin.to_string(),
-                        line,
-                    });
-                }
-            }
+            check_messages(&m, origin, line)?;
+            let tools = match obj.remove("tools") {
+                None | Some(Value::Null) => None,
+                Some(t @ Value::Array(_)) => Some(t),
+                Some(other) => return Err(wrong("tools", "an array of tool schemas", &other)),
+            };
+            render(&m, tools, chat_template, origin, line)?
         }
     };
     let answer = match obj.remove("answer") {
@@ -223,7 +250,10 @@ fn parse_line(
     })
 }
 
-fn parse_messages(v: &Value, origin: &str, line: usize) -> Result<Vec<Message>, DataError> {
+/// Checks the shape gym relies on: a non-empty array of objects with a known string `role` and a
+/// `content` that is a string (or, next to `tool_calls`, null or missing, or a list of parts).
+/// Everything else is the template's business.
+fn check_messages(v: &Value, origin: &str, line: usize) -> Result<(), DataError> {
     let wrong = |field: String, expected: &'static str, found: &Value| DataError::WrongType {
         origin: origin.to_string(),
         line,
@@ -241,7 +271,6 @@ fn parse_messages(v: &Value, origin: &str, line: usize) -> Result<Vec<Message>, 
             problem: "`messages` is empty",
         });
     }
-    let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::Object(m) = item else {
             return Err(wrong(
@@ -250,126 +279,64 @@ fn parse_messages(v: &Value, origin: &str, line: usize) -> Result<Vec<Message>, 
                 item,
             ));
         };
-        let field = |name: &str| -> Result<String, DataError> {
-            match m.get(name) {
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(wrong(format!("messages[{i}].{name}"), "a string", other)),
-                None => Err(wrong(
-                    format!("messages[{i}].{name}"),
-                    "a string",
-                    &Value::Null,
-                )),
+        let role = match m.get("role") {
+            Some(Value::String(s)) => s,
+            other => {
+                let found = other.unwrap_or(&Value::Null);
+                return Err(wrong(format!("messages[{i}].role"), "a string", found));
             }
         };
-        let role = field("role")?;
-        let content = field("content")?;
+        let has_calls = m.get("tool_calls").is_some_and(|c| !c.is_null());
+        match m.get("content") {
+            Some(Value::String(_)) | Some(Value::Array(_)) => {}
+            None | Some(Value::Null) if has_calls => {}
+            other => {
+                let found = other.unwrap_or(&Value::Null);
+                return Err(wrong(format!("messages[{i}].content"), "a string", found));
+            }
+        }
         if !matches!(role.as_str(), "system" | "user" | "assistant" | "tool") {
             return Err(DataError::Role {
                 origin: origin.to_string(),
                 line,
-                role,
+                role: role.clone(),
             });
         }
-        out.push(Message { role, content });
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Renders messages as Qwen3's chat template does (`chat_template` of Qwen3's
-/// `tokenizer_config.json`, see tools/reference/qwen3_chat_template.jinja) for system, user,
-/// assistant and tool-response messages. Tool definitions, assistant `tool_calls` and a separate
-/// `reasoning_content` field are out of scope: gym's messages have only a role and a content.
-///
-/// What the template does, in order: a first system message opens the text; the last "query"
-/// is the last user message that is not a wrapped `<tool_response>`; assistant messages after it
-/// have their `<think>…</think>` part re-rendered (and the final one always gets a think block),
-/// earlier ones lose it; consecutive tool messages share one user turn.
-pub fn qwen3_chat(
-    messages: &[Message],
-    add_generation_prompt: bool,
-    enable_thinking: bool,
-) -> String {
-    let mut s = String::new();
-    if let Some(first) = messages.first()
-        && first.role == "system"
-    {
-        s.push_str("<|im_start|>system\n");
-        s.push_str(&first.content);
-        s.push_str("<|im_end|>\n");
-    }
-    let last_query = messages
-        .iter()
-        .rposition(|m| {
-            m.role == "user"
-                && !(m.content.starts_with("<tool_response>")
-                    && m.content.ends_with("</tool_response>"))
-        })
-        .unwrap_or(messages.len().saturating_sub(1));
-    for (i, m) in messages.iter().enumerate() {
-        let last = i + 1 == messages.len();
-        match m.role.as_str() {
-            "user" => turn(&mut s, "user", &m.content),
-            "system" if i > 0 => turn(&mut s, "system", &m.content),
-            "assistant" => {
-                let (reasoning, content) = split_think(&m.content);
-                s.push_str("<|im_start|>assistant\n");
-                if i > last_query && (last || !reasoning.is_empty()) {
-                    s.push_str("<think>\n");
-                    s.push_str(reasoning.trim_matches('\n'));
-                    s.push_str("\n</think>\n\n");
-                    s.push_str(content.trim_start_matches('\n'));
-                } else {
-                    s.push_str(content);
-                }
-                s.push_str("<|im_end|>\n");
-            }
-            "tool" => {
-                if i == 0 || messages[i - 1].role != "tool" {
-                    s.push_str("<|im_start|>user");
-                }
-                s.push_str("\n<tool_response>\n");
-                s.push_str(&m.content);
-                s.push_str("\n</tool_response>");
-                if last || messages[i + 1].role != "tool" {
-                    s.push_str("<|im_end|>\n");
-                }
-            }
-            _ => {} // the template renders nothing for other roles
-        }
-    }
-    if add_generation_prompt {
-        s.push_str("<|im_start|>assistant\n");
-        if !enable_thinking {
-            s.push_str("<think>\n\n</think>\n\n");
-        }
-    }
-    s
-}
-
-fn turn(s: &mut String, role: &str, content: &str) {
-    s.push_str("<|im_start|>");
-    s.push_str(role);
-    s.push('\n');
-    s.push_str(content);
-    s.push_str("<|im_end|>\n");
-}
-
-/// The template's split of an assistant message into (reasoning, answer): the reasoning is what
-/// precedes the first `</think>` (after the last `<think>` there, newlines trimmed), the answer
-/// what follows the last `</think>`. Without `</think>`: no reasoning, the content unchanged.
-fn split_think(content: &str) -> (&str, &str) {
-    const CLOSE: &str = "</think>";
-    let (Some(first), Some(lastc)) = (content.find(CLOSE), content.rfind(CLOSE)) else {
-        return ("", content);
+fn render(
+    messages: &Value,
+    tools: Option<Value>,
+    chat_template: ChatTemplate,
+    origin: &str,
+    line: usize,
+) -> Result<String, DataError> {
+    let ChatTemplate::Model {
+        template,
+        enable_thinking,
+    } = chat_template
+    else {
+        return Err(DataError::NoTemplate {
+            origin: origin.to_string(),
+            line,
+        });
     };
-    let before = content[..first].trim_end_matches('\n');
-    let reasoning = match before.rfind("<think>") {
-        Some(p) => &before[p + "<think>".len()..],
-        None => before,
-    }
-    .trim_start_matches('\n');
-    let answer = content[lastc + CLOSE.len()..].trim_start_matches('\n');
-    (reasoning, answer)
+    let mut extra = Map::new();
+    extra.insert("enable_thinking".into(), Value::Bool(enable_thinking));
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        tools,
+        extra,
+    };
+    template
+        .render(messages, &opts)
+        .map_err(|source| DataError::Template {
+            origin: origin.to_string(),
+            line,
+            source,
+        })
 }
 
 /// Seeded, resumable epoch shuffling: every epoch is a fresh permutation derived from
@@ -458,12 +425,21 @@ fn splitmix64(state: &mut u64) -> u64 {
 mod tests {
     use super::*;
 
-    const Q: ChatTemplate = ChatTemplate::Qwen3 {
-        enable_thinking: true,
-    };
+    static QWEN3: std::sync::LazyLock<chat::ChatTemplate> =
+        std::sync::LazyLock::new(chat::ChatTemplate::qwen3);
+
+    /// Qwen3's template with thinking on.
+    fn q() -> ChatTemplate<'static> {
+        ChatTemplate::Model {
+            template: &QWEN3,
+            enable_thinking: true,
+        }
+    }
 
     fn err(text: &str) -> String {
-        parse_jsonl(text, "data.jsonl", Q).unwrap_err().to_string()
+        parse_jsonl(text, "data.jsonl", q())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -474,7 +450,8 @@ mod tests {
         let ex = parse_jsonl(
             text,
             "d",
-            ChatTemplate::Qwen3 {
+            ChatTemplate::Model {
+                template: &QWEN3,
                 enable_thinking: false,
             },
         )
@@ -557,7 +534,7 @@ mod tests {
         );
         assert_eq!(e.class(), ErrorClass::Unsupported);
         assert_eq!(
-            parse_jsonl("[]", "d", Q).unwrap_err().class(),
+            parse_jsonl("[]", "d", q()).unwrap_err().class(),
             ErrorClass::Malformed
         );
     }
@@ -567,36 +544,68 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.jsonl");
         std::fs::write(&p, "{\"prompt\": \"a\"}\n{\"prompt\": 1}\n").unwrap();
-        let e = load_jsonl(&p, Q).unwrap_err().to_string();
+        let e = load_jsonl(&p, q()).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}:2: ", p.display())), "{e}");
         let missing = dir.path().join("nope.jsonl");
-        let e = load_jsonl(&missing, Q).unwrap_err();
+        let e = load_jsonl(&missing, q()).unwrap_err();
         assert_eq!(e.class(), ErrorClass::Io);
         assert!(e.to_string().contains("nope.jsonl"));
     }
 
-    /// testdata/train-ref/qwen3-chat.json: transformers' apply_chat_template with Qwen3's
-    /// template (tools/reference/chat_template.py).
     #[test]
-    fn qwen3_template_matches_transformers() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/train-ref/qwen3-chat.json"
+    fn rows_with_tools_and_tool_calls_reach_the_template() {
+        let row = concat!(
+            r#"{"messages": [{"role": "user", "content": "2+3?"}, "#,
+            r#"{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}]}, "#,
+            r#"{"role": "tool", "content": "5"}], "#,
+            r#""tools": [{"type": "function", "function": {"name": "add", "description": "Adds."}}], "answer": 5}"#
         );
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let cases = doc["cases"].as_array().unwrap();
-        assert!(cases.len() >= 40);
-        for c in cases {
-            let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
-            let agp = c["add_generation_prompt"].as_bool().unwrap();
-            let thinking = c["enable_thinking"].as_bool().unwrap_or(true);
-            let want = c["text"].as_str().unwrap();
-            assert_eq!(
-                qwen3_chat(&messages, agp, thinking),
-                want,
-                "{messages:?} add_generation_prompt={agp} enable_thinking={thinking}"
-            );
-        }
+        let ex = parse_jsonl(row, "d", q()).unwrap();
+        let p = &ex[0].prompt;
+        assert!(
+            p.starts_with("<|im_start|>system\n# Tools\n\nYou may call one or more functions"),
+            "{p}"
+        );
+        assert!(p.contains(
+            "\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"add\", \"description\": \"Adds.\"}}\n</tools>"
+        ));
+        assert!(p.contains(
+            "<|im_start|>assistant\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2, \"b\": 3}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n5\n</tool_response><|im_end|>\n"
+        ));
+        assert!(p.ends_with("<|im_start|>assistant\n"));
+        assert!(!ex[0].extra.contains_key("tools"));
+        let e = parse_jsonl(
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": 1}",
+            "d",
+            q(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("d:1: `tools` must be an array"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_template_that_raises_names_the_line() {
+        let t = chat::ChatTemplate::new(
+            "{% if messages[0].role != 'system' %}{{ raise_exception('system first') }}{% endif %}",
+            Map::new(),
+            "t",
+        )
+        .unwrap();
+        let ct = ChatTemplate::Model {
+            template: &t,
+            enable_thinking: false,
+        };
+        let text =
+            "{\"prompt\": \"a\"}\n{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+        let e = parse_jsonl(text, "d.jsonl", ct).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.jsonl:2: the chat template refused the conversation: system first"
+        );
+        assert_eq!(e.class(), ErrorClass::Malformed);
     }
 
     #[test]

@@ -2,16 +2,20 @@
 //! evaluation. Nothing here prints; the `train`, `eval` and `plot` commands format the results.
 //!
 //! Layout: `gspo.rs` (advantages and the GSPO/GRPO loss, TRL semantics), `data.rs` (JSONL
-//! prompts, the Qwen3 chat template, seeded shuffling), `rewards.rs` (built-in rewards and the
+//! prompts, the model's chat template, seeded shuffling), `rewards.rs` (built-in rewards and the
 //! external scorer), `config.rs` (settings: file, environment, flags), `optim.rs` (AdamW and
 //! schedules), `trainer.rs` (rollouts → loss → update), `checkpoint.rs` (resumable state),
-//! `eval.rs` (mean reward, accuracy and NLL of reference answers).
+//! `eval.rs` (mean reward, accuracy and NLL of reference answers), `math.rs` (GSM8K-style final
+//! numbers), `tensorboard.rs` (TensorBoard event files).
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dataset;
 pub mod eval;
 pub mod gspo;
+pub mod math;
 pub mod optim;
 pub mod rewards;
+pub mod tensorboard;
 pub mod trainer;

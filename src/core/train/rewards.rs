@@ -11,6 +11,8 @@
 //! | `length:TARGET` | −\|chars − TARGET\| / TARGET, clamped to [−1, 0] |
 //! | `format[:PAT]` | 1 if the completion is `<think>…</think>` then a non-empty answer (or matches PAT) |
 //! | `cmd:COMMAND` | the number the external scorer prints for the sample |
+//! | `math` | 1 if the completion's final number equals the answer's (GSM8K rules, see `math.rs`) |
+//! | `math_format` | 1 if the completion states its answer as `#### N` or `\boxed{N}` |
 //!
 //! In a TOML settings file the same specs are tables whose parameters sit next to `kind`:
 //! ```toml
@@ -40,6 +42,7 @@ use serde_json::{Map, Value};
 
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::train::data::Example;
+use crate::core::train::math;
 
 /// The external scorer's time limit when the spec gives none.
 pub const DEFAULT_CMD_TIMEOUT_S: f64 = 600.0;
@@ -145,6 +148,9 @@ impl<'a> Sample<'a> {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RewardKind {
     Exact,
+    Math,
+    #[serde(rename = "math_format")]
+    MathFormat,
     Regex {
         pattern: String,
     },
@@ -170,6 +176,8 @@ impl RewardKind {
     pub fn name(&self) -> &'static str {
         match self {
             RewardKind::Exact => "exact",
+            RewardKind::Math => "math",
+            RewardKind::MathFormat => "math_format",
             RewardKind::Regex { .. } => "regex",
             RewardKind::Coverage { .. } => "coverage",
             RewardKind::Length { .. } => "length",
@@ -180,7 +188,10 @@ impl RewardKind {
 
     fn arg(&self) -> Option<String> {
         match self {
-            RewardKind::Exact | RewardKind::Format { pattern: None } => None,
+            RewardKind::Exact
+            | RewardKind::Math
+            | RewardKind::MathFormat
+            | RewardKind::Format { pattern: None } => None,
             RewardKind::Regex { pattern }
             | RewardKind::Coverage { pattern }
             | RewardKind::Format {
@@ -242,6 +253,16 @@ impl FromStr for RewardSpec {
                 }
                 RewardKind::Exact
             }
+            "math" | "math_format" => {
+                if arg.is_some() {
+                    return Err(bad(&format!("`{kind}` takes no argument")));
+                }
+                if kind == "math" {
+                    RewardKind::Math
+                } else {
+                    RewardKind::MathFormat
+                }
+            }
             "regex" => RewardKind::Regex {
                 pattern: need("PATTERN")?,
             },
@@ -265,7 +286,7 @@ impl FromStr for RewardSpec {
             "" => return Err(bad("empty reward kind")),
             _ => {
                 return Err(bad(
-                    "unknown kind (expected exact, regex, coverage, length, format or cmd)",
+                    "unknown kind (expected exact, math, math_format, regex, coverage, length, format or cmd)",
                 ));
             }
         };
@@ -299,6 +320,8 @@ pub struct Scores {
 
 enum Scorer {
     Exact,
+    Math,
+    MathFormat,
     Regex(Regex),
     Coverage(Regex),
     Length(f64),
@@ -346,6 +369,8 @@ impl Rewards {
             }
             let scorer = match &spec.kind {
                 RewardKind::Exact => Scorer::Exact,
+                RewardKind::Math => Scorer::Math,
+                RewardKind::MathFormat => Scorer::MathFormat,
                 RewardKind::Regex { pattern } => Scorer::Regex(compile("regex", pattern)?),
                 RewardKind::Coverage { pattern } => Scorer::Coverage(compile("coverage", pattern)?),
                 RewardKind::Length { target } => {
@@ -397,17 +422,12 @@ impl Rewards {
         let mut components = Vec::with_capacity(self.parts.len());
         for Part { name, spec, scorer } in &self.parts {
             let values: Vec<f64> = match scorer {
-                Scorer::Exact => samples
+                Scorer::Exact => with_answers(samples, exact)?,
+                Scorer::Math => with_answers(samples, math::math_reward)?,
+                Scorer::MathFormat => samples
                     .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let answer = s.answer.ok_or_else(|| RewardError::MissingAnswer {
-                            index: i,
-                            prompt: s.prompt.chars().take(80).collect(),
-                        })?;
-                        Ok(exact(s.completion, answer))
-                    })
-                    .collect::<Result<_, RewardError>>()?,
+                    .map(|s| math::math_format_reward(s.completion))
+                    .collect(),
                 Scorer::Regex(re) | Scorer::Format(re) => samples
                     .iter()
                     .map(|s| f64::from(u8::from(re.is_match(s.completion))))
@@ -451,6 +471,21 @@ impl Rewards {
     pub fn names(&self) -> Vec<String> {
         self.parts.iter().map(|p| p.name.clone()).collect()
     }
+}
+
+/// `f(completion, answer)` for every sample; a sample without an answer is an error.
+fn with_answers(samples: &[Sample], f: fn(&str, &str) -> f64) -> Result<Vec<f64>, RewardError> {
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let answer = s.answer.ok_or_else(|| RewardError::MissingAnswer {
+                index: i,
+                prompt: s.prompt.chars().take(80).collect(),
+            })?;
+            Ok(f(s.completion, answer))
+        })
+        .collect()
 }
 
 /// The final answer of a completion: the text after the last `####` (to the end of its line),

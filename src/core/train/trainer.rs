@@ -20,6 +20,7 @@ use sha3::{Digest, Sha3_256};
 
 use super::config::TrainConfig;
 use super::data::{Example, Sampler};
+use super::dataset::Examples;
 use super::gspo::{self, IsLevel, LossParams};
 use super::optim::{self, AdamW, AdamWParams};
 use super::rewards::{Rewards, Sample};
@@ -155,7 +156,7 @@ pub struct Trainer {
     pub cfg: TrainConfig,
     pub model: Qwen3,
     pub tokenizer: tokenizers::Tokenizer,
-    pub data: Vec<Example>,
+    pub data: Examples,
     pub rewards: Rewards,
     pub sampler: Sampler,
     pub opt: AdamW,
@@ -224,9 +225,10 @@ impl Trainer {
         cfg: TrainConfig,
         mut model: Qwen3,
         tokenizer: tokenizers::Tokenizer,
-        data: Vec<Example>,
+        data: impl Into<Examples>,
         rewards: Rewards,
     ) -> Result<Self> {
+        let data: Examples = data.into();
         if data.is_empty() {
             return Err(TrainError::Invalid("the dataset has no examples".into()));
         }
@@ -331,13 +333,18 @@ impl Trainer {
         let g = self.cfg.num_generations;
         let idx = self.sampler.next_batch(self.cfg.prompts_per_generation());
         let data_epoch = self.sampler.epoch;
+        let exs: Vec<Example> = idx
+            .iter()
+            .map(|&i| self.data.get(i).map(|e| e.into_owned()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| TrainError::Io(e.to_string()))?;
         let mut prompts = Vec::new();
         let mut which = Vec::new();
-        for &i in &idx {
-            let ids = self.encode(&self.data[i].prompt)?;
+        for (k, ex) in exs.iter().enumerate() {
+            let ids = self.encode(&ex.prompt)?;
             for _ in 0..g {
                 prompts.push(ids.clone());
-                which.push(i);
+                which.push(k);
             }
         }
         let params = SamplingParams {
@@ -364,11 +371,11 @@ impl Trainer {
         let samples: Vec<Sample> = which
             .iter()
             .zip(&texts)
-            .map(|(&i, c)| Sample {
-                prompt: &self.data[i].prompt,
+            .map(|(&k, c)| Sample {
+                prompt: &exs[k].prompt,
                 completion: c,
-                answer: self.data[i].answer.as_deref(),
-                extra: &self.data[i].extra,
+                answer: exs[k].answer.as_deref(),
+                extra: &exs[k].extra,
             })
             .collect();
         let scores = self.rewards.score(&samples)?;
@@ -906,14 +913,7 @@ mod tests {
 
     fn toy(cfg: TrainConfig) -> Trainer {
         let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(
-            TOY_DATA,
-            "toy",
-            ChatTemplate::Qwen3 {
-                enable_thinking: false,
-            },
-        )
-        .unwrap();
+        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         Trainer::new(cfg, m, tok, data, rewards).unwrap()
     }
@@ -1059,14 +1059,7 @@ mod checkpointing_tests {
         cfg.min_completion_length = 4;
         cfg.temperature = 0.7;
         let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(
-            TOY_DATA,
-            "toy",
-            ChatTemplate::Qwen3 {
-                enable_thinking: false,
-            },
-        )
-        .unwrap();
+        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
         // a non-zero adapter, so the policy differs from the base
@@ -1108,14 +1101,7 @@ mod checkpointing_tests {
         cfg.lora_dropout = dropout;
         cfg.gradient_checkpointing = ckpt;
         let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(
-            TOY_DATA,
-            "toy",
-            ChatTemplate::Qwen3 {
-                enable_thinking: false,
-            },
-        )
-        .unwrap();
+        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
         let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
         let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
         let mut obs = Losses(Vec::new());
