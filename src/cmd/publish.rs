@@ -81,19 +81,35 @@ pub struct PublishArgs {
     pub json: bool,
 }
 
-fn retry_policy() -> Retry {
-    let mut r = Retry::default();
-    if let Some(ms) = std::env::var("GYM_RETRY_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        r.first_delay = Duration::from_millis(ms);
-    }
-    r
+/// Everything `gym publish` takes from the environment, read in one place before it starts.
+struct PublishEnv {
+    /// `GYM_RETRY_DELAY_MS`: the first retry delay (tests shorten it).
+    retry: Retry,
+    /// `IPFS_API`: the node for a bare `--ipfs`.
+    ipfs_api: String,
+    /// `HF_ENDPOINT`: the Hub to upload to.
+    hf_endpoint: String,
+    /// `HF_TOKEN`.
+    hf_token: Option<String>,
 }
 
-fn nonempty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+impl PublishEnv {
+    fn read() -> Self {
+        let nonempty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut retry = Retry::default();
+        if let Some(ms) = std::env::var("GYM_RETRY_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            retry.first_delay = Duration::from_millis(ms);
+        }
+        PublishEnv {
+            retry,
+            ipfs_api: nonempty("IPFS_API").unwrap_or_else(|| DEFAULT_IPFS_API.into()),
+            hf_endpoint: nonempty("HF_ENDPOINT").unwrap_or_else(|| hub::DEFAULT_ENDPOINT.into()),
+            hf_token: nonempty("HF_TOKEN"),
+        }
+    }
 }
 
 pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
@@ -105,7 +121,8 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
         .into());
     }
     let repo = a.hf.as_deref().map(RepoId::parse).transpose()?;
-    let retry = retry_policy();
+    let env = PublishEnv::read();
+    let retry = env.retry;
     let src = &a.path;
     let total =
         ipfs::add::total_bytes(src).with_context(|| format!("publishing {}", src.display()))?;
@@ -165,7 +182,7 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
 
     if let Some(url) = &a.ipfs {
         let api = if url.is_empty() {
-            nonempty_env("IPFS_API").unwrap_or_else(|| DEFAULT_IPFS_API.into())
+            env.ipfs_api.clone()
         } else {
             url.clone()
         };
@@ -195,8 +212,8 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
     }
 
     if let Some(repo) = repo {
-        let endpoint = nonempty_env("HF_ENDPOINT").unwrap_or_else(|| hub::DEFAULT_ENDPOINT.into());
-        let token = nonempty_env("HF_TOKEN").map(Token::new);
+        let endpoint = env.hf_endpoint;
+        let token = env.hf_token.map(Token::new);
         let name = src
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
