@@ -22,6 +22,7 @@ from ._native import (
     UnsupportedError,
     UntrustedError,
     UsageError,
+    VectorsError,
     __version__,
 )
 from ._delta import Delta, DeltaReader, DeltaWriter, read_delta, verify
@@ -52,6 +53,7 @@ __all__ = [
     "UnsupportedError",
     "UntrustedError",
     "UsageError",
+    "VectorsError",
     "cid",
     "claim_rewards",
     "generate_key",

@@ -48,6 +48,7 @@ classes! {
     SignatureError => Signature, "A signature does not verify (exit code 13).";
     UntrustedError => Untrusted, "The signer is not trusted, or a required signature is missing (exit code 14).";
     PolicyError => Policy, "Valid, but violates a policy: stale sequence, wrong base model (exit code 15).";
+    VectorsError => Vectors, "Test vectors did not give their expected verdicts (exit code 16).";
     NetworkError => Network, "A server could not be reached or kept failing (exit code 17).";
     AuthError => Auth, "A server refused the credentials (exit code 18).";
     RemoteError => Remote, "A server rejected the request or answered something unexpected (exit code 19).";
@@ -70,31 +71,10 @@ pub fn classify(err: &anyhow::Error) -> (ErrorClass, Option<&'static str>) {
         if let Some(e) = cause.downcast_ref::<Classified>() {
             return (e.class, None);
         }
-        macro_rules! classified {
-            ($($t:ty),*) => {$(
-                if let Some(e) = cause.downcast_ref::<$t>() {
-                    return (e.class(), None);
-                }
-            )*};
+        // the one list the `gym` binary looks exit codes up in
+        if let Some(class) = gym::core::error::class_of(cause) {
+            return (class, None);
         }
-        classified!(
-            gym::core::delta::PackError,
-            gym::core::delta::UnpackError,
-            gym::core::atomic::AtomicError,
-            gym::core::keys::KeyError,
-            gym::core::reward::RewardError,
-            gym::core::safetensors_io::SafetensorsError,
-            gym::core::ipfs::AddError,
-            gym::core::ipfs::api::IpfsApiError,
-            gym::core::ipfs::local::LocalError,
-            gym::core::net::NetError,
-            gym::core::hub::HubError,
-            gym::core::model::ModelError,
-            gym::core::train::trainer::TrainError,
-            gym::core::train::config::ConfigError,
-            gym::core::train::data::DataError,
-            gym::core::train::rewards::RewardError
-        );
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return (ErrorClass::Io, None);
         }
