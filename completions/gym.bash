@@ -663,7 +663,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__eval)
-            opts="-q -h -V --model --adapter --delta --trusted-keys --data --split --data-config --prompt-column --answer-column --reward --nf4 --max-completion-length --limit --enable-thinking --samples --json --quiet --threads --help --version"
+            opts="-q -h -V --model --adapter --delta --trusted-keys --data --split --data-config --prompt-column --answer-column --reward --nf4 --max-completion-length --limit --enable-thinking --samples --device --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -717,6 +717,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -729,7 +733,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__generate)
-            opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --json --quiet --threads --help --version"
+            opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --device --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -772,6 +776,10 @@ _gym() {
                     return 0
                     ;;
                 --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1885,7 +1893,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__train)
-            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --resume --force --print-config --json --reward --reward-cmd --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
+            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --resume --force --print-config --device --json --reward --reward-cmd --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1940,6 +1948,10 @@ _gym() {
                     return 0
                     ;;
                 --ring-connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

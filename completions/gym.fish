@@ -264,6 +264,7 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l key -d 'Worker key tha
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring -d 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member\'s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With --ring: seconds without progress before a member is dropped from a round' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l max-steps -r
@@ -324,6 +325,7 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l answer-column -d 'The d
 complete -c gym -n "__fish_gym_using_subcommand eval" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task\'s)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Apply the Qwen3 chat template with thinking enabled to `messages` rows'
@@ -341,6 +343,7 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l temperature -d '0 f
 complete -c gym -n "__fish_gym_using_subcommand generate" -l top-p -d 'Nucleus sampling: keep the most likely tokens up to this probability mass' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l top-k -d '0 disables top-k' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l seed -d 'Seed of the sampler: the same seed gives the same completions' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l nf4 -d 'Quantize the linear layers to NF4 (as QLoRA does)'
 complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON (format `gym-generate/1`)'

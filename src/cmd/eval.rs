@@ -8,12 +8,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use candle_core::Device;
 use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
 use crate::core::delta::VerifyOptions;
+use crate::core::device::DeviceSpec;
 use crate::core::keys::TrustedKeys;
 use crate::core::model::{self, lora};
 use crate::core::train::config::{TOY_DATA, TOY_REWARD};
@@ -70,13 +70,17 @@ pub struct EvalArgs {
     /// Include every completion in the output.
     #[arg(long)]
     pub samples: bool,
+    /// Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda`
+    /// feature and an NVIDIA driver (else exit code 22).
+    #[arg(long, env = "GYM_DEVICE", default_value = "cpu", value_name = "DEVICE", value_parser = DeviceSpec::parse_arg)]
+    pub device: DeviceSpec,
     /// Print JSON (format `gym-eval/1`).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    let dev = a.device.open()?;
     let model_dir = match &a.model {
         Some(spec) => Some(super::download::model_dir(ctx, spec)?),
         None => None,

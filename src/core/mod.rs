@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod delta;
+pub mod device;
 pub mod error;
 pub mod hash;
 pub mod hub;
