@@ -257,6 +257,106 @@ mod tests {
         assert!(e.to_string().contains("--features cuda"), "{e}");
     }
 
+    /// The device of the parity tests: `GYM_TEST_DEVICE` (tools/gpu-check.sh sets `cuda:0`),
+    /// else the CPU, so the same comparisons run in every build.
+    fn test_device() -> Device {
+        let spec = std::env::var("GYM_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+        let spec: DeviceSpec = spec.parse().unwrap();
+        spec.open().unwrap()
+    }
+
+    fn td(rel: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(rel)
+    }
+
+    fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+        let a = a.to_device(&Device::Cpu).unwrap();
+        let b = b.to_device(&Device::Cpu).unwrap();
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Logits of the tiny Qwen3 on the test device, with and without its PEFT adapter, against
+    /// the transformers + peft references (tools/reference/logits.py), f32: |Δ| ≤ 2e-4 (the CPU
+    /// path meets 1e-4; a GPU sums in another order).
+    #[test]
+    fn logits_on_the_test_device_match_transformers() {
+        use crate::core::model::{self, lora};
+        let dev = test_device();
+        let r =
+            candle_core::safetensors::load(td("model-ref/tiny-qwen3.safetensors"), &dev).unwrap();
+        let u32s = |k: &str| r[k].to_dtype(candle_core::DType::U32).unwrap();
+        let (ids, pos, keep) = (u32s("ids"), u32s("positions"), u32s("keep"));
+        let kf = r["keep"]
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .unsqueeze(2)
+            .unwrap();
+        let mut m = model::load(&td("tiny-qwen3"), &dev).unwrap();
+        lora::load_peft(&mut m, &td("tiny-qwen3-lora")).unwrap();
+        for (adapters, key) in [(false, "logits"), (true, "logits_lora")] {
+            let l = m.forward(&ids, &pos, Some(&keep), adapters).unwrap();
+            assert!(l.device().same_device(&dev));
+            let want = r[key].broadcast_mul(&kf).unwrap();
+            let d = max_abs_diff(&l.broadcast_mul(&kf).unwrap(), &want);
+            assert!(d <= 2e-4, "{key} on {dev:?}: max |Δ| = {d}");
+        }
+    }
+
+    /// The LoRA gradients of Σ logits ⊙ w over an NF4 base on the test device equal the CPU
+    /// path's: max |Δ| ≤ 1e-3 × max |g| per factor (f32 factors and gradients on both).
+    #[test]
+    fn lora_gradients_on_the_test_device_match_the_cpu() {
+        fn grads(dev: &Device) -> Vec<(String, candle_core::Tensor)> {
+            use crate::core::model::{self, lora};
+            let mut m = model::load(&td("tiny-qwen3"), dev).unwrap();
+            m.quantize_nf4(true).unwrap();
+            lora::load_peft(&mut m, &td("tiny-qwen3-lora")).unwrap();
+            let ids = candle_core::Tensor::new(&[[5u32, 6, 7, 8, 9, 10], [11, 3, 3, 4, 0, 0]], dev)
+                .unwrap();
+            let pos = candle_core::Tensor::new(&[[0u32, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]], dev)
+                .unwrap();
+            let keep = candle_core::Tensor::new(&[[1u32, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], dev)
+                .unwrap();
+            let l = m.forward(&ids, &pos, Some(&keep), true).unwrap();
+            let n = l.elem_count();
+            let w: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 997) as f32 / 997.0 - 0.5)
+                .collect();
+            let w = candle_core::Tensor::from_vec(w, l.dims(), dev).unwrap();
+            let g = (l * w).unwrap().sum_all().unwrap().backward().unwrap();
+            crate::core::model::lora::trainable(&m)
+                .into_iter()
+                .map(|(name, v)| (name, g.get(v.as_tensor()).unwrap().clone()))
+                .collect()
+        }
+        let dev = test_device();
+        let on_dev = grads(&dev);
+        let on_cpu = grads(&Device::Cpu);
+        assert!(!on_cpu.is_empty());
+        assert_eq!(on_dev.len(), on_cpu.len());
+        for ((name, a), (name_b, b)) in on_dev.iter().zip(&on_cpu) {
+            assert_eq!(name, name_b);
+            let scale = max_abs_diff(b, &b.zeros_like().unwrap());
+            assert!(scale > 0.0, "{name}: zero gradient");
+            let d = max_abs_diff(a, b);
+            assert!(
+                d <= 1e-3 * scale,
+                "{name} on {dev:?}: max |Δ| = {d}, max |g| = {scale}"
+            );
+        }
+    }
+
     #[test]
     fn reads_the_cpu_model_and_labels() {
         let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD  EPYC 7B13 64-Core Processor\n";
