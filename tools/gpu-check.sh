@@ -33,6 +33,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${WORK:-$(mktemp -d /tmp/gym-gpu-check.XXXXXX)}
+mkdir -p "$WORK"
 STEPS=${STEPS:-4}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # the GPU mode builds with --release; the CPU mode with the dev profile (dependencies at
