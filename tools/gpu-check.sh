@@ -54,7 +54,8 @@ phase() {
   log="$WORK/$(( ${#ROWS[@]} + 1 )).log"
   t0=$(date +%s)
   echo "== $name (log $log)" >&2
-  if timeout "$limit" "$@" >"$log" 2>&1; then st=ok; else st=FAIL; FAILED=1; tail -25 "$log" >&2; fi
+  # through bash -c, so that CMD may be one of the functions below (exported at the end)
+  if timeout "$limit" bash -c '"$@"' phase "$@" >"$log" 2>&1; then st=ok; else st=FAIL; FAILED=1; tail -25 "$log" >&2; fi
   ROWS+=("| $name | $st | $(( $(date +%s) - t0 )) |")
 }
 skip() { ROWS+=("| $1 | skipped: $2 | 0 |"); echo "== $1: skipped ($2)" >&2; }
@@ -197,6 +198,7 @@ gpu_mode() {
     export PATH="$WORK/cuda/bin:$PATH" CUDA_ROOT="$WORK/cuda" CUDA_PATH="$WORK/cuda" CUDA_HOME="$WORK/cuda"
     export LD_LIBRARY_PATH="$WORK/cuda/lib:${LD_LIBRARY_PATH:-}"
   fi
+  phase "cargo fetch (crates.io or the local cache)" 180 cargo fetch
   local rel
   rel=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
   # shellcheck disable=SC2086
@@ -214,6 +216,8 @@ gpu_mode() {
   fi
 }
 
+export ROOT WORK STEPS GYM PROFILE
+export -f reward_rose train_bundled expect_exit cuda_toolkit trl_venv gpu_peak gym_bench benchmark build_cuda
 command -v cargo >/dev/null 2>&1 || { echo "gpu-check: cargo is not on PATH (install Rust first)" >&2; exit 1; }
 if [ "$HAVE_GPU" = 1 ]; then
   gpu_mode
