@@ -15,6 +15,7 @@ pub mod linear;
 pub mod logprob;
 pub mod lora;
 pub mod nf4;
+pub mod nf4_resident;
 pub mod ops;
 pub mod qwen3;
 pub mod qwen3_moe;
