@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--max-completion", type=int, default=32)
     ap.add_argument("--nf4", action="store_true", help="random Qwen3-0.6B-shaped model, bitsandbytes NF4")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: GPU 0, bf16 compute (QLoRA's), peak GPU memory reported")
     ap.add_argument("--gradient-checkpointing", choices=["true", "false"], default="true",
                     help="GRPOConfig.gradient_checkpointing (TRL's default: true)")
     ap.add_argument("--make-random", metavar="DIR", help=argparse.SUPPRESS)
@@ -145,11 +147,14 @@ def main():
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.float32,
+                bnb_4bit_compute_dtype=torch.bfloat16 if a.device == "cuda" else torch.float32,
             )
             t0 = time.time()
             model = AutoModelForCausalLM.from_pretrained(
-                model_dir, quantization_config=qcfg, dtype=torch.float32, device_map="cpu"
+                model_dir,
+                quantization_config=qcfg,
+                dtype=torch.bfloat16 if a.device == "cuda" else torch.float32,
+                device_map={"": 0} if a.device == "cuda" else "cpu",
             )
             model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
             extra["load_s"] = round(time.time() - t0, 1)
@@ -166,7 +171,7 @@ def main():
         spg = a.steps_per_generation
         cfg = GRPOConfig(
             output_dir=out_dir,
-            use_cpu=True,
+            use_cpu=a.device == "cpu",
             seed=a.seed,
             max_steps=a.steps,
             per_device_train_batch_size=a.prompts_per_step * a.generations,
@@ -190,7 +195,7 @@ def main():
             save_strategy="no",
             report_to="none",
             disable_tqdm=True,
-            bf16=False,
+            bf16=a.device == "cuda" and a.nf4,
             fp16=False,
             dataloader_num_workers=0,
             gradient_checkpointing=a.gradient_checkpointing == "true",
@@ -258,6 +263,8 @@ def main():
             "step_times_s": step_times,
             "total_train_s": round(total, 2),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "device": torch.cuda.get_device_name(0) if a.device == "cuda" else "cpu",
+            "peak_gpu_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else None,
             "trainable_params": trainable,
             # reward is logged on the steps that generated; clip fractions on every step
             "reward_per_step": [round(h["reward"], 4) if "reward" in h else None for h in logs],

@@ -8,13 +8,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use candle_core::Device;
 use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
 use crate::core::chat::ChatTemplate;
 use crate::core::delta::VerifyOptions;
+use crate::core::device::DeviceSpec;
 use crate::core::keys::TrustedKeys;
 use crate::core::model::lora;
 use crate::core::train::config::{TOY_DATA, TOY_REWARD};
@@ -71,6 +71,10 @@ pub struct EvalArgs {
     /// Include every completion in the output.
     #[arg(long)]
     pub samples: bool,
+    /// Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda`
+    /// feature and an NVIDIA driver (else exit code 22).
+    #[arg(long, env = "GYM_DEVICE", default_value = "cpu", value_name = "DEVICE", value_parser = DeviceSpec::parse_arg)]
+    pub device: DeviceSpec,
     /// Print JSON (format `gym-eval/1`).
     #[arg(long)]
     pub json: bool,
@@ -135,7 +139,7 @@ fn write_report(ctx: &Ctx, a: &EvalArgs, examples: &[data::Example]) -> anyhow::
 }
 
 pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    let dev = a.device.open()?;
     let (mut m, tok, name, model_dir) =
         super::model::load_or_bundled(ctx, a.model.as_deref(), &dev)?;
     if a.nf4 {

@@ -12,11 +12,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use candle_core::Device;
 use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
+use crate::core::device::DeviceSpec;
 use crate::core::model::{config::TokenIds, generate, lora};
 
 #[derive(Debug, Args)]
@@ -53,13 +53,17 @@ pub struct GenerateArgs {
     /// Seed of the sampler: the same seed gives the same completions.
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
+    /// Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda`
+    /// feature and an NVIDIA driver (else exit code 22).
+    #[arg(long, env = "GYM_DEVICE", default_value = "cpu", value_name = "DEVICE", value_parser = DeviceSpec::parse_arg)]
+    pub device: DeviceSpec,
     /// Print JSON (format `gym-generate/1`).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    let dev = a.device.open()?;
     let (mut m, tok, name, _model_dir) =
         super::model::load_or_bundled(ctx, a.model.as_deref(), &dev)?;
     if a.nf4 {

@@ -12,12 +12,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use candle_core::Device;
 use clap::Args;
 use serde_json::json;
 
 use super::out::{self, Ctx};
 use crate::core::chat::ChatTemplate;
+use crate::core::device::DeviceSpec;
 use crate::core::keys::Identity;
 use crate::core::model;
 use crate::core::train::checkpoint::{self, DeltaWritten, RunDir};
@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// Print the resolved settings (TOML) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda`
+    /// feature and an NVIDIA driver (else exit code 22).
+    #[arg(long, env = "GYM_DEVICE", default_value = "cpu", value_name = "DEVICE", value_parser = DeviceSpec::parse_arg)]
+    pub device: DeviceSpec,
     /// Print a JSON summary at the end (format `gym-train/1`).
     #[arg(long)]
     pub json: bool,
@@ -246,6 +250,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         print_config: _,
         json: _,
         report_to: _,
+        device: _,
     } = a;
     let mut cfg = match config {
         Some(p) => TrainConfig::from_toml_file(p, base)?,
@@ -402,7 +407,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     if a.print_config {
         return out::print(&cfg.to_toml()).map_err(Into::into); // to_toml ends with a newline
     }
-    let dev = Device::Cpu;
+    let dev = a.device.open()?;
     let output = a.output.clone().unwrap_or_else(default_output);
     if a.resume {
         if !output.join("state").join("state.json").exists() {
@@ -550,7 +555,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let device = "cpu".to_string();
+    let device = crate::core::device::DeviceInfo::of(&dev).label();
     let plan = match &a.ring {
         None => None,
         Some(rp) => {

@@ -74,6 +74,9 @@ error_classes! {
     Ring = 20, "ring", "ring all-reduce failed (fewer than 2 members left, or this member was excluded), or a ring audit convicted a member";
     /// Training could not go on: the reward scorer failed or answered garbage, the loss diverged.
     Training = 21, "training", "training stopped (the reward scorer failed or answered garbage, the loss diverged)";
+    /// The device asked for (`--device`, `GYM_DEVICE`) cannot be used: a build without the
+    /// `cuda` feature, no CUDA driver, or no such GPU.
+    Device = 22, "device", "device not available (`--device cuda` in a build without CUDA, no driver, or no such GPU)";
 }
 
 /// The meaning of exit code 0, which no error class has.
@@ -186,6 +189,7 @@ classified!(
     crate::core::orchestrator::log::LogError,
     crate::core::orchestrator::client::ClientError,
     crate::core::orchestrator::worker::WorkError,
+    crate::core::device::DeviceError,
 );
 
 #[cfg(test)]

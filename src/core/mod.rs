@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod chat;
 pub mod delta;
+pub mod device;
 pub mod error;
 pub mod hash;
 pub mod hub;

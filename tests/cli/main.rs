@@ -4,6 +4,7 @@
 mod cid;
 mod common;
 mod delta;
+mod device;
 mod docs;
 mod hub_dl_server;
 mod hub_download;

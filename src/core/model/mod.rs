@@ -19,6 +19,7 @@ pub mod lora;
 pub mod mistral;
 pub mod mixtral;
 pub mod nf4;
+pub mod nf4_resident;
 pub mod ops;
 pub mod qwen2;
 pub mod qwen3;

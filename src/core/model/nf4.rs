@@ -131,6 +131,8 @@ pub struct Nf4Tensor {
     pub packed: Vec<u8>,
     pub absmax: Absmax,
     pub device: Device,
+    /// On a GPU: the packed codes and scales copied there at the first use, dequantized there.
+    pub resident: std::sync::OnceLock<super::nf4_resident::Resident>,
 }
 
 /// NF4 code of a scaled value in [-1, 1]: the number of f32 midpoints strictly below it.
@@ -325,6 +327,7 @@ impl Nf4Tensor {
             packed,
             absmax,
             device: dev.clone(),
+            resident: std::sync::OnceLock::new(),
         }
     }
 
@@ -352,13 +355,16 @@ impl Nf4Tensor {
     }
 
     /// The dequantized weight as an f32 tensor of `shape` on the tensor's device.
+    /// Off the CPU, from the codes kept packed on the device (`nf4_resident`), same bits.
     pub fn dequantize(&self) -> Result<Tensor> {
-        let t = Tensor::from_vec(self.dequantize_vec(), self.shape, &Device::Cpu)?;
         if self.device.is_cpu() {
-            Ok(t)
-        } else {
-            t.to_device(&self.device)
+            return Tensor::from_vec(self.dequantize_vec(), self.shape, &Device::Cpu);
         }
+        if let Some(r) = self.resident.get() {
+            return r.dequantize(self.shape);
+        }
+        let r = super::nf4_resident::Resident::new(self, &self.device)?;
+        self.resident.get_or_init(|| r).dequantize(self.shape)
     }
 }
 

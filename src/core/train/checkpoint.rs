@@ -141,6 +141,8 @@ pub struct RunDir<'a> {
     pub dir: PathBuf,
     pub identity: &'a Identity,
     pub base_hash: String,
+    /// The compute record's device and each metrics line's `device`
+    /// ([`crate::core::device::DeviceInfo::label`]).
     pub device: String,
     /// Epoch number written to delta metadata: the aggregation round (step / interval).
     pub deltas: Vec<DeltaWritten>,
@@ -371,7 +373,10 @@ impl<'a> RunDir<'a> {
             .append(true)
             .open(&p)
             .map_err(io_err(&p))?;
-        let line = serde_json::to_string(m).expect("metrics serialise");
+        let mut line = serde_json::to_value(m).expect("metrics serialise");
+        if let Some(o) = line.as_object_mut() {
+            o.insert("device".into(), self.device.clone().into());
+        }
         writeln!(f, "{line}").map_err(io_err(&p))?;
         Ok(())
     }

@@ -1,0 +1,108 @@
+//! `--device` / `GYM_DEVICE` on `train`, `eval` and `generate` through the real binary: the CPU
+//! runs and is named in the metrics and the compute record; a GPU asked of a build without the
+//! `cuda` feature is refused with exit code 22 before anything is written; bad spellings are
+//! usage errors (exit code 2).
+
+use crate::common::*;
+
+/// Exit code of `ErrorClass::Device` (README.md, "Exit codes").
+const DEVICE_UNAVAILABLE: i32 = 22;
+
+#[test]
+fn the_cpu_runs_and_is_named_in_metrics_and_the_compute_record() {
+    let t = tmp();
+    let out = t.path().join("run");
+    let (code, stdout, stderr) = run(gym()
+        .env("GYM_DEVICE", "cuda:5") // the flag wins over the environment
+        .args([
+            "-q",
+            "train",
+            "--device",
+            "cpu",
+            "--json",
+            "--max-steps",
+            "2",
+        ])
+        .args(["--aggregate-interval", "2", "-o"])
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let s = json(&stdout);
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(json).collect();
+    assert_eq!(lines.len(), 2);
+    let device = lines[0]["device"].as_str().unwrap().to_string();
+    assert!(device == "cpu" || device.starts_with("cpu ("), "{device}");
+    let delta = s["deltas"][0]["path"].as_str().unwrap();
+    let (code, stdout, stderr) = run(gym().args(["delta", "inspect", "--json", delta]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        json(&stdout)["metadata"]["compute"]["device"],
+        device.as_str()
+    );
+    let (code, stdout, stderr) = run(gym().env("GYM_DEVICE", "cpu").args([
+        "generate",
+        "--json",
+        "--max-new-tokens",
+        "3",
+        "--prompt",
+        "Hi",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json(&stdout)["format"], "gym-generate/1");
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_build_without_cuda_refuses_a_gpu_with_its_own_exit_code() {
+    let t = tmp();
+    let out = t.path().join("run");
+    let (code, _, stderr) = run(gym()
+        .args(["train", "--device", "cuda", "--max-steps", "1", "-o"])
+        .arg(&out));
+    assert_eq!(code, DEVICE_UNAVAILABLE, "{stderr}");
+    assert!(
+        stderr.contains("device cuda:0 is not available") && stderr.contains("--features cuda"),
+        "{stderr}"
+    );
+    assert!(!exists(&out), "a refused run created {}", out.display());
+    let (code, _, stderr) = run(gym().args(["eval", "--device", "cuda:1", "--limit", "1"]));
+    assert_eq!(code, DEVICE_UNAVAILABLE, "{stderr}");
+    assert!(stderr.contains("cuda:1"), "{stderr}");
+    let (code, stdout, stderr) = run(gym()
+        .env("GYM_DEVICE", "cuda")
+        .args(["generate", "--prompt", "Hi"]));
+    assert_eq!(code, DEVICE_UNAVAILABLE, "{stderr}");
+    assert!(stdout.is_empty() && stderr.contains("cuda:0"), "{stderr}");
+}
+
+#[test]
+fn bad_device_spellings_are_usage_errors_naming_the_value() {
+    let t = tmp();
+    for (cmd, spec) in [
+        ("train", "gpu"),
+        ("eval", "cuda:"),
+        ("generate", "cuda:x"),
+        ("train", "CPU"),
+    ] {
+        let mut c = gym();
+        c.args([cmd, "--device", spec]);
+        match cmd {
+            "train" => c.arg("-o").arg(t.path().join("o")),
+            "generate" => c.args(["--prompt", "Hi"]),
+            _ => &mut c,
+        };
+        let (code, _, stderr) = run(&mut c);
+        assert_eq!(code, 2, "{cmd} --device {spec}: {stderr}");
+        assert!(!exists(&t.path().join("o")));
+        assert!(
+            stderr.contains(&format!("{spec:?}"))
+                && stderr.contains("expected cpu, cuda or cuda:N"),
+            "{stderr}"
+        );
+    }
+    let (code, _, stderr) = run(gym()
+        .env("GYM_DEVICE", "tpu")
+        .args(["generate", "--prompt", "Hi"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("\"tpu\""), "{stderr}");
+}
