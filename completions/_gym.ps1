@@ -42,6 +42,11 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('download', 'download', [CompletionResultType]::ParameterValue, 'Download a model or dataset by hub id into the Hugging Face cache; print its folder')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts')
+            [CompletionResult]::new('orchestrate', 'orchestrate', [CompletionResultType]::ParameterValue, 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing')
+            [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Train for an orchestrator''s job: register, train, report, join each round''s ring')
+            [CompletionResult]::new('job', 'job', [CompletionResultType]::ParameterValue, 'Inspect or stop a running job')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -353,6 +358,8 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before the member starts a view change')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for all members to connect at the start')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Listen on this address instead of this member''s address in the ring file (the others still dial the ring file''s address: for a port forward, a NAT or a proxy in front)')
+            [CompletionResult]::new('--receipts', '--receipts', [CompletionResultType]::ParameterName, 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`''s ring/ folder')
+            [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'The reward epoch the receipt is for')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-join/1`)')
@@ -478,6 +485,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--ring', '--ring', [CompletionResultType]::ParameterName, 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member''s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)')
             [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'With --ring: seconds without progress before a member is dropped from a round')
             [CompletionResult]::new('--ring-connect-timeout', '--ring-connect-timeout', [CompletionResultType]::ParameterName, 'With --ring: seconds to wait for every member to connect at each round')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)')
             [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND')
             [CompletionResult]::new('--reward-cmd', '--reward-cmd', [CompletionResultType]::ParameterName, 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)')
             [CompletionResult]::new('--report-to', '--report-to', [CompletionResultType]::ParameterName, 'Also log each step''s metrics here: `tensorboard` writes event files to OUTPUT/runs/ (TRL''s tag names; view with `tensorboard --logdir OUTPUT/runs`)')
@@ -535,11 +543,17 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--reward', '--reward', [CompletionResultType]::ParameterName, 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)')
             [CompletionResult]::new('--max-completion-length', '--max-completion-length', [CompletionResultType]::ParameterName, 'max-completion-length')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)')
+            [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'With --delta: also judge it as a validator does (docs/validation.md) and write the signed `gym-eval-report/1` here; --data must have `answer` fields')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Validator key that signs the report')
+            [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'With --report: the delta''s start (its parent); without it the "without" model is the bare model')
+            [CompletionResult]::new('--max-norm', '--max-norm', [CompletionResultType]::ParameterName, 'With --report: the L2 bound on the delta''s update')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
             [CompletionResult]::new('--enable-thinking', '--enable-thinking', [CompletionResultType]::ParameterName, 'Pass `enable_thinking=true` to the model''s chat template for `messages` rows (Qwen3)')
             [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Include every completion in the output')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-eval/1`)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite the report')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -559,6 +573,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--top-p', '--top-p', [CompletionResultType]::ParameterName, 'Nucleus sampling: keep the most likely tokens up to this probability mass')
             [CompletionResult]::new('--top-k', '--top-k', [CompletionResultType]::ParameterName, '0 disables top-k')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the sampler: the same seed gives the same completions')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the linear layers to NF4 (as QLoRA does)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-generate/1`)')
@@ -610,6 +625,143 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'gym;validate' {
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3)')
+            [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'The round''s starting point (the previous aggregate, or the run''s start delta): updates are measured from it and every delta''s parent_hash must be its digest')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Validator key: signs the reports')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the signed reports here (JSON Lines; `.json` for a single delta)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the signed reports here (JSON Lines; `.json` for a single delta)')
+            [CompletionResult]::new('--max-norm', '--max-norm', [CompletionResultType]::ParameterName, 'L2 bound C on each update (delta minus start); larger ones fail')
+            [CompletionResult]::new('--dp-noise-multiplier', '--dp-noise-multiplier', [CompletionResultType]::ParameterName, 'The job''s DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors')
+            [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'Required epoch of every delta (default: not checked)')
+            [CompletionResult]::new('--tolerance', '--tolerance', [CompletionResultType]::ParameterName, 'Fail a delta that makes the held-out loss worse by more than this (nats per token)')
+            [CompletionResult]::new('--max-tokens', '--max-tokens', [CompletionResultType]::ParameterName, 'Cap on the tokens a delta may claim as its averaging weight (the job''s assignment)')
+            [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'Signers must be listed here')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples of the data')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite the output')
+            [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-validate/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;orchestrate' {
+            [CompletionResult]::new('--job', '--job', [CompletionResultType]::ParameterName, 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The orchestrator''s key: signs the decision log; `gym job stop` needs it')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to serve the API on')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job')
+            [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'Seconds to keep answering after the job is over, so workers see that it is')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;work' {
+            [CompletionResult]::new('--orchestrator', '--orchestrator', [CompletionResultType]::ParameterName, 'The orchestrator''s URL (as `gym orchestrate` prints it)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This worker''s key (its id must be on the job''s roster)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
+            [CompletionResult]::new('--ring-addr', '--ring-addr', [CompletionResultType]::ParameterName, 'Address the other ring members dial (default: 127.0.0.1 and a free port)')
+            [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before a ring member is dropped')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-work/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the job (signed with the orchestrator''s key)')
+            [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Fetch the signed decision log and check every signature and the hash chain')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;job;status' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print `gym-job-status/1` JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job;stop' {
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The orchestrator''s key')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job;log' {
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the entries as JSON (after checking them)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'gym;job;help' {
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the job (signed with the orchestrator''s key)')
+            [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Fetch the signed decision log and check every signature and the hash chain')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gym;job;help;status' {
+            break
+        }
+        'gym;job;help;stop' {
+            break
+        }
+        'gym;job;help;log' {
+            break
+        }
+        'gym;job;help;help' {
+            break
+        }
+        'gym;demo' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-demo/1`)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'gym;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create a worker key (Ed25519, optionally with ML-DSA-87)')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Work with key files')
@@ -625,6 +777,11 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('download', 'download', [CompletionResultType]::ParameterValue, 'Download a model or dataset by hub id into the Hugging Face cache; print its folder')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts')
+            [CompletionResult]::new('orchestrate', 'orchestrate', [CompletionResultType]::ParameterValue, 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing')
+            [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Train for an orchestrator''s job: register, train, report, join each round''s ring')
+            [CompletionResult]::new('job', 'job', [CompletionResultType]::ParameterValue, 'Inspect or stop a running job')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -724,6 +881,33 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;help;download' {
+            break
+        }
+        'gym;help;validate' {
+            break
+        }
+        'gym;help;orchestrate' {
+            break
+        }
+        'gym;help;work' {
+            break
+        }
+        'gym;help;job' {
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the job (signed with the orchestrator''s key)')
+            [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Fetch the signed decision log and check every signature and the hash chain')
+            break
+        }
+        'gym;help;job;status' {
+            break
+        }
+        'gym;help;job;stop' {
+            break
+        }
+        'gym;help;job;log' {
+            break
+        }
+        'gym;help;demo' {
             break
         }
         'gym;help;help' {

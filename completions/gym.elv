@@ -39,6 +39,11 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
             cand download 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
+            cand validate 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
+            cand orchestrate 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+            cand work 'Train for an orchestrator''s job: register, train, report, join each round''s ring'
+            cand job 'Inspect or stop a running job'
+            cand demo 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;keygen'= {
@@ -317,6 +322,8 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --timeout 'Seconds without progress before the member starts a view change'
             cand --connect-timeout 'Seconds to wait for all members to connect at the start'
             cand --listen 'Listen on this address instead of this member''s address in the ring file (the others still dial the ring file''s address: for a port forward, a NAT or a proxy in front)'
+            cand --receipts 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`''s ring/ folder'
+            cand --epoch 'The reward epoch the receipt is for'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --force 'Replace an existing output'
             cand --json 'Print a JSON report (format `gym-ring-join/1`)'
@@ -428,6 +435,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --ring 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member''s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)'
             cand --ring-timeout 'With --ring: seconds without progress before a member is dropped from a round'
             cand --ring-connect-timeout 'With --ring: seconds to wait for every member to connect at each round'
+            cand --device 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)'
             cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND'
             cand --reward-cmd 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)'
             cand --report-to 'Also log each step''s metrics here: `tensorboard` writes event files to OUTPUT/runs/ (TRL''s tag names; view with `tensorboard --logdir OUTPUT/runs`)'
@@ -484,11 +492,17 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --reward 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task''s)'
             cand --max-completion-length 'max-completion-length'
             cand --limit 'Evaluate only the first N examples'
+            cand --device 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)'
+            cand --report 'With --delta: also judge it as a validator does (docs/validation.md) and write the signed `gym-eval-report/1` here; --data must have `answer` fields'
+            cand --key 'Validator key that signs the report'
+            cand --start 'With --report: the delta''s start (its parent); without it the "without" model is the bare model'
+            cand --max-norm 'With --report: the L2 bound on the delta''s update'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
             cand --enable-thinking 'Pass `enable_thinking=true` to the model''s chat template for `messages` rows (Qwen3)'
             cand --samples 'Include every completion in the output'
             cand --json 'Print JSON (format `gym-eval/1`)'
+            cand --force 'Overwrite the report'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -507,6 +521,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --top-p 'Nucleus sampling: keep the most likely tokens up to this probability mass'
             cand --top-k '0 disables top-k'
             cand --seed 'Seed of the sampler: the same seed gives the same completions'
+            cand --device 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --nf4 'Quantize the linear layers to NF4 (as QLoRA does)'
             cand --json 'Print JSON (format `gym-generate/1`)'
@@ -554,6 +569,130 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'gym;validate'= {
+            cand --data 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)'
+            cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3)'
+            cand --start 'The round''s starting point (the previous aggregate, or the run''s start delta): updates are measured from it and every delta''s parent_hash must be its digest'
+            cand --key 'Validator key: signs the reports'
+            cand -o 'Write the signed reports here (JSON Lines; `.json` for a single delta)'
+            cand --output 'Write the signed reports here (JSON Lines; `.json` for a single delta)'
+            cand --max-norm 'L2 bound C on each update (delta minus start); larger ones fail'
+            cand --dp-noise-multiplier 'The job''s DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors'
+            cand --epoch 'Required epoch of every delta (default: not checked)'
+            cand --tolerance 'Fail a delta that makes the held-out loss worse by more than this (nats per token)'
+            cand --max-tokens 'Cap on the tokens a delta may claim as its averaging weight (the job''s assignment)'
+            cand --trusted-keys 'Signers must be listed here'
+            cand --limit 'Evaluate only the first N examples of the data'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --force 'Overwrite the output'
+            cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
+            cand --json 'Print JSON (format `gym-validate/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;orchestrate'= {
+            cand --job 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)'
+            cand --key 'The orchestrator''s key: signs the decision log; `gym job stop` needs it'
+            cand --listen 'Address to serve the API on'
+            cand --store 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job'
+            cand --linger 'Seconds to keep answering after the job is over, so workers see that it is'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;work'= {
+            cand --orchestrator 'The orchestrator''s URL (as `gym orchestrate` prints it)'
+            cand --key 'This worker''s key (its id must be on the job''s roster)'
+            cand -o 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
+            cand --output 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
+            cand --ring-addr 'Address the other ring members dial (default: 127.0.0.1 and a free port)'
+            cand --ring-timeout 'Seconds without progress before a ring member is dropped'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print a JSON summary at the end (format `gym-work/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+            cand stop 'Stop the job (signed with the orchestrator''s key)'
+            cand log 'Fetch the signed decision log and check every signature and the hash chain'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;job;status'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print `gym-job-status/1` JSON'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job;stop'= {
+            cand --key 'The orchestrator''s key'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job;log'= {
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print the entries as JSON (after checking them)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'gym;job;help'= {
+            cand status 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+            cand stop 'Stop the job (signed with the orchestrator''s key)'
+            cand log 'Fetch the signed decision log and check every signature and the hash chain'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gym;job;help;status'= {
+        }
+        &'gym;job;help;stop'= {
+        }
+        &'gym;job;help;log'= {
+        }
+        &'gym;job;help;help'= {
+        }
+        &'gym;demo'= {
+            cand -o 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)'
+            cand --output 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)'
+            cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --json 'Print a JSON summary at the end (format `gym-demo/1`)'
+            cand -q 'Print nothing on stderr except errors'
+            cand --quiet 'Print nothing on stderr except errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'gym;help'= {
             cand keygen 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
             cand key 'Work with key files'
@@ -569,6 +708,11 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand plot 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
             cand completions 'Print a shell completion script'
             cand download 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
+            cand validate 'Check a round''s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
+            cand orchestrate 'Run a job''s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+            cand work 'Train for an orchestrator''s job: register, train, report, join each round''s ring'
+            cand job 'Inspect or stop a running job'
+            cand demo 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gym;help;keygen'= {
@@ -640,6 +784,25 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;help;completions'= {
         }
         &'gym;help;download'= {
+        }
+        &'gym;help;validate'= {
+        }
+        &'gym;help;orchestrate'= {
+        }
+        &'gym;help;work'= {
+        }
+        &'gym;help;job'= {
+            cand status 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+            cand stop 'Stop the job (signed with the orchestrator''s key)'
+            cand log 'Fetch the signed decision log and check every signature and the hash chain'
+        }
+        &'gym;help;job;status'= {
+        }
+        &'gym;help;job;stop'= {
+        }
+        &'gym;help;job;log'= {
+        }
+        &'gym;help;demo'= {
         }
         &'gym;help;help'= {
         }

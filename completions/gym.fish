@@ -42,6 +42,11 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "generate" -d 'Complete prom
 complete -c gym -n "__fish_gym_needs_command" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
 complete -c gym -n "__fish_gym_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c gym -n "__fish_gym_needs_command" -f -a "download" -d 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
+complete -c gym -n "__fish_gym_needs_command" -f -a "validate" -d 'Check a round\'s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
+complete -c gym -n "__fish_gym_needs_command" -f -a "orchestrate" -d 'Run a job\'s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+complete -c gym -n "__fish_gym_needs_command" -f -a "work" -d 'Train for an orchestrator\'s job: register, train, report, join each round\'s ring'
+complete -c gym -n "__fish_gym_needs_command" -f -a "job" -d 'Inspect or stop a running job'
+complete -c gym -n "__fish_gym_needs_command" -f -a "demo" -d 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
@@ -203,6 +208,8 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l timeout -d 'Seconds without progress before the member starts a view change' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l connect-timeout -d 'Seconds to wait for all members to connect at the start' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l listen -d 'Listen on this address instead of this member\'s address in the ring file (the others still dial the ring file\'s address: for a port forward, a NAT or a proxy in front)' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l receipts -d 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`\'s ring/ folder' -r -F
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l epoch -d 'The reward epoch the receipt is for' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l force -d 'Replace an existing output'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l json -d 'Print a JSON report (format `gym-ring-join/1`)'
@@ -266,6 +273,7 @@ complete -c gym -n "__fish_gym_using_subcommand train" -l key -d 'Worker key tha
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring -d 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member\'s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-timeout -d 'With --ring: seconds without progress before a member is dropped from a round' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l ring-connect-timeout -d 'With --ring: seconds to wait for every member to connect at each round' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT, coverage:PAT, length:N, format, cmd:COMMAND' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l reward-cmd -d 'External scorer: gets JSON lines on stdin, prints one number per line (weight 1)' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l report-to -d 'Also log each step\'s metrics here: `tensorboard` writes event files to OUTPUT/runs/ (TRL\'s tag names; view with `tensorboard --logdir OUTPUT/runs`)' -r -f -a "none\t''
@@ -328,11 +336,17 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l answer-column -d 'The d
 complete -c gym -n "__fish_gym_using_subcommand eval" -l reward -d 'Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task\'s)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l max-completion-length -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l limit -d 'Evaluate only the first N examples' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l report -d 'With --delta: also judge it as a validator does (docs/validation.md) and write the signed `gym-eval-report/1` here; --data must have `answer` fields' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l key -d 'Validator key that signs the report' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l start -d 'With --report: the delta\'s start (its parent); without it the "without" model is the bare model' -r -F
+complete -c gym -n "__fish_gym_using_subcommand eval" -l max-norm -d 'With --report: the L2 bound on the delta\'s update' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Pass `enable_thinking=true` to the model\'s chat template for `messages` rows (Qwen3)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l samples -d 'Include every completion in the output'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l json -d 'Print JSON (format `gym-eval/1`)'
+complete -c gym -n "__fish_gym_using_subcommand eval" -l force -d 'Overwrite the report'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand eval" -s V -l version -d 'Print version'
@@ -345,6 +359,7 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l temperature -d '0 f
 complete -c gym -n "__fish_gym_using_subcommand generate" -l top-p -d 'Nucleus sampling: keep the most likely tokens up to this probability mass' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l top-k -d '0 disables top-k' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l seed -d 'Seed of the sampler: the same seed gives the same completions' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l nf4 -d 'Quantize the linear layers to NF4 (as QLoRA does)'
 complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON (format `gym-generate/1`)'
@@ -372,21 +387,97 @@ complete -c gym -n "__fish_gym_using_subcommand download" -l json -d 'Print JSON
 complete -c gym -n "__fish_gym_using_subcommand download" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand download" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand download" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "key" -d 'Work with key files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "download" -d 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
-complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l data -d 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l start -d 'The round\'s starting point (the previous aggregate, or the run\'s start delta): updates are measured from it and every delta\'s parent_hash must be its digest' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l key -d 'Validator key: signs the reports' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -s o -l output -d 'Write the signed reports here (JSON Lines; `.json` for a single delta)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l max-norm -d 'L2 bound C on each update (delta minus start); larger ones fail' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l dp-noise-multiplier -d 'The job\'s DP noise multiplier z: the bound becomes C + z·C·(√d + 6) for d factors' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l epoch -d 'Required epoch of every delta (default: not checked)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l tolerance -d 'Fail a delta that makes the held-out loss worse by more than this (nats per token)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l max-tokens -d 'Cap on the tokens a delta may claim as its averaging weight (the job\'s assignment)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l trusted-keys -d 'Signers must be listed here' -r -F
+complete -c gym -n "__fish_gym_using_subcommand validate" -l limit -d 'Evaluate only the first N examples of the data' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l force -d 'Overwrite the output'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l json -d 'Print JSON (format `gym-validate/1`)'
+complete -c gym -n "__fish_gym_using_subcommand validate" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l job -d 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l key -d 'The orchestrator\'s key: signs the decision log; `gym job stop` needs it' -r -F
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l listen -d 'Address to serve the API on' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l store -d 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l linger -d 'Seconds to keep answering after the job is over, so workers see that it is' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand work" -l orchestrator -d 'The orchestrator\'s URL (as `gym orchestrate` prints it)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l key -d 'This worker\'s key (its id must be on the job\'s roster)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand work" -s o -l output -d 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>' -r -F
+complete -c gym -n "__fish_gym_using_subcommand work" -l ring-addr -d 'Address the other ring members dial (default: 127.0.0.1 and a free port)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l ring-timeout -d 'Seconds without progress before a ring member is dropped' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l json -d 'Print a JSON summary at the end (format `gym-work/1`)'
+complete -c gym -n "__fish_gym_using_subcommand work" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand work" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand work" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "status" -d 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "stop" -d 'Stop the job (signed with the orchestrator\'s key)'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l json -d 'Print `gym-job-status/1` JSON'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l key -d 'The orchestrator\'s key' -r -F
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l json -d 'Print the entries as JSON (after checking them)'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "status" -d 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop the job (signed with the orchestrator\'s key)'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s o -l output -d 'Folder for the job file, the orchestrator\'s state, the workers\' runs and the published checkpoints (an earlier demo there is replaced)' -r -F
+complete -c gym -n "__fish_gym_using_subcommand demo" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand demo" -l json -d 'Print a JSON summary at the end (format `gym-demo/1`)'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s q -l quiet -d 'Print nothing on stderr except errors'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c gym -n "__fish_gym_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "keygen" -d 'Create a worker key (Ed25519, optionally with ML-DSA-87)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "key" -d 'Work with key files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "delta" -d 'Pack, unpack, inspect, verify and compare DELTA files'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "reward" -d 'Estimate epoch rewards; sign and verify reward claims'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "ring" -d 'Average deltas with other workers: authenticated, encrypted, verifiable ring all-reduce'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "cid" -d 'Print the CIDs `ipfs add` would give files or directories, computed offline'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "publish" -d 'Publish a file or folder: to a local CID-named folder, an IPFS node, the Hugging Face Hub'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "model" -d 'Inspect model folders (architecture, parameters, memory, LoRA size)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "train" -d 'Fine-tune with GSPO (LoRA over an NF4 base); write metrics, checkpoints, signed deltas'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "eval" -d 'Evaluate a model or adapter: mean reward, accuracy, NLL of reference answers'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "generate" -d 'Complete prompts with a model (default: the bundled tiny Qwen3)'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "plot" -d 'Draw training curves (metrics JSON Lines) into an SVG, one panel per metric'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "download" -d 'Download a model or dataset by hub id into the Hugging Face cache; print its folder'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "validate" -d 'Check a round\'s deltas (signature, sequence, base, norm, held-out loss); signed verdicts'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "orchestrate" -d 'Run a job\'s orchestrator: rounds, rings, signed decision log, checkpoint publishing'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "work" -d 'Train for an orchestrator\'s job: register, train, report, join each round\'s ring'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "job" -d 'Inspect or stop a running job'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "demo" -d 'The whole protocol on one machine: an orchestrator and 3 workers, 2 epochs, on loopback'
+complete -c gym -n "__fish_gym_using_subcommand help; and not __fish_seen_subcommand_from keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "pack" -d 'Pack a .safetensors file or a PEFT adapter folder into a DELTA file'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from delta" -f -a "unpack" -d 'Unpack a DELTA file to .safetensors (or a PEFT adapter folder), checking it fully'
@@ -401,3 +492,6 @@ complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "join" -d 'Join a ring, run one all-reduce (weighted mean of the members\' deltas), write the result'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from ring" -f -a "audit" -d 'Audit a result of `gym ring join` offline: receipts, transcript, members\' inputs, mean'
 complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "inspect" -d 'Show a model folder\'s architecture, parameters, memory and LoRA size'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from job" -f -a "status" -d 'Workers and their state, the current epoch and round, reward and loss per accepted round, published checkpoints'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from job" -f -a "stop" -d 'Stop the job (signed with the orchestrator\'s key)'
+complete -c gym -n "__fish_gym_using_subcommand help; and __fish_seen_subcommand_from job" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
