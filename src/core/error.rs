@@ -200,6 +200,14 @@ mod tests {
     /// classified error (`#[from]` or a field), which gives the exit code.
     const CARRIED: &[(&str, &str)] = &[
         (
+            "gym::core::orchestrator::auth::AuthError",
+            "answered as an HTTP status by the orchestrator's server; never reaches the binary",
+        ),
+        (
+            "gym::core::orchestrator::machine::Refusal",
+            "inside OrchError::Refused",
+        ),
+        (
             "gym::core::ring::wire::WireError",
             "inside RingError/Refused::Decode",
         ),
