@@ -9,6 +9,7 @@ stable identifier listed in ``docs/delta-format.md``.
 from ._native import (
     AuthError,
     ChecksumError,
+    DeviceError,
     ExistsError,
     GymError,
     IoError,
@@ -35,6 +36,7 @@ from ._trainer import GSPOTrainer
 __all__ = [
     "AuthError",
     "ChecksumError",
+    "DeviceError",
     "Delta",
     "DeltaReader",
     "DeltaWriter",

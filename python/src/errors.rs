@@ -55,6 +55,7 @@ classes! {
     RingError => Ring, "A ring all-reduce could not complete (exit code 20).";
     UsageError => Usage, "Settings that cannot work together (exit code 2).";
     TrainingError => Training, "Training could not go on (exit code 21).";
+    DeviceError => Device, "The device asked for is not available (exit code 22).";
 }
 
 fn set_class(t: &Bound<'_, PyType>, class: ErrorClass) -> PyResult<()> {

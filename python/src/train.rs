@@ -138,9 +138,11 @@ fn examples(
     jsonl: Option<&str>,
     path: Option<&Path>,
 ) -> anyhow::Result<Vec<Example>> {
-    let template = ChatTemplate::Qwen3 {
-        enable_thinking: cfg.enable_thinking,
+    let chat = match cfg.model.as_deref() {
+        Some(dir) => gym::core::chat::ChatTemplate::from_model_dir(dir)?,
+        None => Some(gym::core::chat::ChatTemplate::qwen3()),
     };
+    let template = ChatTemplate::from_model(chat.as_ref(), cfg.enable_thinking);
     Ok(match (jsonl, path) {
         (Some(text), _) => data::parse_jsonl(text, "<dataset>", template)?,
         (None, Some(p)) => data::load_jsonl(p, template)?,
@@ -239,7 +241,7 @@ impl NativeTrainer {
             run.resume(&mut self.t)?;
         }
         if let Some(d) = data {
-            self.t.data = d;
+            self.t.data = d.into();
             self.t.set_stream(self.stream);
         }
         self.started = true;
