@@ -6,8 +6,11 @@
 # Shapes: the bundled tiny Qwen3, and a Qwen3-0.6B-shaped model with random weights (bf16
 # safetensors written once by bench/train_trl.py --make-random; both sides load the same file);
 # sequence 256, batch 1, the same number of threads for both.
-# Usage: bench/model.sh [SHAPES]   (SHAPES: "tiny qwen3-0.6b" by default;
-#   env: ITERS=3, THREADS=<all cores>, PY=/work/venv-ref/bin/python, MODEL_06B=<folder>)
+# Usage: bench/model.sh [SHAPES]   (SHAPES: "tiny qwen3-0.6b" by default; also qwen3-next-mid
+#   (a random mid-size Qwen3-Next written once by bench/make_qwen3_next.py) and any folder name
+#   under testdata/, e.g. tiny-qwen3-next;
+#   env: ITERS=3, THREADS=<all cores>, PY=/work/venv-ref/bin/python, MODEL_06B=<folder>,
+#   MODEL_NEXT=<folder>, BENCH_TARGETS=<comma-separated LoRA targets for both sides>)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=${1:-"tiny qwen3-0.6b"}
@@ -15,12 +18,18 @@ ITERS=${ITERS:-3}
 THREADS=${THREADS:-$(nproc)}
 PY=${PY:-/work/venv-ref/bin/python}
 MODEL_06B=${MODEL_06B:-${TMPDIR:-/tmp}/gym-bench-qwen3-0.6b-random}
+MODEL_NEXT=${MODEL_NEXT:-${TMPDIR:-/tmp}/gym-bench-qwen3-next-mid-random}
 cargo build --release -q --example bench-model
 for s in $SHAPES; do
   m=$s
   if [ "$s" = qwen3-0.6b ]; then
     [ -f "$MODEL_06B/config.json" ] || "$PY" bench/train_trl.py --make-random "$MODEL_06B" 2>/dev/null
     m=$MODEL_06B
+  elif [ "$s" = qwen3-next-mid ]; then
+    [ -f "$MODEL_NEXT/config.json" ] || "$PY" bench/make_qwen3_next.py "$MODEL_NEXT" 2>/dev/null
+    m=$MODEL_NEXT
+  elif [ -d "testdata/$s" ]; then
+    m=$PWD/testdata/$s
   fi
   RAYON_NUM_THREADS=$THREADS ./target/release/examples/bench-model "$m" 256 16 "$ITERS"
   OMP_NUM_THREADS=$THREADS "$PY" bench/model_torch.py "$m" 256 16 "$ITERS" "$THREADS" 2>/dev/null

@@ -40,6 +40,8 @@ def main():
                           rope_theta=1000000.0, tie_word_embeddings=True)
         model = Qwen3ForCausalLM(cfg).to(torch.float32)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    if os.environ.get("BENCH_TARGETS"):
+        targets = os.environ["BENCH_TARGETS"].split(",")
     model = peft.get_peft_model(model, peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets))
     vocab = model.config.vocab_size
     ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(seq)]])

@@ -48,7 +48,11 @@ fn main() -> candle_core::Result<()> {
         }
     };
     model.quantize_nf4(true)?; // no-op for weights already quantized on load
-    let cfg = lora::LoraConfig::new(rank, 2.0 * rank as f64);
+    let mut cfg = lora::LoraConfig::new(rank, 2.0 * rank as f64);
+    // BENCH_TARGETS=q_proj,k_proj,… adapts those modules instead of the default seven
+    if let Ok(t) = std::env::var("BENCH_TARGETS") {
+        cfg.target_modules = lora::Targets::List(t.split(',').map(str::to_string).collect());
+    }
     lora::attach(&mut model, &cfg, 0).expect("lora");
     let vocab = model.cfg.vocab_size as u32;
     let ids: Vec<u32> = (0..seq as u32).map(|i| (i * 7919 + 13) % vocab).collect();

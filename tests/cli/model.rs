@@ -119,6 +119,7 @@ fn other_architectures_inspect_and_generate() {
         ("tiny-llama", "llama"),
         ("tiny-mistral", "mistral"),
         ("tiny-mixtral", "mixtral"),
+        ("tiny-qwen3-next", "qwen3_next"),
     ] {
         let (code, out, err) = run(gym()
             .args(["model", "inspect", "--json"])

@@ -654,7 +654,12 @@ fn model_folder_chat_template_and_generation_config_apply() {
 #[test]
 fn other_architectures_train_and_the_reward_rises() {
     let t = tmp();
-    for name in ["tiny-qwen2", "tiny-llama", "tiny-mixtral"] {
+    for name in [
+        "tiny-qwen2",
+        "tiny-llama",
+        "tiny-mixtral",
+        "tiny-qwen3-next",
+    ] {
         let cfg = t.path().join(format!("{name}.toml"));
         std::fs::write(
             &cfg,

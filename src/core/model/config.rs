@@ -102,6 +102,7 @@ pub enum Arch {
     Llama,
     Mistral,
     Mixtral,
+    Qwen3Next,
 }
 
 impl Arch {
@@ -113,6 +114,7 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Mistral => "mistral",
             Arch::Mixtral => "mixtral",
+            Arch::Qwen3Next => "qwen3_next",
         }
     }
 }
@@ -136,6 +138,7 @@ pub fn detect_arch(path: &Path, text: &str) -> Result<Arch, ModelError> {
         Some("llama") => Ok(Arch::Llama),
         Some("mistral") => Ok(Arch::Mistral),
         Some("mixtral") => Ok(Arch::Mixtral),
+        Some("qwen3_next") => Ok(Arch::Qwen3Next),
         other => Err(ModelError::UnsupportedArch {
             model_type: other.unwrap_or("(none)").to_string(),
             architectures: p.architectures.join(", "),

@@ -29,7 +29,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, bail};
 
-use super::decoder::{CausalLm, Ffn, Role};
+use super::decoder::{CausalLm, Ffn, Mixer, Role};
 use super::linear::Linear;
 
 /// Largest total size of the merged f32 linear weights for which decoding takes the fast path.
@@ -253,7 +253,11 @@ impl<'a> Decoder<'a> {
             let (o, i) = lin.base.dims();
             bytes += o * i * 4;
         }
-        if bytes > MERGE_BUDGET_BYTES || model.layers.iter().any(|l| matches!(l.ffn, Ffn::Moe(_))) {
+        // MoE layers and Qwen3-Next (gated attention, DeltaNet) take the general path
+        if bytes > MERGE_BUDGET_BYTES
+            || model.spec.next.is_some()
+            || model.layers.iter().any(|l| matches!(l.ffn, Ffn::Moe(_)))
+        {
             return Ok(None);
         }
 
@@ -269,7 +273,9 @@ impl<'a> Decoder<'a> {
             let Ffn::Dense(mlp) = &l.ffn else {
                 return Ok(None);
             };
-            let a = &l.attn;
+            let Mixer::Attention(a) = &l.mixer else {
+                return Ok(None);
+            };
             let cache = rows * kv_heads * cap * hd;
             layers.push(Layer {
                 qkv: Mat::stack(&[&a.q, &a.k, &a.v], role)?,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::config::{RopeParameters, TokenIds};
 use super::linear::{Base, Linear};
 use super::qwen3_moe::{MoeConfig, SparseMoe};
+use super::qwen3_next::{DeltaState, GatedDeltaNet};
 use super::rope::RopeFreqs;
 use super::weights::Weights;
 use super::{ModelConfig, ModelError, ops};
@@ -196,6 +197,9 @@ pub struct Spec {
     /// positions, itself included (transformers' `kv_idx > q_idx - w`).
     pub windows: Vec<Option<usize>>,
     pub rope: RopeFreqs,
+    /// Qwen3-Next: gated attention (q_proj twice as wide, σ(gate) on the output), zero-centred
+    /// norms, and gated DeltaNet layers where it says (`qwen3_next.rs`).
+    pub next: Option<super::qwen3_next::NextSpec>,
 }
 
 impl Spec {
@@ -216,6 +220,8 @@ pub struct Attention {
     pub(super) qk_norm: Option<(Tensor, Tensor)>,
     /// Whether this layer attends through the sliding-window mask.
     sliding: bool,
+    /// Qwen3-Next's output gate: q_proj gives [q | gate] per head.
+    gated: bool,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -236,6 +242,9 @@ pub struct FwdCtx<'a> {
     pub mask: &'a Tensor,
     /// The same with the sliding window applied, when some layer has one.
     pub window_mask: Option<&'a Tensor>,
+    /// (b, t) f32, 1 for the real tokens of this forward and 0 for padding: what the DeltaNet
+    /// layers zero their input with (only built for models that have them).
+    pub keep: Option<&'a Tensor>,
     pub role: Role,
 }
 
@@ -268,21 +277,25 @@ impl Attention {
             cfg.num_attention_heads,
             cfg.kv_heads(),
         );
+        let offset = spec.next.is_some();
         let qk_norm = if spec.qk_norm {
             Some((
-                w.take(&format!("{p}.q_norm.weight"), &[hd])?,
-                w.take(&format!("{p}.k_norm.weight"), &[hd])?,
+                take_norm(w, &format!("{p}.q_norm.weight"), hd, offset)?,
+                take_norm(w, &format!("{p}.k_norm.weight"), hd, offset)?,
             ))
         } else {
             None
         };
+        let gated = spec.next.is_some();
+        let q_width = if gated { 2 * nh * hd } else { nh * hd };
         Ok(Attention {
-            q: take_linear(w, p, "q_proj", (nh * hd, h), spec.qkv_bias)?,
+            q: take_linear(w, p, "q_proj", (q_width, h), spec.qkv_bias)?,
             k: take_linear(w, p, "k_proj", (nkv * hd, h), spec.qkv_bias)?,
             v: take_linear(w, p, "v_proj", (nkv * hd, h), spec.qkv_bias)?,
             o: take_linear(w, p, "o_proj", (h, nh * hd), spec.o_bias)?,
             qk_norm,
             sliding: spec.windows[layer].is_some(),
+            gated,
             heads: nh,
             kv_heads: nkv,
             head_dim: hd,
@@ -298,14 +311,19 @@ impl Attention {
         }
     }
 
-    /// Projects x (b, t, h) into rotated q (b, nh, t, hd), rotated k and v (b, nkv, t, hd).
-    fn qkv(&self, x: &Tensor, ctx: &FwdCtx) -> Result<(Tensor, Tensor, Tensor)> {
+    /// Projects x (b, t, h) into rotated q (b, nh, t, hd), rotated k and v (b, nkv, t, hd),
+    /// and for gated attention the output gate (b, t, nh·hd).
+    fn qkv(&self, x: &Tensor, ctx: &FwdCtx) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
         let (b, t, _) = x.dims3()?;
         let hd = self.head_dim;
-        let q = self
-            .q
-            .forward(x, ctx.role)?
-            .reshape((b, t, self.heads, hd))?;
+        let q = self.q.forward(x, ctx.role)?;
+        let (q, gate) = if self.gated {
+            let q = q.reshape((b, t, self.heads, 2 * hd))?;
+            let gate = q.narrow(3, hd, hd)?.reshape((b, t, self.heads * hd))?;
+            (q.narrow(3, 0, hd)?.contiguous()?, Some(gate))
+        } else {
+            (q.reshape((b, t, self.heads, hd))?, None)
+        };
         let k = self
             .k
             .forward(x, ctx.role)?
@@ -315,17 +333,32 @@ impl Attention {
             .forward(x, ctx.role)?
             .reshape((b, t, self.kv_heads, hd))?;
         let (cos, sin) = (&ctx.rope.cos, &ctx.rope.sin);
+        let partial = 2 * cos.dim(2)? < hd;
         let (q, k) = match &self.qk_norm {
-            Some((qn, kn)) => (
+            Some((qn, kn)) if !partial => (
                 ops::norm_rope(&q, qn, self.eps, cos, sin)?,
                 ops::norm_rope(&k, kn, self.eps, cos, sin)?,
             ),
-            None => (
-                ops::rope(&q.transpose(1, 2)?.contiguous()?, cos, sin)?,
-                ops::rope(&k.transpose(1, 2)?.contiguous()?, cos, sin)?,
+            Some((qn, kn)) => (
+                rope_partial(&ops::rms_norm(&q, qn, self.eps)?, cos, sin)?,
+                rope_partial(&ops::rms_norm(&k, kn, self.eps)?, cos, sin)?,
             ),
+            None => (rope_partial(&q, cos, sin)?, rope_partial(&k, cos, sin)?),
         };
-        Ok((q, k, v.transpose(1, 2)?.contiguous()?))
+        Ok((q, k, v.transpose(1, 2)?.contiguous()?, gate))
+    }
+
+    /// o_proj of the attention output a (b, nh, t, hd), through σ(gate) when gated.
+    fn out(&self, a: &Tensor, gate: Option<Tensor>, role: Role) -> Result<Tensor> {
+        let (b, _, t, _) = a.dims4()?;
+        let a = a
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
+        let a = match gate {
+            Some(g) => (a * super::qwen3_next::sigmoid(&g)?)?,
+            None => a,
+        };
+        self.o.forward(&a, role)
     }
 
     /// softmax(q·kᵀ/√d + mask)·v for q (b, nh, t, hd) and k, v (b, nkv, s, hd). The query
@@ -337,28 +370,87 @@ impl Attention {
 
     /// Decode-path attention: appends this step's k, v to `cache` and attends over all of it.
     fn forward_cached(&self, x: &Tensor, ctx: &FwdCtx, cache: &mut LayerCache) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (q, k, v) = self.qkv(x, ctx)?;
+        let (q, k, v, gate) = self.qkv(x, ctx)?;
         let (k, v) = match cache.take() {
             Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
             None => (k, v),
         };
         let a = self.attend(&q, &k, &v, self.mask(ctx))?;
         *cache = Some((k.detach(), v.detach()));
-        let a = a
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?;
-        self.o.forward(&a, ctx.role)
+        self.out(&a, gate, ctx.role)
     }
 
     fn forward(&self, x: &Tensor, ctx: &FwdCtx) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (q, k, v) = self.qkv(x, ctx)?;
+        let (q, k, v, gate) = self.qkv(x, ctx)?;
         let a = self.attend(&q, &k, &v, self.mask(ctx))?;
-        let a = a
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?;
-        self.o.forward(&a, ctx.role)
+        self.out(&a, gate, ctx.role)
+    }
+}
+
+/// Rotary embedding of the first 2·cos.dim(2) dimensions of x (b, t, h, d), the rest passed
+/// through (Qwen3-Next's partial rotary); (b, h, t, d) out.
+fn rope_partial(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let x = x.transpose(1, 2)?.contiguous()?;
+    let d = x.dim(3)?;
+    let rot = 2 * cos.dim(2)?;
+    if rot >= d {
+        return ops::rope(&x, cos, sin);
+    }
+    let r = ops::rope(&x.narrow(3, 0, rot)?.contiguous()?, cos, sin)?;
+    Tensor::cat(&[&r, &x.narrow(3, rot, d - rot)?], 3)
+}
+
+/// A norm weight of `n`; zero-centred ones (Qwen3-Next stores w for a factor 1 + w) come back
+/// as 1 + w.
+pub(super) fn take_norm(
+    w: &mut Weights,
+    name: &str,
+    n: usize,
+    offset: bool,
+) -> std::result::Result<Tensor, ModelError> {
+    let t = w.take(name, &[n])?;
+    Ok(if offset { (t + 1.0)? } else { t })
+}
+
+/// The token mixer of a layer: attention, or Qwen3-Next's gated DeltaNet.
+pub enum Mixer {
+    Attention(Attention),
+    Delta(GatedDeltaNet),
+}
+
+impl Mixer {
+    /// The module name below the layer and the linear layers with their names.
+    pub fn named(&self) -> (&'static str, Vec<(&'static str, &Linear)>) {
+        match self {
+            Mixer::Attention(a) => (
+                "self_attn",
+                vec![
+                    ("q_proj", &a.q),
+                    ("k_proj", &a.k),
+                    ("v_proj", &a.v),
+                    ("o_proj", &a.o),
+                ],
+            ),
+            Mixer::Delta(d) => ("linear_attn", d.named().to_vec()),
+        }
+    }
+
+    pub fn named_mut(&mut self) -> (&'static str, Vec<(&'static str, &mut Linear)>) {
+        match self {
+            Mixer::Attention(a) => (
+                "self_attn",
+                vec![
+                    ("q_proj", &mut a.q),
+                    ("k_proj", &mut a.k),
+                    ("v_proj", &mut a.v),
+                    ("o_proj", &mut a.o),
+                ],
+            ),
+            Mixer::Delta(d) => {
+                let [a, b, c] = d.named_mut();
+                ("linear_attn", vec![a, b, c])
+            }
+        }
     }
 }
 
@@ -421,7 +513,7 @@ pub enum Ffn {
 }
 
 pub struct Block {
-    pub attn: Attention,
+    pub mixer: Mixer,
     pub ffn: Ffn,
     pub(super) ln1: Tensor,
     pub(super) ln2: Tensor,
@@ -434,6 +526,9 @@ pub type LayerCache = Option<(Tensor, Tensor)>;
 /// The KV cache of a batch being decoded: per-layer keys/values and the key mask so far.
 pub struct KvCache {
     pub layers: Vec<LayerCache>,
+    /// Per layer, the state of a gated DeltaNet layer (None for attention layers and before the
+    /// first step).
+    pub states: Vec<Option<DeltaState>>,
     /// (b, s): 1 for real tokens, 0 for padding, over every cached position.
     pub keep: Vec<Vec<u32>>,
 }
@@ -442,6 +537,7 @@ impl KvCache {
     pub fn new(layers: usize, batch: usize) -> Self {
         KvCache {
             layers: vec![None; layers],
+            states: vec![None; layers],
             keep: vec![Vec::new(); batch],
         }
     }
@@ -469,7 +565,12 @@ impl Block {
     ) -> std::result::Result<Self, ModelError> {
         let p = format!("model.layers.{i}");
         let h = cfg.hidden_size;
-        let attn = Attention::new(cfg, spec, i, w, &format!("{p}.self_attn"))?;
+        let linear = spec.next.as_ref().filter(|n| n.linear[i]);
+        let mixer = match linear {
+            Some(n) => Mixer::Delta(GatedDeltaNet::new(cfg, n, w, &format!("{p}.linear_attn"))?),
+            None => Mixer::Attention(Attention::new(cfg, spec, i, w, &format!("{p}.self_attn"))?),
+        };
+        let offset = spec.next.is_some();
         let ffn = match moe {
             Some(m) if m.is_sparse_layer(i) => Ffn::Moe(SparseMoe::new(m, h, w, &p)?),
             _ => Ffn::Dense(Mlp::new(
@@ -481,22 +582,29 @@ impl Block {
             )?),
         };
         Ok(Block {
-            attn,
+            mixer,
             ffn,
-            ln1: w.take(&format!("{p}.input_layernorm.weight"), &[h])?,
-            ln2: w.take(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+            ln1: take_norm(w, &format!("{p}.input_layernorm.weight"), h, offset)?,
+            ln2: take_norm(
+                w,
+                &format!("{p}.post_attention_layernorm.weight"),
+                h,
+                offset,
+            )?,
             eps: cfg.rms_norm_eps,
         })
     }
 
     fn loras(&self) -> Vec<&super::linear::Lora> {
-        let a = &self.attn;
-        let mut lins = vec![&a.q, &a.k, &a.v, &a.o];
+        let mut lins: Vec<&Linear> = self.mixer.named().1.into_iter().map(|(_, l)| l).collect();
         match &self.ffn {
             Ffn::Dense(m) => lins.extend([&m.gate, &m.up, &m.down]),
             Ffn::Moe(m) => {
                 for x in &m.experts {
                     lins.extend([&x.gate, &x.up, &x.down]);
+                }
+                if let Some(sh) = &m.shared {
+                    lins.extend([&sh.mlp.gate, &sh.mlp.up, &sh.mlp.down]);
                 }
             }
         }
@@ -524,9 +632,26 @@ impl Block {
         }
     }
 
-    fn forward_cached(&self, x: &Tensor, ctx: &FwdCtx, cache: &mut LayerCache) -> Result<Tensor> {
+    fn forward_cached(
+        &self,
+        x: &Tensor,
+        ctx: &FwdCtx,
+        cache: &mut LayerCache,
+        state: &mut Option<DeltaState>,
+    ) -> Result<Tensor> {
         let h = ops::rms_norm(x, &self.ln1, self.eps)?;
-        let x = (x + self.attn.forward_cached(&h, ctx, cache)?)?;
+        let y = match &self.mixer {
+            Mixer::Attention(a) => a.forward_cached(&h, ctx, cache)?,
+            Mixer::Delta(d) => {
+                let (y, s) = d.forward(&h, ctx.keep, state.as_ref(), ctx.role)?;
+                *state = Some(DeltaState {
+                    conv: s.conv.detach(),
+                    state: s.state.detach(),
+                });
+                y
+            }
+        };
+        let x = (x + y)?;
         let h = ops::rms_norm(&x, &self.ln2, self.eps)?;
         let m = match &self.ffn {
             Ffn::Dense(m) => m.forward(&h, ctx.role)?,
@@ -537,7 +662,11 @@ impl Block {
 
     fn forward(&self, x: &Tensor, ctx: &FwdCtx) -> Result<Tensor> {
         let h = ops::rms_norm(x, &self.ln1, self.eps)?;
-        let x = (x + self.attn.forward(&h, ctx)?)?;
+        let y = match &self.mixer {
+            Mixer::Attention(a) => a.forward(&h, ctx)?,
+            Mixer::Delta(d) => d.forward(&h, ctx.keep, None, ctx.role)?.0,
+        };
+        let x = (x + y)?;
         let h = ops::rms_norm(&x, &self.ln2, self.eps)?;
         let m = match &self.ffn {
             Ffn::Dense(m) => m.forward(&h, ctx.role)?,
@@ -565,6 +694,8 @@ pub struct CausalLm {
 struct Masks {
     full: Tensor,
     window: Option<Tensor>,
+    /// (b, t) f32 keep of the new tokens, for models with DeltaNet layers.
+    tokens: Option<Tensor>,
 }
 
 impl Masks {
@@ -573,6 +704,7 @@ impl Masks {
             rope,
             mask: &self.full,
             window_mask: self.window.as_ref(),
+            keep: self.tokens.as_ref(),
             role,
         }
     }
@@ -616,7 +748,7 @@ impl CausalLm {
         for i in 0..cfg.num_hidden_layers {
             layers.push(Block::new(&cfg, &spec, moe.as_ref(), i, &mut w)?);
         }
-        let norm = w.take("model.norm.weight", &[h])?;
+        let norm = take_norm(&mut w, "model.norm.weight", h, spec.next.is_some())?;
         let lm_head = if cfg.tie_word_embeddings {
             None
         } else {
@@ -685,9 +817,23 @@ impl CausalLm {
             }
             Tensor::from_vec(m, (b, 1, t, s), &self.device)
         };
+        let has_delta = self
+            .layers
+            .iter()
+            .any(|l| matches!(l.mixer, Mixer::Delta(_)));
+        let tokens = if has_delta {
+            let k: Vec<f32> = keep
+                .iter()
+                .flat_map(|row| row[past..].iter().map(|&k| k as f32))
+                .collect();
+            Some(Tensor::from_vec(k, (b, t), &self.device)?)
+        } else {
+            None
+        };
         Ok(Masks {
             full: build(None)?,
             window: self.spec.window().map(|w| build(Some(w))).transpose()?,
+            tokens,
         })
     }
 
@@ -748,8 +894,13 @@ impl CausalLm {
             t,
             self.cfg.hidden_size,
         ))?;
-        for (l, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = l.forward_cached(&x, &ctx, c)?.detach();
+        for ((l, c), s) in self
+            .layers
+            .iter()
+            .zip(cache.layers.iter_mut())
+            .zip(cache.states.iter_mut())
+        {
+            x = l.forward_cached(&x, &ctx, c, s)?.detach();
         }
         let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
         let h = ops::rms_norm(&last, &self.norm, self.cfg.rms_norm_eps)?;
@@ -940,27 +1091,45 @@ impl CausalLm {
     /// `lm_head.weight`, as transformers saves them.
     pub fn state_dict(&self, merge: bool) -> Result<std::collections::HashMap<String, Tensor>> {
         let mut m = std::collections::HashMap::new();
+        // zero-centred norms are stored as w for a factor 1 + w (Qwen3-Next)
+        let off = if self.spec.next.is_some() { 1.0 } else { 0.0 };
+        let norm = |t: &Tensor| t - off;
         m.insert("model.embed_tokens.weight".to_string(), self.embed.clone());
-        m.insert("model.norm.weight".to_string(), self.norm.clone());
+        m.insert("model.norm.weight".to_string(), norm(&self.norm)?);
         if let Some(h) = &self.lm_head {
             m.insert("lm_head.weight".to_string(), h.clone());
         }
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
-            m.insert(format!("{p}.input_layernorm.weight"), l.ln1.clone());
+            m.insert(format!("{p}.input_layernorm.weight"), norm(&l.ln1)?);
             m.insert(
                 format!("{p}.post_attention_layernorm.weight"),
-                l.ln2.clone(),
+                norm(&l.ln2)?,
             );
-            if let Some((qn, kn)) = &l.attn.qk_norm {
-                m.insert(format!("{p}.self_attn.q_norm.weight"), qn.clone());
-                m.insert(format!("{p}.self_attn.k_norm.weight"), kn.clone());
+            match &l.mixer {
+                Mixer::Attention(a) => {
+                    if let Some((qn, kn)) = &a.qk_norm {
+                        m.insert(format!("{p}.self_attn.q_norm.weight"), norm(qn)?);
+                        m.insert(format!("{p}.self_attn.k_norm.weight"), norm(kn)?);
+                    }
+                }
+                Mixer::Delta(d) => {
+                    for (n, t) in d.frozen()? {
+                        m.insert(format!("{p}.linear_attn.{n}"), t);
+                    }
+                }
             }
             if let Ffn::Moe(moe) = &l.ffn {
                 m.insert(
                     format!("{p}.{}.gate.weight", moe.block),
                     moe.router().clone(),
                 );
+                if let Some(sh) = &moe.shared {
+                    m.insert(
+                        format!("{p}.{}.shared_expert_gate.weight", moe.block),
+                        sh.gate.clone(),
+                    );
+                }
             }
         }
         for (name, lin) in self.linears() {
@@ -982,14 +1151,9 @@ impl CausalLm {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
-            let a = &l.attn;
-            for (n, lin) in [
-                ("q_proj", &a.q),
-                ("k_proj", &a.k),
-                ("v_proj", &a.v),
-                ("o_proj", &a.o),
-            ] {
-                out.push((format!("{p}.self_attn.{n}"), lin));
+            let (module, lins) = l.mixer.named();
+            for (n, lin) in lins {
+                out.push((format!("{p}.{module}.{n}"), lin));
             }
             match &l.ffn {
                 Ffn::Dense(m) => {
@@ -1003,6 +1167,11 @@ impl CausalLm {
                             out.push((format!("{p}.{}.experts.{e}.{n}", m.block), lin));
                         }
                     }
+                    if let Some(sh) = &m.shared {
+                        for (n, lin) in sh.mlp.named(MLP_NAMES) {
+                            out.push((format!("{p}.{}.shared_expert.{n}", m.block), lin));
+                        }
+                    }
                 }
             }
         }
@@ -1014,14 +1183,9 @@ impl CausalLm {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter_mut().enumerate() {
             let p = format!("model.layers.{i}");
-            let a = &mut l.attn;
-            for (n, lin) in [
-                ("q_proj", &mut a.q),
-                ("k_proj", &mut a.k),
-                ("v_proj", &mut a.v),
-                ("o_proj", &mut a.o),
-            ] {
-                out.push((format!("{p}.self_attn.{n}"), lin));
+            let (module, lins) = l.mixer.named_mut();
+            for (n, lin) in lins {
+                out.push((format!("{p}.{module}.{n}"), lin));
             }
             match &mut l.ffn {
                 Ffn::Dense(m) => {
@@ -1034,6 +1198,11 @@ impl CausalLm {
                     for (e, x) in m.experts.iter_mut().enumerate() {
                         for (n, lin) in x.named_mut(names) {
                             out.push((format!("{p}.{block}.experts.{e}.{n}"), lin));
+                        }
+                    }
+                    if let Some(sh) = &mut m.shared {
+                        for (n, lin) in sh.mlp.named_mut(MLP_NAMES) {
+                            out.push((format!("{p}.{block}.shared_expert.{n}"), lin));
                         }
                     }
                 }

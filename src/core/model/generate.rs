@@ -435,6 +435,11 @@ mod tests {
     }
 
     #[test]
+    fn qwen3_next_greedy_generation_matches_transformers() {
+        greedy_matches("tiny-qwen3-next");
+    }
+
+    #[test]
     fn sampling_is_deterministic_under_a_seed_and_stops_at_eos() {
         let model = super::super::load(&td("tiny-qwen3"), &Device::Cpu).unwrap();
         let prompts = vec![vec![47u32, 18, 25]; 4];

@@ -26,5 +26,6 @@ pub fn spec(cfg: &Config, path: &Path, text: &str) -> Result<Spec, ModelError> {
         mlp_bias: extra.mlp_bias,
         windows: vec![None; cfg.num_hidden_layers],
         rope: cfg.rope_freqs()?,
+        next: None,
     })
 }

@@ -27,6 +27,9 @@ pub const ALL_TARGETS: [&str; 7] = [
 /// the default target list, which stays the seven names above.
 pub const EXPERT_TARGETS: [&str; 3] = ["w1", "w2", "w3"];
 
+/// Qwen3-Next's DeltaNet projections, which "all-linear" adapts as well.
+pub const DELTA_TARGETS: [&str; 3] = ["in_proj_qkvz", "in_proj_ba", "out_proj"];
+
 /// `target_modules` of PEFT: a list of module names, or the string "all-linear".
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -41,7 +44,10 @@ impl Targets {
         match self {
             Targets::List(v) => v.iter().any(|t| t == leaf || t == module),
             Targets::Special(s) => {
-                s == "all-linear" && (ALL_TARGETS.contains(&leaf) || EXPERT_TARGETS.contains(&leaf))
+                s == "all-linear"
+                    && (ALL_TARGETS.contains(&leaf)
+                        || EXPERT_TARGETS.contains(&leaf)
+                        || DELTA_TARGETS.contains(&leaf))
             }
         }
     }

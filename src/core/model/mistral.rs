@@ -29,5 +29,6 @@ pub fn spec(cfg: &Config) -> Result<Spec, ModelError> {
         mlp_bias: false,
         windows: vec![cfg.sliding_window; cfg.num_hidden_layers],
         rope: cfg.rope_freqs()?,
+        next: None,
     })
 }

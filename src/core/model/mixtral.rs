@@ -50,6 +50,7 @@ pub fn spec(cfg: &Config, path: &Path, text: &str) -> Result<(Spec, MoeConfig), 
         mlp_only_layers: Vec::new(),
         block: "block_sparse_moe",
         names: ["w1", "w3", "w2"],
+        shared_expert_intermediate_size: None,
     };
     moe.validate()?;
     let spec = Spec {
@@ -59,6 +60,7 @@ pub fn spec(cfg: &Config, path: &Path, text: &str) -> Result<(Spec, MoeConfig), 
         mlp_bias: false,
         windows: vec![cfg.sliding_window; cfg.num_hidden_layers],
         rope: cfg.rope_freqs()?,
+        next: None,
     };
     Ok((spec, moe))
 }

@@ -24,6 +24,7 @@ pub mod ops;
 pub mod qwen2;
 pub mod qwen3;
 pub mod qwen3_moe;
+pub mod qwen3_next;
 pub mod rope;
 pub mod summary;
 pub mod weights;
@@ -51,7 +52,7 @@ pub enum ModelError {
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error(
-        "unsupported architecture: model_type {model_type:?} ({architectures}); gym runs qwen3, qwen3_moe, qwen2, llama, mistral and mixtral"
+        "unsupported architecture: model_type {model_type:?} ({architectures}); gym runs qwen3, qwen3_moe, qwen3_next, qwen2, llama, mistral and mixtral"
     )]
     UnsupportedArch {
         model_type: String,
@@ -157,7 +158,16 @@ impl ModelConfig {
                 let (spec, m) = mixtral::spec(&base, path, text)?;
                 (spec, Some(m))
             }
+            Arch::Qwen3Next => qwen3_next::spec(&base, path, text)?,
         };
+        if let Some(f) = base.rope()?.partial_rotary_factor
+            && f != 1.0
+            && arch != Arch::Qwen3Next
+        {
+            return Err(ModelError::Unsupported(format!(
+                "rope_parameters.partial_rotary_factor {f} (gym rotates part of a head only in qwen3_next)"
+            )));
+        }
         Ok(ModelConfig {
             arch,
             base,

@@ -16,5 +16,6 @@ pub fn spec(cfg: &Config) -> Result<Spec, ModelError> {
         mlp_bias: false,
         windows: cfg.qwen_windows()?,
         rope: cfg.rope_freqs()?,
+        next: None,
     })
 }

@@ -32,6 +32,10 @@ pub struct MoeConfig {
     pub block: &'static str,
     #[serde(skip, default = "mlp_names")]
     pub names: MlpNames,
+    /// Qwen3-Next: a shared expert SwiGLU MLP of this width beside the routed ones, scaled by
+    /// σ(`shared_expert_gate` · x) (`qwen3_next.rs`).
+    #[serde(skip)]
+    pub shared_expert_intermediate_size: Option<usize>,
 }
 
 fn mlp_block() -> &'static str {
@@ -67,10 +71,18 @@ impl MoeConfig {
     }
 }
 
+/// Qwen3-Next's shared expert: an MLP every token goes through, scaled by σ(gate · x).
+pub struct SharedExpert {
+    pub mlp: Mlp,
+    /// The gate (1, hidden), frozen.
+    pub gate: Tensor,
+}
+
 pub struct SparseMoe {
     /// Router (num_experts, hidden), frozen.
     router: Tensor,
     pub experts: Vec<Mlp>,
+    pub shared: Option<SharedExpert>,
     /// Module and projection names, from [`MoeConfig`].
     pub block: &'static str,
     pub names: MlpNames,
@@ -118,9 +130,23 @@ impl SparseMoe {
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             (router, experts)
         };
+        let shared = match cfg.shared_expert_intermediate_size {
+            Some(n) => Some(SharedExpert {
+                mlp: Mlp::new(
+                    w,
+                    &format!("{p}.mlp.shared_expert"),
+                    (hidden, n),
+                    MLP_NAMES,
+                    false,
+                )?,
+                gate: w.take(&format!("{p}.mlp.shared_expert_gate.weight"), &[1, hidden])?,
+            }),
+            None => None,
+        };
         Ok(SparseMoe {
             router,
             experts,
+            shared,
             block: cfg.block,
             names: cfg.names,
             top_k: cfg.num_experts_per_tok,
@@ -176,6 +202,11 @@ impl SparseMoe {
             let we = wts.flatten_all()?.index_select(&s, 0)?.unsqueeze(1)?;
             out = out.index_add(&r, &ye.broadcast_mul(&we)?, 0)?;
         }
+        if let Some(sh) = &self.shared {
+            let gate = Linear::new(Base::F32(sh.gate.clone())).forward(&xs, role)?;
+            let y = sh.mlp.forward(&xs.unsqueeze(0)?, role)?.squeeze(0)?;
+            out = (out + y.broadcast_mul(&super::qwen3_next::sigmoid(&gate)?)?)?;
+        }
         debug_assert_eq!(out.dtype(), DType::F32);
         out.reshape((b, t, h))
     }
@@ -193,5 +224,6 @@ pub fn spec(cfg: &super::decoder::Config) -> std::result::Result<super::decoder:
         mlp_bias: false,
         windows: vec![w; cfg.num_hidden_layers],
         rope: cfg.rope_freqs()?,
+        next: None,
     })
 }

@@ -59,11 +59,21 @@ pub fn frequencies(
     head_dim: usize,
     max_pos: usize,
 ) -> Result<RopeFreqs, ModelError> {
-    if let Some(f) = p.partial_rotary_factor
-        && f != 1.0
-    {
+    // transformers rotates the first ⌊head_dim · partial_rotary_factor⌋ dimensions, with the
+    // frequencies of a head that wide (the decoder passes the rest through; `mod.rs` refuses
+    // the factor for architectures whose transformers code rotates whole heads)
+    let head_dim = match p.partial_rotary_factor {
+        Some(f) if f > 0.0 && f < 1.0 => (head_dim as f64 * f) as usize,
+        Some(f) if f != 1.0 => {
+            return Err(ModelError::Unsupported(format!(
+                "rope_parameters.partial_rotary_factor {f} (outside (0, 1])"
+            )));
+        }
+        _ => head_dim,
+    };
+    if head_dim < 2 || !head_dim.is_multiple_of(2) {
         return Err(ModelError::Unsupported(format!(
-            "rope_parameters.partial_rotary_factor {f} (gym rotates whole heads)"
+            "a rotary dimension of {head_dim} (it must be even and at least 2)"
         )));
     }
     let theta = p.rope_theta.unwrap_or(10000.0);

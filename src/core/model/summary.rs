@@ -66,20 +66,35 @@ impl Summary {
             *nf4 += nf4_bytes(o * i);
         };
         for l in 0..c.num_hidden_layers {
-            add(nh * hd, h, &mut linear, &mut lora, &mut nf4);
-            add(nkv * hd, h, &mut linear, &mut lora, &mut nf4);
-            add(nkv * hd, h, &mut linear, &mut lora, &mut nf4);
-            add(h, nh * hd, &mut linear, &mut lora, &mut nf4);
-            other += 2 * h; // two layer norms
             let sp = &cfg.spec;
-            if sp.qk_norm {
-                other += 2 * hd;
-            }
-            if sp.qkv_bias {
-                other += (nh + 2 * nkv) * hd;
-            }
-            if sp.o_bias {
-                other += h;
+            other += 2 * h; // two layer norms
+            if let Some(n) = sp.next.as_ref().filter(|n| n.linear[l]) {
+                // Qwen3-Next's gated DeltaNet: in_proj_qkvz, in_proj_ba, out_proj; conv taps,
+                // dt_bias, A_log and the gated norm
+                let (nk, nv) = (n.key_heads as u64, n.value_heads as u64);
+                let (dk, dv) = (n.key_dim as u64, n.value_dim as u64);
+                add(
+                    2 * nk * dk + 2 * nv * dv,
+                    h,
+                    &mut linear,
+                    &mut lora,
+                    &mut nf4,
+                );
+                add(2 * nv, h, &mut linear, &mut lora, &mut nf4);
+                add(h, nv * dv, &mut linear, &mut lora, &mut nf4);
+                other += n.conv_dim() as u64 * n.conv_kernel as u64 + 2 * nv + dv;
+            } else {
+                // gated attention (Qwen3-Next) doubles q_proj
+                let q = if sp.next.is_some() {
+                    2 * nh * hd
+                } else {
+                    nh * hd
+                };
+                add(q, h, &mut linear, &mut lora, &mut nf4);
+                add(nkv * hd, h, &mut linear, &mut lora, &mut nf4);
+                add(nkv * hd, h, &mut linear, &mut lora, &mut nf4);
+                add(h, nh * hd, &mut linear, &mut lora, &mut nf4);
+                other += Self::attention_extras(sp, h, hd, nh, nkv);
             }
             match &cfg.moe {
                 Some(m) if m.is_sparse_layer(l) => {
@@ -90,6 +105,13 @@ impl Summary {
                         add(i, h, &mut linear, &mut lora, &mut nf4);
                         add(i, h, &mut linear, &mut lora, &mut nf4);
                         add(h, i, &mut linear, &mut lora, &mut nf4);
+                    }
+                    if let Some(s) = m.shared_expert_intermediate_size {
+                        let s = s as u64;
+                        other += h; // shared_expert_gate
+                        add(s, h, &mut linear, &mut lora, &mut nf4);
+                        add(s, h, &mut linear, &mut lora, &mut nf4);
+                        add(h, s, &mut linear, &mut lora, &mut nf4);
                     }
                 }
                 _ => {
@@ -103,6 +125,35 @@ impl Summary {
                 }
             }
         }
+        Self::finish(cfg, rank, linear, lora, other, nf4, moe_layers)
+    }
+
+    /// Norm and bias parameters of an attention block.
+    fn attention_extras(sp: &super::decoder::Spec, h: u64, hd: u64, nh: u64, nkv: u64) -> u64 {
+        let mut other = 0;
+        if sp.qk_norm {
+            other += 2 * hd;
+        }
+        if sp.qkv_bias {
+            other += (nh + 2 * nkv) * hd;
+        }
+        if sp.o_bias {
+            other += h;
+        }
+        other
+    }
+
+    fn finish(
+        cfg: &ModelConfig,
+        rank: usize,
+        linear: u64,
+        lora: u64,
+        mut other: u64,
+        nf4: u64,
+        moe_layers: usize,
+    ) -> Self {
+        let c = &cfg.base;
+        let h = c.hidden_size as u64;
         let v = c.vocab_size as u64;
         other += v * h + h; // embedding, final norm
         if !c.tie_word_embeddings {
@@ -147,6 +198,7 @@ mod tests {
             "tiny-llama",
             "tiny-mistral",
             "tiny-mixtral",
+            "tiny-qwen3-next",
         ] {
             let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("testdata")

@@ -112,6 +112,124 @@ fn mixtral_logits_match_transformers_with_and_without_adapter() {
     check_logits("tiny-mixtral");
 }
 
+#[test]
+fn qwen3_next_logits_match_transformers_with_and_without_adapter() {
+    check_logits("tiny-qwen3-next");
+}
+
+/// Qwen3-Next's config: the layer kinds, the DeltaNet shape, partial rotary, the shared expert;
+/// a config without `layer_types` takes them from `full_attention_interval`.
+#[test]
+fn qwen3_next_spec_follows_its_config() {
+    let c = ModelConfig::load(&td("tiny-qwen3-next")).unwrap();
+    assert_eq!(c.arch, Arch::Qwen3Next);
+    let n = c.spec.next.as_ref().unwrap();
+    assert_eq!(n.linear, vec![true, false]);
+    assert_eq!(
+        (n.key_heads, n.value_heads, n.key_dim, n.value_dim),
+        (2, 4, 8, 8)
+    );
+    assert_eq!(c.spec.rope.inv_freq.len(), 4); // 16 · 0.5 rotated dimensions
+    let moe = c.moe.as_ref().unwrap();
+    assert_eq!(moe.shared_expert_intermediate_size, Some(24));
+    assert!(!moe.is_sparse_layer(0) && moe.is_sparse_layer(1));
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(td("tiny-qwen3-next/config.json")).unwrap())
+            .unwrap();
+    v.as_object_mut().unwrap().remove("layer_types");
+    v["num_hidden_layers"] = serde_json::json!(8);
+    v["full_attention_interval"] = serde_json::json!(4);
+    let c = ModelConfig::parse(std::path::Path::new("config.json"), &v.to_string()).unwrap();
+    let kinds = c.spec.next.unwrap().linear;
+    assert_eq!(kinds, [true, true, true, false, true, true, true, false]);
+    // partial rotary stays refused where transformers rotates whole heads
+    let mut l: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(td("tiny-llama/config.json")).unwrap())
+            .unwrap();
+    l["rope_parameters"]["partial_rotary_factor"] = serde_json::json!(0.5);
+    let e = ModelConfig::parse(std::path::Path::new("config.json"), &l.to_string()).unwrap_err();
+    assert!(e.to_string().contains("partial_rotary_factor"), "{e}");
+}
+
+/// The decode path (prompt, then one token at a time through the conv/recurrent states and
+/// the KV cache) gives the logits of full forwards, left padding included.
+#[test]
+fn qwen3_next_cached_steps_match_full_forwards() {
+    let r = reference("tiny-qwen3-next");
+    let mut model = load(&td("tiny-qwen3-next"), &Device::Cpu).unwrap();
+    lora::load_peft(&mut model, &td("tiny-qwen3-next-lora")).unwrap();
+    let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
+    let t = ids.dim(1).unwrap();
+    let full = model
+        .forward(&ids, &pos, Some(&keep), Role::Policy)
+        .unwrap();
+    let keep_rows: Vec<Vec<u32>> = keep.to_vec2().unwrap();
+    let mut cache = crate::core::model::decoder::KvCache::new(model.layers.len(), 2);
+    let p = 12;
+    let cut = |x: &Tensor, a: usize, n: usize| x.narrow(1, a, n).unwrap();
+    let rows = |a: usize, n: usize| -> Vec<Vec<u32>> {
+        keep_rows.iter().map(|k| k[a..a + n].to_vec()).collect()
+    };
+    let mut last = model
+        .forward_step(
+            &cut(&ids, 0, p),
+            &cut(&pos, 0, p),
+            &rows(0, p),
+            &mut cache,
+            Role::Policy,
+        )
+        .unwrap();
+    for i in p..=t {
+        let want = full.narrow(1, i - 1, 1).unwrap().squeeze(1).unwrap();
+        let d = (&last - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-4, "position {}: {d}", i - 1);
+        if i < t {
+            last = model
+                .forward_step(
+                    &cut(&ids, i, 1),
+                    &cut(&pos, i, 1),
+                    &rows(i, 1),
+                    &mut cache,
+                    Role::Policy,
+                )
+                .unwrap();
+        }
+    }
+}
+
+/// gym writes back the weights it read (zero-centred norms included, up to the f32 rounding
+/// of 1 + w), so merged exports of Qwen3-Next load in transformers as they were.
+#[test]
+fn qwen3_next_state_dict_gives_back_the_checkpoint() {
+    let dir = td("tiny-qwen3-next");
+    let model = load(&dir, &Device::Cpu).unwrap();
+    let sd = model.state_dict(false).unwrap();
+    let w = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut a: Vec<_> = w.keys().collect();
+    let mut b: Vec<_> = sd.keys().collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    for (k, t) in &w {
+        let d = (t - &sd[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d <= 2e-7, "{k}: {d}");
+    }
+}
+
 /// What each tiny model's config asks of the decoder: the fields that change the computation
 /// are read, not defaulted (the reference logits above would not match otherwise, but this
 /// names the field that went wrong).
@@ -207,7 +325,13 @@ fn unimplemented_fields_are_refused_by_name() {
 /// module names PEFT used for them.
 #[test]
 fn peft_adapters_round_trip_for_every_architecture() {
-    for name in ["tiny-qwen2", "tiny-llama", "tiny-mistral", "tiny-mixtral"] {
+    for name in [
+        "tiny-qwen2",
+        "tiny-llama",
+        "tiny-mistral",
+        "tiny-mixtral",
+        "tiny-qwen3-next",
+    ] {
         let mut model = load(&td(name), &Device::Cpu).unwrap();
         let src = td(&format!("{name}-lora"));
         let cfg = lora::load_peft(&mut model, &src).unwrap();
@@ -395,6 +519,13 @@ fn mistral_lora_grads_match_finite_differences_with_nf4_base() {
 #[test]
 fn mixtral_lora_grads_match_finite_differences_with_nf4_base() {
     lora_grads_match_finite_differences("tiny-mixtral");
+}
+
+/// Every LoRA factor of Qwen3-Next (attention, DeltaNet projections, dense MLP, routed and
+/// shared experts) against finite differences through the NF4 base.
+#[test]
+fn qwen3_next_lora_grads_match_finite_differences_with_nf4_base() {
+    lora_grads_match_finite_differences("tiny-qwen3-next");
 }
 
 #[test]
@@ -807,6 +938,11 @@ fn moe_checkpointed_backward_matches_plain() {
     checkpointed_backward_matches_plain("tiny-qwen3-moe");
 }
 
+#[test]
+fn qwen3_next_checkpointed_backward_matches_plain() {
+    checkpointed_backward_matches_plain("tiny-qwen3-next");
+}
+
 /// generation_config.json's end-of-sequence list and pad id override config.json's.
 #[test]
 fn generation_config_overrides_eos_and_pad() {
@@ -874,4 +1010,74 @@ fn byte_level_bpe_matches_python_tokenizers() {
         enc.get_tokens().last().map(String::as_str),
         Some("<|im_end|>")
     );
+}
+
+/// PEFT loads the adapters gym writes for the other architectures and gives gym's logits
+/// (references by `tools/reference/peft_roundtrip_arch.py`); transformers loads gym's merged
+/// Qwen3-Next export (zero-centred norms written back as w) and gives them too.
+#[test]
+fn peft_loads_gym_adapters_of_the_other_architectures() {
+    let attn = ["q_proj", "k_proj", "v_proj", "o_proj"];
+    let dense = [&attn[..], &["gate_proj", "up_proj", "down_proj"]].concat();
+    let next = [&attn[..], &["in_proj_qkvz", "in_proj_ba", "out_proj"]].concat();
+    let cases: [(&str, Vec<&str>); 5] = [
+        ("tiny-qwen2", dense.clone()),
+        ("tiny-llama", dense.clone()),
+        ("tiny-mistral", dense),
+        // transformers 5 fuses the experts, which peft then does not adapt as modules
+        ("tiny-mixtral", attn.to_vec()),
+        ("tiny-qwen3-next", next),
+    ];
+    for (seed, (name, targets)) in cases.into_iter().enumerate() {
+        let mut model = load(&td(name), &Device::Cpu).unwrap();
+        let mut cfg = lora::LoraConfig::new(4, 16.0);
+        cfg.base_model_name_or_path = Some(format!("testdata/{name}"));
+        cfg.target_modules = lora::Targets::List(targets.iter().map(|s| s.to_string()).collect());
+        lora::attach(&mut model, &cfg, 21 + seed as u64).unwrap();
+        for (i, (_, v)) in lora::trainable(&model).into_iter().enumerate() {
+            let x = nf4::lcg_matrix(1, v.elem_count(), 2000 + 100 * seed as u32 + i as u32);
+            let t = (Tensor::from_vec(x, v.shape(), &Device::Cpu).unwrap() * 5.0).unwrap();
+            v.set(&t).unwrap();
+        }
+        let r = reference(name);
+        let (ids, pos, keep) = (u32s(&r["ids"]), u32s(&r["positions"]), u32s(&r["keep"]));
+        let ours = model
+            .forward(&ids, &pos, Some(&keep), Role::Policy)
+            .unwrap();
+        let adir = td(&format!("model-ref/gym-adapter-{name}"));
+        let mdir = td(&format!("model-ref/gym-merged-{name}"));
+        if std::env::var_os("GYM_WRITE_REF").is_some() {
+            lora::save_peft(&model, &cfg, &adir).unwrap();
+            if name == "tiny-qwen3-next" {
+                lora::export_merged(&model, &td(name), &mdir).unwrap();
+            }
+            continue;
+        }
+        let rt = reference(&format!("gym-roundtrip-{name}"));
+        let d = max_diff_kept(&ours, &rt["logits_adapter"], &r["keep"]);
+        assert!(d <= 1e-4, "{name}: gym vs peft loading gym's adapter: {d}");
+        let moved = max_diff_kept(&ours, &r["logits"], &r["keep"]);
+        assert!(
+            moved > 1e-2,
+            "{name}: the adapter changes nothing ({moved})"
+        );
+        if let Some(m) = rt.get("logits_merged") {
+            let d = max_diff_kept(&ours, m, &r["keep"]);
+            assert!(
+                d <= 1e-4,
+                "{name}: gym vs transformers on gym's merged export: {d}"
+            );
+        }
+        // what gym writes now is what peft read
+        let tmp = tempfile::tempdir().unwrap();
+        lora::save_peft(&model, &cfg, tmp.path()).unwrap();
+        let file = "adapter_model.safetensors";
+        let a = candle_core::safetensors::load(tmp.path().join(file), &Device::Cpu).unwrap();
+        let b = candle_core::safetensors::load(adir.join(file), &Device::Cpu).unwrap();
+        assert_eq!(a.len(), b.len(), "{name}");
+        for (k, t) in &a {
+            let d = (t - &b[k]).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name} {k}");
+        }
+    }
 }

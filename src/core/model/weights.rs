@@ -97,6 +97,14 @@ pub fn is_linear_weight(name: &str) -> bool {
     ["q", "k", "v", "o", "gate", "up", "down"]
         .iter()
         .any(|p| name.ends_with(&format!(".{p}_proj.weight")))
+        || (name.contains(".linear_attn.")
+            && [
+                ".in_proj_qkvz.weight",
+                ".in_proj_ba.weight",
+                ".out_proj.weight",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s)))
         || (name.contains(".experts.")
             && [".w1.weight", ".w2.weight", ".w3.weight"]
                 .iter()
