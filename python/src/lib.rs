@@ -19,6 +19,7 @@ mod train;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    gym::cmd::apply_environment();
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(delta::read_delta, m)?)?;
     m.add_function(wrap_pyfunction!(delta::verify, m)?)?;

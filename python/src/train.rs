@@ -12,7 +12,7 @@ use gym::core::model;
 use gym::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use gym::core::train::config::{TOY_DATA, TOY_REWARD, TrainConfig};
 use gym::core::train::data::{self, ChatTemplate, Example};
-use gym::core::train::rewards::{RewardSpec, Rewards};
+use gym::core::train::scoring::{ScoreSpec, Scorer};
 use gym::core::train::trainer::{self, Observer, StepMetrics, TrainError, Trainer};
 use pyo3::prelude::*;
 
@@ -71,14 +71,14 @@ fn resolve_config(model: Option<&Path>, use_4bit: bool, json: &str) -> anyhow::R
 
 /// `reward=`: a spec string (`coverage:[0-9]@0.5`, as `--reward`), a `[[reward]]` table as a
 /// dict, or a list of either.
-fn reward_specs(v: serde_json::Value) -> anyhow::Result<Vec<RewardSpec>> {
+fn reward_specs(v: serde_json::Value) -> anyhow::Result<Vec<ScoreSpec>> {
     let items = match v {
         serde_json::Value::Array(a) => a,
         other => vec![other],
     };
     items
         .into_iter()
-        .map(|item| -> anyhow::Result<RewardSpec> {
+        .map(|item| -> anyhow::Result<ScoreSpec> {
             Ok(match item {
                 serde_json::Value::String(s) => s.parse()?,
                 other => serde_json::from_value(other)
@@ -162,12 +162,12 @@ fn build(o: &TrainerOptions) -> anyhow::Result<NativeTrainer> {
         let _ = std::fs::remove_dir_all(o.output.join("deltas"));
     }
     let (m, tok, base_hash) = load_model(&cfg)?;
-    let rewards = Rewards::new(&cfg.reward)?;
+    let scorer = Scorer::new(&cfg.reward)?;
     let identity = load_identity(o.key.as_deref(), &o.output)?;
     checkpoint::write_config(&o.output, &cfg)?;
     // placeholder data until the first epoch names its own (Trainer::new needs one example)
     let data = examples(&cfg, None, None)?;
-    let mut t = Trainer::new(cfg, m, tok, data, rewards)?;
+    let mut t = Trainer::new(cfg, m, tok, data, scorer)?;
     t.set_stream(o.ring_position + 1);
     Ok(NativeTrainer {
         t,

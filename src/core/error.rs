@@ -178,7 +178,7 @@ classified!(
     crate::core::train::config::ConfigError,
     crate::core::plot::PlotError,
     crate::core::train::data::DataError,
-    crate::core::train::rewards::RewardError,
+    crate::core::train::scoring::ScoringError,
     crate::core::hub::download::FetchError,
     crate::core::train::dataset::DatasetError,
     crate::core::chat::ChatError,

@@ -14,7 +14,7 @@ mod tests;
 pub mod vectors;
 
 pub use check::{ReplayGuard, VerifyFailure, verify_path};
-pub use diff::{DiffReport, TensorDiff, diff};
+pub use diff::{DiffReport, DiffStatus, TensorDiff, diff};
 pub use dtype::Dtype;
 pub use meta::{Attestation, Compute, Metadata};
 pub use pack::{PackError, PackInput, PackOptions, PackSummary, TensorSource, pack, pack_to_vec};

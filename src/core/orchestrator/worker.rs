@@ -23,7 +23,7 @@ use crate::core::ring::{config::RingSpec, io as rio, net};
 use crate::core::train::checkpoint::{DeltaWritten, RunDir};
 use crate::core::train::config::{ConfigError, TOY_DATA, TrainConfig};
 use crate::core::train::data::{self, ChatTemplate};
-use crate::core::train::rewards::Rewards;
+use crate::core::train::scoring::Scorer;
 use crate::core::train::trainer::{self, StepMetrics, TrainError, Trainer};
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,7 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
         None => data::parse_jsonl(TOY_DATA, "<bundled toy task>", template),
     }
     .map_err(|e| WorkError::Setup(e.to_string()))?;
-    let rewards = Rewards::new(&cfg.reward).map_err(TrainError::from)?;
+    let scorer = Scorer::new(&cfg.reward).map_err(TrainError::from)?;
     if !cfg
         .aggregate_interval
         .is_multiple_of(cfg.steps_per_rollout())
@@ -154,7 +154,7 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
             cfg.steps_per_rollout()
         )));
     }
-    Ok((Trainer::new(cfg, m, tok, examples, rewards)?, base_hash))
+    Ok((Trainer::new(cfg, m, tok, examples, scorer)?, base_hash))
 }
 
 /// 127.0.0.1 and a port that was free a moment ago.
