@@ -212,6 +212,10 @@ mod tests {
             "inside RingError/Refused::Decode",
         ),
         (
+            "gym::core::ring::codec::CodecError",
+            "inside WireError::Packed",
+        ),
+        (
             "gym::core::ring::fixed::FixedError",
             "inside RingError::Fixed",
         ),
