@@ -95,16 +95,28 @@ pub fn diff(
             continue;
         };
         let mut d = TensorDiff::new(DiffStatus::Both, &ta.name, Some(ta), Some(tb));
+        let (sa, sb) = (
+            Side {
+                src: sa,
+                delta: a,
+                tensor: ta,
+            },
+            Side {
+                src: sb,
+                delta: b,
+                tensor: tb,
+            },
+        );
         let elements: u64 = ta.shape.iter().product();
         if ta.shape != tb.shape || !ta.dtype.is_numeric() || !tb.dtype.is_numeric() {
             d.status = DiffStatus::Incomparable;
             if ta.shape == tb.shape && ta.dtype == tb.dtype {
-                d.identical_bytes = Some(same_bytes(sa, a, ta, sb, b, tb)?);
+                d.identical_bytes = Some(same_bytes(sa, sb)?);
             }
             out.push(d);
             continue;
         }
-        let (acc, same) = stream_compare(sa, a, ta, sb, b, tb, elements)?;
+        let (acc, same) = stream_compare(sa, sb, elements)?;
         d.l2 = Some(acc.sq.sqrt());
         d.max_abs = Some(acc.max);
         d.cosine = if acc.na > 0.0 && acc.nb > 0.0 {
@@ -125,15 +137,10 @@ pub fn diff(
 
 /// Streams tensor `ta` of `a` and `tb` of `b` (same shape, numeric dtypes) element by
 /// element, whatever their chunk sizes; returns the sums and whether the bytes are identical.
-fn stream_compare(
-    sa: &dyn Source,
-    a: &Delta,
-    ta: &read::TensorEntry,
-    sb: &dyn Source,
-    b: &Delta,
-    tb: &read::TensorEntry,
-    elements: u64,
-) -> Result<(Acc, bool), DeltaError> {
+fn stream_compare(a: Side, b: Side, elements: u64) -> Result<(Acc, bool), DeltaError> {
+    let (sa, ta) = (a.src, a.tensor);
+    let (sb, tb, b) = (b.src, b.tensor, b.delta);
+    let a = a.delta;
     let (ea, eb) = (
         (ta.dtype.bits() / 8) as usize,
         (tb.dtype.bits() / 8) as usize,
@@ -200,20 +207,21 @@ fn stream_compare(
     Ok((acc, same))
 }
 
-fn same_bytes(
-    sa: &dyn Source,
-    a: &Delta,
-    ta: &read::TensorEntry,
-    sb: &dyn Source,
-    b: &Delta,
-    tb: &read::TensorEntry,
-) -> Result<bool, DeltaError> {
-    let hasher =
-        |src: &dyn Source, d: &Delta, t: &read::TensorEntry| -> Result<[u8; 32], DeltaError> {
-            use sha3::Digest;
-            let mut h = sha3::Sha3_256::new();
-            read_tensor(src, d, t, |bytes| h.update(bytes))?;
-            Ok(h.finalize().into())
-        };
-    Ok(hasher(sa, a, ta)? == hasher(sb, b, tb)?)
+/// Whether two tensors' bytes are identical (compared by SHA3-256, streaming).
+fn same_bytes(a: Side, b: Side) -> Result<bool, DeltaError> {
+    let hash = |x: Side| -> Result<[u8; 32], DeltaError> {
+        use sha3::Digest;
+        let mut h = sha3::Sha3_256::new();
+        read_tensor(x.src, x.delta, x.tensor, |bytes| h.update(bytes))?;
+        Ok(h.finalize().into())
+    };
+    Ok(hash(a)? == hash(b)?)
+}
+
+/// One side of a comparison: a delta, where its bytes are, and one of its tensors.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    src: &'a dyn Source,
+    delta: &'a Delta,
+    tensor: &'a read::TensorEntry,
 }

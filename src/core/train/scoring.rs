@@ -500,33 +500,10 @@ pub fn extract_answer(completion: &str) -> Option<String> {
             return Some(rest.to_string());
         }
     }
-    if let Some(b) = last_boxed(completion) {
+    if let Some(b) = math::last_boxed(completion) {
         return Some(b.trim().to_string());
     }
     last_number(completion).map(str::to_string)
-}
-
-fn last_boxed(s: &str) -> Option<&str> {
-    const OPEN: &str = "\\boxed{";
-    let mut end = s.len();
-    while let Some(p) = s[..end].rfind(OPEN) {
-        let start = p + OPEN.len();
-        let mut depth = 1usize;
-        for (i, c) in s[start..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(&s[start..start + i]);
-                    }
-                }
-                _ => {}
-            }
-        }
-        end = p; // unbalanced: try an earlier one
-    }
-    None
 }
 
 fn number_re() -> &'static Regex {
