@@ -15,7 +15,9 @@ mod errors;
 mod keys;
 mod publish;
 mod reward;
+mod ring;
 mod train;
+mod work;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -35,6 +37,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reward::estimate, m)?)?;
     m.add_function(wrap_pyfunction!(reward::claim_rewards, m)?)?;
     m.add_function(wrap_pyfunction!(reward::verify_claim, m)?)?;
+    m.add_function(wrap_pyfunction!(ring::ring_join, m)?)?;
+    m.add_function(wrap_pyfunction!(work::work, m)?)?;
     m.add_class::<train::NativeTrainer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -104,7 +104,7 @@ pub struct ChunkRef {
 }
 
 impl ChunkRef {
-    fn data_offset(&self) -> u64 {
+    pub(super) fn data_offset(&self) -> u64 {
         self.offset + 8
     }
     pub fn is_raw(&self) -> bool {
@@ -613,22 +613,33 @@ impl Delta {
 }
 
 /// Result of processing one chunk: its digest, and the first content error if any.
-type ChunkOutcome = ([u8; 32], Option<DeltaError>);
+pub(super) type ChunkOutcome = ([u8; 32], Option<DeltaError>);
 
 /// Checks a chunk's stored bytes and decodes them into `raw` (raw chunks are copied).
-fn decode_into(
+fn decode_stored(
     delta: &Delta,
     ch: &ChunkRef,
     stored: &[u8],
     raw: &mut Vec<u8>,
 ) -> Option<DeltaError> {
-    let name = || delta.tensors[ch.tensor as usize].name.clone();
     if ch.is_raw() {
         raw.clear();
         raw.extend_from_slice(stored);
         return None;
     }
     raw.resize(ch.raw_len as usize, 0);
+    decode_compressed(delta, ch, stored, raw)
+}
+
+/// Decompresses a compressed chunk's stored bytes into `raw` (`ch.raw_len` bytes long),
+/// checking the decoded size.
+pub(super) fn decode_compressed(
+    delta: &Delta,
+    ch: &ChunkRef,
+    stored: &[u8],
+    raw: &mut [u8],
+) -> Option<DeltaError> {
+    let name = || delta.tensors[ch.tensor as usize].name.clone();
     match lz4_flex::block::decompress_into(stored, raw) {
         Ok(n) if n == ch.raw_len as usize => None,
         Ok(n) => Some(DeltaError::DecompressedSize {
@@ -656,7 +667,11 @@ fn decode_into(
     }
 }
 
-fn read_stored(src: &dyn Source, ch: &ChunkRef, buf: &mut Vec<u8>) -> Result<(), DeltaError> {
+pub(super) fn read_stored(
+    src: &dyn Source,
+    ch: &ChunkRef,
+    buf: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
     buf.resize(ch.stored_len as usize, 0);
     src.read_exact_at(ch.data_offset(), buf)
         .map_err(|source| DeltaError::Io {
@@ -675,12 +690,12 @@ fn process_chunk(
 ) -> Result<ChunkOutcome, DeltaError> {
     read_stored(src, ch, stored)?;
     let digest = crate::core::hash::sha3_256(stored);
-    Ok((digest, decode_into(delta, ch, stored, raw)))
+    Ok((digest, decode_stored(delta, ch, stored, raw)))
 }
 
 /// Consecutive runs of chunks with equal stored length, at most `lanes` long: the units that
 /// multi-buffer SHA3 hashes together.
-fn groups(chunks: &[ChunkRef], lanes: usize) -> Vec<Range<usize>> {
+pub(super) fn groups(chunks: &[ChunkRef], lanes: usize) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < chunks.len() {
@@ -727,10 +742,10 @@ fn process_group(
             )
         } else if keep {
             let mut raw = Vec::new();
-            let e = decode_into(delta, ch, &bufs[i], &mut raw);
+            let e = decode_stored(delta, ch, &bufs[i], &mut raw);
             (e, raw)
         } else {
-            (decode_into(delta, ch, &bufs[i], scratch), Vec::new())
+            (decode_stored(delta, ch, &bufs[i], scratch), Vec::new())
         };
         out.push(((digests[i], err), data));
     }
@@ -921,7 +936,7 @@ fn check_signature_and_policy(
     Ok((signer, label, trusted))
 }
 
-fn finish(
+pub(super) fn finish(
     delta: Delta,
     digests: &[[u8; 32]],
     content_err: Option<DeltaError>,
