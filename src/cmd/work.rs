@@ -20,7 +20,8 @@ use crate::core::orchestrator::worker::{self, WorkEvent, WorkOptions};
 
 #[derive(Debug, Args)]
 pub struct WorkArgs {
-    /// The orchestrator's URL (as `gym orchestrate` prints it).
+    /// The orchestrator's URL (as `gym orchestrate` prints it), or several, comma-separated
+    /// (an active orchestrator and its standbys): a dead one or a standby is skipped.
     #[arg(long, value_name = "URL")]
     pub orchestrator: String,
     /// This worker's key (its id must be on the job's roster).

@@ -6,6 +6,7 @@ mod common;
 mod delta;
 mod device;
 mod docs;
+mod failover;
 mod hub_dl_server;
 mod hub_download;
 mod hub_server;

@@ -16,11 +16,13 @@ pub mod auth;
 pub mod checkpoint;
 pub mod client;
 pub mod demo;
+pub mod failover;
 pub mod job;
 pub mod log;
 pub mod machine;
 pub mod server;
 pub mod store;
+pub mod store_redis;
 pub mod topology;
 pub mod worker;
 
@@ -93,6 +95,8 @@ pub struct GspoOrchestrator {
     next_seq: u64,
     /// Where checkpoints are written (the job's folder).
     pub folder: PathBuf,
+    /// Renews the lease on a shared store (None: the store has no lease).
+    lease: Option<failover::LeaseKeeper>,
 }
 
 impl GspoOrchestrator {
@@ -115,7 +119,22 @@ impl GspoOrchestrator {
             prev,
             next_seq: entries.len() as u64,
             folder: folder.to_path_buf(),
+            lease: None,
         })
+    }
+
+    /// The store holds this orchestrator's lease (its TTL `ttl`): [`Self::keep_lease`]
+    /// renews it on time.
+    pub fn hold_lease(&mut self, ttl: std::time::Duration) {
+        self.lease = Some(failover::LeaseKeeper::new(ttl, now_ms()));
+    }
+
+    /// Renews the lease when due; an error once another orchestrator has taken it.
+    pub fn keep_lease(&mut self, now: u64) -> Result<(), OrchError> {
+        match &mut self.lease {
+            Some(k) => Ok(k.keep(&mut *self.store, now)?),
+            None => Ok(()),
+        }
     }
 
     pub fn machine(&self) -> &Machine {
@@ -258,6 +277,28 @@ pub fn start_job(
     key: Identity,
     store_url: Option<&str>,
 ) -> Result<GspoOrchestrator, OrchError> {
+    let (job, folder, url) = open_job(job_path, store_url)?;
+    let mut store = store::open_for(&url, &job.job_id)?;
+    let lease = failover::LeaseOptions {
+        holder: format!("pid {}", std::process::id()),
+        ttl: std::time::Duration::from_secs(5),
+    };
+    if store.shared() {
+        failover::acquire(&mut *store, &lease, lease.ttl)?;
+    }
+    let mut orch = GspoOrchestrator::new(job, key, store, &folder)?;
+    if orch.store().shared() {
+        orch.hold_lease(lease.ttl);
+    }
+    Ok(orch)
+}
+
+/// Loads a job file and makes its folder (`<job folder>/<name>.orch`); returns the job, the
+/// folder and the store URL (`store_url`, or the SQLite file in the folder).
+pub fn open_job(
+    job_path: &Path,
+    store_url: Option<&str>,
+) -> Result<(JobSpec, PathBuf, String), OrchError> {
     let job = JobSpec::load(job_path)?;
     let base = job_path.parent().unwrap_or(Path::new("."));
     let folder = base.join(format!("{}.orch", job.name));
@@ -267,6 +308,5 @@ pub fn start_job(
         Some(u) => u.to_string(),
         None => format!("sqlite:{}", folder.join("state.sqlite").display()),
     };
-    let store = store::open(&url)?;
-    GspoOrchestrator::new(job, key, store, &folder)
+    Ok((job, folder, url))
 }

@@ -215,16 +215,21 @@ pub struct RingAssignment {
 }
 
 fn job_info(o: &GspoOrchestrator) -> serde_json::Value {
+    job_json(&o.job, &o.public())
+}
+
+/// `GET /v1/job` (format `gym-job/1`).
+pub fn job_json(job: &super::JobSpec, public: &PublicIdentity) -> serde_json::Value {
     json!({
         "format": "gym-job/1",
-        "name": o.job.name,
-        "job_id": o.job.job_id,
-        "orchestrator": o.public().worker_id(),
-        "orchestrator_ed25519": b64(o.public().ed25519.as_bytes()),
-        "epochs": o.job.epochs,
-        "rounds_per_epoch": o.job.rounds_per_epoch,
-        "train_toml": o.job.train_toml,
-        "roster": o.job.roster,
+        "name": job.name,
+        "job_id": job.job_id,
+        "orchestrator": public.worker_id(),
+        "orchestrator_ed25519": b64(public.ed25519.as_bytes()),
+        "epochs": job.epochs,
+        "rounds_per_epoch": job.rounds_per_epoch,
+        "train_toml": job.train_toml,
+        "roster": job.roster,
     })
 }
 
@@ -513,6 +518,7 @@ fn router(sh: Arc<Shared>) -> Router {
 fn tick(sh: &Shared) -> Result<bool, OrchError> {
     let mut o = sh.lock();
     let now = now_ms();
+    o.keep_lease(now)?;
     let mut ds = o.handle(Input::Tick, now)?;
     ds.extend(o.publish_due(now)?);
     let done =
