@@ -7,3 +7,4 @@
 
 pub mod cmd;
 pub mod core;
+pub mod fuzzing;
