@@ -18,3 +18,4 @@ mod reward;
 mod ring;
 mod train;
 mod validate;
+mod validator_service;
