@@ -79,6 +79,28 @@ pub fn describe(d: &Decision) -> Option<String> {
         Decision::Stop => "stopped by the operator".into(),
         Decision::Finish => "job finished".into(),
         Decision::Reported { .. } | Decision::Result { .. } => return None,
+        Decision::Validate { round } => format!("round {round}: deltas sent to the validators"),
+        Decision::Verdict {
+            round,
+            validator,
+            subject,
+            pass,
+            ..
+        } => format!(
+            "round {round}: {validator} says {} for {subject}",
+            if *pass { "pass" } else { "fail" }
+        ),
+        Decision::Admission {
+            round,
+            admitted,
+            refused,
+        } => {
+            let mut s = format!("round {round}: {} delta(s) admitted", admitted.len());
+            for r in refused {
+                s.push_str(&format!("; refused {}: {}", r.worker, r.reason));
+            }
+            s
+        }
     })
 }
 

@@ -19,3 +19,4 @@ mod reward;
 mod ring;
 mod train;
 mod validate;
+mod validator_service;

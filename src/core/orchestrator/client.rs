@@ -264,6 +264,23 @@ impl Client {
         self.post(key, "/v1/result", b)
     }
 
+    /// `POST /v1/validator`: the round as a validator sees it.
+    pub fn validator_poll(
+        &self,
+        key: &Identity,
+    ) -> Result<super::validator_api::ValidatorView, ClientError> {
+        self.post(key, "/v1/validator", &serde_json::json!({}))
+    }
+
+    /// `POST /v1/verdict`: a signed report on one delta of the round.
+    pub fn verdict(
+        &self,
+        key: &Identity,
+        b: &super::validator_api::VerdictBody,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(key, "/v1/verdict", b)
+    }
+
     pub fn stop(&self, key: &Identity) -> Result<serde_json::Value, ClientError> {
         self.post(key, "/v1/stop", &serde_json::json!({}))
     }

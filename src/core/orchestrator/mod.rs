@@ -12,10 +12,12 @@
 //! is handled on a copy of the machine, the decisions are appended to the log, and only then
 //! does the copy replace the state; a refused input or a failed write changes nothing.
 
+pub mod attack;
 pub mod auth;
 pub mod checkpoint;
 pub mod client;
 pub mod demo;
+pub mod epoch;
 pub mod failover;
 pub mod job;
 pub mod log;
@@ -24,6 +26,8 @@ pub mod server;
 pub mod store;
 pub mod store_redis;
 pub mod topology;
+pub mod validator;
+pub mod validator_api;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -203,8 +207,46 @@ impl GspoOrchestrator {
                 },
                 now,
             )?);
+            self.write_epoch(epoch)?;
         }
         Ok(out)
+    }
+
+    /// An Ed25519 signature (base64) by the orchestrator's key over a digest.
+    pub fn sign_digest(&self, digest: &[u8; 32]) -> String {
+        crate::core::keys::b64(&self.key.sign_ed25519(digest))
+    }
+
+    /// Validated jobs: the epoch folder and its signed reward estimate (docs/rewards.md §7).
+    /// An estimate that cannot be made is recorded in `estimate.json` as `{"error": …}`.
+    fn write_epoch(&self, epoch_no: u64) -> Result<(), OrchError> {
+        let Some(v) = &self.job.validation else {
+            return Ok(());
+        };
+        let dir = epoch::write(self, epoch_no)?;
+        let Some(params) = v.model_params else {
+            return Ok(());
+        };
+        if let Err(e) = epoch::estimate_folder(self, &dir, epoch_no, params) {
+            let p = dir.join("estimate.json");
+            let body = json!({"error": e.to_string()}).to_string();
+            std::fs::write(&p, body).map_err(|e| OrchError::Io(format!("{}: {e}", p.display())))?;
+        }
+        Ok(())
+    }
+
+    /// The epoch folders written so far, with their estimates.
+    fn epochs_status(&self) -> Vec<serde_json::Value> {
+        (0..self.job.epochs)
+            .map(|e| (e, epoch::folder(self, e)))
+            .filter(|(_, d)| d.is_dir())
+            .map(|(e, d)| {
+                let est = std::fs::read(d.join("estimate.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+                json!({"epoch": e, "folder": d.display().to_string(), "estimate": est})
+            })
+            .collect()
     }
 
     /// The ring number used on the wire for the current ring phase: unique across retries.
@@ -220,6 +262,7 @@ impl GspoOrchestrator {
             Phase::Training(t) => (t.round, t.members.iter().cloned().collect()),
             Phase::Ring(r) => (r.round, r.rings.concat()),
             Phase::Finished(_) => (m.rules.total_rounds(), vec![]),
+            Phase::Validating(v) => (v.round, vec![]),
         };
         let workers: Vec<serde_json::Value> = self
             .job
@@ -257,6 +300,7 @@ impl GspoOrchestrator {
             "workers": workers,
             "rounds": m.accepted,
             "published": m.published,
+            "epoch_folders": self.epochs_status(),
         })
     }
 }
