@@ -116,7 +116,7 @@ fn kill_9(mut c: Child) {
 
 fn job_file(dir: &Path, ids: &[String]) -> PathBuf {
     let mut s = String::from(
-        "name = \"fo\"\nepochs = 2\nrounds_per_epoch = 2\nmin_workers = 3\nmax_workers = 3\nring_size = 3\nredundancy = 0\n[timeouts]\ntrain = 300\nring = 120\n\n[train]\naggregate_interval = 3\n\n[publish]\nto = \"published\"\n",
+        "name = \"fo\"\nepochs = 2\nrounds_per_epoch = 2\nmin_workers = 3\nmax_workers = 3\nring_size = 3\nredundancy = 0\n[timeouts]\ntrain = 300\nring = 120\n\n[train]\naggregate_interval = 24\n\n[publish]\nto = \"published\"\n",
     );
     for id in ids {
         s.push_str(&format!("\n[[worker]]\nid = \"{id}\"\nstake = 10\n"));
@@ -192,9 +192,8 @@ fn a_standby_takes_over_from_a_killed_active_and_a_killed_orchestrator_restarts_
         })
         .collect();
     // kill -9 the active orchestrator while round 1 is trained: the standby takes over
-    wait_for(&ua, "in round 1", |s| {
-        s["accepted_rounds"] == 1 && s["phase"] == "training"
-    });
+    // (rounds of 24 steps: the window between round 0's acceptance and round 1's is seconds)
+    wait_for(&ua, "in round 1", |s| s["accepted_rounds"] == 1);
     kill_9(active);
     wait_for(&ub, "active", |s| s["phase"] != "standby");
     // kill -9 the new active one in round 2, restart it (no standby) on the same store

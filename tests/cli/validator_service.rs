@@ -140,16 +140,26 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
         let (code, _) = finish(w, Duration::from_secs(900));
         assert_eq!(code, 0, "worker {i}\n{}", logs());
     }
+    // Every honest delta needs both passes, so each validator's 6 count; the attacker's delta
+    // is refused by the first fail (quorum 2 of 2), so the later validator's fail in a round
+    // arrives after admission was decided and is not counted.
+    let mut failed = 0;
     for (i, v) in vals.into_iter().enumerate() {
         let (code, out) = finish(v, Duration::from_secs(120));
         assert_eq!(code, 0, "validator {i}\n{}", logs());
         let s = json(&out);
         assert_eq!(s["format"], "gym-validator/1");
         assert_eq!(s["rounds"], 2, "{s}");
-        assert_eq!(s["verdicts"], 8, "{s}");
-        assert_eq!(s["failed"], 2, "{s}");
+        let f = s["failed"].as_u64().unwrap();
+        assert!(f <= 2, "{s}");
+        assert_eq!(s["verdicts"].as_u64().unwrap(), 6 + f, "{s}\n{}", logs());
+        failed += f;
     }
-    // the signed log names the refused delta, by both validators, in both rounds
+    assert!(
+        failed >= 2,
+        "each round's refusal is one counted fail: {failed}"
+    );
+    // the signed log names the refused delta and why, in both rounds
     let (code, out, err) = run(gym().args(["job", "log", "--json", &url]));
     assert_eq!(code, 0, "{err}");
     let entries = json(&out);
@@ -168,7 +178,7 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
         assert_eq!(refused[0]["worker"], trainers[3].1);
         let why = refused[0]["reason"].as_str().unwrap();
         assert!(
-            why.contains("failed by 2 of 2") && why.contains("norm"),
+            why.contains("failed by") && why.contains("of 2 validators") && why.contains("norm"),
             "{why}"
         );
     }
@@ -197,7 +207,7 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
             )
         })
         .collect();
-    assert_eq!(mine[&trainers[3].1].0, false, "{est}");
+    assert!(!mine[&trainers[3].1].0, "{est}");
     assert_eq!(mine[&trainers[3].1].1, "0", "{est}");
     for t in &trainers[..3] {
         assert!(mine[&t.1].0 && mine[&t.1].1 != "0", "{est}");

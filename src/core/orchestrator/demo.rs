@@ -92,10 +92,13 @@ fn tiny_params() -> u64 {
         .unwrap_or(1)
 }
 
-/// A validator of the demo: the bundled model, judging on the bundled task's answers.
+/// The validators' held-out data: prompts with answers of the bundled task's kind, apart from
+/// the prompts the workers train on.
+const TOY_HELDOUT: &str = include_str!("../../../testdata/toy/heldout.jsonl");
+
+/// A validator of the demo: the bundled model, judging on held-out answers of the bundled task.
 fn demo_judge() -> Result<Judge, OrchError> {
     use crate::core::model;
-    use crate::core::train::config::TOY_DATA;
     use crate::core::train::data::{self, ChatTemplate};
     let dev = candle_core::Device::Cpu;
     let (m, tok) =
@@ -106,8 +109,8 @@ fn demo_judge() -> Result<Judge, OrchError> {
     )]);
     let chat = crate::core::chat::ChatTemplate::qwen3();
     let data = data::parse_jsonl(
-        TOY_DATA,
-        "<bundled toy task>",
+        TOY_HELDOUT,
+        "<bundled held-out answers>",
         ChatTemplate::from_model(Some(&chat), false),
     )
     .map_err(|e| OrchError::Io(e.to_string()))?;

@@ -72,14 +72,15 @@ fn io(p: &Path, e: std::io::Error) -> WorkError {
 }
 
 /// The job's policy for this round.
-fn policy(job: &serde_json::Value, base_hash: &str, epoch: u64) -> Result<Policy, WorkError> {
+fn policy(job: &serde_json::Value, base_hash: &str) -> Result<Policy, WorkError> {
     let toml = job["train_toml"].as_str().unwrap_or_default();
     let cfg = job::train_config(toml, Path::new("<the job's [train] table>"))?;
     let v: Option<job::Validation> = serde_json::from_value(job["validation"].clone())
         .map_err(|e| WorkError::Setup(format!("the job's [validation]: {e}")))?;
     Ok(Policy {
         max_norm: cfg.clip_norm(),
-        epoch: Some(epoch),
+        // the parent check (the round's start by content address) binds a delta to its round
+        epoch: None,
         base_hash: Some(base_hash.to_string()),
         tolerance: v.as_ref().map_or(0.0, |v| v.tolerance),
         max_tokens: Some(
@@ -154,7 +155,7 @@ impl Service<'_> {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let policy = policy(&self.job, j.base_hash, v.epoch)?;
+        let policy = policy(&self.job, j.base_hash)?;
         if let Some(mut m) = j.model.take() {
             // the adapter every worker starts from: the job's LoRA settings and seed
             let cfg = job::train_config(
@@ -182,7 +183,13 @@ impl Service<'_> {
         };
         let ml = j.loss.as_mut().expect("built from the model");
         let judged = validate::judge(&members, Some(&start), &policy, &mut |f: &[f32]| ml.loss(f))?;
-        Ok(judged.findings.into_iter().zip(objects).collect())
+        // reports name the job's epoch (rounds / rounds_per_epoch), the one the epoch folders
+        // and the reward estimate count in; a delta's own `epoch` counts its aggregations
+        let findings = judged.findings.into_iter().map(|mut f| {
+            f.epoch = v.epoch;
+            f
+        });
+        Ok(findings.zip(objects).collect())
     }
 
     fn post(&self, round: u64, f: &Finding, object: &str) -> Result<bool, WorkError> {

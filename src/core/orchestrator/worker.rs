@@ -256,6 +256,7 @@ impl Worker<'_> {
     ) -> Result<(), WorkError> {
         self.sync_base(t, &v.base)?;
         run.state.parent_hash = v.base.clone();
+        run.epoch = Some(v.epoch); // the job's epoch: the one its epoch folder counts
         if let Some(p) = &mut run.privacy {
             p.restart(t)?; // the norm bound and DP measure this round's update
         }

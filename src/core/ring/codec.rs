@@ -292,7 +292,7 @@ mod tests {
         }
         for bit in 0..64 {
             round_trip(&[1i64 << bit]);
-            round_trip(&[1i64 << bit, 0, -(1i64 << bit)]);
+            round_trip(&[1i64 << bit, 0, (1i64 << bit).wrapping_neg()]);
             round_trip(&[(1i64 << bit).wrapping_sub(1), i64::MIN >> bit]);
         }
     }
