@@ -136,8 +136,11 @@ class GSPOTrainer:
         self.adapter = adapter
         if not deltas:
             raise _native.TrainingError("the epoch wrote no delta")
-        last = aggregated[-1][0] if aggregated else deltas[-1][0]
-        return read_delta(last, verify=True)
+        if aggregated:
+            # the ring's result: unsigned (every member writes the same bytes); its digest is the
+            # one the ring agreed on, which `gym ring audit` checks against the signed inputs
+            return read_delta(aggregated[-1][0], verify=False)
+        return read_delta(deltas[-1][0], verify=True)
 
     def claim_rewards(self, cid: Optional[str], proof_of_work: Any = None, *, output: Optional[PathLike] = None, force: bool = False) -> Dict[str, Any]:
         """Signs a reward claim for the last delta of :meth:`train_epoch` (or the delta given as

@@ -27,8 +27,8 @@ pub struct RingSource {
 
 impl RingSource {
     pub fn load(&self) -> anyhow::Result<(RingSpec, PathBuf)> {
-        match (&self.path, &self.toml) {
-            (Some(p), _) => Ok((RingSpec::load(p)?, p.clone())),
+        match (&self.path, &self.json) {
+            (Some(p), _) => Ok((RingSpec::load(p)?, p.to_path_buf())),
             (None, Some(j)) => {
                 let p = PathBuf::from("<ring dict>");
                 let bad = |e: String| fail(ErrorClass::Usage, format!("ring dict: {e}"));

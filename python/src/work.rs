@@ -68,6 +68,7 @@ fn run(a: &WorkArgs, on_event: &dyn Fn(WorkEvent)) -> anyhow::Result<WorkSummary
         poll: Duration::from_millis(100),
         ring_timeout: crate::ring::seconds(a.ring_timeout, "ring_timeout")?,
         patience: crate::ring::seconds(a.patience, "patience")?,
+        attack: None,
     };
     std::fs::create_dir_all(&a.output)
         .map_err(|e| anyhow::Error::new(e).context(format!("creating {}", a.output.display())))?;
