@@ -626,6 +626,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;validate' {
+            [CompletionResult]::new('--orchestrator', '--orchestrator', [CompletionResultType]::ParameterName, 'Run as a job''s validator service: judge every round''s reported deltas and post signed verdicts to this orchestrator until the job ends (needs --key of a roster member with role = "validator"; policy from the job file; -o is then the folder for the rounds'' deltas and reports, default runs/validate-<id>)')
             [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)')
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Hugging Face model folder (default: the bundled tiny Qwen3)')
             [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'The round''s starting point (the previous aggregate, or the run''s start delta): updates are measured from it and every delta''s parent_hash must be its digest')
@@ -655,9 +656,12 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--job', '--job', [CompletionResultType]::ParameterName, 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The orchestrator''s key: signs the decision log; `gym job stop` needs it')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to serve the API on')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit), redis://HOST:PORT/DB (shared; needed for --standby). Restarting on the same store resumes the job')
+            [CompletionResult]::new('--lease', '--lease', [CompletionResultType]::ParameterName, 'Seconds the lease on a Redis store lasts without renewal (renewed every third of it): how long a standby waits after the active one dies')
+            [CompletionResult]::new('--advertise', '--advertise', [CompletionResultType]::ParameterName, 'The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR of --listen)')
             [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'Seconds to keep answering after the job is over, so workers see that it is')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
+            [CompletionResult]::new('--standby', '--standby', [CompletionResultType]::ParameterName, 'Start as a standby (Redis store): serve read-only answers and refuse worker requests with 503 until the active orchestrator''s lease expires, then take over the job')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -667,12 +671,13 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             break
         }
         'gym;work' {
-            [CompletionResult]::new('--orchestrator', '--orchestrator', [CompletionResultType]::ParameterName, 'The orchestrator''s URL (as `gym orchestrate` prints it)')
+            [CompletionResult]::new('--orchestrator', '--orchestrator', [CompletionResultType]::ParameterName, 'The orchestrator''s URL (as `gym orchestrate` prints it), or several, comma-separated (an active orchestrator and its standbys): a dead one or a standby is skipped')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This worker''s key (its id must be on the job''s roster)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
             [CompletionResult]::new('--ring-addr', '--ring-addr', [CompletionResultType]::ParameterName, 'Address the other ring members dial (default: 127.0.0.1 and a free port)')
             [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before a ring member is dropped')
+            [CompletionResult]::new('--attack', '--attack', [CompletionResultType]::ParameterName, 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-work/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')

@@ -1764,7 +1764,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__orchestrate)
-            opts="-q -h -V --job --key --listen --store --linger --quiet --threads --help --version"
+            opts="-q -h -V --job --key --listen --store --standby --lease --advertise --linger --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1783,6 +1783,14 @@ _gym() {
                     return 0
                     ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --advertise)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2504,12 +2512,16 @@ _gym() {
             return 0
             ;;
         gym__subcmd__validate)
-            opts="-o -q -h -V --data --model --start --key --output --force --max-norm --dp-noise-multiplier --epoch --tolerance --max-tokens --trusted-keys --limit --nf4 --json --quiet --threads --help --version"
+            opts="-o -q -h -V --orchestrator --data --model --start --key --output --force --max-norm --dp-noise-multiplier --epoch --tolerance --max-tokens --trusted-keys --limit --nf4 --json --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --orchestrator)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2574,7 +2586,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__work)
-            opts="-o -q -h -V --orchestrator --key --output --ring-addr --ring-timeout --json --quiet --threads --help --version"
+            opts="-o -q -h -V --orchestrator --key --output --ring-addr --ring-timeout --json --attack --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2602,6 +2614,10 @@ _gym() {
                     ;;
                 --ring-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --attack)
+                    COMPREPLY=($(compgen -W "flip20 noise zero replay inflate poison" -- "${cur}"))
                     return 0
                     ;;
                 --threads)

@@ -570,6 +570,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;validate'= {
+            cand --orchestrator 'Run as a job''s validator service: judge every round''s reported deltas and post signed verdicts to this orchestrator until the job ends (needs --key of a roster member with role = "validator"; policy from the job file; -o is then the folder for the rounds'' deltas and reports, default runs/validate-<id>)'
             cand --data 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)'
             cand --model 'Hugging Face model folder (default: the bundled tiny Qwen3)'
             cand --start 'The round''s starting point (the previous aggregate, or the run''s start delta): updates are measured from it and every delta''s parent_hash must be its digest'
@@ -598,9 +599,12 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --job 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)'
             cand --key 'The orchestrator''s key: signs the decision log; `gym job stop` needs it'
             cand --listen 'Address to serve the API on'
-            cand --store 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job'
+            cand --store 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit), redis://HOST:PORT/DB (shared; needed for --standby). Restarting on the same store resumes the job'
+            cand --lease 'Seconds the lease on a Redis store lasts without renewal (renewed every third of it): how long a standby waits after the active one dies'
+            cand --advertise 'The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR of --listen)'
             cand --linger 'Seconds to keep answering after the job is over, so workers see that it is'
             cand --threads 'Worker threads for parallel work (default: one per core)'
+            cand --standby 'Start as a standby (Redis store): serve read-only answers and refuse worker requests with 503 until the active orchestrator''s lease expires, then take over the job'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -609,12 +613,13 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --version 'Print version'
         }
         &'gym;work'= {
-            cand --orchestrator 'The orchestrator''s URL (as `gym orchestrate` prints it)'
+            cand --orchestrator 'The orchestrator''s URL (as `gym orchestrate` prints it), or several, comma-separated (an active orchestrator and its standbys): a dead one or a standby is skipped'
             cand --key 'This worker''s key (its id must be on the job''s roster)'
             cand -o 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
             cand --output 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
             cand --ring-addr 'Address the other ring members dial (default: 127.0.0.1 and a free port)'
             cand --ring-timeout 'Seconds without progress before a ring member is dropped'
+            cand --attack 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden'
             cand --threads 'Worker threads for parallel work (default: one per core)'
             cand --json 'Print a JSON summary at the end (format `gym-work/1`)'
             cand -q 'Print nothing on stderr except errors'

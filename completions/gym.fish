@@ -387,6 +387,7 @@ complete -c gym -n "__fish_gym_using_subcommand download" -l json -d 'Print JSON
 complete -c gym -n "__fish_gym_using_subcommand download" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand download" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand download" -s V -l version -d 'Print version'
+complete -c gym -n "__fish_gym_using_subcommand validate" -l orchestrator -d 'Run as a job\'s validator service: judge every round\'s reported deltas and post signed verdicts to this orchestrator until the job ends (needs --key of a roster member with role = "validator"; policy from the job file; -o is then the folder for the rounds\' deltas and reports, default runs/validate-<id>)' -r
 complete -c gym -n "__fish_gym_using_subcommand validate" -l data -d 'Held-out data, JSONL with `answer` fields (the loss is their NLL per token)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand validate" -l model -d 'Hugging Face model folder (default: the bundled tiny Qwen3)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand validate" -l start -d 'The round\'s starting point (the previous aggregate, or the run\'s start delta): updates are measured from it and every delta\'s parent_hash must be its digest' -r -F
@@ -409,17 +410,26 @@ complete -c gym -n "__fish_gym_using_subcommand validate" -s V -l version -d 'Pr
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l job -d 'The job file (TOML: model, data, GSPO settings, epochs, rounds, roster, publish targets)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l key -d 'The orchestrator\'s key: signs the decision log; `gym job stop` needs it' -r -F
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l listen -d 'Address to serve the API on' -r
-complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l store -d 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit). Restarting on the same store resumes the job' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l store -d 'Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite), memory: (lost on exit), redis://HOST:PORT/DB (shared; needed for --standby). Restarting on the same store resumes the job' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l lease -d 'Seconds the lease on a Redis store lasts without renewal (renewed every third of it): how long a standby waits after the active one dies' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l advertise -d 'The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR of --listen)' -r
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l linger -d 'Seconds to keep answering after the job is over, so workers see that it is' -r
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l standby -d 'Start as a standby (Redis store): serve read-only answers and refuse worker requests with 503 until the active orchestrator\'s lease expires, then take over the job'
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s V -l version -d 'Print version'
-complete -c gym -n "__fish_gym_using_subcommand work" -l orchestrator -d 'The orchestrator\'s URL (as `gym orchestrate` prints it)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l orchestrator -d 'The orchestrator\'s URL (as `gym orchestrate` prints it), or several, comma-separated (an active orchestrator and its standbys): a dead one or a standby is skipped' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l key -d 'This worker\'s key (its id must be on the job\'s roster)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand work" -s o -l output -d 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>' -r -F
 complete -c gym -n "__fish_gym_using_subcommand work" -l ring-addr -d 'Address the other ring members dial (default: 127.0.0.1 and a free port)' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l ring-timeout -d 'Seconds without progress before a ring member is dropped' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l attack -d 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden' -r -f -a "flip20\t'The update sign-flipped and scaled ×20: start − 20·(delta − start)'
+noise\t'Random noise of 100× the honest update\'s norm in place of the update'
+zero\t'No update at all (the start point, re-signed)'
+replay\t'The worker\'s delta of an earlier round, reported again'
+inflate\t'Compute record and report claiming 1000× the tokens trained'
+poison\t'Trained toward the negated reward (a poisoned objective)'"
 complete -c gym -n "__fish_gym_using_subcommand work" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l json -d 'Print a JSON summary at the end (format `gym-work/1`)'
 complete -c gym -n "__fish_gym_using_subcommand work" -s q -l quiet -d 'Print nothing on stderr except errors'

@@ -16,6 +16,7 @@ fn rules_min(n: usize, redundancy: usize, min_workers: usize) -> Rules {
         join_ms: 1000,
         train_ms: 1000,
         ring_ms: 1000,
+        validation: None,
     }
 }
 
@@ -284,3 +285,6 @@ fn replaying_the_decisions_gives_the_same_state() {
         let _ = Machine::replay(m.rules.clone(), log[..k].iter().map(|(t, d)| (*t, d)));
     }
 }
+
+#[path = "admission_tests.rs"]
+mod admission_tests;

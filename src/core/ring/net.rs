@@ -457,6 +457,18 @@ pub struct Joined {
     pub reduced: Duration,
 }
 
+type Sender = mpsc::UnboundedSender<Arc<Vec<u8>>>;
+
+/// The authenticated connections of one member: a sender per peer, the writer tasks, the
+/// event stream of every reader, and the acceptor with what it refused.
+struct Links {
+    senders: HashMap<usize, Sender>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    events: mpsc::UnboundedReceiver<Event>,
+    acceptor: tokio::task::JoinHandle<()>,
+    refusals: Arc<std::sync::Mutex<Refusals>>,
+}
+
 /// Runs one all-reduce as member `me` and returns the agreed outcome.
 pub async fn join(
     ring: Arc<RingSpec>,
@@ -466,6 +478,33 @@ pub async fn join(
     opts: JoinOptions,
     progress: Progress,
 ) -> Result<Joined, RingNetError> {
+    let mut links = connect_all(&ring, me, &id, &opts, &progress).await?;
+    let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
+    dispatch(machine.start(), &links.senders);
+    for peer in 0..ring.len() {
+        if peer != me && !links.senders.contains_key(&peer) {
+            dispatch(machine.peer_lost(peer), &links.senders);
+        }
+    }
+    let reducing = drive(&mut machine, &mut links, &ring, &opts, &progress).await;
+    let reduced = reducing.map(|t| t.elapsed()).unwrap_or_default();
+    close(links, &opts, &progress).await;
+    match machine.take_outcome() {
+        Some(Ok(outcome)) => Ok(Joined { outcome, reduced }),
+        Some(Err(e)) => Err(e.into()),
+        None => unreachable!("finished"),
+    }
+}
+
+/// Binds the member's address, accepts the lower members and dials the higher ones until
+/// every peer is connected, failed, or the connect timeout passes.
+async fn connect_all(
+    ring: &Arc<RingSpec>,
+    me: usize,
+    id: &Arc<Identity>,
+    opts: &JoinOptions,
+    progress: &Progress,
+) -> Result<Links, RingNetError> {
     let n = ring.len();
     let address = match opts.listen {
         Some(a) => a.to_string(),
@@ -493,27 +532,12 @@ pub async fn join(
         refusals.clone(),
     );
     for peer in (me + 1)..n {
-        let (ring, id, tx) = (ring.clone(), id.clone(), conn_tx.clone());
-        let (progress, refusals) = (progress.clone(), refusals.clone());
-        tokio::spawn(async move {
-            match connect(ring, me, id, peer, deadline).await {
-                Ok(c) => {
-                    let _ = tx.send(Some(c));
-                }
-                Err(e) => {
-                    progress(e.to_string());
-                    if let Ok(mut r) = refusals.lock() {
-                        r.errors.push(e);
-                    }
-                    let _ = tx.send(None);
-                }
-            }
-        });
+        spawn_dial(ring, me, id, peer, deadline, &conn_tx, progress, &refusals);
     }
     drop(conn_tx);
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let (ev_tx, events) = mpsc::unbounded_channel::<Event>();
     let verifier = Verifier::new(ring.clone());
-    let mut senders: HashMap<usize, mpsc::UnboundedSender<Arc<Vec<u8>>>> = HashMap::new();
+    let mut senders: HashMap<usize, Sender> = HashMap::new();
     let mut writers = Vec::new();
     let mut dial_failures = 0;
     while senders.len() + dial_failures < n - 1 {
@@ -549,34 +573,75 @@ pub async fn join(
             ),
         }));
     }
-    // Timed from the first data sent (all commits in), like a plain all-reduce call.
-    let mut reducing: Option<std::time::Instant> = None;
-    let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
-    let dispatch =
-        |outs: Vec<super::proto::Out>,
-         senders: &HashMap<usize, mpsc::UnboundedSender<Arc<Vec<u8>>>>| {
-            for o in outs {
-                if let Some(tx) = senders.get(&o.to) {
-                    let _ = tx.send(o.bytes);
-                }
+    Ok(Links {
+        senders,
+        writers,
+        events,
+        acceptor,
+        refusals,
+    })
+}
+
+/// Dials `peer` in the background; the session (or `None` on failure, the error kept in
+/// `refusals`) arrives on `tx`.
+#[allow(clippy::too_many_arguments)]
+fn spawn_dial(
+    ring: &Arc<RingSpec>,
+    me: usize,
+    id: &Arc<Identity>,
+    peer: usize,
+    deadline: Instant,
+    tx: &mpsc::UnboundedSender<Option<(TcpStream, Session)>>,
+    progress: &Progress,
+    refusals: &Arc<std::sync::Mutex<Refusals>>,
+) {
+    let (ring, id, tx) = (ring.clone(), id.clone(), tx.clone());
+    let (progress, refusals) = (progress.clone(), refusals.clone());
+    tokio::spawn(async move {
+        match connect(ring, me, id, peer, deadline).await {
+            Ok(c) => {
+                let _ = tx.send(Some(c));
             }
-        };
-    dispatch(machine.start(), &senders);
-    for peer in 0..n {
-        if peer != me && !senders.contains_key(&peer) {
-            dispatch(machine.peer_lost(peer), &senders);
+            Err(e) => {
+                progress(e.to_string());
+                if let Ok(mut r) = refusals.lock() {
+                    r.errors.push(e);
+                }
+                let _ = tx.send(None);
+            }
+        }
+    });
+}
+
+/// Sends the machine's outgoing messages to their peers (a lost peer's are dropped).
+fn dispatch(outs: Vec<super::proto::Out>, senders: &HashMap<usize, Sender>) {
+    for o in outs {
+        if let Some(tx) = senders.get(&o.to) {
+            let _ = tx.send(o.bytes);
         }
     }
+}
+
+/// Feeds the machine every checked message, lost peer and step timeout until it finishes;
+/// returns when the data phase began (all commits in), for the reduce time.
+async fn drive(
+    machine: &mut Machine,
+    links: &mut Links,
+    ring: &RingSpec,
+    opts: &JoinOptions,
+    progress: &Progress,
+) -> Option<std::time::Instant> {
+    let mut reducing: Option<std::time::Instant> = None;
     let mut last = (machine.view(), machine.state(), machine.excluded().len());
     let mut timer = Instant::now() + opts.step_timeout;
     while !machine.is_finished() {
         tokio::select! {
-            ev = ev_rx.recv() => {
+            ev = links.events.recv() => {
                 match ev {
                     Some(Event::Msg(checked)) => match (*checked).and_then(|c| machine.handle_checked(c)) {
                         Ok(outs) => {
                             timer = Instant::now() + opts.step_timeout;
-                            dispatch(outs, &senders);
+                            dispatch(outs, &links.senders);
                         }
                         Err(e) => progress(format!("refused: {e}")),
                     },
@@ -584,7 +649,7 @@ pub async fn join(
                         if !machine.is_finished() {
                             progress(format!("connection to member {peer} lost"));
                         }
-                        dispatch(machine.peer_lost(peer), &senders);
+                        dispatch(machine.peer_lost(peer), &links.senders);
                     }
                     None => {}
                 }
@@ -595,36 +660,52 @@ pub async fn join(
                     opts.step_timeout, machine.view(), machine.state()
                 ));
                 timer = Instant::now() + opts.step_timeout;
-                dispatch(machine.on_timeout(), &senders);
+                dispatch(machine.on_timeout(), &links.senders);
             }
         }
-        let now = (machine.view(), machine.state(), machine.excluded().len());
-        if reducing.is_none() && now.1 == "reduce" {
+        if reducing.is_none() && machine.state() == "reduce" {
             reducing = Some(std::time::Instant::now());
         }
-        if now != last {
-            for e in &machine.excluded()[last.2..] {
-                progress(format!(
-                    "member {} ({}) excluded from view {}: {}",
-                    e.member, ring.members[e.member].id, e.view, e.reason
-                ));
-            }
-            if now.0 != last.0 {
-                progress(format!(
-                    "view {}: members {:?}",
-                    machine.view(),
-                    machine.members()
-                ));
-            }
-            if now.1 != last.1 {
-                progress(format!("view {}: {}", now.0, now.1));
-            }
-            last = now;
-        }
+        last = report_changes(machine, ring, last, progress);
     }
-    let reduced = reducing.map(|t| t.elapsed()).unwrap_or_default();
-    acceptor.abort();
-    if let Ok(r) = refusals.lock()
+    reducing
+}
+
+/// Reports exclusions, view and state changes since `last`; returns the new `last`.
+fn report_changes(
+    machine: &Machine,
+    ring: &RingSpec,
+    last: (u32, &'static str, usize),
+    progress: &Progress,
+) -> (u32, &'static str, usize) {
+    let now = (machine.view(), machine.state(), machine.excluded().len());
+    if now == last {
+        return last;
+    }
+    for e in &machine.excluded()[last.2..] {
+        progress(format!(
+            "member {} ({}) excluded from view {}: {}",
+            e.member, ring.members[e.member].id, e.view, e.reason
+        ));
+    }
+    if now.0 != last.0 {
+        progress(format!(
+            "view {}: members {:?}",
+            machine.view(),
+            machine.members()
+        ));
+    }
+    if now.1 != last.1 {
+        progress(format!("view {}: {}", now.0, now.1));
+    }
+    now
+}
+
+/// Stops accepting, says what was refused before authentication, lets the writers send what
+/// is queued (the verdict), then closes.
+async fn close(links: Links, opts: &JoinOptions, progress: &Progress) {
+    links.acceptor.abort();
+    if let Ok(r) = links.refusals.lock()
         && r.refused + r.dropped > 0
     {
         progress(format!(
@@ -633,15 +714,9 @@ pub async fn join(
             r.refused, r.dropped
         ));
     }
-    // Let the writers send what is queued (our verdict), then close.
-    drop(senders);
-    for w in writers {
+    drop(links.senders);
+    for w in links.writers {
         let _ = tokio::time::timeout(opts.step_timeout, w).await;
-    }
-    match machine.take_outcome() {
-        Some(Ok(outcome)) => Ok(Joined { outcome, reduced }),
-        Some(Err(e)) => Err(e.into()),
-        None => unreachable!("finished"),
     }
 }
 

@@ -109,6 +109,15 @@ impl Privacy {
     }
 }
 
+impl Privacy {
+    /// Measures the next updates from the factors the model holds now (an orchestrated
+    /// round's starting aggregate).
+    pub fn restart(&mut self, t: &Trainer) -> Result<()> {
+        self.start = flat(&lora_tensors(&t.model)?);
+        Ok(())
+    }
+}
+
 fn flat(ts: &[super::trainer::NamedTensor]) -> Vec<f32> {
     ts.iter().flat_map(|(_, v, _)| v.iter().copied()).collect()
 }
@@ -153,6 +162,9 @@ pub struct RunDir<'a> {
     last_train_tokens: u64,
     saved_at: usize,
     pub ring: Option<RingPlan>,
+    /// The epoch the deltas name: an orchestrated job's epoch (rounds / rounds per epoch);
+    /// `None`: the aggregations so far (step / aggregate_interval).
+    pub epoch: Option<u64>,
     /// Norm bound and differential privacy (None: deltas are released as trained).
     pub privacy: Option<Privacy>,
     pub aggregated: Vec<Aggregated>,
@@ -201,6 +213,7 @@ impl<'a> RunDir<'a> {
             last_train_tokens: 0,
             saved_at: 0,
             ring: None,
+            epoch: None,
             privacy: None,
             aggregated: Vec::new(),
             aggregated_this_rollout: false,
@@ -401,7 +414,9 @@ impl<'a> RunDir<'a> {
             })
             .collect();
         let mut meta = Metadata::new(self.identity.public().worker_id());
-        meta.epoch = (t.step / t.cfg.aggregate_interval) as u64;
+        meta.epoch = self
+            .epoch
+            .unwrap_or((t.step / t.cfg.aggregate_interval) as u64);
         meta.step = t.step as u64;
         meta.seq = seq;
         meta.loss = Some(loss);
