@@ -397,7 +397,8 @@ fn rope_partial(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         return ops::rope(&x, cos, sin);
     }
     let r = ops::rope(&x.narrow(3, 0, rot)?.contiguous()?, cos, sin)?;
-    Tensor::cat(&[&r, &x.narrow(3, rot, d - rot)?], 3)
+    // both halves contiguous, so the result is too (candle's cat of a strided piece is not)
+    Tensor::cat(&[&r, &x.narrow(3, rot, d - rot)?.contiguous()?], 3)
 }
 
 /// A norm weight of `n`; zero-centred ones (Qwen3-Next stores w for a factor 1 + w) come back

@@ -41,6 +41,11 @@ pub fn resolve(
         .find_map(|p| p.rope_theta)
         .or(rope_theta)
         .or(Some(10000.0));
+    // the fraction of a head that rotates is not a scaling: keep it from whichever entry says it
+    out.partial_rotary_factor = [params, scaling]
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.partial_rotary_factor);
     Ok(out)
 }
 
