@@ -10,6 +10,7 @@
 pub mod config;
 pub mod decode;
 pub mod decoder;
+pub mod delta_rule;
 pub mod embedded;
 pub mod generate;
 pub mod linear;

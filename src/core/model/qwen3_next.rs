@@ -30,9 +30,11 @@
 //! sparse MoE (`qwen3_moe.rs`: softmax router, top-k, renormalised when `norm_topk_prob`) plus a
 //! shared expert SwiGLU MLP scaled by σ(`shared_expert_gate` · x).
 //!
-//! Gradients: the recurrence is written as composed candle ops (narrow, matmul, mul, add, exp,
-//! cat), so candle's autograd carries it (the fused ops the guide lists as cutting the graph are
-//! not used; the RMS norms are `ops.rs`'s custom ops with their own backward). For decoding, a
+//! Gradients: the recurrence is one CPU op with a hand-written backward (`delta_rule.rs`,
+//! checked against the composed candle ops and finite differences; the composed form runs off
+//! the CPU); the rest is composed candle ops whose backward candle has (the fused ops the guide
+//! lists as cutting the graph are not used; the RMS norms are `ops.rs`'s custom ops with their
+//! own backward). For decoding, a
 //! [`DeltaState`] per linear layer keeps the last K−1 convolution inputs and S; the full
 //! attention layers use the decoder's KV cache.
 
@@ -42,6 +44,7 @@ use candle_core::{D, DType, Result, Tensor};
 use serde::Deserialize;
 
 use super::decoder::{Config, Role, Spec, take_linear};
+use super::delta_rule::gated_delta_rule;
 use super::linear::Linear;
 use super::qwen3_moe::MoeConfig;
 use super::weights::Weights;
@@ -388,7 +391,7 @@ impl GatedDeltaNet {
         let v = v.transpose(1, 2)?.contiguous()?;
         let g = g.transpose(1, 2)?.contiguous()?; // (b, nv, t)
         let beta = beta.transpose(1, 2)?.contiguous()?;
-        let (o, s) = delta_rule(&q, &k, &v, &g, &beta, &state.state)?;
+        let (o, s) = gated_delta_rule(&q, &k, &v, &g, &beta, &state.state)?;
         // gated RMS norm per value head, then out_proj
         let o = o.transpose(1, 2)?; // (b, t, nv, dv)
         let o = ops::rms_norm(&o, &self.norm, self.eps)?;
@@ -415,109 +418,5 @@ impl GatedDeltaNet {
         let y = y.expect("K ≥ 1").silu()?;
         let tail = full.narrow(1, t, k - 1)?.detach();
         Ok((y, tail))
-    }
-}
-
-/// The gated delta rule over q, k (b, H, t, dk), v (b, H, t, dv), log-decays g and β (b, H, t)
-/// from the state s0 (b, H, dk, dv): the outputs (b, H, t, dv) and the last state.
-pub fn delta_rule(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    g: &Tensor,
-    beta: &Tensor,
-    s0: &Tensor,
-) -> Result<(Tensor, Tensor)> {
-    let t = q.dim(2)?;
-    let decay = g.exp()?.unsqueeze(3)?.unsqueeze(4)?; // (b, H, t, 1, 1)
-    let beta = beta.unsqueeze(3)?; // (b, H, t, 1)
-    let mut s = s0.clone();
-    let mut outs = Vec::with_capacity(t);
-    for i in 0..t {
-        let q_i = q.narrow(2, i, 1)?; // (b, H, 1, dk)
-        let k_i = k.narrow(2, i, 1)?;
-        let v_i = v.narrow(2, i, 1)?; // (b, H, 1, dv)
-        s = s.broadcast_mul(&decay.narrow(2, i, 1)?.squeeze(2)?)?;
-        let kv = k_i.matmul(&s)?; // (b, H, 1, dv)
-        let delta = (v_i - kv)?.broadcast_mul(&beta.narrow(2, i, 1)?)?;
-        s = (s + k_i.transpose(2, 3)?.matmul(&delta)?)?;
-        outs.push(q_i.matmul(&s)?);
-    }
-    Ok((Tensor::cat(&outs, 2)?, s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::Device;
-
-    fn randn(seed: u64, shape: &[usize], std: f32) -> Tensor {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                // Box-Muller
-                let (u1, u2): (f32, f32) = (rng.r#gen::<f32>().max(1e-7), rng.r#gen());
-                std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    /// The recurrence run over a sequence in two halves (state carried) equals one run, and its
-    /// gradients in q, k, v, g, β and the initial state match central finite differences.
-    #[test]
-    fn delta_rule_is_resumable_and_its_gradients_match_finite_differences() {
-        let (b, h, t, dk, dv) = (2, 3, 5, 4, 3);
-        let q = l2norm(&randn(1, &[b, h, t, dk], 1.0)).unwrap();
-        let k = l2norm(&randn(2, &[b, h, t, dk], 1.0)).unwrap();
-        let v = randn(3, &[b, h, t, dv], 1.0);
-        let g = (randn(4, &[b, h, t], 0.5).abs().unwrap().neg()).unwrap();
-        let beta = sigmoid(&randn(5, &[b, h, t], 1.0)).unwrap();
-        let s0 = randn(6, &[b, h, dk, dv], 0.5);
-        let (o, s) = delta_rule(&q, &k, &v, &g, &beta, &s0).unwrap();
-        let cut = |x: &Tensor, a: usize, n: usize| x.narrow(2, a, n).unwrap();
-        let (o1, s1) = delta_rule(
-            &cut(&q, 0, 2),
-            &cut(&k, 0, 2),
-            &cut(&v, 0, 2),
-            &cut(&g, 0, 2),
-            &cut(&beta, 0, 2),
-            &s0,
-        )
-        .unwrap();
-        let (o2, s2) = delta_rule(
-            &cut(&q, 2, 3),
-            &cut(&k, 2, 3),
-            &cut(&v, 2, 3),
-            &cut(&g, 2, 3),
-            &cut(&beta, 2, 3),
-            &s1,
-        )
-        .unwrap();
-        let both = Tensor::cat(&[&o1, &o2], 2).unwrap();
-        let d = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(d(&o, &both) < 1e-6 && d(&s, &s2) < 1e-6);
-        let inputs = [&q, &k, &v, &g, &beta, &s0];
-        for which in 0..inputs.len() {
-            let f = |x: &Tensor| -> Result<Tensor> {
-                let mut xs: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
-                xs[which] = x.clone();
-                let (o, s) = delta_rule(&xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5])?;
-                Tensor::cat(&[&o.flatten_all()?, &s.flatten_all()?], 0)
-            };
-            let err = ops::tests::fd_check(inputs[which], &f, 12);
-            assert!(err < 1e-2, "input {which}: relative error {err}");
-        }
     }
 }
