@@ -647,7 +647,8 @@ fn model_folder_chat_template_and_generation_config_apply() {
 }
 
 /// `gym train` on the other architectures' tiny checkpoints (hidden size 32) with the bundled
-/// task's settings: the run completes and the reward rises. With seed 42 the first → last
+/// task's settings: the run completes, the reward rises, and `gym eval` scores the last delta
+/// above the bare model. With seed 42 the first → last
 /// quarter mean rewards were 0.11 → 0.38 (qwen2: biases, YaRN, a sliding layer), 0.13 → 0.29
 /// (llama: llama3 rope, untied head) and 0.10 → 0.46 (mixtral: sparse MoE); qwen3_next (gated
 /// DeltaNet + gated attention, shared-expert MoE) learns more slowly per step and runs at
@@ -691,5 +692,28 @@ fn other_architectures_train_and_the_reward_rises() {
             "{name}: reward did not rise: first quarter {first}, last quarter {last}"
         );
         assert_eq!(s["deltas"].as_array().unwrap().len(), 4, "{name}");
+        // gym eval on the same model scores the last delta above the bare model
+        let eval = |extra: &[&str]| {
+            let (code, stdout, stderr) = run(gym()
+                .args([
+                    "eval",
+                    "--json",
+                    "--max-completion-length",
+                    "16",
+                    "--limit",
+                    "32",
+                ])
+                .arg("--model")
+                .arg(testdata(name))
+                .args(extra));
+            assert_eq!(code, 0, "{name}: {stderr}");
+            json(&stdout)["reward_mean"].as_f64().unwrap()
+        };
+        let last = s["deltas"][3]["path"].as_str().unwrap();
+        let (base, tuned) = (eval(&[]), eval(&["--delta", last]));
+        assert!(
+            tuned > base + 0.05,
+            "{name}: gym eval of the last delta {tuned} vs the base {base}"
+        );
     }
 }

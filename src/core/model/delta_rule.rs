@@ -321,7 +321,11 @@ impl CustomOp2 for DeltaRule {
         let (dk, dv) = (self.dk, self.dv);
         let xs = x.detach().contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let ss = s0.detach().contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let gs = grad.detach().contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let gs = grad
+            .detach()
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let mut dx = vec![0f32; xs.len()];
         let mut ds0 = vec![0f32; ss.len()];
         dx.par_chunks_mut(t * w)
@@ -421,10 +425,7 @@ mod tests {
         let xs = problem(5);
         let (o, s) = fused(&xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], 2).unwrap();
         let cut = |a: usize, n: usize| -> Vec<Tensor> {
-            xs[..5]
-                .iter()
-                .map(|x| x.narrow(2, a, n).unwrap())
-                .collect()
+            xs[..5].iter().map(|x| x.narrow(2, a, n).unwrap()).collect()
         };
         let (p, r) = (cut(0, 2), cut(2, 3));
         let (o1, s1) = fused(&p[0], &p[1], &p[2], &p[3], &p[4], &xs[5], 2).unwrap();
