@@ -7,7 +7,8 @@
 # safetensors written once by bench/train_trl.py --make-random; both sides load the same file);
 # sequence 256, batch 1, the same number of threads for both.
 # Usage: bench/model.sh [SHAPES]   (SHAPES: "tiny qwen3-0.6b" by default; also qwen3-next-mid
-#   (a random mid-size Qwen3-Next written once by bench/make_qwen3_next.py) and any folder name
+#   (a random mid-size Qwen3-Next written once by bench/make_qwen3_next.py), qwen2-mid, llama-mid,
+#   mistral-mid, mixtral-mid (bench/make_arch_mid.py, written once) and any folder name
 #   under testdata/, e.g. tiny-qwen3-next;
 #   env: ITERS=3, THREADS=<all cores>, PY=/work/venv-ref/bin/python, MODEL_06B=<folder>,
 #   MODEL_NEXT=<folder>, BENCH_TARGETS=<comma-separated LoRA targets for both sides>)
@@ -28,6 +29,9 @@ for s in $SHAPES; do
   elif [ "$s" = qwen3-next-mid ]; then
     [ -f "$MODEL_NEXT/config.json" ] || "$PY" bench/make_qwen3_next.py "$MODEL_NEXT" 2>/dev/null
     m=$MODEL_NEXT
+  elif [[ "$s" =~ ^(qwen2|llama|mistral|mixtral)-mid$ ]]; then
+    m=${TMPDIR:-/tmp}/gym-bench-$s-random
+    [ -f "$m/config.json" ] || "$PY" bench/make_arch_mid.py "${s%-mid}" "$m" 2>/dev/null
   elif [ -d "testdata/$s" ]; then
     m=$PWD/testdata/$s
   fi
