@@ -20,6 +20,7 @@ pub mod job;
 pub mod log;
 pub mod machine;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod topology;
 pub mod worker;
