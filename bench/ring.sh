@@ -5,7 +5,8 @@
 #         connections up to the agreed result), median of $RUNS rounds.
 #   gloo: bench/ring_gloo.py, N processes, `dist.all_reduce` on one f32 tensor, no encryption,
 #         median of $RUNS after a warm-up.
-# Both report algorithm bus bandwidth 2·(N−1)/N·bytes/time. Then the per-layer costs on one
+# Both report algorithm bus bandwidth 2·(N−1)/N·bytes/time; each gym member process's CPU
+# (user+system) and peak RSS come from /usr/bin/time. Then the per-layer costs on one
 # core (examples/ring-layers.rs).
 # Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...,
 #   CHUNK=elements: the ring's chunk_elements (default: gym ring plan's),
@@ -40,15 +41,23 @@ for i in $(seq 0 $((N - 1))); do
 done
 
 times=()
+cpu=()   # user+system seconds of each member process, every round
+rss=()   # peak RSS (MiB) of each member process, every round
 for r in $(seq "$RUNS"); do
   "$GYM" -q ring plan --force --round "$r" ${CHUNK:+--chunk-elements "$CHUNK"} -o "$DIR/ring.toml" "$DIR/members.txt"
   pids=()
   for i in $(seq 0 $((N - 1))); do
-    "$GYM" -q ring join --force --json --ring "$DIR/ring.toml" --key "$DIR/k$i.pem" \
+    /usr/bin/time -f '%U %S %M' -o "$DIR/t$i.txt" \
+      "$GYM" -q ring join --force --json --ring "$DIR/ring.toml" --key "$DIR/k$i.pem" \
       --input "$DIR/in$i.delta" -o "$DIR/out$i.delta" > "$DIR/r$i.json" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
+  for i in $(seq 0 $((N - 1))); do
+    read -r u s m < <(tail -n1 "$DIR/t$i.txt")
+    cpu+=("$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')")
+    rss+=("$((m / 1024))")
+  done
   t=$("$PYTHON" -c "import json,sys; print(max(json.load(open(f))['allreduce_seconds'] for f in sys.argv[1:]))" "$DIR"/r*.json)
   times+=("$t")
   [ "$(sha256sum "$DIR"/out*.delta | awk '{print $1}' | sort -u | wc -l)" = 1 ] || { echo "outputs differ" >&2; exit 1; }
@@ -63,6 +72,8 @@ echo "| gym ring join (encrypted, signed$([ "$HYBRID" = 1 ] && echo ' Ed25519 + 
 echo "| torch.distributed gloo (plain f32) | ${gloo_t} s | ${gloo_bw} MiB/s |"
 echo "ratio gym/gloo: $("$PYTHON" -c "print(f'{$gym_bw/$gloo_bw:.2f}')")x"
 echo "gym rounds: ${times[*]} s; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "gym member processes (user+system s): ${cpu[*]}"
+echo "gym member peak RSS (MiB): ${rss[*]}"
 echo
 echo "per-layer cost on one core (one member's share of the work):"
 "$LAYERS" "$MIB" "$N"

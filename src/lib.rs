@@ -1,8 +1,10 @@
 //! gym: decentralized GSPO fine-tuning of language models.
 //!
 //! `core` is the library (it never prints); `cmd` is the command-line layer over it.
-#![deny(unsafe_code)] // allowed in core::hash::multi and core::ring::fixed (SIMD intrinsics) and in
-// bin/gym.rs (setting thread variables before any thread exists)
+#![deny(unsafe_code)] // allowed only in the SIMD kernels (`core::hash::multi`, `core::ring::fixed`),
+// each block under a `// SAFETY:` comment. The `gym` binary is its own crate: its one `unsafe`
+// block sets thread variables before any thread exists.
 
 pub mod cmd;
 pub mod core;
+pub mod fuzzing;

@@ -32,6 +32,8 @@ from ._publish import cid, publish_hub, publish_local, upload_ipfs
 from . import reward
 from .reward import claim_rewards, verify_claim
 from ._trainer import GSPOTrainer
+from ._ring import ring_join
+from ._work import work
 
 __all__ = [
     "AuthError",
@@ -64,8 +66,10 @@ __all__ = [
     "publish_local",
     "read_delta",
     "reward",
+    "ring_join",
     "upload_ipfs",
     "verify",
     "verify_claim",
+    "work",
     "__version__",
 ]

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Union
 from . import _native
 from ._delta import Delta, read_delta
 from ._native import UsageError
+from ._ring import _ring_source
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[[Dict[str, Any]], None]
@@ -29,10 +30,16 @@ def _stderr_progress(m: Dict[str, Any]) -> None:
 class GSPOTrainer:
     """gym's GSPO trainer (LoRA over an NF4 base, candle on CPU) running in this process.
 
-    ``model_name`` is a local Hugging Face Qwen3 folder (None: the bundled tiny model; hub ids
-    are not downloaded). ``key`` signs the deltas (default: ``output/worker.key``, created).
+    ``model_name`` is a local Hugging Face Qwen3 folder or a hub id ``ORG/NAME[@REV]``, fetched
+    into the Hugging Face cache as ``gym train --model`` does (``HF_ENDPOINT``, ``HF_TOKEN``,
+    ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` as huggingface_hub reads them); None: the
+    bundled tiny model. ``key`` signs the deltas (default: ``output/worker.key``, created).
     ``ring_position`` gives this worker its own random stream, as a ring member's position does
-    in ``gym train --ring``. Other keyword arguments are GSPO/TRL settings with the key names of
+    in ``gym train --ring``. ``ring`` (a ``gym ring plan`` file, or its content as a dict) makes
+    every epoch end in a verifiable ring all-reduce with the other members exactly as
+    ``gym train --ring`` does (members may be ``gym train --ring`` processes): ``train_epoch``
+    then returns the averaged delta, byte-identical at every member, and training continues from
+    the mean. The key must be a member's; ``ring_position``, when given, must be its position. Other keyword arguments are GSPO/TRL settings with the key names of
     ``gym train --config`` (``learning_rate``, ``num_generations``, ``beta``, ``reward``, …).
     ``progress`` is called after every optimiser step with that step's metrics (``"delta"`` set
     when a delta was written); the default prints one line per step to stderr, None is silent.
@@ -44,19 +51,17 @@ class GSPOTrainer:
         self,
         model_name: Optional[PathLike] = None,
         use_4bit: bool = True,
-        ring_position: int = 0,
+        ring_position: Optional[int] = None,
         *,
+        ring: Any = None,
+        ring_timeout: float = 30.0,
+        ring_connect_timeout: float = 60.0,
         key: Any = None,
         output: Optional[PathLike] = None,
         force: bool = False,
         progress: Union[Progress, None, str] = "stderr",
         **gspo_config: Any,
     ):
-        if model_name is not None and not os.path.isdir(os.fspath(model_name)):
-            raise UsageError(
-                f"model_name {os.fspath(model_name)!r}: not a local model folder "
-                "(downloading from the hub is not supported yet; pass the folder)"
-            )
         if output is None:
             output = os.path.join("runs", time.strftime("py-train-%Y%m%d-%H%M%S", time.gmtime()))
         self.progress = _stderr_progress if progress == "stderr" else progress
@@ -65,7 +70,10 @@ class GSPOTrainer:
             {
                 "model": None if model_name is None else os.fspath(model_name),
                 "use_4bit": bool(use_4bit),
-                "ring_position": int(ring_position),
+                "ring_position": None if ring_position is None else int(ring_position),
+                "ring": None if ring is None else _ring_source(ring),
+                "ring_timeout": float(ring_timeout),
+                "ring_connect_timeout": float(ring_connect_timeout),
                 "key": None if key is None else os.fspath(getattr(key, "path", key)),
                 "output": os.fspath(output),
                 "force": bool(force),
@@ -73,6 +81,7 @@ class GSPOTrainer:
             }
         )
         self.last_deltas: list = []
+        self.last_aggregated: list = []
         self.adapter: Optional[str] = None
 
     @property
@@ -102,7 +111,8 @@ class GSPOTrainer:
     def train_epoch(self, dataset: Any = None, *, steps: Optional[int] = None) -> Delta:
         """Trains one pass over ``dataset`` (a list of dicts with ``prompt`` or ``messages`` and
         optional ``answer``, a ``datasets.Dataset``, or a JSONL path; None: the bundled toy
-        task) and returns the signed delta written at its end, read back and verified.
+        task) and returns the signed delta written at its end, read back and verified (with
+        ``ring``: the ring's averaged delta of the epoch's last round).
         ``steps`` overrides the number of optimiser steps of the pass."""
         jsonl = path = None
         n = 0
@@ -120,12 +130,13 @@ class GSPOTrainer:
             n = 64
         if steps is None:
             steps = self._native.steps_for(max(n, 1))
-        deltas, adapter = self._native.train(int(steps), jsonl, path, self._callback())
+        deltas, adapter, aggregated = self._native.train(int(steps), jsonl, path, self._callback())
         self.last_deltas = [dict(zip(("path", "seq", "step", "digest"), d)) for d in deltas]
+        self.last_aggregated = [dict(zip(("path", "round", "members", "digest"), a)) for a in aggregated]
         self.adapter = adapter
         if not deltas:
             raise _native.TrainingError("the epoch wrote no delta")
-        last = deltas[-1][0]
+        last = aggregated[-1][0] if aggregated else deltas[-1][0]
         return read_delta(last, verify=True)
 
     def claim_rewards(self, cid: Optional[str], proof_of_work: Any = None, *, output: Optional[PathLike] = None, force: bool = False) -> Dict[str, Any]:

@@ -122,32 +122,9 @@ fn uninit_bytearray(py: Python<'_>, len: usize) -> PyResult<(Bound<'_, PyByteArr
     Ok((ba, Target { ptr, len }))
 }
 
-/// Copies one verified chunk into its tensor's buffer, checking the chunk lies inside it (the
-/// buffers were sized from an earlier scan, so a file changed in between fails here).
-fn place(targets: &[Target], d: &Delta, ch: &delta::ChunkRef, raw: &[u8]) -> std::io::Result<()> {
-    let bad = || std::io::Error::other("the delta changed while it was being read");
-    let t = targets.get(ch.tensor as usize).ok_or_else(bad)?;
-    let start = ch
-        .index
-        .checked_mul(u64::from(d.chunk_size))
-        .and_then(|s| usize::try_from(s).ok())
-        .ok_or_else(bad)?;
-    let end = start
-        .checked_add(raw.len())
-        .filter(|e| *e <= t.len)
-        .ok_or_else(bad)?;
-    if d.tensors.get(ch.tensor as usize).map(|e| e.raw_len) != Some(t.len as u64) {
-        return Err(bad());
-    }
-    // SAFETY: `ptr..ptr+len` is the buffer of a bytearray created above and kept alive by the
-    // caller; nothing else references it yet, and `start..end` lies inside it (checked above).
-    let dst = unsafe { std::slice::from_raw_parts_mut((t.ptr + start) as *mut u8, end - start) };
-    dst.copy_from_slice(raw);
-    Ok(())
-}
-
 /// Verifies a delta and returns its report with every tensor decoded into a new `bytearray`,
-/// from the same pass that verified it. Tensors are `(name, dtype, shape, bytearray)`.
+/// from the same pass that verified it: worker threads read, hash and decode each chunk straight
+/// into its place (core `delta::decode_into`). Tensors are `(name, dtype, shape, bytearray)`.
 #[pyfunction]
 pub fn read_delta<'py>(
     py: Python<'py>,
@@ -172,19 +149,17 @@ pub fn read_delta<'py>(
         targets.push(target);
     }
     let report = py
-        .detach(|| {
-            let mut sink =
-                |d: &Delta, ch: &delta::ChunkRef, raw: &[u8]| place(&targets, d, ch, raw);
-            delta::verify_streaming(&src, &opts, &mut sink)
+        .detach(move || {
+            // SAFETY: each `ptr..ptr+len` is the buffer of a bytearray created above, kept alive
+            // by `arrays` until this returns; the buffers are distinct allocations and nothing
+            // else reads or writes them until then.
+            let mut dests: Vec<&mut [u8]> = targets
+                .iter()
+                .map(|t| unsafe { std::slice::from_raw_parts_mut(t.ptr as *mut u8, t.len) })
+                .collect();
+            delta::decode_into(&src, scanned, &opts, &mut dests)
         })
         .py_err()?;
-    if report.delta.tensors.len() != arrays.len() {
-        return Err(fail(
-            ErrorClass::Io,
-            "the delta changed while it was being read",
-        ))
-        .py_err();
-    }
     let d = report_dict(py, &report)?;
     let tensors = PyList::empty(py);
     for (t, ba) in report.delta.tensors.iter().zip(arrays) {

@@ -15,10 +15,13 @@ mod errors;
 mod keys;
 mod publish;
 mod reward;
+mod ring;
 mod train;
+mod work;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    gym::cmd::apply_environment();
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(delta::read_delta, m)?)?;
     m.add_function(wrap_pyfunction!(delta::verify, m)?)?;
@@ -34,6 +37,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reward::estimate, m)?)?;
     m.add_function(wrap_pyfunction!(reward::claim_rewards, m)?)?;
     m.add_function(wrap_pyfunction!(reward::verify_claim, m)?)?;
+    m.add_function(wrap_pyfunction!(ring::ring_join, m)?)?;
+    m.add_function(wrap_pyfunction!(work::work, m)?)?;
     m.add_class::<train::NativeTrainer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gym::core::error::ErrorClass;
+use gym::core::hub::cache::HubRef;
+use gym::core::hub::download::{self, HubSettings};
 use gym::core::keys::Identity;
 use gym::core::model;
+use gym::core::ring::config::RingSpec;
+use gym::core::ring::net;
 use gym::core::train::checkpoint::{self, DeltaWritten, RunDir};
 use gym::core::train::config::{TOY_DATA, TOY_REWARD, TrainConfig};
 use gym::core::train::data::{self, ChatTemplate, Example};
-use gym::core::train::rewards::{RewardSpec, Rewards};
+use gym::core::train::scoring::{ScoreSpec, Scorer};
 use gym::core::train::trainer::{self, Observer, StepMetrics, TrainError, Trainer};
 use pyo3::prelude::*;
 
@@ -24,7 +28,12 @@ use crate::errors::{IntoPy, fail};
 pub struct TrainerOptions {
     model: Option<PathBuf>,
     use_4bit: bool,
-    ring_position: u64,
+    /// None: 0, or this member's position when `ring` is given.
+    ring_position: Option<u64>,
+    /// Average with a ring after each epoch, as `gym train --ring`.
+    ring: Option<crate::ring::RingSource>,
+    ring_timeout: f64,
+    ring_connect_timeout: f64,
     key: Option<PathBuf>,
     output: PathBuf,
     force: bool,
@@ -36,7 +45,8 @@ pub struct TrainerOptions {
 #[pyclass(unsendable, module = "gym_protocol._native")]
 pub struct NativeTrainer {
     t: Trainer,
-    identity: Identity,
+    identity: std::sync::Arc<Identity>,
+    ring: Option<RingSetup>,
     base_hash: String,
     output: PathBuf,
     stream: u64,
@@ -71,14 +81,14 @@ fn resolve_config(model: Option<&Path>, use_4bit: bool, json: &str) -> anyhow::R
 
 /// `reward=`: a spec string (`coverage:[0-9]@0.5`, as `--reward`), a `[[reward]]` table as a
 /// dict, or a list of either.
-fn reward_specs(v: serde_json::Value) -> anyhow::Result<Vec<RewardSpec>> {
+fn reward_specs(v: serde_json::Value) -> anyhow::Result<Vec<ScoreSpec>> {
     let items = match v {
         serde_json::Value::Array(a) => a,
         other => vec![other],
     };
     items
         .into_iter()
-        .map(|item| -> anyhow::Result<RewardSpec> {
+        .map(|item| -> anyhow::Result<ScoreSpec> {
             Ok(match item {
                 serde_json::Value::String(s) => s.parse()?,
                 other => serde_json::from_value(other)
@@ -150,9 +160,77 @@ fn examples(
     })
 }
 
+/// What each epoch needs to join the ring (a [`checkpoint::RingPlan`] is made from it).
+struct RingSetup {
+    spec: RingSpec,
+    me: usize,
+    opts: net::JoinOptions,
+}
+
+impl RingSetup {
+    fn new(o: &TrainerOptions, identity: &Identity) -> anyhow::Result<Option<RingSetup>> {
+        let Some(src) = &o.ring else {
+            return Ok(None);
+        };
+        let (spec, path) = src.load()?;
+        let me = spec.member_index(identity, &path)?;
+        if let Some(p) = o.ring_position
+            && p != me as u64
+        {
+            return Err(fail(
+                ErrorClass::Usage,
+                format!("ring_position {p}: this key is member {me} of the ring"),
+            ));
+        }
+        let opts = net::JoinOptions {
+            step_timeout: crate::ring::seconds(o.ring_timeout, "ring_timeout")?,
+            connect_timeout: crate::ring::seconds(o.ring_connect_timeout, "ring_connect_timeout")?,
+            listen: None,
+        };
+        Ok(Some(RingSetup { spec, me, opts }))
+    }
+
+    fn plan(&self, identity: &std::sync::Arc<Identity>) -> checkpoint::RingPlan {
+        checkpoint::RingPlan {
+            spec: self.spec.clone(),
+            me: self.me,
+            identity: identity.clone(),
+            opts: self.opts,
+            progress: std::sync::Arc::new(|_m: String| {}),
+        }
+    }
+}
+
+/// `model_name`: a local folder as it is; else a hub id `ORG/NAME[@REV]`, fetched into the
+/// Hugging Face cache the way `gym train --model` does (core `hub::download::model`, settings
+/// from `HF_ENDPOINT`, `HF_TOKEN`, `HF_HOME`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`).
+fn resolve_model(spec: &Path) -> anyhow::Result<PathBuf> {
+    if spec.is_dir() {
+        return Ok(spec.to_path_buf());
+    }
+    let Some(r) = spec.to_str().and_then(HubRef::parse) else {
+        return Err(fail(
+            ErrorClass::Usage,
+            format!(
+                "model_name {:?}: neither a local model folder nor a hub id (ORG/NAME[@REV])",
+                spec.display().to_string()
+            ),
+        ));
+    };
+    let settings = HubSettings::from_env(&|k| std::env::var(k).ok());
+    let snap = download::model(&settings, &r, &download::Silent).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "{} is not a local folder; as a Hugging Face Hub model id",
+            spec.display()
+        ))
+    })?;
+    Ok(snap.dir)
+}
+
 /// Builds everything the constructor needs, without the GIL.
 fn build(o: &TrainerOptions) -> anyhow::Result<NativeTrainer> {
-    let cfg = resolve_config(o.model.as_deref(), o.use_4bit, &o.config_json)?;
+    let model = o.model.as_deref().map(resolve_model).transpose()?;
+    let cfg = resolve_config(model.as_deref(), o.use_4bit, &o.config_json)?;
     checkpoint::check_fresh(&o.output, o.force)?;
     std::fs::create_dir_all(&o.output)
         .map_err(|e| anyhow::Error::new(e).context(format!("creating {}", o.output.display())))?;
@@ -162,19 +240,25 @@ fn build(o: &TrainerOptions) -> anyhow::Result<NativeTrainer> {
         let _ = std::fs::remove_dir_all(o.output.join("deltas"));
     }
     let (m, tok, base_hash) = load_model(&cfg)?;
-    let rewards = Rewards::new(&cfg.reward)?;
-    let identity = load_identity(o.key.as_deref(), &o.output)?;
+    let scorer = Scorer::new(&cfg.reward)?;
+    let identity = std::sync::Arc::new(load_identity(o.key.as_deref(), &o.output)?);
+    let ring = RingSetup::new(o, &identity)?;
+    let stream = ring
+        .as_ref()
+        .map_or(o.ring_position.unwrap_or(0), |r| r.me as u64)
+        + 1;
     checkpoint::write_config(&o.output, &cfg)?;
     // placeholder data until the first epoch names its own (Trainer::new needs one example)
     let data = examples(&cfg, None, None)?;
-    let mut t = Trainer::new(cfg, m, tok, data, rewards)?;
-    t.set_stream(o.ring_position + 1);
+    let mut t = Trainer::new(cfg, m, tok, data, scorer)?;
+    t.set_stream(stream);
     Ok(NativeTrainer {
         t,
         identity,
+        ring,
         base_hash,
         output: o.output.clone(),
-        stream: o.ring_position + 1,
+        stream,
         started: false,
     })
 }
@@ -217,6 +301,8 @@ impl Observer for PyObserver<'_, '_> {
 /// What one epoch produced.
 struct EpochResult {
     deltas: Vec<DeltaWritten>,
+    /// The ring's averaged deltas of this epoch (with `ring=`).
+    aggregated: Vec<checkpoint::Aggregated>,
     adapter: PathBuf,
     raised: Option<PyErr>,
 }
@@ -231,7 +317,7 @@ impl NativeTrainer {
         let mut ignore = |_: &StepMetrics, _: Option<&DeltaWritten>| {};
         let mut run = RunDir::new(
             &self.output,
-            &self.identity,
+            &*self.identity,
             self.base_hash.clone(),
             "cpu".into(),
             &self.t,
@@ -248,6 +334,19 @@ impl NativeTrainer {
         self.t.cfg.max_steps = self.t.step + steps;
         if self.t.cfg.aggregate_interval > steps || steps % self.t.cfg.aggregate_interval != 0 {
             self.t.cfg.aggregate_interval = steps;
+        }
+        if let Some(r) = &self.ring {
+            let per = self.t.cfg.steps_per_rollout().max(1);
+            if self.t.cfg.aggregate_interval % per != 0 {
+                return Err(fail(
+                    ErrorClass::Usage,
+                    format!(
+                        "with a ring, aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({per})",
+                        self.t.cfg.aggregate_interval
+                    ),
+                ));
+            }
+            run.ring = Some(r.plan(&self.identity));
         }
         let mut obs = PyObserver {
             run,
@@ -266,11 +365,19 @@ impl NativeTrainer {
         let adapter = obs.run.save_adapter(&self.t, "adapter")?;
         Ok(EpochResult {
             deltas: obs.run.deltas.clone(),
+            aggregated: obs.run.aggregated.clone(),
             adapter,
             raised: obs.raised,
         })
     }
 }
+
+/// What `train` returns to Python: deltas, adapter folder, averaged deltas.
+type Epoch = (
+    Vec<(String, u64, usize, String)>,
+    String,
+    Vec<(String, u64, usize, String)>,
+);
 
 #[pymethods]
 impl NativeTrainer {
@@ -290,7 +397,8 @@ impl NativeTrainer {
     }
 
     /// Trains `steps` optimiser steps on the dataset (JSON lines, or a file, or the data
-    /// already set). Returns (deltas written: [(path, seq, step, digest)], adapter folder).
+    /// already set). Returns (deltas written: [(path, seq, step, digest)], adapter folder,
+    /// the ring's averaged deltas: [(path, round, members, digest)]).
     #[pyo3(signature = (steps, jsonl=None, path=None, callback=None))]
     fn train(
         &mut self,
@@ -299,7 +407,7 @@ impl NativeTrainer {
         jsonl: Option<String>,
         path: Option<PathBuf>,
         callback: Option<Py<PyAny>>,
-    ) -> PyResult<(Vec<(String, u64, usize, String)>, String)> {
+    ) -> PyResult<Epoch> {
         if steps == 0 {
             return Err(fail(ErrorClass::Usage, "steps must be at least 1")).py_err();
         }
@@ -323,7 +431,12 @@ impl NativeTrainer {
             .into_iter()
             .map(|d| (d.path.display().to_string(), d.seq, d.step, d.digest))
             .collect();
-        Ok((deltas, r.adapter.display().to_string()))
+        let aggregated = r
+            .aggregated
+            .into_iter()
+            .map(|a| (a.path.display().to_string(), a.round, a.members, a.digest))
+            .collect();
+        Ok((deltas, r.adapter.display().to_string(), aggregated))
     }
 
     #[getter]

@@ -55,6 +55,7 @@ fn set_thread_env(cli: &cmd::Cli) {
 fn main() {
     let cli = cmd::Cli::parse();
     set_thread_env(&cli);
+    cmd::apply_environment();
     if let Err(err) = cmd::run(cli) {
         let code = cmd::exit::exit_code(&err);
         if code != 0 {

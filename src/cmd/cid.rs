@@ -67,11 +67,7 @@ pub fn run(ctx: &Ctx, a: CidArgs) -> anyhow::Result<()> {
     let pb = ctx.progress(total, "hashing");
     let mut shown: Vec<Entry> = Vec::new();
     for p in &a.paths {
-        let entries = ipfs::add_path(p, a.cid_version, &mut NoBlocks, &mut |n| {
-            if let Some(pb) = &pb {
-                pb.inc(n)
-            }
-        })?;
+        let entries = ipfs::add_path(p, a.cid_version, &mut NoBlocks, &mut |n| pb.inc(n))?;
         if a.all {
             shown.extend(entries);
         } else if let Some(root) = entries.into_iter().last() {
@@ -81,9 +77,7 @@ pub fn run(ctx: &Ctx, a: CidArgs) -> anyhow::Result<()> {
             });
         }
     }
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     if a.json {
         return out::json(&json!({
             "format": "gym-cid/1",

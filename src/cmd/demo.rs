@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::out::{self, Ctx};
 use crate::core::orchestrator::demo::{self, DemoEvent, DemoOptions};
+use crate::core::orchestrator::validator::ValidatorEvent;
 use crate::core::orchestrator::worker::WorkEvent;
 
 #[derive(Debug, Args)]
@@ -38,6 +39,22 @@ fn line(e: &DemoEvent) -> Option<String> {
                 | WorkEvent::RingFailed { .. }),
         } => Some(format!("worker {index}: {}", super::work::describe(event))),
         DemoEvent::Worker { .. } => None,
+        DemoEvent::Validator {
+            index,
+            event: ValidatorEvent::Judged { round, findings },
+        } => {
+            let fails: Vec<String> = findings
+                .iter()
+                .filter(|f| f.verdict == crate::core::reward::records::Verdict::Fail)
+                .map(|f| f.subject.clone())
+                .collect();
+            Some(format!(
+                "validator {index}: round {round}: judged {} deltas, {} failed",
+                findings.len(),
+                fails.len()
+            ))
+        }
+        DemoEvent::Validator { .. } => None,
     }
 }
 
@@ -47,8 +64,9 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> anyhow::Result<()> {
         ..DemoOptions::default()
     };
     ctx.note(format!(
-        "gym demo: an orchestrator and {} workers on loopback, bundled tiny model, {} epochs of {} rounds ({} steps each); output {}",
+        "gym demo: an orchestrator, {} workers and {} validators on loopback, bundled tiny model, {} epochs of {} rounds ({} steps each); output {}",
         opts.workers,
+        opts.validators,
         opts.epochs,
         opts.rounds_per_epoch,
         opts.aggregate_interval,
@@ -86,6 +104,29 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> anyhow::Result<()> {
             p["cid"].as_str().unwrap_or("?"),
             p["location"].as_str().unwrap_or("?")
         ));
+    }
+    for e in s.status["epoch_folders"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "epoch {} rewards (signed estimate in {}/estimate.json):",
+            e["epoch"],
+            e["folder"].as_str().unwrap_or("?")
+        ));
+        for n in e["estimate"]["estimate"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            lines.push(format!(
+                "  {} {:>10} {}",
+                n["node"].as_str().unwrap_or("?"),
+                if n["eligible"] == true {
+                    "eligible"
+                } else {
+                    "ineligible"
+                },
+                n["reward_base_units"].as_str().unwrap_or("?")
+            ));
+        }
     }
     lines.push(format!(
         "done in {:.1} s; job file {}",

@@ -21,7 +21,7 @@ use crate::core::train::config::{TOY_DATA, TOY_REWARD};
 use crate::core::train::data;
 use crate::core::train::dataset::Columns;
 use crate::core::train::eval::{self, EvalOptions};
-use crate::core::train::rewards::{RewardSpec, Rewards};
+use crate::core::train::scoring::{ScoreSpec, Scorer};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -56,7 +56,7 @@ pub struct EvalArgs {
     pub answer_column: Option<String>,
     /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine; default: exact, or the toy task's).
     #[arg(long, value_name = "SPEC")]
-    pub reward: Vec<RewardSpec>,
+    pub reward: Vec<ScoreSpec>,
     /// Quantize the base to NF4 (as training with use_4bit does).
     #[arg(long)]
     pub nf4: bool,
@@ -138,16 +138,15 @@ fn write_report(ctx: &Ctx, a: &EvalArgs, examples: &[data::Example]) -> anyhow::
     Ok(())
 }
 
-pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
-    let dev = a.device.open()?;
-    let (mut m, tok, name, model_dir) =
-        super::model::load_or_bundled(ctx, a.model.as_deref(), &dev)?;
-    if a.nf4 {
-        m.quantize_nf4(true)?;
-    }
+/// Loads `--adapter` (PEFT folder) or `--delta` (a verified, signed delta) onto the model;
+/// returns what was loaded, for the report (null when nothing).
+fn load_adapter(
+    a: &EvalArgs,
+    m: &mut crate::core::model::Qwen3,
+) -> anyhow::Result<serde_json::Value> {
     let mut adapter = serde_json::Value::Null;
     if let Some(ad) = &a.adapter {
-        lora::load_peft(&mut m, ad).with_context(|| format!("loading adapter {}", ad.display()))?;
+        lora::load_peft(m, ad).with_context(|| format!("loading adapter {}", ad.display()))?;
         adapter = json!({"peft": ad.display().to_string()});
     }
     if let Some(d) = &a.delta {
@@ -160,7 +159,7 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
             min_seq: None,
             base_hash: None,
         };
-        let r = eval::load_delta_adapter(&mut m, d, &opts)
+        let r = eval::load_delta_adapter(m, d, &opts)
             .with_context(|| format!("loading delta {}", d.display()))?;
         adapter = json!({
             "delta": d.display().to_string(),
@@ -170,6 +169,61 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
             "step": r.delta.metadata.step,
         });
     }
+    Ok(adapter)
+}
+
+/// The human-readable report: model, adapter, reward, accuracy, NLL, completion length.
+fn report_table(
+    rep: &eval::EvalReport,
+    name: String,
+    adapter: &serde_json::Value,
+    reward_spec: &str,
+) -> comfy_table::Table {
+    let mut t = out::table(&["metric", "value"]);
+    t.add_row(vec!["model".to_string(), name]);
+    if !adapter.is_null() {
+        t.add_row(vec!["adapter".to_string(), adapter.to_string()]);
+    }
+    t.add_row(vec!["examples".to_string(), rep.examples.to_string()]);
+    t.add_row(vec![
+        format!("reward ({reward_spec})"),
+        format!("{:.4} ± {:.4}", rep.reward_mean, rep.reward_std),
+    ]);
+    for (k, v) in &rep.rewards {
+        t.add_row(vec![
+            format!("  {k}"),
+            format!("{:.4}", v.as_f64().unwrap_or(0.0)),
+        ]);
+    }
+    t.add_row(vec![
+        "accuracy (greedy, exact answer)".to_string(),
+        match rep.accuracy {
+            Some(x) => format!("{:.4} ({} answered)", x, rep.answered),
+            None => "– (no answers in the data)".to_string(),
+        },
+    ]);
+    t.add_row(vec![
+        "answer NLL (nats/token)".to_string(),
+        match rep.nll {
+            Some(x) => format!("{:.4} over {} tokens", x, rep.nll_tokens),
+            None => "–".to_string(),
+        },
+    ]);
+    t.add_row(vec![
+        "completion length (tokens)".to_string(),
+        format!("{:.1}", rep.completion_len),
+    ]);
+    t
+}
+
+pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
+    let dev = a.device.open()?;
+    let (mut m, tok, name, model_dir) =
+        super::model::load_or_bundled(ctx, a.model.as_deref(), &dev)?;
+    if a.nf4 {
+        m.quantize_nf4(true)?;
+    }
+    let adapter = load_adapter(&a, &mut m)?;
     let chat_template = match &model_dir {
         Some(dir) => ChatTemplate::from_model_dir(dir)?,
         None => Some(ChatTemplate::qwen3()),
@@ -203,14 +257,14 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
     } else {
         a.reward.clone()
     };
-    let mut rewards = Rewards::new(&specs)?;
-    let mut exact = Rewards::new(&["exact".parse()?])?;
+    let mut scorer = Scorer::new(&specs)?;
+    let mut exact = Scorer::new(&["exact".parse()?])?;
     let opts = EvalOptions {
         max_new_tokens: a.max_completion_length,
         batch: 16,
         max_prompt_length: Some(512),
     };
-    let mut rep = eval::evaluate(&m, &tok, &examples, &mut rewards, &mut exact, &opts)?;
+    let mut rep = eval::evaluate(&m, &tok, &examples, &mut scorer, &mut exact, &opts)?;
     write_report(ctx, &a, &examples)?;
     if !a.samples {
         rep.samples.clear();
@@ -221,46 +275,13 @@ pub fn run(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         o.insert("format".into(), "gym-eval/1".into());
         o.insert("model".into(), name.into());
         o.insert("adapter".into(), adapter);
-        o.insert("reward_spec".into(), rewards.describe().into());
+        o.insert("reward_spec".into(), scorer.describe().into());
         if !a.samples {
             o.remove("samples");
         }
         return out::json(&v);
     }
-    let mut t = out::table(&["metric", "value"]);
-    t.add_row(vec!["model".to_string(), name]);
-    if !adapter.is_null() {
-        t.add_row(vec!["adapter".to_string(), adapter.to_string()]);
-    }
-    t.add_row(vec!["examples".to_string(), rep.examples.to_string()]);
-    t.add_row(vec![
-        format!("reward ({})", rewards.describe()),
-        format!("{:.4} ± {:.4}", rep.reward_mean, rep.reward_std),
-    ]);
-    for (k, v) in &rep.rewards {
-        t.add_row(vec![
-            format!("  {k}"),
-            format!("{:.4}", v.as_f64().unwrap_or(0.0)),
-        ]);
-    }
-    t.add_row(vec![
-        "accuracy (greedy, exact answer)".to_string(),
-        match rep.accuracy {
-            Some(x) => format!("{:.4} ({} answered)", x, rep.answered),
-            None => "– (no answers in the data)".to_string(),
-        },
-    ]);
-    t.add_row(vec![
-        "answer NLL (nats/token)".to_string(),
-        match rep.nll {
-            Some(x) => format!("{:.4} over {} tokens", x, rep.nll_tokens),
-            None => "–".to_string(),
-        },
-    ]);
-    t.add_row(vec![
-        "completion length (tokens)".to_string(),
-        format!("{:.1}", rep.completion_len),
-    ]);
+    let t = report_table(&rep, name, &adapter, &scorer.describe());
     out::println(&t.to_string())?;
     for s in &rep.samples {
         out::println(&format!(

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::out::{self, Ctx};
 use crate::core::device::DeviceSpec;
-use crate::core::model::{config::TokenIds, generate, lora};
+use crate::core::model::{generate, lora};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -81,12 +81,7 @@ pub fn run(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
             prompts.push(enc.get_ids().to_vec());
         }
     }
-    let eos = m
-        .cfg
-        .eos_token_id
-        .as_ref()
-        .map(TokenIds::to_vec)
-        .unwrap_or_default();
+    let (eos, pad) = crate::core::train::trainer::eos_and_pad(&m.cfg);
     let params = generate::SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,
@@ -94,7 +89,7 @@ pub fn run(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         max_new_tokens: a.max_new_tokens,
         min_new_tokens: 0,
         seed: a.seed,
-        pad: m.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0),
+        pad,
         eos,
     };
     let g = generate::generate(&m, &prompts, &params, crate::core::model::Role::Policy)?;

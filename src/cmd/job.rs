@@ -104,6 +104,34 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
             p["location"].as_str().unwrap_or("?")
         ));
     }
+    for e in s["epoch_folders"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "  epoch {} folder {}",
+            e["epoch"],
+            e["folder"].as_str().unwrap_or("?")
+        ));
+        let est = &e["estimate"]["estimate"];
+        for n in est["nodes"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "    {} {} reward {} (base units){}",
+                n["node"].as_str().unwrap_or("?"),
+                if n["eligible"] == true {
+                    "eligible"
+                } else {
+                    "ineligible"
+                },
+                n["reward_base_units"].as_str().unwrap_or("?"),
+                n["reasons"]
+                    .as_array()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| format!(": {}", serde_json::Value::from(r.clone())))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(err) = e["estimate"]["error"].as_str() {
+            lines.push(format!("    no estimate: {err}"));
+        }
+    }
     out::println(&lines.join("\n"))?;
     Ok(())
 }

@@ -40,8 +40,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once per process, so the size of a variant costs nothing; `Train`, by far the largest,
-// is boxed all the same to keep `Command` small.
+// `Train`'s arguments, by far the largest, are boxed to keep `Command` small; the other variants
+// may differ in size (a command line is parsed once per process, hence the `allow`).
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
@@ -94,6 +94,21 @@ pub enum Command {
 /// The clap definition, for docs generation and tests.
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// Hands the library the environment variables it honours (it never reads the environment
+/// itself): `SOURCE_DATE_EPOCH` fixes the time written into records, `GYM_NO_SIMD` turns SIMD
+/// kernels off. Called once at start by every edge (the `gym` binary, the Python module).
+pub fn apply_environment() {
+    if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+    {
+        crate::core::timefmt::fix_now(secs);
+    }
+    if std::env::var_os("GYM_NO_SIMD").is_some() {
+        crate::core::cpu::disable_simd();
+    }
 }
 
 /// Runs a parsed command line.

@@ -10,7 +10,8 @@ use clap::Args;
 
 use super::out::Ctx;
 use crate::core::keys::Identity;
-use crate::core::orchestrator::{self, Decision, server};
+use crate::core::orchestrator::failover::{self, LeaseOptions};
+use crate::core::orchestrator::{self, Decision, GspoOrchestrator, server, store};
 
 #[derive(Debug, Args)]
 pub struct OrchestrateArgs {
@@ -24,9 +25,22 @@ pub struct OrchestrateArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700")]
     pub listen: String,
     /// Durable state: sqlite:PATH or a path (default: <job folder>/<name>.orch/state.sqlite),
-    /// memory: (lost on exit). Restarting on the same store resumes the job.
+    /// memory: (lost on exit), redis://HOST:PORT/DB (shared; needed for --standby).
+    /// Restarting on the same store resumes the job.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Start as a standby (Redis store): serve read-only answers and refuse worker requests
+    /// with 503 until the active orchestrator's lease expires, then take over the job.
+    #[arg(long)]
+    pub standby: bool,
+    /// Seconds the lease on a Redis store lasts without renewal (renewed every third of it):
+    /// how long a standby waits after the active one dies.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub lease: f64,
+    /// The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR
+    /// of --listen).
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
     /// Seconds to keep answering after the job is over, so workers see that it is.
     #[arg(long, value_name = "S", default_value_t = 3.0)]
     pub linger: f64,
@@ -65,13 +79,99 @@ pub fn describe(d: &Decision) -> Option<String> {
         Decision::Stop => "stopped by the operator".into(),
         Decision::Finish => "job finished".into(),
         Decision::Reported { .. } | Decision::Result { .. } => return None,
+        Decision::Validate { round } => format!("round {round}: deltas sent to the validators"),
+        Decision::Verdict {
+            round,
+            validator,
+            subject,
+            pass,
+            ..
+        } => format!(
+            "round {round}: {validator} says {} for {subject}",
+            if *pass { "pass" } else { "fail" }
+        ),
+        Decision::Admission {
+            round,
+            admitted,
+            refused,
+        } => {
+            let mut s = format!("round {round}: {} delta(s) admitted", admitted.len());
+            for r in refused {
+                s.push_str(&format!("; refused {}: {}", r.worker, r.reason));
+            }
+            s
+        }
     })
+}
+
+fn usage(msg: String) -> anyhow::Error {
+    super::Failure::new(crate::core::error::ErrorClass::Usage, msg).into()
+}
+
+/// Opens the job and its store; on a shared store, takes the lease (as a standby: serving
+/// standby answers until it is free). Returns the orchestrator and the listener to serve on.
+async fn open(
+    ctx: &Ctx,
+    a: &OrchestrateArgs,
+    key: Identity,
+) -> anyhow::Result<(GspoOrchestrator, tokio::net::TcpListener)> {
+    let (job, folder, url) = orchestrator::open_job(&a.job, a.store.as_deref())
+        .with_context(|| format!("starting job {}", a.job.display()))?;
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let mut store = store::open_for(&url, &job.job_id)?;
+    if !store.shared() {
+        if a.standby {
+            return Err(usage(format!(
+                "--standby needs a shared store (redis://HOST:PORT/DB), not {url}"
+            )));
+        }
+        return Ok((GspoOrchestrator::new(job, key, store, &folder)?, listener));
+    }
+    let lease = LeaseOptions {
+        holder: a.advertise.clone().unwrap_or(format!("http://{addr}")),
+        ttl: super::seconds(a.lease, "lease")?,
+    };
+    let listener = if a.standby {
+        let holder = store.lease_holder()?.unwrap_or_else(|| "nobody".into());
+        ctx.note(format!(
+            "standby on http://{addr}: the lease is held by {holder}"
+        ));
+        let reader = store::open_for(&url, &job.job_id)?;
+        let (s, token) =
+            failover::standby(&job, key.public(), reader, store, listener, &lease).await?;
+        store = s;
+        ctx.note(format!(
+            "took the lease over (token {token}); replaying the log"
+        ));
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} again"))?
+    } else {
+        let l2 = lease.clone();
+        let (s, token) = tokio::task::spawn_blocking(move || {
+            let t = failover::acquire(&mut *store, &l2, l2.ttl + Duration::from_secs(1));
+            (store, t)
+        })
+        .await?;
+        store = s;
+        ctx.note(format!("holding the job's lease (token {})", token?));
+        listener
+    };
+    let mut orch = GspoOrchestrator::new(job, key, store, &folder)?;
+    orch.hold_lease(lease.ttl);
+    Ok((orch, listener))
 }
 
 pub fn run(ctx: &Ctx, a: OrchestrateArgs) -> anyhow::Result<()> {
     let key = Identity::load(&a.key).with_context(|| format!("loading {}", a.key.display()))?;
-    let orch = orchestrator::start_job(&a.job, key, a.store.as_deref())
-        .with_context(|| format!("starting job {}", a.job.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let (orch, listener) = rt.block_on(open(ctx, &a, key))?;
     let quiet = ctx.quiet;
     ctx.note(format!(
         "job {} ({}), {} accepted of {} rounds; state in {}",
@@ -81,13 +181,6 @@ pub fn run(ctx: &Ctx, a: OrchestrateArgs) -> anyhow::Result<()> {
         orch.machine().rules.total_rounds(),
         orch.folder.display()
     ));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(&a.listen))
-        .with_context(|| format!("listening on {}", a.listen))?;
     let addr = listener.local_addr()?;
     ctx.note(format!("serving on http://{addr}"));
     let on: server::OnDecision = Arc::new(move |d: &Decision| {

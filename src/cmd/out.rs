@@ -17,10 +17,11 @@ impl Ctx {
         }
     }
 
-    /// A byte progress bar on stderr when it is a terminal, the work is large and not `--quiet`.
-    pub fn progress(&self, total: u64, label: &str) -> Option<ProgressBar> {
+    /// A byte progress bar on stderr when it is a terminal, the work is large and not `--quiet`
+    /// (else a hidden one: its methods do nothing).
+    pub fn progress(&self, total: u64, label: &str) -> Progress {
         if self.quiet || total < (64 << 20) || !std::io::stderr().is_terminal() {
-            return None;
+            return Progress(None);
         }
         let pb = ProgressBar::new(total);
         pb.set_style(
@@ -31,7 +32,40 @@ impl Ctx {
             .progress_chars("=> "),
         );
         pb.set_message(label.to_string());
-        Some(pb)
+        Progress(Some(pb))
+    }
+}
+
+/// A byte progress bar that may be hidden ([`Ctx::progress`]).
+#[derive(Clone)]
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// Adds `n` bytes done.
+    pub fn inc(&self, n: u64) {
+        if let Some(pb) = &self.0 {
+            pb.inc(n)
+        }
+    }
+
+    /// Sets the bytes done to `n`.
+    pub fn set_position(&self, n: u64) {
+        if let Some(pb) = &self.0 {
+            pb.set_position(n)
+        }
+    }
+
+    /// [`Self::set_position`] as a callback that can cross threads.
+    pub fn position_callback(&self) -> std::sync::Arc<dyn Fn(u64) + Send + Sync> {
+        let this = self.clone();
+        std::sync::Arc::new(move |n| this.set_position(n))
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        if let Some(pb) = self.0 {
+            pb.finish_and_clear();
+        }
     }
 }
 

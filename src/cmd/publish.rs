@@ -18,7 +18,6 @@
 //! `skipped` (the Hub had the LFS object) or `ignored` (the Hub said to ignore the file).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -112,6 +111,76 @@ impl PublishEnv {
     }
 }
 
+/// Uploads the source to a Hugging Face Hub repository; returns the summary line and the
+/// JSON target.
+fn publish_to_hub(
+    ctx: &Ctx,
+    a: &PublishArgs,
+    repo: RepoId,
+    env: PublishEnv,
+    total: u64,
+    root_cid: &str,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let src = &a.path;
+    let retry = env.retry;
+    let endpoint = env.hf_endpoint;
+    let token = env.hf_token.map(Token::new);
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let opts = HubOptions {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        token,
+        repo,
+        revision: a.revision.clone(),
+        private: a.private,
+        summary: a
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Upload {name} with gym")),
+        description: format!(
+            "Published with gym {}. IPFS CID (v{}): {}",
+            env!("CARGO_PKG_VERSION"),
+            a.cid_version.number(),
+            root_cid
+        ),
+        retry,
+    };
+    let files = hub::collect(src)?;
+    let pb = ctx.progress(total, "uploading");
+    let progress = pb.position_callback();
+    let report = hub::upload(files, &opts, progress)
+        .with_context(|| format!("uploading {} to {}", src.display(), opts.repo))?;
+    pb.finish();
+    let sent = report
+        .files
+        .iter()
+        .filter(|f| f.transfer.sent_lfs())
+        .count();
+    let skipped = report
+        .files
+        .iter()
+        .filter(|f| f.transfer == hub::Transfer::Skipped)
+        .count();
+    let line = format!(
+        "hf: {} commit {} ({} files, {sent} LFS uploaded, {skipped} LFS already there{})",
+        report.repo_url,
+        report.commit_oid,
+        report.files.len(),
+        if report.created_repo {
+            ", repository created"
+        } else {
+            ""
+        }
+    );
+    let mut v = serde_json::to_value(&report)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("kind".into(), json!("hf"));
+    }
+    Ok((line, v))
+}
+
 pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
     if a.to.is_none() && a.ipfs.is_none() && a.hf.is_none() {
         return Err(Failure::new(
@@ -126,30 +195,16 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
     let src = &a.path;
     let total =
         ipfs::add::total_bytes(src).with_context(|| format!("publishing {}", src.display()))?;
-    let bar = |label: &str| -> (
-        Option<indicatif::ProgressBar>,
-        Arc<dyn Fn(u64) + Send + Sync>,
-    ) {
+    let bar = |label: &str| {
         let pb = ctx.progress(total, label);
-        let p2 = pb.clone();
-        let f: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-            if let Some(p) = &p2 {
-                p.set_position(n)
-            }
-        });
+        let f = pb.position_callback();
         (pb, f)
     };
 
     let entries = {
         let (pb, _) = bar("hashing");
-        let e = ipfs::add_path(src, a.cid_version, &mut NoBlocks, &mut |n| {
-            if let Some(p) = &pb {
-                p.inc(n)
-            }
-        })?;
-        if let Some(p) = pb {
-            p.finish_and_clear();
-        }
+        let e = ipfs::add_path(src, a.cid_version, &mut NoBlocks, &mut |n| pb.inc(n))?;
+        pb.finish();
         e
     };
     let root = entries.last().expect("an import has a root").clone();
@@ -158,15 +213,9 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
 
     if let Some(dir) = &a.to {
         let (pb, _) = bar("copying");
-        let stored = local::publish(src, dir, a.cid_version, a.force, &mut |n| {
-            if let Some(p) = &pb {
-                p.inc(n)
-            }
-        })
-        .with_context(|| format!("publishing {} to {}", src.display(), dir.display()))?;
-        if let Some(p) = pb {
-            p.finish_and_clear();
-        }
+        let stored = local::publish(src, dir, a.cid_version, a.force, &mut |n| pb.inc(n))
+            .with_context(|| format!("publishing {} to {}", src.display(), dir.display()))?;
+        pb.finish();
         let what = if stored.written {
             "wrote"
         } else {
@@ -191,9 +240,7 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
         let added = kubo
             .add(src, a.cid_version, progress)
             .with_context(|| format!("adding {} to {api}", src.display()))?;
-        if let Some(p) = pb {
-            p.finish_and_clear();
-        }
+        pb.finish();
         let node_size = added.last().and_then(|x| x.node_size);
         lines.push(format!(
             "ipfs: {} pinned on {} (CIDs match)",
@@ -212,63 +259,9 @@ pub fn run(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<()> {
     }
 
     if let Some(repo) = repo {
-        let endpoint = env.hf_endpoint;
-        let token = env.hf_token.map(Token::new);
-        let name = src
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let opts = HubOptions {
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            token,
-            repo,
-            revision: a.revision.clone(),
-            private: a.private,
-            summary: a
-                .message
-                .clone()
-                .unwrap_or_else(|| format!("Upload {name} with gym")),
-            description: format!(
-                "Published with gym {}. IPFS CID (v{}): {}",
-                env!("CARGO_PKG_VERSION"),
-                a.cid_version.number(),
-                root.cid
-            ),
-            retry,
-        };
-        let files = hub::collect(src)?;
-        let (pb, progress) = bar("uploading");
-        let report = hub::upload(files, &opts, progress)
-            .with_context(|| format!("uploading {} to {}", src.display(), opts.repo))?;
-        if let Some(p) = pb {
-            p.finish_and_clear();
-        }
-        let sent = report
-            .files
-            .iter()
-            .filter(|f| f.transfer == "basic" || f.transfer == "multipart")
-            .count();
-        let skipped = report
-            .files
-            .iter()
-            .filter(|f| f.transfer == "skipped")
-            .count();
-        lines.push(format!(
-            "hf: {} commit {} ({} files, {sent} LFS uploaded, {skipped} LFS already there{})",
-            report.repo_url,
-            report.commit_oid,
-            report.files.len(),
-            if report.created_repo {
-                ", repository created"
-            } else {
-                ""
-            }
-        ));
-        let mut v = serde_json::to_value(&report)?;
-        if let Some(m) = v.as_object_mut() {
-            m.insert("kind".into(), json!("hf"));
-        }
-        targets.push(v);
+        let (line, target) = publish_to_hub(ctx, &a, repo, env, total, &root.cid.to_string())?;
+        lines.push(line);
+        targets.push(target);
     }
 
     if a.json {

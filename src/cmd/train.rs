@@ -25,7 +25,7 @@ use crate::core::train::config::{Schedule, TOY_DATA, TOY_REWARD, TrainConfig};
 use crate::core::train::data;
 use crate::core::train::dataset::Columns;
 use crate::core::train::gspo::{IsLevel, LossType, ScaleRewards};
-use crate::core::train::rewards::{RewardSpec, Rewards};
+use crate::core::train::scoring::{ScoreSpec, Scorer};
 use crate::core::train::tensorboard;
 use crate::core::train::trainer::{self, StepMetrics, Trainer};
 
@@ -101,7 +101,7 @@ pub struct TrainArgs {
     /// Reward `KIND[:ARG][@WEIGHT]` (repeat to combine): exact, math, math_format, regex:PAT,
     /// coverage:PAT, length:N, format, cmd:COMMAND.
     #[arg(long, value_name = "SPEC")]
-    pub reward: Vec<RewardSpec>,
+    pub reward: Vec<ScoreSpec>,
     /// External scorer: gets JSON lines on stdin, prints one number per line (weight 1).
     #[arg(long, value_name = "CMD")]
     pub reward_cmd: Option<String>,
@@ -408,98 +408,25 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         return out::print(&cfg.to_toml()).map_err(Into::into); // to_toml ends with a newline
     }
     let dev = a.device.open()?;
-    let output = a.output.clone().unwrap_or_else(default_output);
-    if a.resume {
-        if !output.join("state").join("state.json").exists() {
-            return Err(super::Failure::new(
-                crate::core::error::ErrorClass::Io,
-                format!(
-                    "{}: no saved state to resume (state/state.json is missing)",
-                    output.display()
-                ),
-            )
-            .into());
-        }
-    } else {
-        checkpoint::check_fresh(&output, a.force)
-            .context("the output folder holds an earlier run (--resume to continue it, --force to start afresh)")?;
-    }
-    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
-    if a.force {
-        {
-            let f = "metrics.jsonl";
-            let _ = std::fs::remove_file(output.join(f));
-        }
-        let _ = std::fs::remove_dir_all(output.join("state"));
-        let _ = std::fs::remove_dir_all(output.join("deltas"));
-        let _ = std::fs::remove_dir_all(output.join("runs"));
-    }
+    let output = prepare_output(&a)?;
 
-    // model, tokenizer, base hash
     let model_dir = match &cfg.model {
         Some(spec) => Some(super::download::model_dir(ctx, spec)?),
         None => None,
     };
-    let (m, tok, base_hash, model_name) = match &model_dir {
-        Some((dir, shown)) => (
-            // an NF4 base is quantized while loading: the f32 linear weights never all exist
-            model::load_with(
-                dir,
-                &dev,
-                model::LoadOptions {
-                    nf4: cfg.use_4bit,
-                    double_quant: trainer::NF4_DOUBLE_QUANT,
-                },
-            )
-            .with_context(|| format!("loading {}", dir.display()))?,
-            model::load_tokenizer(dir)?,
-            trainer::base_hash_dir(dir)?,
-            shown.clone(),
-        ),
-        None => {
-            let (m, t) = model::embedded::tiny_qwen3(&dev)?;
-            let h = trainer::base_hash_files(&[(
-                "model.safetensors".into(),
-                model::embedded::TINY_WEIGHTS.to_vec(),
-            )]);
-            (m, t, h, "bundled tiny-qwen3".into())
-        }
-    };
-    let chat_template = match &model_dir {
-        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
-        None => Some(ChatTemplate::qwen3()),
-    };
-    let template = data::ChatTemplate::from_model(chat_template.as_ref(), cfg.enable_thinking);
-    let (examples, data_name) = match &cfg.data {
-        Some(p) => super::download::load_data(
-            ctx,
-            &super::download::DataSpec {
-                spec: p,
-                split: &cfg.dataset_train_split,
-                config: cfg.dataset_config.as_deref(),
-                columns: Columns {
-                    prompt: cfg.prompt_column.clone(),
-                    answer: cfg.answer_column.clone(),
-                },
-            },
-            template,
-        )?,
-        None => (
-            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?.into(),
-            "bundled toy task (digits)".to_string(),
-        ),
-    };
-    let rewards = Rewards::new(&cfg.reward)?;
+    let (m, tok, base_hash, model_name) = load_model(&cfg, &dev, &model_dir)?;
+    let (examples, data_name) = load_examples(ctx, &cfg, &model_dir)?;
+    let scorer = Scorer::new(&cfg.reward)?;
     let identity = std::sync::Arc::new(load_identity(&a, &output, ctx)?);
     checkpoint::write_config(&output, &cfg)?;
     ctx.note(format!(
         "training {model_name} on {data_name}: {} examples, reward {}, {} steps, output {}",
         examples.len(),
-        rewards.describe(),
+        scorer.describe(),
         cfg.max_steps,
         output.display()
     ));
-    let mut t = Trainer::new(cfg, m, tok, examples, rewards)?;
+    let mut t = Trainer::new(cfg, m, tok, examples, scorer)?;
 
     let bar = if !ctx.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) && !a.json {
         let pb = indicatif::ProgressBar::new(t.cfg.max_steps as u64);
@@ -558,47 +485,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     let device = crate::core::device::DeviceInfo::of(&dev).label();
     let plan = match &a.ring {
         None => None,
-        Some(rp) => {
-            use crate::core::ring::{config, net};
-            if t.cfg.aggregate_interval % t.cfg.steps_per_rollout() != 0 {
-                return Err(super::Failure::new(
-                    crate::core::error::ErrorClass::Usage,
-                    format!(
-                        "with --ring, aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({})",
-                        t.cfg.aggregate_interval,
-                        t.cfg.steps_per_rollout()
-                    ),
-                )
-                .into());
-            }
-            let spec = config::RingSpec::load(rp)?;
-            let me = spec.member_index(&identity, rp)?;
-            let progress: net::Progress = std::sync::Arc::new(move |m: String| {
-                if !quiet {
-                    eprintln!("ring member {me}: {m}");
-                }
-            });
-            ctx.note(format!(
-                "ring {}: {} members, this is member {me}; averaging every {} steps",
-                rp.display(),
-                spec.len(),
-                t.cfg.aggregate_interval
-            ));
-            Some(checkpoint::RingPlan {
-                spec,
-                me,
-                identity: identity.clone(),
-                opts: net::JoinOptions {
-                    step_timeout: super::seconds(a.ring_timeout, "ring-timeout")?,
-                    connect_timeout: super::seconds(
-                        a.ring_connect_timeout,
-                        "ring-connect-timeout",
-                    )?,
-                    listen: None,
-                },
-                progress,
-            })
-        }
+        Some(rp) => Some(ring_plan(ctx, &a, rp, &t, &identity)?),
     };
     if let Some(p) = &plan {
         t.set_stream(p.me as u64 + 1);
@@ -614,9 +501,11 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
     }
     t.run(&mut run)?;
     run.save_state(&t)?;
-    let adapter = run.save_adapter(&t, "adapter")?;
-    let deltas = run.deltas.clone();
-    let aggregated = run.aggregated.clone();
+    let outputs = Outputs {
+        adapter: run.save_adapter(&t, "adapter")?,
+        deltas: run.deltas.clone(),
+        aggregated: run.aggregated.clone(),
+    };
     drop(run);
     if let Some(pb) = &bar {
         pb.finish_and_clear();
@@ -627,7 +516,181 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             output.join("runs").display()
         ));
     }
-    // reward trend over the whole run (including steps before a resume)
+    report(ctx, &a, &output, &t, &identity, &outputs)
+}
+
+/// The run folder: checked (a saved state to resume, or no earlier run unless `--force`),
+/// created, and with `--force` cleared of an earlier run's outputs.
+fn prepare_output(a: &TrainArgs) -> anyhow::Result<PathBuf> {
+    let output = a.output.clone().unwrap_or_else(default_output);
+    if a.resume {
+        if !output.join("state").join("state.json").exists() {
+            return Err(super::Failure::new(
+                crate::core::error::ErrorClass::Io,
+                format!(
+                    "{}: no saved state to resume (state/state.json is missing)",
+                    output.display()
+                ),
+            )
+            .into());
+        }
+    } else {
+        checkpoint::check_fresh(&output, a.force)
+            .context("the output folder holds an earlier run (--resume to continue it, --force to start afresh)")?;
+    }
+    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+    if a.force {
+        {
+            let f = "metrics.jsonl";
+            let _ = std::fs::remove_file(output.join(f));
+        }
+        let _ = std::fs::remove_dir_all(output.join("state"));
+        let _ = std::fs::remove_dir_all(output.join("deltas"));
+        let _ = std::fs::remove_dir_all(output.join("runs"));
+    }
+    Ok(output)
+}
+
+/// The model folder the settings name (downloaded when it is a Hub id), or none for the
+/// bundled model.
+type ModelDir = Option<(PathBuf, String)>;
+
+/// The model (an NF4 base quantized while loading), its tokenizer, its base hash and the name
+/// to show.
+fn load_model(
+    cfg: &TrainConfig,
+    dev: &candle_core::Device,
+    model_dir: &ModelDir,
+) -> anyhow::Result<(model::Qwen3, tokenizers::Tokenizer, String, String)> {
+    Ok(match model_dir {
+        Some((dir, shown)) => (
+            // an NF4 base is quantized while loading: the f32 linear weights never all exist
+            model::load_with(
+                dir,
+                dev,
+                model::LoadOptions {
+                    nf4: cfg.use_4bit,
+                    double_quant: trainer::NF4_DOUBLE_QUANT,
+                },
+            )
+            .with_context(|| format!("loading {}", dir.display()))?,
+            model::load_tokenizer(dir)?,
+            trainer::base_hash_dir(dir)?,
+            shown.clone(),
+        ),
+        None => {
+            let (m, t) = model::embedded::tiny_qwen3(dev)?;
+            let h = trainer::base_hash_files(&[(
+                "model.safetensors".into(),
+                model::embedded::TINY_WEIGHTS.to_vec(),
+            )]);
+            (m, t, h, "bundled tiny-qwen3".into())
+        }
+    })
+}
+
+/// The training examples (the settings' data, else the bundled toy task) in the model's chat
+/// template, and the name to show.
+fn load_examples(
+    ctx: &Ctx,
+    cfg: &TrainConfig,
+    model_dir: &ModelDir,
+) -> anyhow::Result<(crate::core::train::dataset::Examples, String)> {
+    let chat_template = match model_dir {
+        Some((dir, _)) => ChatTemplate::from_model_dir(dir)?,
+        None => Some(ChatTemplate::qwen3()),
+    };
+    let template = data::ChatTemplate::from_model(chat_template.as_ref(), cfg.enable_thinking);
+    Ok(match &cfg.data {
+        Some(p) => super::download::load_data(
+            ctx,
+            &super::download::DataSpec {
+                spec: p,
+                split: &cfg.dataset_train_split,
+                config: cfg.dataset_config.as_deref(),
+                columns: Columns {
+                    prompt: cfg.prompt_column.clone(),
+                    answer: cfg.answer_column.clone(),
+                },
+            },
+            template,
+        )?,
+        None => (
+            data::parse_jsonl(TOY_DATA, "<bundled toy task>", template)?.into(),
+            "bundled toy task (digits)".to_string(),
+        ),
+    })
+}
+
+/// The ring this run averages in (`--ring`): the ring file, this member's index, and the
+/// join options; `aggregate_interval` must fall on rollout boundaries.
+fn ring_plan(
+    ctx: &Ctx,
+    a: &TrainArgs,
+    rp: &std::path::Path,
+    t: &Trainer,
+    identity: &std::sync::Arc<crate::core::keys::Identity>,
+) -> anyhow::Result<checkpoint::RingPlan> {
+    let quiet = ctx.quiet;
+    use crate::core::ring::{config, net};
+    if !t
+        .cfg
+        .aggregate_interval
+        .is_multiple_of(t.cfg.steps_per_rollout())
+    {
+        return Err(super::Failure::new(
+            crate::core::error::ErrorClass::Usage,
+            format!(
+                "with --ring, aggregate_interval ({}) must be a multiple of the optimiser steps per rollout ({})",
+                t.cfg.aggregate_interval,
+                t.cfg.steps_per_rollout()
+            ),
+        )
+        .into());
+    }
+    let spec = config::RingSpec::load(rp)?;
+    let me = spec.member_index(identity, rp)?;
+    let progress: net::Progress = std::sync::Arc::new(move |m: String| {
+        if !quiet {
+            eprintln!("ring member {me}: {m}");
+        }
+    });
+    ctx.note(format!(
+        "ring {}: {} members, this is member {me}; averaging every {} steps",
+        rp.display(),
+        spec.len(),
+        t.cfg.aggregate_interval
+    ));
+    Ok(checkpoint::RingPlan {
+        spec,
+        me,
+        identity: identity.clone(),
+        opts: net::JoinOptions {
+            step_timeout: super::seconds(a.ring_timeout, "ring-timeout")?,
+            connect_timeout: super::seconds(a.ring_connect_timeout, "ring-connect-timeout")?,
+            listen: None,
+        },
+        progress,
+    })
+}
+
+/// What a finished run wrote.
+struct Outputs {
+    adapter: PathBuf,
+    deltas: Vec<DeltaWritten>,
+    aggregated: Vec<checkpoint::Aggregated>,
+}
+
+/// The closing report: steps, the reward trend over the whole run (steps before a resume
+/// included, from `metrics.jsonl`), the adapter and the deltas; `--json` as `gym-train/1`.
+fn report(
+    ctx: &Ctx,
+    a: &TrainArgs,
+    output: &Path,
+    t: &Trainer,
+    identity: &Identity,
+    o: &Outputs,
+) -> anyhow::Result<()> {
     let all: Vec<StepMetrics> = std::fs::read_to_string(output.join("metrics.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -644,9 +707,9 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
             "steps": t.step,
             "reward_first_quarter": first,
             "reward_last_quarter": last,
-            "deltas": deltas,
-            "aggregated": aggregated,
-            "adapter": adapter.display().to_string(),
+            "deltas": o.deltas,
+            "aggregated": o.aggregated,
+            "adapter": o.adapter.display().to_string(),
             "worker_id": identity.public().worker_id(),
         }));
     }
@@ -655,8 +718,8 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         t.step,
         first,
         last,
-        adapter.display(),
-        deltas.len(),
+        o.adapter.display(),
+        o.deltas.len(),
         output.join("deltas").display()
     ));
     Ok(())

@@ -20,6 +20,7 @@ use crate::core::delta::VerifyOptions;
 use crate::core::error::ErrorClass;
 use crate::core::keys::{Identity, TrustedKeys};
 use crate::core::model::{self, Qwen3};
+use crate::core::orchestrator::validator::{self, Judge, ValidatorEvent, ValidatorOptions};
 use crate::core::reward::records::Verdict;
 use crate::core::train::data::{self, ChatTemplate};
 use crate::core::train::trainer;
@@ -37,8 +38,14 @@ judging the others. Checks and metrics are defined in docs/validation.md.";
 #[command(after_help = AFTER)]
 pub struct ValidateArgs {
     /// The round's deltas (signed, as `gym train` writes them).
-    #[arg(value_name = "DELTA", required = true)]
+    #[arg(value_name = "DELTA", required_unless_present = "orchestrator")]
     pub deltas: Vec<PathBuf>,
+    /// Run as a job's validator service: judge every round's reported deltas and post signed
+    /// verdicts to this orchestrator until the job ends (needs --key of a roster member with
+    /// role = "validator"; policy from the job file; -o is then the folder for the rounds'
+    /// deltas and reports, default runs/validate-<id>).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["deltas", "start", "max_norm", "epoch", "max_tokens", "trusted_keys"], requires = "key")]
+    pub orchestrator: Option<String>,
     /// Held-out data, JSONL with `answer` fields (the loss is their NLL per token).
     #[arg(long, value_name = "FILE.jsonl")]
     pub data: PathBuf,
@@ -53,7 +60,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Write the signed reports here (JSON Lines; `.json` for a single delta).
-    #[arg(short, long, value_name = "FILE", requires = "key")]
+    #[arg(short, long, value_name = "PATH", requires = "key")]
     pub output: Option<PathBuf>,
     /// Overwrite the output.
     #[arg(long)]
@@ -149,6 +156,9 @@ pub(crate) fn write_reports(
 }
 
 pub fn run(ctx: &Ctx, a: ValidateArgs) -> anyhow::Result<()> {
+    if let Some(url) = a.orchestrator.clone() {
+        return serve(ctx, a, &url);
+    }
     if let Some(o) = &a.output {
         atomic::check_writable(o, a.force)?;
     }
@@ -292,6 +302,80 @@ fn outcome(j: Option<&Judgement>, refused: &[Refused]) -> anyhow::Result<()> {
             format!("{failed} delta(s) failed validation"),
         )
         .into());
+    }
+    Ok(())
+}
+
+fn describe(e: &ValidatorEvent) -> String {
+    match e {
+        ValidatorEvent::Connected { validator, job } => {
+            format!("validating job {job} as {validator}")
+        }
+        ValidatorEvent::Judged { round, findings } => {
+            let pass = findings
+                .iter()
+                .filter(|f| f.verdict == Verdict::Pass)
+                .count();
+            format!(
+                "round {round}: judged {} delta(s), {pass} pass",
+                findings.len()
+            )
+        }
+        ValidatorEvent::Posted {
+            round,
+            subject,
+            verdict,
+        } => format!("round {round}: {} for {}", verdict.name(), short(subject)),
+        ValidatorEvent::Finished => "job finished".into(),
+    }
+}
+
+/// `gym validate --orchestrator URL`: the validator service.
+fn serve(ctx: &Ctx, a: ValidateArgs, url: &str) -> anyhow::Result<()> {
+    let kp = a.key.as_ref().expect("clap requires --key");
+    let key = Identity::load(kp).with_context(|| format!("loading key {}", kp.display()))?;
+    let id = key.public().worker_id();
+    let (model, tokenizer, base_hash) = load_model(a.model.as_deref(), a.nf4)?;
+    let chat = match a.model.as_deref() {
+        Some(dir) => crate::core::chat::ChatTemplate::from_model_dir(dir)?,
+        None => Some(crate::core::chat::ChatTemplate::qwen3()),
+    };
+    let mut data = data::load_jsonl(&a.data, ChatTemplate::from_model(chat.as_ref(), false))?;
+    if let Some(n) = a.limit {
+        data.truncate(n);
+    }
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("validate-{id}")));
+    let opts = ValidatorOptions {
+        url: url.to_string(),
+        key: std::sync::Arc::new(key),
+        output,
+        poll: std::time::Duration::from_millis(100),
+        patience: std::time::Duration::from_secs(120),
+    };
+    let judge = Judge {
+        model,
+        tokenizer,
+        base_hash,
+        data,
+    };
+    let quiet = ctx.quiet;
+    let sum = validator::validate_job(&opts, judge, &|e| {
+        if !quiet {
+            eprintln!("{}", describe(&e));
+        }
+    })
+    .with_context(|| format!("validating for {url}"))?;
+    if a.json {
+        return out::json(&json!({
+            "format": "gym-validator/1",
+            "validator": sum.validator,
+            "rounds": sum.rounds,
+            "verdicts": sum.verdicts,
+            "failed": sum.failed,
+        }));
     }
     Ok(())
 }

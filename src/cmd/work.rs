@@ -20,7 +20,8 @@ use crate::core::orchestrator::worker::{self, WorkEvent, WorkOptions};
 
 #[derive(Debug, Args)]
 pub struct WorkArgs {
-    /// The orchestrator's URL (as `gym orchestrate` prints it).
+    /// The orchestrator's URL (as `gym orchestrate` prints it), or several, comma-separated
+    /// (an active orchestrator and its standbys): a dead one or a standby is skipped.
     #[arg(long, value_name = "URL")]
     pub orchestrator: String,
     /// This worker's key (its id must be on the job's roster).
@@ -38,6 +39,9 @@ pub struct WorkArgs {
     /// Print a JSON summary at the end (format `gym-work/1`).
     #[arg(long)]
     pub json: bool,
+    /// Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden.
+    #[arg(long, value_name = "KIND", hide = true)]
+    pub attack: Option<crate::core::orchestrator::attack::Attack>,
 }
 
 pub fn describe(e: &WorkEvent) -> String {
@@ -99,6 +103,7 @@ pub fn run(ctx: &Ctx, a: WorkArgs) -> anyhow::Result<()> {
         poll: Duration::from_millis(100),
         ring_timeout: positive(a.ring_timeout, "ring-timeout")?,
         patience: Duration::from_secs(120),
+        attack: a.attack,
     };
     let quiet = ctx.quiet;
     let summary = worker::work(&opts, &|e| {

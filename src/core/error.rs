@@ -178,7 +178,7 @@ classified!(
     crate::core::train::config::ConfigError,
     crate::core::plot::PlotError,
     crate::core::train::data::DataError,
-    crate::core::train::rewards::RewardError,
+    crate::core::train::scoring::ScoringError,
     crate::core::hub::download::FetchError,
     crate::core::train::dataset::DatasetError,
     crate::core::chat::ChatError,
@@ -210,6 +210,10 @@ mod tests {
         (
             "gym::core::ring::wire::WireError",
             "inside RingError/Refused::Decode",
+        ),
+        (
+            "gym::core::ring::codec::CodecError",
+            "inside WireError::Packed",
         ),
         (
             "gym::core::ring::fixed::FixedError",

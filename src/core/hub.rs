@@ -170,6 +170,29 @@ pub enum UploadMode {
     Lfs,
 }
 
+/// How one file's bytes reached the Hub (its `transfer` in reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transfer {
+    /// LFS bytes sent in one PUT.
+    Basic,
+    /// LFS bytes sent in parts.
+    Multipart,
+    /// A regular file, sent inside the commit.
+    Inline,
+    /// The Hub already had the LFS object.
+    Skipped,
+    /// The Hub said to ignore the file.
+    Ignored,
+}
+
+impl Transfer {
+    /// Whether LFS bytes were uploaded.
+    pub fn sent_lfs(self) -> bool {
+        matches!(self, Transfer::Basic | Transfer::Multipart)
+    }
+}
+
 /// What happened to one file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FileReport {
@@ -177,9 +200,7 @@ pub struct FileReport {
     pub size: u64,
     pub sha256: String,
     pub mode: UploadMode,
-    /// `basic` or `multipart` for LFS bytes sent, `inline` for regular files, `skipped` when
-    /// the Hub already had the LFS object, `ignored` when the Hub said to ignore the file.
-    pub transfer: &'static str,
+    pub transfer: Transfer,
 }
 
 /// The outcome of an upload.
@@ -480,10 +501,10 @@ impl Hub<'_> {
         f: &LocalFile,
         transfer: &str,
         actions: BatchActions,
-    ) -> Result<&'static str, HubError> {
+    ) -> Result<Transfer, HubError> {
         let oid = hex::encode(f.sha256);
         let Some(upload) = actions.upload else {
-            return Ok("skipped");
+            return Ok(Transfer::Skipped);
         };
         let chunk = upload.header.get("chunk_size").and_then(header_str);
         let used = if let (Some(cs), true) = (chunk, transfer == "multipart") {
@@ -549,7 +570,7 @@ impl Hub<'_> {
                     .body(body.clone()))
             })?;
             net::check(resp, "")?;
-            "multipart"
+            Transfer::Multipart
         } else {
             let base = self.sent.load(Ordering::Relaxed);
             let resp = net::send(&self.o.retry, &upload.href, || {
@@ -560,7 +581,7 @@ impl Hub<'_> {
                     .body(self.body_of(&f.local, 0, f.size)?))
             })?;
             net::check(resp, "")?;
-            "basic"
+            Transfer::Basic
         };
         if let Some(v) = actions.verify {
             let body = json!({"oid": oid, "size": f.size});
@@ -580,7 +601,7 @@ impl Hub<'_> {
         Ok(used)
     }
 
-    fn lfs(&self, files: &[&LocalFile]) -> Result<Vec<&'static str>, HubError> {
+    fn lfs(&self, files: &[&LocalFile]) -> Result<Vec<Transfer>, HubError> {
         let url = self.url(&format!("/{}.git/info/lfs/objects/batch", self.o.repo));
         let mut out = Vec::with_capacity(files.len());
         for batch in files.chunks(LFS_BATCH) {
@@ -620,7 +641,7 @@ impl Hub<'_> {
                     });
                 }
                 out.push(match obj.actions {
-                    None => "skipped",
+                    None => Transfer::Skipped,
                     Some(a) => self.lfs_upload(f, &transfer, a)?,
                 });
             }
@@ -707,11 +728,11 @@ pub fn upload(
     let mut committed = Vec::with_capacity(files.len());
     for (f, (mode, ignore)) in files.into_iter().zip(modes) {
         let transfer = if ignore {
-            "ignored"
+            Transfer::Ignored
         } else if mode == UploadMode::Lfs {
-            lfs_transfers.next().unwrap_or("skipped")
+            lfs_transfers.next().unwrap_or(Transfer::Skipped)
         } else {
-            "inline"
+            Transfer::Inline
         };
         reports.push(FileReport {
             path: f.path_in_repo.clone(),

@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod chat;
+pub mod cpu;
 pub mod delta;
 pub mod device;
 pub mod error;

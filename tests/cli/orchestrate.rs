@@ -498,4 +498,15 @@ fn gym_demo_runs_two_epochs_and_publishes_both_checkpoints() {
     }
     assert_eq!(s["workers"].as_array().unwrap().len(), 3);
     assert!(err.contains("ring of 3 agreed"), "{err}");
+    // two validators judged every round; each epoch has its folder and signed estimate
+    assert!(
+        err.contains("validator 1: round 5: judged 3 deltas"),
+        "{err}"
+    );
+    let folders = st["epoch_folders"].as_array().unwrap();
+    assert_eq!(folders.len(), 2, "{st}");
+    assert_eq!(
+        folders[1]["estimate"]["estimate"]["format"],
+        "gym-epoch-estimate/1"
+    );
 }

@@ -254,7 +254,7 @@ def worker_id(ed_pub):
 def ring_digest(rnd, chunk, members):
     # A hybrid ring (every member has an ML-DSA-87 key) has its own domain and binds the keys.
     hybrid = all("ml_dsa_87_public" in m for m in members)
-    domain = b"gym-ring-v3/hybrid-ring\0" if hybrid else b"gym-ring-v2/ring\0"
+    domain = b"gym-ring-v4/hybrid-ring\0" if hybrid else b"gym-ring-v4/ring\0"
     parts = [domain, struct.pack("<QII", rnd, chunk, len(members))]
     for m in members:
         wid, addr = m["id"].encode(), m["address"].encode()
@@ -365,7 +365,55 @@ def handshake_case(i, n, rnd, chunk, ini, resp, plains_i2r, plains_r2i, hybrid=F
         case["responder_digest"] = d_resp.hex()
         case["initiator_digest"] = d_ini.hex()
         case["reveal"] = reveal_message(i, r, seeds, pq_keys)
+        case["data"] = data_message(i, r, seeds, pq_keys)
     return case
+
+
+def data_payload(i):
+    """150 integers (three packed blocks, the last one short): extremes, alternating signs,
+    zeros, and fixed-point-like values with common trailing zeros."""
+    words = seed(f"hs-{i}-data-payload", 8 * 150)
+    out = []
+    for k in range(150):
+        w = int.from_bytes(words[8 * k : 8 * k + 8], "little", signed=True)
+        if k < 64:
+            out.append((w >> 40) << 30)  # 24 significant bits, 30 trailing zeros
+        elif k < 128:
+            out.append([-(1 << 63), (1 << 63) - 1, 0, -1][k % 4] if k % 3 else w)
+        else:
+            out.append(0)
+    return out
+
+
+def data_message(i, r, seeds, pq_keys):
+    """A Data ring message of a hybrid ring (protocol version 4): `kind 2 ‖ u16 sender ‖ u32
+    view ‖ u8 phase ‖ u16 step ‖ u16 segment ‖ u32 chunk ‖ D(payload)`, both signatures, then
+    the packed payload (tools/reference/ring_codec_kat.py). `D` is the two-level SHA3-256
+    tree over the integers' little-endian bytes (leaves of 2048 elements)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ring_codec_kat import encode as pack
+
+    sender, view, phase, step, segment, chunk = 1, 2, 0, 1, 2, 3
+    payload = data_payload(i)
+    raw = b"".join(struct.pack("<q", x) for x in payload)
+    leaves = [sha3(raw[o : o + 8 * 2048]) for o in range(0, len(raw), 8 * 2048)]
+    digest = sha3(b"gym-ring-v2/data\0", struct.pack("<Q", len(payload)), *leaves)
+    signed_part = b"\x02" + struct.pack("<HIBHHI", sender, view, phase, step, segment, chunk) + digest
+    d = sha3(b"gym-ring-v1/msg\0", r, signed_part)
+    pq = ml_dsa_sign(pq_keys[sender][1], d, MLDSA_MSG_CONTEXT)
+    assert ML_DSA_87.verify(pq_keys[sender][0], d, pq, ctx=MLDSA_MSG_CONTEXT)
+    return {
+        "sender": sender,
+        "view": view,
+        "phase": phase,
+        "step": step,
+        "segment": segment,
+        "chunk": chunk,
+        "payload": [str(x) for x in payload],
+        "payload_digest": digest.hex(),
+        "signing_digest": d.hex(),
+        "encoded": (signed_part + ed25519_sign(seeds[sender], d) + pq + pack(payload)).hex(),
+    }
 
 
 def reveal_message(i, r, seeds, pq_keys):

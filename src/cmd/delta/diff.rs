@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::open_delta;
 use crate::cmd::out;
-use crate::core::delta::{self, Source, VerifyOptions};
+use crate::core::delta::{self, DiffStatus, Source, VerifyOptions};
 
 /// Arguments of `gym delta diff`.
 #[derive(Debug, Args)]
@@ -44,8 +44,8 @@ pub(super) fn run(a: DiffArgs) -> anyhow::Result<()> {
         t.add_row(vec![
             d.name.clone(),
             match (d.status, d.identical_bytes) {
-                ("both", Some(true)) => "identical".to_string(),
-                (s, _) => s.replace('_', " "),
+                (DiffStatus::Both, Some(true)) => "identical".to_string(),
+                (s, _) => s.as_str().replace('_', " "),
             },
             f(d.l2),
             f(d.max_abs),

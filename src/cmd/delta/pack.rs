@@ -130,20 +130,16 @@ fn read_json_object(path: &Path) -> anyhow::Result<serde_json::Map<String, serde
     }
 }
 
-pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
-    crate::core::atomic::check_writable(&a.output, a.force)?;
-    let identity = match &a.sign {
-        Some(p) => Some(
-            Identity::load(p).with_context(|| format!("loading signing key {}", p.display()))?,
-        ),
-        None => None,
-    };
-    // Input: a safetensors file or a PEFT folder.
-    let (st_path, adapter_config) = if a.input.is_dir() {
-        let cfg = a.input.join("adapter_config.json");
-        let st = a.input.join("adapter_model.safetensors");
+/// The safetensors file to pack and the adapter config: the input itself, or a PEFT folder's
+/// `adapter_model.safetensors` and `adapter_config.json`.
+fn resolve_input(
+    input: &Path,
+) -> anyhow::Result<(PathBuf, Option<serde_json::Map<String, serde_json::Value>>)> {
+    Ok(if input.is_dir() {
+        let cfg = input.join("adapter_config.json");
+        let st = input.join("adapter_model.safetensors");
         if !st.is_file() {
-            let hint = if a.input.join("adapter_model.bin").exists() {
+            let hint = if input.join("adapter_model.bin").exists() {
                 " (found adapter_model.bin: pickle checkpoints are not read; save with safe_serialization=True)"
             } else {
                 ""
@@ -152,7 +148,7 @@ pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
                 ErrorClass::Io,
                 format!(
                     "{}: no adapter_model.safetensors in this folder{hint}",
-                    a.input.display()
+                    input.display()
                 ),
             )
             .into());
@@ -164,13 +160,19 @@ pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
         };
         (st, cfg)
     } else {
-        (a.input.clone(), None)
-    };
-    let src =
-        FileSource::open(&st_path).with_context(|| format!("opening {}", st_path.display()))?;
-    let st = safetensors_io::read_header(&st_path, &src)?;
+        (input.to_path_buf(), None)
+    })
+}
 
-    let mut meta = Metadata::new(match (&a.worker_id, &identity) {
+/// The delta's metadata from the flags, the signer, the adapter config and the safetensors
+/// header's own metadata (kept under `extra.safetensors_metadata`), validated.
+fn metadata(
+    a: &PackArgs,
+    identity: Option<&Identity>,
+    adapter_config: Option<serde_json::Map<String, serde_json::Value>>,
+    st_metadata: &[(String, String)],
+) -> anyhow::Result<Metadata> {
+    let mut meta = Metadata::new(match (&a.worker_id, identity) {
         (Some(w), _) => w.clone(),
         (None, Some(id)) => id.public().worker_id(),
         (None, None) => "anonymous".into(),
@@ -196,9 +198,8 @@ pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
         meta.config = Some(read_json_object(p)?);
     }
     meta.adapter_config = adapter_config;
-    if !st.metadata.is_empty() {
-        let m: serde_json::Map<String, serde_json::Value> = st
-            .metadata
+    if !st_metadata.is_empty() {
+        let m: serde_json::Map<String, serde_json::Value> = st_metadata
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
@@ -208,6 +209,23 @@ pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
     }
     meta.validate()
         .map_err(|e| Failure::new(ErrorClass::Malformed, format!("metadata: {e}")))?;
+    Ok(meta)
+}
+
+pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
+    crate::core::atomic::check_writable(&a.output, a.force)?;
+    let identity = match &a.sign {
+        Some(p) => Some(
+            Identity::load(p).with_context(|| format!("loading signing key {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let (st_path, adapter_config) = resolve_input(&a.input)?;
+    let src =
+        FileSource::open(&st_path).with_context(|| format!("opening {}", st_path.display()))?;
+    let st = safetensors_io::read_header(&st_path, &src)?;
+
+    let meta = metadata(&a, identity.as_ref(), adapter_config, &st.metadata)?;
 
     let inputs: Vec<PackInput<'_>> = st
         .tensors
@@ -234,16 +252,10 @@ pub(super) fn run(ctx: &Ctx, a: PackArgs) -> anyhow::Result<()> {
     };
     let pb = ctx.progress(total, "packing");
     let mut file = AtomicFile::create(&a.output, a.force, None)?;
-    let summary = delta::pack(&inputs, &opts, file.file(), &|n| {
-        if let Some(pb) = &pb {
-            pb.set_position(n)
-        }
-    })
-    .with_context(|| format!("packing {}", a.input.display()))?;
+    let summary = delta::pack(&inputs, &opts, file.file(), &|n| pb.set_position(n))
+        .with_context(|| format!("packing {}", a.input.display()))?;
     file.commit()?;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     if a.json {
         out::json(&serde_json::json!({
             "format": "gym-delta-pack/1",

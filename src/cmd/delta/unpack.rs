@@ -63,11 +63,7 @@ pub(super) fn run(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
         opts.trusted = Some(TrustedKeys::load(p)?);
     }
     let pb = ctx.progress(scanned.raw_bytes(), "unpacking");
-    let progress = |n: u64| {
-        if let Some(pb) = &pb {
-            pb.set_position(n)
-        }
-    };
+    let progress = |n: u64| pb.set_position(n);
     let ctx_msg = || format!("unpacking {}", a.input.display());
     if peft {
         let dir = AtomicDir::create(&a.output, a.force)?;
@@ -100,9 +96,7 @@ pub(super) fn run(ctx: &Ctx, a: UnpackArgs) -> anyhow::Result<()> {
         drop(w);
         file.commit()?;
     }
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    pb.finish();
     ctx.note(format!(
         "unpacked {} tensors ({}) to {}{}",
         scanned.tensors.len(),

@@ -3,6 +3,7 @@
 //! panics on any input; writing is streaming, parallel and atomic.
 
 mod check;
+mod decode;
 mod diff;
 mod dtype;
 mod meta;
@@ -14,7 +15,8 @@ mod tests;
 pub mod vectors;
 
 pub use check::{ReplayGuard, VerifyFailure, verify_path};
-pub use diff::{DiffReport, TensorDiff, diff};
+pub use decode::decode_into;
+pub use diff::{DiffReport, DiffStatus, TensorDiff, diff};
 pub use dtype::Dtype;
 pub use meta::{Attestation, Compute, Metadata};
 pub use pack::{PackError, PackInput, PackOptions, PackSummary, TensorSource, pack, pack_to_vec};

@@ -379,15 +379,9 @@ fn run_group(
     Ok(done)
 }
 
-/// Writes a delta to `out` (which must be positioned at its start and seekable: the header's
-/// checksum is written last). `progress` receives the raw bytes processed so far.
-pub fn pack<W: Write + Seek + Send>(
-    inputs: &[PackInput<'_>],
-    opts: &PackOptions<'_>,
-    out: &mut W,
-    progress: &dyn Fn(u64),
-) -> Result<PackSummary, PackError> {
-    let sizes = validate(inputs)?;
+/// The chunk size checked and the metadata as JSON (the signer's worker id filled in when
+/// empty), within the size limit.
+fn checked_metadata(opts: &PackOptions<'_>) -> Result<Vec<u8>, PackError> {
     let cs = opts.chunk_size;
     if !cs.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&cs) {
         return Err(PackError::Invalid(DeltaError::BadChunkSize {
@@ -408,9 +402,55 @@ pub fn pack<W: Write + Seek + Send>(
             meta_json.len()
         )));
     }
+    Ok(meta_json)
+}
 
-    let signed = opts.identity.is_some();
-    let hybrid = opts.identity.map(|i| i.is_hybrid()).unwrap_or(false);
+/// All chunks of all tensors, in file order: windows span tensor boundaries, so many small
+/// tensors are packed as much in parallel as one large one.
+fn chunk_jobs(sizes: &[u64], cs: u32) -> Vec<Job> {
+    sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, &size)| {
+            (0..size.div_ceil(cs as u64)).map(move |k| {
+                let off = k * cs as u64;
+                Job {
+                    tensor: ti,
+                    offset_in_tensor: off,
+                    len: (size - off).min(cs as u64) as u32,
+                }
+            })
+        })
+        .collect()
+}
+
+/// The signature section of a file whose digest is `digest`: Ed25519, and ML-DSA-87 for a
+/// hybrid identity.
+fn signature_block(id: &Identity, digest: &[u8; 32]) -> Result<SignatureBlock, PackError> {
+    let public = id.public();
+    let ed_pk = *public.ed25519.as_bytes();
+    let pq_pk = public.ml_dsa_bytes();
+    let msg = signing_message(digest, &ed_pk, pq_pk.as_deref());
+    let ed_sig = id.sign_ed25519(&msg);
+    let ml = match pq_pk {
+        Some(pk) => {
+            let sig = id
+                .sign_ml_dsa(&msg, SIGNATURE_CONTEXT)
+                .ok_or_else(|| PackError::Metadata("ML-DSA-87 signing failed".into()))?;
+            Some((pk, sig))
+        }
+        None => None,
+    };
+    let block = SignatureBlock {
+        ed25519_public: ed_pk,
+        ed25519_signature: ed_sig,
+        ml_dsa_87: ml,
+    };
+    Ok(block)
+}
+
+/// The 24-byte header with its checksum still zero (it is written last).
+fn header_of(compression: Compression, signed: bool, hybrid: bool) -> [u8; HEADER_LEN] {
     let flags = if hybrid {
         FLAG_SIGNED | FLAG_HYBRID
     } else if signed {
@@ -421,8 +461,26 @@ pub fn pack<W: Write + Seek + Send>(
     let mut header = [0u8; HEADER_LEN];
     header[..5].copy_from_slice(&MAGIC);
     header[5] = VERSION;
-    header[6] = opts.compression.code();
+    header[6] = compression.code();
     header[7] = flags;
+    header
+}
+
+/// Writes a delta to `out` (which must be positioned at its start and seekable: the header's
+/// checksum is written last). `progress` receives the raw bytes processed so far.
+pub fn pack<W: Write + Seek + Send>(
+    inputs: &[PackInput<'_>],
+    opts: &PackOptions<'_>,
+    out: &mut W,
+    progress: &dyn Fn(u64),
+) -> Result<PackSummary, PackError> {
+    let sizes = validate(inputs)?;
+    let cs = opts.chunk_size;
+    let meta_json = checked_metadata(opts)?;
+
+    let signed = opts.identity.is_some();
+    let hybrid = opts.identity.map(|i| i.is_hybrid()).unwrap_or(false);
+    let mut header = header_of(opts.compression, signed, hybrid);
 
     // The digest input: header[0..8] then every body byte, chunk payloads replaced by digests.
     let mut top = Sha3_256::new();
@@ -446,20 +504,7 @@ pub fn pack<W: Write + Seek + Send>(
     let window = rayon::current_num_threads().max(1) * lanes * 2;
     // All chunks of all tensors, in file order: windows span tensor boundaries, so many small
     // tensors are packed as much in parallel as one large one.
-    let jobs: Vec<Job> = sizes
-        .iter()
-        .enumerate()
-        .flat_map(|(ti, &size)| {
-            (0..size.div_ceil(cs as u64)).map(move |k| {
-                let off = k * cs as u64;
-                Job {
-                    tensor: ti,
-                    offset_in_tensor: off,
-                    len: (size - off).min(cs as u64) as u32,
-                }
-            })
-        })
-        .collect();
+    let jobs = chunk_jobs(&sizes, cs);
     let mut tw = TensorWriter {
         inputs,
         sizes: &sizes,
@@ -516,26 +561,7 @@ pub fn pack<W: Write + Seek + Send>(
 
     let digest: [u8; 32] = top.finalize().into();
     if let Some(id) = opts.identity {
-        let public = id.public();
-        let ed_pk = *public.ed25519.as_bytes();
-        let pq_pk = public.ml_dsa_bytes();
-        let msg = signing_message(&digest, &ed_pk, pq_pk.as_deref());
-        let ed_sig = id.sign_ed25519(&msg);
-        let ml = match pq_pk {
-            Some(pk) => {
-                let sig = id
-                    .sign_ml_dsa(&msg, SIGNATURE_CONTEXT)
-                    .ok_or_else(|| PackError::Metadata("ML-DSA-87 signing failed".into()))?;
-                Some((pk, sig))
-            }
-            None => None,
-        };
-        let block = SignatureBlock {
-            ed25519_public: ed_pk,
-            ed25519_signature: ed_sig,
-            ml_dsa_87: ml,
-        };
-        o.put(&block.encode())?;
+        o.put(&signature_block(id, &digest)?.encode())?;
     }
     let file_bytes = o.pos;
     header[8..24].copy_from_slice(&digest[..16]);

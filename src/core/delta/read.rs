@@ -104,7 +104,7 @@ pub struct ChunkRef {
 }
 
 impl ChunkRef {
-    fn data_offset(&self) -> u64 {
+    pub(super) fn data_offset(&self) -> u64 {
         self.offset + 8
     }
     pub fn is_raw(&self) -> bool {
@@ -230,6 +230,267 @@ pub fn read_header(h: &[u8]) -> Result<(u8, Compression, u8, [u8; 16]), DeltaErr
     Ok((version, compression, flags, checksum))
 }
 
+/// The tensor section as it is scanned: entries, names seen (for duplicates), chunk
+/// references, and the skeleton slots where chunk digests go.
+struct TensorTable {
+    tensors: Vec<TensorEntry>,
+    names: HashMap<String, u32>,
+    chunks: Vec<ChunkRef>,
+    slots: Vec<usize>,
+}
+
+impl TensorTable {
+    /// Scans tensor `index`: its header (name, dtype, shape) and its chunks' extents.
+    fn read_tensor(
+        &mut self,
+        c: &mut Cursor,
+        skel: &mut Vec<u8>,
+        index: u32,
+        chunk_size: u32,
+        compression: Compression,
+    ) -> Result<(), DeltaError> {
+        let offset = c.pos;
+        let name = self.read_name(c, skel, index)?;
+        let code = c.u8(&|| format!("tensor {name:?} dtype"), skel)?;
+        let dtype = Dtype::from_code(code).ok_or_else(|| DeltaError::UnknownDtype {
+            name: name.clone(),
+            offset,
+            code,
+        })?;
+        let rank = c.u8(&|| format!("tensor {name:?} rank"), skel)?;
+        if rank > MAX_RANK {
+            return Err(DeltaError::RankTooLarge { name, offset, rank });
+        }
+        let mut shape = Vec::with_capacity(rank as usize);
+        for d in 0..rank {
+            shape.push(c.u64(&|| format!("tensor {name:?} shape[{d}]"), skel)?);
+        }
+        let raw_len = match raw_len_of(dtype, &shape) {
+            Ok(b) => b,
+            Err(RawLenProblem::Overflow) => {
+                return Err(DeltaError::ShapeOverflow {
+                    name,
+                    offset,
+                    shape,
+                });
+            }
+            Err(RawLenProblem::NotByteAligned(elements)) => {
+                return Err(DeltaError::NotByteAligned {
+                    name,
+                    elements,
+                    dtype: dtype.name(),
+                });
+            }
+        };
+        let data_len_offset = c.pos;
+        let data_len = c.u64(&|| format!("tensor {name:?} data length"), skel)?;
+        c.need(data_len, &|| format!("tensor {name:?} data"))?;
+        let data = TensorData {
+            tensor: self.tensors.len() as u32,
+            raw_len,
+            chunk_size,
+            compression,
+            data_start: c.pos,
+            data_len,
+            data_len_offset,
+        };
+        let first_chunk = self.chunks.len();
+        let stored_total = self.read_chunks(c, skel, &name, &data)?;
+        let consumed = c.pos - data.data_start;
+        if consumed != data_len {
+            return Err(DeltaError::DataLength {
+                name,
+                offset: data_len_offset,
+                declared: data_len,
+                actual: consumed,
+            });
+        }
+        self.names.insert(name.clone(), index);
+        self.tensors.push(TensorEntry {
+            name,
+            dtype,
+            shape,
+            offset,
+            raw_len,
+            stored_len: stored_total,
+            chunks: first_chunk..self.chunks.len(),
+        });
+        Ok(())
+    }
+
+    /// A tensor's name: 1 to 1024 bytes of UTF-8, not seen before.
+    fn read_name(
+        &self,
+        c: &mut Cursor,
+        skel: &mut Vec<u8>,
+        index: u32,
+    ) -> Result<String, DeltaError> {
+        let offset = c.pos;
+        let name_len = c.u32(&|| format!("tensor #{index} name length"), skel)?;
+        if name_len == 0 {
+            return Err(DeltaError::NameLength {
+                index,
+                offset,
+                len: 0,
+                problem: "zero",
+            });
+        }
+        if name_len > MAX_NAME_LEN {
+            return Err(DeltaError::NameLength {
+                index,
+                offset,
+                len: name_len,
+                problem: "over the limit of 1024 bytes",
+            });
+        }
+        let name_bytes = c.take(name_len as u64, &|| format!("tensor #{index} name"), skel)?;
+        let name =
+            String::from_utf8(name_bytes).map_err(|_| DeltaError::NameNotUtf8 { index, offset })?;
+        if let Some(first) = self.names.get(&name) {
+            return Err(DeltaError::DuplicateName {
+                name,
+                offset,
+                first: *first,
+            });
+        }
+        Ok(name)
+    }
+
+    /// Scans the chunks of one tensor's data (lengths checked, payloads skipped); returns
+    /// their stored bytes.
+    fn read_chunks(
+        &mut self,
+        c: &mut Cursor,
+        skel: &mut Vec<u8>,
+        name: &str,
+        t: &TensorData,
+    ) -> Result<u64, DeltaError> {
+        let chunk_size = t.chunk_size as u64;
+        let mut stored_total = 0u64;
+        for k in 0..t.raw_len.div_ceil(chunk_size) {
+            let ch_offset = c.pos;
+            let expected_raw = (t.raw_len - k * chunk_size).min(chunk_size);
+            let raw = c.u32(&|| format!("tensor {name:?} chunk {k} raw length"), skel)?;
+            if raw as u64 != expected_raw {
+                return Err(DeltaError::ChunkRawLength {
+                    name: name.to_string(),
+                    chunk: k,
+                    offset: ch_offset,
+                    raw,
+                    expected: expected_raw,
+                });
+            }
+            let stored = c.u32(&|| format!("tensor {name:?} chunk {k} stored length"), skel)?;
+            let bad_stored = |problem: String| DeltaError::ChunkStoredLength {
+                name: name.to_string(),
+                chunk: k,
+                offset: ch_offset,
+                stored,
+                problem,
+            };
+            if stored > raw {
+                return Err(bad_stored(format!("exceeds its raw length {raw}")));
+            }
+            if t.compression == Compression::None && stored != raw {
+                return Err(bad_stored(format!(
+                    "differs from raw length {raw} in an uncompressed file"
+                )));
+            }
+            if stored == 0 {
+                return Err(bad_stored("is zero".into()));
+            }
+            c.need(stored as u64, &|| format!("tensor {name:?} chunk {k} data"))?;
+            let consumed = c.pos + stored as u64 - t.data_start;
+            if consumed > t.data_len {
+                return Err(DeltaError::DataLength {
+                    name: name.to_string(),
+                    offset: t.data_len_offset,
+                    declared: t.data_len,
+                    actual: consumed,
+                });
+            }
+            self.chunks.push(ChunkRef {
+                tensor: t.tensor,
+                index: k,
+                offset: ch_offset,
+                raw_len: raw,
+                stored_len: stored,
+            });
+            c.pos += stored as u64;
+            self.slots.push(skel.len());
+            skel.extend_from_slice(&[0u8; 32]);
+            stored_total += stored as u64;
+        }
+        Ok(stored_total)
+    }
+}
+
+/// What [`TensorTable::read_chunks`] needs to know of a tensor's data section.
+struct TensorData {
+    tensor: u32,
+    raw_len: u64,
+    chunk_size: u32,
+    compression: Compression,
+    data_start: u64,
+    data_len: u64,
+    data_len_offset: u64,
+}
+
+/// Why a shape has no valid byte length.
+enum RawLenProblem {
+    /// The element count or byte length overflows, or exceeds the tensor size limit.
+    Overflow,
+    /// The elements (this many) do not fill whole bytes.
+    NotByteAligned(u64),
+}
+
+/// The byte length of a tensor of `dtype` and `shape`, within the tensor size limit.
+fn raw_len_of(dtype: Dtype, shape: &[u64]) -> Result<u64, RawLenProblem> {
+    let e = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or(RawLenProblem::Overflow)?;
+    match dtype.byte_len(e) {
+        Some(b) if b <= MAX_TENSOR_BYTES => Ok(b),
+        Some(_) => Err(RawLenProblem::Overflow),
+        None if e.checked_mul(dtype.bits()).is_some() => Err(RawLenProblem::NotByteAligned(e)),
+        None => Err(RawLenProblem::Overflow),
+    }
+}
+
+/// The signature section: an Ed25519 public key and signature, then with `hybrid` an
+/// ML-DSA-87 public key and signature.
+fn read_signature(c: &mut Cursor, hybrid: bool) -> Result<SignatureBlock, DeltaError> {
+    let mut scratch = Vec::new();
+    let what = |part: &'static str| move || format!("signature section ({part})");
+    let pk = c.take(32, &what("Ed25519 public key"), &mut scratch)?;
+    let sig = c.take(64, &what("Ed25519 signature"), &mut scratch)?;
+    let ml = if hybrid {
+        let pk = c.take(
+            keys::MLDSA87_PUBLIC_LEN as u64,
+            &what("ML-DSA-87 public key"),
+            &mut scratch,
+        )?;
+        let sig = c.take(
+            keys::MLDSA87_SIGNATURE_LEN as u64,
+            &what("ML-DSA-87 signature"),
+            &mut scratch,
+        )?;
+        Some((pk, sig))
+    } else {
+        None
+    };
+    let mut ed25519_public = [0u8; 32];
+    ed25519_public.copy_from_slice(&pk);
+    let mut ed25519_signature = [0u8; 64];
+    ed25519_signature.copy_from_slice(&sig);
+    Ok(SignatureBlock {
+        ed25519_public,
+        ed25519_signature,
+        ml_dsa_87: ml,
+    })
+}
+
 impl Delta {
     /// Scans the structure. Reads every byte except chunk payloads, whose extents it checks.
     pub fn scan(src: &dyn Source) -> Result<Delta, DeltaError> {
@@ -277,213 +538,25 @@ impl Delta {
             });
         }
 
-        let mut tensors: Vec<TensorEntry> = Vec::with_capacity(count.min(1024) as usize);
-        let mut names: HashMap<String, u32> = HashMap::new();
-        let mut chunks: Vec<ChunkRef> = Vec::new();
-        let mut slots: Vec<usize> = Vec::new();
-
+        let mut table = TensorTable {
+            tensors: Vec::with_capacity(count.min(1024) as usize),
+            names: HashMap::new(),
+            chunks: Vec::new(),
+            slots: Vec::new(),
+        };
         for index in 0..count {
-            let offset = c.pos;
-            let name_len = c.u32(&|| format!("tensor #{index} name length"), &mut skel)?;
-            if name_len == 0 {
-                return Err(DeltaError::NameLength {
-                    index,
-                    offset,
-                    len: 0,
-                    problem: "zero",
-                });
-            }
-            if name_len > MAX_NAME_LEN {
-                return Err(DeltaError::NameLength {
-                    index,
-                    offset,
-                    len: name_len,
-                    problem: "over the limit of 1024 bytes",
-                });
-            }
-            let name_bytes = c.take(
-                name_len as u64,
-                &|| format!("tensor #{index} name"),
-                &mut skel,
-            )?;
-            let name = String::from_utf8(name_bytes)
-                .map_err(|_| DeltaError::NameNotUtf8 { index, offset })?;
-            if let Some(first) = names.get(&name) {
-                return Err(DeltaError::DuplicateName {
-                    name,
-                    offset,
-                    first: *first,
-                });
-            }
-            let code = c.u8(&|| format!("tensor {name:?} dtype"), &mut skel)?;
-            let dtype = Dtype::from_code(code).ok_or_else(|| DeltaError::UnknownDtype {
-                name: name.clone(),
-                offset,
-                code,
-            })?;
-            let rank = c.u8(&|| format!("tensor {name:?} rank"), &mut skel)?;
-            if rank > MAX_RANK {
-                return Err(DeltaError::RankTooLarge { name, offset, rank });
-            }
-            let mut shape = Vec::with_capacity(rank as usize);
-            for d in 0..rank {
-                shape.push(c.u64(&|| format!("tensor {name:?} shape[{d}]"), &mut skel)?);
-            }
-            let elements = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-            let raw_len = match elements {
-                Some(e) => match dtype.byte_len(e) {
-                    Some(b) if b <= MAX_TENSOR_BYTES => b,
-                    Some(_) => {
-                        return Err(DeltaError::ShapeOverflow {
-                            name,
-                            offset,
-                            shape,
-                        });
-                    }
-                    None if e.checked_mul(dtype.bits()).is_some() => {
-                        return Err(DeltaError::NotByteAligned {
-                            name,
-                            elements: e,
-                            dtype: dtype.name(),
-                        });
-                    }
-                    None => {
-                        return Err(DeltaError::ShapeOverflow {
-                            name,
-                            offset,
-                            shape,
-                        });
-                    }
-                },
-                None => {
-                    return Err(DeltaError::ShapeOverflow {
-                        name,
-                        offset,
-                        shape,
-                    });
-                }
-            };
-            let data_len_offset = c.pos;
-            let data_len = c.u64(&|| format!("tensor {name:?} data length"), &mut skel)?;
-            c.need(data_len, &|| format!("tensor {name:?} data"))?;
-
-            let n_chunks = raw_len.div_ceil(chunk_size as u64);
-            let first_chunk = chunks.len();
-            let tensor_idx = tensors.len() as u32;
-            let data_start = c.pos;
-            let mut stored_total = 0u64;
-            for k in 0..n_chunks {
-                let ch_offset = c.pos;
-                let expected_raw = (raw_len - k * chunk_size as u64).min(chunk_size as u64);
-                let raw = c.u32(
-                    &|| format!("tensor {name:?} chunk {k} raw length"),
-                    &mut skel,
-                )?;
-                if raw as u64 != expected_raw {
-                    return Err(DeltaError::ChunkRawLength {
-                        name,
-                        chunk: k,
-                        offset: ch_offset,
-                        raw,
-                        expected: expected_raw,
-                    });
-                }
-                let stored = c.u32(
-                    &|| format!("tensor {name:?} chunk {k} stored length"),
-                    &mut skel,
-                )?;
-                let bad_stored = |problem: String| DeltaError::ChunkStoredLength {
-                    name: name.clone(),
-                    chunk: k,
-                    offset: ch_offset,
-                    stored,
-                    problem,
-                };
-                if stored > raw {
-                    return Err(bad_stored(format!("exceeds its raw length {raw}")));
-                }
-                if compression == Compression::None && stored != raw {
-                    return Err(bad_stored(format!(
-                        "differs from raw length {raw} in an uncompressed file"
-                    )));
-                }
-                if stored == 0 {
-                    return Err(bad_stored("is zero".into()));
-                }
-                c.need(stored as u64, &|| format!("tensor {name:?} chunk {k} data"))?;
-                let consumed = c.pos + stored as u64 - data_start;
-                if consumed > data_len {
-                    return Err(DeltaError::DataLength {
-                        name,
-                        offset: data_len_offset,
-                        declared: data_len,
-                        actual: consumed,
-                    });
-                }
-                chunks.push(ChunkRef {
-                    tensor: tensor_idx,
-                    index: k,
-                    offset: ch_offset,
-                    raw_len: raw,
-                    stored_len: stored,
-                });
-                c.pos += stored as u64;
-                slots.push(skel.len());
-                skel.extend_from_slice(&[0u8; 32]);
-                stored_total += stored as u64;
-            }
-            let consumed = c.pos - data_start;
-            if consumed != data_len {
-                return Err(DeltaError::DataLength {
-                    name,
-                    offset: data_len_offset,
-                    declared: data_len,
-                    actual: consumed,
-                });
-            }
-            names.insert(name.clone(), index);
-            tensors.push(TensorEntry {
-                name,
-                dtype,
-                shape,
-                offset,
-                raw_len,
-                stored_len: stored_total,
-                chunks: first_chunk..chunks.len(),
-            });
+            table.read_tensor(&mut c, &mut skel, index, chunk_size, compression)?;
         }
+        let TensorTable {
+            tensors,
+            chunks,
+            slots,
+            ..
+        } = table;
 
         let signature_offset = c.pos;
         let signature = if flags & FLAG_SIGNED != 0 {
-            let hybrid = flags & FLAG_HYBRID != 0;
-            let mut scratch = Vec::new();
-            let what = |part: &'static str| move || format!("signature section ({part})");
-            let pk = c.take(32, &what("Ed25519 public key"), &mut scratch)?;
-            let sig = c.take(64, &what("Ed25519 signature"), &mut scratch)?;
-            let ml = if hybrid {
-                let pk = c.take(
-                    keys::MLDSA87_PUBLIC_LEN as u64,
-                    &what("ML-DSA-87 public key"),
-                    &mut scratch,
-                )?;
-                let sig = c.take(
-                    keys::MLDSA87_SIGNATURE_LEN as u64,
-                    &what("ML-DSA-87 signature"),
-                    &mut scratch,
-                )?;
-                Some((pk, sig))
-            } else {
-                None
-            };
-            let mut ed25519_public = [0u8; 32];
-            ed25519_public.copy_from_slice(&pk);
-            let mut ed25519_signature = [0u8; 64];
-            ed25519_signature.copy_from_slice(&sig);
-            Some(SignatureBlock {
-                ed25519_public,
-                ed25519_signature,
-                ml_dsa_87: ml,
-            })
+            Some(read_signature(&mut c, flags & FLAG_HYBRID != 0)?)
         } else {
             None
         };
@@ -540,22 +613,33 @@ impl Delta {
 }
 
 /// Result of processing one chunk: its digest, and the first content error if any.
-type ChunkOutcome = ([u8; 32], Option<DeltaError>);
+pub(super) type ChunkOutcome = ([u8; 32], Option<DeltaError>);
 
 /// Checks a chunk's stored bytes and decodes them into `raw` (raw chunks are copied).
-fn decode_into(
+fn decode_stored(
     delta: &Delta,
     ch: &ChunkRef,
     stored: &[u8],
     raw: &mut Vec<u8>,
 ) -> Option<DeltaError> {
-    let name = || delta.tensors[ch.tensor as usize].name.clone();
     if ch.is_raw() {
         raw.clear();
         raw.extend_from_slice(stored);
         return None;
     }
     raw.resize(ch.raw_len as usize, 0);
+    decode_compressed(delta, ch, stored, raw)
+}
+
+/// Decompresses a compressed chunk's stored bytes into `raw` (`ch.raw_len` bytes long),
+/// checking the decoded size.
+pub(super) fn decode_compressed(
+    delta: &Delta,
+    ch: &ChunkRef,
+    stored: &[u8],
+    raw: &mut [u8],
+) -> Option<DeltaError> {
+    let name = || delta.tensors[ch.tensor as usize].name.clone();
     match lz4_flex::block::decompress_into(stored, raw) {
         Ok(n) if n == ch.raw_len as usize => None,
         Ok(n) => Some(DeltaError::DecompressedSize {
@@ -583,7 +667,11 @@ fn decode_into(
     }
 }
 
-fn read_stored(src: &dyn Source, ch: &ChunkRef, buf: &mut Vec<u8>) -> Result<(), DeltaError> {
+pub(super) fn read_stored(
+    src: &dyn Source,
+    ch: &ChunkRef,
+    buf: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
     buf.resize(ch.stored_len as usize, 0);
     src.read_exact_at(ch.data_offset(), buf)
         .map_err(|source| DeltaError::Io {
@@ -602,12 +690,12 @@ fn process_chunk(
 ) -> Result<ChunkOutcome, DeltaError> {
     read_stored(src, ch, stored)?;
     let digest = crate::core::hash::sha3_256(stored);
-    Ok((digest, decode_into(delta, ch, stored, raw)))
+    Ok((digest, decode_stored(delta, ch, stored, raw)))
 }
 
 /// Consecutive runs of chunks with equal stored length, at most `lanes` long: the units that
 /// multi-buffer SHA3 hashes together.
-fn groups(chunks: &[ChunkRef], lanes: usize) -> Vec<Range<usize>> {
+pub(super) fn groups(chunks: &[ChunkRef], lanes: usize) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < chunks.len() {
@@ -654,10 +742,10 @@ fn process_group(
             )
         } else if keep {
             let mut raw = Vec::new();
-            let e = decode_into(delta, ch, &bufs[i], &mut raw);
+            let e = decode_stored(delta, ch, &bufs[i], &mut raw);
             (e, raw)
         } else {
-            (decode_into(delta, ch, &bufs[i], scratch), Vec::new())
+            (decode_stored(delta, ch, &bufs[i], scratch), Vec::new())
         };
         out.push(((digests[i], err), data));
     }
@@ -848,7 +936,7 @@ fn check_signature_and_policy(
     Ok((signer, label, trusted))
 }
 
-fn finish(
+pub(super) fn finish(
     delta: Delta,
     digests: &[[u8; 32]],
     content_err: Option<DeltaError>,

@@ -35,6 +35,20 @@ fn err_of(bytes: &[u8]) -> DeltaError {
     read_bytes(bytes, &VerifyOptions::default()).expect_err("must fail")
 }
 
+/// Scans, then decodes every tensor into fresh buffers through [`decode_into`].
+fn decode_all(bytes: &[u8]) -> Result<(VerifyReport, Vec<Vec<u8>>), DeltaError> {
+    let src = bytes;
+    let delta = Delta::scan(&src)?;
+    let mut bufs: Vec<Vec<u8>> = delta
+        .tensors
+        .iter()
+        .map(|t| vec![0u8; t.raw_len as usize])
+        .collect();
+    let mut dests: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let report = decode_into(&src, delta, &VerifyOptions::default(), &mut dests)?;
+    Ok((report, bufs))
+}
+
 fn kind_of(raw: &RawDelta) -> &'static str {
     err_of(&raw.encode()).kind()
 }
@@ -210,7 +224,48 @@ fn every_truncation_is_an_error_never_a_panic() {
     for n in 0..full.len() {
         let e = err_of(&full[..n]);
         assert_eq!(e.class(), ErrorClass::Malformed, "cut at {n}: {e}");
+        assert!(decode_all(&full[..n]).is_err(), "cut at {n}");
     }
+}
+
+#[test]
+fn decode_into_matches_verify_and_fills_every_byte() {
+    let mut r = base();
+    // A second tensor with an incompressible (stored raw) chunk next to the compressed ones.
+    let noise: Vec<u8> = (0..600u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    r.tensors
+        .push(RawTensor::new("n", Dtype::U8, &[600], &noise, 256, true));
+    r.sign(&signer_a());
+    let bytes = r.encode();
+    let want = read_bytes(&bytes, &VerifyOptions::default()).unwrap();
+    assert!(want.delta.chunks.iter().any(|c| c.is_raw()));
+    assert!(want.delta.chunks.iter().any(|c| !c.is_raw()));
+    let (got, bufs) = decode_all(&bytes).unwrap();
+    assert_eq!(got.digest, want.digest);
+    assert_eq!(
+        got.signer.map(|s| s.worker_id()),
+        want.signer.map(|s| s.worker_id())
+    );
+    assert_eq!(bufs, vec![vec![7u8; 400], noise]);
+}
+
+#[test]
+fn decode_into_refuses_wrong_destinations() {
+    let bytes = base().encode();
+    let src = bytes.as_slice();
+    let opts = VerifyOptions::default();
+    let mut short = vec![0u8; 399];
+    let mut dests = [short.as_mut_slice()];
+    let e = decode_into(&src, Delta::scan(&src).unwrap(), &opts, &mut dests).unwrap_err();
+    assert!(e.to_string().contains("399 bytes"), "{e}");
+    let e = decode_into(&src, Delta::scan(&src).unwrap(), &opts, &mut []).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("0 destination buffers for 1 tensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -222,10 +277,10 @@ fn every_single_bit_flip_is_detected() {
         for bit in [0u8, 3, 7] {
             let mut b = full.clone();
             b[i] ^= 1 << bit;
-            assert!(
-                read_bytes(&b, &VerifyOptions::default()).is_err(),
-                "flip of bit {bit} at {i} went unnoticed"
-            );
+            let e = read_bytes(&b, &VerifyOptions::default())
+                .expect_err(&format!("flip of bit {bit} at {i} went unnoticed"));
+            let d = decode_all(&b).expect_err("decode_into must refuse what verify refuses");
+            assert_eq!(d.kind(), e.kind(), "flip of bit {bit} at {i}");
         }
     }
 }
@@ -319,6 +374,9 @@ proptest! {
         prop_assert_eq!(rep.delta.tensors.len(), inputs.len());
         let mut st = Vec::new();
         unpack_to_safetensors(&bytes.as_slice(), &VerifyOptions::default(), &mut st, &|_| {}).unwrap();
+        let (direct, bufs) = decode_all(&bytes).unwrap();
+        prop_assert_eq!(direct.digest, rep.digest);
+        prop_assert_eq!(&bufs, &datas);
         let parsed = safetensors::SafeTensors::deserialize(&st).unwrap();
         for ((n, d, s), b) in specs.iter().zip(&datas) {
             let v = parsed.tensor(n).unwrap();

@@ -309,27 +309,60 @@ fn case(file: &str, description: &str, class: Option<&str>) -> Case {
     }
 }
 
+/// The three test signers: trusted Ed25519, trusted hybrid, untrusted.
+struct Signers {
+    a: Identity,
+    b: Identity,
+    c: Identity,
+}
+
+/// The valid vectors that invalid ones are made from.
+struct Originals {
+    unsigned: RawDelta,
+    signed: RawDelta,
+    signed_bytes: Vec<u8>,
+    hybrid: RawDelta,
+    hybrid_bytes: Vec<u8>,
+}
+
+fn push(vs: &mut Vec<Vector>, file: &str, raw: Vec<u8>, cases: Vec<Case>) {
+    vs.push(Vector {
+        file: file.into(),
+        bytes: raw,
+        cases,
+    });
+}
+
+/// A case checked against the trusted keys file.
+fn trusted(mut k: Case) -> Case {
+    k.trusted_keys = Some(TRUSTED_FILE.into());
+    k
+}
+
 /// Every vector file, the trusted keys file and the manifest, as (file name, bytes).
 pub fn generate() -> Vec<(String, Vec<u8>)> {
-    let a = signer_a();
-    let b = signer_b_hybrid();
-    let c = signer_c_untrusted();
+    let signers = Signers {
+        a: signer_a(),
+        b: signer_b_hybrid(),
+        c: signer_c_untrusted(),
+    };
     let mut vs: Vec<Vector> = Vec::new();
-    let mut push = |file: &str, raw: Vec<u8>, cases: Vec<Case>| {
-        vs.push(Vector {
-            file: file.into(),
-            bytes: raw,
-            cases,
-        });
-    };
-    let trusted = |mut k: Case| {
-        k.trusted_keys = Some(TRUSTED_FILE.into());
-        k
-    };
+    let originals = signed_vectors(&mut vs, &signers);
+    layout_vectors(&mut vs);
+    chunk_and_adapter_vectors(&mut vs);
+    header_vectors(&mut vs);
+    content_vectors(&mut vs, &signers, &originals);
+    truncation_vectors(&mut vs, &originals);
+    structure_vectors(&mut vs, &signers);
+    outputs(vs, &signers)
+}
 
-    // ---- valid ----
+/// The valid vectors: unsigned, Ed25519-signed and hybrid-signed.
+fn signed_vectors(vs: &mut Vec<Vector>, s: &Signers) -> Originals {
+    let (a, b) = (&s.a, &s.b);
     let unsigned = base("worker-a", 1);
     push(
+        vs,
         "valid-unsigned.delta",
         unsigned.encode(),
         vec![
@@ -347,9 +380,10 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     );
 
     let mut signed = base(&a.public().worker_id(), 7);
-    signed.sign(&a);
+    signed.sign(a);
     let signed_bytes = signed.encode();
     push(
+        vs,
         "valid-ed25519.delta",
         signed_bytes.clone(),
         vec![
@@ -380,9 +414,10 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     );
 
     let mut hybrid = base(&b.public().worker_id(), 3);
-    hybrid.sign(&b);
+    hybrid.sign(b);
     let hybrid_bytes = hybrid.encode();
     push(
+        vs,
         "valid-hybrid.delta",
         hybrid_bytes.clone(),
         vec![trusted(case(
@@ -392,10 +427,23 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         ))],
     );
 
+    Originals {
+        unsigned,
+        signed,
+        signed_bytes,
+        hybrid,
+        hybrid_bytes,
+    }
+}
+
+/// The valid vectors of each layout feature: no compression, every dtype, empty and scalar
+/// tensors.
+fn layout_vectors(vs: &mut Vec<Vector>) {
     let mut raw0 = base("worker-a", 2);
     raw0.compression = Compression::None.code();
     raw0.tensors = lora_tensors(DEFAULT_CHUNK_SIZE, false);
     push(
+        vs,
         "valid-uncompressed.delta",
         raw0.encode(),
         vec![case(
@@ -427,6 +475,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     push(
+        vs,
         "valid-all-dtypes.delta",
         all.encode(),
         vec![case(
@@ -449,6 +498,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         ),
     ];
     push(
+        vs,
         "valid-empty-tensor.delta",
         empty.encode(),
         vec![case(
@@ -457,7 +507,10 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             None,
         )],
     );
+}
 
+/// The valid vectors of a tensor in several chunks and of a PEFT adapter config.
+fn chunk_and_adapter_vectors(vs: &mut Vec<Vector>) {
     let mut multi = base("worker-a", 6);
     multi.chunk_size = 256;
     // Half compressible, half random: both LZ4 and raw chunks, and a partial last chunk.
@@ -472,6 +525,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         true,
     )];
     push(
+        vs,
         "valid-multi-chunk.delta",
         multi.encode(),
         vec![case(
@@ -502,6 +556,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         true,
     )];
     push(
+        vs,
         "valid-peft.delta",
         peft.encode(),
         vec![case(
@@ -510,11 +565,14 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             None,
         )],
     );
+}
 
-    // ---- invalid: header ----
+/// Invalid vectors: a bad field in the header.
+fn header_vectors(vs: &mut Vec<Vector>) {
     let mut x = base("worker-a", 1);
     x.magic = b"DELTB".to_vec();
     push(
+        vs,
         "bad-magic.delta",
         x.encode(),
         vec![case("bad-magic.delta", "magic is DELTB", Some("malformed"))],
@@ -523,6 +581,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.version = 2;
     push(
+        vs,
         "unknown-version.delta",
         x.encode(),
         vec![case(
@@ -535,6 +594,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.compression = 7;
     push(
+        vs,
         "unknown-compression.delta",
         x.encode(),
         vec![case(
@@ -547,6 +607,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.flags = 0x04;
     push(
+        vs,
         "unknown-flag.delta",
         x.encode(),
         vec![case(
@@ -559,6 +620,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.flags = FLAG_HYBRID;
     push(
+        vs,
         "hybrid-without-signed.delta",
         x.encode(),
         vec![case(
@@ -571,6 +633,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.tensors[0].dtype = 200;
     push(
+        vs,
         "unknown-dtype.delta",
         x.encode(),
         vec![case(
@@ -579,8 +642,18 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             Some("unsupported"),
         )],
     );
+}
 
-    // ---- invalid: content ----
+/// Invalid vectors: a well-formed header over bad content (chunks, signatures, policy).
+fn content_vectors(vs: &mut Vec<Vector>, s: &Signers, o: &Originals) {
+    let (a, c) = (&s.a, &s.c);
+    let Originals {
+        signed,
+        signed_bytes,
+        hybrid,
+        hybrid_bytes,
+        ..
+    } = o;
     let mut x = base("worker-a", 1);
     x.compression = 0;
     x.tensors = lora_tensors(DEFAULT_CHUNK_SIZE, false);
@@ -589,6 +662,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let pos = good.len() - 100; // inside the last tensor's raw data
     flipped[pos] ^= 0x01;
     push(
+        vs,
         "checksum-flipped-bit.delta",
         flipped,
         vec![case(
@@ -602,6 +676,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let n = bad_sig.len();
     bad_sig[n - 1] ^= 0x80; // last byte of the Ed25519 signature
     push(
+        vs,
         "bad-signature.delta",
         bad_sig,
         vec![case(
@@ -615,6 +690,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let n = bad_pq.len();
     bad_pq[n - 10] ^= 0x01;
     push(
+        vs,
         "bad-signature-mldsa.delta",
         bad_pq,
         vec![case(
@@ -627,6 +703,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut tampered = signed.clone();
     tampered.metadata = meta(&a.public().worker_id(), 700).to_json().expect("valid");
     push(
+        vs,
         "tampered-metadata.delta",
         tampered.encode(),
         vec![case(
@@ -640,6 +717,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     stripped.flags = 0;
     stripped.signature.clear();
     push(
+        vs,
         "stripped-signature.delta",
         stripped.encode(),
         vec![trusted(case(
@@ -653,6 +731,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     downgrade.flags = FLAG_SIGNED;
     downgrade.signature.truncate(96);
     push(
+        vs,
         "hybrid-downgrade.delta",
         downgrade.encode(),
         vec![case(
@@ -663,8 +742,9 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     );
 
     let mut untrusted = base(&c.public().worker_id(), 1);
-    untrusted.sign(&c);
+    untrusted.sign(c);
     push(
+        vs,
         "untrusted-signer.delta",
         untrusted.encode(),
         vec![
@@ -680,10 +760,14 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             )),
         ],
     );
+}
 
-    // ---- invalid: truncation ----
+/// Invalid vectors: truncated files, trailing bytes and lengths past the end or a limit.
+fn truncation_vectors(vs: &mut Vec<Vector>, o: &Originals) {
+    let unsigned = &o.unsigned;
     let whole = unsigned.encode();
     push(
+        vs,
         "truncated-header.delta",
         whole[..12].to_vec(),
         vec![case(
@@ -693,6 +777,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         )],
     );
     push(
+        vs,
         "truncated-metadata.delta",
         whole[..24 + 4 + 10].to_vec(),
         vec![case(
@@ -702,6 +787,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         )],
     );
     push(
+        vs,
         "truncated-tensor.delta",
         whole[..whole.len() - 50].to_vec(),
         vec![case(
@@ -714,6 +800,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.trailing = b"junk".to_vec();
     push(
+        vs,
         "trailing-bytes.delta",
         x.encode(),
         vec![case(
@@ -726,6 +813,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.tensors[1].name_len = Some(1000);
     push(
+        vs,
         "name-length-past-end.delta",
         x.encode(),
         vec![case(
@@ -739,6 +827,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     x.tensors[0].rank = Some(9);
     x.tensors[0].shape = vec![1; 9];
     push(
+        vs,
         "rank-over-limit.delta",
         x.encode(),
         vec![case(
@@ -751,6 +840,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.tensors[0].shape = vec![u64::MAX / 2, 4];
     push(
+        vs,
         "shape-overflow.delta",
         x.encode(),
         vec![case(
@@ -759,12 +849,18 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             Some("malformed"),
         )],
     );
+}
 
+/// Invalid vectors: chunks and names that break the format, and a policy refusal of a valid
+/// file (a stale sequence number).
+fn structure_vectors(vs: &mut Vec<Vector>, s: &Signers) {
+    let a = &s.a;
     let mut x = base("worker-a", 1);
     // The last chunk declares 512 stored bytes, but the file ends 400 bytes later.
     let payload = x.tensors[1].chunks[0].2.clone();
     x.tensors[1].chunks[0] = (512, 512, payload[..400].to_vec());
     push(
+        vs,
         "chunk-length-past-end.delta",
         x.encode(),
         vec![case(
@@ -787,6 +883,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         chunks: vec![(512, short.len() as u32, short)],
     }];
     push(
+        vs,
         "decompressed-size-mismatch.delta",
         x.encode(),
         vec![case(
@@ -799,6 +896,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.tensors[1].name = x.tensors[0].name.clone();
     push(
+        vs,
         "duplicate-names.delta",
         x.encode(),
         vec![case(
@@ -811,6 +909,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.tensors[0].name = vec![b'l', 0xff, 0xfe, b'a'];
     push(
+        vs,
         "non-utf8-name.delta",
         x.encode(),
         vec![case(
@@ -825,6 +924,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         br#"{"timestamp":"2024-01-01T00:00:00Z","epoch":1,"seq":1,"worker_id":"w","colour":"red"}"#
             .to_vec();
     push(
+        vs,
         "unknown-metadata-field.delta",
         x.encode(),
         vec![case(
@@ -837,6 +937,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     let mut x = base("worker-a", 1);
     x.chunk_size = 1000;
     push(
+        vs,
         "bad-chunk-size.delta",
         x.encode(),
         vec![case(
@@ -848,8 +949,9 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
 
     // Stale sequence number: valid file, policy says otherwise (replay of an old delta).
     let mut old = base(&a.public().worker_id(), 2);
-    old.sign(&a);
+    old.sign(a);
     push(
+        vs,
         "stale-seq.delta",
         old.encode(),
         vec![{
@@ -862,8 +964,12 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             k
         }],
     );
+}
 
-    // ---- outputs ----
+/// The vector files with each case's outcome recorded in the manifest, the trusted keys file
+/// and the manifest.
+fn outputs(vs: Vec<Vector>, s: &Signers) -> Vec<(String, Vec<u8>)> {
+    let (a, b) = (&s.a, &s.b);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut cases = Vec::new();
     for v in vs {

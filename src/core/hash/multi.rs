@@ -109,7 +109,7 @@ mod x86 {
     use super::{RATE, RC, RHO, final_block};
 
     pub fn lanes() -> usize {
-        if std::env::var_os("GYM_NO_SIMD").is_some() {
+        if !crate::core::cpu::simd_allowed() {
             return 1;
         }
         if is_x86_feature_detected!("avx512f") {

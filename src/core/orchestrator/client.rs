@@ -1,6 +1,7 @@
 //! The orchestrator's API from the worker's and operator's side (blocking reqwest), every
 //! request to a worker endpoint signed as `auth` describes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -56,9 +57,11 @@ impl Classify for ClientError {
     }
 }
 
-/// A connection to one orchestrator.
+/// A connection to an orchestrator: one URL, or several (an active one and its standbys,
+/// `URL1,URL2`); a request that finds one dead (or a standby, 503) is sent to the next.
 pub struct Client {
-    base: String,
+    bases: Vec<String>,
+    current: AtomicUsize,
     http: reqwest::blocking::Client,
     job_id: String,
     /// How long to keep retrying a request the orchestrator does not answer (a restart).
@@ -75,8 +78,20 @@ impl Client {
                 url: base.into(),
                 reason: e.to_string(),
             })?;
+        let bases: Vec<String> = base
+            .split(',')
+            .map(|b| b.trim().trim_end_matches('/').to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if bases.is_empty() {
+            return Err(ClientError::Network {
+                url: base.into(),
+                reason: "no orchestrator URL given".into(),
+            });
+        }
         let mut c = Client {
-            base: base.trim_end_matches('/').to_string(),
+            bases,
+            current: AtomicUsize::new(0),
             http,
             job_id: String::new(),
             patience: Duration::ZERO,
@@ -90,27 +105,40 @@ impl Client {
         &self.job_id
     }
 
-    /// Sends the request `build` makes, again and again while the orchestrator cannot be
-    /// reached, for up to `patience` (a signed request is signed afresh each time).
+    /// Sends the request `build` makes, again and again while no orchestrator can be reached,
+    /// for up to `patience` (a signed request is signed afresh each time). A dead URL, or a
+    /// standby's 503, moves on to the next URL; each URL is tried before giving up.
     fn send(
         &self,
         path: &str,
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
     ) -> Result<reqwest::blocking::Response, ClientError> {
         let start = std::time::Instant::now();
+        let mut tried = 0usize;
         loop {
-            match build().send() {
+            let failed = match build().send() {
+                Ok(r) if r.status().as_u16() == 503 && self.bases.len() > 1 => Ok(r),
                 Ok(r) => return Ok(r),
-                Err(e) if (e.is_connect() || e.is_timeout()) && start.elapsed() < self.patience => {
-                    std::thread::sleep(Duration::from_millis(250));
-                }
+                // a reset mid-request (the orchestrator was killed) is retried too: every
+                // request is signed afresh, and one the orchestrator already handled is
+                // answered `duplicate`, which the worker accepts
+                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => Err(e),
                 Err(e) => return Err(self.net(path, e)),
+            };
+            self.current.fetch_add(1, Ordering::Relaxed);
+            tried += 1;
+            if tried.is_multiple_of(self.bases.len()) {
+                if start.elapsed() >= self.patience {
+                    return failed.map_err(|e| self.net(path, e));
+                }
+                std::thread::sleep(Duration::from_millis(250));
             }
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        let i = self.current.load(Ordering::Relaxed) % self.bases.len();
+        format!("{}{path}", self.bases[i])
     }
 
     fn net(&self, path: &str, e: reqwest::Error) -> ClientError {
@@ -249,6 +277,23 @@ impl Client {
 
     pub fn result(&self, key: &Identity, b: &ResultBody) -> Result<serde_json::Value, ClientError> {
         self.post(key, "/v1/result", b)
+    }
+
+    /// `POST /v1/validator`: the round as a validator sees it.
+    pub fn validator_poll(
+        &self,
+        key: &Identity,
+    ) -> Result<super::validator_api::ValidatorView, ClientError> {
+        self.post(key, "/v1/validator", &serde_json::json!({}))
+    }
+
+    /// `POST /v1/verdict`: a signed report on one delta of the round.
+    pub fn verdict(
+        &self,
+        key: &Identity,
+        b: &super::validator_api::VerdictBody,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(key, "/v1/verdict", b)
     }
 
     pub fn stop(&self, key: &Identity) -> Result<serde_json::Value, ClientError> {

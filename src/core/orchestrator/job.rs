@@ -120,6 +120,47 @@ pub struct PublishTargets {
     pub ipfs: Option<String>,
 }
 
+/// The validators' admission rule (`[validation]`): a delta enters its round's ring only with
+/// `quorum` `pass` verdicts from the roster's validators (docs/validation.md, "Admission").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validation {
+    /// Pass verdicts needed to admit a delta: at least 2 and more than half of the roster's
+    /// validators, so one validator can neither admit a delta alone nor outvote the others.
+    pub quorum: usize,
+    /// Seconds from the last report to the admission decision; deltas without a quorum of
+    /// `pass` verdicts by then are refused.
+    #[serde(default = "default_validate_timeout")]
+    pub timeout: f64,
+    /// Cap on the tokens a delta may claim as its averaging weight (`compute.tokens` of the
+    /// signed delta, capped at this); default 2^32.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// A delta fails when the held-out loss with it is worse by more than this (nats/token).
+    #[serde(default)]
+    pub tolerance: f64,
+    /// Model size in parameters, for the epoch reward estimate's FLOPs cap (unset: epoch
+    /// folders are written without an estimate).
+    #[serde(default)]
+    pub model_params: Option<u64>,
+}
+
+fn default_validate_timeout() -> f64 {
+    300.0
+}
+
+impl Validation {
+    /// The averaging weight of a delta whose signed compute record claims `tokens`.
+    pub fn weight(&self, tokens: u64) -> u64 {
+        tokens
+            .min(
+                self.max_tokens
+                    .unwrap_or(crate::core::ring::fixed::MAX_WEIGHT),
+            )
+            .max(1)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JobToml {
@@ -144,6 +185,8 @@ struct JobToml {
     workers: Vec<RosterEntry>,
     #[serde(default)]
     publish: PublishTargets,
+    #[serde(default)]
+    validation: Option<Validation>,
 }
 
 fn one() -> u64 {
@@ -175,6 +218,8 @@ pub struct JobSpec {
     pub train: TrainConfig,
     pub roster: Vec<RosterEntry>,
     pub publish: PublishTargets,
+    /// The validators' admission rule; None: deltas go to the ring unvalidated.
+    pub validation: Option<Validation>,
     /// SHA3-256 of the job file's bytes: the job's identity in signed requests and the log.
     pub job_id: String,
 }
@@ -207,6 +252,7 @@ impl JobSpec {
         };
         check_ranges(&raw).map_err(|(k, r)| invalid(k, r))?;
         check_roster(&raw.workers).map_err(|(k, r)| invalid(&k, r))?;
+        check_validation(&raw).map_err(|(k, r)| invalid(k, r))?;
         let train_table = raw.train.clone().unwrap_or_default();
         let train_toml = toml::to_string(&train_table).expect("a TOML table serialises");
         let train = train_config(&train_toml, path).map_err(|source| JobError::Train {
@@ -226,6 +272,7 @@ impl JobSpec {
             train,
             roster: raw.workers,
             publish: raw.publish,
+            validation: raw.validation,
             job_id: hex::encode(crate::core::hash::sha3_256(text.as_bytes())),
         })
     }
@@ -237,6 +284,15 @@ impl JobSpec {
 
     pub fn roster_entry(&self, worker: &str) -> Option<&RosterEntry> {
         self.roster.iter().find(|r| r.id == worker)
+    }
+
+    /// The ids of the roster's validators.
+    pub fn validators(&self) -> Vec<String> {
+        self.roster
+            .iter()
+            .filter(|r| r.role == Role::Validator)
+            .map(|r| r.id.clone())
+            .collect()
     }
 }
 
@@ -323,6 +379,43 @@ fn check_ranges(j: &JobToml) -> Result<(), (&'static str, String)> {
         if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
             return Err((k, format!("{v} is not a number of seconds in (0, 86400]")));
         }
+    }
+    Ok(())
+}
+
+fn check_validation(j: &JobToml) -> Result<(), (&'static str, String)> {
+    let Some(v) = &j.validation else {
+        return Ok(());
+    };
+    let n = j
+        .workers
+        .iter()
+        .filter(|w| w.role == Role::Validator)
+        .count();
+    if v.quorum < 2 || v.quorum > n || v.quorum * 2 <= n {
+        return Err((
+            "validation.quorum",
+            format!(
+                "{} with {n} validator(s) on the roster: a quorum is at least 2, at most the \
+                 validators, and more than half of them (role = \"validator\")",
+                v.quorum
+            ),
+        ));
+    }
+    if !(v.timeout.is_finite() && v.timeout > 0.0 && v.timeout <= 86_400.0) {
+        return Err((
+            "validation.timeout",
+            format!("{} is not a number of seconds in (0, 86400]", v.timeout),
+        ));
+    }
+    if v.max_tokens == Some(0) {
+        return Err(("validation.max_tokens", "must be at least 1".into()));
+    }
+    if !(v.tolerance.is_finite() && v.tolerance >= 0.0) {
+        return Err((
+            "validation.tolerance",
+            format!("{} is not a finite number ≥ 0", v.tolerance),
+        ));
     }
     Ok(())
 }

@@ -79,6 +79,23 @@ pub enum Decision {
     Stop,
     /// Every round of every epoch is accepted.
     Finish,
+    /// The round's reports go to the validators before any ring (`[validation]`).
+    Validate { round: u64 },
+    /// A validator's signed verdict on a reported delta (`report`: its `gym-eval-report/1`).
+    Verdict {
+        round: u64,
+        validator: String,
+        subject: String,
+        object: String,
+        pass: bool,
+        report: String,
+    },
+    /// Which deltas enter the round's ring (a quorum of `pass` verdicts) and which do not.
+    Admission {
+        round: u64,
+        admitted: Vec<String>,
+        refused: Vec<RefusedDelta>,
+    },
 }
 
 /// Floats in the log as decimal strings: Rust's `f64` formatting and parsing round-trip
@@ -126,6 +143,8 @@ pub enum Input {
     },
     Stop,
     Tick,
+    /// A validator's signed verdict (checked by the driver: signature, signer, digest).
+    Verdict(VerdictInput),
 }
 
 /// Why an input was refused (it changed nothing).
@@ -212,6 +231,7 @@ pub enum Phase {
     Training(Training),
     Ring(Ringing),
     Finished(Finished),
+    Validating(Validating),
 }
 
 impl Phase {
@@ -222,6 +242,7 @@ impl Phase {
             Phase::Ring(_) => "ring",
             Phase::Finished(f) if f.stopped => "stopped",
             Phase::Finished(_) => "finished",
+            Phase::Validating(_) => "validating",
         }
     }
 }
@@ -260,6 +281,8 @@ pub struct Rules {
     pub join_ms: u64,
     pub train_ms: u64,
     pub ring_ms: u64,
+    /// The validators' admission rule (None: no validation).
+    pub validation: Option<AdmissionRule>,
 }
 
 impl Rules {
@@ -276,6 +299,7 @@ impl Rules {
             join_ms: ms(job.timeouts.join),
             train_ms: ms(job.timeouts.train),
             ring_ms: ms(job.timeouts.ring),
+            validation: AdmissionRule::from_job(job),
         }
     }
 
@@ -429,6 +453,7 @@ impl Machine {
             Input::Stop if self.finished() => Err(Refusal::Finished),
             Input::Stop => Ok(Some(Decision::Stop)),
             Input::Tick => Ok(None),
+            Input::Verdict(v) => self.decide_verdict(v),
         }
     }
 
@@ -443,6 +468,11 @@ impl Machine {
         }
         if self.finished() {
             return Err(Refusal::Finished);
+        }
+        if self.is_validator(&worker) {
+            return Err(Refusal::Invalid(format!(
+                "{worker} is a validator of the job: it validates (POST /v1/validator), it does not train"
+            )));
         }
         if ring_addr.is_empty() || ring_addr.len() > 255 {
             return Err(Refusal::Invalid("ring_addr must be 1 to 255 bytes".into()));
@@ -486,6 +516,7 @@ impl Machine {
             Phase::Waiting(w) => format!("none: waiting to start round {}", w.round),
             Phase::Training(t) => format!("{} (training)", t.round),
             Phase::Ring(r) => format!("{} (ring)", r.round),
+            Phase::Validating(v) => format!("{} (validating)", v.round),
             Phase::Finished(_) => return Refusal::Finished,
         };
         Refusal::WrongRound {
@@ -513,9 +544,10 @@ impl Machine {
     fn next_decision(&self, now: u64) -> Option<Decision> {
         match &self.phase {
             Phase::Waiting(w) => self.next_waiting(w),
-            Phase::Training(t) => self.next_training(t, now),
+            Phase::Training(t) => self.after_training(t, now),
             Phase::Ring(r) => self.next_ring(r, now),
             Phase::Finished(_) => None,
+            Phase::Validating(v) => self.next_validating(v, now),
         }
     }
 
@@ -703,11 +735,10 @@ impl Machine {
                 rings,
                 leaders,
             } => {
-                if let Phase::Training(t) = &mut self.phase {
-                    let reports = std::mem::take(&mut t.reports);
+                if let Some((base, reports)) = self.take_reports() {
                     self.phase = Phase::Ring(Ringing {
                         round: *round,
-                        base: t.base.clone(),
+                        base,
                         reports,
                         rings: rings.clone(),
                         leaders: leaders.clone(),
@@ -746,6 +777,9 @@ impl Machine {
             }),
             Decision::Stop => self.phase = Phase::Finished(Finished { stopped: true }),
             Decision::Finish => self.phase = Phase::Finished(Finished { stopped: false }),
+            Decision::Validate { .. } | Decision::Verdict { .. } | Decision::Admission { .. } => {
+                self.apply_validation(d, at)
+            }
         }
     }
 
@@ -770,6 +804,10 @@ impl Machine {
         });
     }
 }
+
+#[path = "admission.rs"]
+mod admission;
+pub use admission::{AdmissionRule, RefusedDelta, Validating, VerdictInput};
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]

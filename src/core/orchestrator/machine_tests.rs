@@ -16,6 +16,7 @@ fn rules_min(n: usize, redundancy: usize, min_workers: usize) -> Rules {
         join_ms: 1000,
         train_ms: 1000,
         ring_ms: 1000,
+        validation: None,
     }
 }
 
@@ -353,3 +354,6 @@ fn a_flat_topology_entry_reads_as_before() {
     let d: Decision = serde_json::from_str(old).unwrap();
     assert_eq!(serde_json::to_string(&d).unwrap(), old);
 }
+
+#[path = "admission_tests.rs"]
+mod admission_tests;

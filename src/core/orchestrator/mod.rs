@@ -12,17 +12,23 @@
 //! is handled on a copy of the machine, the decisions are appended to the log, and only then
 //! does the copy replace the state; a refused input or a failed write changes nothing.
 
+pub mod attack;
 pub mod auth;
 pub mod checkpoint;
 pub mod client;
 pub mod demo;
+pub mod epoch;
+pub mod failover;
 pub mod job;
 pub mod log;
 pub mod machine;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod store_redis;
 pub mod topology;
+pub mod validator;
+pub mod validator_api;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +100,8 @@ pub struct GspoOrchestrator {
     next_seq: u64,
     /// Where checkpoints are written (the job's folder).
     pub folder: PathBuf,
+    /// Renews the lease on a shared store (None: the store has no lease).
+    lease: Option<failover::LeaseKeeper>,
 }
 
 impl GspoOrchestrator {
@@ -116,7 +124,22 @@ impl GspoOrchestrator {
             prev,
             next_seq: entries.len() as u64,
             folder: folder.to_path_buf(),
+            lease: None,
         })
+    }
+
+    /// The store holds this orchestrator's lease (its TTL `ttl`): [`Self::keep_lease`]
+    /// renews it on time.
+    pub fn hold_lease(&mut self, ttl: std::time::Duration) {
+        self.lease = Some(failover::LeaseKeeper::new(ttl, now_ms()));
+    }
+
+    /// Renews the lease when due; an error once another orchestrator has taken it.
+    pub fn keep_lease(&mut self, now: u64) -> Result<(), OrchError> {
+        match &mut self.lease {
+            Some(k) => Ok(k.keep(&mut *self.store, now)?),
+            None => Ok(()),
+        }
     }
 
     pub fn machine(&self) -> &Machine {
@@ -185,8 +208,46 @@ impl GspoOrchestrator {
                 },
                 now,
             )?);
+            self.write_epoch(epoch)?;
         }
         Ok(out)
+    }
+
+    /// An Ed25519 signature (base64) by the orchestrator's key over a digest.
+    pub fn sign_digest(&self, digest: &[u8; 32]) -> String {
+        crate::core::keys::b64(&self.key.sign_ed25519(digest))
+    }
+
+    /// Validated jobs: the epoch folder and its signed reward estimate (docs/rewards.md §7).
+    /// An estimate that cannot be made is recorded in `estimate.json` as `{"error": …}`.
+    fn write_epoch(&self, epoch_no: u64) -> Result<(), OrchError> {
+        let Some(v) = &self.job.validation else {
+            return Ok(());
+        };
+        let dir = epoch::write(self, epoch_no)?;
+        let Some(params) = v.model_params else {
+            return Ok(());
+        };
+        if let Err(e) = epoch::estimate_folder(self, &dir, epoch_no, params) {
+            let p = dir.join("estimate.json");
+            let body = json!({"error": e.to_string()}).to_string();
+            std::fs::write(&p, body).map_err(|e| OrchError::Io(format!("{}: {e}", p.display())))?;
+        }
+        Ok(())
+    }
+
+    /// The epoch folders written so far, with their estimates.
+    fn epochs_status(&self) -> Vec<serde_json::Value> {
+        (0..self.job.epochs)
+            .map(|e| (e, epoch::folder(self, e)))
+            .filter(|(_, d)| d.is_dir())
+            .map(|(e, d)| {
+                let est = std::fs::read(d.join("estimate.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+                json!({"epoch": e, "folder": d.display().to_string(), "estimate": est})
+            })
+            .collect()
     }
 
     /// The ring number used on the wire for the current ring phase: unique across retries.
@@ -202,6 +263,7 @@ impl GspoOrchestrator {
             Phase::Training(t) => (t.round, t.members.iter().cloned().collect()),
             Phase::Ring(r) => (r.round, r.rings.concat()),
             Phase::Finished(_) => (m.rules.total_rounds(), vec![]),
+            Phase::Validating(v) => (v.round, vec![]),
         };
         let workers: Vec<serde_json::Value> = self
             .job
@@ -239,6 +301,7 @@ impl GspoOrchestrator {
             "workers": workers,
             "rounds": m.accepted,
             "published": m.published,
+            "epoch_folders": self.epochs_status(),
         })
     }
 }
@@ -259,6 +322,28 @@ pub fn start_job(
     key: Identity,
     store_url: Option<&str>,
 ) -> Result<GspoOrchestrator, OrchError> {
+    let (job, folder, url) = open_job(job_path, store_url)?;
+    let mut store = store::open_for(&url, &job.job_id)?;
+    let lease = failover::LeaseOptions {
+        holder: format!("pid {}", std::process::id()),
+        ttl: std::time::Duration::from_secs(5),
+    };
+    if store.shared() {
+        failover::acquire(&mut *store, &lease, lease.ttl)?;
+    }
+    let mut orch = GspoOrchestrator::new(job, key, store, &folder)?;
+    if orch.store().shared() {
+        orch.hold_lease(lease.ttl);
+    }
+    Ok(orch)
+}
+
+/// Loads a job file and makes its folder (`<job folder>/<name>.orch`); returns the job, the
+/// folder and the store URL (`store_url`, or the SQLite file in the folder).
+pub fn open_job(
+    job_path: &Path,
+    store_url: Option<&str>,
+) -> Result<(JobSpec, PathBuf, String), OrchError> {
     let job = JobSpec::load(job_path)?;
     let base = job_path.parent().unwrap_or(Path::new("."));
     let folder = base.join(format!("{}.orch", job.name));
@@ -268,6 +353,5 @@ pub fn start_job(
         Some(u) => u.to_string(),
         None => format!("sqlite:{}", folder.join("state.sqlite").display()),
     };
-    let store = store::open(&url)?;
-    GspoOrchestrator::new(job, key, store, &folder)
+    Ok((job, folder, url))
 }

@@ -73,7 +73,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             kind,
@@ -239,19 +239,29 @@ pub struct RingAssignment {
     /// The ring file (as `gym ring plan` writes it).
     pub toml: String,
     pub index: usize,
+    /// The weight to bring to the ring (validated jobs: the signed `compute.tokens`, capped
+    /// by the job); the orchestrator refuses a result whose ring record shows another.
+    #[serde(default)]
+    pub weight: Option<u64>,
 }
 
 fn job_info(o: &GspoOrchestrator) -> serde_json::Value {
+    job_json(&o.job, &o.public())
+}
+
+/// `GET /v1/job` (format `gym-job/1`).
+pub fn job_json(job: &super::JobSpec, public: &PublicIdentity) -> serde_json::Value {
     json!({
         "format": "gym-job/1",
-        "name": o.job.name,
-        "job_id": o.job.job_id,
-        "orchestrator": o.public().worker_id(),
-        "orchestrator_ed25519": b64(o.public().ed25519.as_bytes()),
-        "epochs": o.job.epochs,
-        "rounds_per_epoch": o.job.rounds_per_epoch,
-        "train_toml": o.job.train_toml,
-        "roster": o.job.roster,
+        "name": job.name,
+        "job_id": job.job_id,
+        "orchestrator": public.worker_id(),
+        "orchestrator_ed25519": b64(public.ed25519.as_bytes()),
+        "epochs": job.epochs,
+        "rounds_per_epoch": job.rounds_per_epoch,
+        "train_toml": job.train_toml,
+        "roster": job.roster,
+        "validation": job.validation,
     })
 }
 
@@ -356,9 +366,15 @@ fn ring_assignment(o: &GspoOrchestrator, id: &str) -> Option<RingAssignment> {
         .collect();
     let spec = RingSpec::new(o.ring_round(r.round), DEFAULT_CHUNK_ELEMENTS, members).ok()?;
     let index = spec.members.iter().position(|m| m.id == id)?;
+    let weight = o
+        .job
+        .validation
+        .as_ref()
+        .and_then(|_| r.reports.get(id).map(|x| x.weight));
     Some(RingAssignment {
         toml: spec.to_toml(),
         index,
+        weight,
     })
 }
 
@@ -396,6 +412,11 @@ pub fn worker_view(o: &GspoOrchestrator, id: &str) -> WorkerView {
             v.ring = ring_assignment(o, id);
         }
         Phase::Finished(_) => v.round = m.rules.total_rounds(),
+        Phase::Validating(x) => {
+            v.round = x.round;
+            v.base = x.base.clone();
+            v.reported = x.reports.contains_key(id);
+        }
     }
     v.epoch = v.round / m.rules.rounds_per_epoch;
     v.tag = view_tag(&v);
@@ -437,8 +458,12 @@ async fn poll(
     }
 }
 
-/// The reported object must be a delta signed by the reporter.
-fn check_delta(sh: &Shared, object: &str, who: &PublicIdentity) -> ApiResult<()> {
+/// The reported object must be a delta signed by the reporter; its verified header.
+fn check_delta(
+    sh: &Shared,
+    object: &str,
+    who: &PublicIdentity,
+) -> ApiResult<crate::core::delta::VerifyReport> {
     let bytes = sh
         .lock()
         .store()
@@ -463,7 +488,7 @@ fn check_delta(sh: &Shared, object: &str, who: &PublicIdentity) -> ApiResult<()>
             "delta {object} is not signed by the reporting worker"
         )));
     }
-    Ok(())
+    Ok(report)
 }
 
 async fn report(
@@ -474,14 +499,15 @@ async fn report(
 ) -> ApiResult<impl IntoResponse> {
     let (who, id) = member(&sh, &method, "/v1/report", &headers, &body)?;
     let b: ReportBody = decode(&body)?;
-    check_delta(&sh, &b.object, &who)?;
+    let delta = check_delta(&sh, &b.object, &who)?;
+    let weight = validated_weight(&sh, &delta).unwrap_or(b.weight);
     let ds = run(
         &sh,
         Input::Report {
             worker: id,
             round: b.round,
             object: b.object,
-            weight: b.weight,
+            weight,
             reward: b.reward,
             loss: b.loss,
         },
@@ -509,6 +535,7 @@ async fn result(
             format!("result {} was not uploaded", b.object),
         ));
     }
+    super::validator_api::check_result_binding(&sh.lock(), &b.object)?;
     let ds = run(
         &sh,
         Input::Result {
@@ -542,6 +569,51 @@ async fn stop(
     Ok(axum::Json(json!({"decisions": ds})))
 }
 
+/// Validated jobs: the averaging weight is the signed `compute.tokens` capped by the job, not
+/// the number the worker reports.
+fn validated_weight(sh: &Shared, delta: &crate::core::delta::VerifyReport) -> Option<u64> {
+    let o = sh.lock();
+    let v = o.job.validation.as_ref()?;
+    let tokens = delta
+        .delta
+        .metadata
+        .compute
+        .as_ref()
+        .map_or(0, |c| c.tokens);
+    Some(v.weight(tokens))
+}
+
+async fn validator_poll(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let (_, id) = member(&sh, &method, "/v1/validator", &headers, &body)?;
+    let o = sh.lock();
+    if !o.machine().is_validator(&id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_validator",
+            format!("{id} is not a validator of the job"),
+        ));
+    }
+    Ok(axum::Json(super::validator_api::view(&o, &id)))
+}
+
+async fn verdict(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let (who, id) = member(&sh, &method, "/v1/verdict", &headers, &body)?;
+    let b: super::validator_api::VerdictBody = decode(&body)?;
+    let input = super::validator_api::check_verdict(&sh.lock(), &who, &id, &b)?;
+    let ds = run(&sh, Input::Verdict(input))?;
+    Ok(axum::Json(json!({"decisions": ds})))
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
 }
@@ -557,6 +629,8 @@ fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/report", post(report))
         .route("/v1/result", post(result))
         .route("/v1/stop", post(stop))
+        .route("/v1/validator", post(validator_poll))
+        .route("/v1/verdict", post(verdict))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_OBJECT))
         .with_state(sh)
@@ -567,6 +641,7 @@ fn router(sh: Arc<Shared>) -> Router {
 fn tick(sh: &Shared) -> Result<bool, OrchError> {
     let mut o = sh.lock();
     let now = now_ms();
+    o.keep_lease(now)?;
     let mut ds = o.handle(Input::Tick, now)?;
     ds.extend(o.publish_due(now)?);
     let done =

@@ -1,14 +1,18 @@
 //! Durable state: the decision log and the content-addressed objects (deltas, aggregates).
-//! One [`Store`] trait, two backends ([`MemoryStore`] for tests and simulations, [`SqliteStore`]
-//! the embedded default), one conformance suite ([`conformance`]) run against each.
+//! One [`Store`] trait, three backends ([`MemoryStore`] for tests and simulations, [`SqliteStore`]
+//! the embedded default, [`RedisStore`] the shared one an active and a standby orchestrator
+//! use), one conformance suite ([`conformance`]) run against each.
 //!
-//! Store URLs (`gym orchestrate --store`): `sqlite:PATH` or a plain path (SQLite), `memory:`.
+//! Store URLs (`gym orchestrate --store`): `sqlite:PATH` or a plain path (SQLite), `memory:`,
+//! `redis://HOST:PORT/DB` (Redis; keys in docs/orchestrator.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::log::LogEntry;
 use crate::core::error::{Classify, ErrorClass};
+
+pub use super::store_redis::RedisStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,8 +22,25 @@ pub enum StoreError {
     Conflict { seq: u64, expected: u64 },
     #[error("store: object {addr} does not match its content address")]
     Address { addr: String },
-    #[error("store URL {0:?}: use sqlite:PATH, a path, or memory:")]
+    #[error("store URL {0:?}: use sqlite:PATH, a path, memory: or redis://HOST:PORT/DB")]
     Url(String),
+    /// Another orchestrator took the job's lease: this one may no longer write.
+    #[error(
+        "store {url}: fenced: this orchestrator's lease (token {token}) was taken over by token {current}"
+    )]
+    Fenced {
+        url: String,
+        token: u64,
+        current: u64,
+    },
+    /// This orchestrator's lease renewal failed: another one holds the lease now.
+    #[error("store {url}: this orchestrator lost the job's lease to another one")]
+    LeaseLost { url: String },
+    /// The lease is held by a live orchestrator.
+    #[error("store {url}: the job's lease is held by {holder} (start this one with --standby)")]
+    LeaseHeld { url: String, holder: String },
+    #[error("store {url}: has no lease (only a shared store, redis://, has one)")]
+    NoLease { url: String },
 }
 
 impl Classify for StoreError {
@@ -27,7 +48,10 @@ impl Classify for StoreError {
         match self {
             StoreError::Backend { .. } => ErrorClass::Io,
             StoreError::Conflict { .. } | StoreError::Address { .. } => ErrorClass::Malformed,
-            StoreError::Url(_) => ErrorClass::Usage,
+            StoreError::Url(_) | StoreError::LeaseHeld { .. } | StoreError::NoLease { .. } => {
+                ErrorClass::Usage
+            }
+            StoreError::Fenced { .. } | StoreError::LeaseLost { .. } => ErrorClass::Policy,
         }
     }
 }
@@ -47,9 +71,36 @@ pub trait Store: Send {
     fn put_object(&mut self, addr: &str, bytes: &[u8]) -> Result<bool, StoreError>;
     fn get_object(&self, addr: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn has_object(&self, addr: &str) -> Result<bool, StoreError>;
+
+    /// Whether other processes can open the same storage (and so need a lease).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Takes the job's lease for `holder` (the orchestrator's URL) for `ttl_ms` if nobody holds
+    /// it, and returns the fencing token: from then on every write through this handle is
+    /// refused ([`StoreError::Fenced`]) once another handle has taken the lease. None: held.
+    fn acquire_lease(&mut self, holder: &str, ttl_ms: u64) -> Result<Option<u64>, StoreError> {
+        let _ = (holder, ttl_ms);
+        Err(StoreError::NoLease { url: self.url() })
+    }
+    /// Extends the lease this handle holds; false when it has lost it.
+    fn renew_lease(&mut self, ttl_ms: u64) -> Result<bool, StoreError> {
+        let _ = ttl_ms;
+        Err(StoreError::NoLease { url: self.url() })
+    }
+    /// Who holds the lease now (the holder string given to `acquire_lease`).
+    fn lease_holder(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// Gives the lease up (a clean exit), if this handle still holds it.
+    fn release_lease(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The URL this store was opened from (for messages).
+    fn url(&self) -> String;
 }
 
-fn check_address(addr: &str, bytes: &[u8]) -> Result<(), StoreError> {
+pub(super) fn check_address(addr: &str, bytes: &[u8]) -> Result<(), StoreError> {
     if content_address(bytes) != addr {
         return Err(StoreError::Address { addr: addr.into() });
     }
@@ -87,6 +138,9 @@ impl Store for MemoryStore {
     }
     fn has_object(&self, addr: &str) -> Result<bool, StoreError> {
         Ok(self.objects.contains_key(addr))
+    }
+    fn url(&self) -> String {
+        "memory:".into()
     }
 }
 
@@ -204,10 +258,23 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         Ok(found.is_some())
     }
+
+    fn url(&self) -> String {
+        self.url.clone()
+    }
 }
 
-/// Opens the store a URL names.
+/// Opens the store a URL names (Redis keys under the namespace `default`).
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_for(url, "default")
+}
+
+/// Opens the store a URL names for one job: a Redis store keeps its keys under
+/// `gym:<namespace>:` (the job id), so one Redis database can hold many jobs.
+pub fn open_for(url: &str, namespace: &str) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("redis://") {
+        return Ok(Box::new(RedisStore::open(url, namespace)?));
+    }
     if url == "memory:" {
         return Ok(Box::new(MemoryStore::default()));
     }
@@ -295,6 +362,59 @@ pub mod conformance {
         again.append(&entry(1)).unwrap();
         assert_eq!(again.entries().unwrap().len(), 2);
     }
+
+    /// The lease of a shared store: one holder at a time, a fencing token that refuses every
+    /// write of a replaced holder, renewal, re-taking an expired lease nobody took, release.
+    /// `open` gives a fresh handle on the same (empty) storage each call.
+    pub fn lease_and_fencing(open: &dyn Fn() -> Box<dyn Store>) {
+        let (mut a, mut b) = (open(), open());
+        assert!(a.shared());
+        let ta = a
+            .acquire_lease("http://a", 150)
+            .unwrap()
+            .expect("a free lease");
+        assert_eq!(b.acquire_lease("http://b", 150).unwrap(), None);
+        assert_eq!(b.lease_holder().unwrap().as_deref(), Some("http://a"));
+        a.append(&entry(0)).unwrap();
+        assert!(a.renew_lease(150).unwrap());
+        // a handle without the lease may not write once leases are in use
+        assert!(matches!(
+            b.append(&entry(1)),
+            Err(StoreError::Fenced { .. })
+        ));
+        // a pauses past its lease; b takes over; a wakes up and can no longer write
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let tb = b
+            .acquire_lease("http://b", 5000)
+            .unwrap()
+            .expect("an expired lease");
+        assert!(tb > ta);
+        assert!(matches!(
+            a.append(&entry(1)),
+            Err(StoreError::Fenced { token, current, .. }) if token == ta && current == tb
+        ));
+        let obj = b"late".to_vec();
+        assert!(matches!(
+            a.put_object(&content_address(&obj), &obj),
+            Err(StoreError::Fenced { .. })
+        ));
+        assert!(!a.renew_lease(150).unwrap());
+        assert!(a.acquire_lease("http://a", 150).unwrap().is_none());
+        b.append(&entry(1)).unwrap();
+        assert_eq!(b.entries().unwrap(), vec![entry(0), entry(1)]);
+        assert!(!b.has_object(&content_address(&obj)).unwrap());
+        // an expired lease that nobody took is taken again by its holder's renewal
+        let mut c = open();
+        b.release_lease().unwrap();
+        assert_eq!(c.lease_holder().unwrap(), None);
+        let tc = c.acquire_lease("http://c", 100).unwrap().unwrap();
+        assert!(tc > tb);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(c.lease_holder().unwrap(), None);
+        assert!(c.renew_lease(5000).unwrap());
+        assert_eq!(c.lease_holder().unwrap().as_deref(), Some("http://c"));
+        c.append(&entry(2)).unwrap();
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +442,42 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused() {
-        assert!(matches!(open("redis://x"), Err(StoreError::Url(_))));
+        assert!(matches!(open("http://x"), Err(StoreError::Url(_))));
+        assert!(matches!(open("redis://"), Err(StoreError::Url(_))));
+        assert!(matches!(
+            MemoryStore::default().acquire_lease("x", 1),
+            Err(StoreError::NoLease { .. })
+        ));
+    }
+
+    /// The test server (GYM_TEST_REDIS_URL); None skips, unless GYM_REQUIRE_REDIS=1.
+    pub(crate) fn redis_url() -> Option<String> {
+        match std::env::var("GYM_TEST_REDIS_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ if std::env::var("GYM_REQUIRE_REDIS").as_deref() == Ok("1") => {
+                panic!("GYM_REQUIRE_REDIS=1 but GYM_TEST_REDIS_URL is not set")
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn redis_conforms() {
+        let Some(url) = redis_url() else {
+            eprintln!("skipped: GYM_TEST_REDIS_URL is not set");
+            return;
+        };
+        let ns = || hex::encode(crate::core::hash::sha3_256(&rand::random::<[u8; 16]>()));
+        let (n1, n2, n3, n4) = (ns(), ns(), ns(), ns());
+        let handle = |n: &str| RedisStore::open(&url, n).unwrap();
+        conformance::log_append_and_read(&mut handle(&n1));
+        conformance::objects_put_get(&mut handle(&n2));
+        conformance::survives_reopen(&mut handle(&n3), &|| Box::new(handle(&n3)));
+        conformance::lease_and_fencing(&|| Box::new(handle(&n4)));
+        for n in [n1, n2, n3, n4] {
+            handle(&n).delete_all().unwrap();
+        }
+        // the URL form `--store` takes
+        assert!(open_for(&url, "x").unwrap().shared());
     }
 }

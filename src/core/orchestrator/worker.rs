@@ -23,7 +23,7 @@ use crate::core::ring::{config::RingSpec, io as rio, net};
 use crate::core::train::checkpoint::{DeltaWritten, RunDir};
 use crate::core::train::config::{ConfigError, TOY_DATA, TrainConfig};
 use crate::core::train::data::{self, ChatTemplate};
-use crate::core::train::rewards::Rewards;
+use crate::core::train::scoring::Scorer;
 use crate::core::train::trainer::{self, StepMetrics, TrainError, Trainer};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,8 @@ pub struct WorkOptions {
     pub ring_timeout: Duration,
     /// How long the orchestrator may be unreachable before the worker gives up.
     pub patience: Duration,
+    /// Test seam (`gym work --attack`, hidden): misbehave as the attack table needs.
+    pub attack: Option<super::attack::Attack>,
 }
 
 /// What the loop reports.
@@ -145,7 +147,7 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
         None => data::parse_jsonl(TOY_DATA, "<bundled toy task>", template),
     }
     .map_err(|e| WorkError::Setup(e.to_string()))?;
-    let rewards = Rewards::new(&cfg.reward).map_err(TrainError::from)?;
+    let scorer = Scorer::new(&cfg.reward).map_err(TrainError::from)?;
     if !cfg
         .aggregate_interval
         .is_multiple_of(cfg.steps_per_rollout())
@@ -156,7 +158,7 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
             cfg.steps_per_rollout()
         )));
     }
-    Ok((Trainer::new(cfg, m, tok, examples, rewards)?, base_hash))
+    Ok((Trainer::new(cfg, m, tok, examples, scorer)?, base_hash))
 }
 
 /// 127.0.0.1 and a port that was free a moment ago.
@@ -211,6 +213,8 @@ struct Worker<'a> {
     rounds_trained: u64,
     rings: u64,
     on_event: &'a dyn Fn(WorkEvent),
+    /// The first delta this worker reported (for `--attack replay`).
+    first_object: Option<String>,
 }
 
 impl Worker<'_> {
@@ -258,6 +262,9 @@ impl Worker<'_> {
     ) -> Result<(), WorkError> {
         self.sync_base(t, &v.base)?;
         run.state.parent_hash = v.base.clone();
+        if let Some(p) = &mut run.privacy {
+            p.restart(t)?; // the norm bound and DP measure this round's update
+        }
         let before = (t.train_tokens, seen.borrow().len());
         t.cfg.max_steps = t.step + t.cfg.aggregate_interval;
         t.run(run)?;
@@ -273,7 +280,11 @@ impl Worker<'_> {
         let loss = steps.iter().map(|m| m.loss).sum::<f64>() / n;
         let bytes = std::fs::read(&delta.path)
             .map_err(|e| TrainError::Io(format!("{}: {e}", delta.path.display())))?;
-        let object = self.client.put_object(&self.opts.key, bytes)?;
+        let (bytes, delta, weight) = self.attacked(bytes, delta, weight, v)?;
+        let mut object = self.client.put_object(&self.opts.key, bytes)?;
+        if self.opts.attack == Some(super::attack::Attack::Replay) {
+            object = self.first_object.get_or_insert(object).clone();
+        }
         let sent = self.client.report(
             &self.opts.key,
             &ReportBody {
@@ -301,6 +312,38 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// `--attack`: this round's delta and weight as the attacker sends them.
+    fn attacked(
+        &self,
+        bytes: Vec<u8>,
+        mut delta: DeltaWritten,
+        weight: u64,
+        v: &WorkerView,
+    ) -> Result<(Vec<u8>, DeltaWritten, u64), WorkError> {
+        use super::attack::{self, Attack};
+        let Some(a) = self.opts.attack else {
+            return Ok((bytes, delta, weight));
+        };
+        let start = match &v.base {
+            Some(b) => {
+                Some(attack::factors(&self.client.get_object(b)?).map_err(WorkError::Setup)?)
+            }
+            None => None,
+        };
+        let out = attack::tamper(a, &bytes, start.as_deref(), &self.opts.key, v.round)
+            .map_err(WorkError::Setup)?;
+        let path = delta.path.with_extension("attack.delta");
+        std::fs::write(&path, &out)
+            .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+        delta.path = path;
+        let weight = if a == Attack::Inflate {
+            crate::core::ring::fixed::MAX_WEIGHT
+        } else {
+            weight
+        };
+        Ok((out, delta, weight))
+    }
+
     /// Joins the round's ring with this round's delta; uploads and reports the result.
     fn ring_round(&mut self, t: &Trainer, v: &WorkerView) -> Result<(), WorkError> {
         let Some(a) = &v.ring else { return Ok(()) };
@@ -311,8 +354,8 @@ impl Worker<'_> {
             .map_err(|e| OrchError::Object(e.to_string()))?;
         let spec = Arc::new(spec);
         let ring_err = |e: String| WorkError::Train(TrainError::Ring(e));
-        let (input, layout) =
-            rio::load_input(&mine.delta.path, mine.weight).map_err(|e| ring_err(e.to_string()))?;
+        let (input, layout) = rio::load_input(&mine.delta.path, a.weight.unwrap_or(mine.weight))
+            .map_err(|e| ring_err(e.to_string()))?;
         let opts = net::JoinOptions {
             step_timeout: self.opts.ring_timeout,
             connect_timeout: self.opts.ring_timeout,
@@ -354,6 +397,17 @@ impl Worker<'_> {
                 object: object.clone(),
             },
         );
+        if let Err(e) = &sent
+            && e.kind() == Some("unbound_input")
+        {
+            // another member brought an input other than its admitted delta: the orchestrator
+            // refuses the result; the round times out and is trained again
+            (self.on_event)(WorkEvent::RingFailed {
+                round: v.round,
+                error: e.to_string(),
+            });
+            return Ok(());
+        }
         accepted_or_duplicate(sent)?;
         self.loaded = Some(object.clone());
         self.rings += 1;
@@ -393,6 +447,7 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         rounds_trained: 0,
         rings: 0,
         on_event,
+        first_object: None,
     };
     let reg = w.register()?;
     let index = reg["index"].as_u64().unwrap_or(0) as usize;
@@ -402,7 +457,10 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         ring_addr: w.ring_addr.clone(),
     });
     let toml = job["train_toml"].as_str().unwrap_or_default();
-    let cfg = job::train_config(toml, Path::new("<the job's [train] table>"))?;
+    let mut cfg = job::train_config(toml, Path::new("<the job's [train] table>"))?;
+    if opts.attack == Some(super::attack::Attack::Poison) {
+        cfg.reward.iter_mut().for_each(|r| r.weight = -r.weight);
+    }
     let (mut t, base_hash) = build_trainer(cfg)?;
     t.set_stream(index as u64 + 1);
     std::fs::create_dir_all(&opts.output)
@@ -421,6 +479,7 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         &t,
         &mut on_step,
     );
+    run.privacy = crate::core::train::checkpoint::Privacy::new(&t.cfg, &t)?;
     // the tag of the view last acted on: the next poll waits until the view differs
     let mut tag: Option<String> = None;
     let last = loop {

@@ -122,6 +122,37 @@ fn floor_share(pool: u128, share: &BigRational) -> u128 {
 
 /// Computes the epoch's rewards. Fails only on a duplicate node id.
 pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate, RewardError> {
+    check_unique(nodes)?;
+    let emission = p.emission(epoch);
+    let pools = split_emission(p, emission);
+    let mut results: Vec<NodeReward> = nodes.iter().map(|n| eligibility(p, n)).collect();
+    let mining = pay_miners(p, nodes, &mut results, pools.mining);
+    let staking = pay_stakers(nodes, &mut results, pools.staking);
+    let mut undistributed = 0u128;
+    if !mining.paid_out {
+        undistributed += pools.mining;
+    }
+    if !staking.paid_out {
+        undistributed += pools.staking;
+    }
+    let paid_pools = (if mining.paid_out { pools.mining } else { 0 })
+        + (if staking.paid_out { pools.staking } else { 0 });
+    let rounding = paid_pools - mining.paid - staking.paid;
+    Ok(Estimate {
+        epoch,
+        emission,
+        pools,
+        nodes: results,
+        active_categories: mining.active_categories,
+        mining_paid: mining.paid,
+        staking_paid: staking.paid,
+        rounding,
+        undistributed,
+    })
+}
+
+/// Every node id appears once.
+fn check_unique(nodes: &[NodeInput]) -> Result<(), RewardError> {
     let mut seen = HashSet::new();
     for n in nodes {
         if !seen.insert(n.node.as_str()) {
@@ -131,63 +162,88 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
             });
         }
     }
-    let emission = p.emission(epoch);
+    Ok(())
+}
+
+/// The emission split into pools by `distribution`; the reserve takes what the percentages
+/// round away.
+fn split_emission(p: &Params, emission: u128) -> Pools {
     let [d_mining, d_staking, d_dev, d_comm, _] = p.distribution;
     let mining = percent(emission, d_mining);
     let staking = percent(emission, d_staking);
     let development = percent(emission, d_dev);
     let community = percent(emission, d_comm);
     let reserve = emission - mining - staking - development - community;
-    let pools = Pools {
+    Pools {
         mining,
         staking,
         development,
         community,
         reserve,
-    };
+    }
+}
 
-    // Eligibility.
-    let mut results: Vec<NodeReward> = nodes
-        .iter()
-        .map(|n| {
-            let mut reasons = n.exclusions.clone();
-            let min = p.min_stake(n.role);
-            if n.stake < min {
-                reasons.push(format!(
-                    "stake {} {} is below the {} minimum of {} {}",
-                    super::amount::format(n.stake, p.decimals),
-                    p.symbol,
-                    n.role.name(),
-                    super::amount::format(min, p.decimals),
-                    p.symbol
-                ));
-            }
-            NodeReward {
-                node: n.node.clone(),
-                role: n.role,
-                stake: n.stake,
-                eligible: reasons.is_empty(),
-                reasons,
-                category_shares: None,
-                score: BigRational::zero(),
-                pool: if n.role == Role::Compute {
-                    PoolKind::Mining
-                } else {
-                    PoolKind::Staking
-                },
-                reward: 0,
-            }
-        })
-        .collect();
+/// A node's result before payment: eligible unless excluded or below its role's minimum
+/// stake (each reason listed), in the mining pool when it computes, else the staking pool.
+fn eligibility(p: &Params, n: &NodeInput) -> NodeReward {
+    let mut reasons = n.exclusions.clone();
+    let min = p.min_stake(n.role);
+    if n.stake < min {
+        reasons.push(format!(
+            "stake {} {} is below the {} minimum of {} {}",
+            super::amount::format(n.stake, p.decimals),
+            p.symbol,
+            n.role.name(),
+            super::amount::format(min, p.decimals),
+            p.symbol
+        ));
+    }
+    NodeReward {
+        node: n.node.clone(),
+        role: n.role,
+        stake: n.stake,
+        eligible: reasons.is_empty(),
+        reasons,
+        category_shares: None,
+        score: BigRational::zero(),
+        pool: if n.role == Role::Compute {
+            PoolKind::Mining
+        } else {
+            PoolKind::Staking
+        },
+        reward: 0,
+    }
+}
 
-    // Mining pool: eligible compute nodes, by the weighted proportional score.
-    let miners: Vec<usize> = (0..nodes.len())
-        .filter(|&i| results[i].eligible && nodes[i].role == Role::Compute)
-        .collect();
-    // Negative values (quality) are clamped to 0 here, before they reach any total or share.
-    let value = |i: usize, m: usize| -> BigInt { big(nodes[i].metrics[m].max(0) as u128) };
+/// What paying one pool came to.
+struct Paid {
+    /// Base units paid to nodes.
+    paid: u128,
+    /// Whether the pool had anyone to pay (else it is undistributed).
+    paid_out: bool,
+    /// Mining pool only: the categories with a weight and a non-zero total.
+    active_categories: [bool; 3],
+}
+
+/// The metrics and categories that count: a metric with a weight and a non-zero total over
+/// the miners, a category with a weight and an active metric.
+struct ActiveWeights {
+    totals: Vec<BigInt>,
+    metric_active: Vec<bool>,
+    cat_weight_sum: [u64; 3],
+    active_categories: [bool; 3],
+    active_cat_sum: u64,
+}
+
+/// A miner's value of metric `m`; negative values (quality) are clamped to 0 here, before
+/// they reach any total or share.
+fn metric_value(n: &NodeInput, m: usize) -> BigInt {
+    big(n.metrics[m].max(0) as u128)
+}
+
+fn active_weights(p: &Params, nodes: &[NodeInput], miners: &[usize]) -> ActiveWeights {
     let totals: Vec<BigInt> = (0..METRICS.len())
-        .map(|m| miners.iter().map(|&i| value(i, m)).sum())
+        .map(|m| miners.iter().map(|&i| metric_value(&nodes[i], m)).sum())
         .collect();
     let metric_active: Vec<bool> = METRICS
         .iter()
@@ -206,37 +262,55 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
         .filter(|c| active_categories[c.index()])
         .map(|c| u64::from(p.categories[c.index()]))
         .sum();
-    let mut mining_paid = 0u128;
-    let mut undistributed = 0u128;
-    if active_cat_sum == 0 {
-        undistributed += mining;
+    ActiveWeights {
+        totals,
+        metric_active,
+        cat_weight_sum,
+        active_categories,
+        active_cat_sum,
     }
+}
+
+/// A miner's category shares (its weighted share of each active metric's total) and its
+/// score (the categories' weighted sum).
+fn miner_score(p: &Params, n: &NodeInput, w: &ActiveWeights) -> ([BigRational; 3], BigRational) {
+    let mut shares: [BigRational; 3] = std::array::from_fn(|_| BigRational::zero());
+    for m in METRICS {
+        let mi = m.index();
+        if !w.metric_active[mi] {
+            continue;
+        }
+        let c = m.category().index();
+        let weight = BigRational::new(BigInt::from(p.weight(m)), BigInt::from(w.cat_weight_sum[c]));
+        shares[c] += weight * BigRational::new(metric_value(n, mi), w.totals[mi].clone());
+    }
+    let mut score = BigRational::zero();
+    if w.active_cat_sum > 0 {
+        for c in Category::ALL {
+            if w.active_categories[c.index()] {
+                let weight = BigRational::new(
+                    BigInt::from(p.categories[c.index()]),
+                    BigInt::from(w.active_cat_sum),
+                );
+                score += weight * &shares[c.index()];
+            }
+        }
+    }
+    (shares, score)
+}
+
+/// Mining pool: eligible compute nodes, by the weighted proportional score.
+fn pay_miners(p: &Params, nodes: &[NodeInput], results: &mut [NodeReward], pool: u128) -> Paid {
+    let miners: Vec<usize> = (0..nodes.len())
+        .filter(|&i| results[i].eligible && nodes[i].role == Role::Compute)
+        .collect();
+    let weights = active_weights(p, nodes, &miners);
+    let mut paid = 0u128;
     for &i in &miners {
-        let mut shares: [BigRational; 3] = std::array::from_fn(|_| BigRational::zero());
-        for m in METRICS {
-            let mi = m.index();
-            if !metric_active[mi] {
-                continue;
-            }
-            let c = m.category().index();
-            let w = BigRational::new(BigInt::from(p.weight(m)), BigInt::from(cat_weight_sum[c]));
-            shares[c] += w * BigRational::new(value(i, mi), totals[mi].clone());
-        }
-        let mut score = BigRational::zero();
-        if active_cat_sum > 0 {
-            for c in Category::ALL {
-                if active_categories[c.index()] {
-                    let w = BigRational::new(
-                        BigInt::from(p.categories[c.index()]),
-                        BigInt::from(active_cat_sum),
-                    );
-                    score += w * &shares[c.index()];
-                }
-            }
-        }
+        let (shares, score) = miner_score(p, &nodes[i], &weights);
         let r = &mut results[i];
-        r.reward = floor_share(mining, &score);
-        mining_paid += r.reward;
+        r.reward = floor_share(pool, &score);
+        paid += r.reward;
         r.score = score;
         r.category_shares = Some(shares);
     }
@@ -246,38 +320,34 @@ pub fn estimate(p: &Params, epoch: u64, nodes: &[NodeInput]) -> Result<Estimate,
     {
         r.category_shares = Some(std::array::from_fn(|_| BigRational::zero()));
     }
+    Paid {
+        paid,
+        paid_out: weights.active_cat_sum > 0,
+        active_categories: weights.active_categories,
+    }
+}
 
-    // Staking pool: eligible validators and orchestrators, pro rata to stake.
+/// Staking pool: eligible validators and orchestrators, pro rata to stake.
+fn pay_stakers(nodes: &[NodeInput], results: &mut [NodeReward], pool: u128) -> Paid {
     let stakers: Vec<usize> = (0..nodes.len())
         .filter(|&i| results[i].eligible && nodes[i].role != Role::Compute)
         .collect();
     let total_stake: BigInt = stakers.iter().map(|&i| big(nodes[i].stake)).sum();
-    let mut staking_paid = 0u128;
-    if total_stake.is_zero() {
-        undistributed += staking;
-    } else {
+    let mut paid = 0u128;
+    if !total_stake.is_zero() {
         for &i in &stakers {
             let share = BigRational::new(big(nodes[i].stake), total_stake.clone());
             let r = &mut results[i];
-            r.reward = floor_share(staking, &share);
-            staking_paid += r.reward;
+            r.reward = floor_share(pool, &share);
+            paid += r.reward;
             r.score = share;
         }
     }
-    let paid_pools = (if active_cat_sum > 0 { mining } else { 0 })
-        + (if total_stake.is_zero() { 0 } else { staking });
-    let rounding = paid_pools - mining_paid - staking_paid;
-    Ok(Estimate {
-        epoch,
-        emission,
-        pools,
-        nodes: results,
-        active_categories,
-        mining_paid,
-        staking_paid,
-        rounding,
-        undistributed,
-    })
+    Paid {
+        paid,
+        paid_out: !total_stake.is_zero(),
+        active_categories: [false; 3],
+    }
 }
 
 #[cfg(test)]

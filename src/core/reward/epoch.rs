@@ -65,99 +65,181 @@ struct DeltaInfo {
     file: String,
 }
 
-/// Loads the epoch folder `dir`.
+/// The per-node metrics of an epoch, as the folder's records are read into them.
+struct Tally<'a> {
+    p: &'a Params,
+    opts: &'a EpochOptions,
+    epoch: u64,
+    inputs: Inputs,
+    /// Node id → its index in `inputs.nodes`.
+    index: HashMap<String, usize>,
+    exclusions: Vec<Vec<String>>,
+    metrics: Vec<[i128; super::METRICS.len()]>,
+}
+
+/// The eval reports counted per delta digest, with their issuers.
+type ReportsByDelta = BTreeMap<String, Vec<(String, EvalReport)>>;
+
+/// Loads the epoch folder `dir`: the roster, then the deltas (compute), the eval reports
+/// (quality) and the ring receipts (participation).
 pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, RewardError> {
-    let roster_path = ["nodes.json", "nodes.csv"]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
-        .ok_or_else(|| RewardError::NoRoster {
-            path: dir.display().to_string(),
-        })?;
-    let roster = contrib::load(&roster_path, p, Mode::Roster, None)?;
-    let epoch = opts
-        .epoch
-        .or(roster.epoch)
-        .ok_or_else(|| RewardError::Record {
-            file: roster_path.display().to_string(),
-            record: "document".into(),
-            reason: "no epoch: pass --epoch or add an \"epoch\" field".into(),
-        })?;
-    let mut inputs = Inputs {
-        epoch: Some(epoch),
-        nodes: roster.nodes,
-        ..Inputs::default()
-    };
-    let index: HashMap<String, usize> = inputs
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.node.clone(), i))
-        .collect();
-    let role_of = |w: &str| index.get(w).map(|&i| inputs.nodes[i].role);
-    // Records from members below their role's minimum stake are not counted: a sybil must stake
-    // every identity it attests with.
-    let understaked = |w: &str| {
-        let n = &inputs.nodes[*index.get(w)?];
-        (n.stake < p.min_stake(n.role)).then(|| {
+    let mut tally = Tally::from_roster(dir, p, opts)?;
+    let deltas = tally.read_deltas(dir)?;
+    let reports = tally.read_eval_reports(dir, &deltas)?;
+    tally.add_quality(&reports, &deltas);
+    tally.read_ring_receipts(dir)?;
+    Ok(tally.finish())
+}
+
+impl<'a> Tally<'a> {
+    /// The roster (`nodes.json` or `nodes.csv`) and the epoch to estimate.
+    fn from_roster(dir: &Path, p: &'a Params, opts: &'a EpochOptions) -> Result<Self, RewardError> {
+        let roster_path = ["nodes.json", "nodes.csv"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| RewardError::NoRoster {
+                path: dir.display().to_string(),
+            })?;
+        let roster = contrib::load(&roster_path, p, Mode::Roster, None)?;
+        let epoch = opts
+            .epoch
+            .or(roster.epoch)
+            .ok_or_else(|| RewardError::Record {
+                file: roster_path.display().to_string(),
+                record: "document".into(),
+                reason: "no epoch: pass --epoch or add an \"epoch\" field".into(),
+            })?;
+        let inputs = Inputs {
+            epoch: Some(epoch),
+            nodes: roster.nodes,
+            ..Inputs::default()
+        };
+        let index = inputs
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.node.clone(), i))
+            .collect();
+        let n = inputs.nodes.len();
+        Ok(Tally {
+            p,
+            opts,
+            epoch,
+            inputs,
+            index,
+            exclusions: vec![Vec::new(); n],
+            metrics: vec![[0; super::METRICS.len()]; n],
+        })
+    }
+
+    fn reject(&mut self, file: &str, reason: String) {
+        self.inputs.rejected.push(Rejected {
+            file: file.to_string(),
+            reason,
+        });
+    }
+
+    fn role_of(&self, w: &str) -> Option<Role> {
+        self.index.get(w).map(|&i| self.inputs.nodes[i].role)
+    }
+
+    /// Why a record by `w` is not counted when `w` is below its role's minimum stake (a sybil
+    /// must stake every identity it attests with).
+    fn understaked(&self, w: &str) -> Option<String> {
+        let n = &self.inputs.nodes[*self.index.get(w)?];
+        (n.stake < self.p.min_stake(n.role)).then(|| {
             format!(
                 "issuer {w} has less than the {} minimum stake; not counted",
                 n.role.name()
             )
         })
-    };
-    let mut exclusions: Vec<Vec<String>> = vec![Vec::new(); inputs.nodes.len()];
-    let mut metrics: Vec<[i128; super::METRICS.len()]> =
-        vec![[0; super::METRICS.len()]; inputs.nodes.len()];
-    let mut rejected = Vec::new();
-    let mut notes = Vec::new();
-    let reject = |rejected: &mut Vec<Rejected>, file: &str, reason: String| {
-        rejected.push(Rejected {
-            file: file.to_string(),
-            reason,
-        })
-    };
+    }
 
-    // Deltas: the compute record, capped.
-    let mut deltas: HashMap<String, DeltaInfo> = HashMap::new();
-    let mut seqs: HashMap<(String, u64), String> = HashMap::new();
-    for path in files(&dir.join("deltas"), &["delta"])? {
-        let file = path.display().to_string();
-        let src = FileSource::open(&path).map_err(|source| RewardError::Read {
-            path: file.clone(),
+    /// Adds `values` to node `i`'s metrics (saturating).
+    fn add(&mut self, i: usize, values: &[(Metric, i128)]) {
+        let m = &mut self.metrics[i];
+        for &(metric, v) in values {
+            m[metric.index()] = m[metric.index()].saturating_add(v);
+        }
+    }
+
+    /// Deltas: each verified delta's compute record, capped, counted for its signer. Returns
+    /// the counted deltas by digest.
+    fn read_deltas(&mut self, dir: &Path) -> Result<HashMap<String, DeltaInfo>, RewardError> {
+        let mut deltas: HashMap<String, DeltaInfo> = HashMap::new();
+        let mut seqs: HashMap<(String, u64), String> = HashMap::new();
+        for path in files(&dir.join("deltas"), &["delta"])? {
+            let file = path.display().to_string();
+            let Some((report, node, i)) = self.verified_delta(&path, &file)? else {
+                continue;
+            };
+            let meta = &report.delta.metadata;
+            if meta.epoch != self.epoch {
+                let why = format!(
+                    "delta is for epoch {}, estimating epoch {}",
+                    meta.epoch, self.epoch
+                );
+                self.reject(&file, why);
+                continue;
+            }
+            let digest = report.digest_hex();
+            if let Some(prev) = deltas.get(&digest) {
+                let why = format!("same delta as {}", prev.file);
+                self.reject(&file, why);
+                continue;
+            }
+            if let Some(prev) = seqs.insert((node.clone(), meta.seq), file.clone()) {
+                self.exclusions[i].push(format!(
+                    "two different deltas with sequence number {} ({prev}, {file})",
+                    meta.seq
+                ));
+            }
+            let tokens = self.add_compute(i, &node, &file, meta)?;
+            deltas.insert(digest, DeltaInfo { node, tokens, file });
+        }
+        Ok(deltas)
+    }
+
+    /// A delta file that verifies with a signature, its signer and the signer's roster index;
+    /// `None` (rejected, or the claimed node excluded) otherwise.
+    fn verified_delta(
+        &mut self,
+        path: &Path,
+        file: &str,
+    ) -> Result<Option<(delta::VerifyReport, String, usize)>, RewardError> {
+        let src = FileSource::open(path).map_err(|source| RewardError::Read {
+            path: file.to_string(),
             source,
         })?;
         let scanned = match Delta::scan(&src) {
             Ok(d) => d,
             Err(e) => {
-                reject(&mut rejected, &file, format!("not a readable delta: {e}"));
-                continue;
+                self.reject(file, format!("not a readable delta: {e}"));
+                return Ok(None);
             }
         };
         let claimed = match &scanned.signature {
             Some(s) => worker_id(&s.ed25519_public),
             None => scanned.metadata.worker_id.clone(),
         };
-        let report = match delta::verify(
-            &src,
-            &VerifyOptions {
-                require_signature: true,
-                ..VerifyOptions::default()
-            },
-        ) {
+        let options = VerifyOptions {
+            require_signature: true,
+            ..VerifyOptions::default()
+        };
+        let report = match delta::verify(&src, &options) {
             Ok(r) => r,
             Err(e) => {
-                match index.get(&claimed) {
+                match self.index.get(&claimed) {
                     Some(&i) => {
-                        exclusions[i].push(format!("delta {file} failed verification: {e}"))
+                        self.exclusions[i].push(format!("delta {file} failed verification: {e}"))
                     }
-                    None => reject(
-                        &mut rejected,
-                        &file,
+                    None => self.reject(
+                        file,
                         format!("failed verification ({e}); {claimed} is not in the roster"),
                     ),
                 }
-                continue;
+                return Ok(None);
             }
         };
         let node = report
@@ -165,38 +247,24 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             .as_ref()
             .map(|s| s.worker_id())
             .unwrap_or(claimed);
-        let Some(&i) = index.get(&node) else {
-            reject(
-                &mut rejected,
-                &file,
-                format!("signer {node} is not in the roster"),
-            );
-            continue;
+        let Some(&i) = self.index.get(&node) else {
+            self.reject(file, format!("signer {node} is not in the roster"));
+            return Ok(None);
         };
-        let meta = &report.delta.metadata;
-        if meta.epoch != epoch {
-            reject(
-                &mut rejected,
-                &file,
-                format!(
-                    "delta is for epoch {}, estimating epoch {epoch}",
-                    meta.epoch
-                ),
-            );
-            continue;
-        }
-        let digest = report.digest_hex();
-        if let Some(prev) = deltas.get(&digest) {
-            reject(&mut rejected, &file, format!("same delta as {}", prev.file));
-            continue;
-        }
-        if let Some(prev) = seqs.insert((node.clone(), meta.seq), file.clone()) {
-            exclusions[i].push(format!(
-                "two different deltas with sequence number {} ({prev}, {file})",
-                meta.seq
-            ));
-        }
-        let compute = meta.compute.clone().unwrap_or(delta::Compute {
+        Ok(Some((report, node, i)))
+    }
+
+    /// Adds a delta's compute record (tokens and wall seconds bounded by the job, FLOPs capped
+    /// by the model size) to node `i`; returns the tokens counted.
+    fn add_compute(
+        &mut self,
+        i: usize,
+        node: &str,
+        file: &str,
+        meta: &delta::Metadata,
+    ) -> Result<u64, RewardError> {
+        let (p, model_params) = (self.p, self.opts.model_params);
+        let mut compute = meta.compute.clone().unwrap_or(delta::Compute {
             tokens: 0,
             flops: 0.0,
             device: String::new(),
@@ -209,21 +277,20 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
             .and_then(|v| v.as_f64())
             .unwrap_or(0.0);
         let bad = |reason: String| RewardError::Record {
-            file: file.clone(),
+            file: file.to_string(),
             record: "compute".into(),
             reason,
         };
-        let mut compute = compute;
-        bound_claims(p, &node, &file, &mut compute, &mut notes);
+        bound_claims(p, node, file, &mut compute, &mut self.inputs.notes);
         let mut flops = to_fixed(compute.flops).map_err(|e| bad(format!("flops: {e}")))?;
-        let cap = contrib::flops_cap(p, opts.model_params, u128::from(compute.tokens));
+        let cap = contrib::flops_cap(p, model_params, u128::from(compute.tokens));
         if flops > cap {
-            notes.push(format!(
+            self.inputs.notes.push(format!(
                 "{node}: {file} claims {} FLOPs, capped at {} ({} x {} params x {} tokens)",
                 compute.flops,
                 cap / FIXED_POINT,
                 p.flops_per_param_token,
-                opts.model_params,
+                model_params,
                 compute.tokens
             ));
             flops = cap;
@@ -233,184 +300,209 @@ pub fn load(dir: &Path, p: &Params, opts: &EpochOptions) -> Result<Inputs, Rewar
         if mem < 0 {
             return Err(bad("extra.memory_bytes is negative".into()));
         }
-        let m = &mut metrics[i];
-        for (metric, v) in [
-            (Metric::Flops, flops),
-            (Metric::GpuSeconds, gpu),
-            (Metric::MemoryBytes, mem),
-        ] {
-            m[metric.index()] = m[metric.index()].saturating_add(v);
-        }
-        deltas.insert(
-            digest,
-            DeltaInfo {
-                node,
-                tokens: compute.tokens,
-                file,
-            },
+        self.add(
+            i,
+            &[
+                (Metric::Flops, flops),
+                (Metric::GpuSeconds, gpu),
+                (Metric::MemoryBytes, mem),
+            ],
         );
+        Ok(compute.tokens)
     }
 
-    // Eval reports: quality, measured by validators.
-    let mut reports: BTreeMap<String, Vec<(String, EvalReport)>> = BTreeMap::new();
-    for path in files(&dir.join("eval"), &["json", "jsonl"])? {
-        let file = path.display().to_string();
-        for (label, r) in records::read_file::<EvalReport>(&path, EVAL_FORMAT)? {
-            let issuer = r.verify(&file, &label)?.worker_id();
-            let where_ = format!("{file} ({label})");
-            if r.epoch != epoch {
-                reject(
-                    &mut rejected,
+    /// Eval reports: quality, measured by validators; one report per validator and counted
+    /// delta.
+    fn read_eval_reports(
+        &mut self,
+        dir: &Path,
+        deltas: &HashMap<String, DeltaInfo>,
+    ) -> Result<ReportsByDelta, RewardError> {
+        let mut reports = ReportsByDelta::new();
+        for path in files(&dir.join("eval"), &["json", "jsonl"])? {
+            let file = path.display().to_string();
+            for (label, r) in records::read_file::<EvalReport>(&path, EVAL_FORMAT)? {
+                let issuer = r.verify(&file, &label)?.worker_id();
+                let where_ = format!("{file} ({label})");
+                if !self.admit(
+                    &file,
+                    &label,
                     &where_,
-                    format!("report is for epoch {}, estimating epoch {epoch}", r.epoch),
-                );
-                continue;
-            }
-            check_issuer(
-                &file,
-                &label,
-                &issuer,
-                &r.subject,
-                role_of(&issuer),
-                &[Role::Validator],
-            )?;
-            if let Some(why) = understaked(&issuer) {
-                reject(&mut rejected, &where_, why);
-                continue;
-            }
-            match deltas.get(&r.delta) {
-                Some(d) if d.node == r.subject => {}
-                _ => {
-                    let why = format!(
-                        "delta {} is not a verified delta of {} in this epoch",
-                        r.delta, r.subject
-                    );
-                    reject(&mut rejected, &where_, why);
+                    &issuer,
+                    &r.subject,
+                    r.epoch,
+                    "report",
+                    &[Role::Validator],
+                )? {
                     continue;
                 }
+                match deltas.get(&r.delta) {
+                    Some(d) if d.node == r.subject => {}
+                    _ => {
+                        let why = format!(
+                            "delta {} is not a verified delta of {} in this epoch",
+                            r.delta, r.subject
+                        );
+                        self.reject(&where_, why);
+                        continue;
+                    }
+                }
+                let list = reports.entry(r.delta.clone()).or_default();
+                if list.iter().any(|(v, _)| *v == issuer) {
+                    self.reject(
+                        &where_,
+                        format!("second report by {issuer} on the same delta"),
+                    );
+                    continue;
+                }
+                list.push((issuer, r));
             }
-            let list = reports.entry(r.delta.clone()).or_default();
-            if list.iter().any(|(v, _)| *v == issuer) {
-                reject(
-                    &mut rejected,
-                    &where_,
-                    format!("second report by {issuer} on the same delta"),
-                );
-                continue;
-            }
-            list.push((issuer, r));
         }
+        Ok(reports)
     }
-    for (digest, list) in &reports {
-        let d = &deltas[digest];
-        let i = index[&d.node];
-        for (v, r) in list.iter().filter(|(_, r)| r.verdict == Verdict::Fail) {
-            let why = r.reason.as_deref().unwrap_or("no reason given");
-            exclusions[i].push(format!("validator {v} failed delta {}: {why}", d.file));
+
+    /// The checks every attesting record passes before it counts, in order: its epoch (else
+    /// rejected), its issuer (a roster member of an `allowed` role, not its subject: else an
+    /// error) and the issuer's stake (else rejected). Returns whether the record counts.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        file: &str,
+        label: &str,
+        where_: &str,
+        issuer: &str,
+        subject: &str,
+        epoch: u64,
+        what: &str,
+        allowed: &[Role],
+    ) -> Result<bool, RewardError> {
+        if epoch != self.epoch {
+            let why = format!(
+                "{what} is for epoch {epoch}, estimating epoch {}",
+                self.epoch
+            );
+            self.reject(where_, why);
+            return Ok(false);
         }
-        let med =
-            |f: fn(&EvalReport) -> f64| lower_median(list.iter().map(|(_, r)| f(r)).collect());
-        // Clamped per delta, before anything is summed (docs/rewards.md, "Quality").
-        let loss = to_fixed(med(|r| r.loss_improvement)).unwrap_or(0).max(0);
-        let conv = to_fixed(med(|r| r.convergence)).unwrap_or(0).max(0);
-        let stable = to_fixed(med(|r| r.grad_norm_stability) * d.tokens as f64)
-            .unwrap_or(0)
-            .max(0);
-        let m = &mut metrics[i];
-        for (metric, v) in [
-            (Metric::LossImprovement, loss),
-            (Metric::Convergence, conv),
-            (Metric::StableTokens, stable),
-        ] {
-            m[metric.index()] = m[metric.index()].saturating_add(v);
+        check_issuer(file, label, issuer, subject, self.role_of(issuer), allowed)?;
+        if let Some(why) = self.understaked(issuer) {
+            self.reject(where_, why);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Quality per counted delta: failed verdicts exclude its node; the lower medians of the
+    /// validators' measures, clamped per delta before anything is summed (docs/rewards.md,
+    /// "Quality").
+    fn add_quality(&mut self, reports: &ReportsByDelta, deltas: &HashMap<String, DeltaInfo>) {
+        for (digest, list) in reports {
+            let d = &deltas[digest];
+            let i = self.index[&d.node];
+            for (v, r) in list.iter().filter(|(_, r)| r.verdict == Verdict::Fail) {
+                let why = r.reason.as_deref().unwrap_or("no reason given");
+                self.exclusions[i].push(format!("validator {v} failed delta {}: {why}", d.file));
+            }
+            let med =
+                |f: fn(&EvalReport) -> f64| lower_median(list.iter().map(|(_, r)| f(r)).collect());
+            let loss = to_fixed(med(|r| r.loss_improvement)).unwrap_or(0).max(0);
+            let conv = to_fixed(med(|r| r.convergence)).unwrap_or(0).max(0);
+            let stable = to_fixed(med(|r| r.grad_norm_stability) * d.tokens as f64)
+                .unwrap_or(0)
+                .max(0);
+            self.add(
+                i,
+                &[
+                    (Metric::LossImprovement, loss),
+                    (Metric::Convergence, conv),
+                    (Metric::StableTokens, stable),
+                ],
+            );
         }
     }
 
-    // Ring receipts: participation, attested by other members.
-    let mut uptime: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
-    let mut checkpoints: HashSet<(String, u64)> = HashSet::new();
-    let mut seen: HashSet<(String, String, u64, &'static str)> = HashSet::new();
-    for path in files(&dir.join("ring"), &["json", "jsonl"])? {
-        let file = path.display().to_string();
-        for (label, r) in records::read_file::<RingReceipt>(&path, RING_FORMAT)? {
-            let issuer = r.verify(&file, &label)?.worker_id();
-            let where_ = format!("{file} ({label})");
-            let allowed: &[Role] = match r.kind {
-                RingKind::Forward => &Role::ALL,
-                RingKind::Checkpoint | RingKind::Fault => &[Role::Validator, Role::Orchestrator],
-            };
-            if r.epoch != epoch {
-                reject(
-                    &mut rejected,
-                    &where_,
-                    format!("receipt is for epoch {}, estimating epoch {epoch}", r.epoch),
-                );
-                continue;
-            }
-            check_issuer(
-                &file,
-                &label,
-                &issuer,
-                &r.subject,
-                role_of(&issuer),
-                allowed,
-            )?;
-            if let Some(why) = understaked(&issuer) {
-                reject(&mut rejected, &where_, why);
-                continue;
-            }
-            let Some(&i) = index.get(&r.subject) else {
-                reject(
-                    &mut rejected,
-                    &where_,
-                    format!("subject {} is not in the roster", r.subject),
-                );
-                continue;
-            };
-            if !seen.insert((issuer.clone(), r.subject.clone(), r.round, r.kind.name())) {
-                reject(
-                    &mut rejected,
-                    &where_,
-                    format!("duplicate {} receipt by {issuer}", r.kind.name()),
-                );
-                continue;
-            }
-            match r.kind {
-                RingKind::Forward => uptime
-                    .entry((r.subject.clone(), r.round))
-                    .or_default()
-                    .push(r.uptime_seconds),
-                RingKind::Checkpoint => {
-                    checkpoints.insert((r.subject.clone(), r.round));
+    /// Ring receipts: participation, attested by other members (the median uptime per
+    /// subject and round, one ring round each), checkpoints and faults.
+    fn read_ring_receipts(&mut self, dir: &Path) -> Result<(), RewardError> {
+        let mut uptime: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
+        let mut checkpoints: HashSet<(String, u64)> = HashSet::new();
+        let mut seen: HashSet<(String, String, u64, &'static str)> = HashSet::new();
+        for path in files(&dir.join("ring"), &["json", "jsonl"])? {
+            let file = path.display().to_string();
+            for (label, r) in records::read_file::<RingReceipt>(&path, RING_FORMAT)? {
+                let issuer = r.verify(&file, &label)?.worker_id();
+                let where_ = format!("{file} ({label})");
+                let allowed: &[Role] = match r.kind {
+                    RingKind::Forward => &Role::ALL,
+                    RingKind::Checkpoint | RingKind::Fault => {
+                        &[Role::Validator, Role::Orchestrator]
+                    }
+                };
+                if !self.admit(
+                    &file, &label, &where_, &issuer, &r.subject, r.epoch, "receipt", allowed,
+                )? {
+                    continue;
                 }
-                RingKind::Fault => {
-                    let why = r.reason.as_deref().unwrap_or_default();
-                    exclusions[i].push(format!(
-                        "ring fault in round {} reported by {issuer}: {why}",
-                        r.round
-                    ));
+                let Some(&i) = self.index.get(&r.subject) else {
+                    let why = format!("subject {} is not in the roster", r.subject);
+                    self.reject(&where_, why);
+                    continue;
+                };
+                if !seen.insert((issuer.clone(), r.subject.clone(), r.round, r.kind.name())) {
+                    let why = format!("duplicate {} receipt by {issuer}", r.kind.name());
+                    self.reject(&where_, why);
+                    continue;
+                }
+                match r.kind {
+                    RingKind::Forward => uptime
+                        .entry((r.subject.clone(), r.round))
+                        .or_default()
+                        .push(r.uptime_seconds),
+                    RingKind::Checkpoint => {
+                        checkpoints.insert((r.subject.clone(), r.round));
+                    }
+                    RingKind::Fault => {
+                        let why = r.reason.as_deref().unwrap_or_default();
+                        self.exclusions[i].push(format!(
+                            "ring fault in round {} reported by {issuer}: {why}",
+                            r.round
+                        ));
+                    }
                 }
             }
         }
-    }
-    for ((subject, _round), values) in uptime {
-        let m = &mut metrics[index[&subject]];
-        let up = to_fixed(lower_median(values)).unwrap_or(0);
-        m[Metric::UptimeSeconds.index()] = m[Metric::UptimeSeconds.index()].saturating_add(up);
-        m[Metric::RingRounds.index()] = m[Metric::RingRounds.index()].saturating_add(FIXED_POINT);
-    }
-    for (subject, _round) in checkpoints {
-        let m = &mut metrics[index[&subject]];
-        m[Metric::Checkpoints.index()] = m[Metric::Checkpoints.index()].saturating_add(FIXED_POINT);
+        for ((subject, _round), values) in uptime {
+            let up = to_fixed(lower_median(values)).unwrap_or(0);
+            let i = self.index[&subject];
+            self.add(
+                i,
+                &[
+                    (Metric::UptimeSeconds, up),
+                    (Metric::RingRounds, FIXED_POINT),
+                ],
+            );
+        }
+        for (subject, _round) in checkpoints {
+            let i = self.index[&subject];
+            self.add(i, &[(Metric::Checkpoints, FIXED_POINT)]);
+        }
+        Ok(())
     }
 
-    for ((n, m), x) in inputs.nodes.iter_mut().zip(metrics).zip(exclusions) {
-        n.metrics = m;
-        n.exclusions.extend(x);
+    /// The roster with each node's metrics and exclusions.
+    fn finish(self) -> Inputs {
+        let mut inputs = self.inputs;
+        for ((n, m), x) in inputs
+            .nodes
+            .iter_mut()
+            .zip(self.metrics)
+            .zip(self.exclusions)
+        {
+            n.metrics = m;
+            n.exclusions.extend(x);
+        }
+        inputs
     }
-    inputs.rejected = rejected;
-    inputs.notes = notes;
-    Ok(inputs)
 }
 
 /// A record must be issued by a roster member of an allowed role about someone else.

@@ -92,20 +92,20 @@ impl RingReceipt {
     }
 
     pub fn sign(&mut self, id: &Identity) {
-        let (signer, sig) = signed::sign(id, RING_DOMAIN, self.fields());
-        self.signer = Some(signer);
-        self.signature = Some(sig);
+        let fields = self.fields();
+        sign_into(
+            id,
+            RING_DOMAIN,
+            fields,
+            &mut self.signer,
+            &mut self.signature,
+        );
     }
 
     /// Checks the fields and the signature; returns the issuer.
     pub fn verify(&self, file: &str, record: &str) -> Result<PublicIdentity, RewardError> {
-        let bad = |reason: String| RewardError::Record {
-            file: file.into(),
-            record: record.into(),
-            reason,
-        };
-        check_subject(&self.subject).map_err(bad)?;
-        timefmt::validate_utc(&self.issued).map_err(|e| bad(format!("issued: {e}")))?;
+        let bad = record_error(file, record);
+        check_subject_and_issued(&self.subject, &self.issued).map_err(&bad)?;
         if !(self.uptime_seconds.is_finite()
             && self.uptime_seconds >= 0.0
             && self.uptime_seconds <= super::MAX_METRIC)
@@ -212,19 +212,19 @@ impl EvalReport {
     }
 
     pub fn sign(&mut self, id: &Identity) {
-        let (signer, sig) = signed::sign(id, EVAL_DOMAIN, self.fields());
-        self.signer = Some(signer);
-        self.signature = Some(sig);
+        let fields = self.fields();
+        sign_into(
+            id,
+            EVAL_DOMAIN,
+            fields,
+            &mut self.signer,
+            &mut self.signature,
+        );
     }
 
     pub fn verify(&self, file: &str, record: &str) -> Result<PublicIdentity, RewardError> {
-        let bad = |reason: String| RewardError::Record {
-            file: file.into(),
-            record: record.into(),
-            reason,
-        };
-        check_subject(&self.subject).map_err(bad)?;
-        timefmt::validate_utc(&self.issued).map_err(|e| bad(format!("issued: {e}")))?;
+        let bad = record_error(file, record);
+        check_subject_and_issued(&self.subject, &self.issued).map_err(&bad)?;
         if !(self.delta.len() == 64
             && self
                 .delta
@@ -282,6 +282,35 @@ pub fn forward_receipt(
     r.uptime_seconds = uptime_seconds;
     r.sign(id);
     r
+}
+
+/// Signs `fields` under `domain` into a record's signer and signature slots.
+fn sign_into(
+    id: &Identity,
+    domain: &str,
+    fields: Envelope,
+    signer: &mut Option<SignerJson>,
+    signature: &mut Option<SignatureJson>,
+) {
+    let (s, sig) = signed::sign(id, domain, fields);
+    *signer = Some(s);
+    *signature = Some(sig);
+}
+
+/// The error for a bad field of record `record` in `file`.
+fn record_error<'a>(file: &'a str, record: &'a str) -> impl Fn(String) -> RewardError + 'a {
+    move |reason| RewardError::Record {
+        file: file.into(),
+        record: record.into(),
+        reason,
+    }
+}
+
+/// What every attesting record starts with: a valid subject and an RFC 3339 UTC issue time.
+fn check_subject_and_issued(subject: &str, issued: &str) -> Result<(), String> {
+    check_subject(subject)?;
+    timefmt::validate_utc(issued).map_err(|e| format!("issued: {e}"))?;
+    Ok(())
 }
 
 fn check_subject(s: &str) -> Result<(), String> {

@@ -278,6 +278,38 @@ fn rebuild_ring(rec: &Rec) -> Result<RingSpec, String> {
     RingSpec::new(rec.round, rec.chunk_elements, members)
 }
 
+/// The ring record with its digests and numbers decoded.
+struct Record {
+    raw: Rec,
+    ring: [u8; 32],
+    result_digest: [u8; 32],
+    sum_digest: [u8; 32],
+    seed: [u8; 32],
+    total_weight: u128,
+}
+
+/// What every step of an audit reads: the result's path, its parsed record, the ring (with its
+/// digest and the view's member indices), and the findings so far.
+struct Audit<'a> {
+    path: &'a Path,
+    rec: Record,
+    spec: RingSpec,
+    ring_digest: [u8; 32],
+    view_members: Vec<usize>,
+    findings: Vec<Finding>,
+}
+
+fn record_error(path: &Path, reason: String) -> AuditError {
+    AuditError::Record {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn inconsistent(reason: String) -> Finding {
+    Finding::Inconsistent { reason }
+}
+
 /// Audits the result at `result` (see the module documentation). `ring` is the ring file and
 /// its path, when the auditor has one; `inputs` are member input files, in any order.
 pub fn audit(
@@ -285,10 +317,53 @@ pub fn audit(
     ring: Option<(&RingSpec, &Path)>,
     inputs: &[PathBuf],
 ) -> Result<AuditReport, AuditError> {
-    let record_err = |reason: String| AuditError::Record {
-        path: result.to_path_buf(),
-        reason,
+    let (src, verified) = open_result(result)?;
+    let d = &verified.delta;
+    let rec = read_record(result, d)?;
+    let mut findings = Vec::new();
+    let (spec, keys) = resolve_keys(result, &rec, ring, &mut findings)?;
+    let view_members = check_view(result, &rec, &spec)?;
+    let mut a = Audit {
+        path: result,
+        ring_digest: spec.digest(),
+        rec,
+        spec,
+        view_members,
+        findings,
     };
+    // Step 2: signatures and the transcript.
+    let mut contributors = Vec::with_capacity(a.view_members.len());
+    let mut receipts_verified = 0;
+    let members = std::mem::take(&mut a.rec.raw.members);
+    for m in &members {
+        let (contributor, receipt_ok) = a.check_member(m)?;
+        receipts_verified += usize::from(receipt_ok);
+        contributors.push(contributor);
+    }
+    a.rec.raw.members = members;
+    let layout = result_layout(d);
+    let seed = a.check_derived_quantities(&contributors, &layout, &d.metadata.timestamp);
+    a.check_result_digest(&layout);
+    // Step 3: inputs.
+    let mut inputs_check = InputsCheck::new(&a, &contributors, &layout, &seed);
+    for path in inputs {
+        a.check_input(path, &contributors, &mut inputs_check)?;
+    }
+    // Step 4: the exact mean.
+    let exact_mean_checked = inputs_check.summed == a.view_members.len();
+    if exact_mean_checked {
+        a.check_exact_mean(&src, d, &layout, &inputs_check.sum)?;
+    }
+    Ok(a.report(
+        keys,
+        inputs_check.audits,
+        receipts_verified,
+        exact_mean_checked,
+    ))
+}
+
+/// Opens the result and verifies it as a delta file.
+fn open_result(result: &Path) -> Result<(FileSource, delta::VerifyReport), AuditError> {
     let src = FileSource::open(result).map_err(|source| AuditError::Open {
         path: result.to_path_buf(),
         source,
@@ -298,7 +373,11 @@ pub fn audit(
             path: result.to_path_buf(),
             source,
         })?;
-    let d = &verified.delta;
+    Ok((src, verified))
+}
+
+/// The ring record of the result's metadata (`extra.ring`), parsed and decoded.
+fn read_record(result: &Path, d: &delta::Delta) -> Result<Record, AuditError> {
     let value = d
         .metadata
         .extra
@@ -315,208 +394,96 @@ pub fn audit(
                 format: format.to_string(),
             });
         }
-        return Err(record_err(format!("unknown format {format:?}")));
+        return Err(record_error(result, format!("unknown format {format:?}")));
     }
-    let rec: Rec = serde_json::from_value(value.clone()).map_err(|e| record_err(e.to_string()))?;
-    let recorded_r = hex32(&rec.ring).ok_or_else(|| record_err("ring digest is not hex".into()))?;
-    let result_digest =
-        hex32(&rec.result_digest).ok_or_else(|| record_err("result_digest is not hex".into()))?;
-    let sum_digest =
-        hex32(&rec.sum_digest).ok_or_else(|| record_err("sum_digest is not hex".into()))?;
-    let recorded_seed = hex32(&rec.seed).ok_or_else(|| record_err("seed is not hex".into()))?;
-    let recorded_tw: u128 = rec
+    let raw: Rec =
+        serde_json::from_value(value.clone()).map_err(|e| record_error(result, e.to_string()))?;
+    let digest = |s: &str, what: &str| {
+        hex32(s).ok_or_else(|| record_error(result, format!("{what} is not hex")))
+    };
+    let ring = digest(&raw.ring, "ring digest")?;
+    let result_digest = digest(&raw.result_digest, "result_digest")?;
+    let sum_digest = digest(&raw.sum_digest, "sum_digest")?;
+    let seed = digest(&raw.seed, "seed")?;
+    let total_weight: u128 = raw
         .total_weight
         .parse()
-        .map_err(|_| record_err(format!("total_weight {:?}", rec.total_weight)))?;
+        .map_err(|_| record_error(result, format!("total_weight {:?}", raw.total_weight)))?;
+    Ok(Record {
+        raw,
+        ring,
+        result_digest,
+        sum_digest,
+        seed,
+        total_weight,
+    })
+}
 
-    let mut findings = Vec::new();
-    let rebuilt = rebuild_ring(&rec);
-    let (spec, keys) = match (ring, rebuilt) {
-        (Some((spec, ring_path)), rebuilt) => {
-            if spec.digest() != recorded_r {
-                return Err(AuditError::WrongRing {
-                    path: result.to_path_buf(),
-                    ring_file: ring_path.to_path_buf(),
-                    ours: rec.ring.clone(),
-                    theirs: hex::encode(spec.digest()),
-                });
-            }
-            match rebuilt {
-                Ok(r) if r.digest() == recorded_r => {}
-                Ok(_) => findings.push(Finding::Inconsistent {
-                    reason: "the recorded member list does not hash to the ring digest".into(),
-                }),
-                Err(e) => findings.push(Finding::Inconsistent {
-                    reason: format!("the recorded member list is invalid: {e}"),
-                }),
-            }
-            (spec.clone(), KeySource::RingFile)
-        }
-        (None, Ok(r)) => {
-            if r.digest() != recorded_r {
-                return Err(record_err(format!(
+/// Step 1: the members' keys, from the ring file when one is given (its digest must be the
+/// recorded one; a recorded member list that disagrees is a finding), else from the record.
+fn resolve_keys(
+    result: &Path,
+    rec: &Record,
+    ring: Option<(&RingSpec, &Path)>,
+    findings: &mut Vec<Finding>,
+) -> Result<(RingSpec, KeySource), AuditError> {
+    let rebuilt = rebuild_ring(&rec.raw);
+    let Some((spec, ring_path)) = ring else {
+        let r = rebuilt.map_err(|e| record_error(result, format!("member list: {e}")))?;
+        if r.digest() != rec.ring {
+            return Err(record_error(
+                result,
+                format!(
                     "the recorded member list hashes to {}, not to the recorded ring digest {} \
                      (give the ring file with --ring)",
                     hex::encode(r.digest()),
-                    rec.ring
-                )));
-            }
-            (r, KeySource::Record)
+                    rec.raw.ring
+                ),
+            ));
         }
-        (None, Err(e)) => return Err(record_err(format!("member list: {e}"))),
+        return Ok((r, KeySource::Record));
     };
-    let rd = spec.digest();
+    if spec.digest() != rec.ring {
+        return Err(AuditError::WrongRing {
+            path: result.to_path_buf(),
+            ring_file: ring_path.to_path_buf(),
+            ours: rec.raw.ring.clone(),
+            theirs: hex::encode(spec.digest()),
+        });
+    }
+    match rebuilt {
+        Ok(r) if r.digest() == rec.ring => {}
+        Ok(_) => findings.push(inconsistent(
+            "the recorded member list does not hash to the ring digest".into(),
+        )),
+        Err(e) => findings.push(inconsistent(format!(
+            "the recorded member list is invalid: {e}"
+        ))),
+    }
+    Ok((spec.clone(), KeySource::RingFile))
+}
 
-    // The view: indices strictly increasing, ids as in the ring.
-    let view_members: Vec<usize> = rec.members.iter().map(|m| m.index).collect();
+/// The view's member indices: at least two, strictly increasing, all in the ring.
+fn check_view(result: &Path, rec: &Record, spec: &RingSpec) -> Result<Vec<usize>, AuditError> {
+    let view_members: Vec<usize> = rec.raw.members.iter().map(|m| m.index).collect();
     if view_members.len() < 2
         || view_members.windows(2).any(|w| w[0] >= w[1])
         || view_members.last().is_some_and(|&m| m >= spec.len())
     {
-        return Err(record_err(format!(
-            "member indices {view_members:?} are not a view of a ring of {}",
-            spec.len()
-        )));
+        return Err(record_error(
+            result,
+            format!(
+                "member indices {view_members:?} are not a view of a ring of {}",
+                spec.len()
+            ),
+        ));
     }
-    let n = view_members.len();
-    let members_digest = proto::members_digest(rec.view, &view_members);
+    Ok(view_members)
+}
 
-    // Step 2: signatures and the transcript.
-    let mut contributors = Vec::with_capacity(n);
-    let mut receipts_verified = 0;
-    for m in &rec.members {
-        let key = &spec.members[m.index].public;
-        let id = spec.members[m.index].id.clone();
-        if m.id != id {
-            findings.push(Finding::Inconsistent {
-                reason: format!(
-                    "member {} is recorded as {} but the ring lists {id}",
-                    m.index, m.id
-                ),
-            });
-        }
-        let mut sig_ok = true;
-        let mut bad_sig = |what: &'static str, findings: &mut Vec<Finding>| {
-            sig_ok = false;
-            findings.push(Finding::BadSignature {
-                index: m.index,
-                id: id.clone(),
-                message: what,
-            });
-        };
-        let decode = |s: &str, what: &str| -> Result<Signed, AuditError> {
-            let b = keys::unb64(s)
-                .ok_or_else(|| record_err(format!("member {}: {what} is not base64", m.index)))?;
-            wire::decode(&b, spec.is_hybrid())
-                .map_err(|e| record_err(format!("member {}: {what}: {e}", m.index)))
-        };
-        // Receipt: an `ok` verdict on the recorded result digest.
-        let receipt = Signed {
-            sender: m.index as u16,
-            view: rec.view,
-            body: Body::Verdict {
-                ok: true,
-                result: result_digest,
-                evidence: Vec::new(),
-            },
-            sig: keys::unb64(&m.receipt)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| record_err(format!("member {}: receipt", m.index)))?,
-            // Missing in a hybrid ring, or present in another: the receipt does not verify.
-            pq_sig: match &m.receipt_ml_dsa_87 {
-                Some(s) => Some(keys::unb64(s).ok_or_else(|| {
-                    record_err(format!(
-                        "member {}: receipt_ml_dsa_87 is not base64",
-                        m.index
-                    ))
-                })?),
-                None => None,
-            },
-            payload: Vec::new(),
-        };
-        if receipt.verify(&rd, key) {
-            receipts_verified += 1;
-        } else {
-            bad_sig("receipt", &mut findings);
-        }
-        // Commit.
-        let cm = decode(&m.commit, "commit")?;
-        let commit = match &cm.body {
-            Body::Commit(c) if cm.sender as usize == m.index && cm.view == rec.view => {
-                if !cm.verify(&rd, key) {
-                    bad_sig("commit", &mut findings);
-                }
-                Some(c.clone())
-            }
-            _ => {
-                findings.push(Finding::Inconsistent {
-                    reason: format!(
-                        "member {}: the recorded commit is not its commit of view {}",
-                        m.index, rec.view
-                    ),
-                });
-                None
-            }
-        };
-        // Sketch.
-        let sm = decode(&m.sketch, "sketch")?;
-        let sketches = match &sm.body {
-            Body::Sketch { sketches }
-                if sm.sender as usize == m.index
-                    && sm.view == rec.view
-                    && sketches.len() == n
-                    && sketches.iter().all(|&s| s < sketch::P) =>
-            {
-                if !sm.verify(&rd, key) {
-                    bad_sig("sketch", &mut findings);
-                }
-                Some(sketches.clone())
-            }
-            _ => {
-                findings.push(Finding::Inconsistent {
-                    reason: format!(
-                        "member {}: the recorded sketch is not its sketch of view {}",
-                        m.index, rec.view
-                    ),
-                });
-                None
-            }
-        };
-        let nonce =
-            hex32(&m.nonce).ok_or_else(|| record_err(format!("member {}: nonce", m.index)))?;
-        if let Some(c) = &commit {
-            let mut bad = Vec::new();
-            if proto::nonce_hash(&nonce) != c.nonce_hash {
-                bad.push("its nonce does not match its commitment");
-            }
-            if c.weight != m.weight {
-                bad.push("the recorded weight is not its committed weight");
-            }
-            if hex::encode(c.input) != m.input_digest {
-                bad.push("the recorded input digest is not its committed one");
-            }
-            if c.members != members_digest {
-                bad.push("its commit names another member list");
-            }
-            for b in bad {
-                findings.push(Finding::Inconsistent {
-                    reason: format!("member {}: {b}", m.index),
-                });
-            }
-        }
-        contributors.push(Contributor {
-            index: m.index,
-            id,
-            commit,
-            commit_msg: Some(cm),
-            nonce,
-            sketches,
-            signatures_ok: sig_ok,
-        });
-    }
-
-    // The quantities every member derived from the commits.
-    let result_layout = Layout {
+/// The layout of the result's tensors (what the members committed to).
+fn result_layout(d: &delta::Delta) -> Layout {
+    Layout {
         tensors: d
             .tensors
             .iter()
@@ -524,38 +491,239 @@ pub fn audit(
             .collect(),
         adapter_config: None,
         base_hash: None,
-    };
-    let layout_digest = result_layout.digest();
-    let commits: Vec<&wire::Commit> = contributors
-        .iter()
-        .filter_map(|c| c.commit.as_ref())
-        .collect();
-    let mut seed = recorded_seed;
-    if commits.len() == n {
-        let weights: Vec<u64> = commits.iter().map(|c| c.weight).collect();
-        let exps: Vec<i32> = commits.iter().map(|c| c.exponent).collect();
-        let tw: u128 = weights.iter().map(|&w| w as u128).sum();
-        if tw != recorded_tw {
-            findings.push(Finding::Inconsistent {
-                reason: format!(
-                    "total weight {recorded_tw} is not the sum of the committed weights ({tw})"
-                ),
+    }
+}
+
+/// Step 3's running state: one [`MemberAudit`] per contributor, the exact fixed-point sum of
+/// the inputs matched so far, and what a sketch is computed over.
+struct InputsCheck {
+    audits: Vec<MemberAudit>,
+    len: usize,
+    segments: Vec<std::ops::Range<usize>>,
+    points: Vec<u64>,
+    sum: Vec<i64>,
+    summed: usize,
+}
+
+impl InputsCheck {
+    fn new(a: &Audit, contributors: &[Contributor], layout: &Layout, seed: &[u8; 32]) -> Self {
+        let n = a.view_members.len();
+        let audits = contributors
+            .iter()
+            .zip(&a.rec.raw.members)
+            .map(|(c, m)| MemberAudit {
+                index: c.index,
+                id: c.id.clone(),
+                weight: m.weight,
+                input_digest: m.input_digest.clone(),
+                signatures_ok: c.signatures_ok,
+                input: None,
+                sketch_matches_input: None,
+            })
+            .collect();
+        let len: usize = layout
+            .tensors
+            .iter()
+            .map(|(_, _, s)| s.iter().product::<u64>() as usize)
+            .sum();
+        InputsCheck {
+            audits,
+            len,
+            segments: proto::segments(len, n),
+            points: (0..n).map(|g| sketch::point(seed, g as u32)).collect(),
+            sum: vec![0i64; len],
+            summed: 0,
+        }
+    }
+}
+
+impl Audit<'_> {
+    fn record_error(&self, reason: String) -> AuditError {
+        record_error(self.path, reason)
+    }
+
+    /// Records a bad signature of `what` by member `index`; returns whether it verified.
+    fn signature(&mut self, verified: bool, index: usize, id: &str, what: &'static str) -> bool {
+        if !verified {
+            self.findings.push(Finding::BadSignature {
+                index,
+                id: id.to_string(),
+                message: what,
             });
         }
-        match fixed::scale_bits(&exps, &weights) {
-            Ok(f) if f == rec.scale_bits => {}
-            Ok(f) => findings.push(Finding::Inconsistent {
-                reason: format!(
-                    "scale 2^{} is not the one the commits give (2^{f})",
-                    rec.scale_bits
-                ),
-            }),
-            Err(e) => findings.push(Finding::Inconsistent {
-                reason: format!("the commits give no scale: {e}"),
-            }),
+        verified
+    }
+
+    /// Step 2 for one member: its receipt, commit and sketch signatures, and its nonce,
+    /// weight, input digest and member list against its commitment. Returns the decoded
+    /// transcript and whether the receipt verified.
+    fn check_member(&mut self, m: &RecMember) -> Result<(Contributor, bool), AuditError> {
+        let id = self.spec.members[m.index].id.clone();
+        if m.id != id {
+            self.findings.push(inconsistent(format!(
+                "member {} is recorded as {} but the ring lists {id}",
+                m.index, m.id
+            )));
         }
+        let receipt = self.receipt(m)?;
+        let key = &self.spec.members[m.index].public;
+        let receipt_verified = receipt.verify(&self.ring_digest, key);
+        let receipt_ok = self.signature(receipt_verified, m.index, &id, "receipt");
+        let commit_msg = self.decode(m, &m.commit, "commit")?;
+        let (commit, commit_ok) = self.check_commit(m, &id, &commit_msg);
+        let (sketches, sketch_ok) = self.check_sketch(m, &id)?;
+        let nonce = hex32(&m.nonce)
+            .ok_or_else(|| self.record_error(format!("member {}: nonce", m.index)))?;
+        if let Some(c) = &commit {
+            self.check_commitment(m, c, &nonce);
+        }
+        let contributor = Contributor {
+            index: m.index,
+            id,
+            commit,
+            commit_msg: Some(commit_msg),
+            nonce,
+            sketches,
+            signatures_ok: receipt_ok && commit_ok && sketch_ok,
+        };
+        Ok((contributor, receipt_ok))
+    }
+
+    /// A recorded message of member `m` (`what`: commit, sketch), decoded.
+    fn decode(&self, m: &RecMember, b64: &str, what: &str) -> Result<Signed, AuditError> {
+        let b = keys::unb64(b64).ok_or_else(|| {
+            self.record_error(format!("member {}: {what} is not base64", m.index))
+        })?;
+        wire::decode(&b, self.spec.is_hybrid())
+            .map_err(|e| self.record_error(format!("member {}: {what}: {e}", m.index)))
+    }
+
+    /// The member's receipt: an `ok` verdict on the recorded result digest, with its recorded
+    /// signatures (a missing ML-DSA half in a hybrid ring, or one in another, does not verify).
+    fn receipt(&self, m: &RecMember) -> Result<Signed, AuditError> {
+        let sig = keys::unb64(&m.receipt)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| self.record_error(format!("member {}: receipt", m.index)))?;
+        let pq_sig = match &m.receipt_ml_dsa_87 {
+            Some(s) => Some(keys::unb64(s).ok_or_else(|| {
+                self.record_error(format!(
+                    "member {}: receipt_ml_dsa_87 is not base64",
+                    m.index
+                ))
+            })?),
+            None => None,
+        };
+        Ok(Signed {
+            sender: m.index as u16,
+            view: self.rec.raw.view,
+            body: Body::Verdict {
+                ok: true,
+                result: self.rec.result_digest,
+                evidence: Vec::new(),
+            },
+            sig,
+            pq_sig,
+            payload: Vec::new(),
+        })
+    }
+
+    /// The member's commit of this view, if the recorded message is one, and whether its
+    /// signature verified.
+    fn check_commit(
+        &mut self,
+        m: &RecMember,
+        id: &str,
+        msg: &Signed,
+    ) -> (Option<wire::Commit>, bool) {
+        let view = self.rec.raw.view;
+        match &msg.body {
+            Body::Commit(c) if msg.sender as usize == m.index && msg.view == view => {
+                let verified = msg.verify(&self.ring_digest, &self.spec.members[m.index].public);
+                let ok = self.signature(verified, m.index, id, "commit");
+                (Some(c.clone()), ok)
+            }
+            _ => {
+                self.findings.push(inconsistent(format!(
+                    "member {}: the recorded commit is not its commit of view {view}",
+                    m.index
+                )));
+                (None, true)
+            }
+        }
+    }
+
+    /// The member's sketches of this view (one per segment, each below the field's modulus),
+    /// if the recorded message is its sketch, and whether its signature verified.
+    fn check_sketch(
+        &mut self,
+        m: &RecMember,
+        id: &str,
+    ) -> Result<(Option<Vec<u64>>, bool), AuditError> {
+        let msg = self.decode(m, &m.sketch, "sketch")?;
+        let (view, n) = (self.rec.raw.view, self.view_members.len());
+        Ok(match &msg.body {
+            Body::Sketch { sketches }
+                if msg.sender as usize == m.index
+                    && msg.view == view
+                    && sketches.len() == n
+                    && sketches.iter().all(|&s| s < sketch::P) =>
+            {
+                let verified = msg.verify(&self.ring_digest, &self.spec.members[m.index].public);
+                let ok = self.signature(verified, m.index, id, "sketch");
+                (Some(sketches.clone()), ok)
+            }
+            _ => {
+                self.findings.push(inconsistent(format!(
+                    "member {}: the recorded sketch is not its sketch of view {view}",
+                    m.index
+                )));
+                (None, true)
+            }
+        })
+    }
+
+    /// The member's nonce, recorded weight, input digest and the view against its commit.
+    fn check_commitment(&mut self, m: &RecMember, c: &wire::Commit, nonce: &[u8; 32]) {
+        let members_digest = proto::members_digest(self.rec.raw.view, &self.view_members);
+        let mut bad = Vec::new();
+        if proto::nonce_hash(nonce) != c.nonce_hash {
+            bad.push("its nonce does not match its commitment");
+        }
+        if c.weight != m.weight {
+            bad.push("the recorded weight is not its committed weight");
+        }
+        if hex::encode(c.input) != m.input_digest {
+            bad.push("the recorded input digest is not its committed one");
+        }
+        if c.members != members_digest {
+            bad.push("its commit names another member list");
+        }
+        for b in bad {
+            self.findings
+                .push(inconsistent(format!("member {}: {b}", m.index)));
+        }
+    }
+
+    /// With every member's commit: the total weight, scale, layout, seed and timestamp the
+    /// commits imply against the recorded ones. Returns the seed (the recorded one when a
+    /// commit is missing).
+    fn check_derived_quantities(
+        &mut self,
+        contributors: &[Contributor],
+        layout: &Layout,
+        timestamp: &str,
+    ) -> [u8; 32] {
+        let commits: Vec<&wire::Commit> = contributors
+            .iter()
+            .filter_map(|c| c.commit.as_ref())
+            .collect();
+        if commits.len() != self.view_members.len() {
+            return self.rec.seed;
+        }
+        self.check_weights_and_scale(&commits);
+        let layout_digest = layout.digest();
         if let Some(c) = commits.iter().find(|c| c.layout != layout_digest) {
-            findings.push(Finding::Result {
+            self.findings.push(Finding::Result {
                 reason: format!(
                     "its tensors (layout {}) are not the layout the members committed to ({})",
                     hex::encode(layout_digest),
@@ -563,166 +731,194 @@ pub fn audit(
                 ),
             });
         }
-        seed = proto::seed(
-            &rd,
-            rec.view,
+        let seed = proto::seed(
+            &self.ring_digest,
+            self.rec.raw.view,
             contributors
                 .iter()
                 .filter_map(|c| Some((c.commit_msg.as_ref()?, &c.nonce))),
         );
-        if seed != recorded_seed {
-            findings.push(Finding::Inconsistent {
-                reason: "the recorded seed is not the one the transcript gives".into(),
-            });
+        if seed != self.rec.seed {
+            self.findings.push(inconsistent(
+                "the recorded seed is not the one the transcript gives".into(),
+            ));
         }
         let latest = commits.iter().map(|c| c.timestamp.as_str()).max();
-        if latest != Some(d.metadata.timestamp.as_str()) {
-            findings.push(Finding::Inconsistent {
-                reason: format!(
-                    "timestamp {} is not the latest committed one ({})",
-                    d.metadata.timestamp,
-                    latest.unwrap_or("")
-                ),
+        if latest != Some(timestamp) {
+            self.findings.push(inconsistent(format!(
+                "timestamp {timestamp} is not the latest committed one ({})",
+                latest.unwrap_or("")
+            )));
+        }
+        seed
+    }
+
+    /// The recorded total weight and scale against the committed weights and exponents.
+    fn check_weights_and_scale(&mut self, commits: &[&wire::Commit]) {
+        let weights: Vec<u64> = commits.iter().map(|c| c.weight).collect();
+        let exps: Vec<i32> = commits.iter().map(|c| c.exponent).collect();
+        let tw: u128 = weights.iter().map(|&w| w as u128).sum();
+        let recorded_tw = self.rec.total_weight;
+        if tw != recorded_tw {
+            self.findings.push(inconsistent(format!(
+                "total weight {recorded_tw} is not the sum of the committed weights ({tw})"
+            )));
+        }
+        let scale_bits = self.rec.raw.scale_bits;
+        match fixed::scale_bits(&exps, &weights) {
+            Ok(f) if f == scale_bits => {}
+            Ok(f) => self.findings.push(inconsistent(format!(
+                "scale 2^{scale_bits} is not the one the commits give (2^{f})"
+            ))),
+            Err(e) => self
+                .findings
+                .push(inconsistent(format!("the commits give no scale: {e}"))),
+        }
+    }
+
+    /// The signed result digest against this layout, scale, total weight and sum digest.
+    fn check_result_digest(&mut self, layout: &Layout) {
+        let rec = &self.rec;
+        let digest = proto::result_digest_of(
+            &layout.digest(),
+            rec.raw.scale_bits,
+            rec.total_weight,
+            &rec.sum_digest,
+        );
+        if digest != rec.result_digest {
+            self.findings.push(Finding::Result {
+                reason: "the signed result digest does not cover this layout, scale, total weight \
+                         and sum digest"
+                    .into(),
             });
         }
     }
-    if proto::result_digest_of(&layout_digest, rec.scale_bits, recorded_tw, &sum_digest)
-        != result_digest
-    {
-        findings.push(Finding::Result {
-            reason: "the signed result digest does not cover this layout, scale, total weight \
-                     and sum digest"
-                .into(),
-        });
-    }
 
-    // Step 3: inputs.
-    let mut audits: Vec<MemberAudit> = contributors
-        .iter()
-        .zip(&rec.members)
-        .map(|(c, m)| MemberAudit {
-            index: c.index,
-            id: c.id.clone(),
-            weight: m.weight,
-            input_digest: m.input_digest.clone(),
-            signatures_ok: c.signatures_ok,
-            input: None,
-            sketch_matches_input: None,
-        })
-        .collect();
-    let len: usize = result_layout
-        .tensors
-        .iter()
-        .map(|(_, _, s)| s.iter().product::<u64>() as usize)
-        .sum();
-    let segs = proto::segments(len, n);
-    let points: Vec<u64> = (0..n).map(|g| sketch::point(&seed, g as u32)).collect();
-    let mut sum = vec![0i64; len];
-    let mut summed = 0usize;
-    for path in inputs {
+    /// Step 3 for one input file: the contributor that committed to it (or a finding when
+    /// none did), its tensors, exponent and published sketch against that input; an input
+    /// that passes the layout check is added to the exact sum.
+    fn check_input(
+        &mut self,
+        path: &Path,
+        contributors: &[Contributor],
+        st: &mut InputsCheck,
+    ) -> Result<(), AuditError> {
         let (input, _, signer) = io::read_input(path, 1)?;
         let digest = input.input_digest;
         let Some(j) = contributors
             .iter()
             .position(|c| c.commit.as_ref().is_some_and(|c| c.input == digest))
         else {
-            // A member's own signed delta that is not what it committed to.
-            let by = signer.as_ref().and_then(|s| {
-                contributors
-                    .iter()
-                    .find(|c| spec.members[c.index].public.ed25519 == s.ed25519)
-            });
-            findings.push(match by {
-                Some(c) => Finding::Convicted {
-                    index: c.index,
-                    id: c.id.clone(),
-                    path: path.clone(),
-                    reason: format!(
-                        "the file is signed by this member but is not the input it committed to \
-                         (file body digest {}, committed {})",
-                        hex::encode(digest),
-                        audits
-                            .iter()
-                            .find(|a| a.index == c.index)
-                            .map_or("?", |a| a.input_digest.as_str())
-                    ),
-                },
-                None => Finding::UnknownInput {
-                    path: path.clone(),
-                    digest: hex::encode(digest),
-                },
-            });
-            continue;
+            let finding = self.unmatched_input(path, digest, signer.as_ref(), contributors, st);
+            self.findings.push(finding);
+            return Ok(());
         };
-        if audits[j].input.is_some() {
-            continue; // the same member's input given twice
+        if st.audits[j].input.is_some() {
+            return Ok(()); // the same member's input given twice
         }
-        audits[j].input = Some(path.clone());
+        st.audits[j].input = Some(path.to_path_buf());
         let c = &contributors[j];
         let commit = c.commit.as_ref().expect("matched a commit");
         let convict = |reason: String| Finding::Convicted {
             index: c.index,
             id: c.id.clone(),
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason,
         };
-        if input.values.len() != len || input.layout != commit.layout {
-            findings.push(convict(
+        if input.values.len() != st.len || input.layout != commit.layout {
+            self.findings.push(convict(
                 "its committed input does not have the result's tensors".into(),
             ));
-            audits[j].sketch_matches_input = Some(false);
-            continue;
+            st.audits[j].sketch_matches_input = Some(false);
+            return Ok(());
         }
         match input.values.exponent() {
             Ok(e) if e == commit.exponent => {}
-            Ok(e) => findings.push(convict(format!(
+            Ok(e) => self.findings.push(convict(format!(
                 "it committed to exponent {} but its input needs {e}",
                 commit.exponent
             ))),
-            Err(e) => findings.push(convict(format!("its input is not finite: {e}"))),
+            Err(e) => self
+                .findings
+                .push(convict(format!("its input is not finite: {e}"))),
         }
-        let contribution = input.values.contribution(commit.weight, rec.scale_bits);
-        let mut matches = true;
-        if let Some(published) = &c.sketches {
-            use rayon::prelude::*;
-            let computed: Vec<u64> = segs
-                .par_iter()
-                .enumerate()
-                .map(|(g, r)| sketch::sketch(&contribution[r.clone()], points[g]))
-                .collect();
-            for (g, (&mine, &theirs)) in computed.iter().zip(published).enumerate() {
-                if mine != theirs {
-                    matches = false;
-                    findings.push(convict(format!(
-                        "its published sketch of segment {g} ({theirs}) is not the sketch of \
-                         its committed input ({mine})"
-                    )));
-                    break;
+        let contribution = input
+            .values
+            .contribution(commit.weight, self.rec.raw.scale_bits);
+        let matches = match &c.sketches {
+            Some(published) => match first_sketch_mismatch(st, &contribution, published) {
+                Some(reason) => {
+                    self.findings.push(convict(reason));
+                    false
                 }
-            }
-        } else {
-            matches = false;
-        }
-        audits[j].sketch_matches_input = Some(matches);
-        fixed::add_into(&mut sum, &contribution);
-        summed += 1;
+                None => true,
+            },
+            None => false,
+        };
+        st.audits[j].sketch_matches_input = Some(matches);
+        fixed::add_into(&mut st.sum, &contribution);
+        st.summed += 1;
+        Ok(())
     }
 
-    // Step 4: the exact mean.
-    let exact_mean_checked = summed == n;
-    if exact_mean_checked {
-        if wire::payload_digest(&sum) != sum_digest {
-            findings.push(Finding::Result {
+    /// The finding for an input that is no contributor's committed input: a member's own
+    /// signed delta that is not what it committed to convicts it; anything else is unknown.
+    fn unmatched_input(
+        &self,
+        path: &Path,
+        digest: [u8; 32],
+        signer: Option<&PublicIdentity>,
+        contributors: &[Contributor],
+        st: &InputsCheck,
+    ) -> Finding {
+        let by = signer.and_then(|s| {
+            contributors
+                .iter()
+                .find(|c| self.spec.members[c.index].public.ed25519 == s.ed25519)
+        });
+        match by {
+            Some(c) => Finding::Convicted {
+                index: c.index,
+                id: c.id.clone(),
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the file is signed by this member but is not the input it committed to \
+                     (file body digest {}, committed {})",
+                    hex::encode(digest),
+                    st.audits
+                        .iter()
+                        .find(|a| a.index == c.index)
+                        .map_or("?", |a| a.input_digest.as_str())
+                ),
+            },
+            None => Finding::UnknownInput {
+                path: path.to_path_buf(),
+                digest: hex::encode(digest),
+            },
+        }
+    }
+
+    /// Step 4: with every contributor's input summed, the sum's digest against the signed one
+    /// and the result's tensor bytes against the exact weighted mean.
+    fn check_exact_mean(
+        &mut self,
+        src: &FileSource,
+        d: &delta::Delta,
+        layout: &Layout,
+        sum: &[i64],
+    ) -> Result<(), AuditError> {
+        if wire::payload_digest(sum) != self.rec.sum_digest {
+            self.findings.push(Finding::Result {
                 reason: "the exact sum of the committed inputs is not the sum the members signed"
                     .into(),
             });
         }
-        let want = io::mean_bytes(&result_layout, &sum, recorded_tw, rec.scale_bits);
+        let want = io::mean_bytes(layout, sum, self.rec.total_weight, self.rec.raw.scale_bits);
         for (t, w) in d.tensors.iter().zip(&want) {
             let mut got = Vec::with_capacity(w.len());
-            delta::read_tensor(&src, d, t, |raw| got.extend_from_slice(raw)).map_err(|source| {
+            delta::read_tensor(src, d, t, |raw| got.extend_from_slice(raw)).map_err(|source| {
                 AuditError::Result {
-                    path: result.to_path_buf(),
+                    path: self.path.to_path_buf(),
                     source,
                 }
             })?;
@@ -733,7 +929,7 @@ pub fn audit(
                     .zip(w.chunks(width))
                     .position(|(a, b)| a != b)
                     .unwrap_or(0);
-                findings.push(Finding::Result {
+                self.findings.push(Finding::Result {
                     reason: format!(
                         "tensor {:?} differs from the exact weighted mean of the inputs \
                          (first at element {k})",
@@ -742,25 +938,62 @@ pub fn audit(
                 });
             }
         }
+        Ok(())
     }
 
-    Ok(AuditReport {
-        result: result.to_path_buf(),
-        keys,
-        ring: rec.ring.clone(),
-        round: rec.round,
-        hybrid: spec.is_hybrid(),
-        view: rec.view,
-        members: audits,
-        excluded: rec.excluded,
-        scale_bits: rec.scale_bits,
-        total_weight: rec.total_weight,
-        result_digest: rec.result_digest,
-        seed: rec.seed,
-        receipts_verified,
-        exact_mean_checked,
-        findings,
-    })
+    fn report(
+        self,
+        keys: KeySource,
+        members: Vec<MemberAudit>,
+        receipts_verified: usize,
+        exact_mean_checked: bool,
+    ) -> AuditReport {
+        let rec = self.rec.raw;
+        AuditReport {
+            result: self.path.to_path_buf(),
+            keys,
+            ring: rec.ring,
+            round: rec.round,
+            hybrid: self.spec.is_hybrid(),
+            view: rec.view,
+            members,
+            excluded: rec.excluded,
+            scale_bits: rec.scale_bits,
+            total_weight: rec.total_weight,
+            result_digest: rec.result_digest,
+            seed: rec.seed,
+            receipts_verified,
+            exact_mean_checked,
+            findings: self.findings,
+        }
+    }
+}
+
+/// The first segment whose published sketch is not the sketch of `contribution` (the reason
+/// that convicts its member), or `None` when all match.
+fn first_sketch_mismatch(
+    st: &InputsCheck,
+    contribution: &[i64],
+    published: &[u64],
+) -> Option<String> {
+    use rayon::prelude::*;
+    let computed: Vec<u64> = st
+        .segments
+        .par_iter()
+        .enumerate()
+        .map(|(g, r)| sketch::sketch(&contribution[r.clone()], st.points[g]))
+        .collect();
+    computed
+        .iter()
+        .zip(published)
+        .enumerate()
+        .find(|(_, (mine, theirs))| mine != theirs)
+        .map(|(g, (mine, theirs))| {
+            format!(
+                "its published sketch of segment {g} ({theirs}) is not the sketch of its \
+                 committed input ({mine})"
+            )
+        })
 }
 
 #[cfg(test)]

@@ -230,14 +230,39 @@ impl RingSpec {
     }
 
     fn compute_digest(&self) -> [u8; 32] {
-        let mut h = Sha3_256::new();
-        // A hybrid ring has its own domain (protocol version 3): a member without hybrid
-        // signatures computes another `R` and fails the handshake as "wrong ring file".
-        h.update(if self.hybrid {
-            &b"gym-ring-v3/hybrid-ring\0"[..]
+        // Protocol version 4 (packed payloads) has its own domains: a member of an earlier
+        // version computes another `R`, and a member of this one recognizes it
+        // ([`RingSpec::earlier_version`]).
+        self.digest_in(if self.hybrid {
+            &b"gym-ring-v4/hybrid-ring\0"[..]
         } else {
-            &b"gym-ring-v2/ring\0"[..]
-        });
+            &b"gym-ring-v4/ring\0"[..]
+        })
+    }
+
+    /// The protocol version(s) whose ring digest for this ring file is `theirs`, when it is
+    /// not ours: a peer running an earlier gym is refused by name instead of as "wrong ring
+    /// file". Versions 2 and 3 share the digest of a ring without ML-DSA-87 keys.
+    pub fn earlier_version(&self, theirs: &[u8]) -> Option<&'static str> {
+        let (domain, versions) = if self.hybrid {
+            (&b"gym-ring-v3/hybrid-ring\0"[..], "3")
+        } else {
+            (&b"gym-ring-v2/ring\0"[..], "2 or 3")
+        };
+        (self.digest_in(domain) == theirs).then_some(versions)
+    }
+
+    /// The ring digest of this ring file under another domain (tests of version refusals).
+    #[cfg(test)]
+    pub(crate) fn digest_with_domain_for_tests(&self, domain: &[u8]) -> [u8; 32] {
+        self.digest_in(domain)
+    }
+
+    fn digest_in(&self, domain: &[u8]) -> [u8; 32] {
+        let mut h = Sha3_256::new();
+        // A hybrid ring has its own domain (since protocol version 3): a member without
+        // hybrid signatures computes another `R` and fails the handshake as "wrong ring file".
+        h.update(domain);
         h.update(self.round.to_le_bytes());
         h.update(self.chunk_elements.to_le_bytes());
         h.update((self.members.len() as u32).to_le_bytes());

@@ -43,6 +43,8 @@ pub const fn finish_len(hybrid: bool) -> usize {
 
 /// The FIPS 204 context string of the handshake's ML-DSA-87 signatures (hybrid rings).
 pub const MLDSA_HANDSHAKE_CONTEXT: &[u8] = b"gym-ring-v3/handshake";
+/// The ring protocol version of docs/ring-protocol.md that this implementation speaks.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// A direction stops after this many frames.
 pub const MAX_FRAMES: u64 = 1 << 32;
 
@@ -52,6 +54,11 @@ pub enum HandshakeError {
         "wrong ring file or round: peer has ring digest {theirs}, ours is {ours} (compare the ring files)"
     )]
     WrongRing { ours: String, theirs: String },
+    #[error(
+        "a member running ring protocol version {theirs} (an earlier gym) cannot join: this member \
+         runs version {PROTOCOL_VERSION}; run the same gym version on every member"
+    )]
+    EarlierVersion { theirs: &'static str },
     #[error("key {key} (claiming member {index}) is not a member of this ring")]
     NotMember { key: String, index: u16 },
     #[error("expected member {expected}, but member {got} answered")]
@@ -73,7 +80,9 @@ pub enum HandshakeError {
 impl Classify for HandshakeError {
     fn class(&self) -> ErrorClass {
         match self {
-            HandshakeError::WrongRing { .. } | HandshakeError::Decrypt { .. } => ErrorClass::Policy,
+            HandshakeError::WrongRing { .. }
+            | HandshakeError::EarlierVersion { .. }
+            | HandshakeError::Decrypt { .. } => ErrorClass::Policy,
             HandshakeError::NotMember { .. } | HandshakeError::WrongPeer { .. } => {
                 ErrorClass::Untrusted
             }
@@ -391,6 +400,9 @@ impl Responder {
             )));
         }
         let theirs = &b[1..33];
+        if let Some(theirs) = ring.earlier_version(theirs) {
+            return Err(HandshakeError::EarlierVersion { theirs });
+        }
         if theirs != ring.digest() {
             return Err(HandshakeError::WrongRing {
                 ours: hex::encode(ring.digest()),
@@ -608,6 +620,25 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, HandshakeError::WrongRing { .. }), "{e}");
+    }
+
+    /// A member of protocol version 2 or 3 (the earlier ring digest domain) is refused by
+    /// name, and the reason reaches it in the reject frame.
+    #[test]
+    fn an_earlier_protocol_version_is_refused_by_name() {
+        let (ring, ids) = pair();
+        let (_, mut hello) = Initiator::start(ring.clone(), 0, ids[0].clone(), 1, &[1; 96]);
+        // Recompute the old R by hand from the same fields (the domain is all that changed).
+        let old = ring.digest_with_domain_for_tests(b"gym-ring-v2/ring\0");
+        assert_ne!(old, ring.digest());
+        hello[1..33].copy_from_slice(&old);
+        let e = Responder::on_hello(ring.clone(), 1, &ids[1], &hello, &[2; 64])
+            .err()
+            .unwrap();
+        assert_eq!(e, HandshakeError::EarlierVersion { theirs: "2 or 3" });
+        let reason = String::from_utf8_lossy(&reject_frame(&e)).into_owned();
+        assert!(reason.contains("ring protocol version 2 or 3"), "{reason}");
+        assert!(reason.contains("version 4"), "{reason}");
     }
 
     #[test]

@@ -184,8 +184,9 @@ mod x86 {
     /// same values; a NaN gives 0 as Rust's `as` does (an honest input has none: its
     /// exponent is checked first).
     pub(super) fn contribution_f32(xs: &[f32], k: &Kernel, out: &mut [i64]) -> bool {
-        if std::env::var_os("GYM_NO_SIMD").is_some()
-            || !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq"))
+        if !(crate::core::cpu::simd_allowed()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512dq"))
         {
             return false;
         }

@@ -3,6 +3,7 @@
 //! `net` is the thin tokio driver around them.
 
 pub mod audit;
+pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod fixed;

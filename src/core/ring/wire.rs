@@ -1,14 +1,20 @@
 //! Encoding of ring messages (docs/ring-protocol.md, "Round structure"). Every message is
 //! `kind u8 ‖ sender u16 ‖ view u32 ‖ body ‖ Ed25519 signature (64)`, in a hybrid ring then
-//! `ML-DSA-87 signature (4627)` ("Hybrid signatures"), followed for data messages by
-//! `u32 count ‖ count × i64`. All integers little-endian. Decoding uses checked reads only;
-//! the decoder is told whether the ring is hybrid (the encoding does not say).
+//! `ML-DSA-87 signature (4627)` ("Hybrid signatures"), followed for data messages by the
+//! packed payload of [`codec`] (`u32 count ‖ blocks`, protocol version 4). All integers
+//! little-endian. Decoding uses checked reads only; the decoder is told whether the ring is
+//! hybrid (the encoding does not say).
+//!
+//! Inside a member a data message's frame is *raw*: the same prefix, then `count × i64`
+//! (what is hashed, signed, reduced and forwarded in place); [`pack_frame`] turns it into the
+//! wire encoding before it is sent and [`unpack_frame`] back after it is received.
 
 use std::borrow::Cow;
 
 use sha3::{Digest, Sha3_256};
 
 use crate::core::hash::multi::sha3_256_many;
+use crate::core::ring::codec::{self, CodecError};
 
 use crate::core::keys::{Identity, MLDSA87_SIGNATURE_LEN, PublicIdentity};
 
@@ -40,6 +46,8 @@ pub enum WireError {
     Trailing { count: usize },
     #[error("invalid {what}: {value}")]
     Invalid { what: &'static str, value: u64 },
+    #[error(transparent)]
+    Packed(#[from] CodecError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,14 +314,44 @@ pub const TRAILER_ROOM: usize = 16;
 pub fn encode(m: &Signed) -> Vec<u8> {
     let mut out = signed_part(m.sender, m.view, &m.body);
     let pq = m.pq_sig.as_deref().unwrap_or_default();
-    out.reserve(64 + pq.len() + 4 + 8 * m.payload.len() + TRAILER_ROOM);
+    out.reserve(64 + pq.len() + codec::max_encoded_len(m.payload.len()) + TRAILER_ROOM);
     out.extend_from_slice(&m.sig);
     out.extend_from_slice(pq);
     if let Body::Data(_) = m.body {
-        out.extend_from_slice(&(m.payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&le_bytes(&m.payload));
+        codec::encode_into(&m.payload, &mut out);
     }
     out
+}
+
+/// The wire encoding of a raw data frame (of [`data_frame`], prefix written): the prefix up
+/// to its `u32 count`, then the packed payload, with room for the AEAD tag. Equal to
+/// [`encode`] of the same message.
+pub fn pack_frame(raw: &[u8], hybrid: bool) -> Vec<u8> {
+    let pre = data_prefix(hybrid);
+    let payload = &raw[pre..];
+    let mut out =
+        Vec::with_capacity(pre - 4 + codec::max_encoded_len(payload.len() / 8) + TRAILER_ROOM);
+    out.extend_from_slice(&raw[..pre - 4]);
+    codec::encode_le_into(payload, &mut out);
+    out
+}
+
+/// The raw frame of a received data message whose packed payload is `packed[range]` (the
+/// range [`decode_split`] gives): the same prefix, then `count × i64` little-endian.
+pub fn unpack_frame(
+    packed: &[u8],
+    range: std::ops::Range<usize>,
+    hybrid: bool,
+) -> Result<Vec<u8>, CodecError> {
+    let stream = &packed[range.clone()];
+    let count = codec::count_of(stream)?;
+    let pre = data_prefix(hybrid);
+    debug_assert_eq!(range.start, pre - 4);
+    let mut raw = Vec::with_capacity(pre + 8 * count + TRAILER_ROOM);
+    raw.extend_from_slice(&packed[..pre]);
+    raw.resize(pre + 8 * count, 0);
+    codec::decode_le_into(stream, &mut raw[pre..])?;
+    Ok(raw)
 }
 
 /// Bytes of an encoded data message before its payload in a ring without ML-DSA-87 keys:
@@ -427,8 +465,9 @@ pub fn decode(b: &[u8], hybrid: bool) -> Result<Signed, WireError> {
     Ok(decode_depth(b, 0, true, hybrid)?.0)
 }
 
-/// [`decode`] without copying a data message's payload: the message comes back with an empty
-/// `payload`, and the payload's bytes are `b[range]` (an empty range for other kinds).
+/// [`decode`] without decoding a data message's payload: the message comes back with an empty
+/// `payload`, and the payload's packed bytes (`u32 count ‖ blocks`, [`codec`]) are `b[range]`
+/// (an empty range for other kinds); [`unpack_frame`] decodes them.
 pub fn decode_split(b: &[u8], hybrid: bool) -> Result<(Signed, std::ops::Range<usize>), WireError> {
     decode_depth(b, 0, false, hybrid)
 }
@@ -535,16 +574,14 @@ fn decode_depth(
     let mut payload = Vec::new();
     let mut range = 0..0;
     if kind == KIND_DATA {
-        let n = r.u32("payload count")? as usize;
+        // The packed payload is the rest of the message.
         let start = b.len() - r.b.len();
-        let bytes = r.take(
-            n.checked_mul(8)
-                .ok_or(WireError::Truncated { what: "payload" })?,
-            "payload",
-        )?;
-        range = start..start + bytes.len();
+        let bytes = r.take(r.b.len(), "payload")?;
+        range = start..b.len();
         if copy_payload {
-            payload = get_le(bytes).collect();
+            payload = codec::decode(bytes)?;
+        } else {
+            codec::count_of(bytes)?;
         }
     }
     if !r.b.is_empty() {
@@ -683,9 +720,17 @@ mod tests {
             // The same message with its payload left in the frame.
             let (head, range) = decode_split(&b, hybrid).unwrap();
             assert!(head.payload.is_empty());
-            assert_eq!(get_le(&b[range.clone()]).collect::<Vec<_>>(), m.payload);
             if let Body::Data(_) = m.body {
-                assert_eq!(range, data_prefix(hybrid)..b.len());
+                assert_eq!(range, data_prefix(hybrid) - 4..b.len());
+                assert_eq!(codec::decode(&b[range.clone()]).unwrap(), m.payload);
+                let raw = unpack_frame(&b, range.clone(), hybrid).unwrap();
+                assert_eq!(
+                    get_le(&raw[data_prefix(hybrid)..]).collect::<Vec<_>>(),
+                    m.payload
+                );
+                assert_eq!(pack_frame(&raw, hybrid), b);
+            } else {
+                assert!(range.is_empty());
             }
             assert_eq!(
                 Signed {
@@ -748,7 +793,7 @@ mod tests {
         let mut pq = m.pq_sig.clone().unwrap();
         pq[MLDSA87_SIGNATURE_LEN - 1] ^= 0x80;
         put_data_prefix(&mut frame, 1, 0, &h, &m.sig, Some(&pq));
-        let (got, _) = decode_split(&frame, true).unwrap();
+        let (got, _) = decode_split(&pack_frame(&frame, true), true).unwrap();
         assert_eq!(got.sig, m.sig);
         assert!(!got.verify(&[7; 32], &key));
     }
@@ -774,7 +819,7 @@ mod tests {
             let mut frame = data_frame(len, hybrid, |b| put_le(b, &payload));
             assert!(frame.capacity() >= frame.len() + TRAILER_ROOM);
             put_data_prefix(&mut frame, 5, 9, &h, &m.sig, m.pq_sig.as_deref());
-            assert_eq!(frame, encode(&m), "len {len}");
+            assert_eq!(pack_frame(&frame, hybrid), encode(&m), "len {len}");
             let leaves = leaves_of_bytes(&frame[data_prefix(hybrid)..]);
             assert_eq!(leaves, payload_leaves(&payload));
             assert_eq!(digest_of_leaves(len, &leaves), h.digest);

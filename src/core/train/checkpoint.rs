@@ -109,6 +109,15 @@ impl Privacy {
     }
 }
 
+impl Privacy {
+    /// Measures the next updates from the factors the model holds now (an orchestrated
+    /// round's starting aggregate).
+    pub fn restart(&mut self, t: &Trainer) -> Result<()> {
+        self.start = flat(&lora_tensors(&t.model)?);
+        Ok(())
+    }
+}
+
 fn flat(ts: &[super::trainer::NamedTensor]) -> Vec<f32> {
     ts.iter().flat_map(|(_, v, _)| v.iter().copied()).collect()
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::gspo::{IsLevel, LossType, ScaleRewards};
-use super::rewards::RewardSpec;
+use super::scoring::ScoreSpec;
 use crate::core::error::{Classify, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,8 +142,8 @@ pub struct TrainConfig {
     /// Rows of logits computed at a time in the LM head (memory bound of the log-probs).
     pub logit_chunk: usize,
 
-    /// Rewards, combined by weight.
-    pub reward: Vec<RewardSpec>,
+    /// Scorer, combined by weight.
+    pub reward: Vec<ScoreSpec>,
 
     // --- norm bound and differential privacy (docs/validation.md)
     /// L2 bound C on each delta's update (factors minus the round's start), applied before
@@ -372,7 +372,9 @@ impl TrainConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// The group, batch, accumulation and iteration sizes: non-zero, and the rollout batch
+    /// splits into whole optimiser steps and whole groups.
+    fn validate_batch_shape(&self) -> Result<(), ConfigError> {
         let bad = |key: &'static str, reason: String| Err(ConfigError::Invalid { key, reason });
         if self.num_generations < 2 {
             return bad(
@@ -392,12 +394,12 @@ impl TrainConfig {
         if self.num_iterations == 0 {
             return bad("num_iterations", "0".into());
         }
-        let spg = self.steps_per_generation();
-        if spg == 0 || !spg.is_multiple_of(self.gradient_accumulation_steps) {
+        let steps = self.steps_per_generation();
+        if steps == 0 || !steps.is_multiple_of(self.gradient_accumulation_steps) {
             return bad(
                 "steps_per_generation",
                 format!(
-                    "{spg} must be a positive multiple of gradient_accumulation_steps ({})",
+                    "{steps} must be a positive multiple of gradient_accumulation_steps ({})",
                     self.gradient_accumulation_steps
                 ),
             );
@@ -406,13 +408,19 @@ impl TrainConfig {
             return bad(
                 "num_generations",
                 format!(
-                    "the rollout batch (per_device_train_batch_size {} × steps_per_generation {spg} = {}) must be divisible by num_generations {}",
+                    "the rollout batch (per_device_train_batch_size {} × steps_per_generation {steps} = {}) must be divisible by num_generations {}",
                     self.per_device_train_batch_size,
                     self.generation_batch(),
                     self.num_generations
                 ),
             );
         }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| Err(ConfigError::Invalid { key, reason });
+        self.validate_batch_shape()?;
         for (key, v) in [
             ("epsilon", self.epsilon),
             ("epsilon_high", self.epsilon_high()),

@@ -9,10 +9,9 @@ use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use super::data::Example;
-use super::rewards::{Rewards, Sample};
+use super::scoring::{Sample, Scorer};
 use super::trainer::{Result, TrainError};
 use crate::core::delta::{self, FileSource, VerifyOptions};
-use crate::core::model::config::TokenIds;
 use crate::core::model::generate::{self, SamplingParams};
 use crate::core::model::{Qwen3, Role, logprob, lora};
 
@@ -67,17 +66,11 @@ pub fn evaluate(
     model: &Qwen3,
     tok: &tokenizers::Tokenizer,
     data: &[Example],
-    rewards: &mut Rewards,
-    exact: &mut Rewards,
+    scorer: &mut Scorer,
+    exact: &mut Scorer,
     o: &EvalOptions,
 ) -> Result<EvalReport> {
-    let eos = model
-        .cfg
-        .eos_token_id
-        .as_ref()
-        .map(TokenIds::to_vec)
-        .unwrap_or_default();
-    let pad = model.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0);
+    let (eos, pad) = super::trainer::eos_and_pad(&model.cfg);
     let mut samples = Vec::new();
     let mut comp_tokens = 0usize;
     let mut components: Vec<(String, f64)> = Vec::new();
@@ -113,7 +106,7 @@ pub fn evaluate(
                 extra: &e.extra,
             })
             .collect();
-        let sc = rewards.score(&ss)?;
+        let sc = scorer.score(&ss)?;
         for (name, v) in &sc.components {
             let s: f64 = v.iter().map(|&x| x as f64).sum();
             match components.iter_mut().find(|(n, _)| n == name) {

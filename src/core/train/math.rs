@@ -57,7 +57,7 @@ fn last_number(s: &str) -> Option<f64> {
 }
 
 /// The content of the last balanced `\boxed{…}`.
-fn last_boxed(s: &str) -> Option<&str> {
+pub(super) fn last_boxed(s: &str) -> Option<&str> {
     const OPEN: &str = "\\boxed{";
     let mut end = s.len();
     while let Some(p) = s[..end].rfind(OPEN) {

@@ -23,7 +23,8 @@ use super::data::{Example, Sampler};
 use super::dataset::Examples;
 use super::gspo::{self, IsLevel, LossParams};
 use super::optim::{self, AdamW, AdamWParams};
-use super::rewards::{Rewards, Sample};
+use super::scoring::{Sample, Scorer};
+use super::split;
 use crate::core::model::config::TokenIds;
 use crate::core::model::generate::{self, SamplingParams};
 use crate::core::model::{ModelError, Qwen3, Role, logprob, lora};
@@ -35,7 +36,7 @@ pub enum TrainError {
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
-    Reward(#[from] super::rewards::RewardError),
+    Scoring(#[from] super::scoring::ScoringError),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("{0}")]
@@ -62,7 +63,7 @@ impl crate::core::error::Classify for TrainError {
         use crate::core::error::ErrorClass;
         match self {
             TrainError::Model(e) => e.class(),
-            TrainError::Reward(e) => e.class(),
+            TrainError::Scoring(e) => e.class(),
             TrainError::Invalid(_) => ErrorClass::Usage,
             TrainError::Io(_) => ErrorClass::Io,
             TrainError::State(_) => ErrorClass::Malformed,
@@ -123,7 +124,7 @@ impl StepMetrics {
 }
 
 /// A tokenized rollout batch with everything the loss needs.
-struct Rollout {
+pub(super) struct Rollout {
     /// Per completion: prompt ids, completion ids, mask row (1 for tokens that count).
     prompts: Vec<Vec<u32>>,
     completions: Vec<Vec<u32>>,
@@ -161,7 +162,7 @@ pub struct Trainer {
     pub model: Qwen3,
     pub tokenizer: tokenizers::Tokenizer,
     pub data: Examples,
-    pub rewards: Rewards,
+    pub scorer: Scorer,
     pub sampler: Sampler,
     pub opt: AdamW,
     pub lora_cfg: lora::LoraConfig,
@@ -204,6 +205,18 @@ pub fn lora_config(cfg: &TrainConfig) -> lora::LoraConfig {
     l
 }
 
+/// The end-of-sequence tokens of a model's config and its padding token (`pad_token_id`, else
+/// the first end-of-sequence token, else 0).
+pub fn eos_and_pad(cfg: &crate::core::model::decoder::Config) -> (Vec<u32>, u32) {
+    let eos = cfg
+        .eos_token_id
+        .as_ref()
+        .map(TokenIds::to_vec)
+        .unwrap_or_default();
+    let pad = cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0);
+    (eos, pad)
+}
+
 /// Base-model parameter count from the loaded model (linear layers, embeddings, norms).
 fn count_params(model: &Qwen3) -> u64 {
     let mut n = 0u64;
@@ -230,7 +243,7 @@ impl Trainer {
         mut model: Qwen3,
         tokenizer: tokenizers::Tokenizer,
         data: impl Into<Examples>,
-        rewards: Rewards,
+        scorer: Scorer,
     ) -> Result<Self> {
         let data: Examples = data.into();
         if data.is_empty() {
@@ -262,13 +275,7 @@ impl Trainer {
                 weight_decay: cfg.weight_decay,
             },
         )?;
-        let eos = model
-            .cfg
-            .eos_token_id
-            .as_ref()
-            .map(TokenIds::to_vec)
-            .unwrap_or_default();
-        let pad = model.cfg.pad_token_id.or(eos.first().copied()).unwrap_or(0);
+        let (eos, pad) = eos_and_pad(&model.cfg);
         let params = count_params(&model);
         let sampler = Sampler::new(data.len(), cfg.seed);
         Ok(Trainer {
@@ -276,7 +283,7 @@ impl Trainer {
             model,
             tokenizer,
             data,
-            rewards,
+            scorer,
             sampler,
             opt,
             lora_cfg,
@@ -382,7 +389,7 @@ impl Trainer {
                 extra: &exs[k].extra,
             })
             .collect();
-        let scores = self.rewards.score(&samples)?;
+        let scores = self.scorer.score(&samples)?;
         let r = &scores.total;
         let n = r.len() as f64;
         let reward_mean = r.iter().map(|&x| x as f64).sum::<f64>() / n;
@@ -417,7 +424,7 @@ impl Trainer {
         let completion_tokens: usize = out.tokens.iter().map(Vec::len).sum();
         let stopped_frac =
             out.stopped.iter().filter(|&&s| s).count() as f64 / out.stopped.len() as f64;
-        let mut ro = Rollout {
+        let mut rollout = Rollout {
             prompts,
             completions: out.tokens,
             gen_logp: out.policy_logprobs,
@@ -437,21 +444,25 @@ impl Trainer {
         };
         // (old log-probs: see `run`, they are needed only for rows trained after an update)
         if self.cfg.beta != 0.0 {
-            let all: Vec<usize> = (0..ro.completions.len()).collect();
-            ro.ref_logp = Some(self.fixed_logp(&ro, &all, Role::Reference)?);
+            let all: Vec<usize> = (0..rollout.completions.len()).collect();
+            rollout.ref_logp = Some(self.fixed_logp(&rollout, &all, Role::Reference)?);
         }
         self.gen_tokens += completion_tokens as u64;
-        ro.gen_time = t0.elapsed().as_secs_f64();
-        Ok(ro)
+        rollout.gen_time = t0.elapsed().as_secs_f64();
+        Ok(rollout)
     }
 
     /// Builds (ids, positions, keep, targets, mask) for the rows `rows` of a rollout: prompts
     /// left-padded to the longest prompt, completions right-padded to the longest completion.
-    fn batch(&self, ro: &Rollout, rows: &[usize]) -> Result<MiniBatch> {
-        let p = rows.iter().map(|&i| ro.prompts[i].len()).max().unwrap_or(1);
+    pub(super) fn batch(&self, rollout: &Rollout, rows: &[usize]) -> Result<MiniBatch> {
+        let p = rows
+            .iter()
+            .map(|&i| rollout.prompts[i].len())
+            .max()
+            .unwrap_or(1);
         let c = rows
             .iter()
-            .map(|&i| ro.completions[i].len())
+            .map(|&i| rollout.completions[i].len())
             .max()
             .unwrap_or(0)
             .max(1);
@@ -459,7 +470,7 @@ impl Trainer {
         let (mut ids, mut pos, mut keep) = (Vec::new(), Vec::new(), Vec::new());
         let (mut tgt, mut mask) = (Vec::new(), Vec::new());
         for &i in rows {
-            let (pr, co) = (&ro.prompts[i], &ro.completions[i]);
+            let (pr, co) = (&rollout.prompts[i], &rollout.completions[i]);
             let lp = p - pr.len();
             ids.extend(std::iter::repeat_n(self.pad, lp));
             ids.extend_from_slice(pr);
@@ -473,7 +484,7 @@ impl Trainer {
             pos.extend(std::iter::repeat_n(0u32, c - co.len()));
             tgt.extend_from_slice(co);
             tgt.extend(std::iter::repeat_n(self.pad, c - co.len()));
-            mask.extend_from_slice(&ro.mask[i]);
+            mask.extend_from_slice(&rollout.mask[i]);
             mask.extend(std::iter::repeat_n(0f32, c - co.len()));
         }
         let dev = self.dev();
@@ -487,7 +498,7 @@ impl Trainer {
             c,
             tokens: rows
                 .iter()
-                .map(|&i| ro.prompts[i].len() + ro.completions[i].len())
+                .map(|&i| rollout.prompts[i].len() + rollout.completions[i].len())
                 .sum(),
         })
     }
@@ -496,45 +507,21 @@ impl Trainer {
     /// LoRA factors when `role` is the policy. With `gradient_checkpointing` the graph reaches
     /// only the final norm, and the returned checkpoint carries the gradient through the layers
     /// after the loss's backward (`Qwen3::backward_checkpointed`).
-    fn logp(
+    pub(super) fn logp(
         &self,
         mb: &MiniBatch,
         role: Role,
     ) -> Result<(Tensor, Option<crate::core::model::decoder::Checkpoint>)> {
         let keep = Some(&mb.keep);
         if self.cfg.gradient_checkpointing {
-            let (h, ck) = self
+            let (h, checkpoint) = self
                 .model
                 .forward_hidden_checkpointed(&mb.ids, &mb.pos, keep, role)?;
-            Ok((self.logp_of_hidden(mb, h)?, Some(ck)))
+            Ok((self.logp_of_hidden(mb, h)?, Some(checkpoint)))
         } else {
             let h = self.model.forward_hidden(&mb.ids, &mb.pos, keep, role)?;
             Ok((self.logp_of_hidden(mb, h)?, None))
         }
-    }
-
-    /// Whether a minibatch is split in two halves run on two threads: with at least two
-    /// threads and no active LoRA dropout (whose generators are shared by the halves, so the
-    /// draws would depend on thread timing).
-    fn split_minibatches(&self) -> bool {
-        rayon::current_num_threads() >= 2
-            && self.cfg.lora_dropout <= 0.0
-            && self.model.device().is_cpu()
-    }
-
-    /// The differentiable log-probs of the completions `rows`, and a leaf standing for them
-    /// zero-padded to `c` columns (what the loss sees).
-    fn half_logp(&self, ro: &Rollout, rows: &[usize], c: usize) -> Result<Half> {
-        let mb = self.batch(ro, rows)?;
-        let (logp, ck) = self.logp(&mb, Role::Policy)?;
-        let leaf = Var::from_tensor(&logp.detach())?;
-        let padded = leaf.as_tensor().pad_with_zeros(1, 0, c - mb.c)?;
-        Ok(Half {
-            logp,
-            leaf,
-            padded,
-            ck,
-        })
     }
 
     /// Log-probs (b, c) of the completion tokens from the final hidden states (b, t, h).
@@ -555,17 +542,17 @@ impl Trainer {
     /// Log-probs of the completions `rows` of the rollout, without gradient: the current policy
     /// (`Role::Policy`: the "old" policy that sampled) or the frozen base (the reference).
     /// Returns one entry per completion of the rollout, empty for the rows not asked for.
-    fn fixed_logp(&self, ro: &Rollout, rows: &[usize], role: Role) -> Result<Vec<Vec<f32>>> {
-        let mut out = vec![Vec::new(); ro.completions.len()];
+    fn fixed_logp(&self, rollout: &Rollout, rows: &[usize], role: Role) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![Vec::new(); rollout.completions.len()];
         for chunk in rows.chunks(self.cfg.per_device_train_batch_size) {
-            let mb = self.batch(ro, chunk)?;
+            let mb = self.batch(rollout, chunk)?;
             // no graph: the layers run one at a time, detached
             let h = self
                 .model
                 .forward_hidden_nograd(&mb.ids, &mb.pos, Some(&mb.keep), role)?;
             let lp = self.logp_of_hidden(&mb, h)?.detach().to_vec2::<f32>()?;
             for (k, &i) in chunk.iter().enumerate() {
-                out[i] = lp[k][..ro.completions[i].len()].to_vec();
+                out[i] = lp[k][..rollout.completions[i].len()].to_vec();
             }
         }
         Ok(out)
@@ -595,201 +582,238 @@ impl Trainer {
 
     /// Runs until `max_steps` optimiser steps have been taken, reporting to `obs`.
     pub fn run(&mut self, obs: &mut dyn Observer) -> Result<()> {
-        let dev = self.dev();
-        let lp = self.loss_params();
-        let spg = self.cfg.steps_per_generation();
-        let ga = self.cfg.gradient_accumulation_steps;
-        let per_rollout = self.cfg.steps_per_rollout();
-        let vars: Vec<Var> = self.opt.vars.clone();
         while self.step < self.cfg.max_steps {
-            let mut ro = self.rollout()?;
-            let n = ro.completions.len();
-            // shuffle, then split into steps_per_generation minibatches (as TRL)
-            let mut order: Vec<usize> = (0..n).collect();
-            {
-                use rand::{SeedableRng, seq::SliceRandom};
-                let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(
-                    self.seed(),
-                    2,
-                    self.rollouts as u64,
-                ));
-                order.shuffle(&mut rng);
-            }
-            let per = self.cfg.per_device_train_batch_size;
-            let minibatches: Vec<Vec<usize>> = order.chunks(per).map(|c| c.to_vec()).collect();
-            debug_assert_eq!(minibatches.len(), spg);
-            // Old log-probs (π_old, the policy that sampled) are needed when the policy moves
-            // before the rollout is used up. The minibatches of the first optimiser step are
-            // trained before any update: their π_old is the training forward's own value
-            // (detached, so their ratio is exactly 1), recorded when they are first trained.
-            // The later ones take the sampler's log-probs under the same policy's full
-            // distribution (`Generation::policy_logprobs`), which saves a forward over them.
-            if per_rollout > 1 {
-                let later: Vec<usize> = minibatches[ga.min(spg)..].concat();
-                let mut old = vec![Vec::new(); n];
-                ro.old_known = vec![false; n];
-                for &i in &later {
-                    old[i] = ro.gen_logp[i].clone();
-                    ro.old_known[i] = true;
-                }
-                ro.old_logp = Some(old);
-            }
-            let gen_share = ro.gen_time / per_rollout as f64;
-            let tok_share = ro.completion_tokens as f64 / per_rollout as f64;
-            let mut k = 0usize; // minibatch counter within the rollout
-            for _iter in 0..self.cfg.num_iterations {
-                for _ in 0..spg / ga {
-                    if self.step >= self.cfg.max_steps {
-                        break;
-                    }
-                    let t0 = Instant::now();
-                    self.model
-                        .set_training(Some(derive_seed(self.seed(), 3, self.step as u64)));
-                    let mut grads: Option<Vec<Tensor>> = None;
-                    let mut loss_sum = 0f64;
-                    let mut stats = Vec::new();
-                    for _ in 0..ga {
-                        let rows = &minibatches[k % spg];
-                        k += 1;
-                        let mb = self.batch(&ro, rows)?;
-                        // Two halves of the minibatch run forward and backward on two threads
-                        // (small models leave the second core idle inside candle's ops). The
-                        // loss sees the halves' log-probs as leaves; their gradients are then
-                        // carried through each half's graph in parallel: the same chain rule.
-                        let split = self.split_minibatches() && rows.len() >= 2;
-                        let (logp, ck, halves) = if split {
-                            let (r0, r1) = rows.split_at(rows.len() / 2);
-                            let (h0, h1) = rayon::join(
-                                || self.half_logp(&ro, r0, mb.c),
-                                || self.half_logp(&ro, r1, mb.c),
-                            );
-                            let (h0, h1) = (h0?, h1?);
-                            let logp = Tensor::cat(&[&h0.padded, &h1.padded], 0)?;
-                            (logp, None, Some((h0, h1)))
-                        } else {
-                            let (logp, ck) = self.logp(&mb, Role::Policy)?;
-                            (logp, ck, None)
-                        };
-                        let old = match &mut ro.old_logp {
-                            Some(o) if rows.iter().all(|&i| ro.old_known[i]) => {
-                                Self::rows_tensor(o, rows, mb.c, &dev)?
-                            }
-                            // first use, before any update: on-policy, keep it for the
-                            // next iterations over this rollout
-                            Some(o) => {
-                                let d = logp.detach();
-                                for (r, &i) in d.to_vec2::<f32>()?.into_iter().zip(rows) {
-                                    o[i] = r[..ro.completions[i].len()].to_vec();
-                                    ro.old_known[i] = true;
-                                }
-                                d
-                            }
-                            None => logp.detach(),
-                        };
-                        let refl = match &ro.ref_logp {
-                            Some(r) => Some(Self::rows_tensor(r, rows, mb.c, &dev)?),
-                            None => None,
-                        };
-                        let adv: Vec<f32> = rows.iter().map(|&i| ro.advantages[i]).collect();
-                        let adv = Tensor::from_vec(adv, rows.len(), &dev)?;
-                        let out = gspo::loss(&logp, &old, refl.as_ref(), &adv, &mb.mask, &lp)?;
-                        let l = (out.loss / ga as f64)?;
-                        let lv = l.to_scalar::<f32>()? as f64;
-                        if !lv.is_finite() {
-                            return Err(TrainError::NonFinite {
-                                step: self.step + 1,
-                                value: lv,
-                            });
-                        }
-                        loss_sum += lv;
-                        stats.push(out.stats);
-                        let mut gs = l.backward()?;
-                        if let Some(ck) = ck {
-                            self.model.backward_checkpointed(ck, &mut gs)?;
-                        }
-                        if let Some((h0, h1)) = halves {
-                            let model = &self.model;
-                            let (g0, g1) =
-                                rayon::join(|| h0.backward(model, &gs), || h1.backward(model, &gs));
-                            let (g0, g1) = (g0?, g1?);
-                            for v in &vars {
-                                let t = v.as_tensor();
-                                let sum = match (
-                                    g0.as_ref().and_then(|g| g.get(t)),
-                                    g1.as_ref().and_then(|g| g.get(t)),
-                                ) {
-                                    (Some(a), Some(b)) => Some((a + b)?),
-                                    (Some(a), None) | (None, Some(a)) => Some(a.clone()),
-                                    (None, None) => None,
-                                };
-                                if let Some(d) = sum {
-                                    gs.insert(t, d);
-                                }
-                            }
-                        }
-                        let mut these = Vec::with_capacity(vars.len());
-                        for v in &vars {
-                            these.push(match gs.get(v.as_tensor()) {
-                                Some(g) => g.clone(),
-                                None => v.as_tensor().zeros_like()?,
-                            });
-                        }
-                        grads = Some(match grads {
-                            None => these,
-                            Some(acc) => acc
-                                .iter()
-                                .zip(&these)
-                                .map(|(a, b)| a + b)
-                                .collect::<candle_core::Result<Vec<_>>>()?,
-                        });
-                        self.train_tokens += mb.tokens as u64;
-                    }
-                    let mut grads = grads.expect("at least one minibatch");
-                    let grad_norm = optim::clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
-                    let lr = optim::lr_at(
-                        self.cfg.learning_rate,
-                        self.cfg.lr_scheduler_type,
-                        self.step,
-                        self.cfg.warmup(),
-                        self.cfg.max_steps,
-                    );
-                    self.opt.update(&grads, lr)?;
-                    self.step += 1;
-                    // NaN (e.g. KL without a reference) is logged as 0
-                    let mean = |f: &dyn Fn(&gspo::LossStats) -> f32| {
-                        let v = stats.iter().map(|s| f(s) as f64).sum::<f64>() / stats.len() as f64;
-                        if v.is_finite() { v } else { 0.0 }
-                    };
-                    let step_time = t0.elapsed().as_secs_f64() + gen_share;
-                    let m = StepMetrics {
-                        step: self.step,
-                        rollout: self.rollouts,
-                        data_epoch: ro.data_epoch,
-                        loss: loss_sum,
-                        reward_mean: ro.reward_mean,
-                        reward_std: ro.reward_std,
-                        rewards: ro.components.clone(),
-                        kl: mean(&|s| s.kl),
-                        clip_frac: mean(&|s| s.clip_region),
-                        clip_low: mean(&|s| s.clip_low),
-                        clip_high: mean(&|s| s.clip_high),
-                        ratio_mean: mean(&|s| s.ratio_mean),
-                        grad_norm,
-                        lr,
-                        completion_len: ro.completion_len,
-                        stopped_frac: ro.stopped_frac,
-                        tokens_per_s: tok_share / step_time.max(1e-9),
-                        step_time_s: step_time,
-                        rollout_s: ro.gen_time,
-                    };
-                    obs.step(&m, self)?;
-                }
-            }
+            let mut rollout = self.rollout()?;
+            let minibatches = self.shuffled_minibatches(rollout.completions.len());
+            self.prefill_old_logp(&mut rollout, &minibatches);
+            self.train_on_rollout(&mut rollout, &minibatches, obs)?;
             self.rollouts += 1;
             obs.rollout_done(self)?;
         }
         self.model.set_training(None);
         Ok(())
+    }
+
+    /// The `n` completions of a rollout shuffled, then split into `steps_per_generation`
+    /// minibatches (as TRL).
+    fn shuffled_minibatches(&self, n: usize) -> Vec<Vec<usize>> {
+        use rand::{SeedableRng, seq::SliceRandom};
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(derive_seed(self.seed(), 2, self.rollouts as u64));
+        order.shuffle(&mut rng);
+        let minibatches: Vec<Vec<usize>> = order
+            .chunks(self.cfg.per_device_train_batch_size)
+            .map(|c| c.to_vec())
+            .collect();
+        debug_assert_eq!(minibatches.len(), self.cfg.steps_per_generation());
+        minibatches
+    }
+
+    /// Fills the π_old rows (the policy that sampled) that are known before training.
+    ///
+    /// π_old is needed only when the policy moves before the rollout is used up. The
+    /// minibatches of the first optimiser step are trained before any update: their π_old is
+    /// the training forward's own value (detached, so their ratio is exactly 1), recorded when
+    /// they are first trained ([`Self::old_logp_rows`]). The later ones take the sampler's
+    /// log-probs under the same policy's full distribution (`Generation::policy_logprobs`),
+    /// which saves a forward over them.
+    fn prefill_old_logp(&self, rollout: &mut Rollout, minibatches: &[Vec<usize>]) {
+        if self.cfg.steps_per_rollout() <= 1 {
+            return;
+        }
+        let n = rollout.completions.len();
+        let first_step = self
+            .cfg
+            .gradient_accumulation_steps
+            .min(self.cfg.steps_per_generation());
+        let mut old = vec![Vec::new(); n];
+        rollout.old_known = vec![false; n];
+        for &i in minibatches[first_step..].iter().flatten() {
+            old[i] = rollout.gen_logp[i].clone();
+            rollout.old_known[i] = true;
+        }
+        rollout.old_logp = Some(old);
+    }
+
+    /// The optimiser steps on one rollout: `num_iterations` passes over its minibatches,
+    /// `gradient_accumulation_steps` minibatches a step, until `max_steps`.
+    fn train_on_rollout(
+        &mut self,
+        rollout: &mut Rollout,
+        minibatches: &[Vec<usize>],
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
+        let steps_per_pass = self.cfg.steps_per_generation() / self.cfg.gradient_accumulation_steps;
+        let mut next_minibatch = 0usize;
+        for _pass in 0..self.cfg.num_iterations {
+            for _ in 0..steps_per_pass {
+                if self.step >= self.cfg.max_steps {
+                    return Ok(());
+                }
+                let metrics = self.optimizer_step(rollout, minibatches, &mut next_minibatch)?;
+                obs.step(&metrics, self)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One optimiser step: accumulates the gradients of the next minibatches, clips them,
+    /// updates the LoRA factors and returns the step's metrics.
+    fn optimizer_step(
+        &mut self,
+        rollout: &mut Rollout,
+        minibatches: &[Vec<usize>],
+        next_minibatch: &mut usize,
+    ) -> Result<StepMetrics> {
+        let started = Instant::now();
+        self.model
+            .set_training(Some(derive_seed(self.seed(), 3, self.step as u64)));
+        let mut acc = Accumulated::default();
+        for _ in 0..self.cfg.gradient_accumulation_steps {
+            let rows = &minibatches[*next_minibatch % self.cfg.steps_per_generation()];
+            *next_minibatch += 1;
+            let mb = self.minibatch_gradients(rollout, rows)?;
+            let tokens = mb.tokens;
+            acc.add(mb)?;
+            self.train_tokens += tokens as u64;
+        }
+        let mut grads = acc.grads.take().expect("at least one minibatch");
+        let grad_norm = optim::clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
+        let lr = optim::lr_at(
+            self.cfg.learning_rate,
+            self.cfg.lr_scheduler_type,
+            self.step,
+            self.cfg.warmup(),
+            self.cfg.max_steps,
+        );
+        self.opt.update(&grads, lr)?;
+        self.step += 1;
+        Ok(self.step_metrics(rollout, &acc, grad_norm, lr, started))
+    }
+
+    /// The metrics line of the step just taken.
+    fn step_metrics(
+        &self,
+        rollout: &Rollout,
+        acc: &Accumulated,
+        grad_norm: f64,
+        lr: f64,
+        started: Instant,
+    ) -> StepMetrics {
+        let per_rollout = self.cfg.steps_per_rollout() as f64;
+        let step_time = started.elapsed().as_secs_f64() + rollout.gen_time / per_rollout;
+        let token_share = rollout.completion_tokens as f64 / per_rollout;
+        StepMetrics {
+            step: self.step,
+            rollout: self.rollouts,
+            data_epoch: rollout.data_epoch,
+            loss: acc.loss,
+            reward_mean: rollout.reward_mean,
+            reward_std: rollout.reward_std,
+            rewards: rollout.components.clone(),
+            kl: acc.mean_stat(|s| s.kl),
+            clip_frac: acc.mean_stat(|s| s.clip_region),
+            clip_low: acc.mean_stat(|s| s.clip_low),
+            clip_high: acc.mean_stat(|s| s.clip_high),
+            ratio_mean: acc.mean_stat(|s| s.ratio_mean),
+            grad_norm,
+            lr,
+            completion_len: rollout.completion_len,
+            stopped_frac: rollout.stopped_frac,
+            tokens_per_s: token_share / step_time.max(1e-9),
+            step_time_s: step_time,
+            rollout_s: rollout.gen_time,
+        }
+    }
+
+    /// The loss of the minibatch `rows` (scaled for accumulation) and its gradient for every
+    /// trainable variable (zeros where the loss does not reach one).
+    fn minibatch_gradients(
+        &self,
+        rollout: &mut Rollout,
+        rows: &[usize],
+    ) -> Result<MinibatchGradients> {
+        let dev = self.dev();
+        let mb = self.batch(rollout, rows)?;
+        let (logp, checkpoint, halves) = if split::should_split(self, rows.len()) {
+            let (logp, halves) = split::forward(self, rollout, rows, mb.c)?;
+            (logp, None, Some(halves))
+        } else {
+            let (logp, checkpoint) = self.logp(&mb, Role::Policy)?;
+            (logp, checkpoint, None)
+        };
+        let old = Self::old_logp_rows(rollout, rows, &logp, mb.c, &dev)?;
+        let reference = match &rollout.ref_logp {
+            Some(r) => Some(Self::rows_tensor(r, rows, mb.c, &dev)?),
+            None => None,
+        };
+        let adv: Vec<f32> = rows.iter().map(|&i| rollout.advantages[i]).collect();
+        let adv = Tensor::from_vec(adv, rows.len(), &dev)?;
+        let out = gspo::loss(
+            &logp,
+            &old,
+            reference.as_ref(),
+            &adv,
+            &mb.mask,
+            &self.loss_params(),
+        )?;
+        let loss = (out.loss / self.cfg.gradient_accumulation_steps as f64)?;
+        let loss_value = loss.to_scalar::<f32>()? as f64;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: self.step + 1,
+                value: loss_value,
+            });
+        }
+        let mut grads = loss.backward()?;
+        if let Some(checkpoint) = checkpoint {
+            self.model.backward_checkpointed(checkpoint, &mut grads)?;
+        }
+        if let Some(halves) = halves {
+            split::backward(&self.model, halves, &self.opt.vars, &mut grads)?;
+        }
+        let per_var = self
+            .opt
+            .vars
+            .iter()
+            .map(|v| match grads.get(v.as_tensor()) {
+                Some(g) => Ok(g.clone()),
+                None => v.as_tensor().zeros_like(),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(MinibatchGradients {
+            loss: loss_value,
+            stats: out.stats,
+            grads: per_var,
+            tokens: mb.tokens,
+        })
+    }
+
+    /// π_old of the minibatch `rows` as a (rows, c) tensor. On a rollout trained once (no
+    /// `old_logp`), and on rows trained for the first time before any update, it is the
+    /// training forward's own `logp` detached; the latter are kept for the later passes.
+    fn old_logp_rows(
+        rollout: &mut Rollout,
+        rows: &[usize],
+        logp: &Tensor,
+        c: usize,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        match &mut rollout.old_logp {
+            Some(old) if rows.iter().all(|&i| rollout.old_known[i]) => {
+                Self::rows_tensor(old, rows, c, dev)
+            }
+            Some(old) => {
+                let detached = logp.detach();
+                for (row, &i) in detached.to_vec2::<f32>()?.into_iter().zip(rows) {
+                    old[i] = row[..rollout.completions[i].len()].to_vec();
+                    rollout.old_known[i] = true;
+                }
+                Ok(detached)
+            }
+            None => Ok(logp.detach()),
+        }
     }
 
     /// Estimated training FLOPs of `tokens` tokens (6 · parameters · tokens).
@@ -803,43 +827,14 @@ impl Trainer {
     }
 }
 
-/// One half of a split minibatch: its log-probs with their graph, the leaf the loss used in
-/// their place, and that leaf padded to the minibatch's width.
-struct Half {
-    logp: Tensor,
-    leaf: Var,
-    padded: Tensor,
-    /// With gradient checkpointing: what carries the gradient through the layers.
-    ck: Option<crate::core::model::decoder::Checkpoint>,
-}
-
-impl Half {
-    /// Carries the loss's gradient at the leaf through this half's graph (and its layers, when
-    /// checkpointed).
-    fn backward(
-        self,
-        model: &Qwen3,
-        gs: &candle_core::backprop::GradStore,
-    ) -> Result<Option<candle_core::backprop::GradStore>> {
-        let Some(g) = gs.get(self.leaf.as_tensor()) else {
-            return Ok(None);
-        };
-        let mut out = (&self.logp * g.detach())?.sum_all()?.backward()?;
-        if let Some(ck) = self.ck {
-            model.backward_checkpointed(ck, &mut out)?;
-        }
-        Ok(Some(out))
-    }
-}
-
-struct MiniBatch {
+pub(super) struct MiniBatch {
     ids: Tensor,
     pos: Tensor,
     keep: Tensor,
     targets: Tensor,
     mask: Tensor,
     p: usize,
-    c: usize,
+    pub(super) c: usize,
     tokens: usize,
 }
 
@@ -908,260 +903,46 @@ pub fn lora_tensors(model: &Qwen3) -> Result<Vec<NamedTensor>> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::model::embedded;
-    use crate::core::train::config::{TOY_DATA, TOY_REWARD};
-    use crate::core::train::data::{ChatTemplate, parse_jsonl};
+/// One minibatch's share of an optimiser step.
+struct MinibatchGradients {
+    /// The loss divided by `gradient_accumulation_steps`.
+    loss: f64,
+    stats: gspo::LossStats,
+    /// One gradient per trainable variable, in the optimiser's order.
+    grads: Vec<Tensor>,
+    tokens: usize,
+}
 
-    fn toy(cfg: TrainConfig) -> Trainer {
-        let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
-        let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
-        Trainer::new(cfg, m, tok, data, rewards).unwrap()
-    }
+/// The gradients, loss and statistics of the minibatches of one optimiser step, summed.
+#[derive(Default)]
+struct Accumulated {
+    grads: Option<Vec<Tensor>>,
+    loss: f64,
+    stats: Vec<gspo::LossStats>,
+}
 
-    /// The streamed hash of a model folder equals the hash of its files read whole, and
-    /// changes when a weight file changes.
-    #[test]
-    fn base_hash_dir_streams_the_same_hash() {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny-qwen3");
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
-        std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();
-        std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
-        let whole = base_hash_files(&[("model.safetensors".into(), bytes.clone())]);
-        assert_eq!(base_hash_dir(dir.path()).unwrap(), whole);
-        let mut other = bytes;
-        *other.last_mut().unwrap() ^= 1;
-        std::fs::write(dir.path().join("model.safetensors"), &other).unwrap();
-        assert_ne!(base_hash_dir(dir.path()).unwrap(), whole);
-    }
-
-    /// d(GSPO loss)/d(LoRA factors) by autograd equals central finite differences of the same
-    /// loss through the whole path (NF4 base, chunked log-probs, off-policy ratio, KL), for each
-    /// importance-sampling level.
-    #[test]
-    fn gspo_loss_gradient_matches_finite_differences() {
-        for level in [IsLevel::Sequence, IsLevel::Token, IsLevel::SequenceToken] {
-            let mut cfg = TrainConfig::toy();
-            cfg.reward = vec![TOY_REWARD.parse().unwrap()];
-            cfg.beta = 0.05;
-            cfg.epsilon = 0.2;
-            cfg.epsilon_high = Some(0.28);
-            cfg.importance_sampling_level = level;
-            cfg.max_completion_length = 6;
-            cfg.num_generations = 4;
-            cfg.per_device_train_batch_size = 8;
-            let mut t = toy(cfg);
-            // non-zero B so that every factor has a gradient, then a rollout
-            {
-                use rand::{Rng, SeedableRng};
-                let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-                for (n, v) in lora::trainable(&t.model) {
-                    if n.contains("lora_B") {
-                        let d: Vec<f32> = (0..v.elem_count())
-                            .map(|_| rng.gen_range(-0.2f32..0.2))
-                            .collect();
-                        v.set(&Tensor::from_vec(d, v.dims(), &Device::Cpu).unwrap())
-                            .unwrap();
-                    }
-                }
-            }
-            let mut ro = t.rollout().unwrap();
-            // make the batch off-policy: old log-probs from a shifted policy
-            let vars = lora::trainable(&t.model);
-            let orig: Vec<Tensor> = vars
+impl Accumulated {
+    fn add(&mut self, mb: MinibatchGradients) -> Result<()> {
+        self.loss += mb.loss;
+        self.stats.push(mb.stats);
+        self.grads = Some(match self.grads.take() {
+            None => mb.grads,
+            Some(acc) => acc
                 .iter()
-                .map(|(_, v)| v.as_tensor().copy().unwrap())
-                .collect();
-            for (_, v) in &vars {
-                v.set(&(v.as_tensor() * 1.05).unwrap()).unwrap();
-            }
-            let all: Vec<usize> = (0..ro.completions.len()).collect();
-            ro.old_logp = Some(t.fixed_logp(&ro, &all, Role::Policy).unwrap());
-            for ((_, v), o) in vars.iter().zip(&orig) {
-                v.set(o).unwrap();
-            }
-            ro.ref_logp = Some(t.fixed_logp(&ro, &all, Role::Reference).unwrap());
-            let rows = all;
-            let lp = t.loss_params();
-            let loss_at = |t: &Trainer| -> (Tensor, f64) {
-                let mb = t.batch(&ro, &rows).unwrap();
-                let (logp, _) = t.logp(&mb, Role::Policy).unwrap();
-                let dev = Device::Cpu;
-                let old =
-                    Trainer::rows_tensor(ro.old_logp.as_ref().unwrap(), &rows, mb.c, &dev).unwrap();
-                let rf =
-                    Trainer::rows_tensor(ro.ref_logp.as_ref().unwrap(), &rows, mb.c, &dev).unwrap();
-                let adv = Tensor::from_vec(ro.advantages.clone(), rows.len(), &dev).unwrap();
-                let out = gspo::loss(&logp, &old, Some(&rf), &adv, &mb.mask, &lp).unwrap();
-                let v = out.loss.to_scalar::<f32>().unwrap() as f64;
-                (out.loss, v)
-            };
-            let (l, _) = loss_at(&t);
-            let grads = l.backward().unwrap();
-            let mut worst = 0f64;
-            for (name, v) in vars.iter().filter(|(n, _)| n.contains("layers.1")) {
-                let g = grads
-                    .get(v.as_tensor())
-                    .unwrap_or_else(|| panic!("{name}: no gradient"));
-                let gn = g
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-                    .sqrt();
-                assert!(gn > 0.0, "{name}: zero gradient");
-                let u = (g / gn as f64).unwrap();
-                let want = gn as f64; // derivative along the unit gradient
-                let o = v.as_tensor().copy().unwrap();
-                let eps = 1e-2;
-                v.set(&(&o + (&u * eps).unwrap()).unwrap()).unwrap();
-                let (_, lp_) = loss_at(&t);
-                v.set(&(&o - (&u * eps).unwrap()).unwrap()).unwrap();
-                let (_, lm_) = loss_at(&t);
-                v.set(&o).unwrap();
-                let fd = (lp_ - lm_) / (2.0 * eps);
-                let rel = (fd - want).abs() / want.abs().max(1e-6);
-                worst = worst.max(rel);
-                assert!(
-                    rel < 3e-2,
-                    "{level:?} {name}: autograd {want} vs finite differences {fd}"
-                );
-            }
-            assert!(worst.is_finite());
-        }
+                .zip(&mb.grads)
+                .map(|(a, b)| a + b)
+                .collect::<candle_core::Result<Vec<_>>>()?,
+        });
+        Ok(())
+    }
+
+    /// The mean of one loss statistic over the minibatches; NaN (e.g. KL without a reference)
+    /// is logged as 0.
+    fn mean_stat(&self, f: impl Fn(&gspo::LossStats) -> f32) -> f64 {
+        let v = self.stats.iter().map(|s| f(s) as f64).sum::<f64>() / self.stats.len() as f64;
+        if v.is_finite() { v } else { 0.0 }
     }
 }
 
 #[cfg(test)]
-mod checkpointing_tests {
-    use super::*;
-    use crate::core::model::embedded;
-    use crate::core::train::config::{TOY_DATA, TOY_REWARD};
-    use crate::core::train::data::{ChatTemplate, parse_jsonl};
-
-    struct Losses(Vec<f64>);
-
-    impl Observer for Losses {
-        fn step(&mut self, m: &StepMetrics, _t: &Trainer) -> Result<()> {
-            self.0.push(m.loss);
-            Ok(())
-        }
-    }
-
-    /// π_old from the sampler (`Generation::policy_logprobs`) is the training forward's
-    /// log-prob of the same tokens under the same policy, also with EOS suppressed while
-    /// sampling (`min_completion_length`) and a temperature.
-    #[test]
-    fn sampler_policy_logprobs_equal_the_training_forward() {
-        let mut cfg = TrainConfig::toy();
-        cfg.min_completion_length = 4;
-        cfg.temperature = 0.7;
-        let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
-        let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
-        let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
-        // a non-zero adapter, so the policy differs from the base
-        let mut k = 0f32;
-        for (n, v) in lora::trainable(&t.model) {
-            if n.contains("lora_B") {
-                k += 1.0;
-                v.set(
-                    &v.as_tensor()
-                        .ones_like()
-                        .unwrap()
-                        .affine(0.05, k as f64 * 1e-3)
-                        .unwrap(),
-                )
-                .unwrap();
-            }
-        }
-        let ro = t.rollout().unwrap();
-        let all: Vec<usize> = (0..ro.completions.len()).collect();
-        let fwd = t.fixed_logp(&ro, &all, Role::Policy).unwrap();
-        let mut worst = 0f32;
-        for (a, b) in fwd.iter().zip(&ro.gen_logp) {
-            assert_eq!(a.len(), b.len());
-            for (x, y) in a.iter().zip(b) {
-                worst = worst.max((x - y).abs());
-            }
-        }
-        assert!(
-            worst < 1e-4,
-            "sampler vs training log-probs differ by {worst}"
-        );
-    }
-
-    fn toy_run(ckpt: bool, dropout: f64) -> (Vec<f64>, Vec<Vec<f32>>) {
-        let mut cfg = TrainConfig::toy();
-        cfg.max_steps = 4;
-        cfg.steps_per_generation = Some(2);
-        cfg.per_device_train_batch_size = 8;
-        cfg.lora_dropout = dropout;
-        cfg.gradient_checkpointing = ckpt;
-        let (m, tok) = embedded::tiny_qwen3(&Device::Cpu).unwrap();
-        let data = parse_jsonl(TOY_DATA, "toy", ChatTemplate::None).unwrap();
-        let rewards = Rewards::new(&[TOY_REWARD.parse().unwrap()]).unwrap();
-        let mut t = Trainer::new(cfg, m, tok, data, rewards).unwrap();
-        let mut obs = Losses(Vec::new());
-        t.run(&mut obs).unwrap();
-        let w: Vec<Vec<f32>> = lora::trainable(&t.model)
-            .iter()
-            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
-            .collect();
-        (obs.0, w)
-    }
-
-    fn assert_close(a: &(Vec<f64>, Vec<Vec<f32>>), b: &(Vec<f64>, Vec<Vec<f32>>)) {
-        assert_eq!(a.0.len(), 4);
-        for (x, y) in a.0.iter().zip(&b.0) {
-            assert!((x - y).abs() <= 1e-5 * x.abs().max(1e-3), "loss {x} vs {y}");
-        }
-        let mut moved = 0f32;
-        for (p, q) in a.1.iter().zip(&b.1) {
-            for (x, y) in p.iter().zip(q) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * x.abs().max(1e-2),
-                    "weight {x} vs {y}"
-                );
-                moved = moved.max(x.abs());
-            }
-        }
-        assert!(moved > 0.0, "training moved no weight");
-    }
-
-    /// The same run with and without gradient checkpointing: same losses and LoRA weights up to
-    /// rounding (off-policy minibatches and LoRA dropout included).
-    #[test]
-    fn gradient_checkpointing_trains_the_same_weights() {
-        assert_close(&toy_run(false, 0.1), &toy_run(true, 0.1));
-    }
-
-    /// Without dropout, minibatches run as two halves on two threads (with or without
-    /// checkpointing): the same training as one piece (a one-thread pool never splits), and
-    /// deterministic.
-    #[test]
-    fn split_minibatches_train_the_same_weights_deterministically() {
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        for ckpt in [false, true] {
-            let whole = one.install(|| toy_run(ckpt, 0.0));
-            let split = two.install(|| toy_run(ckpt, 0.0));
-            assert_close(&split, &whole);
-            let again = two.install(|| toy_run(ckpt, 0.0));
-            assert_eq!(split.0, again.0, "losses differ between identical runs");
-            assert_eq!(split.1, again.1, "weights differ between identical runs");
-        }
-    }
-}
+mod tests;

@@ -70,6 +70,47 @@ impl<'a> ModelLoss<'a> {
         })
     }
 
+    /// A model whose adapter is already attached (e.g. freshly initialised as a trainer
+    /// initialises it); `layout` is the order factors will be given in.
+    pub fn attached(
+        model: Qwen3,
+        tok: &'a tokenizers::Tokenizer,
+        data: &'a [Example],
+        layout: &[(String, Vec<u64>)],
+    ) -> Result<Self, ValidateError> {
+        let named: std::collections::HashMap<String, Var> =
+            lora::trainable(&model).into_iter().collect();
+        let mut vars = Vec::new();
+        for (name, shape) in layout {
+            let v = named.get(name).ok_or_else(|| ValidateError::Input {
+                file: "<the round's deltas>".into(),
+                reason: format!("tensor {name} is not a LoRA factor of the model"),
+            })?;
+            vars.push((v.clone(), shape.iter().map(|&d| d as usize).collect()));
+        }
+        Ok(ModelLoss {
+            model,
+            tok,
+            data,
+            vars,
+            opts: EvalOptions {
+                max_new_tokens: 0,
+                batch: 16,
+                max_prompt_length: Some(512),
+            },
+            evaluations: 0,
+        })
+    }
+
+    /// The factors the model holds now, in layout order.
+    pub fn factors(&self) -> Result<Vec<f32>, TrainError> {
+        let mut out = Vec::new();
+        for (v, _) in &self.vars {
+            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
     /// Builds it from the first member of a round.
     pub fn for_round(
         model: Qwen3,

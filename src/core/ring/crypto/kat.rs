@@ -446,6 +446,57 @@ fn a_hybrid_ring_message_matches_the_reference_bytes() {
     }
 }
 
+/// A data message of protocol version 4: header, both signatures and the packed payload, as
+/// the reference writes it; the same bytes as a member's raw frame packed for the wire.
+#[test]
+fn a_hybrid_data_message_matches_the_reference_bytes() {
+    let k = kat();
+    for (i, c) in cases(&k, "hybrid_handshake").iter().enumerate() {
+        let i = format!("hybrid {i}");
+        let (ring, ids) = reference_ring(&i, c);
+        let r = &c["data"];
+        let num = |f: &str| r[f].as_u64().unwrap();
+        let (sender, view) = (num("sender") as u16, num("view") as u32);
+        let payload: Vec<i64> = r["payload"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect();
+        let h = wire::DataHeader {
+            phase: num("phase") as u8,
+            step: num("step") as u16,
+            segment: num("segment") as u16,
+            chunk: num("chunk") as u32,
+            digest: wire::payload_digest(&payload),
+        };
+        assert_eq!(h.digest, arr::<32>(&r["payload_digest"]), "case {i}: D");
+        let body = Body::Data(h);
+        let d = wire::signing_digest(&ring.digest(), &wire::signed_part(sender, view, &body));
+        assert_eq!(d, arr::<32>(&r["signing_digest"]), "case {i}: digest");
+        let m = Signed::sign(
+            &ids[sender as usize],
+            &ring.digest(),
+            true,
+            sender,
+            view,
+            body,
+            payload.clone(),
+        );
+        let want = hx(&r["encoded"]);
+        assert_eq!(wire::encode(&m), want, "case {i}: encoded data");
+        let back = wire::decode(&want, true).unwrap();
+        assert_eq!(back, m);
+        assert!(back.verify(&ring.digest(), &ring.members[sender as usize].public));
+        // A member's raw frame of the same message, packed for the wire.
+        let mut raw = wire::data_frame(payload.len(), true, |b| wire::put_le(b, &payload));
+        wire::put_data_prefix(&mut raw, sender, view, &h, &m.sig, m.pq_sig.as_deref());
+        assert_eq!(wire::pack_frame(&raw, true), want, "case {i}: packed frame");
+        let (_, range) = wire::decode_split(&want, true).unwrap();
+        assert_eq!(wire::unpack_frame(&want, range, true).unwrap(), raw);
+    }
+}
+
 #[test]
 fn the_hybrid_delta_vector_signature_matches_the_reference() {
     let k = kat();

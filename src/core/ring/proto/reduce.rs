@@ -248,7 +248,7 @@ impl Reduction {
             let (frame, _) = signer.sign_data_frame(frame, spot, None);
             out.push(Out {
                 to: view.successor(),
-                bytes: Arc::new(frame),
+                bytes: Arc::new(wire::pack_frame(&frame, hybrid)),
             });
         }
     }
@@ -300,9 +300,9 @@ impl Reduction {
     }
 
     /// One received chunk, in one pass while it is in cache: store what we received (for the
-    /// sketch check and as evidence), check its range, and turn the received frame into the
-    /// one we send (payload rewritten in place, new prefix): no copy of the message, no new
-    /// buffer. The message keeps only its header.
+    /// sketch check and as evidence), check its range, and turn the received raw frame (the
+    /// reader task unpacked it) into the one we send (payload rewritten in place, new prefix),
+    /// then pack that for the wire. The message keeps only its header.
     fn receive(&mut self, signer: &Signer, p: Pending, out: &mut Vec<Out>) -> Result<(), Refused> {
         let Body::Data(h) = p.msg.body else {
             unreachable!("data")
@@ -314,7 +314,7 @@ impl Reduction {
         let hybrid = signer.member.hybrid();
         let pre = wire::data_prefix(hybrid);
         if p.payload.range != (pre..frame.len()) {
-            // Not the layout `decode_split` gives; never happens, but stay correct.
+            // Not the layout the verifier gives; never happens, but stay correct.
             let bytes = frame[p.payload.range.clone()].to_vec();
             frame = wire::data_frame(bytes.len() / 8, hybrid, |b| b.copy_from_slice(&bytes));
         }
@@ -325,7 +325,7 @@ impl Reduction {
         if let Some(frame) = forward {
             out.push(Out {
                 to: view.successor(),
-                bytes: Arc::new(frame),
+                bytes: Arc::new(wire::pack_frame(&frame, hybrid)),
             });
         }
         let key = DataKey::of(&h).expect("placed");

@@ -331,8 +331,27 @@ fn replays_stale_views_and_forgeries_are_refused() {
         }
     }
     let (from, o) = data.expect("a data message");
-    let mut tampered = o.bytes.to_vec();
-    *tampered.last_mut().unwrap() ^= 1;
+    // A corrupted packed block is a typed decode error, before any state changes.
+    let mut broken = o.bytes.to_vec();
+    broken[wire::DATA_PREFIX] = 65;
+    let e = net3.machines[o.to].handle(from, &broken).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Refused::Decode {
+                error: wire::WireError::Packed(crate::core::ring::codec::CodecError::Width {
+                    block: 0,
+                    width: 65
+                }),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Another payload under the same signed header.
+    let mut m = wire::decode(&o.bytes, false).unwrap();
+    m.payload[0] ^= 1;
+    let tampered = wire::encode(&m);
     let e = Verifier::new(net3.machines[o.to].member.ring.clone())
         .check(from, &tampered)
         .unwrap_err();

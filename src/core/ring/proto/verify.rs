@@ -31,8 +31,8 @@ impl Checked {
     }
 }
 
-/// A checked data message's payload, left where it arrived: its bytes in the received frame,
-/// and its leaf digests (the tree under the checked payload digest). Empty for other kinds.
+/// A checked data message's payload, unpacked: its bytes in a raw frame ([`wire::data_frame`]
+/// layout), and its leaf digests (the tree under the checked payload digest). Empty for other kinds.
 #[derive(Debug, Default)]
 pub(super) struct Payload {
     pub(super) frame: Vec<u8>,
@@ -59,8 +59,8 @@ impl Verifier {
         self.check_frame(from, bytes.to_vec())
     }
 
-    /// [`Verifier::check`] of a frame it keeps: a data message's payload is not copied out
-    /// of it, the machine reads it from there.
+    /// [`Verifier::check`] of a frame it keeps: a data message's packed payload is unpacked
+    /// into a raw frame ([`wire::unpack_frame`]) that the machine reduces and forwards in place.
     pub fn check_frame(&self, from: usize, frame: Vec<u8>) -> Result<Checked, Refused> {
         let (m, range) = wire::decode_split(&frame, self.ring.is_hybrid())
             .map_err(|error| Refused::Decode { from, error })?;
@@ -84,6 +84,13 @@ impl Verifier {
         }
         let mut payload = Payload::default();
         if let Body::Data(h) = &m.body {
+            // The integers are signed, not their packing: unpack, then check the digest.
+            let hybrid = self.ring.is_hybrid();
+            let frame = wire::unpack_frame(&frame, range, hybrid).map_err(|e| Refused::Decode {
+                from,
+                error: e.into(),
+            })?;
+            let range = wire::data_prefix(hybrid)..frame.len();
             let leaves = wire::leaves_of_bytes(&frame[range.clone()]);
             if wire::digest_of_leaves(range.len() / 8, &leaves) != h.digest {
                 return Err(Refused::Unexpected {

@@ -1,4 +1,4 @@
-//! Rewards: built-in scores of a completion and an external scorer process.
+//! Scorer: built-in scores of a completion and an external scorer process.
 //!
 //! A reward is a weighted sum of components. On the command line each component is
 //! `KIND[:ARG][@WEIGHT]` (weight 1 by default; a trailing `@NUMBER` is always the weight):
@@ -27,7 +27,7 @@
 //! timeout_s = 60
 //! ```
 //!
-//! The external scorer (`cmd`) runs once per [`Rewards::score`] call as `sh -c COMMAND`. Its
+//! The external scorer (`cmd`) runs once per [`Scorer::score`] call as `sh -c COMMAND`. Its
 //! stdin gets one JSON object per sample and line, `{"prompt", "completion", "answer", ...extra}`
 //! (`answer` is null when the example has none); it must print exactly one finite number per
 //! line, in the same order, and exit 0 within the timeout (600 s by default).
@@ -51,7 +51,7 @@ pub const DEFAULT_CMD_TIMEOUT_S: f64 = 600.0;
 const STDERR_TAIL: usize = 2000;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RewardError {
+pub enum ScoringError {
     #[error("bad reward spec {spec:?}: {reason}")]
     Spec { spec: String, reason: String },
     #[error("no reward given (for example `--reward exact` or `--reward coverage:[0-9]`)")]
@@ -109,14 +109,14 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-impl Classify for RewardError {
+impl Classify for ScoringError {
     fn class(&self) -> ErrorClass {
         match self {
-            RewardError::Spec { .. }
-            | RewardError::NoSpecs
-            | RewardError::Pattern { .. }
-            | RewardError::MissingAnswer { .. } => ErrorClass::Malformed,
-            RewardError::Spawn { .. } => ErrorClass::Io,
+            ScoringError::Spec { .. }
+            | ScoringError::NoSpecs
+            | ScoringError::Pattern { .. }
+            | ScoringError::MissingAnswer { .. } => ErrorClass::Malformed,
+            ScoringError::Spawn { .. } => ErrorClass::Io,
             _ => ErrorClass::Training,
         }
     }
@@ -146,7 +146,7 @@ impl<'a> Sample<'a> {
 /// What a reward component computes; the TOML form is internally tagged by `kind`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum RewardKind {
+pub enum ScoreKind {
     Exact,
     Math,
     #[serde(rename = "math_format")]
@@ -172,42 +172,42 @@ pub enum RewardKind {
     },
 }
 
-impl RewardKind {
+impl ScoreKind {
     pub fn name(&self) -> &'static str {
         match self {
-            RewardKind::Exact => "exact",
-            RewardKind::Math => "math",
-            RewardKind::MathFormat => "math_format",
-            RewardKind::Regex { .. } => "regex",
-            RewardKind::Coverage { .. } => "coverage",
-            RewardKind::Length { .. } => "length",
-            RewardKind::Format { .. } => "format",
-            RewardKind::Cmd { .. } => "cmd",
+            ScoreKind::Exact => "exact",
+            ScoreKind::Math => "math",
+            ScoreKind::MathFormat => "math_format",
+            ScoreKind::Regex { .. } => "regex",
+            ScoreKind::Coverage { .. } => "coverage",
+            ScoreKind::Length { .. } => "length",
+            ScoreKind::Format { .. } => "format",
+            ScoreKind::Cmd { .. } => "cmd",
         }
     }
 
     fn arg(&self) -> Option<String> {
         match self {
-            RewardKind::Exact
-            | RewardKind::Math
-            | RewardKind::MathFormat
-            | RewardKind::Format { pattern: None } => None,
-            RewardKind::Regex { pattern }
-            | RewardKind::Coverage { pattern }
-            | RewardKind::Format {
+            ScoreKind::Exact
+            | ScoreKind::Math
+            | ScoreKind::MathFormat
+            | ScoreKind::Format { pattern: None } => None,
+            ScoreKind::Regex { pattern }
+            | ScoreKind::Coverage { pattern }
+            | ScoreKind::Format {
                 pattern: Some(pattern),
             } => Some(pattern.clone()),
-            RewardKind::Length { target } => Some(target.to_string()),
-            RewardKind::Cmd { command, .. } => Some(command.clone()),
+            ScoreKind::Length { target } => Some(target.to_string()),
+            ScoreKind::Cmd { command, .. } => Some(command.clone()),
         }
     }
 }
 
 /// One weighted reward component.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct RewardSpec {
+pub struct ScoreSpec {
     #[serde(flatten)]
-    pub kind: RewardKind,
+    pub kind: ScoreKind,
     #[serde(default = "one")]
     pub weight: f64,
 }
@@ -216,14 +216,14 @@ fn one() -> f64 {
     1.0
 }
 
-impl FromStr for RewardSpec {
-    type Err = RewardError;
+impl FromStr for ScoreSpec {
+    type Err = ScoringError;
 
     /// `KIND[:ARG][@WEIGHT]`: `exact`, `coverage:[0-9]@0.5`, `regex:^\d+$`, `length:64@0.1`,
     /// `format`, `cmd:python3 score.py@1.0`. A suffix `@X` is the weight only when X is a
     /// number, so `regex:a@b` is the pattern `a@b`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| RewardError::Spec {
+        let bad = |reason: &str| ScoringError::Spec {
             spec: s.to_string(),
             reason: reason.to_string(),
         };
@@ -240,7 +240,7 @@ impl FromStr for RewardSpec {
             Some((k, a)) => (k.trim(), Some(a)),
             None => (body.trim(), None),
         };
-        let need = |what: &str| -> Result<String, RewardError> {
+        let need = |what: &str| -> Result<String, ScoringError> {
             match arg {
                 Some(a) if !a.is_empty() => Ok(a.to_string()),
                 _ => Err(bad(&format!("`{kind}` needs {what}, as `{kind}:{what}`"))),
@@ -251,35 +251,35 @@ impl FromStr for RewardSpec {
                 if arg.is_some() {
                     return Err(bad("`exact` takes no argument"));
                 }
-                RewardKind::Exact
+                ScoreKind::Exact
             }
             "math" | "math_format" => {
                 if arg.is_some() {
                     return Err(bad(&format!("`{kind}` takes no argument")));
                 }
                 if kind == "math" {
-                    RewardKind::Math
+                    ScoreKind::Math
                 } else {
-                    RewardKind::MathFormat
+                    ScoreKind::MathFormat
                 }
             }
-            "regex" => RewardKind::Regex {
+            "regex" => ScoreKind::Regex {
                 pattern: need("PATTERN")?,
             },
-            "coverage" => RewardKind::Coverage {
+            "coverage" => ScoreKind::Coverage {
                 pattern: need("PATTERN")?,
             },
             "length" => {
                 let t = need("TARGET")?;
                 match t.trim().parse::<u64>() {
-                    Ok(target) if target > 0 => RewardKind::Length { target },
+                    Ok(target) if target > 0 => ScoreKind::Length { target },
                     _ => return Err(bad("the length target must be a whole number above 0")),
                 }
             }
-            "format" => RewardKind::Format {
+            "format" => ScoreKind::Format {
                 pattern: arg.filter(|a| !a.is_empty()).map(str::to_string),
             },
-            "cmd" => RewardKind::Cmd {
+            "cmd" => ScoreKind::Cmd {
                 command: need("COMMAND")?,
                 timeout_s: None,
             },
@@ -290,13 +290,13 @@ impl FromStr for RewardSpec {
                 ));
             }
         };
-        Ok(RewardSpec { kind, weight })
+        Ok(ScoreSpec { kind, weight })
     }
 }
 
 /// The command-line form; parses back to the same spec (a `cmd` timeout is TOML-only and is
 /// not part of it).
-impl std::fmt::Display for RewardSpec {
+impl std::fmt::Display for ScoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.kind.name())?;
         if let Some(a) = self.kind.arg() {
@@ -318,7 +318,8 @@ pub struct Scores {
     pub components: Vec<(String, Vec<f32>)>,
 }
 
-enum Scorer {
+/// One compiled reward component.
+enum Compiled {
     Exact,
     Math,
     MathFormat,
@@ -330,37 +331,37 @@ enum Scorer {
 }
 
 /// Compiled reward components.
-pub struct Rewards {
+pub struct Scorer {
     parts: Vec<Part>,
 }
 
 struct Part {
     /// The component's name in [`Scores::components`].
     name: String,
-    spec: RewardSpec,
-    scorer: Scorer,
+    spec: ScoreSpec,
+    scorer: Compiled,
 }
 
 /// `<think>…</think>` then an answer that is not only whitespace.
 const FORMAT_DEFAULT: &str = r"^\s*<think>[\s\S]*?</think>\s*\S[\s\S]*$";
 
-fn compile(kind: &'static str, pattern: &str) -> Result<Regex, RewardError> {
-    Regex::new(pattern).map_err(|e| RewardError::Pattern {
+fn compile(kind: &'static str, pattern: &str) -> Result<Regex, ScoringError> {
+    Regex::new(pattern).map_err(|e| ScoringError::Pattern {
         kind,
         pattern: pattern.to_string(),
         message: e.to_string(),
     })
 }
 
-impl Rewards {
+impl Scorer {
     /// Compiles patterns and checks every spec; at least one spec is needed.
-    pub fn new(specs: &[RewardSpec]) -> Result<Self, RewardError> {
+    pub fn new(specs: &[ScoreSpec]) -> Result<Self, ScoringError> {
         if specs.is_empty() {
-            return Err(RewardError::NoSpecs);
+            return Err(ScoringError::NoSpecs);
         }
         let mut parts = Vec::with_capacity(specs.len());
         for spec in specs {
-            let bad = |reason: &str| RewardError::Spec {
+            let bad = |reason: &str| ScoringError::Spec {
                 spec: spec.to_string(),
                 reason: reason.to_string(),
             };
@@ -368,22 +369,24 @@ impl Rewards {
                 return Err(bad("the weight must be a finite number"));
             }
             let scorer = match &spec.kind {
-                RewardKind::Exact => Scorer::Exact,
-                RewardKind::Math => Scorer::Math,
-                RewardKind::MathFormat => Scorer::MathFormat,
-                RewardKind::Regex { pattern } => Scorer::Regex(compile("regex", pattern)?),
-                RewardKind::Coverage { pattern } => Scorer::Coverage(compile("coverage", pattern)?),
-                RewardKind::Length { target } => {
+                ScoreKind::Exact => Compiled::Exact,
+                ScoreKind::Math => Compiled::Math,
+                ScoreKind::MathFormat => Compiled::MathFormat,
+                ScoreKind::Regex { pattern } => Compiled::Regex(compile("regex", pattern)?),
+                ScoreKind::Coverage { pattern } => {
+                    Compiled::Coverage(compile("coverage", pattern)?)
+                }
+                ScoreKind::Length { target } => {
                     if *target == 0 {
                         return Err(bad("the length target must be a whole number above 0"));
                     }
-                    Scorer::Length(*target as f64)
+                    Compiled::Length(*target as f64)
                 }
-                RewardKind::Format { pattern } => Scorer::Format(compile(
+                ScoreKind::Format { pattern } => Compiled::Format(compile(
                     "format",
                     pattern.as_deref().unwrap_or(FORMAT_DEFAULT),
                 )?),
-                RewardKind::Cmd { command, timeout_s } => {
+                ScoreKind::Cmd { command, timeout_s } => {
                     if command.trim().is_empty() {
                         return Err(bad("the scorer command is empty"));
                     }
@@ -391,7 +394,7 @@ impl Rewards {
                     if !(t.is_finite() && t > 0.0) {
                         return Err(bad("timeout_s must be a positive number of seconds"));
                     }
-                    Scorer::Cmd {
+                    Compiled::Cmd {
                         command: command.clone(),
                         timeout: Duration::from_secs_f64(t),
                     }
@@ -413,33 +416,33 @@ impl Rewards {
                 scorer,
             });
         }
-        Ok(Rewards { parts })
+        Ok(Scorer { parts })
     }
 
     /// Scores a batch: every component on every sample, then the weighted sum.
-    pub fn score(&mut self, samples: &[Sample]) -> Result<Scores, RewardError> {
+    pub fn score(&mut self, samples: &[Sample]) -> Result<Scores, ScoringError> {
         let mut total = vec![0f64; samples.len()];
         let mut components = Vec::with_capacity(self.parts.len());
         for Part { name, spec, scorer } in &self.parts {
             let values: Vec<f64> = match scorer {
-                Scorer::Exact => with_answers(samples, exact)?,
-                Scorer::Math => with_answers(samples, math::math_reward)?,
-                Scorer::MathFormat => samples
+                Compiled::Exact => with_answers(samples, exact)?,
+                Compiled::Math => with_answers(samples, math::math_reward)?,
+                Compiled::MathFormat => samples
                     .iter()
                     .map(|s| math::math_format_reward(s.completion))
                     .collect(),
-                Scorer::Regex(re) | Scorer::Format(re) => samples
+                Compiled::Regex(re) | Compiled::Format(re) => samples
                     .iter()
                     .map(|s| f64::from(u8::from(re.is_match(s.completion))))
                     .collect(),
-                Scorer::Coverage(re) => {
+                Compiled::Coverage(re) => {
                     samples.iter().map(|s| coverage(re, s.completion)).collect()
                 }
-                Scorer::Length(target) => samples
+                Compiled::Length(target) => samples
                     .iter()
                     .map(|s| length_penalty(s.completion, *target))
                     .collect(),
-                Scorer::Cmd { command, timeout } => run_scorer(command, *timeout, samples)?,
+                Compiled::Cmd { command, timeout } => run_scorer(command, *timeout, samples)?,
             };
             for (t, v) in total.iter_mut().zip(&values) {
                 *t += spec.weight * v;
@@ -474,12 +477,12 @@ impl Rewards {
 }
 
 /// `f(completion, answer)` for every sample; a sample without an answer is an error.
-fn with_answers(samples: &[Sample], f: fn(&str, &str) -> f64) -> Result<Vec<f64>, RewardError> {
+fn with_answers(samples: &[Sample], f: fn(&str, &str) -> f64) -> Result<Vec<f64>, ScoringError> {
     samples
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let answer = s.answer.ok_or_else(|| RewardError::MissingAnswer {
+            let answer = s.answer.ok_or_else(|| ScoringError::MissingAnswer {
                 index: i,
                 prompt: s.prompt.chars().take(80).collect(),
             })?;
@@ -497,33 +500,10 @@ pub fn extract_answer(completion: &str) -> Option<String> {
             return Some(rest.to_string());
         }
     }
-    if let Some(b) = last_boxed(completion) {
+    if let Some(b) = math::last_boxed(completion) {
         return Some(b.trim().to_string());
     }
     last_number(completion).map(str::to_string)
-}
-
-fn last_boxed(s: &str) -> Option<&str> {
-    const OPEN: &str = "\\boxed{";
-    let mut end = s.len();
-    while let Some(p) = s[..end].rfind(OPEN) {
-        let start = p + OPEN.len();
-        let mut depth = 1usize;
-        for (i, c) in s[start..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(&s[start..start + i]);
-                    }
-                }
-                _ => {}
-            }
-        }
-        end = p; // unbalanced: try an earlier one
-    }
-    None
 }
 
 fn number_re() -> &'static Regex {
@@ -584,12 +564,9 @@ pub fn length_penalty(completion: &str, target: f64) -> f64 {
     (-(n - target).abs() / target).clamp(-1.0, 0.0)
 }
 
-/// Runs the external scorer once for the whole batch.
-fn run_scorer(
-    command: &str,
-    timeout: Duration,
-    samples: &[Sample],
-) -> Result<Vec<f64>, RewardError> {
+/// The scorer's stdin: one JSON object per sample and line (`prompt`, `completion`, `answer`,
+/// then the example's other fields).
+fn scorer_input(samples: &[Sample]) -> Vec<u8> {
     let mut input = Vec::new();
     for s in samples {
         let mut obj = Map::new();
@@ -607,6 +584,16 @@ fn run_scorer(
         serde_json::to_writer(&mut input, &Value::Object(obj)).expect("JSON to memory");
         input.push(b'\n');
     }
+    input
+}
+
+/// Runs the external scorer once for the whole batch.
+fn run_scorer(
+    command: &str,
+    timeout: Duration,
+    samples: &[Sample],
+) -> Result<Vec<f64>, ScoringError> {
+    let input = scorer_input(samples);
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -619,7 +606,7 @@ fn run_scorer(
         use std::os::unix::process::CommandExt as _;
         cmd.process_group(0);
     }
-    let mut child = cmd.spawn().map_err(|source| RewardError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| ScoringError::Spawn {
         command: command.to_string(),
         source,
     })?;
@@ -655,7 +642,7 @@ fn run_scorer(
             Err(source) => {
                 kill_group(&mut child);
                 let _ = child.wait();
-                return Err(RewardError::Spawn {
+                return Err(ScoringError::Spawn {
                     command: command.to_string(),
                     source,
                 });
@@ -668,14 +655,14 @@ fn run_scorer(
     let stderr = tail(&err);
     let command = command.to_string();
     let Some(status) = status else {
-        return Err(RewardError::Timeout {
+        return Err(ScoringError::Timeout {
             command,
             seconds: timeout.as_secs_f64(),
             stderr,
         });
     };
     if !status.success() {
-        return Err(RewardError::Failed {
+        return Err(ScoringError::Failed {
             command,
             status: status.to_string(),
             stderr,
@@ -684,7 +671,7 @@ fn run_scorer(
     let text = String::from_utf8_lossy(&out);
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() != samples.len() {
-        return Err(RewardError::Count {
+        return Err(ScoringError::Count {
             command,
             got: lines.len(),
             want: samples.len(),
@@ -693,7 +680,7 @@ fn run_scorer(
     }
     let mut values = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
-        let bad = |problem| RewardError::BadValue {
+        let bad = |problem| ScoringError::BadValue {
             command: command.clone(),
             line: i + 1,
             value: l.to_string(),
@@ -742,7 +729,7 @@ fn tail(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn spec(s: &str) -> RewardSpec {
+    fn spec(s: &str) -> ScoreSpec {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
@@ -759,14 +746,14 @@ mod tests {
         }
     }
 
-    fn score(specs: &[&str], completions: &[(&str, Option<&str>)]) -> Result<Scores, RewardError> {
-        let specs: Vec<RewardSpec> = specs.iter().map(|s| spec(s)).collect();
+    fn score(specs: &[&str], completions: &[(&str, Option<&str>)]) -> Result<Scores, ScoringError> {
+        let specs: Vec<ScoreSpec> = specs.iter().map(|s| spec(s)).collect();
         let extra = Map::new();
         let samples: Vec<Sample> = completions
             .iter()
             .map(|(c, a)| sample(c, *a, &extra))
             .collect();
-        Rewards::new(&specs)?.score(&samples)
+        Scorer::new(&specs)?.score(&samples)
     }
 
     #[test]
@@ -856,7 +843,7 @@ mod tests {
         assert_eq!(s.total, [(2.0 + 0.5 / 6.0f64) as f32, 0.25 - 1.0]);
         let names: Vec<&str> = s.components.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["exact", "coverage", "regex"]);
-        let r = Rewards::new(&[spec("regex:a"), spec("regex:b@0.5")]).unwrap();
+        let r = Scorer::new(&[spec("regex:a"), spec("regex:b@0.5")]).unwrap();
         assert_eq!(r.names(), ["regex", "regex#2"]);
         assert_eq!(r.describe(), "1.0·regex(a) + 0.5·regex(b)");
     }
@@ -877,7 +864,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, [1.0, 1.0]);
-        let mut r = Rewards::new(&[spec("exact")]).unwrap();
+        let mut r = Scorer::new(&[spec("exact")]).unwrap();
         assert_eq!(
             r.score(&[s, Sample::of(&ex[0], "4")]).unwrap().total,
             [1.0, 0.0]
@@ -897,50 +884,50 @@ mod tests {
     #[test]
     fn specs_parse_and_round_trip() {
         let cases = [
-            ("exact", RewardKind::Exact, 1.0),
+            ("exact", ScoreKind::Exact, 1.0),
             (
                 "coverage:[0-9]@0.5",
-                RewardKind::Coverage {
+                ScoreKind::Coverage {
                     pattern: "[0-9]".into(),
                 },
                 0.5,
             ),
             (
                 "regex:^\\d+$",
-                RewardKind::Regex {
+                ScoreKind::Regex {
                     pattern: "^\\d+$".into(),
                 },
                 1.0,
             ),
             (
                 "regex:a@b",
-                RewardKind::Regex {
+                ScoreKind::Regex {
                     pattern: "a@b".into(),
                 },
                 1.0,
             ),
-            ("length:64@0.1", RewardKind::Length { target: 64 }, 0.1),
-            ("format", RewardKind::Format { pattern: None }, 1.0),
+            ("length:64@0.1", ScoreKind::Length { target: 64 }, 0.1),
+            ("format", ScoreKind::Format { pattern: None }, 1.0),
             (
                 "format:^<a>",
-                RewardKind::Format {
+                ScoreKind::Format {
                     pattern: Some("^<a>".into()),
                 },
                 1.0,
             ),
             (
                 "cmd:python3 score.py --x=1@1.0",
-                RewardKind::Cmd {
+                ScoreKind::Cmd {
                     command: "python3 score.py --x=1".into(),
                     timeout_s: None,
                 },
                 1.0,
             ),
-            ("exact@-2", RewardKind::Exact, -2.0),
+            ("exact@-2", ScoreKind::Exact, -2.0),
         ];
         for (s, kind, weight) in cases {
             let p = spec(s);
-            assert_eq!(p, RewardSpec { kind, weight }, "{s}");
+            assert_eq!(p, ScoreSpec { kind, weight }, "{s}");
             assert_eq!(spec(&p.to_string()), p, "{s} -> {p}");
         }
     }
@@ -963,24 +950,24 @@ mod tests {
             "exact@inf",
             "exact@NaN",
         ] {
-            let e = s.parse::<RewardSpec>().unwrap_err();
-            assert!(matches!(e, RewardError::Spec { .. }), "{s:?}: {e}");
+            let e = s.parse::<ScoreSpec>().unwrap_err();
+            assert!(matches!(e, ScoringError::Spec { .. }), "{s:?}: {e}");
             assert_eq!(e.class(), ErrorClass::Malformed);
         }
-        let e = Rewards::new(&[spec("regex:(")]).err().unwrap();
+        let e = Scorer::new(&[spec("regex:(")]).err().unwrap();
         assert!(
             e.to_string()
                 .starts_with("reward regex: invalid pattern \"(\""),
             "{e}"
         );
-        assert!(matches!(Rewards::new(&[]), Err(RewardError::NoSpecs)));
+        assert!(matches!(Scorer::new(&[]), Err(ScoringError::NoSpecs)));
     }
 
     #[test]
     fn toml_specs_use_flattened_params() {
         #[derive(serde::Deserialize)]
         struct File {
-            reward: Vec<RewardSpec>,
+            reward: Vec<ScoreSpec>,
         }
         let f: File = toml::from_str(
             "[[reward]]\nkind = \"exact\"\n\n[[reward]]\nkind = \"coverage\"\npattern = \"[0-9]\"\nweight = 0.5\n\n\
@@ -993,8 +980,8 @@ mod tests {
             [
                 spec("exact"),
                 spec("coverage:[0-9]@0.5"),
-                RewardSpec {
-                    kind: RewardKind::Cmd {
+                ScoreSpec {
+                    kind: ScoreKind::Cmd {
                         command: "./score.sh".into(),
                         timeout_s: Some(5.0)
                     },
@@ -1010,38 +997,38 @@ mod tests {
         assert!(back.contains("kind = \"coverage\""), "{back}");
         #[derive(serde::Serialize)]
         struct File2 {
-            reward: Vec<RewardSpec>,
+            reward: Vec<ScoreSpec>,
         }
     }
 
     // The external scorer runs through a real `sh -c` process; scripts use only POSIX sh and awk.
 
-    fn cmd_score_samples(command: &str, samples: &[Sample]) -> Result<Vec<f32>, RewardError> {
-        let specs = [RewardSpec {
-            kind: RewardKind::Cmd {
+    fn cmd_score_samples(command: &str, samples: &[Sample]) -> Result<Vec<f32>, ScoringError> {
+        let specs = [ScoreSpec {
+            kind: ScoreKind::Cmd {
                 command: command.into(),
                 timeout_s: Some(60.0),
             },
             weight: 1.0,
         }];
-        Ok(Rewards::new(&specs)?.score(samples)?.total)
+        Ok(Scorer::new(&specs)?.score(samples)?.total)
     }
 
-    fn cmd_score(command: &str, completions: &[&str]) -> Result<Vec<f32>, RewardError> {
+    fn cmd_score(command: &str, completions: &[&str]) -> Result<Vec<f32>, ScoringError> {
         let mut extra = Map::new();
         extra.insert("level".into(), Value::from(3));
         let samples: Vec<Sample> = completions
             .iter()
             .map(|c| sample(c, Some("5"), &extra))
             .collect();
-        let specs = [RewardSpec {
-            kind: RewardKind::Cmd {
+        let specs = [ScoreSpec {
+            kind: ScoreKind::Cmd {
                 command: command.into(),
                 timeout_s: Some(60.0),
             },
             weight: 1.0,
         }];
-        Ok(Rewards::new(&specs)?.score(&samples)?.total)
+        Ok(Scorer::new(&specs)?.score(&samples)?.total)
     }
 
     #[test]
@@ -1099,8 +1086,8 @@ mod tests {
         let pidfile = dir.path().join("bg.pid");
         let extra = Map::new();
         let samples = [sample("a", None, &extra)];
-        let specs = [RewardSpec {
-            kind: RewardKind::Cmd {
+        let specs = [ScoreSpec {
+            kind: ScoreKind::Cmd {
                 command: format!(
                     "sleep 30 >/dev/null 2>&1 & echo $! > {}; sleep 30 >/dev/null 2>&1; echo 1",
                     pidfile.display()
@@ -1109,8 +1096,8 @@ mod tests {
             },
             weight: 1.0,
         }];
-        let e = Rewards::new(&specs).unwrap().score(&samples).unwrap_err();
-        assert!(matches!(e, RewardError::Timeout { .. }), "{e}");
+        let e = Scorer::new(&specs).unwrap().score(&samples).unwrap_err();
+        assert!(matches!(e, ScoringError::Timeout { .. }), "{e}");
         assert!(
             e.to_string().contains("no answer within 2 s; killed"),
             "{e}"
