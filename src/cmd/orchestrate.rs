@@ -56,7 +56,7 @@ pub fn describe(d: &Decision) -> Option<String> {
         Decision::StartRound { round, members, .. } => {
             format!("round {round}: started with {} workers", members.len())
         }
-        Decision::Topology { round, rings } => format!(
+        Decision::Topology { round, rings, .. } => format!(
             "round {round}: ring of {} members",
             rings.iter().map(Vec::len).sum::<usize>()
         ),

@@ -357,7 +357,7 @@ fn check_ranges(j: &JobToml) -> Result<(), (&'static str, String)> {
         return Err((
             "max_workers",
             format!(
-                "{} exceeds ring_size ({}): rounds are one flat ring (hierarchical rings are not built yet)",
+                "{} exceeds ring_size ({}): rounds past ring_size need leader rings, which the round machine plans but `gym work` cannot run yet",
                 j.max_workers, j.ring_size
             ),
         ));

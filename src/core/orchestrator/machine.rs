@@ -46,8 +46,14 @@ pub enum Decision {
         #[serde(with = "exact_f64")]
         loss: f64,
     },
-    /// The ring(s) of the round, each in ring order.
-    Topology { round: u64, rings: Vec<Vec<String>> },
+    /// The ring(s) of the round, each in ring order: the member groups, and (past
+    /// `ring_size` members) the leader rings above them (see `topology::Plan`).
+    Topology {
+        round: u64,
+        rings: Vec<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        leaders: Vec<Vec<Vec<String>>>,
+    },
     /// A ring member's result (content address of the averaged delta).
     Result {
         round: u64,
@@ -207,6 +213,8 @@ pub struct Ringing {
     pub base: Option<String>,
     pub reports: BTreeMap<String, Report>,
     pub rings: Vec<Vec<String>>,
+    /// The leader rings above the groups (empty for one ring).
+    pub leaders: Vec<Vec<Vec<String>>>,
     pub results: BTreeMap<String, String>,
     pub deadline: u64,
 }
@@ -589,30 +597,55 @@ impl Machine {
             .iter()
             .map(|w| (w.clone(), self.workers[w].ring_addr.clone()))
             .collect();
+        let plan = topo.plan(&addrs);
         Some(Decision::Topology {
             round: t.round,
-            rings: topo.rings(&addrs),
+            rings: plan.groups,
+            leaders: plan.leaders,
         })
+    }
+
+    /// The result enough groups agree on, with its supporters, if any. A group contributes
+    /// `object` when at least `quorum(group size)` of its members report it (every member of
+    /// a group holds the group's sum, so its first live member carries it upward); the round
+    /// needs every group but `redundancy` to contribute (one ring: that ring).
+    fn agreed(&self, r: &Ringing) -> Option<(String, Vec<String>)> {
+        let objects: BTreeSet<&String> = r.results.values().collect();
+        let groups = r.rings.len();
+        let need = if groups == 1 {
+            1
+        } else {
+            groups.saturating_sub(self.rules.redundancy).max(1)
+        };
+        let mut best: Option<(String, Vec<String>)> = None;
+        for obj in objects {
+            let reported = |w: &String| r.results.get(w) == Some(obj);
+            let mut who = Vec::new();
+            let mut contributing = 0;
+            for ring in &r.rings {
+                let support: Vec<&String> = ring.iter().filter(|w| reported(*w)).collect();
+                if support.len() >= self.rules.quorum(ring.len()) {
+                    contributing += 1;
+                    who.extend(support.into_iter().cloned());
+                }
+            }
+            if contributing >= need && best.as_ref().is_none_or(|b| who.len() > b.1.len()) {
+                best = Some((obj.clone(), who));
+            }
+        }
+        best
     }
 
     fn next_ring(&self, r: &Ringing, now: u64) -> Option<Decision> {
         let members: Vec<&String> = r.rings.iter().flatten().collect();
         let all_in = members.iter().all(|m| r.results.contains_key(*m));
-        // the most common result and its supporters
-        let mut counts: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for (w, o) in &r.results {
-            counts.entry(o.as_str()).or_default().push(w.clone());
-        }
-        let best = counts.iter().max_by_key(|(_, v)| v.len());
-        let quorum = self.rules.quorum(members.len());
-        if let Some((obj, who)) = best
-            && who.len() >= quorum
+        if let Some((object, who)) = self.agreed(r)
             && (all_in || now >= r.deadline || who.len() == members.len())
         {
             return Some(Decision::Accept {
                 round: r.round,
-                object: obj.to_string(),
-                members: who.clone(),
+                object,
+                members: who,
             });
         }
         if !all_in && now < r.deadline {
@@ -627,12 +660,20 @@ impl Machine {
                 reason: format!("no ring result for round {} in time", r.round),
             });
         }
-        Some(Decision::Abandon {
-            round: r.round,
-            reason: format!(
-                "no result reached the quorum of {quorum} of {} members",
+        let reason = match r.rings.len() {
+            1 => format!(
+                "no result reached the quorum of {} of {} members",
+                self.rules.quorum(members.len()),
                 members.len()
             ),
+            g => format!(
+                "no result was agreed by {} of the {g} groups",
+                g.saturating_sub(self.rules.redundancy).max(1)
+            ),
+        };
+        Some(Decision::Abandon {
+            round: r.round,
+            reason,
         })
     }
 
@@ -689,13 +730,18 @@ impl Machine {
                     );
                 }
             }
-            Decision::Topology { round, rings } => {
+            Decision::Topology {
+                round,
+                rings,
+                leaders,
+            } => {
                 if let Some((base, reports)) = self.take_reports() {
                     self.phase = Phase::Ring(Ringing {
                         round: *round,
                         base,
                         reports,
                         rings: rings.clone(),
+                        leaders: leaders.clone(),
                         results: BTreeMap::new(),
                         deadline: at + self.rules.ring_ms,
                     });

@@ -286,5 +286,74 @@ fn replaying_the_decisions_gives_the_same_state() {
     }
 }
 
+/// Ten members, rings of at most 4, redundancy 1: groups [0..4), [4..7), [7..10) under one
+/// leader ring of workers 0, 4 and 7.
+fn hierarchical_round() -> Machine {
+    let mut r = rules(10, 1);
+    r.ring_size = 4;
+    let mut m = Machine::new(r);
+    for i in 0..10 {
+        register(&mut m, i, 0);
+    }
+    for i in 0..9 {
+        report(&mut m, i, 0, 10).unwrap();
+    }
+    let ds = report(&mut m, 9, 0, 10).unwrap();
+    let Decision::Topology { rings, leaders, .. } = &ds[1] else {
+        panic!("{ds:?}")
+    };
+    let ids = |v: &[usize]| v.iter().map(|&i| w(i)).collect::<Vec<_>>();
+    assert_eq!(
+        rings,
+        &vec![ids(&[0, 1, 2, 3]), ids(&[4, 5, 6]), ids(&[7, 8, 9])]
+    );
+    assert_eq!(leaders, &vec![vec![ids(&[0, 4, 7])]]);
+    m
+}
+
+#[test]
+fn a_hierarchical_round_is_accepted_from_every_group_but_redundancy() {
+    let mut m = hierarchical_round();
+    // group 0 all agree, group 1 its quorum (2 of 3), group 2 one member: below its quorum
+    for i in [0, 1, 2, 3, 4, 5, 9] {
+        let ds = result(&mut m, i, 0, "agg", 20).unwrap();
+        assert!(matches!(&ds[..], [Decision::Result { .. }]), "{ds:?}");
+    }
+    let ds = m.handle(Input::Tick, 20 + 1000).unwrap();
+    let Decision::Accept { members, .. } = &ds[0] else {
+        panic!("{ds:?}")
+    };
+    let expect: Vec<String> = [0, 1, 2, 3, 4, 5].iter().map(|&i| w(i)).collect();
+    assert_eq!(members, &expect);
+}
+
+#[test]
+fn a_hierarchical_round_with_two_failed_groups_is_abandoned() {
+    let mut m = hierarchical_round();
+    for i in [0, 1, 2, 3, 4, 9] {
+        result(&mut m, i, 0, "agg", 20).unwrap();
+    }
+    let ds = m.handle(Input::Tick, 20 + 1000).unwrap();
+    assert!(
+        matches!(ds.last(), Some(Decision::Abandon { reason, .. }) if reason.contains("2 of the 3 groups")),
+        "{ds:?}"
+    );
+    // the silent ones (5, 6, 7, 8) were evicted first
+    let evicted = ds
+        .iter()
+        .filter(|d| matches!(d, Decision::Evict { .. }))
+        .count();
+    assert_eq!(evicted, 4);
+}
+
+#[test]
+fn a_flat_topology_entry_reads_as_before() {
+    // entries logged before leader rings existed have no `leaders` key, and a flat round
+    // still writes none (so old signatures over the entry's JSON still check)
+    let old = r#"{"kind":"topology","round":3,"rings":[["a","b"]]}"#;
+    let d: Decision = serde_json::from_str(old).unwrap();
+    assert_eq!(serde_json::to_string(&d).unwrap(), old);
+}
+
 #[path = "admission_tests.rs"]
 mod admission_tests;

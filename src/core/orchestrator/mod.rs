@@ -23,6 +23,7 @@ pub mod job;
 pub mod log;
 pub mod machine;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod store_redis;
 pub mod topology;

@@ -37,15 +37,30 @@ pub const MAX_OBJECT: usize = 512 << 20;
 /// What the driver reports as it goes (printed by the command layer).
 pub type OnDecision = Arc<dyn Fn(&Decision) + Send + Sync>;
 
+/// Longest a `POST /v1/poll` is held waiting for a change (`wait_ms` is capped to this).
+pub const MAX_WAIT_MS: u64 = 30_000;
+
 struct Shared {
     orch: Mutex<GspoOrchestrator>,
     nonces: Mutex<NonceCache>,
     on_decision: OnDecision,
+    /// Bumped after every batch of decisions; long polls wait on it.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, GspoOrchestrator> {
         self.orch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reports decisions and wakes the long polls.
+    fn decided(&self, ds: &[Decision]) {
+        for d in ds {
+            (self.on_decision)(d);
+        }
+        if !ds.is_empty() {
+            self.changed.send_modify(|v| *v += 1);
+        }
     }
 }
 
@@ -165,9 +180,7 @@ fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
 
 fn run(sh: &Shared, input: Input) -> ApiResult<Vec<Decision>> {
     let ds = sh.lock().handle(input, now_ms())?;
-    for d in &ds {
-        (sh.on_decision)(d);
-    }
+    sh.decided(&ds);
     Ok(ds)
 }
 
@@ -205,6 +218,20 @@ pub struct WorkerView {
     pub base: Option<String>,
     pub ring: Option<RingAssignment>,
     pub finished: bool,
+    /// A digest of everything above: send it back as `seen` to wait for a change.
+    #[serde(default)]
+    pub tag: String,
+}
+
+/// The body of `POST /v1/poll`: `{}` answers at once; with `seen` (the `tag` of the view the
+/// worker has) and `wait_ms`, the answer is held until the worker's view differs from that
+/// one or `wait_ms` (at most [`MAX_WAIT_MS`]) has passed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PollBody {
+    #[serde(default)]
+    pub seen: Option<String>,
+    #[serde(default)]
+    pub wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -366,6 +393,7 @@ pub fn worker_view(o: &GspoOrchestrator, id: &str) -> WorkerView {
         base: m.aggregate().map(str::to_string),
         ring: None,
         finished: matches!(m.phase, Phase::Finished(_)),
+        tag: String::new(),
     };
     match &m.phase {
         Phase::Waiting(w) => v.round = w.round,
@@ -391,7 +419,15 @@ pub fn worker_view(o: &GspoOrchestrator, id: &str) -> WorkerView {
         }
     }
     v.epoch = v.round / m.rules.rounds_per_epoch;
+    v.tag = view_tag(&v);
     v
+}
+
+/// The first 16 bytes of SHA3-256 over the view's JSON (its `tag` empty), in hex.
+fn view_tag(v: &WorkerView) -> String {
+    use sha3::{Digest, Sha3_256};
+    let json = serde_json::to_vec(v).expect("views serialise");
+    hex::encode(&Sha3_256::digest(&json)[..16])
 }
 
 async fn poll(
@@ -401,7 +437,25 @@ async fn poll(
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let (_, id) = member(&sh, &method, "/v1/poll", &headers, &body)?;
-    Ok(axum::Json(worker_view(&sh.lock(), &id)))
+    let b: PollBody = if body.is_empty() {
+        PollBody::default()
+    } else {
+        decode(&body)?
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(b.wait_ms.min(MAX_WAIT_MS));
+    let mut changed = sh.changed.subscribe();
+    loop {
+        // subscribed before looking, so a change after this look wakes the wait below
+        let _ = changed.borrow_and_update();
+        let v = worker_view(&sh.lock(), &id);
+        if b.seen.as_deref() != Some(v.tag.as_str()) {
+            return Ok(axum::Json(v));
+        }
+        match tokio::time::timeout_at(deadline, changed.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(axum::Json(v)),
+        }
+    }
 }
 
 /// The reported object must be a delta signed by the reporter; its verified header.
@@ -593,9 +647,7 @@ fn tick(sh: &Shared) -> Result<bool, OrchError> {
     let done =
         matches!(o.machine().phase, Phase::Finished(_)) && o.machine().unpublished().is_empty();
     drop(o);
-    for d in &ds {
-        (sh.on_decision)(d);
-    }
+    sh.decided(&ds);
     Ok(done)
 }
 
@@ -611,6 +663,7 @@ pub async fn serve(
         orch: Mutex::new(orch),
         nonces: Mutex::new(NonceCache::default()),
         on_decision,
+        changed: tokio::sync::watch::channel(0).0,
     });
     let app = router(sh.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), OrchError>>();

@@ -60,6 +60,8 @@ pub struct WorkOptions {
     pub output: PathBuf,
     /// The address other ring members dial (default: 127.0.0.1 and a free port).
     pub ring_addr: Option<String>,
+    /// The pause between retries while the orchestrator is unreachable (polls themselves are
+    /// long polls: the orchestrator answers when the worker's view changes).
     pub poll: Duration,
     /// Ring step timeout (a stalled member is dropped after this long).
     pub ring_timeout: Duration,
@@ -190,6 +192,9 @@ fn accepted_or_duplicate(r: Result<serde_json::Value, ClientError>) -> Result<()
     }
 }
 
+/// How long one long poll may be held by the orchestrator.
+const LONG_POLL: Duration = Duration::from_secs(25);
+
 /// This round's own delta, kept for the ring.
 struct Trained {
     round: u64,
@@ -213,11 +218,12 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    /// Polls, riding out an orchestrator restart for up to `patience`.
-    fn poll(&self) -> Result<WorkerView, WorkError> {
+    /// Long-polls (the answer comes when this worker's view differs from `seen`), riding out
+    /// an orchestrator restart for up to `patience`.
+    fn poll(&self, seen: Option<&str>) -> Result<WorkerView, WorkError> {
         let start = Instant::now();
         loop {
-            match self.client.poll(&self.opts.key) {
+            match self.client.poll_wait(&self.opts.key, seen, LONG_POLL) {
                 Ok(v) => return Ok(v),
                 Err(e @ ClientError::Network { .. }) => {
                     if start.elapsed() > self.opts.patience {
@@ -475,8 +481,11 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         &mut on_step,
     );
     run.privacy = crate::core::train::checkpoint::Privacy::new(&t.cfg, &t)?;
+    // the tag of the view last acted on: the next poll waits until the view differs
+    let mut tag: Option<String> = None;
     let last = loop {
-        let v = w.poll()?;
+        let v = w.poll(tag.as_deref())?;
+        tag = Some(v.tag.clone());
         if v.finished {
             break v;
         }
@@ -487,14 +496,8 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         }
         match v.phase.as_str() {
             "training" if v.member && !v.reported => w.train_round(&mut t, &mut run, &seen, &v)?,
-            "ring" if v.member && !v.result_reported && v.ring.is_some() => {
-                let had = w.trained.as_ref().is_some_and(|x| x.round == v.round);
-                w.ring_round(&t, &v)?;
-                if !had {
-                    std::thread::sleep(opts.poll);
-                }
-            }
-            _ => std::thread::sleep(opts.poll),
+            "ring" if v.member && !v.result_reported && v.ring.is_some() => w.ring_round(&t, &v)?,
+            _ => {}
         }
     };
     drop(run);
