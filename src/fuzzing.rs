@@ -111,7 +111,10 @@ pub fn ring_wire(data: &[u8]) {
             // decode_split leaves the packed payload undecoded: it may accept a data frame
             // whose payload is corrupt, and then unpacking it must fail
             if let Ok((_, range)) = split {
-                assert!(!range.is_empty(), "decode_split accepted what decode refused");
+                assert!(
+                    !range.is_empty(),
+                    "decode_split accepted what decode refused"
+                );
                 assert!(wire::unpack_frame(frame, range, hybrid).is_err());
             }
             assert!(!e.to_string().is_empty());

@@ -249,6 +249,7 @@ pub fn simulate(o: &SimOptions) -> SimReport {
         join_ms: 60_000,
         train_ms: 60_000,
         ring_ms: 60_000,
+        validation: None,
     };
     let mut sim = Sim {
         m: Machine::new(rules),
