@@ -213,6 +213,18 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
         assert!(mine[&t.1].0 && mine[&t.1].1 != "0", "{est}");
     }
     let folder = folders[0]["folder"].as_str().unwrap();
+    // the ring receipts the workers sent with their results (3 per ring of 3, 2 rounds), and
+    // the orchestrator's checkpoint receipts for the validators (2 validators, 2 rounds); all
+    // of them accepted by the estimate
+    let lines = |f: &str| {
+        std::fs::read_to_string(Path::new(folder).join("ring").join(f))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines("forward.jsonl"), 6);
+    assert_eq!(lines("checkpoint.jsonl"), 4);
+    assert_eq!(est["rejected"].as_array().unwrap().len(), 0, "{est}");
     let (code, out, err) = run(gym().args([
         "reward",
         "estimate",
@@ -226,6 +238,10 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
     assert_eq!(code, 0, "{err}");
     let again = json(&out);
     for n in again["nodes"].as_array().unwrap() {
+        // the receipts feed the network category: the honest trainers share it
+        if trainers[..3].iter().any(|t| n["node"] == t.1.as_str()) {
+            assert!(n["shares"]["network"].as_f64().unwrap() > 0.3, "{n}");
+        }
         let (eligible, reward) = &mine[n["node"].as_str().unwrap()];
         assert_eq!(n["eligible"] == true, *eligible, "{n}");
         assert_eq!(n["reward_base_units"].as_str().unwrap(), reward, "{n}");

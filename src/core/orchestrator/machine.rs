@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::JobSpec;
 use super::topology::RingTopology;
+use crate::core::reward::records::RingReceipt;
 
 /// One decision of the orchestrator: the unit of the append-only log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +60,9 @@ pub enum Decision {
         round: u64,
         worker: String,
         object: String,
+        /// The signed `forward` receipt the worker issued about its ring predecessor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<Box<RingReceipt>>,
     },
     /// The round's aggregate: the result the quorum agreed on.
     Accept {
@@ -74,6 +78,17 @@ pub enum Decision {
         object: String,
         cid: String,
         location: String,
+        /// The Hub commit's URL (when the job publishes to the Hub).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hf: Option<String>,
+    },
+    /// After the last epoch: the merged model (that epoch's adapter merged into the base).
+    PublishedMerged {
+        epoch: u64,
+        cid: String,
+        location: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hf: Option<String>,
     },
     /// An operator stopped the job.
     Stop,
@@ -134,12 +149,20 @@ pub enum Input {
         worker: String,
         round: u64,
         object: String,
+        receipt: Option<Box<RingReceipt>>,
     },
     Published {
         epoch: u64,
         object: String,
         cid: String,
         location: String,
+        hf: Option<String>,
+    },
+    PublishedMerged {
+        epoch: u64,
+        cid: String,
+        location: String,
+        hf: Option<String>,
     },
     Stop,
     Tick,
@@ -266,6 +289,18 @@ pub struct PublishedCheckpoint {
     pub object: String,
     pub cid: String,
     pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
+}
+
+/// The merged model published after the last epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedModel {
+    pub epoch: u64,
+    pub cid: String,
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
 }
 
 /// The parameters of the round logic (from the job file).
@@ -283,6 +318,8 @@ pub struct Rules {
     pub ring_ms: u64,
     /// The validators' admission rule (None: no validation).
     pub validation: Option<AdmissionRule>,
+    /// Publish the merged model after the last epoch.
+    pub merged: bool,
 }
 
 impl Rules {
@@ -300,6 +337,7 @@ impl Rules {
             train_ms: ms(job.timeouts.train),
             ring_ms: ms(job.timeouts.ring),
             validation: AdmissionRule::from_job(job),
+            merged: job.publish.merged,
         }
     }
 
@@ -321,6 +359,7 @@ pub struct Machine {
     pub phase: Phase,
     pub accepted: Vec<Accepted>,
     pub published: Vec<PublishedCheckpoint>,
+    pub merged: Option<PublishedModel>,
     /// Rounds abandoned (retried), for status.
     pub abandoned: u64,
 }
@@ -333,6 +372,7 @@ impl Machine {
             phase: Phase::Waiting(Waiting { round: 0, since: 0 }),
             accepted: Vec::new(),
             published: Vec::new(),
+            merged: None,
             abandoned: 0,
         }
     }
@@ -360,6 +400,24 @@ impl Machine {
             .filter(|a| !self.published.iter().any(|p| p.epoch == a.epoch))
             .map(|a| (a.epoch, a.object.clone()))
             .collect()
+    }
+
+    /// The epoch whose adapter is to be merged and published: the last one, once the job
+    /// finished (not stopped), every checkpoint is published and the job asks for it.
+    pub fn merge_due(&self) -> Option<u64> {
+        let done = matches!(self.phase, Phase::Finished(Finished { stopped: false }));
+        if !self.rules.merged || !done || self.merged.is_some() {
+            return None;
+        }
+        if !self.unpublished().is_empty() {
+            return None;
+        }
+        self.published.iter().map(|p| p.epoch).max()
+    }
+
+    /// Nothing is left to publish (the job may still be running).
+    pub fn all_published(&self) -> bool {
+        self.unpublished().is_empty() && self.merge_due().is_none()
     }
 
     /// Handles one input at time `now` (milliseconds): refuses it, changing nothing, or returns
@@ -419,6 +477,7 @@ impl Machine {
                 worker,
                 round,
                 object,
+                receipt,
             } => {
                 let r = self.ringing(round)?;
                 let member = r.rings.iter().any(|ring| ring.contains(&worker));
@@ -430,6 +489,7 @@ impl Machine {
                     round,
                     worker,
                     object,
+                    receipt,
                 }))
             }
             Input::Published {
@@ -437,6 +497,7 @@ impl Machine {
                 object,
                 cid,
                 location,
+                hf,
             } => {
                 if !self.unpublished().contains(&(epoch, object.clone())) {
                     return Err(Refusal::Invalid(format!(
@@ -448,6 +509,25 @@ impl Machine {
                     object,
                     cid,
                     location,
+                    hf,
+                }))
+            }
+            Input::PublishedMerged {
+                epoch,
+                cid,
+                location,
+                hf,
+            } => {
+                if self.merge_due() != Some(epoch) {
+                    return Err(Refusal::Invalid(format!(
+                        "no merged model of epoch {epoch} is due"
+                    )));
+                }
+                Ok(Some(Decision::PublishedMerged {
+                    epoch,
+                    cid,
+                    location,
+                    hf,
                 }))
             }
             Input::Stop if self.finished() => Err(Refusal::Finished),
@@ -623,7 +703,7 @@ impl Machine {
             let mut who = Vec::new();
             let mut contributing = 0;
             for ring in &r.rings {
-                let support: Vec<&String> = ring.iter().filter(|w| reported(*w)).collect();
+                let support: Vec<&String> = ring.iter().filter(|w| reported(w)).collect();
                 if support.len() >= self.rules.quorum(ring.len()) {
                     contributing += 1;
                     who.extend(support.into_iter().cloned());
@@ -769,12 +849,27 @@ impl Machine {
                 object,
                 cid,
                 location,
+                hf,
             } => self.published.push(PublishedCheckpoint {
                 epoch: *epoch,
                 object: object.clone(),
                 cid: cid.clone(),
                 location: location.clone(),
+                hf: hf.clone(),
             }),
+            Decision::PublishedMerged {
+                epoch,
+                cid,
+                location,
+                hf,
+            } => {
+                self.merged = Some(PublishedModel {
+                    epoch: *epoch,
+                    cid: cid.clone(),
+                    location: location.clone(),
+                    hf: hf.clone(),
+                })
+            }
             Decision::Stop => self.phase = Phase::Finished(Finished { stopped: true }),
             Decision::Finish => self.phase = Phase::Finished(Finished { stopped: false }),
             Decision::Validate { .. } | Decision::Verdict { .. } | Decision::Admission { .. } => {

@@ -17,6 +17,7 @@ fn rules_min(n: usize, redundancy: usize, min_workers: usize) -> Rules {
         train_ms: 1000,
         ring_ms: 1000,
         validation: None,
+        merged: false,
     }
 }
 
@@ -62,6 +63,7 @@ fn result(
             worker: w(i),
             round,
             object: obj.into(),
+            receipt: None,
         },
         now,
     )
@@ -112,11 +114,76 @@ fn a_job_runs_round_by_round_to_the_end() {
             object: "agg-1".into(),
             cid: "Qm".into(),
             location: "x".into(),
+            hf: None,
         },
         20,
     )
     .unwrap();
     assert_eq!(m.unpublished().len(), 1);
+}
+
+fn published(epoch: u64, object: &str) -> Input {
+    Input::Published {
+        epoch,
+        object: object.into(),
+        cid: format!("Qm{epoch}"),
+        location: "x".into(),
+        hf: None,
+    }
+}
+
+fn merged(epoch: u64) -> Input {
+    Input::PublishedMerged {
+        epoch,
+        cid: "QmMerged".into(),
+        location: "y".into(),
+        hf: Some("https://hub/commit/1".into()),
+    }
+}
+
+/// The merged model is due once, after the job finished and its last checkpoint is
+/// published, and only when the job asks for it.
+#[test]
+fn the_merged_model_is_due_once_after_the_last_checkpoint() {
+    let mut r = rules_min(3, 0, 2);
+    r.merged = true;
+    let mut m = Machine::new(r);
+    register(&mut m, 0, 0);
+    register(&mut m, 1, 0);
+    for _ in 0..4 {
+        full_round(&mut m, &[0, 1], 10);
+    }
+    assert_eq!(m.merge_due(), None, "checkpoints first");
+    assert!(m.handle(merged(1), 20).is_err());
+    m.handle(published(0, "agg-1"), 20).unwrap();
+    assert_eq!(m.merge_due(), None);
+    m.handle(published(1, "agg-3"), 20).unwrap();
+    assert_eq!(m.merge_due(), Some(1));
+    assert!(!m.all_published());
+    let before = m.clone();
+    assert!(
+        m.handle(merged(0), 21).is_err(),
+        "the last epoch's adapter only"
+    );
+    assert_eq!(m, before);
+    let ds = m.handle(merged(1), 21).unwrap();
+    assert!(matches!(ds[0], Decision::PublishedMerged { epoch: 1, .. }));
+    assert_eq!(m.merge_due(), None);
+    assert!(m.all_published());
+    assert!(m.handle(merged(1), 22).is_err(), "once");
+    let replayed = Machine::replay(m.rules.clone(), [(21, &ds[0])]);
+    assert_eq!(replayed.merged, m.merged);
+    // a job without `merged` is done with its checkpoints
+    let mut m = Machine::new(rules_min(3, 0, 2));
+    register(&mut m, 0, 0);
+    register(&mut m, 1, 0);
+    for _ in 0..4 {
+        full_round(&mut m, &[0, 1], 10);
+    }
+    m.handle(published(0, "agg-1"), 20).unwrap();
+    m.handle(published(1, "agg-3"), 20).unwrap();
+    assert!(m.all_published());
+    assert_eq!(m.merge_due(), None);
 }
 
 #[test]
@@ -153,6 +220,13 @@ fn refused_inputs_change_nothing() {
             object: "none".into(),
             cid: "c".into(),
             location: "l".into(),
+            hf: None,
+        },
+        Input::PublishedMerged {
+            epoch: 0,
+            cid: "c".into(),
+            location: "l".into(),
+            hf: None,
         },
     ] {
         assert!(m.handle(input, 1).is_err());
@@ -275,6 +349,7 @@ fn replaying_the_decisions_gives_the_same_state() {
             worker: w(0),
             round: 0,
             object: "a".into(),
+            receipt: None,
         },
         5001,
     );

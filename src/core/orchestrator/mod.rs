@@ -102,6 +102,8 @@ pub struct GspoOrchestrator {
     pub folder: PathBuf,
     /// Renews the lease on a shared store (None: the store has no lease).
     lease: Option<failover::LeaseKeeper>,
+    /// How the Hub is reached, for jobs that publish there.
+    hub: Option<checkpoint::HubAccess>,
 }
 
 impl GspoOrchestrator {
@@ -125,7 +127,13 @@ impl GspoOrchestrator {
             next_seq: entries.len() as u64,
             folder: folder.to_path_buf(),
             lease: None,
+            hub: None,
         })
+    }
+
+    /// How to reach the Hub (`HF_ENDPOINT`, `HF_TOKEN`) for a job with `publish.hf`.
+    pub fn set_hub_access(&mut self, hub: checkpoint::HubAccess) {
+        self.hub = Some(hub);
     }
 
     /// The store holds this orchestrator's lease (its TTL `ttl`): [`Self::keep_lease`]
@@ -191,24 +199,50 @@ impl GspoOrchestrator {
         Ok(())
     }
 
-    /// Publishes every epoch checkpoint that is due; returns the decisions logged.
+    /// Publishes every epoch checkpoint that is due, then (after the last epoch) the merged
+    /// model; returns the decisions logged.
     pub fn publish_due(&mut self, now: u64) -> Result<Vec<Decision>, OrchError> {
         let mut out = Vec::new();
         for (epoch, object) in self.machine.unpublished() {
             let bytes = self.store.get_object(&object)?.ok_or_else(|| {
                 OrchError::Object(format!("aggregate {object} is missing from the store"))
             })?;
-            let p = checkpoint::publish_epoch(&self.folder, epoch, &bytes, &self.job.publish)?;
+            let p = checkpoint::publish_epoch(
+                &self.folder,
+                epoch,
+                &bytes,
+                &self.job.publish,
+                self.hub.as_ref(),
+            )?;
             out.extend(self.handle(
                 Input::Published {
                     epoch,
                     object,
                     cid: p.cid,
                     location: p.location,
+                    hf: p.hf,
                 },
                 now,
             )?);
             self.write_epoch(epoch)?;
+        }
+        if let Some(epoch) = self.machine.merge_due() {
+            let p = checkpoint::publish_merged(
+                &self.folder,
+                epoch,
+                &self.job.train,
+                &self.job.publish,
+                self.hub.as_ref(),
+            )?;
+            out.extend(self.handle(
+                Input::PublishedMerged {
+                    epoch,
+                    cid: p.cid,
+                    location: p.location,
+                    hf: p.hf,
+                },
+                now,
+            )?);
         }
         Ok(out)
     }
@@ -301,6 +335,7 @@ impl GspoOrchestrator {
             "workers": workers,
             "rounds": m.accepted,
             "published": m.published,
+            "merged": m.merged,
             "epoch_folders": self.epochs_status(),
         })
     }

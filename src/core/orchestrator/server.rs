@@ -29,6 +29,7 @@ use super::auth::{self, AuthError, NonceCache};
 use super::machine::{Decision, Input, Phase, Refusal};
 use super::{GspoOrchestrator, OrchError, now_ms, store};
 use crate::core::keys::{PublicIdentity, b64, unb64};
+use crate::core::reward::records::{RingKind, RingReceipt};
 use crate::core::ring::config::{DEFAULT_CHUNK_ELEMENTS, Member, RingSpec};
 
 /// Largest object accepted (a delta).
@@ -202,6 +203,10 @@ pub struct ReportBody {
 pub struct ResultBody {
     pub round: u64,
     pub object: String,
+    /// The signed `forward` receipt (gym-ring-receipt/1) the worker issued about its ring
+    /// predecessor; the epoch folder's `ring/` holds them for the reward estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<RingReceipt>,
 }
 
 /// What `POST /v1/poll` tells a worker.
@@ -536,15 +541,62 @@ async fn result(
         ));
     }
     super::validator_api::check_result_binding(&sh.lock(), &b.object)?;
+    if let Some(r) = &b.receipt {
+        check_receipt(&sh.lock(), &id, b.round, r)?;
+    }
     let ds = run(
         &sh,
         Input::Result {
             worker: id,
             round: b.round,
             object: b.object,
+            receipt: b.receipt.map(Box::new),
         },
     )?;
     Ok(axum::Json(json!({"decisions": ds})))
+}
+
+/// A result's receipt: signed by the reporting worker, a `forward` receipt for this round and
+/// the job's epoch, about another member of the worker's ring. Refused with 400 otherwise.
+fn check_receipt(
+    o: &GspoOrchestrator,
+    worker: &str,
+    round: u64,
+    r: &RingReceipt,
+) -> Result<(), ApiError> {
+    let bad = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_receipt", why);
+    let issuer = r
+        .verify("result", "receipt")
+        .map_err(|e| bad(e.to_string()))?
+        .worker_id();
+    if issuer != worker {
+        return Err(bad(format!(
+            "the receipt is signed by {issuer}, not by {worker}"
+        )));
+    }
+    let epoch = round / o.job.rounds_per_epoch;
+    if r.kind != RingKind::Forward || r.round != round || r.epoch != epoch {
+        return Err(bad(format!(
+            "expected a forward receipt for round {round} of epoch {epoch}, got {} for round {} of epoch {}",
+            r.kind.name(),
+            r.round,
+            r.epoch
+        )));
+    }
+    let same_ring = match &o.machine().phase {
+        Phase::Ring(p) if p.round == round => p
+            .rings
+            .iter()
+            .any(|g| g.contains(&r.subject) && g.iter().any(|m| m == worker)),
+        _ => true, // the round machine refuses the result itself
+    };
+    if !same_ring || r.subject == worker {
+        return Err(bad(format!(
+            "the receipt's subject {} is not another member of {worker}'s ring",
+            r.subject
+        )));
+    }
+    Ok(())
 }
 
 async fn stop(
@@ -644,8 +696,7 @@ fn tick(sh: &Shared) -> Result<bool, OrchError> {
     o.keep_lease(now)?;
     let mut ds = o.handle(Input::Tick, now)?;
     ds.extend(o.publish_due(now)?);
-    let done =
-        matches!(o.machine().phase, Phase::Finished(_)) && o.machine().unpublished().is_empty();
+    let done = matches!(o.machine().phase, Phase::Finished(_)) && o.machine().all_published();
     drop(o);
     sh.decided(&ds);
     Ok(done)

@@ -216,15 +216,16 @@ impl Sim {
         let redundancy = self.m.rules.redundancy;
         let object = format!("aggregate-{round}");
         for ring in &rings {
-            let failures = ring.iter().filter(|w| dead(*w)).count();
+            let failures = ring.iter().filter(|w| dead(w)).count();
             if failures > redundancy {
                 continue;
             }
-            for w in ring.iter().filter(|w| !dead(*w)) {
+            for w in ring.iter().filter(|w| !dead(w)) {
                 self.feed(Input::Result {
                     worker: w.clone(),
                     round,
                     object: object.clone(),
+                    receipt: None,
                 });
             }
         }
@@ -250,6 +251,7 @@ pub fn simulate(o: &SimOptions) -> SimReport {
         train_ms: 60_000,
         ring_ms: 60_000,
         validation: None,
+        merged: false,
     };
     let mut sim = Sim {
         m: Machine::new(rules),

@@ -19,6 +19,7 @@ use super::{OrchError, checkpoint, job};
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::Identity;
 use crate::core::model::{self, lora};
+use crate::core::reward::records;
 use crate::core::ring::{config::RingSpec, io as rio, net};
 use crate::core::train::checkpoint::{DeltaWritten, RunDir};
 use crate::core::train::config::{ConfigError, TOY_DATA, TrainConfig};
@@ -387,6 +388,26 @@ impl Worker<'_> {
             .join(format!("avg-{:06}.delta", spec.round));
         rio::write_output(&path, true, &spec, &layout, &joined.outcome)
             .map_err(|e| ring_err(e.to_string()))?;
+        let receipt = records::issue_forward(
+            v.epoch,
+            &spec,
+            &joined.outcome.members,
+            a.index,
+            joined.reduced,
+            &self.opts.key,
+        );
+        if let Some(r) = &receipt {
+            // kept beside the deltas, as `gym train --ring` keeps them
+            let p = self
+                .opts
+                .output
+                .join("receipts")
+                .join(format!("forward-r{:06}.json", spec.round));
+            let text = serde_json::to_string_pretty(r).expect("a receipt serialises") + "\n";
+            std::fs::create_dir_all(self.opts.output.join("receipts"))
+                .and_then(|()| std::fs::write(&p, text))
+                .map_err(|e| TrainError::Io(format!("{}: {e}", p.display())))?;
+        }
         let bytes =
             std::fs::read(&path).map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
         load_aggregate(t, &bytes)?;
@@ -396,6 +417,7 @@ impl Worker<'_> {
             &ResultBody {
                 round: v.round,
                 object: object.clone(),
+                receipt,
             },
         );
         if let Err(e) = &sent
