@@ -7,11 +7,6 @@
 //! - `long`: workers long-poll (`POST /v1/poll` with `seen` + `wait_ms`), as `gym work` does;
 //! - `interval`: workers poll every 100 ms, as `gym work` did before.
 //!
-//! Then the throughput of signed requests: WORKERS client threads send signed `POST /v1/poll`
-//! (no wait) as fast as they can for 5 s; every request is checked (Ed25519 signature, roster,
-//! timestamp, nonce) and answered. Clients and orchestrator share the machine's cores, so the
-//! figure is a lower bound for the orchestrator alone.
-//!
 //! `cargo run --release --example orch-coord -- [ROUNDS] [WORKERS]`
 
 use std::sync::{Arc, Mutex};
@@ -173,38 +168,6 @@ fn run(rounds: u64, n: usize, mode: Mode) -> anyhow::Result<Vec<f64>> {
     Ok(out)
 }
 
-/// Signed requests answered per second: `n` registered clients polling without waiting.
-fn throughput(n: usize, secs: f64) -> anyhow::Result<f64> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (url, keys, _dir) = start(&rt, 1000, n + 1)?;
-    let start_at = Instant::now();
-    let handles: Vec<_> = keys
-        .into_iter()
-        .take(n)
-        .enumerate()
-        .map(|(i, k)| {
-            let url = url.clone();
-            std::thread::spawn(move || -> anyhow::Result<u64> {
-                let (c, _) = Client::connect(&url)?;
-                c.register(&k, &format!("127.0.0.1:{}", 42000 + i))?;
-                let mut done = 0;
-                while start_at.elapsed().as_secs_f64() < secs {
-                    c.poll(&k)?;
-                    done += 1;
-                }
-                Ok(done)
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for h in handles {
-        total += h.join().expect("client thread")?;
-    }
-    Ok(total as f64 / start_at.elapsed().as_secs_f64())
-}
-
 fn pct(sorted: &[f64], p: f64) -> f64 {
     let k = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[k]
@@ -231,7 +194,5 @@ fn main() -> anyhow::Result<()> {
         "median ratio (100 ms poll / long poll): {:.1}x",
         medians[1] / medians[0]
     );
-    let rps = throughput(n, 5.0)?;
-    println!("signed requests: {rps:.0}/s ({n} clients polling, 5 s, clients on the same cores)");
     Ok(())
 }
