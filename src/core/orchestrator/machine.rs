@@ -623,7 +623,7 @@ impl Machine {
             let mut who = Vec::new();
             let mut contributing = 0;
             for ring in &r.rings {
-                let support: Vec<&String> = ring.iter().filter(|w| reported(*w)).collect();
+                let support: Vec<&String> = ring.iter().filter(|w| reported(w)).collect();
                 if support.len() >= self.rules.quorum(ring.len()) {
                     contributing += 1;
                     who.extend(support.into_iter().cloned());

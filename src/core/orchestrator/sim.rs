@@ -216,11 +216,11 @@ impl Sim {
         let redundancy = self.m.rules.redundancy;
         let object = format!("aggregate-{round}");
         for ring in &rings {
-            let failures = ring.iter().filter(|w| dead(*w)).count();
+            let failures = ring.iter().filter(|w| dead(w)).count();
             if failures > redundancy {
                 continue;
             }
-            for w in ring.iter().filter(|w| !dead(*w)) {
+            for w in ring.iter().filter(|w| !dead(w)) {
                 self.feed(Input::Result {
                     worker: w.clone(),
                     round,
