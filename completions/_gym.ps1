@@ -677,7 +677,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'This worker''s key (its id must be on the job''s roster)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>')
-            [CompletionResult]::new('--ring-addr', '--ring-addr', [CompletionResultType]::ParameterName, 'Address the other ring members dial (default: 127.0.0.1 and a free port)')
+            [CompletionResult]::new('--ring-addr', '--ring-addr', [CompletionResultType]::ParameterName, 'Address the other ring members dial (default: 127.0.0.1 and a free port). In a round past the job''s ring_size a leader''s leader rings use the next ports (PORT+1 to PORT+3)')
             [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before a ring member is dropped')
             [CompletionResult]::new('--attack', '--attack', [CompletionResultType]::ParameterName, 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')

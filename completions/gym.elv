@@ -619,7 +619,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --key 'This worker''s key (its id must be on the job''s roster)'
             cand -o 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
             cand --output 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>'
-            cand --ring-addr 'Address the other ring members dial (default: 127.0.0.1 and a free port)'
+            cand --ring-addr 'Address the other ring members dial (default: 127.0.0.1 and a free port). In a round past the job''s ring_size a leader''s leader rings use the next ports (PORT+1 to PORT+3)'
             cand --ring-timeout 'Seconds without progress before a ring member is dropped'
             cand --attack 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden'
             cand --threads 'Worker threads for parallel work (default: one per core)'

@@ -424,7 +424,7 @@ complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s V -l version -d 
 complete -c gym -n "__fish_gym_using_subcommand work" -l orchestrator -d 'The orchestrator\'s URL (as `gym orchestrate` prints it), or several, comma-separated (an active orchestrator and its standbys): a dead one or a standby is skipped' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l key -d 'This worker\'s key (its id must be on the job\'s roster)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand work" -s o -l output -d 'Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>' -r -F
-complete -c gym -n "__fish_gym_using_subcommand work" -l ring-addr -d 'Address the other ring members dial (default: 127.0.0.1 and a free port)' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l ring-addr -d 'Address the other ring members dial (default: 127.0.0.1 and a free port). In a round past the job\'s ring_size a leader\'s leader rings use the next ports (PORT+1 to PORT+3)' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l ring-timeout -d 'Seconds without progress before a ring member is dropped' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l attack -d 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden' -r -f -a "flip20\t'The update sign-flipped and scaled ×20: start − 20·(delta − start)'
 noise\t'Random noise of 100× the honest update\'s norm in place of the update'

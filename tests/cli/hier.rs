@@ -243,3 +243,89 @@ fn a_sum_file_enters_only_a_ring_at_its_scale_and_brings_its_own_weight() {
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("scale_bits 50 is above 47"), "{err}");
 }
+
+/// An orchestrator and 5 `gym work` processes with `ring_size` 3: every round runs groups of
+/// 3 and 2 and a leader ring of their leaders; every worker ends with the published adapter.
+#[test]
+fn five_workers_with_ring_size_3_run_leader_rings_and_end_with_the_published_adapter() {
+    use crate::orchestrate::{finish as wait, key, orchestrate, wait_up, work};
+    use std::time::Duration;
+    let d = tmp();
+    let dir = d.path();
+    let (orch_key, _) = key(dir, "orch", 1);
+    let workers: Vec<(PathBuf, String)> =
+        (0..5).map(|i| key(dir, &format!("w{i}"), 30 + i)).collect();
+    let mut job = "name = \"h\"\nepochs = 1\nrounds_per_epoch = 2\nmin_workers = 5\n\
+                   max_workers = 5\nring_size = 3\nredundancy = 0\n\n[timeouts]\ntrain = 300\n\
+                   ring = 120\n\n[train]\naggregate_interval = 1\n\n[publish]\nto = \"published\"\n"
+        .to_string();
+    for (_, id) in &workers {
+        job.push_str(&format!("\n[[worker]]\nid = \"{id}\"\nstake = 10\n"));
+    }
+    let job_path = dir.join("job.toml");
+    std::fs::write(&job_path, job).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let olog = dir.join("orch.log");
+    let orch = orchestrate(&job_path, &orch_key, port, &olog);
+    wait_up(&url);
+    let procs: Vec<Child> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| work(&url, k, &dir.join(format!("w{i}"))))
+        .collect();
+    for (i, p) in procs.into_iter().enumerate() {
+        let (code, out) = wait(p, Duration::from_secs(900));
+        let wlog = std::fs::read_to_string(dir.join(format!("w{i}.log"))).unwrap_or_default();
+        let olog_text = std::fs::read_to_string(&olog).unwrap_or_default();
+        assert_eq!(code, 0, "worker {i}:\n{wlog}\norchestrator:\n{olog_text}");
+        let s = json(&out);
+        assert_eq!(s["rounds_trained"], 2, "{s}\n{wlog}");
+        assert_eq!(s["rings"], 2, "{s}\n{wlog}");
+    }
+    let (code, out, err) = run(gym().args(["job", "status", "--json", &url]));
+    assert_eq!(code, 0, "{err}");
+    let st = json(&out);
+    assert_eq!(st["phase"], "finished");
+    assert_eq!(st["accepted_rounds"], 2, "{st}");
+    let published = st["published"].as_array().unwrap();
+    let cid = published[0]["cid"].as_str().unwrap();
+    let (code, _) = wait(orch, Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", std::fs::read_to_string(&olog).unwrap());
+    // The leaders wrote group sums and ran the leader ring; the others took its result.
+    let sums = (0..5)
+        .filter(|i| {
+            std::fs::read_dir(dir.join(format!("w{i}/deltas")))
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with("-group.gymsum"))
+        })
+        .count();
+    assert_eq!(sums, 5, "every worker's group ring wrote its sum file");
+    let means = (0..5)
+        .filter(|i| {
+            std::fs::read_dir(dir.join(format!("w{i}/deltas")))
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("avg-"))
+        })
+        .count();
+    assert!(
+        (2..5).contains(&means),
+        "only leaders run the leader ring that writes the mean ({means} did)"
+    );
+    let published_bytes = std::fs::read(
+        dir.join("published")
+            .join(cid)
+            .join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    for i in 0..5 {
+        let got =
+            std::fs::read(dir.join(format!("w{i}/adapter/adapter_model.safetensors"))).unwrap();
+        assert!(
+            got == published_bytes,
+            "worker {i}'s adapter differs from {cid}"
+        );
+    }
+}

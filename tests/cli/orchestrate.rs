@@ -30,7 +30,7 @@ fn free_port() -> u16 {
     }
 }
 
-fn key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
+pub(crate) fn key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
     let id = Identity::from_seeds(&[seed; 32], None);
     let p = dir.join(format!("{name}.pem"));
     id.save(&p, false).unwrap();
@@ -50,7 +50,7 @@ fn job_file(dir: &Path, ids: &[String], extra: &str) -> PathBuf {
     p
 }
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("gym"));
     c.env_remove("GYM_THREADS")
         .env("NO_COLOR", "1")
@@ -58,7 +58,7 @@ fn bin() -> Command {
     c
 }
 
-fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
+pub(crate) fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
     bin()
         .args(["orchestrate", "--linger", "8", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
@@ -72,7 +72,7 @@ fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
-fn work(url: &str, key: &Path, out: &Path) -> Child {
+pub(crate) fn work(url: &str, key: &Path, out: &Path) -> Child {
     bin()
         .args(["work", "--json", "--orchestrator", url, "--key"])
         .arg(key)
@@ -84,7 +84,7 @@ fn work(url: &str, key: &Path, out: &Path) -> Child {
         .unwrap()
 }
 
-fn wait_up(url: &str) {
+pub(crate) fn wait_up(url: &str) {
     let start = Instant::now();
     while reqwest::blocking::get(format!("{url}/v1/job")).is_err() {
         assert!(
@@ -95,7 +95,7 @@ fn wait_up(url: &str) {
     }
 }
 
-fn finish(mut c: Child, limit: Duration) -> (i32, String) {
+pub(crate) fn finish(mut c: Child, limit: Duration) -> (i32, String) {
     let start = Instant::now();
     loop {
         if let Some(s) = c.try_wait().unwrap() {

@@ -161,15 +161,35 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
     Ok((Trainer::new(cfg, m, tok, examples, scorer)?, base_hash))
 }
 
-/// 127.0.0.1 and a port that was free a moment ago.
+/// 127.0.0.1 and a port that was free a moment ago, with the next [`LEADER_PORTS`] ports
+/// free too (a hierarchical round's leader rings listen on them: `hier::leader_addr`).
 fn free_loopback() -> Result<String, WorkError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
-    let a = l
-        .local_addr()
-        .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
-    Ok(a.to_string())
+    for _ in 0..64 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
+        let a = l
+            .local_addr()
+            .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
+        let next_free = (1..=LEADER_PORTS).all(|k| {
+            a.port()
+                .checked_add(k)
+                .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        if next_free {
+            return Ok(a.to_string());
+        }
+    }
+    Err(WorkError::Setup(
+        "finding a free port: no port with the next few free".into(),
+    ))
 }
+
+/// Ports after the ring port kept for leader rings (levels 0 to 2: up to `ring_size^4`
+/// workers).
+const LEADER_PORTS: u16 = 3;
+
+#[path = "worker_hier.rs"]
+mod worker_hier;
 
 /// Replaces the LoRA factors with an aggregate's.
 fn load_aggregate(t: &Trainer, bytes: &[u8]) -> Result<(), WorkError> {
@@ -215,6 +235,9 @@ struct Worker<'a> {
     on_event: &'a dyn Fn(WorkEvent),
     /// The first delta this worker reported (for `--attack replay`).
     first_object: Option<String>,
+    /// Hierarchical rounds: the round whose final result this worker (not in the top leader
+    /// ring) waits to take from the store and report.
+    pending_final: Option<u64>,
 }
 
 impl Worker<'_> {
@@ -348,12 +371,18 @@ impl Worker<'_> {
     /// Joins the round's ring with this round's delta; uploads and reports the result.
     fn ring_round(&mut self, t: &Trainer, v: &WorkerView) -> Result<(), WorkError> {
         let Some(a) = &v.ring else { return Ok(()) };
+        if self.pending_final == Some(v.round) {
+            return self.adopt_final(t, v, a);
+        }
         let Some(mine) = self.trained.take_if(|x| x.round == v.round) else {
             return Ok(()); // restarted after reporting: nothing to bring to this ring
         };
         let spec = RingSpec::parse(&a.toml, Path::new("<ring from the orchestrator>"))
             .map_err(|e| OrchError::Object(e.to_string()))?;
         let spec = Arc::new(spec);
+        if spec.hier.output == crate::core::ring::config::Output::Sum {
+            return self.hier_round(t, v, a, spec, mine);
+        }
         let ring_err = |e: String| WorkError::Train(TrainError::Ring(e));
         let (input, layout) = rio::load_input(&mine.delta.path, a.weight.unwrap_or(mine.weight))
             .map_err(|e| ring_err(e.to_string()))?;
@@ -449,6 +478,7 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         rings: 0,
         on_event,
         first_object: None,
+        pending_final: None,
     };
     let reg = w.register()?;
     let index = reg["index"].as_u64().unwrap_or(0) as usize;
