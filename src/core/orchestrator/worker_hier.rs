@@ -143,7 +143,10 @@ impl Worker<'_> {
             .unwrap_or_default();
         let group = RingSpec::parse(&a.toml, Path::new("<ring from the orchestrator>"))
             .map_err(|e| OrchError::Object(e.to_string()))?;
-        if ring["round"].as_u64() != Some(group.round) {
+        // A ring result of this round's rings: the same ring round and fixed scale.
+        if ring["round"].as_u64() != Some(group.round)
+            || ring["fixed_scale_bits"].as_u64() != group.hier.scale_bits.map(u64::from)
+        {
             return Err(OrchError::Object(format!(
                 "round result {object} is not a ring result of this round's rings"
             ))
