@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use gym::core::keys::Identity;
 use gym::core::orchestrator::auth;
 
+use gym::core::reward::records::{RingKind, RingReceipt};
+
 use crate::common::{gym, json, run, tmp};
 use crate::hub_server::HubServer;
 
@@ -31,7 +33,7 @@ fn free_port() -> u16 {
     }
 }
 
-fn key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
+pub(crate) fn key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
     let id = Identity::from_seeds(&[seed; 32], None);
     let p = dir.join(format!("{name}.pem"));
     id.save(&p, false).unwrap();
@@ -51,7 +53,7 @@ fn job_file(dir: &Path, ids: &[String], extra: &str) -> PathBuf {
     p
 }
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("gym"));
     c.env_remove("GYM_THREADS")
         .env("NO_COLOR", "1")
@@ -59,7 +61,7 @@ fn bin() -> Command {
     c
 }
 
-fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
+pub(crate) fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
     orchestrate_env(job, key, port, log, &[])
 }
 
@@ -78,7 +80,7 @@ fn orchestrate_env(job: &Path, key: &Path, port: u16, log: &Path, env: &[(&str, 
         .unwrap()
 }
 
-fn work(url: &str, key: &Path, out: &Path) -> Child {
+pub(crate) fn work(url: &str, key: &Path, out: &Path) -> Child {
     work_with(url, key, out, &[])
 }
 
@@ -96,7 +98,7 @@ fn work_with(url: &str, key: &Path, out: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn wait_up(url: &str) {
+pub(crate) fn wait_up(url: &str) {
     let start = Instant::now();
     while reqwest::blocking::get(format!("{url}/v1/job")).is_err() {
         assert!(
@@ -107,7 +109,7 @@ fn wait_up(url: &str) {
     }
 }
 
-fn finish(mut c: Child, limit: Duration) -> (i32, String) {
+pub(crate) fn finish(mut c: Child, limit: Duration) -> (i32, String) {
     let start = Instant::now();
     loop {
         if let Some(s) = c.try_wait().unwrap() {
@@ -399,6 +401,15 @@ fn strangers_unsigned_and_replayed_requests_and_bad_job_files_are_refused() {
     let report = "{\"round\":7,\"object\":\"00\",\"weight\":1,\"reward\":0,\"loss\":0}";
     let (rb, _) = signed_post(&url, job_id, &k0, "/v1/report", report);
     assert_eq!(rb.send().unwrap().status().as_u16(), 422);
+    // a ring result whose receipt another key signed: 400 bad_receipt
+    let mut forged = RingReceipt::new(0, 0, RingKind::Forward, id1.clone());
+    forged.sign(&Identity::from_seeds(&[99; 32], None));
+    let result = serde_json::json!({"round": 0, "object": "00", "receipt": forged}).to_string();
+    let (rb, _) = signed_post(&url, job_id, &k0, "/v1/result", &result);
+    let r = rb.send().unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: serde_json::Value = body_json(r);
+    assert_eq!(e["error"]["kind"], "bad_receipt", "{e}");
     let log_after: Vec<serde_json::Value> =
         body_json(reqwest::blocking::get(format!("{url}/v1/log")).unwrap());
     assert_eq!(log_before, log_after);

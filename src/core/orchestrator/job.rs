@@ -400,11 +400,15 @@ fn check_ranges(j: &JobToml) -> Result<(), (&'static str, String)> {
             format!("{} is not in 2..={max_ring}", j.ring_size),
         ));
     }
-    if j.max_workers > j.ring_size {
+    // Past ring_size a round runs groups and leader rings (hierarchical rounds). Groups of
+    // ring_size 2 can leave a worker alone in its group, which no ring can hold; validated
+    // jobs bind every ring input to an admitted delta, which a leader's sum file is not.
+    if j.max_workers > j.ring_size && (j.ring_size < 3 || j.validation.is_some()) {
         return Err((
             "max_workers",
             format!(
-                "{} exceeds ring_size ({}): rounds past ring_size need leader rings, which the round machine plans but `gym work` cannot run yet",
+                "{} exceeds ring_size ({}): rounds past ring_size run leader rings, which need \
+                 ring_size ≥ 3 and a job without [validation]",
                 j.max_workers, j.ring_size
             ),
         ));
@@ -543,8 +547,14 @@ mod tests {
         assert!(e.contains("key `min_workers`"), "{e}");
         let e = err(&base.replace("redundancy = 0", "redundancy = 1"));
         assert!(e.contains("key `redundancy`"), "{e}");
-        let e = err(&base.replace("max_workers = 4", "max_workers = 8"));
-        assert!(e.contains("key `max_workers`"), "{e}");
+        // Past ring_size: hierarchical rounds, with groups of at least 3.
+        let past = base.replace("max_workers = 4", "max_workers = 8");
+        JobSpec::parse(&past, Path::new("job.toml")).unwrap();
+        let e = err(&past.replace("ring_size = 4", "ring_size = 2"));
+        assert!(
+            e.contains("key `max_workers`") && e.contains("ring_size ≥ 3"),
+            "{e}"
+        );
         let e = err(&base.replace("name = \"t\"", "name = \"t\"\nepoch = 3"));
         assert!(e.contains("epoch"), "{e}");
         let e = err(&base.replace("aggregate_interval = 1", "aggregate_intervall = 1"));

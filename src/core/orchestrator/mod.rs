@@ -19,6 +19,7 @@ pub mod client;
 pub mod demo;
 pub mod epoch;
 pub mod failover;
+pub mod hier;
 pub mod job;
 pub mod log;
 pub mod machine;

@@ -248,6 +248,15 @@ pub struct RingAssignment {
     /// by the job); the orchestrator refuses a result whose ring record shows another.
     #[serde(default)]
     pub weight: Option<u64>,
+    /// Hierarchical rounds: this worker's leader rings, lowest level first. `toml` is then a
+    /// group ring that writes the group's exact sum, and each leader ring takes the output of
+    /// the ring below (`super::hier`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaders: Vec<super::hier::LeaderRing>,
+    /// Hierarchical rounds: the round's result once a member of the top leader ring reported
+    /// it; a worker that is not in the top ring takes it from the store and reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_result: Option<String>,
 }
 
 fn job_info(o: &GspoOrchestrator) -> serde_json::Value {
@@ -356,6 +365,16 @@ fn ring_assignment(o: &GspoOrchestrator, id: &str) -> Option<RingAssignment> {
     let Phase::Ring(r) = &o.machine().phase else {
         return None;
     };
+    if !r.leaders.is_empty() {
+        let a = super::hier::assignment(o.machine(), r, o.ring_round(r.round), id)?;
+        return Some(RingAssignment {
+            toml: a.group.to_toml(),
+            index: a.index,
+            weight: Some(a.weight),
+            leaders: a.leaders,
+            final_result: a.final_result,
+        });
+    }
     let ring = r.rings.iter().find(|ring| ring.iter().any(|w| w == id))?;
     let members: Vec<Member> = ring
         .iter()
@@ -380,6 +399,8 @@ fn ring_assignment(o: &GspoOrchestrator, id: &str) -> Option<RingAssignment> {
         toml: spec.to_toml(),
         index,
         weight,
+        leaders: Vec::new(),
+        final_result: None,
     })
 }
 
@@ -528,6 +549,9 @@ async fn result(
 ) -> ApiResult<impl IntoResponse> {
     let (_, id) = member(&sh, &method, "/v1/result", &headers, &body)?;
     let b: ResultBody = decode(&body)?;
+    if let Some(r) = &b.receipt {
+        check_receipt(&sh.lock(), &id, b.round, r)?;
+    }
     let present = sh
         .lock()
         .store()
@@ -541,9 +565,6 @@ async fn result(
         ));
     }
     super::validator_api::check_result_binding(&sh.lock(), &b.object)?;
-    if let Some(r) = &b.receipt {
-        check_receipt(&sh.lock(), &id, b.round, r)?;
-    }
     let ds = run(
         &sh,
         Input::Result {

@@ -609,6 +609,7 @@ impl<'a> RunDir<'a> {
             .unwrap_or((t.step / t.cfg.aggregate_interval) as u64);
         let receipt = crate::core::reward::records::issue_forward(
             epoch,
+            round,
             &spec,
             &o.members,
             plan.me,
