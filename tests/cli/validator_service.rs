@@ -251,4 +251,28 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
     assert!(out.contains("ineligible"), "{out}");
     let (code, _) = finish(orch, Duration::from_secs(60));
     assert_eq!(code, 0, "{}", logs());
+    // a crash between logging `Published` and writing the folder (here: the folder removed):
+    // the restarted orchestrator writes it again, the same bytes
+    let estimate = std::fs::read(Path::new(folder).join("estimate.json")).unwrap();
+    let forward = std::fs::read(Path::new(folder).join("ring/forward.jsonl")).unwrap();
+    std::fs::remove_dir_all(folder).unwrap();
+    let again = bin(&dir.join("orch-again.log"))
+        .args([
+            "orchestrate",
+            "--linger",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--job",
+        ])
+        .arg(&job)
+        .arg("--key")
+        .arg(&orch_key)
+        .spawn()
+        .unwrap();
+    let (code, _) = finish(again, Duration::from_secs(60));
+    let log = std::fs::read_to_string(dir.join("orch-again.log")).unwrap();
+    assert_eq!(code, 0, "{log}");
+    assert!(std::fs::read(Path::new(folder).join("estimate.json")).unwrap() == estimate);
+    assert!(std::fs::read(Path::new(folder).join("ring/forward.jsonl")).unwrap() == forward);
 }

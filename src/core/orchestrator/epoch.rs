@@ -47,6 +47,18 @@ pub fn folder(o: &GspoOrchestrator, epoch: u64) -> PathBuf {
     o.folder.join("epochs").join(format!("epoch-{epoch:04}"))
 }
 
+/// Whether the folder of `epoch` was written (it is renamed into place whole; its estimate,
+/// when the job has one, is written right after).
+pub fn is_written(o: &GspoOrchestrator, epoch: u64) -> bool {
+    let dir = folder(o, epoch);
+    let needs_estimate = o
+        .job
+        .validation
+        .as_ref()
+        .is_some_and(|v| v.model_params.is_some());
+    dir.join("nodes.json").exists() && (!needs_estimate || dir.join("estimate.json").exists())
+}
+
 /// Writes the epoch folder from the log (objects from the store); returns its path.
 pub fn write(o: &GspoOrchestrator, epoch: u64) -> Result<PathBuf, OrchError> {
     let dir = folder(o, epoch);

@@ -227,6 +227,17 @@ impl GspoOrchestrator {
             )?);
             self.write_epoch(epoch)?;
         }
+        // a crash between logging `Published` and writing the epoch's folder: write it now
+        let missing: Vec<u64> = self
+            .machine
+            .published
+            .iter()
+            .map(|p| p.epoch)
+            .filter(|&e| self.job.validation.is_some() && !epoch::is_written(self, e))
+            .collect();
+        for e in missing {
+            self.write_epoch(e)?;
+        }
         if let Some(epoch) = self.machine.merge_due() {
             let p = checkpoint::publish_merged(
                 &self.folder,
