@@ -2276,7 +2276,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__plan)
-            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --force --quiet --threads --help --version"
+            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --scale-bits --sum-output --force --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2303,6 +2303,10 @@ _gym() {
                     return 0
                     ;;
                 --max-exponent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scale-bits)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

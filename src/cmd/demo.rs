@@ -105,6 +105,14 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> anyhow::Result<()> {
             p["location"].as_str().unwrap_or("?")
         ));
     }
+    let m = &s.status["merged"];
+    if let Some(cid) = m["cid"].as_str() {
+        lines.push(format!(
+            "merged model (epoch {}'s adapter in the base): {cid}  {}",
+            m["epoch"],
+            m["location"].as_str().unwrap_or("?")
+        ));
+    }
     for e in s.status["epoch_folders"].as_array().into_iter().flatten() {
         lines.push(format!(
             "epoch {} rewards (signed estimate in {}/estimate.json):",

@@ -56,7 +56,7 @@ pub fn describe(d: &Decision) -> Option<String> {
         Decision::StartRound { round, members, .. } => {
             format!("round {round}: started with {} workers", members.len())
         }
-        Decision::Topology { round, rings } => format!(
+        Decision::Topology { round, rings, .. } => format!(
             "round {round}: ring of {} members",
             rings.iter().map(Vec::len).sum::<usize>()
         ),
@@ -76,6 +76,12 @@ pub fn describe(d: &Decision) -> Option<String> {
             location,
             ..
         } => format!("epoch {epoch}: published checkpoint {cid} ({location})"),
+        Decision::PublishedMerged {
+            epoch,
+            cid,
+            location,
+            ..
+        } => format!("epoch {epoch}: published the merged model {cid} ({location})"),
         Decision::Stop => "stopped by the operator".into(),
         Decision::Finish => "job finished".into(),
         Decision::Reported { .. } | Decision::Result { .. } => return None,
@@ -128,7 +134,9 @@ async fn open(
                 "--standby needs a shared store (redis://HOST:PORT/DB), not {url}"
             )));
         }
-        return Ok((GspoOrchestrator::new(job, key, store, &folder)?, listener));
+        let mut orch = GspoOrchestrator::new(job, key, store, &folder)?;
+        hub_access(&mut orch)?;
+        return Ok((orch, listener));
     }
     let lease = LeaseOptions {
         holder: a.advertise.clone().unwrap_or(format!("http://{addr}")),
@@ -161,8 +169,20 @@ async fn open(
         listener
     };
     let mut orch = GspoOrchestrator::new(job, key, store, &folder)?;
+    hub_access(&mut orch)?;
     orch.hold_lease(lease.ttl);
     Ok((orch, listener))
+}
+
+/// A job that publishes to the Hub needs `HF_TOKEN` before it starts, not at its first epoch.
+fn hub_access(orch: &mut GspoOrchestrator) -> anyhow::Result<()> {
+    if let Some(repo) = &orch.job.publish.hf {
+        let access = super::publish::PublishEnv::read()
+            .hub_access()
+            .with_context(|| format!("the job publishes to the Hub ({repo})"))?;
+        orch.set_hub_access(access);
+    }
+    Ok(())
 }
 
 pub fn run(ctx: &Ctx, a: OrchestrateArgs) -> anyhow::Result<()> {

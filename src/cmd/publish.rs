@@ -80,8 +80,9 @@ pub struct PublishArgs {
     pub json: bool,
 }
 
-/// Everything `gym publish` takes from the environment, read in one place before it starts.
-struct PublishEnv {
+/// Everything `gym publish` (and `gym orchestrate`'s publishing) takes from the environment,
+/// read in one place before it starts.
+pub(crate) struct PublishEnv {
     /// `GYM_RETRY_DELAY_MS`: the first retry delay (tests shorten it).
     retry: Retry,
     /// `IPFS_API`: the node for a bare `--ipfs`.
@@ -93,7 +94,19 @@ struct PublishEnv {
 }
 
 impl PublishEnv {
-    fn read() -> Self {
+    /// The Hub as `gym orchestrate` publishes to it; an error without a token.
+    pub(crate) fn hub_access(
+        self,
+    ) -> Result<crate::core::orchestrator::checkpoint::HubAccess, hub::HubError> {
+        let token = self.hf_token.ok_or(hub::HubError::NoToken)?;
+        Ok(crate::core::orchestrator::checkpoint::HubAccess {
+            endpoint: self.hf_endpoint,
+            token: Some(Token::new(token)),
+            retry: self.retry,
+        })
+    }
+
+    pub(crate) fn read() -> Self {
         let nonempty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut retry = Retry::default();
         if let Some(ms) = std::env::var("GYM_RETRY_DELAY_MS")

@@ -13,7 +13,8 @@
 //! JSON output of `gym ring audit --json`, format `gym-ring-audit/1` (also printed when the
 //! audit fails, before the error):
 //! ```json
-//! {"format": "gym-ring-audit/1", "ok": false, "result": "out.delta", "keys": "ring_file",
+//! {"format": "gym-ring-audit/1", "ok": false, "result": "out.delta", "result_kind": "mean",
+//!  "keys": "ring_file",
 //!  "ring": "…", "round": 0, "view": 0, "scale_bits": 54, "total_weight": "3",
 //!  "result_digest": "…", "seed": "…", "receipts_verified": 3, "exact_mean_checked": false,
 //!  "members": [{"index": 1, "id": "gym1…", "weight": 1, "input_digest": "…",
@@ -23,6 +24,8 @@
 //!                "id": "gym1…", "path": "in1.delta", "reason": "…",
 //!                "message": "member 1 (gym1…) convicted by in1.delta: …"}]}
 //! ```
+//! `result_kind` is `mean` (a DELTA file) or `sum` (a group ring's sum file in a hierarchical
+//! round; `exact_mean_checked` then means the exact sum was recomputed from every input).
 //! `keys` is `ring_file` when `--ring` was given (its digest must be the recorded one), else
 //! `record`: the member list recorded in the result, which only hashes to the recorded digest.
 
@@ -38,7 +41,8 @@ use super::out::{self, Ctx};
 use crate::core::atomic;
 use crate::core::keys::{self, Identity, PublicIdentity};
 use crate::core::ring::config::{self, Member, RingSpec};
-use crate::core::ring::{audit as ring_audit, io, net};
+use crate::core::ring::proto::{Input, Outcome};
+use crate::core::ring::{audit as ring_audit, io, net, sumfile};
 
 #[derive(Debug, Subcommand)]
 pub enum RingCommand {
@@ -47,6 +51,10 @@ pub enum RingCommand {
     /// Join a ring, run one all-reduce (weighted mean of the members' deltas), write the result.
     Join(JoinArgs),
     /// Audit a result of `gym ring join` offline: receipts, transcript, members' inputs, mean.
+    ///
+    /// In a hierarchical round: a group ring's sum file is audited like a mean (its integers
+    /// against the signed sum digest, and with every input against their exact sum); a leader
+    /// ring's result takes the groups' sum files as --input.
     ///
     /// Checks every receipt, commit and sketch signature (in a hybrid ring both halves, Ed25519
     /// and ML-DSA-87) and the record against the signed transcript; for each --input, that its member's published sketch is the sketch of that
@@ -90,6 +98,15 @@ pub struct PlanArgs {
     /// 2^E in magnitude (default 8). A member committing more is excluded by the others.
     #[arg(long, value_name = "E", allow_hyphen_values = true)]
     pub max_exponent: Option<i32>,
+    /// Fix the fixed-point scale at 2^F instead of the one the members' commits give: every
+    /// ring of a hierarchical round uses the round's F, 58 − max_exponent − bitlen(N ·
+    /// max_weight) over its N members (docs/ring-protocol.md "Hierarchical rounds").
+    #[arg(long, value_name = "F")]
+    pub scale_bits: Option<u32>,
+    /// Make every member write the group's exact integer sum and weight total (a sum file,
+    /// the input of a leader ring) instead of the mean. Needs --scale-bits.
+    #[arg(long, requires = "scale_bits")]
+    pub sum_output: bool,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -104,13 +121,17 @@ pub struct JoinArgs {
     /// ring (every member with an ML-DSA-87 key) it needs its listed ML-DSA-87 half too.
     #[arg(long, value_name = "KEY.pem")]
     pub key: PathBuf,
-    /// This member's delta. All members' deltas must have the same tensors.
+    /// This member's delta. All members' deltas must have the same tensors. In a leader ring
+    /// of a hierarchical round: a group's sum file (written by a ring with --sum-output), whose
+    /// integers enter the exact sum as they are, with its weight total.
     #[arg(long, value_name = "IN.delta")]
     pub input: PathBuf,
-    /// Where to write the averaged delta (identical on every member).
+    /// Where to write the averaged delta (identical on every member); a sum file when the ring
+    /// file says `output = "sum"`.
     #[arg(short, long, value_name = "OUT.delta")]
     pub output: PathBuf,
-    /// This member's weight in the mean (e.g. tokens or samples), 1 to 2^32.
+    /// This member's weight in the mean (e.g. tokens or samples), 1 to 2^32. A sum file input
+    /// brings its own weight total.
     #[arg(long, value_name = "W", default_value_t = 1)]
     pub weight: u64,
     /// Seconds without progress before the member starts a view change.
@@ -244,8 +265,17 @@ fn plan(ctx: &Ctx, a: PlanArgs) -> anyhow::Result<()> {
         max_weight: a.max_weight.unwrap_or(defaults.max_weight),
         max_exponent: a.max_exponent.unwrap_or(defaults.max_exponent),
     };
+    let hier = config::Hier {
+        scale_bits: a.scale_bits,
+        output: if a.sum_output {
+            config::Output::Sum
+        } else {
+            config::Output::Mean
+        },
+    };
     let spec = RingSpec::new(a.round, chunk, members)
         .and_then(|s| s.with_bounds(bounds))
+        .and_then(|s| s.with_hier(hier))
         .map_err(|reason| crate::core::ring::config::RingFileError::Invalid {
             path: PathBuf::from("(members)"),
             reason,
@@ -281,7 +311,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
     let id = Identity::load(&a.key)?;
     // A member of the ring; in a hybrid ring its key file must hold the listed ML-DSA-87 key.
     let me = spec.member_index(&id, &a.ring)?;
-    let (input, layout) = io::load_input(&a.input, a.weight)?;
+    let (input, layout) = load_join_input(&a)?;
     ctx.note(format!(
         "ring {} round {}: {} members, this is member {me} ({}), {} elements, weight {}",
         &hex::encode(spec.digest())[..16],
@@ -289,7 +319,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         spec.len(),
         spec.members[me].id,
         input.values.len(),
-        a.weight
+        input.weight
     ));
     let quiet = ctx.quiet;
     let progress: net::Progress = Arc::new(move |m: String| {
@@ -311,15 +341,19 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("ring all-reduce as member {me}"))?;
     let outcome = joined.outcome;
-    let summary = io::write_output(&a.output, a.force, &spec, &layout, &outcome)
+    let file_digest = write_join_output(&a, &spec, &layout, &outcome)
         .with_context(|| format!("writing {}", a.output.display()))?;
     ctx.note(format!(
-        "wrote {}: mean of {} members in view {} (total weight {}), digest {}",
+        "wrote {}: {} of {} members in view {} (total weight {}), digest {}",
         a.output.display(),
+        match spec.hier.output {
+            config::Output::Mean => "mean",
+            config::Output::Sum => "exact sum (a sum file)",
+        },
         outcome.members.len(),
         outcome.view,
         outcome.total_weight,
-        hex::encode(summary.digest)
+        hex::encode(file_digest)
     ));
     if let (Some(path), Some(epoch)) = (&a.receipts, a.epoch) {
         let w = ReceiptOut {
@@ -336,7 +370,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         obj.insert("format".into(), "gym-ring-join/1".into());
         obj.insert("excluded".into(), io::exclusions(&spec, &outcome));
         obj.insert("output".into(), a.output.display().to_string().into());
-        obj.insert("file_digest".into(), hex::encode(summary.digest).into());
+        obj.insert("file_digest".into(), hex::encode(file_digest).into());
         obj.insert(
             "allreduce_seconds".into(),
             joined.reduced.as_secs_f64().into(),
@@ -344,6 +378,41 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         out::json(&v)?;
     }
     Ok(())
+}
+
+/// The member's input: a delta, or a group's sum file in a leader ring (its own weight).
+fn load_join_input(a: &JoinArgs) -> anyhow::Result<(Input, io::Layout)> {
+    if !sumfile::is_sum_file(&a.input) {
+        return Ok(io::load_input(&a.input, a.weight)?);
+    }
+    if a.weight != 1 {
+        return Err(super::Failure::new(
+            crate::core::error::ErrorClass::Usage,
+            format!(
+                "--weight {}: the input {} is a sum file, which brings its own weight total",
+                a.weight,
+                a.input.display()
+            ),
+        )
+        .into());
+    }
+    Ok(sumfile::SumFile::read(&a.input)?.into_input(&a.input)?)
+}
+
+/// Writes the mean (a DELTA file) or, in a group ring, the exact sum (a sum file); returns
+/// the file's digest.
+fn write_join_output(
+    a: &JoinArgs,
+    spec: &RingSpec,
+    layout: &io::Layout,
+    outcome: &Outcome,
+) -> anyhow::Result<[u8; 32]> {
+    Ok(match spec.hier.output {
+        config::Output::Mean => io::write_output(&a.output, a.force, spec, layout, outcome)?.digest,
+        config::Output::Sum => {
+            sumfile::SumFile::of_outcome(spec, layout, outcome).write(&a.output, a.force)?
+        }
+    })
 }
 
 fn audit(ctx: &Ctx, a: AuditArgs) -> anyhow::Result<()> {
@@ -408,10 +477,21 @@ fn audit(ctx: &Ctx, a: AuditArgs) -> anyhow::Result<()> {
             report.receipts_verified,
             report.members.len()
         ));
-        s.push_str(if report.exact_mean_checked {
-            "exact mean: recomputed from every member's input and compared byte for byte\n"
-        } else {
-            "exact mean: not checked (needs every member's input)\n"
+        s.push_str(match (report.kind, report.exact_mean_checked) {
+            (ring_audit::ResultKind::Mean, true) => {
+                "exact mean: recomputed from every member's input and compared byte for byte\n"
+            }
+            (ring_audit::ResultKind::Mean, false) => {
+                "exact mean: not checked (needs every member's input)\n"
+            }
+            (ring_audit::ResultKind::Sum, true) => {
+                "group sum file: its integers checked against the signed sum digest and against \
+                 the exact sum recomputed from every member's input\n"
+            }
+            (ring_audit::ResultKind::Sum, false) => {
+                "group sum file: its integers checked against the signed sum digest; the exact \
+                 sum of the inputs not recomputed (needs every member's input)\n"
+            }
         });
         for f in &report.findings {
             s.push_str(&format!("FAILED: {f}\n"));

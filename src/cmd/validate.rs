@@ -194,6 +194,7 @@ pub fn run(ctx: &Ctx, a: ValidateArgs) -> anyhow::Result<()> {
         tolerance: a.tolerance,
         max_tokens: a.max_tokens,
         noise_multiplier: a.dp_noise_multiplier,
+        claim_bound: None,
     };
     let judged = if members.is_empty() {
         None

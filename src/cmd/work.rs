@@ -30,7 +30,8 @@ pub struct WorkArgs {
     /// Output folder (metrics, deltas, the final adapter). Default: runs/work-<worker id>.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Address the other ring members dial (default: 127.0.0.1 and a free port).
+    /// Address the other ring members dial (default: 127.0.0.1 and a free port). In a round
+    /// past the job's ring_size a leader's leader rings use the next ports (PORT+1 to PORT+3).
     #[arg(long, value_name = "ADDR")]
     pub ring_addr: Option<String>,
     /// Seconds without progress before a ring member is dropped.

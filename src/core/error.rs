@@ -171,6 +171,7 @@ classified!(
     crate::core::ring::proto::RingError,
     crate::core::ring::proto::Refused,
     crate::core::ring::io::RingIoError,
+    crate::core::ring::sumfile::SumFileError,
     crate::core::ring::net::RingNetError,
     crate::core::ring::audit::AuditError,
     crate::core::model::ModelError,

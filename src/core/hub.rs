@@ -126,6 +126,7 @@ impl std::fmt::Display for RepoId {
 }
 
 /// A Hub token. `Debug` does not show it.
+#[derive(Clone)]
 pub struct Token(Zeroizing<String>);
 
 impl Token {

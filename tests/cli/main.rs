@@ -7,6 +7,7 @@ mod delta;
 mod device;
 mod docs;
 mod failover;
+mod hier;
 mod hub_dl_server;
 mod hub_download;
 mod hub_server;

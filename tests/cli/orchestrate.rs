@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use gym::core::keys::Identity;
 use gym::core::orchestrator::auth;
 
+use gym::core::reward::records::{RingKind, RingReceipt};
+
 use crate::common::{gym, json, run, tmp};
+use crate::hub_server::HubServer;
 
 fn body_json<T: serde::de::DeserializeOwned>(r: reqwest::blocking::Response) -> T {
     serde_json::from_slice(&r.bytes().unwrap()).unwrap()
@@ -30,7 +33,7 @@ fn free_port() -> u16 {
     }
 }
 
-fn key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
+pub(crate) fn key(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
     let id = Identity::from_seeds(&[seed; 32], None);
     let p = dir.join(format!("{name}.pem"));
     id.save(&p, false).unwrap();
@@ -50,7 +53,7 @@ fn job_file(dir: &Path, ids: &[String], extra: &str) -> PathBuf {
     p
 }
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("gym"));
     c.env_remove("GYM_THREADS")
         .env("NO_COLOR", "1")
@@ -58,8 +61,13 @@ fn bin() -> Command {
     c
 }
 
-fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
+pub(crate) fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
+    orchestrate_env(job, key, port, log, &[])
+}
+
+fn orchestrate_env(job: &Path, key: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Child {
     bin()
+        .envs(env.iter().copied())
         .args(["orchestrate", "--linger", "8", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--job")
@@ -72,9 +80,15 @@ fn orchestrate(job: &Path, key: &Path, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
-fn work(url: &str, key: &Path, out: &Path) -> Child {
+pub(crate) fn work(url: &str, key: &Path, out: &Path) -> Child {
+    work_with(url, key, out, &[])
+}
+
+fn work_with(url: &str, key: &Path, out: &Path, extra: &[&str]) -> Child {
     bin()
-        .args(["work", "--json", "--orchestrator", url, "--key"])
+        .args(["work", "--json", "--orchestrator", url])
+        .args(extra)
+        .arg("--key")
         .arg(key)
         .arg("-o")
         .arg(out)
@@ -84,7 +98,7 @@ fn work(url: &str, key: &Path, out: &Path) -> Child {
         .unwrap()
 }
 
-fn wait_up(url: &str) {
+pub(crate) fn wait_up(url: &str) {
     let start = Instant::now();
     while reqwest::blocking::get(format!("{url}/v1/job")).is_err() {
         assert!(
@@ -95,7 +109,7 @@ fn wait_up(url: &str) {
     }
 }
 
-fn finish(mut c: Child, limit: Duration) -> (i32, String) {
+pub(crate) fn finish(mut c: Child, limit: Duration) -> (i32, String) {
     let start = Instant::now();
     loop {
         if let Some(s) = c.try_wait().unwrap() {
@@ -123,10 +137,21 @@ fn three_workers_finish_two_epochs_with_identical_adapters_equal_to_the_publishe
         .collect();
     let ids: Vec<String> = workers.iter().map(|w| w.1.clone()).collect();
     let job = job_file(d.path(), &ids, "redundancy = 0");
+    let text = std::fs::read_to_string(&job).unwrap();
+    let text = text.replace(
+        "to = \"published\"\n",
+        "to = \"published\"\nhf = \"gym/tiny-job\"\n",
+    );
+    std::fs::write(&job, text).unwrap();
+    let hub = HubServer::start("hf_orch_token");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let olog = d.path().join("orch.log");
-    let orch = orchestrate(&job, &orch_key, port, &olog);
+    let env = [
+        ("HF_ENDPOINT", hub.url.as_str()),
+        ("HF_TOKEN", "hf_orch_token"),
+    ];
+    let orch = orchestrate_env(&job, &orch_key, port, &olog, &env);
     wait_up(&url);
     let procs: Vec<Child> = workers
         .iter()
@@ -193,6 +218,93 @@ fn three_workers_finish_two_epochs_with_identical_adapters_equal_to_the_publishe
             .join("adapter_config.json")
             .exists()
     );
+    the_hub_and_the_merged_model_hold_the_checkpoints(&d.path().join("published"), &st, &hub);
+}
+
+/// Each epoch's adapter is one Hub commit at the repository's root, the merged model one more
+/// under `merged/`; the merged weights are the base's plus scale·B·A, and gym loads the folder.
+fn the_hub_and_the_merged_model_hold_the_checkpoints(
+    published: &Path,
+    st: &serde_json::Value,
+    hub: &HubServer,
+) {
+    assert!(
+        hub.state().violations.is_empty(),
+        "{:?}",
+        hub.state().violations
+    );
+    let cid = st["published"][1]["cid"].as_str().unwrap();
+    for p in st["published"].as_array().unwrap() {
+        assert!(
+            p["hf"].as_str().unwrap().contains("/gym/tiny-job/commit/"),
+            "{p}"
+        );
+    }
+    let merged = &st["merged"];
+    assert_eq!(merged["epoch"], 1, "{st}");
+    let mcid = merged["cid"].as_str().unwrap();
+    let state = hub.state();
+    let repo = &state.repos["gym/tiny-job"];
+    assert_eq!(repo.commits.len(), 3, "two epochs and the merged model");
+    let adapter = std::fs::read(published.join(cid).join("adapter_model.safetensors")).unwrap();
+    assert!(repo.files["adapter_model.safetensors"] == adapter);
+    let mdir = published.join(mcid);
+    let model = std::fs::read(mdir.join("model.safetensors")).unwrap();
+    assert!(repo.files["merged/model.safetensors"] == model);
+    for f in ["config.json", "tokenizer.json"] {
+        assert!(repo.files[&format!("merged/{f}")] == std::fs::read(mdir.join(f)).unwrap());
+    }
+    drop(state);
+    let cfg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(published.join(cid).join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    let scale = cfg["lora_alpha"].as_f64().unwrap() / cfg["r"].as_f64().unwrap();
+    let base = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny-qwen3/model.safetensors"),
+    )
+    .unwrap();
+    let (base, ad, mg) = (
+        safetensors::SafeTensors::deserialize(&base).unwrap(),
+        safetensors::SafeTensors::deserialize(&adapter).unwrap(),
+        safetensors::SafeTensors::deserialize(&model).unwrap(),
+    );
+    let f32s = |t: safetensors::tensor::TensorView<'_>| -> (Vec<usize>, Vec<f32>) {
+        let v = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+        (t.shape().to_vec(), v.collect())
+    };
+    let mut checked = 0;
+    for name in ad.names() {
+        let Some(layer) = name.strip_suffix(".lora_A.weight") else {
+            continue;
+        };
+        let w = format!("{}.weight", layer.trim_start_matches("base_model.model."));
+        let (sa, a) = f32s(ad.tensor(name).unwrap());
+        let (_, b) = f32s(ad.tensor(&format!("{layer}.lora_B.weight")).unwrap());
+        let (sw, w0) = f32s(base.tensor(&w).unwrap());
+        let (_, wm) = f32s(mg.tensor(&w).unwrap());
+        let (r, cols, rows) = (sa[0], sa[1], sw[0]);
+        for i in 0..rows {
+            for j in 0..cols {
+                let ba: f64 = (0..r)
+                    .map(|k| b[i * r + k] as f64 * a[k * cols + j] as f64)
+                    .sum();
+                let want = w0[i * cols + j] as f64 + scale * ba;
+                let got = wm[i * cols + j] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{w}[{i},{j}]: {got} vs {want}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} adapted layers");
+    let (code, _, err) = run(gym().args(["model", "inspect"]).arg(&mdir));
+    assert_eq!(code, 0, "gym model inspect of the merged model: {err}");
 }
 
 fn signed_post(
@@ -289,6 +401,15 @@ fn strangers_unsigned_and_replayed_requests_and_bad_job_files_are_refused() {
     let report = "{\"round\":7,\"object\":\"00\",\"weight\":1,\"reward\":0,\"loss\":0}";
     let (rb, _) = signed_post(&url, job_id, &k0, "/v1/report", report);
     assert_eq!(rb.send().unwrap().status().as_u16(), 422);
+    // a ring result whose receipt another key signed: 400 bad_receipt
+    let mut forged = RingReceipt::new(0, 0, RingKind::Forward, id1.clone());
+    forged.sign(&Identity::from_seeds(&[99; 32], None));
+    let result = serde_json::json!({"round": 0, "object": "00", "receipt": forged}).to_string();
+    let (rb, _) = signed_post(&url, job_id, &k0, "/v1/result", &result);
+    let r = rb.send().unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: serde_json::Value = body_json(r);
+    assert_eq!(e["error"]["kind"], "bad_receipt", "{e}");
     let log_after: Vec<serde_json::Value> =
         body_json(reqwest::blocking::get(format!("{url}/v1/log")).unwrap());
     assert_eq!(log_before, log_after);
@@ -470,6 +591,132 @@ fn kill_9_of_a_worker_mid_training_evicts_it_and_it_rejoins_later() {
     assert_eq!(code, 0);
 }
 
+/// Sends `sig` (STOP, CONT, KILL) to a process.
+fn signal(p: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &p.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {}", p.id());
+}
+
+/// Worker 2 is frozen right after it reports round 1's delta (workers 0 and 1 are held back
+/// with SIGSTOP until then, so the order is certain), it is a member of round 1's ring file, and
+/// it is killed with SIGKILL while that ring runs: the other two finish the ring without it
+/// (redundancy 1), the round is accepted, the killed worker is evicted and, restarted, trains
+/// later rounds and ends with the same adapter as everyone.
+#[test]
+fn kill_9_of_a_worker_in_the_ring_the_round_completes_without_it_and_it_rejoins() {
+    let d = tmp();
+    let (orch_key, _) = key(d.path(), "orch", 5);
+    let workers: Vec<(PathBuf, String)> = (0..3)
+        .map(|i| key(d.path(), &format!("w{i}"), 50 + i))
+        .collect();
+    let ids: Vec<String> = workers.iter().map(|w| w.1.clone()).collect();
+    // redundancy 1 needs min_workers 3: a round waits for the restarted worker. Round 1 is
+    // accepted as soon as the two live members agree; the killed one, still admitted, is
+    // evicted at round 2's training deadline.
+    let job = job_file(d.path(), &ids, "redundancy = 1");
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("train = 300", "train = 8")
+        .replace("ring = 120", "ring = 15");
+    std::fs::write(&job, text).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let olog = d.path().join("orch.log");
+    let orch = orchestrate(&job, &orch_key, port, &olog);
+    wait_up(&url);
+    let fast = ["--ring-timeout", "4"];
+    let mut procs: Vec<Child> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| work_with(&url, k, &d.path().join(format!("w{i}")), &fast))
+        .collect();
+    let wait_for = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = Instant::now();
+        loop {
+            if status(&url).as_ref().is_some_and(ok) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(600), "never: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let state = |s: &serde_json::Value, i: usize| {
+        s["workers"][i]["state"].as_str().unwrap_or("").to_string()
+    };
+    wait_for("all three training round 1", &|s| {
+        s["accepted_rounds"] == 1 && (0..3).all(|i| state(s, i) == "training")
+    });
+    signal(&procs[0], "STOP");
+    signal(&procs[1], "STOP");
+    wait_for("worker 2 reported round 1", &|s| state(s, 2) == "reported");
+    signal(&procs[2], "STOP");
+    signal(&procs[0], "CONT");
+    signal(&procs[1], "CONT");
+    wait_for("round 1's ring", &|s| {
+        s["phase"] == "ring" && s["rounds"].as_array().is_some_and(|r| r.len() == 1)
+    });
+    let ring_file = status(&url).unwrap();
+    let mut victim = procs.remove(2);
+    victim.kill().unwrap(); // SIGKILL, in the ring
+    victim.wait().unwrap();
+    wait_for("worker 2 evicted", &|s| state(s, 2) == "absent");
+    let again = work_with(&url, &workers[2].0, &d.path().join("w2-again"), &fast);
+    for (i, p) in procs.into_iter().enumerate() {
+        let (code, _) = finish(p, Duration::from_secs(900));
+        let wlog = std::fs::read_to_string(d.path().join(format!("w{i}.log"))).unwrap_or_default();
+        assert_eq!(
+            code,
+            0,
+            "worker {i}:\n{wlog}\n{}",
+            std::fs::read_to_string(&olog).unwrap()
+        );
+    }
+    let (code, out) = finish(again, Duration::from_secs(900));
+    let wlog = std::fs::read_to_string(d.path().join("w2-again.log")).unwrap_or_default();
+    assert_eq!(code, 0, "restarted worker:\n{wlog}");
+    assert!(
+        json(&out)["rounds_trained"].as_u64().unwrap() >= 1,
+        "never rejoined:\n{wlog}"
+    );
+    let st = status(&url).expect("status after the job");
+    assert_eq!(st["accepted_rounds"], 4, "{st}\n(in the ring: {ring_file})");
+    let round1 = st["rounds"][1]["members"].as_array().unwrap();
+    assert_eq!(round1.len(), 2, "{st}");
+    assert!(!round1.iter().any(|m| m == &ids[2]), "{st}");
+    let (code, out, err) = run(gym().args(["job", "log", "--json", &url]));
+    assert_eq!(code, 0, "{err}");
+    let log = json(&out);
+    let entries = log.as_array().unwrap();
+    let ring1 = entries
+        .iter()
+        .find(|e| e["decision"]["kind"] == "topology" && e["decision"]["round"] == 1)
+        .unwrap_or_else(|| panic!("no topology for round 1: {log}"));
+    assert!(
+        ring1.to_string().contains(&ids[2]),
+        "worker 2 was in round 1's ring: {ring1}"
+    );
+    assert!(entries.iter().any(|e| e["decision"]["kind"] == "evict" && e["decision"]["worker"] == ids[2].as_str()));
+    let cid = st["published"][1]["cid"].as_str().unwrap();
+    let published = std::fs::read(
+        d.path()
+            .join("published")
+            .join(cid)
+            .join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    for dir in ["w0", "w1", "w2-again"] {
+        let got =
+            std::fs::read(d.path().join(dir).join("adapter/adapter_model.safetensors")).unwrap();
+        assert!(got == published, "{dir}'s adapter differs from {cid}");
+    }
+    let (code, _) = finish(orch, Duration::from_secs(60));
+    assert_eq!(code, 0);
+}
+
 #[test]
 fn gym_demo_runs_two_epochs_and_publishes_both_checkpoints() {
     let d = tmp();
@@ -496,6 +743,16 @@ fn gym_demo_runs_two_epochs_and_publishes_both_checkpoints() {
                 .exists()
         );
     }
+    let merged = st["merged"]["cid"]
+        .as_str()
+        .expect("the merged model is published");
+    assert!(
+        out.join("published")
+            .join(merged)
+            .join("model.safetensors")
+            .exists()
+    );
+    assert!(err.contains("merged model"), "{err}");
     assert_eq!(s["workers"].as_array().unwrap().len(), 3);
     assert!(err.contains("ring of 3 agreed"), "{err}");
     // two validators judged every round; each epoch has its folder and signed estimate

@@ -495,6 +495,54 @@ fn unsigned_report_is_an_error_naming_it() {
     );
 }
 
+/// A delta reported again in a later round (a replay) gets a second report from the same
+/// validator: it does not count twice, but its `fail` excludes the node, whichever of the two
+/// reports is read first (here the fail, whose file name sorts first).
+#[test]
+fn a_fail_on_a_delta_seen_again_excludes_its_node() {
+    let d = tmp();
+    epoch_folder(d.path());
+    let (code, stdout, stderr) = estimate_epoch(d.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(node(&json(&stdout), &wid(B))["eligible"], true);
+    // B's delta digest, from the validator's first report on it
+    let first = std::fs::read_to_string(d.path().join("eval/v.jsonl")).unwrap();
+    let db = json(first.lines().nth(1).unwrap())["delta"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut r = EvalReport::new(0, wid(B), db, Verdict::Fail);
+    r.issued = "2026-01-01T00:00:01Z".into();
+    r.reason = Some("parent_hash names an earlier round's start".into());
+    r.sign(&id(V));
+    write(
+        d.path(),
+        "eval/v-again.json",
+        &serde_json::to_string(&r).unwrap(),
+    );
+    let (code, stdout, stderr) = estimate_epoch(d.path());
+    assert_eq!(code, 0, "{stderr}");
+    let v = json(&stdout);
+    let b = node(&v, &wid(B));
+    assert_eq!(
+        (b["eligible"].as_bool(), b["reward"].as_str()),
+        (Some(false), Some("0")),
+        "{b}"
+    );
+    assert!(
+        b["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("an earlier round's start"),
+        "{b}"
+    );
+    assert!(
+        v["rejected"].to_string().contains("second report"),
+        "{}",
+        v["rejected"]
+    );
+}
+
 #[test]
 fn self_attestation_is_refused() {
     let d = tmp();

@@ -14,7 +14,7 @@ use crate::common::{gym, json, run, tmp};
 /// A port for a member to listen on. Taken below the kernel's ephemeral range (32768 and up on
 /// Linux), so that no other test's `bind(0)` can be handed it between this check and the member's
 /// own bind; spread by process id so concurrent test processes do not pick the same ones.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     loop {
@@ -28,14 +28,14 @@ fn free_port() -> u16 {
 }
 
 /// Member `i`'s f32 values: a deterministic pattern in (-0.5, 0.5).
-fn values(i: usize, len: usize) -> Vec<f32> {
+pub(crate) fn values(i: usize, len: usize) -> Vec<f32> {
     (0..len)
         .map(|k| (((k * 2654435761 + i * 40503) % 1000) as f32) / 1000.0 - 0.5)
         .collect()
 }
 
 /// A delta of one f32 tensor `lora.w` holding `v`, signed by the key at `key`.
-fn write_input(path: &Path, key: &Path, v: &[f32]) {
+pub(crate) fn write_input(path: &Path, key: &Path, v: &[f32]) {
     let id = Identity::load(key).unwrap();
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     let inputs = [PackInput {
@@ -117,7 +117,7 @@ fn join_with(dir: &Path, ring: &Path, i: usize, weight: u64, out: &Path, extra: 
         .expect("gym starts")
 }
 
-fn finish(c: Child) -> (i32, String, String) {
+pub(crate) fn finish(c: Child) -> (i32, String, String) {
     let o = c.wait_with_output().unwrap();
     (
         o.status.code().unwrap_or(-1),
@@ -127,7 +127,7 @@ fn finish(c: Child) -> (i32, String, String) {
 }
 
 /// The f32 values of the single tensor of a delta.
-fn read_values(p: &Path) -> Vec<f32> {
+pub(crate) fn read_values(p: &Path) -> Vec<f32> {
     let bytes = std::fs::read(p).unwrap();
     let report = delta::read_bytes(&bytes, &Default::default()).unwrap();
     let src: &[u8] = &bytes;

@@ -458,6 +458,46 @@ fn workers_training_in_a_ring_agree_on_the_average() {
         json(&stdout)["metadata"]["parent_hash"],
         outs[1]["aggregated"][0]["digest"]
     );
+    // each member keeps the forward receipts it issued, one per ring round, and the reward
+    // estimate accepts them (roster: the three members) into the network category
+    let folder = d.join("epoch");
+    std::fs::create_dir_all(folder.join("ring")).unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let dir = d.join(format!("r{i}/receipts"));
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["forward-r000001.json", "forward-r000002.json"]);
+        // one reward epoch: outside a job, a delta's epoch counts its aggregations
+        let n = &names[0];
+        std::fs::copy(dir.join(n), folder.join("ring").join(format!("{i}-{n}"))).unwrap();
+        let (_, show, _) = run(gym()
+            .args(["key", "show", "--json"])
+            .arg(d.join(format!("k{i}.pem"))));
+        let id = json(&show)["worker_id"].as_str().unwrap().to_string();
+        nodes.push(serde_json::json!({"node": id, "role": "compute", "stake": "10000"}));
+    }
+    let epoch =
+        json(&std::fs::read_to_string(d.join("r0/receipts").join("forward-r000001.json")).unwrap())
+            ["epoch"]
+            .clone();
+    std::fs::write(
+        folder.join("nodes.json"),
+        serde_json::json!({"epoch": epoch, "nodes": nodes}).to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = run(gym()
+        .args(["reward", "estimate", "--json", "--model-params", "1000000"])
+        .arg(&folder));
+    assert_eq!(code, 0, "{err}");
+    let est = json(&out);
+    assert_eq!(est["rejected"].as_array().unwrap().len(), 0, "{est}");
+    for n in est["nodes"].as_array().unwrap() {
+        assert!(n["shares"]["network"].as_f64().unwrap() > 0.0, "{n}");
+    }
 }
 
 /// A Python with the `tensorboard` package (GYM_TEST_TENSORBOARD_PYTHON), or None with the

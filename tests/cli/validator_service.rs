@@ -213,6 +213,18 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
         assert!(mine[&t.1].0 && mine[&t.1].1 != "0", "{est}");
     }
     let folder = folders[0]["folder"].as_str().unwrap();
+    // the ring receipts the workers sent with their results (3 per ring of 3, 2 rounds), and
+    // the orchestrator's checkpoint receipts for the validators (2 validators, 2 rounds); all
+    // of them accepted by the estimate
+    let lines = |f: &str| {
+        std::fs::read_to_string(Path::new(folder).join("ring").join(f))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines("forward.jsonl"), 6);
+    assert_eq!(lines("checkpoint.jsonl"), 4);
+    assert_eq!(est["rejected"].as_array().unwrap().len(), 0, "{est}");
     let (code, out, err) = run(gym().args([
         "reward",
         "estimate",
@@ -226,6 +238,10 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
     assert_eq!(code, 0, "{err}");
     let again = json(&out);
     for n in again["nodes"].as_array().unwrap() {
+        // the receipts feed the network category: the honest trainers share it
+        if trainers[..3].iter().any(|t| n["node"] == t.1.as_str()) {
+            assert!(n["shares"]["network"].as_f64().unwrap() > 0.3, "{n}");
+        }
         let (eligible, reward) = &mine[n["node"].as_str().unwrap()];
         assert_eq!(n["eligible"] == true, *eligible, "{n}");
         assert_eq!(n["reward_base_units"].as_str().unwrap(), reward, "{n}");
@@ -235,4 +251,28 @@ fn validators_refuse_a_sign_flipped_delta_and_the_round_averages_the_rest() {
     assert!(out.contains("ineligible"), "{out}");
     let (code, _) = finish(orch, Duration::from_secs(60));
     assert_eq!(code, 0, "{}", logs());
+    // a crash between logging `Published` and writing the folder (here: the folder removed):
+    // the restarted orchestrator writes it again, the same bytes
+    let estimate = std::fs::read(Path::new(folder).join("estimate.json")).unwrap();
+    let forward = std::fs::read(Path::new(folder).join("ring/forward.jsonl")).unwrap();
+    std::fs::remove_dir_all(folder).unwrap();
+    let again = bin(&dir.join("orch-again.log"))
+        .args([
+            "orchestrate",
+            "--linger",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--job",
+        ])
+        .arg(&job)
+        .arg("--key")
+        .arg(&orch_key)
+        .spawn()
+        .unwrap();
+    let (code, _) = finish(again, Duration::from_secs(60));
+    let log = std::fs::read_to_string(dir.join("orch-again.log")).unwrap();
+    assert_eq!(code, 0, "{log}");
+    assert!(std::fs::read(Path::new(folder).join("estimate.json")).unwrap() == estimate);
+    assert!(std::fs::read(Path::new(folder).join("ring/forward.jsonl")).unwrap() == forward);
 }

@@ -20,3 +20,16 @@ pub fn tiny_qwen3(dev: &Device) -> Result<(Qwen3, tokenizers::Tokenizer), ModelE
     })?;
     Ok((Qwen3::new(cfg, w)?, tok))
 }
+
+/// Writes the bundled model's config.json and tokenizer.json into `dir` (next to weights
+/// written from it, so the folder loads as a model).
+pub fn write_files(dir: &std::path::Path) -> Result<(), ModelError> {
+    for (name, bytes) in [
+        ("config.json", CONFIG.as_bytes()),
+        ("tokenizer.json", TOKENIZER),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| ModelError::Io { path, source })?;
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::auth;
-use super::server::{RegisterBody, ReportBody, ResultBody, WorkerView};
+use super::server::{PollBody, RegisterBody, ReportBody, ResultBody, WorkerView};
 use super::{now_ms, store::content_address};
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::Identity;
@@ -228,6 +228,21 @@ impl Client {
 
     pub fn poll(&self, key: &Identity) -> Result<WorkerView, ClientError> {
         self.post(key, "/v1/poll", &serde_json::json!({}))
+    }
+
+    /// A long poll: the orchestrator answers once this worker's view differs from the one
+    /// tagged `seen`, or after `wait` (at most 30 s).
+    pub fn poll_wait(
+        &self,
+        key: &Identity,
+        seen: Option<&str>,
+        wait: Duration,
+    ) -> Result<WorkerView, ClientError> {
+        let body = PollBody {
+            seen: seen.map(str::to_string),
+            wait_ms: wait.as_millis().min(u64::MAX as u128) as u64,
+        };
+        self.post(key, "/v1/poll", &body)
     }
 
     /// Uploads an object; returns its content address.

@@ -3,10 +3,15 @@
 //!
 //! ```text
 //! <job>.orch/epochs/epoch-NNNN/
-//!   nodes.json       the roster: trainers as role "compute", validators as "validator"
+//!   nodes.json       the roster: trainers as role "compute", validators as "validator", and
+//!                    the orchestrator (role "orchestrator", `[validation] orchestrator_stake`:
+//!                    it signs the validators' checkpoint receipts)
 //!   deltas/          every delta reported in the epoch (refused ones too: their verdicts
 //!                    refer to them), named <worker>-rNNNNNN.delta
 //!   eval/            every validator verdict of the epoch, as signed (gym-eval-report/1)
+//!   ring/forward.jsonl     the `forward` receipts the workers sent with their ring results
+//!   ring/checkpoint.jsonl  a `checkpoint` receipt per validator and round it judged, signed
+//!                          by the orchestrator (dated by the validator's first verdict)
 //!   economics.toml   the economics used: defaults, `[caps] tokens_per_delta` = the job's max_tokens
 //!   estimate.json    gym-epoch-estimate/1: the reward estimate, signed by the orchestrator
 //! ```
@@ -25,6 +30,8 @@ use super::{GspoOrchestrator, OrchError};
 use crate::core::reward::alloc::estimate;
 use crate::core::reward::economics::Economics;
 use crate::core::reward::epoch::{self, EpochOptions};
+use crate::core::reward::records::{RingKind, RingReceipt};
+use crate::core::timefmt;
 
 /// Format tag of `estimate.json`.
 pub const ESTIMATE_FORMAT: &str = "gym-epoch-estimate/1";
@@ -40,6 +47,18 @@ pub fn folder(o: &GspoOrchestrator, epoch: u64) -> PathBuf {
     o.folder.join("epochs").join(format!("epoch-{epoch:04}"))
 }
 
+/// Whether the folder of `epoch` was written (it is renamed into place whole; its estimate,
+/// when the job has one, is written right after).
+pub fn is_written(o: &GspoOrchestrator, epoch: u64) -> bool {
+    let dir = folder(o, epoch);
+    let needs_estimate = o
+        .job
+        .validation
+        .as_ref()
+        .is_some_and(|v| v.model_params.is_some());
+    dir.join("nodes.json").exists() && (!needs_estimate || dir.join("estimate.json").exists())
+}
+
 /// Writes the epoch folder from the log (objects from the store); returns its path.
 pub fn write(o: &GspoOrchestrator, epoch: u64) -> Result<PathBuf, OrchError> {
     let dir = folder(o, epoch);
@@ -47,7 +66,7 @@ pub fn write(o: &GspoOrchestrator, epoch: u64) -> Result<PathBuf, OrchError> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
-    for sub in ["deltas", "eval"] {
+    for sub in ["deltas", "eval", "ring"] {
         let p = staging.join(sub);
         std::fs::create_dir_all(&p).map_err(io(&p))?;
     }
@@ -62,13 +81,28 @@ pub fn write(o: &GspoOrchestrator, epoch: u64) -> Result<PathBuf, OrchError> {
             };
             json!({"node": r.id, "role": role, "stake": r.stake.to_string()})
         })
+        .chain(o.job.validation.iter().map(|v| {
+            json!({"node": o.public().worker_id(), "role": "orchestrator",
+                   "stake": v.orchestrator_stake.to_string()})
+        }))
         .collect();
     let nodes = json!({"epoch": epoch, "nodes": nodes});
     let p = staging.join("nodes.json");
     std::fs::write(&p, serde_json::to_vec_pretty(&nodes).expect("json")).map_err(io(&p))?;
     let per = o.job.rounds_per_epoch;
+    let mut forward = String::new();
+    // (validator, round) → the time of its first verdict in the round
+    let mut judged: std::collections::BTreeMap<(String, u64), u64> = Default::default();
     for e in o.store().entries()? {
         match &e.decision {
+            Decision::Result {
+                round,
+                receipt: Some(r),
+                ..
+            } if round / per == epoch => {
+                forward.push_str(&serde_json::to_string(r).expect("json"));
+                forward.push('\n');
+            }
             Decision::Reported {
                 round,
                 worker,
@@ -90,6 +124,7 @@ pub fn write(o: &GspoOrchestrator, epoch: u64) -> Result<PathBuf, OrchError> {
                 report,
                 ..
             } if round / per == epoch => {
+                judged.entry((validator.clone(), *round)).or_insert(e.at_ms);
                 let p = staging
                     .join("eval")
                     .join(format!("{validator}-r{round:06}-{subject}.json"));
@@ -98,11 +133,35 @@ pub fn write(o: &GspoOrchestrator, epoch: u64) -> Result<PathBuf, OrchError> {
             _ => {}
         }
     }
+    let p = staging.join("ring").join("forward.jsonl");
+    std::fs::write(&p, forward).map_err(io(&p))?;
+    let p = staging.join("ring").join("checkpoint.jsonl");
+    std::fs::write(&p, checkpoint_receipts(o, epoch, &judged)).map_err(io(&p))?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
     }
     std::fs::rename(&staging, &dir).map_err(io(&dir))?;
     Ok(dir)
+}
+
+/// The orchestrator's `checkpoint` receipts: one per validator and round it judged, dated by
+/// its first verdict of the round (so a rewritten folder holds the same records).
+fn checkpoint_receipts(
+    o: &GspoOrchestrator,
+    epoch: u64,
+    judged: &std::collections::BTreeMap<(String, u64), u64>,
+) -> String {
+    let mut out = String::new();
+    for ((validator, round), at_ms) in judged {
+        let mut r = RingReceipt::new(epoch, *round, RingKind::Checkpoint, validator.clone());
+        if let Some(t) = timefmt::format_unix((at_ms / 1000) as i64) {
+            r.issued = t;
+        }
+        r.sign(&o.key);
+        out.push_str(&serde_json::to_string(&r).expect("json"));
+        out.push('\n');
+    }
+    out
 }
 
 /// Runs the reward estimate on an epoch folder and writes it, signed by the orchestrator, as

@@ -27,6 +27,8 @@
 //! [publish]             # where each epoch's checkpoint goes
 //! to = "published"      # a local folder (relative to the job file), files named by CID
 //! ipfs = "http://127.0.0.1:5001"
+//! hf = "owner/name"     # the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT)
+//! merged = true         # and, after the last epoch, the merged model
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -109,7 +111,7 @@ impl Default for Timeouts {
 }
 
 /// Where epoch checkpoints are published.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishTargets {
     /// A local folder; relative paths are taken from the job file's folder.
@@ -118,6 +120,38 @@ pub struct PublishTargets {
     /// A Kubo RPC API URL.
     #[serde(default)]
     pub ipfs: Option<String>,
+    /// A Hugging Face Hub repository, OWNER/NAME: each epoch's adapter is one commit at the
+    /// repository's root, the merged model one commit under `merged/`. Token from `HF_TOKEN`,
+    /// server from `HF_ENDPOINT`, as `gym publish --hf`.
+    #[serde(default)]
+    pub hf: Option<String>,
+    /// The branch the Hub commits go to.
+    #[serde(default = "default_revision")]
+    pub hf_revision: String,
+    /// After the last epoch, also publish the merged model (the base's f32 weights plus the
+    /// adapter, a folder transformers loads) to the same targets.
+    #[serde(default = "default_merged")]
+    pub merged: bool,
+}
+
+fn default_revision() -> String {
+    "main".into()
+}
+
+fn default_merged() -> bool {
+    true
+}
+
+impl Default for PublishTargets {
+    fn default() -> Self {
+        PublishTargets {
+            to: None,
+            ipfs: None,
+            hf: None,
+            hf_revision: default_revision(),
+            merged: default_merged(),
+        }
+    }
 }
 
 /// The validators' admission rule (`[validation]`): a delta enters its round's ring only with
@@ -143,10 +177,19 @@ pub struct Validation {
     /// folders are written without an estimate).
     #[serde(default)]
     pub model_params: Option<u64>,
+    /// The orchestrator's stake in the epoch folders' roster (tokens): it signs the
+    /// validators' `checkpoint` receipts, which count only from an issuer with at least its
+    /// role's minimum stake (docs/rewards.md; default that minimum, 50,000).
+    #[serde(default = "default_orchestrator_stake")]
+    pub orchestrator_stake: u64,
 }
 
 fn default_validate_timeout() -> f64 {
     300.0
+}
+
+fn default_orchestrator_stake() -> u64 {
+    50_000
 }
 
 impl Validation {
@@ -253,6 +296,10 @@ impl JobSpec {
         check_ranges(&raw).map_err(|(k, r)| invalid(k, r))?;
         check_roster(&raw.workers).map_err(|(k, r)| invalid(&k, r))?;
         check_validation(&raw).map_err(|(k, r)| invalid(k, r))?;
+        if let Some(repo) = &raw.publish.hf {
+            crate::core::hub::RepoId::parse(repo)
+                .map_err(|e| invalid("publish.hf", e.to_string()))?;
+        }
         let train_table = raw.train.clone().unwrap_or_default();
         let train_toml = toml::to_string(&train_table).expect("a TOML table serialises");
         let train = train_config(&train_toml, path).map_err(|source| JobError::Train {
@@ -353,11 +400,15 @@ fn check_ranges(j: &JobToml) -> Result<(), (&'static str, String)> {
             format!("{} is not in 2..={max_ring}", j.ring_size),
         ));
     }
-    if j.max_workers > j.ring_size {
+    // Past ring_size a round runs groups and leader rings (hierarchical rounds). Groups of
+    // ring_size 2 can leave a worker alone in its group, which no ring can hold; validated
+    // jobs bind every ring input to an admitted delta, which a leader's sum file is not.
+    if j.max_workers > j.ring_size && (j.ring_size < 3 || j.validation.is_some()) {
         return Err((
             "max_workers",
             format!(
-                "{} exceeds ring_size ({}): rounds are one flat ring (hierarchical rings are not built yet)",
+                "{} exceeds ring_size ({}): rounds past ring_size run leader rings, which need \
+                 ring_size ≥ 3 and a job without [validation]",
                 j.max_workers, j.ring_size
             ),
         ));
@@ -496,8 +547,14 @@ mod tests {
         assert!(e.contains("key `min_workers`"), "{e}");
         let e = err(&base.replace("redundancy = 0", "redundancy = 1"));
         assert!(e.contains("key `redundancy`"), "{e}");
-        let e = err(&base.replace("max_workers = 4", "max_workers = 8"));
-        assert!(e.contains("key `max_workers`"), "{e}");
+        // Past ring_size: hierarchical rounds, with groups of at least 3.
+        let past = base.replace("max_workers = 4", "max_workers = 8");
+        JobSpec::parse(&past, Path::new("job.toml")).unwrap();
+        let e = err(&past.replace("ring_size = 4", "ring_size = 2"));
+        assert!(
+            e.contains("key `max_workers`") && e.contains("ring_size ≥ 3"),
+            "{e}"
+        );
         let e = err(&base.replace("name = \"t\"", "name = \"t\"\nepoch = 3"));
         assert!(e.contains("epoch"), "{e}");
         let e = err(&base.replace("aggregate_interval = 1", "aggregate_intervall = 1"));

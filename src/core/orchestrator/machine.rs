@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::JobSpec;
 use super::topology::RingTopology;
+use crate::core::reward::records::RingReceipt;
 
 /// One decision of the orchestrator: the unit of the append-only log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,13 +47,22 @@ pub enum Decision {
         #[serde(with = "exact_f64")]
         loss: f64,
     },
-    /// The ring(s) of the round, each in ring order.
-    Topology { round: u64, rings: Vec<Vec<String>> },
+    /// The ring(s) of the round, each in ring order: the member groups, and (past
+    /// `ring_size` members) the leader rings above them (see `topology::Plan`).
+    Topology {
+        round: u64,
+        rings: Vec<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        leaders: Vec<Vec<Vec<String>>>,
+    },
     /// A ring member's result (content address of the averaged delta).
     Result {
         round: u64,
         worker: String,
         object: String,
+        /// The signed `forward` receipt the worker issued about its ring predecessor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<Box<RingReceipt>>,
     },
     /// The round's aggregate: the result the quorum agreed on.
     Accept {
@@ -68,6 +78,17 @@ pub enum Decision {
         object: String,
         cid: String,
         location: String,
+        /// The Hub commit's URL (when the job publishes to the Hub).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hf: Option<String>,
+    },
+    /// After the last epoch: the merged model (that epoch's adapter merged into the base).
+    PublishedMerged {
+        epoch: u64,
+        cid: String,
+        location: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hf: Option<String>,
     },
     /// An operator stopped the job.
     Stop,
@@ -128,12 +149,20 @@ pub enum Input {
         worker: String,
         round: u64,
         object: String,
+        receipt: Option<Box<RingReceipt>>,
     },
     Published {
         epoch: u64,
         object: String,
         cid: String,
         location: String,
+        hf: Option<String>,
+    },
+    PublishedMerged {
+        epoch: u64,
+        cid: String,
+        location: String,
+        hf: Option<String>,
     },
     Stop,
     Tick,
@@ -207,6 +236,8 @@ pub struct Ringing {
     pub base: Option<String>,
     pub reports: BTreeMap<String, Report>,
     pub rings: Vec<Vec<String>>,
+    /// The leader rings above the groups (empty for one ring).
+    pub leaders: Vec<Vec<Vec<String>>>,
     pub results: BTreeMap<String, String>,
     pub deadline: u64,
 }
@@ -258,6 +289,18 @@ pub struct PublishedCheckpoint {
     pub object: String,
     pub cid: String,
     pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
+}
+
+/// The merged model published after the last epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedModel {
+    pub epoch: u64,
+    pub cid: String,
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
 }
 
 /// The parameters of the round logic (from the job file).
@@ -275,6 +318,8 @@ pub struct Rules {
     pub ring_ms: u64,
     /// The validators' admission rule (None: no validation).
     pub validation: Option<AdmissionRule>,
+    /// Publish the merged model after the last epoch.
+    pub merged: bool,
 }
 
 impl Rules {
@@ -292,6 +337,7 @@ impl Rules {
             train_ms: ms(job.timeouts.train),
             ring_ms: ms(job.timeouts.ring),
             validation: AdmissionRule::from_job(job),
+            merged: job.publish.merged,
         }
     }
 
@@ -313,6 +359,7 @@ pub struct Machine {
     pub phase: Phase,
     pub accepted: Vec<Accepted>,
     pub published: Vec<PublishedCheckpoint>,
+    pub merged: Option<PublishedModel>,
     /// Rounds abandoned (retried), for status.
     pub abandoned: u64,
 }
@@ -325,6 +372,7 @@ impl Machine {
             phase: Phase::Waiting(Waiting { round: 0, since: 0 }),
             accepted: Vec::new(),
             published: Vec::new(),
+            merged: None,
             abandoned: 0,
         }
     }
@@ -352,6 +400,24 @@ impl Machine {
             .filter(|a| !self.published.iter().any(|p| p.epoch == a.epoch))
             .map(|a| (a.epoch, a.object.clone()))
             .collect()
+    }
+
+    /// The epoch whose adapter is to be merged and published: the last one, once the job
+    /// finished (not stopped), every checkpoint is published and the job asks for it.
+    pub fn merge_due(&self) -> Option<u64> {
+        let done = matches!(self.phase, Phase::Finished(Finished { stopped: false }));
+        if !self.rules.merged || !done || self.merged.is_some() {
+            return None;
+        }
+        if !self.unpublished().is_empty() {
+            return None;
+        }
+        self.published.iter().map(|p| p.epoch).max()
+    }
+
+    /// Nothing is left to publish (the job may still be running).
+    pub fn all_published(&self) -> bool {
+        self.unpublished().is_empty() && self.merge_due().is_none()
     }
 
     /// Handles one input at time `now` (milliseconds): refuses it, changing nothing, or returns
@@ -411,6 +477,7 @@ impl Machine {
                 worker,
                 round,
                 object,
+                receipt,
             } => {
                 let r = self.ringing(round)?;
                 let member = r.rings.iter().any(|ring| ring.contains(&worker));
@@ -422,6 +489,7 @@ impl Machine {
                     round,
                     worker,
                     object,
+                    receipt,
                 }))
             }
             Input::Published {
@@ -429,6 +497,7 @@ impl Machine {
                 object,
                 cid,
                 location,
+                hf,
             } => {
                 if !self.unpublished().contains(&(epoch, object.clone())) {
                     return Err(Refusal::Invalid(format!(
@@ -440,6 +509,25 @@ impl Machine {
                     object,
                     cid,
                     location,
+                    hf,
+                }))
+            }
+            Input::PublishedMerged {
+                epoch,
+                cid,
+                location,
+                hf,
+            } => {
+                if self.merge_due() != Some(epoch) {
+                    return Err(Refusal::Invalid(format!(
+                        "no merged model of epoch {epoch} is due"
+                    )));
+                }
+                Ok(Some(Decision::PublishedMerged {
+                    epoch,
+                    cid,
+                    location,
+                    hf,
                 }))
             }
             Input::Stop if self.finished() => Err(Refusal::Finished),
@@ -589,30 +677,55 @@ impl Machine {
             .iter()
             .map(|w| (w.clone(), self.workers[w].ring_addr.clone()))
             .collect();
+        let plan = topo.plan(&addrs);
         Some(Decision::Topology {
             round: t.round,
-            rings: topo.rings(&addrs),
+            rings: plan.groups,
+            leaders: plan.leaders,
         })
+    }
+
+    /// The result enough groups agree on, with its supporters, if any. A group contributes
+    /// `object` when at least `quorum(group size)` of its members report it (every member of
+    /// a group holds the group's sum, so its first live member carries it upward); the round
+    /// needs every group but `redundancy` to contribute (one ring: that ring).
+    fn agreed(&self, r: &Ringing) -> Option<(String, Vec<String>)> {
+        let objects: BTreeSet<&String> = r.results.values().collect();
+        let groups = r.rings.len();
+        let need = if groups == 1 {
+            1
+        } else {
+            groups.saturating_sub(self.rules.redundancy).max(1)
+        };
+        let mut best: Option<(String, Vec<String>)> = None;
+        for obj in objects {
+            let reported = |w: &String| r.results.get(w) == Some(obj);
+            let mut who = Vec::new();
+            let mut contributing = 0;
+            for ring in &r.rings {
+                let support: Vec<&String> = ring.iter().filter(|w| reported(w)).collect();
+                if support.len() >= self.rules.quorum(ring.len()) {
+                    contributing += 1;
+                    who.extend(support.into_iter().cloned());
+                }
+            }
+            if contributing >= need && best.as_ref().is_none_or(|b| who.len() > b.1.len()) {
+                best = Some((obj.clone(), who));
+            }
+        }
+        best
     }
 
     fn next_ring(&self, r: &Ringing, now: u64) -> Option<Decision> {
         let members: Vec<&String> = r.rings.iter().flatten().collect();
         let all_in = members.iter().all(|m| r.results.contains_key(*m));
-        // the most common result and its supporters
-        let mut counts: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for (w, o) in &r.results {
-            counts.entry(o.as_str()).or_default().push(w.clone());
-        }
-        let best = counts.iter().max_by_key(|(_, v)| v.len());
-        let quorum = self.rules.quorum(members.len());
-        if let Some((obj, who)) = best
-            && who.len() >= quorum
+        if let Some((object, who)) = self.agreed(r)
             && (all_in || now >= r.deadline || who.len() == members.len())
         {
             return Some(Decision::Accept {
                 round: r.round,
-                object: obj.to_string(),
-                members: who.clone(),
+                object,
+                members: who,
             });
         }
         if !all_in && now < r.deadline {
@@ -627,12 +740,20 @@ impl Machine {
                 reason: format!("no ring result for round {} in time", r.round),
             });
         }
-        Some(Decision::Abandon {
-            round: r.round,
-            reason: format!(
-                "no result reached the quorum of {quorum} of {} members",
+        let reason = match r.rings.len() {
+            1 => format!(
+                "no result reached the quorum of {} of {} members",
+                self.rules.quorum(members.len()),
                 members.len()
             ),
+            g => format!(
+                "no result was agreed by {} of the {g} groups",
+                g.saturating_sub(self.rules.redundancy).max(1)
+            ),
+        };
+        Some(Decision::Abandon {
+            round: r.round,
+            reason,
         })
     }
 
@@ -689,13 +810,18 @@ impl Machine {
                     );
                 }
             }
-            Decision::Topology { round, rings } => {
+            Decision::Topology {
+                round,
+                rings,
+                leaders,
+            } => {
                 if let Some((base, reports)) = self.take_reports() {
                     self.phase = Phase::Ring(Ringing {
                         round: *round,
                         base,
                         reports,
                         rings: rings.clone(),
+                        leaders: leaders.clone(),
                         results: BTreeMap::new(),
                         deadline: at + self.rules.ring_ms,
                     });
@@ -723,12 +849,27 @@ impl Machine {
                 object,
                 cid,
                 location,
+                hf,
             } => self.published.push(PublishedCheckpoint {
                 epoch: *epoch,
                 object: object.clone(),
                 cid: cid.clone(),
                 location: location.clone(),
+                hf: hf.clone(),
             }),
+            Decision::PublishedMerged {
+                epoch,
+                cid,
+                location,
+                hf,
+            } => {
+                self.merged = Some(PublishedModel {
+                    epoch: *epoch,
+                    cid: cid.clone(),
+                    location: location.clone(),
+                    hf: hf.clone(),
+                })
+            }
             Decision::Stop => self.phase = Phase::Finished(Finished { stopped: true }),
             Decision::Finish => self.phase = Phase::Finished(Finished { stopped: false }),
             Decision::Validate { .. } | Decision::Verdict { .. } | Decision::Admission { .. } => {

@@ -17,6 +17,7 @@ fn rules_min(n: usize, redundancy: usize, min_workers: usize) -> Rules {
         train_ms: 1000,
         ring_ms: 1000,
         validation: None,
+        merged: false,
     }
 }
 
@@ -62,6 +63,7 @@ fn result(
             worker: w(i),
             round,
             object: obj.into(),
+            receipt: None,
         },
         now,
     )
@@ -112,11 +114,76 @@ fn a_job_runs_round_by_round_to_the_end() {
             object: "agg-1".into(),
             cid: "Qm".into(),
             location: "x".into(),
+            hf: None,
         },
         20,
     )
     .unwrap();
     assert_eq!(m.unpublished().len(), 1);
+}
+
+fn published(epoch: u64, object: &str) -> Input {
+    Input::Published {
+        epoch,
+        object: object.into(),
+        cid: format!("Qm{epoch}"),
+        location: "x".into(),
+        hf: None,
+    }
+}
+
+fn merged(epoch: u64) -> Input {
+    Input::PublishedMerged {
+        epoch,
+        cid: "QmMerged".into(),
+        location: "y".into(),
+        hf: Some("https://hub/commit/1".into()),
+    }
+}
+
+/// The merged model is due once, after the job finished and its last checkpoint is
+/// published, and only when the job asks for it.
+#[test]
+fn the_merged_model_is_due_once_after_the_last_checkpoint() {
+    let mut r = rules_min(3, 0, 2);
+    r.merged = true;
+    let mut m = Machine::new(r);
+    register(&mut m, 0, 0);
+    register(&mut m, 1, 0);
+    for _ in 0..4 {
+        full_round(&mut m, &[0, 1], 10);
+    }
+    assert_eq!(m.merge_due(), None, "checkpoints first");
+    assert!(m.handle(merged(1), 20).is_err());
+    m.handle(published(0, "agg-1"), 20).unwrap();
+    assert_eq!(m.merge_due(), None);
+    m.handle(published(1, "agg-3"), 20).unwrap();
+    assert_eq!(m.merge_due(), Some(1));
+    assert!(!m.all_published());
+    let before = m.clone();
+    assert!(
+        m.handle(merged(0), 21).is_err(),
+        "the last epoch's adapter only"
+    );
+    assert_eq!(m, before);
+    let ds = m.handle(merged(1), 21).unwrap();
+    assert!(matches!(ds[0], Decision::PublishedMerged { epoch: 1, .. }));
+    assert_eq!(m.merge_due(), None);
+    assert!(m.all_published());
+    assert!(m.handle(merged(1), 22).is_err(), "once");
+    let replayed = Machine::replay(m.rules.clone(), [(21, &ds[0])]);
+    assert_eq!(replayed.merged, m.merged);
+    // a job without `merged` is done with its checkpoints
+    let mut m = Machine::new(rules_min(3, 0, 2));
+    register(&mut m, 0, 0);
+    register(&mut m, 1, 0);
+    for _ in 0..4 {
+        full_round(&mut m, &[0, 1], 10);
+    }
+    m.handle(published(0, "agg-1"), 20).unwrap();
+    m.handle(published(1, "agg-3"), 20).unwrap();
+    assert!(m.all_published());
+    assert_eq!(m.merge_due(), None);
 }
 
 #[test]
@@ -153,6 +220,13 @@ fn refused_inputs_change_nothing() {
             object: "none".into(),
             cid: "c".into(),
             location: "l".into(),
+            hf: None,
+        },
+        Input::PublishedMerged {
+            epoch: 0,
+            cid: "c".into(),
+            location: "l".into(),
+            hf: None,
         },
     ] {
         assert!(m.handle(input, 1).is_err());
@@ -275,6 +349,7 @@ fn replaying_the_decisions_gives_the_same_state() {
             worker: w(0),
             round: 0,
             object: "a".into(),
+            receipt: None,
         },
         5001,
     );
@@ -284,6 +359,75 @@ fn replaying_the_decisions_gives_the_same_state() {
     for k in 0..log.len() {
         let _ = Machine::replay(m.rules.clone(), log[..k].iter().map(|(t, d)| (*t, d)));
     }
+}
+
+/// Ten members, rings of at most 4, redundancy 1: groups [0..4), [4..7), [7..10) under one
+/// leader ring of workers 0, 4 and 7.
+fn hierarchical_round() -> Machine {
+    let mut r = rules(10, 1);
+    r.ring_size = 4;
+    let mut m = Machine::new(r);
+    for i in 0..10 {
+        register(&mut m, i, 0);
+    }
+    for i in 0..9 {
+        report(&mut m, i, 0, 10).unwrap();
+    }
+    let ds = report(&mut m, 9, 0, 10).unwrap();
+    let Decision::Topology { rings, leaders, .. } = &ds[1] else {
+        panic!("{ds:?}")
+    };
+    let ids = |v: &[usize]| v.iter().map(|&i| w(i)).collect::<Vec<_>>();
+    assert_eq!(
+        rings,
+        &vec![ids(&[0, 1, 2, 3]), ids(&[4, 5, 6]), ids(&[7, 8, 9])]
+    );
+    assert_eq!(leaders, &vec![vec![ids(&[0, 4, 7])]]);
+    m
+}
+
+#[test]
+fn a_hierarchical_round_is_accepted_from_every_group_but_redundancy() {
+    let mut m = hierarchical_round();
+    // group 0 all agree, group 1 its quorum (2 of 3), group 2 one member: below its quorum
+    for i in [0, 1, 2, 3, 4, 5, 9] {
+        let ds = result(&mut m, i, 0, "agg", 20).unwrap();
+        assert!(matches!(&ds[..], [Decision::Result { .. }]), "{ds:?}");
+    }
+    let ds = m.handle(Input::Tick, 20 + 1000).unwrap();
+    let Decision::Accept { members, .. } = &ds[0] else {
+        panic!("{ds:?}")
+    };
+    let expect: Vec<String> = [0, 1, 2, 3, 4, 5].iter().map(|&i| w(i)).collect();
+    assert_eq!(members, &expect);
+}
+
+#[test]
+fn a_hierarchical_round_with_two_failed_groups_is_abandoned() {
+    let mut m = hierarchical_round();
+    for i in [0, 1, 2, 3, 4, 9] {
+        result(&mut m, i, 0, "agg", 20).unwrap();
+    }
+    let ds = m.handle(Input::Tick, 20 + 1000).unwrap();
+    assert!(
+        matches!(ds.last(), Some(Decision::Abandon { reason, .. }) if reason.contains("2 of the 3 groups")),
+        "{ds:?}"
+    );
+    // the silent ones (5, 6, 7, 8) were evicted first
+    let evicted = ds
+        .iter()
+        .filter(|d| matches!(d, Decision::Evict { .. }))
+        .count();
+    assert_eq!(evicted, 4);
+}
+
+#[test]
+fn a_flat_topology_entry_reads_as_before() {
+    // entries logged before leader rings existed have no `leaders` key, and a flat round
+    // still writes none (so old signatures over the entry's JSON still check)
+    let old = r#"{"kind":"topology","round":3,"rings":[["a","b"]]}"#;
+    let d: Decision = serde_json::from_str(old).unwrap();
+    assert_eq!(serde_json::to_string(&d).unwrap(), old);
 }
 
 #[path = "admission_tests.rs"]

@@ -19,10 +19,12 @@ pub mod client;
 pub mod demo;
 pub mod epoch;
 pub mod failover;
+pub mod hier;
 pub mod job;
 pub mod log;
 pub mod machine;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod store_redis;
 pub mod topology;
@@ -101,6 +103,8 @@ pub struct GspoOrchestrator {
     pub folder: PathBuf,
     /// Renews the lease on a shared store (None: the store has no lease).
     lease: Option<failover::LeaseKeeper>,
+    /// How the Hub is reached, for jobs that publish there.
+    hub: Option<checkpoint::HubAccess>,
 }
 
 impl GspoOrchestrator {
@@ -124,7 +128,13 @@ impl GspoOrchestrator {
             next_seq: entries.len() as u64,
             folder: folder.to_path_buf(),
             lease: None,
+            hub: None,
         })
+    }
+
+    /// How to reach the Hub (`HF_ENDPOINT`, `HF_TOKEN`) for a job with `publish.hf`.
+    pub fn set_hub_access(&mut self, hub: checkpoint::HubAccess) {
+        self.hub = Some(hub);
     }
 
     /// The store holds this orchestrator's lease (its TTL `ttl`): [`Self::keep_lease`]
@@ -190,24 +200,61 @@ impl GspoOrchestrator {
         Ok(())
     }
 
-    /// Publishes every epoch checkpoint that is due; returns the decisions logged.
+    /// Publishes every epoch checkpoint that is due, then (after the last epoch) the merged
+    /// model; returns the decisions logged.
     pub fn publish_due(&mut self, now: u64) -> Result<Vec<Decision>, OrchError> {
         let mut out = Vec::new();
         for (epoch, object) in self.machine.unpublished() {
             let bytes = self.store.get_object(&object)?.ok_or_else(|| {
                 OrchError::Object(format!("aggregate {object} is missing from the store"))
             })?;
-            let p = checkpoint::publish_epoch(&self.folder, epoch, &bytes, &self.job.publish)?;
+            let p = checkpoint::publish_epoch(
+                &self.folder,
+                epoch,
+                &bytes,
+                &self.job.publish,
+                self.hub.as_ref(),
+            )?;
             out.extend(self.handle(
                 Input::Published {
                     epoch,
                     object,
                     cid: p.cid,
                     location: p.location,
+                    hf: p.hf,
                 },
                 now,
             )?);
             self.write_epoch(epoch)?;
+        }
+        // a crash between logging `Published` and writing the epoch's folder: write it now
+        let missing: Vec<u64> = self
+            .machine
+            .published
+            .iter()
+            .map(|p| p.epoch)
+            .filter(|&e| self.job.validation.is_some() && !epoch::is_written(self, e))
+            .collect();
+        for e in missing {
+            self.write_epoch(e)?;
+        }
+        if let Some(epoch) = self.machine.merge_due() {
+            let p = checkpoint::publish_merged(
+                &self.folder,
+                epoch,
+                &self.job.train,
+                &self.job.publish,
+                self.hub.as_ref(),
+            )?;
+            out.extend(self.handle(
+                Input::PublishedMerged {
+                    epoch,
+                    cid: p.cid,
+                    location: p.location,
+                    hf: p.hf,
+                },
+                now,
+            )?);
         }
         Ok(out)
     }
@@ -300,6 +347,7 @@ impl GspoOrchestrator {
             "workers": workers,
             "rounds": m.accepted,
             "published": m.published,
+            "merged": m.merged,
             "epoch_folders": self.epochs_status(),
         })
     }

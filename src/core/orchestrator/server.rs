@@ -29,6 +29,7 @@ use super::auth::{self, AuthError, NonceCache};
 use super::machine::{Decision, Input, Phase, Refusal};
 use super::{GspoOrchestrator, OrchError, now_ms, store};
 use crate::core::keys::{PublicIdentity, b64, unb64};
+use crate::core::reward::records::{RingKind, RingReceipt};
 use crate::core::ring::config::{DEFAULT_CHUNK_ELEMENTS, Member, RingSpec};
 
 /// Largest object accepted (a delta).
@@ -37,15 +38,30 @@ pub const MAX_OBJECT: usize = 512 << 20;
 /// What the driver reports as it goes (printed by the command layer).
 pub type OnDecision = Arc<dyn Fn(&Decision) + Send + Sync>;
 
+/// Longest a `POST /v1/poll` is held waiting for a change (`wait_ms` is capped to this).
+pub const MAX_WAIT_MS: u64 = 30_000;
+
 struct Shared {
     orch: Mutex<GspoOrchestrator>,
     nonces: Mutex<NonceCache>,
     on_decision: OnDecision,
+    /// Bumped after every batch of decisions; long polls wait on it.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, GspoOrchestrator> {
         self.orch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reports decisions and wakes the long polls.
+    fn decided(&self, ds: &[Decision]) {
+        for d in ds {
+            (self.on_decision)(d);
+        }
+        if !ds.is_empty() {
+            self.changed.send_modify(|v| *v += 1);
+        }
     }
 }
 
@@ -165,9 +181,7 @@ fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
 
 fn run(sh: &Shared, input: Input) -> ApiResult<Vec<Decision>> {
     let ds = sh.lock().handle(input, now_ms())?;
-    for d in &ds {
-        (sh.on_decision)(d);
-    }
+    sh.decided(&ds);
     Ok(ds)
 }
 
@@ -189,6 +203,10 @@ pub struct ReportBody {
 pub struct ResultBody {
     pub round: u64,
     pub object: String,
+    /// The signed `forward` receipt (gym-ring-receipt/1) the worker issued about its ring
+    /// predecessor; the epoch folder's `ring/` holds them for the reward estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<RingReceipt>,
 }
 
 /// What `POST /v1/poll` tells a worker.
@@ -205,6 +223,20 @@ pub struct WorkerView {
     pub base: Option<String>,
     pub ring: Option<RingAssignment>,
     pub finished: bool,
+    /// A digest of everything above: send it back as `seen` to wait for a change.
+    #[serde(default)]
+    pub tag: String,
+}
+
+/// The body of `POST /v1/poll`: `{}` answers at once; with `seen` (the `tag` of the view the
+/// worker has) and `wait_ms`, the answer is held until the worker's view differs from that
+/// one or `wait_ms` (at most [`MAX_WAIT_MS`]) has passed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PollBody {
+    #[serde(default)]
+    pub seen: Option<String>,
+    #[serde(default)]
+    pub wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +248,15 @@ pub struct RingAssignment {
     /// by the job); the orchestrator refuses a result whose ring record shows another.
     #[serde(default)]
     pub weight: Option<u64>,
+    /// Hierarchical rounds: this worker's leader rings, lowest level first. `toml` is then a
+    /// group ring that writes the group's exact sum, and each leader ring takes the output of
+    /// the ring below (`super::hier`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaders: Vec<super::hier::LeaderRing>,
+    /// Hierarchical rounds: the round's result once a member of the top leader ring reported
+    /// it; a worker that is not in the top ring takes it from the store and reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_result: Option<String>,
 }
 
 fn job_info(o: &GspoOrchestrator) -> serde_json::Value {
@@ -324,6 +365,16 @@ fn ring_assignment(o: &GspoOrchestrator, id: &str) -> Option<RingAssignment> {
     let Phase::Ring(r) = &o.machine().phase else {
         return None;
     };
+    if !r.leaders.is_empty() {
+        let a = super::hier::assignment(o.machine(), r, o.ring_round(r.round), id)?;
+        return Some(RingAssignment {
+            toml: a.group.to_toml(),
+            index: a.index,
+            weight: Some(a.weight),
+            leaders: a.leaders,
+            final_result: a.final_result,
+        });
+    }
     let ring = r.rings.iter().find(|ring| ring.iter().any(|w| w == id))?;
     let members: Vec<Member> = ring
         .iter()
@@ -348,6 +399,8 @@ fn ring_assignment(o: &GspoOrchestrator, id: &str) -> Option<RingAssignment> {
         toml: spec.to_toml(),
         index,
         weight,
+        leaders: Vec::new(),
+        final_result: None,
     })
 }
 
@@ -366,6 +419,7 @@ pub fn worker_view(o: &GspoOrchestrator, id: &str) -> WorkerView {
         base: m.aggregate().map(str::to_string),
         ring: None,
         finished: matches!(m.phase, Phase::Finished(_)),
+        tag: String::new(),
     };
     match &m.phase {
         Phase::Waiting(w) => v.round = w.round,
@@ -391,7 +445,15 @@ pub fn worker_view(o: &GspoOrchestrator, id: &str) -> WorkerView {
         }
     }
     v.epoch = v.round / m.rules.rounds_per_epoch;
+    v.tag = view_tag(&v);
     v
+}
+
+/// The first 16 bytes of SHA3-256 over the view's JSON (its `tag` empty), in hex.
+fn view_tag(v: &WorkerView) -> String {
+    use sha3::{Digest, Sha3_256};
+    let json = serde_json::to_vec(v).expect("views serialise");
+    hex::encode(&Sha3_256::digest(&json)[..16])
 }
 
 async fn poll(
@@ -401,7 +463,25 @@ async fn poll(
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let (_, id) = member(&sh, &method, "/v1/poll", &headers, &body)?;
-    Ok(axum::Json(worker_view(&sh.lock(), &id)))
+    let b: PollBody = if body.is_empty() {
+        PollBody::default()
+    } else {
+        decode(&body)?
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(b.wait_ms.min(MAX_WAIT_MS));
+    let mut changed = sh.changed.subscribe();
+    loop {
+        // subscribed before looking, so a change after this look wakes the wait below
+        let _ = changed.borrow_and_update();
+        let v = worker_view(&sh.lock(), &id);
+        if b.seen.as_deref() != Some(v.tag.as_str()) {
+            return Ok(axum::Json(v));
+        }
+        match tokio::time::timeout_at(deadline, changed.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(axum::Json(v)),
+        }
+    }
 }
 
 /// The reported object must be a delta signed by the reporter; its verified header.
@@ -469,6 +549,9 @@ async fn result(
 ) -> ApiResult<impl IntoResponse> {
     let (_, id) = member(&sh, &method, "/v1/result", &headers, &body)?;
     let b: ResultBody = decode(&body)?;
+    if let Some(r) = &b.receipt {
+        check_receipt(&sh.lock(), &id, b.round, r)?;
+    }
     let present = sh
         .lock()
         .store()
@@ -488,9 +571,53 @@ async fn result(
             worker: id,
             round: b.round,
             object: b.object,
+            receipt: b.receipt.map(Box::new),
         },
     )?;
     Ok(axum::Json(json!({"decisions": ds})))
+}
+
+/// A result's receipt: signed by the reporting worker, a `forward` receipt for this round and
+/// the job's epoch, about another member of the worker's ring. Refused with 400 otherwise.
+fn check_receipt(
+    o: &GspoOrchestrator,
+    worker: &str,
+    round: u64,
+    r: &RingReceipt,
+) -> Result<(), ApiError> {
+    let bad = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_receipt", why);
+    let issuer = r
+        .verify("result", "receipt")
+        .map_err(|e| bad(e.to_string()))?
+        .worker_id();
+    if issuer != worker {
+        return Err(bad(format!(
+            "the receipt is signed by {issuer}, not by {worker}"
+        )));
+    }
+    let epoch = round / o.job.rounds_per_epoch;
+    if r.kind != RingKind::Forward || r.round != round || r.epoch != epoch {
+        return Err(bad(format!(
+            "expected a forward receipt for round {round} of epoch {epoch}, got {} for round {} of epoch {}",
+            r.kind.name(),
+            r.round,
+            r.epoch
+        )));
+    }
+    let same_ring = match &o.machine().phase {
+        Phase::Ring(p) if p.round == round => p
+            .rings
+            .iter()
+            .any(|g| g.contains(&r.subject) && g.iter().any(|m| m == worker)),
+        _ => true, // the round machine refuses the result itself
+    };
+    if !same_ring || r.subject == worker {
+        return Err(bad(format!(
+            "the receipt's subject {} is not another member of {worker}'s ring",
+            r.subject
+        )));
+    }
+    Ok(())
 }
 
 async fn stop(
@@ -590,12 +717,9 @@ fn tick(sh: &Shared) -> Result<bool, OrchError> {
     o.keep_lease(now)?;
     let mut ds = o.handle(Input::Tick, now)?;
     ds.extend(o.publish_due(now)?);
-    let done =
-        matches!(o.machine().phase, Phase::Finished(_)) && o.machine().unpublished().is_empty();
+    let done = matches!(o.machine().phase, Phase::Finished(_)) && o.machine().all_published();
     drop(o);
-    for d in &ds {
-        (sh.on_decision)(d);
-    }
+    sh.decided(&ds);
     Ok(done)
 }
 
@@ -611,6 +735,7 @@ pub async fn serve(
         orch: Mutex::new(orch),
         nonces: Mutex::new(NonceCache::default()),
         on_decision,
+        changed: tokio::sync::watch::channel(0).0,
     });
     let app = router(sh.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), OrchError>>();

@@ -21,6 +21,16 @@ pub struct RingTopology {
     pub redundancy: usize,
 }
 
+/// A round's rings. `groups` partition the members (each group is one ring, in ring order);
+/// `leaders[0]` are rings of the groups' leaders (each group's first member), `leaders[1]`
+/// rings of the leaders of `leaders[0]`'s rings, and so on until one ring is left. A round of
+/// at most `ring_size` members is one group and no leader rings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub groups: Vec<Vec<String>>,
+    pub leaders: Vec<Vec<Vec<String>>>,
+}
+
 impl RingTopology {
     pub fn new(ring_size: usize, redundancy: usize) -> Self {
         RingTopology {
@@ -29,12 +39,41 @@ impl RingTopology {
         }
     }
 
-    /// The rings for `(worker, ring address)` pairs: one flat ring in address order (jobs
-    /// are limited to `max_workers ≤ ring_size`, see docs/orchestrator.md).
+    /// The member rings for `(worker, ring address)` pairs (the groups of [`Self::plan`]).
     pub fn rings(&self, members: &[(String, String)]) -> Vec<Vec<String>> {
+        self.plan(members).groups
+    }
+
+    /// The round's plan: members in address order (host, then port), cut into the fewest
+    /// groups of at most `ring_size`, sizes differing by at most one; then, level by level,
+    /// the first member of each ring below is its leader, and the leaders are cut the same way.
+    pub fn plan(&self, members: &[(String, String)]) -> Plan {
         let mut sorted: Vec<&(String, String)> = members.iter().collect();
         sorted.sort_by(|a, b| addr_key(&a.1).cmp(&addr_key(&b.1)).then(a.0.cmp(&b.0)));
-        vec![sorted.into_iter().map(|(w, _)| w.clone()).collect()]
+        let ordered: Vec<String> = sorted.into_iter().map(|(w, _)| w.clone()).collect();
+        let groups = self.cut(ordered);
+        let mut leaders = Vec::new();
+        let mut below = &groups;
+        while below.len() > 1 {
+            let heads: Vec<String> = below.iter().filter_map(|r| r.first().cloned()).collect();
+            leaders.push(self.cut(heads));
+            below = leaders.last().expect("just pushed");
+        }
+        Plan { groups, leaders }
+    }
+
+    /// `items` in order, cut into the fewest runs of at most `ring_size`, as even as possible.
+    fn cut(&self, items: Vec<String>) -> Vec<Vec<String>> {
+        if items.is_empty() {
+            return vec![Vec::new()];
+        }
+        let n = items.len();
+        let parts = n.div_ceil(self.ring_size);
+        let (base, extra) = (n / parts, n % parts);
+        let mut it = items.into_iter();
+        (0..parts)
+            .map(|k| it.by_ref().take(base + usize::from(k < extra)).collect())
+            .collect()
     }
 
     /// The fewest members a ring may start with.
@@ -66,3 +105,7 @@ fn addr_key(a: &str) -> (String, u32) {
 pub fn create_ring_topology(workers: &[(String, String)], redundancy: usize) -> Vec<Vec<String>> {
     RingTopology::new(crate::core::ring::config::MAX_MEMBERS, redundancy).rings(workers)
 }
+
+#[cfg(test)]
+#[path = "topology_tests.rs"]
+mod tests;

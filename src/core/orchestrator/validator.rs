@@ -89,6 +89,7 @@ fn policy(job: &serde_json::Value, base_hash: &str) -> Result<Policy, WorkError>
                 .unwrap_or(crate::core::ring::fixed::MAX_WEIGHT),
         ),
         noise_multiplier: cfg.dp_noise_multiplier.unwrap_or(0.0),
+        claim_bound: cfg.max_tokens_per_delta(),
     })
 }
 

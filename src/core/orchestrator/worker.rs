@@ -19,6 +19,7 @@ use super::{OrchError, checkpoint, job};
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::Identity;
 use crate::core::model::{self, lora};
+use crate::core::reward::records;
 use crate::core::ring::{config::RingSpec, io as rio, net};
 use crate::core::train::checkpoint::{DeltaWritten, RunDir};
 use crate::core::train::config::{ConfigError, TOY_DATA, TrainConfig};
@@ -60,6 +61,8 @@ pub struct WorkOptions {
     pub output: PathBuf,
     /// The address other ring members dial (default: 127.0.0.1 and a free port).
     pub ring_addr: Option<String>,
+    /// The pause between retries while the orchestrator is unreachable (polls themselves are
+    /// long polls: the orchestrator answers when the worker's view changes).
     pub poll: Duration,
     /// Ring step timeout (a stalled member is dropped after this long).
     pub ring_timeout: Duration,
@@ -159,15 +162,35 @@ fn build_trainer(cfg: TrainConfig) -> Result<(Trainer, String), WorkError> {
     Ok((Trainer::new(cfg, m, tok, examples, scorer)?, base_hash))
 }
 
-/// 127.0.0.1 and a port that was free a moment ago.
+/// 127.0.0.1 and a port that was free a moment ago, with the next [`LEADER_PORTS`] ports
+/// free too (a hierarchical round's leader rings listen on them: `hier::leader_addr`).
 fn free_loopback() -> Result<String, WorkError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
-    let a = l
-        .local_addr()
-        .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
-    Ok(a.to_string())
+    for _ in 0..64 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
+        let a = l
+            .local_addr()
+            .map_err(|e| WorkError::Setup(format!("finding a free port: {e}")))?;
+        let next_free = (1..=LEADER_PORTS).all(|k| {
+            a.port()
+                .checked_add(k)
+                .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        if next_free {
+            return Ok(a.to_string());
+        }
+    }
+    Err(WorkError::Setup(
+        "finding a free port: no port with the next few free".into(),
+    ))
 }
+
+/// Ports after the ring port kept for leader rings (levels 0 to 2: up to `ring_size^4`
+/// workers).
+const LEADER_PORTS: u16 = 3;
+
+#[path = "worker_hier.rs"]
+mod worker_hier;
 
 /// Replaces the LoRA factors with an aggregate's.
 fn load_aggregate(t: &Trainer, bytes: &[u8]) -> Result<(), WorkError> {
@@ -190,6 +213,9 @@ fn accepted_or_duplicate(r: Result<serde_json::Value, ClientError>) -> Result<()
     }
 }
 
+/// How long one long poll may be held by the orchestrator.
+const LONG_POLL: Duration = Duration::from_secs(25);
+
 /// This round's own delta, kept for the ring.
 struct Trained {
     round: u64,
@@ -210,14 +236,20 @@ struct Worker<'a> {
     on_event: &'a dyn Fn(WorkEvent),
     /// The first delta this worker reported (for `--attack replay`).
     first_object: Option<String>,
+    /// Hierarchical rounds: the round whose final result this worker (not in the top leader
+    /// ring) waits to take from the store and report.
+    pending_final: Option<u64>,
+    /// The receipt of this round's group ring (hierarchical rounds), sent with the result.
+    group_receipt: Option<records::RingReceipt>,
 }
 
 impl Worker<'_> {
-    /// Polls, riding out an orchestrator restart for up to `patience`.
-    fn poll(&self) -> Result<WorkerView, WorkError> {
+    /// Long-polls (the answer comes when this worker's view differs from `seen`), riding out
+    /// an orchestrator restart for up to `patience`.
+    fn poll(&self, seen: Option<&str>) -> Result<WorkerView, WorkError> {
         let start = Instant::now();
         loop {
-            match self.client.poll(&self.opts.key) {
+            match self.client.poll_wait(&self.opts.key, seen, LONG_POLL) {
                 Ok(v) => return Ok(v),
                 Err(e @ ClientError::Network { .. }) => {
                     if start.elapsed() > self.opts.patience {
@@ -339,15 +371,72 @@ impl Worker<'_> {
         Ok((out, delta, weight))
     }
 
+    /// The `forward` receipt this member issues about its predecessor in `spec`'s final view,
+    /// kept in `OUTPUT/receipts/` (as `gym train --ring` keeps them) and sent with the result.
+    fn keep_receipt(
+        &self,
+        v: &WorkerView,
+        spec: &RingSpec,
+        index: usize,
+        joined: &net::Joined,
+    ) -> Result<Option<records::RingReceipt>, WorkError> {
+        let r = records::issue_forward(
+            v.epoch,
+            v.round,
+            spec,
+            &joined.outcome.members,
+            index,
+            joined.reduced,
+            &self.opts.key,
+        );
+        if let Some(r) = &r {
+            let dir = self.opts.output.join("receipts");
+            let p = dir.join(format!("forward-r{:06}.json", v.round));
+            let text = serde_json::to_string_pretty(r).expect("a receipt serialises") + "\n";
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&p, text))
+                .map_err(|e| TrainError::Io(format!("{}: {e}", p.display())))?;
+        }
+        Ok(r)
+    }
+
+    /// Reports a ring result with its receipt; a receipt the orchestrator refuses (400
+    /// `bad_receipt`) costs only the receipt: the result is sent again without it.
+    fn send_result(
+        &self,
+        round: u64,
+        object: &str,
+        receipt: Option<records::RingReceipt>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = |receipt| ResultBody {
+            round,
+            object: object.to_string(),
+            receipt,
+        };
+        let had = receipt.is_some();
+        match self.client.result(&self.opts.key, &body(receipt)) {
+            Err(e) if had && e.kind() == Some("bad_receipt") => {
+                self.client.result(&self.opts.key, &body(None))
+            }
+            sent => sent,
+        }
+    }
+
     /// Joins the round's ring with this round's delta; uploads and reports the result.
     fn ring_round(&mut self, t: &Trainer, v: &WorkerView) -> Result<(), WorkError> {
         let Some(a) = &v.ring else { return Ok(()) };
+        if self.pending_final == Some(v.round) {
+            return self.adopt_final(t, v, a);
+        }
         let Some(mine) = self.trained.take_if(|x| x.round == v.round) else {
             return Ok(()); // restarted after reporting: nothing to bring to this ring
         };
         let spec = RingSpec::parse(&a.toml, Path::new("<ring from the orchestrator>"))
             .map_err(|e| OrchError::Object(e.to_string()))?;
         let spec = Arc::new(spec);
+        if spec.hier.output == crate::core::ring::config::Output::Sum {
+            return self.hier_round(t, v, a, spec, mine);
+        }
         let ring_err = |e: String| WorkError::Train(TrainError::Ring(e));
         let (input, layout) = rio::load_input(&mine.delta.path, a.weight.unwrap_or(mine.weight))
             .map_err(|e| ring_err(e.to_string()))?;
@@ -381,17 +470,12 @@ impl Worker<'_> {
             .join(format!("avg-{:06}.delta", spec.round));
         rio::write_output(&path, true, &spec, &layout, &joined.outcome)
             .map_err(|e| ring_err(e.to_string()))?;
+        let receipt = self.keep_receipt(v, &spec, a.index, &joined)?;
         let bytes =
             std::fs::read(&path).map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
         load_aggregate(t, &bytes)?;
         let object = self.client.put_object(&self.opts.key, bytes)?;
-        let sent = self.client.result(
-            &self.opts.key,
-            &ResultBody {
-                round: v.round,
-                object: object.clone(),
-            },
-        );
+        let sent = self.send_result(v.round, &object, receipt);
         if let Err(e) = &sent
             && e.kind() == Some("unbound_input")
         {
@@ -443,6 +527,8 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         rings: 0,
         on_event,
         first_object: None,
+        pending_final: None,
+        group_receipt: None,
     };
     let reg = w.register()?;
     let index = reg["index"].as_u64().unwrap_or(0) as usize;
@@ -475,8 +561,11 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         &mut on_step,
     );
     run.privacy = crate::core::train::checkpoint::Privacy::new(&t.cfg, &t)?;
+    // the tag of the view last acted on: the next poll waits until the view differs
+    let mut tag: Option<String> = None;
     let last = loop {
-        let v = w.poll()?;
+        let v = w.poll(tag.as_deref())?;
+        tag = Some(v.tag.clone());
         if v.finished {
             break v;
         }
@@ -487,14 +576,8 @@ pub fn work(opts: &WorkOptions, on_event: &dyn Fn(WorkEvent)) -> Result<WorkSumm
         }
         match v.phase.as_str() {
             "training" if v.member && !v.reported => w.train_round(&mut t, &mut run, &seen, &v)?,
-            "ring" if v.member && !v.result_reported && v.ring.is_some() => {
-                let had = w.trained.as_ref().is_some_and(|x| x.round == v.round);
-                w.ring_round(&t, &v)?;
-                if !had {
-                    std::thread::sleep(opts.poll);
-                }
-            }
-            _ => std::thread::sleep(opts.poll),
+            "ring" if v.member && !v.result_reported && v.ring.is_some() => w.ring_round(&t, &v)?,
+            _ => {}
         }
     };
     drop(run);

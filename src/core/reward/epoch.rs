@@ -349,6 +349,16 @@ impl<'a> Tally<'a> {
                 }
                 let list = reports.entry(r.delta.clone()).or_default();
                 if list.iter().any(|(v, _)| *v == issuer) {
+                    // a delta reported again in a later round (a replay) is judged again: a
+                    // `fail` among its reports still excludes its node
+                    if r.verdict == Verdict::Fail {
+                        let i = self.index[&r.subject];
+                        let why = r.reason.as_deref().unwrap_or("no reason given");
+                        self.exclusions[i].push(format!(
+                            "validator {issuer} failed delta {} when it came again: {why}",
+                            deltas[&r.delta].file
+                        ));
+                    }
                     self.reject(
                         &where_,
                         format!("second report by {issuer} on the same delta"),

@@ -284,6 +284,30 @@ pub fn forward_receipt(
     r
 }
 
+/// The `forward` receipt ring member `me` issues after ring `spec` (for `round`: the job's
+/// round in an orchestrated job, else the ring's) whose final view was `view`, about its
+/// predecessor in that view, with the round's reduce time as its uptime (None when `me` was
+/// not in the final view or was alone).
+pub fn issue_forward(
+    epoch: u64,
+    round: u64,
+    spec: &crate::core::ring::config::RingSpec,
+    view: &[usize],
+    me: usize,
+    reduced: std::time::Duration,
+    id: &Identity,
+) -> Option<RingReceipt> {
+    let p = predecessor(view, me)?;
+    let subject = spec.members[p].public.worker_id();
+    Some(forward_receipt(
+        epoch,
+        round,
+        subject,
+        reduced.as_secs_f64(),
+        id,
+    ))
+}
+
 /// Signs `fields` under `domain` into a record's signer and signature slots.
 fn sign_into(
     id: &Identity,

@@ -21,11 +21,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::config::{Member, RingSpec};
+use super::config::{Hier, InputBounds, Member, Output, RingSpec};
 use super::fixed;
 use super::io::{self, Layout, RingIoError};
 use super::proto;
 use super::sketch;
+use super::sumfile::{self, SumFileError};
 use super::wire::{self, Body, Signed};
 use crate::core::delta::{self, DeltaError, FileSource, VerifyOptions};
 use crate::core::error::{Classify, ErrorClass};
@@ -45,6 +46,9 @@ pub enum AuditError {
     Result { path: PathBuf, source: DeltaError },
     #[error(transparent)]
     Input(#[from] RingIoError),
+    /// A sum file (a group ring's result, or a leader ring's input) that does not parse.
+    #[error(transparent)]
+    Sum(#[from] SumFileError),
     #[error(
         "{path} has no ring record (metadata extra.ring): it was not written by `gym ring join`"
     )]
@@ -80,6 +84,7 @@ impl Classify for AuditError {
             AuditError::Open { .. } => ErrorClass::Io,
             AuditError::Result { source, .. } => source.class(),
             AuditError::Input(e) => e.class(),
+            AuditError::Sum(e) => e.class(),
             AuditError::NotRingResult { .. } | AuditError::Record { .. } => ErrorClass::Malformed,
             AuditError::OlderFormat { .. } => ErrorClass::Unsupported,
             AuditError::WrongRing { .. } => ErrorClass::Policy,
@@ -161,10 +166,24 @@ pub struct MemberAudit {
     pub sketch_matches_input: Option<bool>,
 }
 
+/// What the audited file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultKind {
+    /// The weighted mean, a DELTA file (a flat ring, or a hierarchical round's leader ring).
+    Mean,
+    /// A group ring's exact sum before the division, a sum file (hierarchical rounds): its
+    /// integers are checked against the signed sum digest; "exact mean" means the exact sum.
+    Sum,
+}
+
 /// The outcome of [`audit`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditReport {
     pub result: PathBuf,
+    /// A mean (DELTA file) or a group's exact sum (sum file).
+    #[serde(rename = "result_kind")]
+    pub kind: ResultKind,
     pub keys: KeySource,
     pub ring: String,
     pub round: u64,
@@ -214,6 +233,15 @@ struct Rec {
     result_digest: String,
     sum_digest: String,
     seed: String,
+    /// The ring file's settings other than the defaults (`io::record`).
+    #[serde(default)]
+    max_weight: Option<u64>,
+    #[serde(default)]
+    max_exponent: Option<i32>,
+    #[serde(default)]
+    fixed_scale_bits: Option<u32>,
+    #[serde(default)]
+    output: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -275,7 +303,22 @@ fn rebuild_ring(rec: &Rec) -> Result<RingSpec, String> {
             public,
         });
     }
+    let defaults = InputBounds::default();
+    let bounds = InputBounds {
+        max_weight: rec.max_weight.unwrap_or(defaults.max_weight),
+        max_exponent: rec.max_exponent.unwrap_or(defaults.max_exponent),
+    };
+    let hier = Hier {
+        scale_bits: rec.fixed_scale_bits,
+        output: match rec.output.as_deref() {
+            None => Output::Mean,
+            Some("sum") => Output::Sum,
+            Some(o) => return Err(format!("output {o:?}")),
+        },
+    };
     RingSpec::new(rec.round, rec.chunk_elements, members)
+        .and_then(|s| s.with_bounds(bounds))
+        .and_then(|s| s.with_hier(hier))
 }
 
 /// The ring record with its digests and numbers decoded.
@@ -317,9 +360,8 @@ pub fn audit(
     ring: Option<(&RingSpec, &Path)>,
     inputs: &[PathBuf],
 ) -> Result<AuditReport, AuditError> {
-    let (src, verified) = open_result(result)?;
-    let d = &verified.delta;
-    let rec = read_record(result, d)?;
+    let file = ResultFile::open(result)?;
+    let rec = parse_record(result, file.record(result)?)?;
     let mut findings = Vec::new();
     let (spec, keys) = resolve_keys(result, &rec, ring, &mut findings)?;
     let view_members = check_view(result, &rec, &spec)?;
@@ -341,9 +383,12 @@ pub fn audit(
         contributors.push(contributor);
     }
     a.rec.raw.members = members;
-    let layout = result_layout(d);
-    let seed = a.check_derived_quantities(&contributors, &layout, &d.metadata.timestamp);
+    let layout = file.layout();
+    let seed = a.check_derived_quantities(&contributors, &layout, file.timestamp());
     a.check_result_digest(&layout);
+    if let ResultFile::Sum(s) = &file {
+        a.check_sum_file(s);
+    }
     // Step 3: inputs.
     let mut inputs_check = InputsCheck::new(&a, &contributors, &layout, &seed);
     for path in inputs {
@@ -352,9 +397,16 @@ pub fn audit(
     // Step 4: the exact mean.
     let exact_mean_checked = inputs_check.summed == a.view_members.len();
     if exact_mean_checked {
-        a.check_exact_mean(&src, d, &layout, &inputs_check.sum)?;
+        match &file {
+            ResultFile::Delta { src, verified } => {
+                a.check_exact_mean(src, &verified.delta, &layout, &inputs_check.sum)?
+            }
+            ResultFile::Sum(s) => a.check_exact_sum(s, &inputs_check.sum),
+        }
     }
+    let kind = file.kind();
     Ok(a.report(
+        kind,
         keys,
         inputs_check.audits,
         receipts_verified,
@@ -376,16 +428,72 @@ fn open_result(result: &Path) -> Result<(FileSource, delta::VerifyReport), Audit
     Ok((src, verified))
 }
 
-/// The ring record of the result's metadata (`extra.ring`), parsed and decoded.
-fn read_record(result: &Path, d: &delta::Delta) -> Result<Record, AuditError> {
-    let value = d
-        .metadata
-        .extra
-        .as_ref()
-        .and_then(|e| e.get("ring"))
-        .ok_or_else(|| AuditError::NotRingResult {
+/// What `gym ring audit` reads: a ring's averaged DELTA file, or a group ring's sum file
+/// (hierarchical rounds), whose header keeps the same record.
+enum ResultFile {
+    Delta {
+        src: FileSource,
+        verified: Box<delta::VerifyReport>,
+    },
+    Sum(Box<sumfile::SumFile>),
+}
+
+impl ResultFile {
+    fn open(result: &Path) -> Result<Self, AuditError> {
+        if sumfile::is_sum_file(result) {
+            return Ok(ResultFile::Sum(Box::new(sumfile::SumFile::read(result)?)));
+        }
+        let (src, verified) = open_result(result)?;
+        Ok(ResultFile::Delta {
+            src,
+            verified: Box::new(verified),
+        })
+    }
+
+    /// The ring record (`extra.ring` of a delta, `ring` of a sum file's header).
+    fn record(&self, result: &Path) -> Result<&serde_json::Value, AuditError> {
+        let value = match self {
+            ResultFile::Delta { verified, .. } => verified
+                .delta
+                .metadata
+                .extra
+                .as_ref()
+                .and_then(|e| e.get("ring")),
+            ResultFile::Sum(s) => Some(&s.record),
+        };
+        value.ok_or_else(|| AuditError::NotRingResult {
             path: result.to_path_buf(),
-        })?;
+        })
+    }
+
+    fn layout(&self) -> Layout {
+        match self {
+            ResultFile::Delta { verified, .. } => result_layout(&verified.delta),
+            ResultFile::Sum(s) => Layout {
+                tensors: s.layout.tensors.clone(),
+                adapter_config: None,
+                base_hash: None,
+            },
+        }
+    }
+
+    fn timestamp(&self) -> &str {
+        match self {
+            ResultFile::Delta { verified, .. } => &verified.delta.metadata.timestamp,
+            ResultFile::Sum(s) => &s.timestamp,
+        }
+    }
+
+    fn kind(&self) -> ResultKind {
+        match self {
+            ResultFile::Delta { .. } => ResultKind::Mean,
+            ResultFile::Sum(_) => ResultKind::Sum,
+        }
+    }
+}
+
+/// The ring record of the result, parsed and decoded.
+fn parse_record(result: &Path, value: &serde_json::Value) -> Result<Record, AuditError> {
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != io::RESULT_FORMAT {
         if format.starts_with("gym-ring-result/") {
@@ -765,6 +873,26 @@ impl Audit<'_> {
             )));
         }
         let scale_bits = self.rec.raw.scale_bits;
+        if let Some(f) = self.spec.hier.scale_bits {
+            // A hierarchical round's ring: the ring file fixes the scale; members above its
+            // bounds would have been convicted, so the commits must be within them.
+            if scale_bits != f {
+                self.findings.push(inconsistent(format!(
+                    "scale 2^{scale_bits} is not the ring file's fixed scale 2^{f}"
+                )));
+            }
+            let b = self.spec.bounds;
+            if let Some(c) = commits
+                .iter()
+                .find(|c| c.weight > b.max_weight || c.exponent > b.max_exponent)
+            {
+                self.findings.push(inconsistent(format!(
+                    "a commit (weight {}, exponent {}) above the ring's bounds was summed",
+                    c.weight, c.exponent
+                )));
+            }
+            return;
+        }
         match fixed::scale_bits(&exps, &weights) {
             Ok(f) if f == scale_bits => {}
             Ok(f) => self.findings.push(inconsistent(format!(
@@ -803,7 +931,14 @@ impl Audit<'_> {
         contributors: &[Contributor],
         st: &mut InputsCheck,
     ) -> Result<(), AuditError> {
-        let (input, _, signer) = io::read_input(path, 1)?;
+        let (input, _, signer) = if sumfile::is_sum_file(path) {
+            // A leader ring's member input: a group's sum file (unsigned; its digest is the
+            // commitment).
+            let (input, layout) = sumfile::SumFile::read(path)?.into_input(path)?;
+            (input, layout, None)
+        } else {
+            io::read_input(path, 1)?
+        };
         let digest = input.input_digest;
         let Some(j) = contributors
             .iter()
@@ -941,8 +1076,39 @@ impl Audit<'_> {
         Ok(())
     }
 
+    /// A group ring's sum file: its scale and weight total are the recorded ones, and its
+    /// integers are the sum the members signed (`D(S)` against the signed sum digest) —
+    /// checked without any input.
+    fn check_sum_file(&mut self, s: &sumfile::SumFile) {
+        if s.scale != self.rec.raw.scale_bits || s.total_weight != self.rec.total_weight {
+            self.findings.push(Finding::Result {
+                reason: format!(
+                    "the sum file's scale 2^{} and weight total {} are not the recorded 2^{} \
+                     and {}",
+                    s.scale, s.total_weight, self.rec.raw.scale_bits, self.rec.total_weight
+                ),
+            });
+        }
+        if wire::payload_digest(&s.sum) != self.rec.sum_digest {
+            self.findings.push(Finding::Result {
+                reason: "the sum file's integers are not the sum the members signed".into(),
+            });
+        }
+    }
+
+    /// Step 4 for a sum file: its integers against the exact sum of the inputs.
+    fn check_exact_sum(&mut self, s: &sumfile::SumFile, sum: &[i64]) {
+        if s.sum != sum {
+            self.findings.push(Finding::Result {
+                reason: "the sum file's integers are not the exact sum of the committed inputs"
+                    .into(),
+            });
+        }
+    }
+
     fn report(
         self,
+        kind: ResultKind,
         keys: KeySource,
         members: Vec<MemberAudit>,
         receipts_verified: usize,
@@ -951,6 +1117,7 @@ impl Audit<'_> {
         let rec = self.rec.raw;
         AuditReport {
             result: self.path.to_path_buf(),
+            kind,
             keys,
             ring: rec.ring,
             round: rec.round,

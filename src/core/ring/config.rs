@@ -9,6 +9,10 @@ use crate::core::keys::{self, Identity, PublicIdentity};
 use crate::core::ring::fixed;
 
 pub const FORMAT: &str = "gym-ring/1";
+/// The format of a ring file with a fixed round scale or a sum output (hierarchical rounds,
+/// docs/ring-protocol.md "Hierarchical rounds"): a gym that only knows [`FORMAT`] refuses it by
+/// name instead of running a ring whose members disagree on what it computes.
+pub const FORMAT_HIER: &str = "gym-ring/2";
 pub const DEFAULT_CHUNK_ELEMENTS: u32 = 1 << 16;
 /// `gym ring plan`'s default for a hybrid ring: an ML-DSA-87 signature costs ~1 ms to make and
 /// check (an Ed25519 one ~50 µs), so a hybrid ring signs 4× fewer, larger data messages
@@ -75,6 +79,69 @@ impl InputBounds {
     }
 }
 
+/// What a ring writes: the weighted mean as a DELTA file (every ring until hierarchical
+/// rounds), or the exact integer sum and weight total before the division (a group ring of a
+/// hierarchical round, docs/ring-protocol.md "Sum files").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Output {
+    #[default]
+    Mean = 0,
+    Sum = 1,
+}
+
+/// A ring's part in a hierarchical round (docs/ring-protocol.md "Hierarchical rounds"): the
+/// round's fixed scale `F` (instead of the scale the members' commits give) and the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hier {
+    pub scale_bits: Option<u32>,
+    pub output: Output,
+}
+
+impl Hier {
+    /// A fixed scale must keep the exact sum of this ring inside the bound for every member
+    /// within `bounds`: `F ≤ 58 − max_exponent − bitlen(members · max_weight)` (and `≤ 60`).
+    fn check(&self, bounds: &InputBounds, members: usize) -> Result<(), String> {
+        let Some(f) = self.scale_bits else {
+            return match self.output {
+                Output::Sum => Err(
+                    "output = \"sum\" needs scale_bits (the round's fixed scale: \
+                                    sums at different scales cannot be added)"
+                        .into(),
+                ),
+                Output::Mean => Ok(()),
+            };
+        };
+        let most = bounds.min_scale(members).min(fixed::MAX_SCALE as i32);
+        if f as i64 > most as i64 {
+            return Err(format!(
+                "scale_bits {f} is above {most}, the largest scale at which {members} members \
+                 within max_weight {} and max_exponent {} cannot overflow the exact sum",
+                bounds.max_weight, bounds.max_exponent
+            ));
+        }
+        Ok(())
+    }
+
+    fn from_toml(t: &RingToml) -> Result<Self, String> {
+        let output = match t.output.as_deref() {
+            None | Some("mean") => Output::Mean,
+            Some("sum") => Output::Sum,
+            Some(o) => return Err(format!("output is {o:?}, expected \"mean\" or \"sum\"")),
+        };
+        let hier = Hier {
+            scale_bits: t.scale_bits,
+            output,
+        };
+        if hier != Hier::default() && t.format != FORMAT_HIER {
+            return Err(format!(
+                "scale_bits and output = \"sum\" need format {FORMAT_HIER:?}, not {:?}",
+                t.format
+            ));
+        }
+        Ok(hier)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RingFileError {
     #[error("reading ring file {path}: {source}")]
@@ -123,6 +190,10 @@ struct RingToml {
     max_weight: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_exponent: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale_bits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<String>,
     #[serde(default, rename = "member")]
     members: Vec<MemberToml>,
 }
@@ -156,6 +227,8 @@ pub struct RingSpec {
     pub members: Vec<Member>,
     /// What members may commit.
     pub bounds: InputBounds,
+    /// The round's fixed scale and what the ring writes (hierarchical rounds).
+    pub hier: Hier,
     digest: [u8; 32],
     hybrid: bool,
 }
@@ -214,6 +287,7 @@ impl RingSpec {
             chunk_elements,
             members,
             bounds,
+            hier: Hier::default(),
             digest: [0; 32],
             hybrid,
         };
@@ -224,7 +298,17 @@ impl RingSpec {
     /// This ring with other input bounds (validated; they enter the digest).
     pub fn with_bounds(mut self, bounds: InputBounds) -> Result<Self, String> {
         bounds.check(self.members.len())?;
+        self.hier.check(&bounds, self.members.len())?;
         self.bounds = bounds;
+        self.digest = self.compute_digest();
+        Ok(self)
+    }
+
+    /// This ring with a fixed round scale and/or a sum output (validated against the bounds;
+    /// they enter the digest).
+    pub fn with_hier(mut self, hier: Hier) -> Result<Self, String> {
+        hier.check(&self.bounds, self.members.len())?;
+        self.hier = hier;
         self.digest = self.compute_digest();
         Ok(self)
     }
@@ -281,6 +365,12 @@ impl RingSpec {
             h.update(b"gym-ring/bounds\0");
             h.update(self.bounds.max_weight.to_le_bytes());
             h.update(self.bounds.max_exponent.to_le_bytes());
+        }
+        // So do a fixed scale and a sum output, under their own tag.
+        if self.hier != Hier::default() {
+            h.update(b"gym-ring/hier\0");
+            h.update(self.hier.scale_bits.map_or(u32::MAX, |f| f).to_le_bytes());
+            h.update([self.hier.output as u8]);
         }
         h.finalize().into()
     }
@@ -346,12 +436,13 @@ impl RingSpec {
             reason,
         };
         let t: RingToml = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if t.format != FORMAT {
+        if t.format != FORMAT && t.format != FORMAT_HIER {
             return Err(invalid(format!(
-                "format is {:?}, expected {FORMAT:?}",
+                "format is {:?}, expected {FORMAT:?} or {FORMAT_HIER:?}",
                 t.format
             )));
         }
+        let hier = Hier::from_toml(&t).map_err(invalid)?;
         let mut members = Vec::new();
         for (i, m) in t.members.into_iter().enumerate() {
             let ed = keys::parse_ed25519_public(&m.ed25519)
@@ -378,6 +469,7 @@ impl RingSpec {
         };
         RingSpec::new(t.round, t.chunk_elements, members)
             .and_then(|s| s.with_bounds(bounds))
+            .and_then(|s| s.with_hier(hier))
             .map_err(invalid)
     }
 
@@ -390,14 +482,17 @@ impl RingSpec {
     }
 
     pub fn to_toml(&self) -> String {
+        let hier = self.hier != Hier::default();
         let t = RingToml {
-            format: FORMAT.into(),
+            format: if hier { FORMAT_HIER } else { FORMAT }.into(),
             round: self.round,
             chunk_elements: self.chunk_elements,
             max_weight: (self.bounds.max_weight != InputBounds::default().max_weight)
                 .then_some(self.bounds.max_weight),
             max_exponent: (self.bounds.max_exponent != InputBounds::default().max_exponent)
                 .then_some(self.bounds.max_exponent),
+            scale_bits: self.hier.scale_bits,
+            output: (self.hier.output == Output::Sum).then(|| "sum".to_string()),
             members: self
                 .members
                 .iter()
@@ -525,5 +620,42 @@ pub(crate) mod tests {
             plain.member_index(&outsider, p),
             Err(RingFileError::NotMember { .. })
         ));
+    }
+
+    #[test]
+    fn a_fixed_scale_and_sum_output_are_format_2_with_their_own_digest() {
+        let (plain, _) = spec(3);
+        let hier = Hier {
+            scale_bits: Some(16),
+            output: Output::Sum,
+        };
+        let h = plain.clone().with_hier(hier).unwrap();
+        assert_ne!(h.digest(), plain.digest());
+        let mean_only = plain
+            .clone()
+            .with_hier(Hier {
+                output: Output::Mean,
+                ..hier
+            })
+            .unwrap();
+        assert_ne!(mean_only.digest(), h.digest());
+        let text = h.to_toml();
+        assert!(text.contains("format = \"gym-ring/2\""), "{text}");
+        let back = RingSpec::parse(&text, Path::new("r.toml")).unwrap();
+        assert_eq!((back.hier, back.digest()), (hier, h.digest()));
+        // A plain ring keeps format 1 and its digest.
+        assert!(plain.to_toml().contains("format = \"gym-ring/1\""));
+        let p = Path::new("r.toml");
+        let e = RingSpec::parse(&text.replace("gym-ring/2", "gym-ring/1"), p).unwrap_err();
+        assert!(e.to_string().contains("need format \"gym-ring/2\""), "{e}");
+        let e = RingSpec::parse(&text.replace("\"sum\"", "\"median\""), p).unwrap_err();
+        assert!(e.to_string().contains("output is \"median\""), "{e}");
+        let e = RingSpec::parse(&text.replace("scale_bits = 16\n", ""), p).unwrap_err();
+        assert!(e.to_string().contains("needs scale_bits"), "{e}");
+        // Default bounds (max_weight 2^32) leave 58 − 8 − bitlen(3 · 2^32) = 16 bits.
+        let e =
+            RingSpec::parse(&text.replace("scale_bits = 16", "scale_bits = 17"), p).unwrap_err();
+        assert!(e.to_string().contains("scale_bits 17 is above 16"), "{e}");
+        assert_eq!(e.class(), ErrorClass::Malformed);
     }
 }

@@ -224,6 +224,50 @@ mod x86 {
 pub enum Values {
     F32(Vec<f32>),
     F64(Vec<f64>),
+    /// A group's exact sum (a leader's input in a hierarchical round): its integers are the
+    /// contribution as they are.
+    Sum(ExactSum),
+}
+
+/// A group's exact integer sum `Σ wᵢ·round(xᵢ·2^F)` at the round's scale `F`, with its weight
+/// total (docs/ring-protocol.md "Hierarchical rounds"). It enters a leader ring's sum as it
+/// is: its weight is already in the integers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactSum {
+    sum: Vec<i64>,
+    scale: u32,
+    total_weight: u64,
+    exponent: i32,
+}
+
+impl ExactSum {
+    /// A sum whose every element is inside `(−BOUND, BOUND)`, at a scale of at most
+    /// [`MAX_SCALE`], with a weight total of 1 to [`MAX_WEIGHT`] (the caller checks all three).
+    /// Its exponent is that of its mean `max|s| / (Σw · 2^F)`: what the leader commits, so the
+    /// ring's `max_exponent` bounds a group's mean as it bounds a member's delta.
+    pub fn new(sum: Vec<i64>, scale: u32, total_weight: u64) -> Self {
+        let top = sum.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        let m = Mean::new(total_weight as u128, scale).of(top.min(i64::MAX as u64) as i64);
+        let exponent = exponent(&[m]).unwrap_or(MAX_EXPONENT);
+        ExactSum {
+            sum,
+            scale,
+            total_weight,
+            exponent,
+        }
+    }
+
+    pub fn scale(&self) -> u32 {
+        self.scale
+    }
+
+    pub fn total_weight(&self) -> u64 {
+        self.total_weight
+    }
+
+    pub fn sum(&self) -> &[i64] {
+        &self.sum
+    }
 }
 
 impl From<Vec<f64>> for Values {
@@ -237,6 +281,7 @@ impl Values {
         match self {
             Values::F32(v) => v.len(),
             Values::F64(v) => v.len(),
+            Values::Sum(s) => s.sum.len(),
         }
     }
 
@@ -249,6 +294,7 @@ impl Values {
         match self {
             Values::F32(v) => v[k] as f64,
             Values::F64(v) => v[k],
+            Values::Sum(s) => mean(s.sum[k], s.total_weight as u128, s.scale),
         }
     }
 
@@ -257,6 +303,7 @@ impl Values {
         match self {
             Values::F32(v) => exponent_f32(v),
             Values::F64(v) => exponent(v),
+            Values::Sum(s) => Ok(s.exponent),
         }
     }
 
@@ -274,6 +321,8 @@ impl Values {
         match self {
             Values::F32(v) => contribution_into(&v[r], weight, scale, out),
             Values::F64(v) => contribution_into(&v[r], weight, scale, out),
+            // Already weighted and scaled (the machine checks the scale is the ring's).
+            Values::Sum(s) => out.copy_from_slice(&s.sum[r]),
         }
     }
 }
@@ -394,7 +443,7 @@ mod tests {
         let f = scale_bits(&[e, e], &[3, 5]).unwrap();
         let small64: Vec<f64> = match &small {
             Values::F32(v) => v.iter().map(|&x| x as f64).collect(),
-            Values::F64(_) => unreachable!(),
+            _ => unreachable!(),
         };
         assert_eq!(small.contribution(3, f), contribution(&small64, 3, f));
         assert_eq!(b.contribution(1, 10), contribution(&wide, 1, 10));

@@ -183,6 +183,7 @@ pub fn read_input(
             match v {
                 Values::F32(out) => to_f32(dtype, raw, out),
                 Values::F64(out) => to_f64(dtype, raw, out),
+                Values::Sum(_) => unreachable!("made as F32 or F64 above"),
             }
         }
         Ok(())
@@ -439,7 +440,7 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "format": RESULT_FORMAT,
         "ring": hex::encode(ring.digest()),
         "round": ring.round,
@@ -453,7 +454,29 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
         "result_digest": hex::encode(o.result_digest),
         "sum_digest": hex::encode(o.sum_digest),
         "seed": hex::encode(o.seed),
-    })
+    });
+    add_ring_settings(ring, &mut v);
+    v
+}
+
+/// The ring file's settings an audit needs to recompute `R` from the record alone, recorded
+/// only when they are not the defaults (so a result of a plain ring keeps its record): the
+/// input bounds, and a hierarchical round's fixed scale and output.
+fn add_ring_settings(ring: &RingSpec, v: &mut serde_json::Value) {
+    use super::config::{InputBounds, Output};
+    let defaults = InputBounds::default();
+    if ring.bounds.max_weight != defaults.max_weight {
+        v["max_weight"] = ring.bounds.max_weight.into();
+    }
+    if ring.bounds.max_exponent != defaults.max_exponent {
+        v["max_exponent"] = ring.bounds.max_exponent.into();
+    }
+    if let Some(f) = ring.hier.scale_bits {
+        v["fixed_scale_bits"] = f.into();
+    }
+    if ring.hier.output == Output::Sum {
+        v["output"] = "sum".into();
+    }
 }
 
 /// Writes the weighted mean as an unsigned DELTA file whose bytes depend only on the outcome,

@@ -13,4 +13,5 @@ pub mod net;
 mod net_tests;
 pub mod proto;
 pub mod sketch;
+pub mod sumfile;
 pub mod wire;

@@ -478,6 +478,7 @@ pub async fn join(
     opts: JoinOptions,
     progress: Progress,
 ) -> Result<Joined, RingNetError> {
+    super::proto::check_sum_input(&ring, &input)?;
     let mut links = connect_all(&ring, me, &id, &opts, &progress).await?;
     let mut machine = Machine::new(ring.clone(), me, id.clone(), input, *crypto::random::<32>())?;
     dispatch(machine.start(), &links.senders);

@@ -604,6 +604,27 @@ impl<'a> RunDir<'a> {
             .join(format!("avg-{:06}.delta", d.seq));
         let summary = rio::write_output(&path, true, &spec, &layout, &o)
             .map_err(|e| ring_err(e.to_string()))?;
+        let epoch = self
+            .epoch
+            .unwrap_or((t.step / t.cfg.aggregate_interval) as u64);
+        let receipt = crate::core::reward::records::issue_forward(
+            epoch,
+            round,
+            &spec,
+            &o.members,
+            plan.me,
+            joined.reduced,
+            &plan.identity,
+        );
+        if let Some(r) = receipt {
+            let p = self
+                .dir
+                .join("receipts")
+                .join(format!("forward-r{round:06}.json"));
+            std::fs::create_dir_all(self.dir.join("receipts")).map_err(io_err(&p))?;
+            let text = serde_json::to_string_pretty(&r).expect("a receipt serialises") + "\n";
+            atomic::write_file(&p, text.as_bytes(), true, None).map_err(TrainError::Output)?;
+        }
         // continue from the mean
         let dev = t.model.device().clone();
         let vars: HashMap<String, candle_core::Var> =

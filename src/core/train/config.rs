@@ -502,6 +502,15 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The most tokens (prompt + completion, as `compute.tokens` counts them) one delta's
+    /// `aggregate_interval` steps can train on: steps × rows per step × the longest prompt
+    /// and completion. None without a `max_prompt_length`.
+    pub fn max_tokens_per_delta(&self) -> Option<u64> {
+        let p = self.max_prompt_length?;
+        let rows = self.per_device_train_batch_size * self.gradient_accumulation_steps;
+        Some((self.aggregate_interval * rows * (p + self.max_completion_length)) as u64)
+    }
+
     /// The clip norm C in effect (the smaller of `max_delta_norm` and `dp_clip`), if any.
     pub fn clip_norm(&self) -> Option<f64> {
         match (self.max_delta_norm, self.dp_clip) {

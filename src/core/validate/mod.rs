@@ -191,6 +191,10 @@ pub struct Policy {
     pub tolerance: f64,
     /// Averaging weight = `compute.tokens` capped at this (the job's assignment), at least 1.
     pub max_tokens: Option<u64>,
+    /// The most tokens a round's training can touch (steps × rows × (prompt + completion)
+    /// lengths, [`crate::core::train::config::TrainConfig::max_tokens_per_delta`]): a delta
+    /// claiming more fails.
+    pub claim_bound: Option<u64>,
     /// The job's DP noise multiplier z: released updates carry N(0, (z·C)²) noise per
     /// coordinate, so the bound checked is [`norm_bound`] rather than C.
     pub noise_multiplier: f64,
@@ -288,6 +292,14 @@ fn static_reasons(
         r.push(format!(
             "{} submitted more than one delta this round (one counts per worker)",
             m.worker
+        ));
+    }
+    if let Some(b) = policy.claim_bound
+        && m.tokens > b
+    {
+        r.push(format!(
+            "its compute record claims {} tokens, more than a round's training can touch ({b})",
+            m.tokens
         ));
     }
     if let Some(e) = policy.epoch

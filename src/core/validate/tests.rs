@@ -43,6 +43,7 @@ fn policy() -> Policy {
         tolerance: 0.0,
         max_tokens: Some(1000),
         noise_multiplier: 0.0,
+        claim_bound: Some(5000),
     }
 }
 
@@ -141,13 +142,30 @@ fn the_bound_allows_for_dp_noise() {
 }
 
 #[test]
-fn inflated_token_claim_is_capped() {
+fn inflated_token_claim_is_capped_and_beyond_the_round_fails() {
     let mut big = member("big", [1.0; 4]);
     big.tokens = u64::MAX;
     let ms = vec![member("a", [0.9, 1.1, 1.0, 0.8]), big];
     let j = judge(&ms, Some(&start()), &policy(), &mut loss).unwrap();
     assert_eq!(j.findings[1].weight, 1000);
     assert_eq!(j.findings[0].weight, 100);
+    // a claim beyond what a round's training can touch is a lie: the delta fails
+    assert_eq!(j.findings[1].verdict, Verdict::Fail);
+    assert!(
+        j.findings[1]
+            .reasons
+            .iter()
+            .any(|r| r.contains("claims 18446744073709551615 tokens")),
+        "{:?}",
+        j.findings[1].reasons
+    );
+    assert_eq!(j.findings[0].verdict, Verdict::Pass);
+    // within the bound, the claim is only capped
+    let mut p = policy();
+    p.claim_bound = None;
+    let j = judge(&ms, Some(&start()), &p, &mut loss).unwrap();
+    assert_eq!(j.findings[1].weight, 1000);
+    assert!(!j.findings[1].reasons.iter().any(|r| r.contains("claims")));
 }
 
 #[test]

@@ -160,6 +160,11 @@ impl Machine {
                 members: differ,
             });
         }
+        // A hierarchical round fixes the scale for every ring in it; the ring file's bounds
+        // (enforced above by conviction) guarantee that this ring's sum fits at it.
+        if let Some(f) = self.member.ring.hier.scale_bits {
+            return Ok(f);
+        }
         Ok(fixed::scale_bits(&exponents, &weights)?)
     }
 }

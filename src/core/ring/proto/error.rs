@@ -67,6 +67,13 @@ pub enum RingError {
          one the ring file lists"
     )]
     MlDsaKey { member: usize },
+    /// A group's exact sum enters only a ring fixed at the scale it was summed at.
+    #[error(
+        "the input is a group's exact sum at scale 2^{input}, but the ring file {}: a sum \
+         enters only a ring with the same scale_bits",
+        match ring { Some(f) => format!("fixes scale 2^{f}"), None => "fixes no scale".into() }
+    )]
+    SumScale { input: u32, ring: Option<u32> },
 }
 
 impl Classify for RingError {
@@ -75,6 +82,7 @@ impl Classify for RingError {
             RingError::Layout { .. } => ErrorClass::Malformed,
             RingError::Fixed(_) => ErrorClass::Malformed,
             RingError::MlDsaKey { .. } => ErrorClass::Untrusted,
+            RingError::SumScale { .. } => ErrorClass::Malformed,
             _ => ErrorClass::Ring,
         }
     }

@@ -177,6 +177,20 @@ pub fn segments(len: usize, n: usize) -> Vec<Range<usize>> {
     (0..n).map(|g| (g * len / n)..((g + 1) * len / n)).collect()
 }
 
+/// A group's exact sum (a leader's input) enters only a ring fixed at the scale it was
+/// summed at; any other input enters any ring. Checked before connecting.
+pub fn check_sum_input(ring: &RingSpec, input: &Input) -> Result<(), RingError> {
+    match &input.values {
+        fixed::Values::Sum(s) if ring.hier.scale_bits != Some(s.scale()) => {
+            Err(RingError::SumScale {
+                input: s.scale(),
+                ring: ring.hier.scale_bits,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Who this member is: fixed for the whole round.
 struct Member {
     ring: Arc<RingSpec>,
@@ -392,6 +406,7 @@ impl Machine {
         {
             return Err(RingError::MlDsaKey { member: me });
         }
+        check_sum_input(&ring, &input)?;
         let exponent = input.values.exponent()?;
         let n = ring.len();
         let spare = Buffers::prefaulted(input.values.len(), n, me);
