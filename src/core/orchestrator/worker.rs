@@ -351,12 +351,16 @@ impl Worker<'_> {
         let Some(a) = self.opts.attack else {
             return Ok((bytes, delta, weight));
         };
-        let start = match &v.base {
-            Some(b) => {
-                Some(attack::factors(&self.client.get_object(b)?).map_err(WorkError::Setup)?)
-            }
-            None => None,
+        // the round's start: the aggregate, or in the first round this worker's own start
+        // adapter (as validators rebuild it), written before its first delta
+        let start_bytes = match &v.base {
+            Some(b) => Some(self.client.get_object(b)?),
+            None => std::fs::read(self.opts.output.join("deltas").join("start.delta")).ok(),
         };
+        let start = start_bytes
+            .map(|b| attack::factors(&b))
+            .transpose()
+            .map_err(WorkError::Setup)?;
         let out = attack::tamper(a, &bytes, start.as_deref(), &self.opts.key, v.round)
             .map_err(WorkError::Setup)?;
         let path = delta.path.with_extension("attack.delta");
