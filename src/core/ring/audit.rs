@@ -21,10 +21,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::config::{Member, RingSpec};
+use super::config::{InputBounds, Member, RingSpec};
 use super::fixed;
 use super::io::{self, Layout, RingIoError};
 use super::proto;
+use super::quant::Bits;
 use super::sketch;
 use super::wire::{self, Body, Signed};
 use crate::core::delta::{self, DeltaError, FileSource, VerifyOptions};
@@ -170,6 +171,9 @@ pub struct AuditReport {
     pub round: u64,
     /// The ring is hybrid: every signature checked is Ed25519 and ML-DSA-87, both verified.
     pub hybrid: bool,
+    /// Bits per element of a quantized ring (`None`: lossless); each input's contribution is
+    /// recomputed quantized.
+    pub quantize: Option<u8>,
     pub view: u32,
     pub members: Vec<MemberAudit>,
     pub excluded: Vec<serde_json::Value>,
@@ -214,6 +218,14 @@ struct Rec {
     result_digest: String,
     sum_digest: String,
     seed: String,
+    /// The ring file's input bounds and quantization, recorded when not the defaults (they
+    /// enter `R`).
+    #[serde(default)]
+    max_weight: Option<u64>,
+    #[serde(default)]
+    max_exponent: Option<i32>,
+    #[serde(default)]
+    quantize: Option<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -275,7 +287,15 @@ fn rebuild_ring(rec: &Rec) -> Result<RingSpec, String> {
             public,
         });
     }
-    RingSpec::new(rec.round, rec.chunk_elements, members)
+    let defaults = InputBounds::default();
+    let bounds = InputBounds {
+        max_weight: rec.max_weight.unwrap_or(defaults.max_weight),
+        max_exponent: rec.max_exponent.unwrap_or(defaults.max_exponent),
+    };
+    let quantize = rec.quantize.map(Bits::new).transpose()?;
+    Ok(RingSpec::new(rec.round, rec.chunk_elements, members)?
+        .with_bounds(bounds)?
+        .with_quantize(quantize))
 }
 
 /// The ring record with its digests and numbers decoded.
@@ -842,9 +862,13 @@ impl Audit<'_> {
                 .findings
                 .push(convict(format!("its input is not finite: {e}"))),
         }
-        let contribution = input
-            .values
-            .contribution(commit.weight, self.rec.raw.scale_bits);
+        // In a quantized ring the contribution is that of the quantized input, recomputed
+        // from the input, the ring's bits and the recorded scale.
+        let contribution = input.values.contribution_of(
+            commit.weight,
+            self.rec.raw.scale_bits,
+            self.spec.quantize,
+        );
         let matches = match &c.sketches {
             Some(published) => match first_sketch_mismatch(st, &contribution, published) {
                 Some(reason) => {
@@ -955,6 +979,7 @@ impl Audit<'_> {
             ring: rec.ring,
             round: rec.round,
             hybrid: self.spec.is_hybrid(),
+            quantize: self.spec.quantize.map(Bits::get),
             view: rec.view,
             members,
             excluded: rec.excluded,

@@ -7,6 +7,7 @@ use sha3::{Digest, Sha3_256};
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::{self, Identity, PublicIdentity};
 use crate::core::ring::fixed;
+use crate::core::ring::quant::Bits;
 
 pub const FORMAT: &str = "gym-ring/1";
 pub const DEFAULT_CHUNK_ELEMENTS: u32 = 1 << 16;
@@ -97,6 +98,17 @@ pub enum RingFileError {
         path: PathBuf,
         problem: &'static str,
     },
+    /// `--quantize` given on the command line disagrees with the ring file, which decides.
+    #[error(
+        "--quantize {flag} disagrees with ring file {path}, which {ring}: the ring file decides \
+         how the ring averages (every member must quantize alike); drop the flag or plan the \
+         ring with `gym ring plan --quantize {flag}`"
+    )]
+    QuantizeMismatch {
+        flag: Bits,
+        path: PathBuf,
+        ring: String,
+    },
 }
 
 impl Classify for RingFileError {
@@ -104,6 +116,7 @@ impl Classify for RingFileError {
         match self {
             RingFileError::Read { .. } => ErrorClass::Io,
             RingFileError::Invalid { .. } => ErrorClass::Malformed,
+            RingFileError::QuantizeMismatch { .. } => ErrorClass::Usage,
             RingFileError::NotMember { .. } | RingFileError::MlDsaKey { .. } => {
                 ErrorClass::Untrusted
             }
@@ -123,6 +136,9 @@ struct RingToml {
     max_weight: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_exponent: Option<i32>,
+    /// Quantized averaging: bits per element (docs/ring-protocol.md, "Quantized averaging").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantize: Option<u64>,
     #[serde(default, rename = "member")]
     members: Vec<MemberToml>,
 }
@@ -156,6 +172,9 @@ pub struct RingSpec {
     pub members: Vec<Member>,
     /// What members may commit.
     pub bounds: InputBounds,
+    /// Quantized averaging: every member's input is quantized to this many bits per element
+    /// (per block of 64) before the exact sum. `None`: lossless.
+    pub quantize: Option<Bits>,
     digest: [u8; 32],
     hybrid: bool,
 }
@@ -214,6 +233,7 @@ impl RingSpec {
             chunk_elements,
             members,
             bounds,
+            quantize: None,
             digest: [0; 32],
             hybrid,
         };
@@ -227,6 +247,33 @@ impl RingSpec {
         self.bounds = bounds;
         self.digest = self.compute_digest();
         Ok(self)
+    }
+
+    /// This ring with quantized averaging at `bits` per element, or lossless (`None`); it
+    /// enters the digest.
+    pub fn with_quantize(mut self, bits: Option<Bits>) -> Self {
+        self.quantize = bits;
+        self.digest = self.compute_digest();
+        self
+    }
+
+    /// Refuses a `--quantize` flag that is not what the ring file (`path`) says.
+    pub fn check_quantize_flag(
+        &self,
+        flag: Option<Bits>,
+        path: &Path,
+    ) -> Result<(), RingFileError> {
+        match flag {
+            Some(f) if self.quantize != Some(f) => Err(RingFileError::QuantizeMismatch {
+                flag: f,
+                path: path.to_path_buf(),
+                ring: match self.quantize {
+                    Some(b) => format!("says quantize = {b}"),
+                    None => "averages losslessly (no quantize field)".into(),
+                },
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn compute_digest(&self) -> [u8; 32] {
@@ -281,6 +328,11 @@ impl RingSpec {
             h.update(b"gym-ring/bounds\0");
             h.update(self.bounds.max_weight.to_le_bytes());
             h.update(self.bounds.max_exponent.to_le_bytes());
+        }
+        // Quantized averaging (protocol version 5) follows; a lossless ring keeps its digest.
+        if let Some(b) = self.quantize {
+            h.update(b"gym-ring-v5/quantize\0");
+            h.update([b.get()]);
         }
         h.finalize().into()
     }
@@ -376,8 +428,10 @@ impl RingSpec {
             max_weight: t.max_weight.unwrap_or(defaults.max_weight),
             max_exponent: t.max_exponent.unwrap_or(defaults.max_exponent),
         };
+        let quantize = t.quantize.map(Bits::new).transpose().map_err(&invalid)?;
         RingSpec::new(t.round, t.chunk_elements, members)
             .and_then(|s| s.with_bounds(bounds))
+            .map(|s| s.with_quantize(quantize))
             .map_err(invalid)
     }
 
@@ -398,6 +452,7 @@ impl RingSpec {
                 .then_some(self.bounds.max_weight),
             max_exponent: (self.bounds.max_exponent != InputBounds::default().max_exponent)
                 .then_some(self.bounds.max_exponent),
+            quantize: self.quantize.map(|b| b.get() as u64),
             members: self
                 .members
                 .iter()

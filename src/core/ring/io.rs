@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sha3::{Digest, Sha3_256};
 
-use super::config::RingSpec;
+use super::config::{InputBounds, RingSpec};
 use super::fixed::{self, Values};
 use super::proto::{Input, Outcome};
 use super::wire;
@@ -439,7 +439,7 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "format": RESULT_FORMAT,
         "ring": hex::encode(ring.digest()),
         "round": ring.round,
@@ -453,7 +453,19 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
         "result_digest": hex::encode(o.result_digest),
         "sum_digest": hex::encode(o.sum_digest),
         "seed": hex::encode(o.seed),
-    })
+    });
+    // What else enters `R`, when not the defaults (a record without them is unchanged).
+    let defaults = InputBounds::default();
+    if ring.bounds.max_weight != defaults.max_weight {
+        v["max_weight"] = ring.bounds.max_weight.into();
+    }
+    if ring.bounds.max_exponent != defaults.max_exponent {
+        v["max_exponent"] = ring.bounds.max_exponent.into();
+    }
+    if let Some(b) = ring.quantize {
+        v["quantize"] = b.get().into();
+    }
+    v
 }
 
 /// Writes the weighted mean as an unsigned DELTA file whose bytes depend only on the outcome,

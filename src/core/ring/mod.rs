@@ -12,5 +12,6 @@ pub mod net;
 #[cfg(test)]
 mod net_tests;
 pub mod proto;
+pub mod quant;
 pub mod sketch;
 pub mod wire;
