@@ -9,6 +9,8 @@
 //!  "file_digest": "…", "ring": "…", "round": 0, "allreduce_seconds": 0.8}
 //! ```
 //! `allreduce_seconds` runs from the first data message (all commits in) to the agreed result.
+//! A quantized ring adds `"quantize": BITS` (and a ring with input bounds other than the
+//! defaults `"max_weight"` / `"max_exponent"`), as the result's record does.
 //!
 //! JSON output of `gym ring audit --json`, format `gym-ring-audit/1` (also printed when the
 //! audit fails, before the error):
@@ -304,7 +306,7 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         atomic::check_writable(r, a.force)?;
     }
     let spec = Arc::new(RingSpec::load(&a.ring)?);
-    spec.check_quantize_flag(a.quantize, &a.ring)?;
+    spec.check_quantize_flag("--quantize", a.quantize, &a.ring)?;
     let id = Identity::load(&a.key)?;
     // A member of the ring; in a hybrid ring its key file must hold the listed ML-DSA-87 key.
     let me = spec.member_index(&id, &a.ring)?;

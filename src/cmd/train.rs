@@ -654,7 +654,7 @@ fn ring_plan(
         .into());
     }
     let spec = config::RingSpec::load(rp)?;
-    spec.check_quantize_flag(a.ring_quantize, rp)?;
+    spec.check_quantize_flag("--ring-quantize", a.ring_quantize, rp)?;
     let me = spec.member_index(identity, rp)?;
     let progress: net::Progress = std::sync::Arc::new(move |m: String| {
         if !quiet {

@@ -1203,6 +1203,27 @@ fn a_quantized_ring_writes_identical_bytes_and_its_audit_recomputes_the_quantiza
         "{err}"
     );
     assert!(!dir.join("never.delta").exists());
+    // So is `gym train --ring-quantize` (before any training step).
+    let (code, _, err) = run(gym()
+        .args([
+            "-q",
+            "train",
+            "--max-steps",
+            "2",
+            "--aggregate-interval",
+            "2",
+        ])
+        .args(["--ring-quantize", "4", "--ring"])
+        .arg(&ring)
+        .arg("--key")
+        .arg(dir.join("k0.pem"))
+        .arg("-o")
+        .arg(dir.join("train")));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--ring-quantize 4 disagrees with ring file"),
+        "{err}"
+    );
 
     // Member 0 states the ring's setting; the others follow the ring file.
     let children: Vec<Child> = (0..n)

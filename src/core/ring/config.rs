@@ -100,11 +100,13 @@ pub enum RingFileError {
     },
     /// `--quantize` given on the command line disagrees with the ring file, which decides.
     #[error(
-        "--quantize {flag} disagrees with ring file {path}, which {ring}: the ring file decides \
+        "{option} {flag} disagrees with ring file {path}, which {ring}: the ring file decides \
          how the ring averages (every member must quantize alike); drop the flag or plan the \
          ring with `gym ring plan --quantize {flag}`"
     )]
     QuantizeMismatch {
+        /// The command-line option (`--quantize`, `--ring-quantize`).
+        option: &'static str,
         flag: Bits,
         path: PathBuf,
         ring: String,
@@ -257,14 +259,16 @@ impl RingSpec {
         self
     }
 
-    /// Refuses a `--quantize` flag that is not what the ring file (`path`) says.
+    /// Refuses a quantize flag (`option`) that is not what the ring file (`path`) says.
     pub fn check_quantize_flag(
         &self,
+        option: &'static str,
         flag: Option<Bits>,
         path: &Path,
     ) -> Result<(), RingFileError> {
         match flag {
             Some(f) if self.quantize != Some(f) => Err(RingFileError::QuantizeMismatch {
+                option,
                 flag: f,
                 path: path.to_path_buf(),
                 ring: match self.quantize {
