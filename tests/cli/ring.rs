@@ -1300,3 +1300,85 @@ fn a_quantized_ring_writes_identical_bytes_and_its_audit_recomputes_the_quantiza
         }
     }
 }
+
+/// `gym train --ring` with a quantized ring file: every round of the run averages with the ring
+/// file's quantization (and its digest for that round), and the members end with the same
+/// adapter.
+#[test]
+fn train_with_a_quantized_ring_averages_quantized_every_round() {
+    let d = tmp();
+    let dir = d.path();
+    let mut lines = String::new();
+    for i in 0..3 {
+        let key = dir.join(format!("k{i}.pem"));
+        let (code, out, err) = run(gym().args(["keygen", "--json", "-o"]).arg(&key));
+        assert_eq!(code, 0, "{err}");
+        lines.push_str(&format!("127.0.0.1:{} {}\n", free_port(), out.trim()));
+    }
+    std::fs::write(dir.join("members.txt"), lines).unwrap();
+    let ring = dir.join("ring.toml");
+    let (code, _, err) = run(gym()
+        .args(["ring", "plan", "--quantize", "8", "-o"])
+        .arg(&ring)
+        .arg(dir.join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            Command::new(assert_cmd::cargo::cargo_bin("gym"))
+                .args([
+                    "train",
+                    "--json",
+                    "--max-steps",
+                    "4",
+                    "--aggregate-interval",
+                    "2",
+                ])
+                .args(["--ring-quantize", "8", "--ring"])
+                .arg(&ring)
+                .arg("--key")
+                .arg(dir.join(format!("k{i}.pem")))
+                .arg("-o")
+                .arg(dir.join(format!("r{i}")))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let (code, out, err) = finish(c);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("quantized to 8 bits"), "{err}");
+        assert_eq!(json(&out)["aggregated"].as_array().unwrap().len(), 2);
+    }
+    let read = |i: usize, rel: &str| std::fs::read(dir.join(format!("r{i}")).join(rel)).unwrap();
+    for rel in [
+        "deltas/avg-000002.delta",
+        "adapter/adapter_model.safetensors",
+    ] {
+        assert_eq!(read(0, rel), read(1, rel), "{rel}");
+        assert_eq!(read(0, rel), read(2, rel), "{rel}");
+    }
+    let spec = RingSpec::load(&ring).unwrap();
+    for seq in [1u64, 2] {
+        let avg = dir.join(format!("r1/deltas/avg-{seq:06}.delta"));
+        let (code, out, err) = run(gym().args(["delta", "inspect", "--json"]).arg(&avg));
+        assert_eq!(code, 0, "{err}");
+        let rec = &json(&out)["metadata"]["extra"]["ring"];
+        assert_eq!(rec["quantize"], 8, "{rec}");
+        assert_eq!(rec["round"], seq);
+        assert_eq!(
+            rec["ring"].as_str().unwrap(),
+            hex::encode(spec.for_round(seq).digest())
+        );
+        // Its audit recomputes the quantized contributions of the three deltas averaged.
+        let mut a: Vec<std::ffi::OsString> = Vec::new();
+        for i in 0..3 {
+            a.push("--input".into());
+            a.push(dir.join(format!("r{i}/deltas/delta-{seq:06}.delta")).into());
+        }
+        let (code, out, err) = audit(&avg, &a);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("exact mean: recomputed"), "{out}");
+    }
+}

@@ -251,6 +251,15 @@ impl RingSpec {
         Ok(self)
     }
 
+    /// This ring file for another round: the same members, chunk size, input bounds and
+    /// quantization (`gym train --ring` averages once per round).
+    pub fn for_round(&self, round: u64) -> Self {
+        let mut s = self.clone();
+        s.round = round;
+        s.digest = s.compute_digest();
+        s
+    }
+
     /// This ring with quantized averaging at `bits` per element, or lossless (`None`); it
     /// enters the digest.
     pub fn with_quantize(mut self, bits: Option<Bits>) -> Self {
