@@ -47,6 +47,7 @@ fn main() {
     let scale = fixed::scale_bits(&exps, &vec![1; n]).expect("a scale");
     let bits = std::env::var("QUANTIZE")
         .ok()
+        .filter(|b| !b.is_empty())
         .map(|b| quant::Bits::new(b.parse().expect("QUANTIZE=BITS")).expect("BITS"));
     println!(
         "{n} members, {len} elements each, exponents {exps:?}, scale F = {scale}, quantize {bits:?}"
