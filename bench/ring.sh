@@ -11,6 +11,7 @@
 # Usage: bench/ring.sh [N] [MiB]   (env: RUNS=3, PYTHON=python with torch, BENCH_DIR=...,
 #   CHUNK=elements: the ring's chunk_elements (default: gym ring plan's),
 #   HYBRID=1: members with Ed25519 + ML-DSA-87 keys (a hybrid ring, every message signed twice),
+#   QUANTIZE=BITS: a quantized ring (`gym ring plan --quantize BITS`),
 #   GYM_BIN=path: time that gym binary instead of building this tree, e.g. an older commit's;
 #   LAYERS=path: its ring-layers example)
 set -euo pipefail
@@ -44,7 +45,8 @@ times=()
 cpu=()   # user+system seconds of each member process, every round
 rss=()   # peak RSS (MiB) of each member process, every round
 for r in $(seq "$RUNS"); do
-  "$GYM" -q ring plan --force --round "$r" ${CHUNK:+--chunk-elements "$CHUNK"} -o "$DIR/ring.toml" "$DIR/members.txt"
+  "$GYM" -q ring plan --force --round "$r" ${CHUNK:+--chunk-elements "$CHUNK"} \
+    ${QUANTIZE:+--quantize "$QUANTIZE"} -o "$DIR/ring.toml" "$DIR/members.txt"
   pids=()
   for i in $(seq 0 $((N - 1))); do
     /usr/bin/time -f '%U %S %M' -o "$DIR/t$i.txt" \
@@ -68,7 +70,7 @@ read -r _ _ _ gloo_t gloo_bw < <("$PYTHON" bench/ring_gloo.py "$N" "$MIB" "$RUNS
 echo
 echo "| all-reduce, $N members, $MIB MiB f32, loopback | median time | bus bandwidth |"
 echo "|---|---:|---:|"
-echo "| gym ring join (encrypted, signed$([ "$HYBRID" = 1 ] && echo ' Ed25519 + ML-DSA-87'), verified, exact) | ${med} s | ${gym_bw} MiB/s |"
+echo "| gym ring join (encrypted, signed$([ "$HYBRID" = 1 ] && echo ' Ed25519 + ML-DSA-87'), verified, exact${QUANTIZE:+, quantized to $QUANTIZE bits}) | ${med} s | ${gym_bw} MiB/s |"
 echo "| torch.distributed gloo (plain f32) | ${gloo_t} s | ${gloo_bw} MiB/s |"
 echo "ratio gym/gloo: $("$PYTHON" -c "print(f'{$gym_bw/$gloo_bw:.2f}')")x"
 echo "gym rounds: ${times[*]} s; load after: $(cut -d' ' -f1-3 /proc/loadavg)"

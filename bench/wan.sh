@@ -19,6 +19,10 @@
 #         tensor, slowest member, median of RUNS after a warm-up.
 #   ratio = gloo time / gym time. A `--quantize 8` column is run when the gym binary's
 #   `ring join --help` (or `ring plan --help`) lists --quantize, else it prints n/a.
+#   wire B/el = bytes the members' eth0 sent (IP packets: headers, AEAD tags, handshakes and
+#   control messages included) per element each member moves in a ring all-reduce,
+#   2·(N−1)/N · elements per member, i.e. total / (2·(N−1)·elements); gloo's f32 is ≈ 4.
+#   Median over the RUNS rounds (gloo: its RUNS + 1 all-reduces, warm-up included, averaged).
 #
 # Usage: sudo bench/wan.sh   (root: ip netns, tc)
 # Env: N=4, MIB=64, RUNS=3, CASES="1gbit:lora 100mbit:lora 1gbit:gauss",
@@ -154,6 +158,22 @@ prepare_inputs() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# tx_bytes: bytes every member's eth0 has sent so far, summed.
+tx_bytes() {
+  local sum=0 b
+  for i in $(seq 0 $((N - 1))); do
+    b=$(ip netns exec "$(ns_member "$i")" awk '$1 == "eth0:" {print $10}' /proc/net/dev)
+    sum=$((sum + b))
+  done
+  echo "$sum"
+}
+
+# wire_per_element BYTES ALLREDUCES: bytes per element moved (see the header).
+wire_per_element() {
+  "$PYTHON" -c "import sys; b, k, n, mib = map(float, sys.argv[1:]); \
+print(f'{b / k / (2 * (n - 1) * mib * 262144):.3f}')" "$1" "$2" "$N" "$MIB"
+}
+
 # gym_round INPUT ROUND EXTRA_PLAN... -- EXTRA_JOIN...: one all-reduce; prints the slowest
 # member's allreduce_seconds.
 gym_round() {
@@ -164,7 +184,8 @@ gym_round() {
   join=("$@")
   "$GYM" -q ring plan --force --round "$round" "${PLAN_X[@]}" "${plan[@]}" \
     -o "$DIR/ring.toml" "$DIR/members.txt"
-  local pids=()
+  local pids=() tx0
+  tx0=$(tx_bytes)
   for i in $(seq 0 $((N - 1))); do
     ip netns exec "$(ns_member "$i")" "$GYM" -q ring join --force --json --ring "$DIR/ring.toml" \
       --key "$DIR/k$i.pem" --input "$DIR/$input$i.delta" -o "$DIR/out$i.delta" \
@@ -176,6 +197,7 @@ gym_round() {
   [ "$bad" = 0 ] || { echo "a gym member failed (round $round, $input)" >&2; return 1; }
   [ "$(sha256sum "$DIR"/out*.delta | awk '{print $1}' | sort -u | wc -l)" = 1 ] \
     || { echo "members' outputs differ" >&2; return 1; }
+  wire_per_element $(($(tx_bytes) - tx0)) 1 >> "$DIR/wire.txt"
   "$PYTHON" -c "import json,sys; print(f\"{max(json.load(open(f))['allreduce_seconds'] for f in sys.argv[1:]):.4f}\")" \
     "$DIR"/r*.json
 }
@@ -184,16 +206,19 @@ ROUND=0
 gym_case() {
   local input=$1; shift
   local ts=()
+  : > "$DIR/wire.txt"
   for _ in $(seq "$RUNS"); do
     ROUND=$((ROUND + 1))
     ts+=("$(gym_round "$input" "$ROUND" "$@")")
   done
-  echo "gym $input ${*:-lossless}: ${ts[*]} s" >&2
+  echo "gym $input ${*:-lossless}: ${ts[*]} s, wire B/el $(tr '\n' ' ' < "$DIR/wire.txt")" >&2
+  median < "$DIR/wire.txt" > "$DIR/wire.median"
   printf '%s\n' "${ts[@]}" | median
 }
 
 gloo_case() {
-  local input=$1 pids=() out=$DIR/gloo.out
+  local input=$1 pids=() out=$DIR/gloo.out tx0
+  tx0=$(tx_bytes)
   for i in $(seq 0 $((N - 1))); do
     ip netns exec "$(ns_member "$i")" env GLOO_SOCKET_IFNAME=eth0 OMP_NUM_THREADS=1 \
       "$PYTHON" bench/ring_gloo.py member "$i" "$N" "$(addr 0):$GLOO_PORT" \
@@ -204,6 +229,7 @@ gloo_case() {
   for p in "${pids[@]}"; do wait "$p" || bad=1; done
   [ "$bad" = 0 ] || { echo "a gloo member failed ($input): see $DIR/gloo*.err" >&2; return 1; }
   cp "$DIR/gloo0.out" "$out"
+  wire_per_element $(($(tx_bytes) - tx0)) $((RUNS + 1)) > "$DIR/wire.median"
   echo "gloo $input: $(tr '\n' ' ' < "$out")s" >&2
   median < "$out"
 }
@@ -235,22 +261,25 @@ for c in $CASES; do
   delay=$(delay_of "$profile")
   shape "$profile" "$delay"
   gloo_t=$(gloo_case "$input")
+  gloo_w=$(cat "$DIR/wire.median")
   gym_t=$(gym_case "$input")
+  gym_w=$(cat "$DIR/wire.median")
   ratio=$("$PYTHON" -c "print(f'{$gloo_t/$gym_t:.2f}')")
   if [ "$HAVE_QUANT" = 1 ]; then
     q_t=$(gym_case "$input" "${QUANT_PLAN[@]}" -- "${QUANT_JOIN[@]}")
+    q_w=$(cat "$DIR/wire.median")
     q_ratio=$("$PYTHON" -c "print(f'{$gloo_t/$q_t:.2f}')")
-    q_cells="$q_t s | ${q_ratio}×"
+    q_cells="$q_t s | ${q_ratio}× | $q_w"
   else
-    q_cells="n/a | n/a"
+    q_cells="n/a | n/a | n/a"
   fi
   link="$profile"
   [ "$HAVE_NETEM" = 1 ] && link="$profile +${delay} ms"
-  rows+=("| $N members, $link, $input, $MIB MiB | $gloo_t s | $gym_t s | ${ratio}× | $q_cells |")
+  rows+=("| $N members, $link, $input, $MIB MiB | $gloo_t s | $gloo_w | $gym_t s | ${ratio}× | $gym_w | $q_cells |")
 done
 
 echo
-echo "| case | gloo f32 | gym lossless | ratio | gym --quantize $QUANT_BITS | ratio |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| case | gloo f32 | wire B/el | gym lossless | ratio | wire B/el | gym --quantize $QUANT_BITS | ratio | wire B/el |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -2214,7 +2214,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__join)
-            opts="-o -q -h -V --ring --key --input --output --weight --timeout --connect-timeout --listen --force --json --receipts --epoch --quiet --threads --help --version"
+            opts="-o -q -h -V --ring --key --input --output --weight --timeout --quantize --connect-timeout --listen --force --json --receipts --epoch --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2248,6 +2248,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --quantize)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2276,7 +2280,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__plan)
-            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --scale-bits --sum-output --force --quiet --threads --help --version"
+            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --scale-bits --sum-output --quantize --force --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2310,6 +2314,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --quantize)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2322,7 +2330,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__train)
-            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --resume --force --print-config --device --json --reward --reward-cmd --report-to --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
+            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --ring-quantize --resume --force --print-config --device --json --reward --reward-cmd --report-to --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2377,6 +2385,10 @@ _gym() {
                     return 0
                     ;;
                 --ring-connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-quantize)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

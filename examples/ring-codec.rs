@@ -2,11 +2,13 @@
 //! member of an `N`-member ring sends per element, and packing/unpacking speed on one core.
 //! Run: `cargo run --release --example ring-codec -- N (DELTA… | gaussian MIB)`
 //! With fewer delta files than members, the files are reused in turn (member `j` gets file
-//! `j mod files`); `gaussian MIB` gives every member its own N(0, 0.01²) f32 vector.
+//! `j mod files`); `gaussian MIB` gives every member its own N(0, 0.01²) f32 vector. With
+//! `QUANTIZE=BITS` every contribution is quantized (docs/ring-protocol.md, "Quantized
+//! averaging"), and the time to make one member's contribution is printed for both ways.
 use std::path::Path;
 use std::time::Instant;
 
-use gym::core::ring::{codec, fixed, io};
+use gym::core::ring::{codec, fixed, io, quant};
 use rand::SeedableRng;
 use rand_distr_free::gaussian;
 
@@ -43,13 +45,28 @@ fn main() {
     let len = inputs[0].len();
     let exps: Vec<i32> = inputs.iter().map(|v| v.exponent().unwrap()).collect();
     let scale = fixed::scale_bits(&exps, &vec![1; n]).expect("a scale");
-    println!("{n} members, {len} elements each, exponents {exps:?}, scale F = {scale}");
+    let bits = std::env::var("QUANTIZE")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| quant::Bits::new(b.parse().expect("QUANTIZE=BITS")).expect("BITS"));
+    println!(
+        "{n} members, {len} elements each, exponents {exps:?}, scale F = {scale}, quantize {bits:?}"
+    );
+    for q in [None, bits] {
+        let t = Instant::now();
+        let c = inputs[0].contribution_of(1, scale, q);
+        println!(
+            "contribution of one member ({q:?}): {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        std::hint::black_box(c);
+    }
     // Partial sums of 1..n members: what the scatter steps and the all-gather send.
     let mut sum = vec![0i64; len];
     let mut sent = 0usize;
     let mut raw = 0usize;
     for (k, x) in inputs.iter().enumerate() {
-        fixed::add_into(&mut sum, &x.contribution(1, scale));
+        fixed::add_into(&mut sum, &x.contribution_of(1, scale, bits));
         let packed = packed_len(&sum);
         println!(
             "sum of {:>2} member(s): {:>6.3} bytes/element ({:.2}× smaller than i64, {:.2}× than f32)",

@@ -9,6 +9,8 @@
 //!  "file_digest": "…", "ring": "…", "round": 0, "allreduce_seconds": 0.8}
 //! ```
 //! `allreduce_seconds` runs from the first data message (all commits in) to the agreed result.
+//! A quantized ring adds `"quantize": BITS` (and a ring with input bounds other than the
+//! defaults `"max_weight"` / `"max_exponent"`), as the result's record does.
 //!
 //! JSON output of `gym ring audit --json`, format `gym-ring-audit/1` (also printed when the
 //! audit fails, before the error):
@@ -42,6 +44,7 @@ use crate::core::atomic;
 use crate::core::keys::{self, Identity, PublicIdentity};
 use crate::core::ring::config::{self, Member, RingSpec};
 use crate::core::ring::proto::{Input, Outcome};
+use crate::core::ring::quant::Bits;
 use crate::core::ring::{audit as ring_audit, io, net, sumfile};
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +110,12 @@ pub struct PlanArgs {
     /// the input of a leader ring) instead of the mean. Needs --scale-bits.
     #[arg(long, requires = "scale_bits")]
     pub sum_output: bool,
+    /// Quantized averaging: every member rounds its delta, per block of 64 values, to BITS-bit
+    /// signed multiples of a power of two (2 to 16 bits) before the exact sum. Smaller data
+    /// messages; each element's error is at most half a step, 2^(e−BITS) for a block whose
+    /// values are below 2^e (docs/ring-protocol.md, "Quantized averaging"). Default: lossless.
+    #[arg(long, value_name = "BITS", value_parser = parse_bits)]
+    pub quantize: Option<Bits>,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -137,6 +146,10 @@ pub struct JoinArgs {
     /// Seconds without progress before the member starts a view change.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     pub timeout: f64,
+    /// Expect a quantized ring of BITS bits per element: refused unless the ring file says
+    /// `quantize = BITS` (the ring file decides; `gym ring plan --quantize`).
+    #[arg(long, value_name = "BITS", value_parser = parse_bits)]
+    pub quantize: Option<Bits>,
     /// Seconds to wait for all members to connect at the start.
     #[arg(long, value_name = "S", default_value_t = 60.0)]
     pub connect_timeout: f64,
@@ -183,6 +196,14 @@ pub fn run(ctx: &Ctx, c: RingCommand) -> anyhow::Result<()> {
         RingCommand::Join(a) => join(ctx, a),
         RingCommand::Audit(a) => audit(ctx, a),
     }
+}
+
+/// `--quantize BITS`: 2 to 16.
+pub(super) fn parse_bits(s: &str) -> Result<Bits, String> {
+    let b: u64 = s
+        .parse()
+        .map_err(|_| format!("quantize must be a number of bits (2 to 16), got {s:?}"))?;
+    Bits::new(b)
 }
 
 fn parse_member(line: &str) -> Result<Member, String> {
@@ -275,6 +296,7 @@ fn plan(ctx: &Ctx, a: PlanArgs) -> anyhow::Result<()> {
     };
     let spec = RingSpec::new(a.round, chunk, members)
         .and_then(|s| s.with_bounds(bounds))
+        .map(|s| s.with_quantize(a.quantize))
         .and_then(|s| s.with_hier(hier))
         .map_err(|reason| crate::core::ring::config::RingFileError::Invalid {
             path: PathBuf::from("(members)"),
@@ -294,6 +316,12 @@ fn plan(ctx: &Ctx, a: PlanArgs) -> anyhow::Result<()> {
                 bounds.max_weight,
                 bounds.max_exponent
             ));
+            if let Some(b) = a.quantize {
+                ctx.note(format!(
+                    "quantized averaging: {b} bits per element (per block of 64, error at most \
+                     half a step: 2^-{b} of the block's power-of-two bound)"
+                ));
+            }
         }
         None => out::print(&text)?,
     }
@@ -308,18 +336,21 @@ fn join(ctx: &Ctx, a: JoinArgs) -> anyhow::Result<()> {
         atomic::check_writable(r, a.force)?;
     }
     let spec = Arc::new(RingSpec::load(&a.ring)?);
+    spec.check_quantize_flag("--quantize", a.quantize, &a.ring)?;
     let id = Identity::load(&a.key)?;
     // A member of the ring; in a hybrid ring its key file must hold the listed ML-DSA-87 key.
     let me = spec.member_index(&id, &a.ring)?;
     let (input, layout) = load_join_input(&a)?;
     ctx.note(format!(
-        "ring {} round {}: {} members, this is member {me} ({}), {} elements, weight {}",
+        "ring {} round {}: {} members, this is member {me} ({}), {} elements, weight {}{}",
         &hex::encode(spec.digest())[..16],
         spec.round,
         spec.len(),
         spec.members[me].id,
         input.values.len(),
-        input.weight
+        input.weight,
+        spec.quantize
+            .map_or(String::new(), |b| format!(", quantized to {b} bits"))
     ));
     let quiet = ctx.quiet;
     let progress: net::Progress = Arc::new(move |m: String| {

@@ -82,6 +82,10 @@ pub struct TrainArgs {
     /// With --ring: seconds to wait for every member to connect at each round.
     #[arg(long, value_name = "S", default_value_t = 300.0)]
     pub ring_connect_timeout: f64,
+    /// With --ring: expect quantized averaging at BITS bits per element (2 to 16); refused
+    /// unless the ring file says `quantize = BITS` (`gym ring plan --quantize`).
+    #[arg(long, value_name = "BITS", requires = "ring", value_parser = super::ring::parse_bits)]
+    pub ring_quantize: Option<crate::core::ring::quant::Bits>,
     /// Continue the run in --output from its last saved state.
     #[arg(long)]
     pub resume: bool,
@@ -245,6 +249,7 @@ fn resolve(a: &TrainArgs, base: &TrainConfig) -> anyhow::Result<TrainConfig> {
         ring: _,
         ring_timeout: _,
         ring_connect_timeout: _,
+        ring_quantize: _,
         resume: _,
         force: _,
         print_config: _,
@@ -649,6 +654,7 @@ fn ring_plan(
         .into());
     }
     let spec = config::RingSpec::load(rp)?;
+    spec.check_quantize_flag("--ring-quantize", a.ring_quantize, rp)?;
     let me = spec.member_index(identity, rp)?;
     let progress: net::Progress = std::sync::Arc::new(move |m: String| {
         if !quiet {
@@ -656,10 +662,12 @@ fn ring_plan(
         }
     });
     ctx.note(format!(
-        "ring {}: {} members, this is member {me}; averaging every {} steps",
+        "ring {}: {} members, this is member {me}; averaging every {} steps{}",
         rp.display(),
         spec.len(),
-        t.cfg.aggregate_interval
+        t.cfg.aggregate_interval,
+        spec.quantize
+            .map_or(String::new(), |b| format!(", quantized to {b} bits"))
     ));
     Ok(checkpoint::RingPlan {
         spec,

@@ -61,6 +61,11 @@ fn setup(dir: &Path, n: usize, len: usize, chunk: u32) -> PathBuf {
 
 /// [`setup`]; with `pq` every key also has an ML-DSA-87 half (`gym keygen --pq`): a hybrid ring.
 fn setup_of(dir: &Path, n: usize, len: usize, chunk: u32, pq: bool) -> PathBuf {
+    setup_with(dir, n, len, chunk, pq, &[])
+}
+
+/// [`setup_of`] with `plan` arguments added to `gym ring plan`.
+fn setup_with(dir: &Path, n: usize, len: usize, chunk: u32, pq: bool, plan: &[&str]) -> PathBuf {
     let mut lines = String::new();
     for i in 0..n {
         let key = dir.join(format!("k{i}.pem"));
@@ -81,6 +86,7 @@ fn setup_of(dir: &Path, n: usize, len: usize, chunk: u32, pq: bool) -> PathBuf {
     let (code, _, err) = run(gym()
         .args(["ring", "plan", "--chunk-elements", &chunk.to_string(), "-o"])
         .arg(&ring)
+        .args(plan)
         .arg(&members));
     assert_eq!(code, 0, "{err}");
     ring
@@ -1141,5 +1147,238 @@ fn a_member_committing_a_huge_exponent_or_weight_is_excluded_and_the_round_compl
         assert_eq!(*code, 20, "member {i}: {err}");
         assert!(err.contains("excluded"), "{err}");
         assert!(!out(i).exists());
+    }
+}
+
+/// The quantized value of every element of `x` (docs/ring-protocol.md, "Quantized
+/// averaging"), written out here from the spec: per block of 64, the smallest `e` with
+/// `max|x| < (1 − 2^−bits) · 2^e`, step `2^t` with `t = max(e − bits + 1, −F)`, round half to
+/// even.
+fn quantized(x: &[f32], bits: i32, scale: i32) -> Vec<f64> {
+    let mut out = Vec::new();
+    for blk in x.chunks(64) {
+        let max = blk.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+        let mut e = -200;
+        while max >= (1.0 - 2f64.powi(-bits)) * 2f64.powi(e) {
+            e += 1;
+        }
+        let t = (e - bits + 1).max(-scale);
+        out.extend(
+            blk.iter()
+                .map(|&v| (v as f64 * 2f64.powi(-t)).round_ties_even() * 2f64.powi(t)),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_quantized_ring_writes_identical_bytes_and_its_audit_recomputes_the_quantization() {
+    let d = tmp();
+    let dir = d.path();
+    let (n, len) = (3, 1000);
+    let weights = [1u64, 2, 3];
+    let ring = setup_with(dir, n, len, 64, false, &["--quantize", "8"]);
+    let text = std::fs::read_to_string(&ring).unwrap();
+    assert!(text.contains("quantize = 8"), "{text}");
+    // Bits outside 2..=16 are refused by name.
+    for bad in ["1", "17"] {
+        let (code, _, err) = run(gym()
+            .args(["ring", "plan", "--quantize", bad])
+            .arg(dir.join("members.txt")));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("quantize must be 2 to 16 bits"), "{err}");
+    }
+    // A join flag that disagrees with the ring file is refused before anything else.
+    let (code, _, err) = finish(join_with(
+        dir,
+        &ring,
+        0,
+        1,
+        &dir.join("never.delta"),
+        &["--quantize", "4"],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--quantize 4 disagrees with ring file") && err.contains("quantize = 8"),
+        "{err}"
+    );
+    assert!(!dir.join("never.delta").exists());
+    // So is `gym train --ring-quantize` (before any training step).
+    let (code, _, err) = run(gym()
+        .args([
+            "-q",
+            "train",
+            "--max-steps",
+            "2",
+            "--aggregate-interval",
+            "2",
+        ])
+        .args(["--ring-quantize", "4", "--ring"])
+        .arg(&ring)
+        .arg("--key")
+        .arg(dir.join("k0.pem"))
+        .arg("-o")
+        .arg(dir.join("train")));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--ring-quantize 4 disagrees with ring file"),
+        "{err}"
+    );
+
+    // Member 0 states the ring's setting; the others follow the ring file.
+    let children: Vec<Child> = (0..n)
+        .map(|i| {
+            let flags: &[&str] = if i == 0 { &["--quantize", "8"] } else { &[] };
+            let mut extra = vec!["--timeout", "20", "--connect-timeout", "60"];
+            extra.extend_from_slice(flags);
+            join_with(
+                dir,
+                &ring,
+                i,
+                weights[i],
+                &dir.join(format!("out{i}.delta")),
+                &extra,
+            )
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for c in children {
+        let (code, out, err) = finish(c);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("quantized to 8 bits"), "{err}");
+        reports.push(json(&out));
+    }
+    let first = std::fs::read(dir.join("out0.delta")).unwrap();
+    for i in 1..n {
+        assert_eq!(
+            std::fs::read(dir.join(format!("out{i}.delta"))).unwrap(),
+            first,
+            "member {i} wrote other bytes"
+        );
+    }
+    let r = &reports[0];
+    assert_eq!(r["quantize"], 8);
+    // The exact weighted mean of the quantized inputs, rounded once to f32.
+    let f = r["scale_bits"].as_i64().unwrap() as i32;
+    let q: Vec<Vec<f64>> = (0..n).map(|i| quantized(&values(i, len), 8, f)).collect();
+    let expected: Vec<f32> = (0..len)
+        .map(|k| {
+            let s: i64 = (0..n)
+                .map(|i| (q[i][k] * 2f64.powi(f)) as i64 * weights[i] as i64)
+                .sum();
+            (s as f64 / 6.0 * 2f64.powi(-f)) as f32
+        })
+        .collect();
+    let got = read_values(&dir.join("out0.delta"));
+    assert_eq!(got, expected);
+    let lossless = mean(&[0, 1, 2], &weights, len);
+    assert_ne!(got, lossless, "8 bits changed the mean");
+    for (a, b) in got.iter().zip(&lossless) {
+        // Inputs in [−0.5, 0.5), blocks up to 0.499 ≥ (1 − 2^-8) · 2^-1: the step is at most
+        // 2^(0−8+1), the error at most half of it (a convex combination keeps the bound).
+        assert!((a - b).abs() <= 2f32.powi(-8) + 1e-7, "{a} vs {b}");
+    }
+
+    // The audit recomputes every member's quantized contribution from its input.
+    let mut args: Vec<std::ffi::OsString> = vec!["--json".into()];
+    for i in 0..n {
+        args.push("--input".into());
+        args.push(dir.join(format!("in{i}.delta")).into());
+    }
+    for with_ring in [false, true] {
+        let mut a = args.clone();
+        if with_ring {
+            a.extend(["--ring".into(), ring.clone().into()]);
+        }
+        let (code, out, err) = audit(&dir.join("out1.delta"), &a);
+        assert_eq!(code, 0, "{err}");
+        let v = json(&out);
+        assert_eq!(v["quantize"], 8);
+        assert_eq!(v["exact_mean_checked"], true);
+        for m in v["members"].as_array().unwrap() {
+            assert_eq!(m["sketch_matches_input"], true, "{m}");
+        }
+    }
+}
+
+/// `gym train --ring` with a quantized ring file: every round of the run averages with the ring
+/// file's quantization (and its digest for that round), and the members end with the same
+/// adapter.
+#[test]
+fn train_with_a_quantized_ring_averages_quantized_every_round() {
+    let d = tmp();
+    let dir = d.path();
+    let mut lines = String::new();
+    for i in 0..3 {
+        let key = dir.join(format!("k{i}.pem"));
+        let (code, out, err) = run(gym().args(["keygen", "--json", "-o"]).arg(&key));
+        assert_eq!(code, 0, "{err}");
+        lines.push_str(&format!("127.0.0.1:{} {}\n", free_port(), out.trim()));
+    }
+    std::fs::write(dir.join("members.txt"), lines).unwrap();
+    let ring = dir.join("ring.toml");
+    let (code, _, err) = run(gym()
+        .args(["ring", "plan", "--quantize", "8", "-o"])
+        .arg(&ring)
+        .arg(dir.join("members.txt")));
+    assert_eq!(code, 0, "{err}");
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            Command::new(assert_cmd::cargo::cargo_bin("gym"))
+                .args([
+                    "train",
+                    "--json",
+                    "--max-steps",
+                    "4",
+                    "--aggregate-interval",
+                    "2",
+                ])
+                .args(["--ring-quantize", "8", "--ring"])
+                .arg(&ring)
+                .arg("--key")
+                .arg(dir.join(format!("k{i}.pem")))
+                .arg("-o")
+                .arg(dir.join(format!("r{i}")))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let (code, out, err) = finish(c);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("quantized to 8 bits"), "{err}");
+        assert_eq!(json(&out)["aggregated"].as_array().unwrap().len(), 2);
+    }
+    let read = |i: usize, rel: &str| std::fs::read(dir.join(format!("r{i}")).join(rel)).unwrap();
+    for rel in [
+        "deltas/avg-000002.delta",
+        "adapter/adapter_model.safetensors",
+    ] {
+        assert_eq!(read(0, rel), read(1, rel), "{rel}");
+        assert_eq!(read(0, rel), read(2, rel), "{rel}");
+    }
+    let spec = RingSpec::load(&ring).unwrap();
+    for seq in [1u64, 2] {
+        let avg = dir.join(format!("r1/deltas/avg-{seq:06}.delta"));
+        let (code, out, err) = run(gym().args(["delta", "inspect", "--json"]).arg(&avg));
+        assert_eq!(code, 0, "{err}");
+        let rec = &json(&out)["metadata"]["extra"]["ring"];
+        assert_eq!(rec["quantize"], 8, "{rec}");
+        assert_eq!(rec["round"], seq);
+        assert_eq!(
+            rec["ring"].as_str().unwrap(),
+            hex::encode(spec.for_round(seq).digest())
+        );
+        // Its audit recomputes the quantized contributions of the three deltas averaged.
+        let mut a: Vec<std::ffi::OsString> = Vec::new();
+        for i in 0..3 {
+            a.push("--input".into());
+            a.push(dir.join(format!("r{i}/deltas/delta-{seq:06}.delta")).into());
+        }
+        let (code, out, err) = audit(&avg, &a);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("exact mean: recomputed"), "{out}");
     }
 }

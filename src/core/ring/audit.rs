@@ -25,6 +25,7 @@ use super::config::{Hier, InputBounds, Member, Output, RingSpec};
 use super::fixed;
 use super::io::{self, Layout, RingIoError};
 use super::proto;
+use super::quant::Bits;
 use super::sketch;
 use super::sumfile::{self, SumFileError};
 use super::wire::{self, Body, Signed};
@@ -189,6 +190,9 @@ pub struct AuditReport {
     pub round: u64,
     /// The ring is hybrid: every signature checked is Ed25519 and ML-DSA-87, both verified.
     pub hybrid: bool,
+    /// Bits per element of a quantized ring (`None`: lossless); each input's contribution is
+    /// recomputed quantized.
+    pub quantize: Option<u8>,
     pub view: u32,
     pub members: Vec<MemberAudit>,
     pub excluded: Vec<serde_json::Value>,
@@ -233,7 +237,8 @@ struct Rec {
     result_digest: String,
     sum_digest: String,
     seed: String,
-    /// The ring file's settings other than the defaults (`io::record`).
+    /// The ring file's settings other than the defaults (`io::record`): input bounds,
+    /// quantization, a hierarchical round's fixed scale and output.
     #[serde(default)]
     max_weight: Option<u64>,
     #[serde(default)]
@@ -242,6 +247,7 @@ struct Rec {
     fixed_scale_bits: Option<u32>,
     #[serde(default)]
     output: Option<String>,
+    quantize: Option<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -316,8 +322,10 @@ fn rebuild_ring(rec: &Rec) -> Result<RingSpec, String> {
             Some(o) => return Err(format!("output {o:?}")),
         },
     };
+    let quantize = rec.quantize.map(Bits::new).transpose()?;
     RingSpec::new(rec.round, rec.chunk_elements, members)
         .and_then(|s| s.with_bounds(bounds))
+        .map(|s| s.with_quantize(quantize))
         .and_then(|s| s.with_hier(hier))
 }
 
@@ -977,9 +985,13 @@ impl Audit<'_> {
                 .findings
                 .push(convict(format!("its input is not finite: {e}"))),
         }
-        let contribution = input
-            .values
-            .contribution(commit.weight, self.rec.raw.scale_bits);
+        // In a quantized ring the contribution is that of the quantized input, recomputed
+        // from the input, the ring's bits and the recorded scale.
+        let contribution = input.values.contribution_of(
+            commit.weight,
+            self.rec.raw.scale_bits,
+            self.spec.quantize,
+        );
         let matches = match &c.sketches {
             Some(published) => match first_sketch_mismatch(st, &contribution, published) {
                 Some(reason) => {
@@ -1122,6 +1134,7 @@ impl Audit<'_> {
             ring: rec.ring,
             round: rec.round,
             hybrid: self.spec.is_hybrid(),
+            quantize: self.spec.quantize.map(Bits::get),
             view: rec.view,
             members,
             excluded: rec.excluded,

@@ -7,6 +7,7 @@ use sha3::{Digest, Sha3_256};
 use crate::core::error::{Classify, ErrorClass};
 use crate::core::keys::{self, Identity, PublicIdentity};
 use crate::core::ring::fixed;
+use crate::core::ring::quant::Bits;
 
 pub const FORMAT: &str = "gym-ring/1";
 /// The format of a ring file with a fixed round scale or a sum output (hierarchical rounds,
@@ -164,6 +165,19 @@ pub enum RingFileError {
         path: PathBuf,
         problem: &'static str,
     },
+    /// `--quantize` given on the command line disagrees with the ring file, which decides.
+    #[error(
+        "{option} {flag} disagrees with ring file {path}, which {ring}: the ring file decides \
+         how the ring averages (every member must quantize alike); drop the flag or plan the \
+         ring with `gym ring plan --quantize {flag}`"
+    )]
+    QuantizeMismatch {
+        /// The command-line option (`--quantize`, `--ring-quantize`).
+        option: &'static str,
+        flag: Bits,
+        path: PathBuf,
+        ring: String,
+    },
 }
 
 impl Classify for RingFileError {
@@ -171,6 +185,7 @@ impl Classify for RingFileError {
         match self {
             RingFileError::Read { .. } => ErrorClass::Io,
             RingFileError::Invalid { .. } => ErrorClass::Malformed,
+            RingFileError::QuantizeMismatch { .. } => ErrorClass::Usage,
             RingFileError::NotMember { .. } | RingFileError::MlDsaKey { .. } => {
                 ErrorClass::Untrusted
             }
@@ -194,6 +209,9 @@ struct RingToml {
     scale_bits: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output: Option<String>,
+    /// Quantized averaging: bits per element (docs/ring-protocol.md, "Quantized averaging").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantize: Option<u64>,
     #[serde(default, rename = "member")]
     members: Vec<MemberToml>,
 }
@@ -229,6 +247,9 @@ pub struct RingSpec {
     pub bounds: InputBounds,
     /// The round's fixed scale and what the ring writes (hierarchical rounds).
     pub hier: Hier,
+    /// Quantized averaging: every member's input is quantized to this many bits per element
+    /// (per block of 64) before the exact sum. `None`: lossless.
+    pub quantize: Option<Bits>,
     digest: [u8; 32],
     hybrid: bool,
 }
@@ -288,6 +309,7 @@ impl RingSpec {
             members,
             bounds,
             hier: Hier::default(),
+            quantize: None,
             digest: [0; 32],
             hybrid,
         };
@@ -311,6 +333,44 @@ impl RingSpec {
         self.hier = hier;
         self.digest = self.compute_digest();
         Ok(self)
+    }
+
+    /// This ring file for another round: the same members, chunk size, input bounds,
+    /// quantization and hierarchical settings (`gym train --ring` averages once per round).
+    pub fn for_round(&self, round: u64) -> Self {
+        let mut s = self.clone();
+        s.round = round;
+        s.digest = s.compute_digest();
+        s
+    }
+
+    /// This ring with quantized averaging at `bits` per element, or lossless (`None`); it
+    /// enters the digest.
+    pub fn with_quantize(mut self, bits: Option<Bits>) -> Self {
+        self.quantize = bits;
+        self.digest = self.compute_digest();
+        self
+    }
+
+    /// Refuses a quantize flag (`option`) that is not what the ring file (`path`) says.
+    pub fn check_quantize_flag(
+        &self,
+        option: &'static str,
+        flag: Option<Bits>,
+        path: &Path,
+    ) -> Result<(), RingFileError> {
+        match flag {
+            Some(f) if self.quantize != Some(f) => Err(RingFileError::QuantizeMismatch {
+                option,
+                flag: f,
+                path: path.to_path_buf(),
+                ring: match self.quantize {
+                    Some(b) => format!("says quantize = {b}"),
+                    None => "averages losslessly (no quantize field)".into(),
+                },
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn compute_digest(&self) -> [u8; 32] {
@@ -371,6 +431,11 @@ impl RingSpec {
             h.update(b"gym-ring/hier\0");
             h.update(self.hier.scale_bits.map_or(u32::MAX, |f| f).to_le_bytes());
             h.update([self.hier.output as u8]);
+        }
+        // Quantized averaging (protocol version 5) follows; a lossless ring keeps its digest.
+        if let Some(b) = self.quantize {
+            h.update(b"gym-ring-v5/quantize\0");
+            h.update([b.get()]);
         }
         h.finalize().into()
     }
@@ -467,8 +532,10 @@ impl RingSpec {
             max_weight: t.max_weight.unwrap_or(defaults.max_weight),
             max_exponent: t.max_exponent.unwrap_or(defaults.max_exponent),
         };
+        let quantize = t.quantize.map(Bits::new).transpose().map_err(&invalid)?;
         RingSpec::new(t.round, t.chunk_elements, members)
             .and_then(|s| s.with_bounds(bounds))
+            .map(|s| s.with_quantize(quantize))
             .and_then(|s| s.with_hier(hier))
             .map_err(invalid)
     }
@@ -493,6 +560,7 @@ impl RingSpec {
                 .then_some(self.bounds.max_exponent),
             scale_bits: self.hier.scale_bits,
             output: (self.hier.output == Output::Sum).then(|| "sum".to_string()),
+            quantize: self.quantize.map(|b| b.get() as u64),
             members: self
                 .members
                 .iter()

@@ -4,6 +4,8 @@
 //! the reduced vector does not depend on the order of the additions, and every member turns
 //! it back into the same floating-point bytes.
 
+use super::quant::{self, Bits};
+
 /// Receivers reject any partial-sum element with `|v| >= BOUND`.
 pub const BOUND: i64 = 1 << 59;
 /// Honest partial sums stay below `2^HEADROOM`.
@@ -309,21 +311,67 @@ impl Values {
 
     /// [`contribution`] of every element.
     pub fn contribution(&self, weight: u64, scale: u32) -> Vec<i64> {
-        let mut out = vec![0; self.len()];
-        self.contribution_into(0, weight, scale, &mut out);
-        out
+        self.contribution_of(weight, scale, None)
     }
 
     /// [`contribution`] of elements `start .. start + out.len()`, into `out`: the
-    /// contribution is made chunk by chunk where it is used instead of kept whole.
-    pub fn contribution_into(&self, start: usize, weight: u64, scale: u32, out: &mut [i64]) {
+    /// contribution is made chunk by chunk where it is used instead of kept whole. With
+    /// `quant`, the contribution of the quantized input ([`quant`](super::quant)): each
+    /// element's block (of the whole input, from element 0) is read to find its step.
+    pub fn contribution_into(
+        &self,
+        start: usize,
+        weight: u64,
+        scale: u32,
+        quant: Option<Bits>,
+        out: &mut [i64],
+    ) {
         let r = start..start + out.len();
-        match self {
-            Values::F32(v) => contribution_into(&v[r], weight, scale, out),
-            Values::F64(v) => contribution_into(&v[r], weight, scale, out),
-            // Already weighted and scaled (the machine checks the scale is the ring's).
-            Values::Sum(s) => out.copy_from_slice(&s.sum[r]),
+        match (self, quant) {
+            (Values::F32(v), None) => contribution_into(&v[r], weight, scale, out),
+            (Values::F64(v), None) => contribution_into(&v[r], weight, scale, out),
+            (Values::F32(v), Some(b)) => quantized_into(v, start, weight, scale, b, out),
+            (Values::F64(v), Some(b)) => quantized_into(v, start, weight, scale, b, out),
+            // Already weighted and scaled (the machine checks the scale is the ring's); a sum
+            // of quantized contributions is on the grid already, so it is never quantized again.
+            (Values::Sum(s), _) => out.copy_from_slice(&s.sum[r]),
         }
+    }
+
+    /// [`Values::contribution_into`] of every element.
+    pub fn contribution_of(&self, weight: u64, scale: u32, quant: Option<Bits>) -> Vec<i64> {
+        let mut out = vec![0; self.len()];
+        self.contribution_into(0, weight, scale, quant, &mut out);
+        out
+    }
+}
+
+/// The contribution of the quantized elements `start .. start + out.len()` of `xs`: every
+/// block of [`quant::BLOCK`] elements overlapping the window is quantized whole, then only its
+/// part inside the window goes through the fixed-point kernel (exact: the quantized values lie
+/// on the grid).
+fn quantized_into<T: Element>(
+    xs: &[T],
+    start: usize,
+    weight: u64,
+    scale: u32,
+    bits: Bits,
+    out: &mut [i64],
+) {
+    let k = Kernel::new(weight, scale);
+    let end = start + out.len();
+    let mut buf = [0f64; quant::BLOCK];
+    let mut b0 = start / quant::BLOCK * quant::BLOCK;
+    while b0 < end {
+        let b1 = (b0 + quant::BLOCK).min(xs.len());
+        let blk = &mut buf[..b1 - b0];
+        for (d, &x) in blk.iter_mut().zip(&xs[b0..b1]) {
+            *d = x.into();
+        }
+        quant::quantize_block(blk, bits, scale);
+        let (lo, hi) = (start.max(b0), end.min(b1));
+        k.run(&blk[lo - b0..hi - b0], &mut out[lo - start..hi - start]);
+        b0 = b1;
     }
 }
 
@@ -400,10 +448,19 @@ impl Mean {
 
 /// The exact sum of contributions, computed directly (reference for tests and audits).
 pub fn direct_sum(inputs: &[(&[f64], u64)], scale: u32) -> Vec<i64> {
+    direct_sum_of(inputs, scale, None)
+}
+
+/// [`direct_sum`] of the inputs quantized with `quant` (computed through [`quant::quantize`]).
+pub fn direct_sum_of(inputs: &[(&[f64], u64)], scale: u32, quant: Option<Bits>) -> Vec<i64> {
     let len = inputs.first().map_or(0, |(x, _)| x.len());
     let mut acc = vec![0i64; len];
     for (x, w) in inputs {
-        add_into(&mut acc, &contribution(x, *w, scale));
+        let c = match quant {
+            None => contribution(x, *w, scale),
+            Some(b) => contribution(&quant::quantize(x, b, scale), *w, scale),
+        };
+        add_into(&mut acc, &c);
     }
     acc
 }
@@ -449,7 +506,7 @@ mod tests {
         assert_eq!(b.contribution(1, 10), contribution(&wide, 1, 10));
         // A window of the contribution is that window of the whole.
         let mut win = vec![0; 3];
-        small.contribution_into(2, 3, f, &mut win);
+        small.contribution_into(2, 3, f, None, &mut win);
         assert_eq!(&win[..], &small.contribution(3, f)[2..5]);
         assert_eq!(exponent_f32(&[0.0, -0.0]).unwrap(), MIN_EXPONENT);
         assert!(matches!(

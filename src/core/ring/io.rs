@@ -461,7 +461,7 @@ pub fn record(ring: &RingSpec, o: &Outcome) -> serde_json::Value {
 
 /// The ring file's settings an audit needs to recompute `R` from the record alone, recorded
 /// only when they are not the defaults (so a result of a plain ring keeps its record): the
-/// input bounds, and a hierarchical round's fixed scale and output.
+/// input bounds, quantization, and a hierarchical round's fixed scale and output.
 fn add_ring_settings(ring: &RingSpec, v: &mut serde_json::Value) {
     use super::config::{InputBounds, Output};
     let defaults = InputBounds::default();
@@ -476,6 +476,9 @@ fn add_ring_settings(ring: &RingSpec, v: &mut serde_json::Value) {
     }
     if ring.hier.output == Output::Sum {
         v["output"] = "sum".into();
+    }
+    if let Some(b) = ring.quantize {
+        v["quantize"] = b.get().into();
     }
 }
 

@@ -12,6 +12,7 @@ pub mod net;
 #[cfg(test)]
 mod net_tests;
 pub mod proto;
+pub mod quant;
 pub mod sketch;
 pub mod sumfile;
 pub mod wire;

@@ -55,7 +55,7 @@ fn the_known_answer_vector_encodes_and_decodes() {
     // The mean of the largest element, 4194304 / (3 · 2^20) = 1.33…, is below 2^1.
     assert_eq!(input.values.exponent().unwrap(), 1);
     let mut c = vec![0; 5];
-    input.values.contribution_into(0, 99, 33, &mut c);
+    input.values.contribution_into(0, 99, 33, None, &mut c);
     assert_eq!(c, k.sum, "a sum enters as it is, whatever weight and scale");
 }
 

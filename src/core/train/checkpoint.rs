@@ -578,13 +578,11 @@ impl<'a> RunDir<'a> {
     /// Runs one ring all-reduce of the delta just written, writes the agreed mean next to it
     /// (`avg-<seq>.delta`, byte-identical at every member) and continues from the mean.
     fn aggregate(&mut self, t: &Trainer, d: &DeltaWritten, weight: u64) -> Result<Aggregated> {
-        use crate::core::ring::{config::RingSpec, io as rio, net};
+        use crate::core::ring::{io as rio, net};
         let plan = self.ring.as_ref().expect("ring plan");
         let round = plan.spec.round + d.seq;
-        let spec = std::sync::Arc::new(
-            RingSpec::new(round, plan.spec.chunk_elements, plan.spec.members.clone())
-                .map_err(TrainError::Invalid)?,
-        );
+        // The ring file's settings (input bounds, quantization) hold in every round.
+        let spec = std::sync::Arc::new(plan.spec.for_round(round));
         let ring_err = |e: String| TrainError::Ring(e);
         let (input, layout) =
             rio::load_input(&d.path, weight.max(1)).map_err(|e| ring_err(e.to_string()))?;

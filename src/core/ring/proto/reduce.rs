@@ -231,13 +231,14 @@ impl Reduction {
         };
         let p = view.pos;
         let hybrid = member.hybrid();
+        let q = member.ring.quantize;
         for k in 0..self.chunks(p) {
             let r = self.chunk_range(p, k);
             let c = &mut self.scratch[..r.len()];
             member
                 .input
                 .values
-                .contribution_into(r.start, member.input.weight, self.scale, c);
+                .contribution_into(r.start, member.input.weight, self.scale, q, c);
             let frame = wire::data_frame(c.len(), hybrid, |b| wire::put_le(b, c));
             let spot = Spot {
                 phase: DataPhase::Scatter,
@@ -347,11 +348,12 @@ impl Reduction {
         let pre = wire::data_prefix(member.hybrid());
         let body = &mut frame[pre..];
         let last = spot.step == signer.view.n() - 2;
+        let q = member.ring.quantize;
         let c = &mut self.scratch[..r.len()];
         member
             .input
             .values
-            .contribution_into(r.start, member.input.weight, self.scale, c);
+            .contribution_into(r.start, member.input.weight, self.scale, q, c);
         let c = &*c;
         let acc = &mut self.acc[r.clone()];
         let mut bad = false;

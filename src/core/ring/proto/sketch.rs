@@ -91,13 +91,14 @@ impl Check<'_> {
         use rayon::prelude::*;
         let input = &self.member.input;
         let (values, w, f) = (&input.values, input.weight, self.red.scale);
+        let q = self.member.ring.quantize;
         self.red
             .segs
             .par_iter()
             .enumerate()
             .map(|(g, r)| {
                 sketch::sketch_blocks(r.len(), self.point(g), 1 << 14, |start, buf| {
-                    values.contribution_into(r.start + start, w, f, buf)
+                    values.contribution_into(r.start + start, w, f, q, buf)
                 })
             })
             .collect()

@@ -44,8 +44,21 @@ impl Net {
 
     /// [`Net::new`] of a hybrid ring when `hybrid` (the same Ed25519 keys, with ML-DSA-87).
     fn new_of(n: usize, len: usize, chunk: u32, hybrid: bool) -> Self {
+        Self::new_quantized(n, len, chunk, hybrid, None)
+    }
+
+    /// [`Net::new_of`] of a ring that quantizes to `quant` bits.
+    fn new_quantized(
+        n: usize,
+        len: usize,
+        chunk: u32,
+        hybrid: bool,
+        quant: Option<crate::core::ring::quant::Bits>,
+    ) -> Self {
         let (mut s, ids) = if hybrid { hybrid_spec(n) } else { spec(n) };
-        s = RingSpec::new(0, chunk, s.members.clone()).unwrap();
+        s = RingSpec::new(0, chunk, s.members.clone())
+            .unwrap()
+            .with_quantize(quant);
         let ring = Arc::new(s);
         let inputs: Vec<Arc<Input>> = (0..n)
             .map(|i| Arc::new(input(i, len, i as u64 % 3 + 1)))
@@ -139,12 +152,20 @@ impl Net {
             .zip(&wide)
             .map(|(&j, v)| (v.as_slice(), self.inputs[j].weight))
             .collect();
-        assert_eq!(o0.sum, fixed::direct_sum(&ins, o0.scale), "exact sum");
+        let quant = self.machines[0].member.ring.quantize;
+        assert_eq!(
+            o0.sum,
+            fixed::direct_sum_of(&ins, o0.scale, quant),
+            "exact sum"
+        );
         let tw: u128 = ins.iter().map(|(_, w)| *w as u128).sum();
         assert_eq!(o0.total_weight, tw);
+        // Lossless: the exact mean; quantized: within half a step of the largest block step
+        // (inputs in (−1, 1): at most 2^(1−BITS)).
+        let tol = quant.map_or(1e-12, |b| 2f64.powi(1 - b.get() as i32));
         for k in 0..o0.sum.len() {
             let exact = ins.iter().map(|(x, w)| x[k] * *w as f64).sum::<f64>() / tw as f64;
-            assert!((o0.mean(k) - exact).abs() < 1e-12);
+            assert!((o0.mean(k) - exact).abs() <= tol);
         }
         assert_eq!(o0.receipts.len(), survivors.len());
         for &i in survivors {
@@ -233,6 +254,41 @@ fn a_corrupting_member_is_named_and_excluded() {
             net.machines[bad].outcome(),
             Some(Err(RingError::Excluded { view: 1 }))
         ));
+    }
+}
+
+/// A quantized ring: every member reduces the quantized contributions (the exact sum of
+/// `w · Q(x)`), and the sketch check still names a member that alters a partial sum.
+#[test]
+fn a_quantized_ring_sums_quantized_inputs_and_names_a_corrupting_member() {
+    use crate::core::ring::quant::Bits;
+    for (n, len, chunk, bits) in [(3, 200, 64, 8), (4, 130, 7, 2), (2, 64, 16, 16)] {
+        let mut net = Net::new_quantized(n, len, chunk, false, Some(Bits::new(bits).unwrap()));
+        net.run();
+        assert!(net.refused.is_empty(), "{:?}", net.refused);
+        let all: Vec<usize> = (0..n).collect();
+        net.check(&all);
+        // Quantization changed the sum (it is not the lossless one).
+        let o = net.outcome(0);
+        let wide: Vec<Vec<f64>> = (0..n)
+            .map(|j| (0..len).map(|k| net.inputs[j].values.get(k)).collect())
+            .collect();
+        let ins: Vec<(&[f64], u64)> = (0..n)
+            .map(|j| (wide[j].as_slice(), net.inputs[j].weight))
+            .collect();
+        assert_ne!(o.sum, fixed::direct_sum(&ins, o.scale));
+    }
+    for (n, bad) in [(3, 1), (4, 0)] {
+        let mut net = Net::new_quantized(n, 300, 32, false, Some(Bits::new(8).unwrap()));
+        net.machines[bad].faults.corrupt_partial_sums = true;
+        net.run();
+        let survivors: Vec<usize> = (0..n).filter(|&i| i != bad).collect();
+        net.check(&survivors);
+        let o = net.outcome(survivors[0]);
+        assert_eq!(o.view, 1);
+        assert_eq!(o.excluded.len(), 1, "{:?}", o.excluded);
+        assert_eq!(o.excluded[0].member, bad);
+        assert!(o.excluded[0].reason.contains("corrupted partial sum"));
     }
 }
 
