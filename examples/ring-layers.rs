@@ -67,26 +67,31 @@ fn main() {
         chunk: 0,
         digest: [0; 32],
     };
-    let mut frames: Vec<Vec<u8>> = part
+    // As they arrive: packed (protocol v4), built here outside the timing.
+    let frames: Vec<Vec<u8>> = part
         .chunks(chunk)
         .map(|ch| {
             let mut f = wire::data_frame(ch.len(), false, |b| wire::put_le(b, ch));
             wire::put_data_prefix(&mut f, 0, 0, &header, &[0; 64], None);
-            f
+            wire::pack_frame(&f, false)
         })
         .collect();
     let mut acc = vec![0i64; part.len()];
     time("receive → forward in place (moved)", &mut || {
         // What a member does per scatter chunk besides hashing, signing and sealing: decode
-        // the header only, then one pass that stores the received partial sum, checks its
-        // range and adds our contribution into the same frame, which is forwarded.
+        // the header only, unpack the payload into a raw frame, then one pass that stores the
+        // received partial sum, checks its range and adds our contribution into that frame,
+        // which is forwarded (packed again by the sender, timed with the codec).
         for (frame, (a, own)) in frames
-            .iter_mut()
+            .iter()
             .zip(acc.chunks_mut(chunk).zip(c.chunks(chunk)))
         {
             let (_, range) = wire::decode_split(frame, false).unwrap();
+            let mut raw = wire::unpack_frame(frame, range, false).unwrap();
+            let pre = wire::data_prefix(false);
             let mut bad = false;
-            for ((o, a), &x) in frame[range].chunks_exact_mut(8).zip(a.iter_mut()).zip(own) {
+            let body = &mut raw[pre..pre + 8 * own.len()];
+            for ((o, a), &x) in body.chunks_exact_mut(8).zip(a.iter_mut()).zip(own) {
                 let v = i64::from_le_bytes((&*o).try_into().unwrap());
                 *a = v;
                 bad |= v <= -fixed::BOUND || v >= fixed::BOUND;
