@@ -418,7 +418,8 @@ pub fn worker_view(o: &GspoOrchestrator, id: &str) -> WorkerView {
         result_reported: false,
         base: m.aggregate().map(str::to_string),
         ring: None,
-        finished: matches!(m.phase, Phase::Finished(_)),
+        // over only once every checkpoint is published: a worker that exits can find it
+        finished: matches!(m.phase, Phase::Finished(_)) && m.all_published(),
         tag: String::new(),
     };
     match &m.phase {

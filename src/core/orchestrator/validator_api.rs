@@ -53,7 +53,8 @@ pub fn view(o: &GspoOrchestrator, id: &str) -> ValidatorView {
         base: m.aggregate().map(str::to_string),
         deltas: Vec::new(),
         judged: Vec::new(),
-        finished: matches!(m.phase, Phase::Finished(_)),
+        // over only once every checkpoint is published: a worker that exits can find it
+        finished: matches!(m.phase, Phase::Finished(_)) && m.all_published(),
     };
     v.round = match &m.phase {
         Phase::Waiting(w) => w.round,
