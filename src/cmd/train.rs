@@ -72,8 +72,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "KEY.pem")]
     pub key: Option<PathBuf>,
     /// Average with other workers: every aggregate_interval steps, join this ring (TOML, as
-    /// `gym ring plan` writes; needs --key, a member's key) with the delta just written and
-    /// continue from the agreed mean (written as deltas/avg-<seq>.delta).
+    /// `gym ring plan` writes; needs --key, a member's key) with the update since the last
+    /// agreed mean (deltas/update-<seq>.delta; the mean update is deltas/ring-<seq>.delta) and
+    /// continue from the new mean (deltas/avg-<seq>.delta).
     #[arg(long, value_name = "RING.toml", requires = "key")]
     pub ring: Option<PathBuf>,
     /// With --ring: seconds without progress before a member is dropped from a round.
@@ -496,7 +497,7 @@ pub fn run(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         t.set_stream(p.me as u64 + 1);
     }
     let mut run = RunDir::new(&output, &identity, base_hash, device, &t, &mut on_step);
-    run.ring = plan;
+    run.set_ring(plan, &t)?;
     run.privacy = checkpoint::Privacy::new(&t.cfg, &t)?;
     if a.resume {
         run.resume(&mut t)?;

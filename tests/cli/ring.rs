@@ -1360,25 +1360,53 @@ fn train_with_a_quantized_ring_averages_quantized_every_round() {
         assert_eq!(read(0, rel), read(2, rel), "{rel}");
     }
     let spec = RingSpec::load(&ring).unwrap();
+    let deltas = dir.join("r1/deltas");
     for seq in [1u64, 2] {
-        let avg = dir.join(format!("r1/deltas/avg-{seq:06}.delta"));
-        let (code, out, err) = run(gym().args(["delta", "inspect", "--json"]).arg(&avg));
-        assert_eq!(code, 0, "{err}");
-        let rec = &json(&out)["metadata"]["extra"]["ring"];
-        assert_eq!(rec["quantize"], 8, "{rec}");
-        assert_eq!(rec["round"], seq);
-        assert_eq!(
-            rec["ring"].as_str().unwrap(),
-            hex::encode(spec.for_round(seq).digest())
-        );
-        // Its audit recomputes the quantized contributions of the three deltas averaged.
+        let mean = deltas.join(format!("ring-{seq:06}.delta"));
+        let avg = deltas.join(format!("avg-{seq:06}.delta"));
+        for f in [&mean, &avg] {
+            let (code, out, err) = run(gym().args(["delta", "inspect", "--json"]).arg(f));
+            assert_eq!(code, 0, "{err}");
+            let rec = &json(&out)["metadata"]["extra"]["ring"];
+            assert_eq!(rec["quantize"], 8, "{rec}");
+            assert_eq!(rec["round"], seq);
+            assert_eq!(
+                rec["ring"].as_str().unwrap(),
+                hex::encode(spec.for_round(seq).digest())
+            );
+        }
+        // The audit recomputes the quantized contributions of the three updates averaged.
         let mut a: Vec<std::ffi::OsString> = Vec::new();
         for i in 0..3 {
             a.push("--input".into());
-            a.push(dir.join(format!("r{i}/deltas/delta-{seq:06}.delta")).into());
+            a.push(
+                dir.join(format!("r{i}/deltas/update-{seq:06}.delta"))
+                    .into(),
+            );
         }
-        let (code, out, err) = audit(&avg, &a);
+        let (code, out, err) = audit(&mean, &a);
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("exact mean: recomputed"), "{out}");
+    }
+    // The members continue from the last mean plus the mean update, element by element.
+    let f32s = |name: &str| {
+        let (input, _) = gym::core::ring::io::load_input(&deltas.join(name), 1).expect(name);
+        match input.values {
+            gym::core::ring::fixed::Values::F32(v) => v,
+            _ => panic!("{name}: not f32"),
+        }
+    };
+    let (start, mean, next) = (
+        f32s("avg-000001.delta"),
+        f32s("ring-000002.delta"),
+        f32s("avg-000002.delta"),
+    );
+    assert!(mean.iter().any(|&x| x != 0.0));
+    for k in 0..next.len() {
+        assert_eq!(
+            next[k],
+            (start[k] as f64 + mean[k] as f64) as f32,
+            "element {k}"
+        );
     }
 }

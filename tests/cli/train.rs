@@ -443,6 +443,21 @@ fn workers_training_in_a_ring_agree_on_the_average() {
         read(0, "deltas/delta-000001.delta"),
         read(1, "deltas/delta-000001.delta")
     );
+    // a resumed member starts its next update from the last agreed mean, saved with the state
+    let saved = read(0, "state/ring_start.safetensors");
+    let saved = safetensors::SafeTensors::deserialize(&saved).unwrap();
+    let saved = saved.tensor("ring_start").unwrap();
+    let (avg, _) =
+        gym::core::ring::io::load_input(&d.join("r0/deltas/avg-000002.delta"), 1).unwrap();
+    let gym::core::ring::fixed::Values::F32(avg) = avg.values else {
+        panic!("avg-000002.delta is f32")
+    };
+    let saved: Vec<f32> = saved
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(saved, avg);
     // the averaged delta verifies and carries every member's receipt
     let avg = d.join("r0/deltas/avg-000002.delta");
     let (code, stdout, err) = run(gym().args(["delta", "inspect", "--json"]).arg(&avg));

@@ -482,6 +482,21 @@ fn add_ring_settings(ring: &RingSpec, v: &mut serde_json::Value) {
     }
 }
 
+/// The metadata of a round's output: producer `gym-ring`, the latest input timestamp, the
+/// round as its sequence number, the inputs' base and adapter config, and the ring record
+/// (`extra.ring`). It depends only on the outcome, so every member writes the same.
+pub fn output_metadata(ring: &RingSpec, layout: &Layout, o: &Outcome) -> Metadata {
+    let mut meta = Metadata::new("gym-ring");
+    meta.timestamp = o.timestamps.iter().max().cloned().unwrap_or(meta.timestamp);
+    meta.seq = ring.round;
+    meta.base_hash = layout.base_hash.clone();
+    meta.adapter_config = layout.adapter_config.clone();
+    let mut extra = serde_json::Map::new();
+    extra.insert("ring".into(), record(ring, o));
+    meta.extra = Some(extra);
+    meta
+}
+
 /// Writes the weighted mean as an unsigned DELTA file whose bytes depend only on the outcome,
 /// so every member writes the same file.
 pub fn write_output(
@@ -506,18 +521,10 @@ pub fn write_output(
             },
         })
         .collect();
-    let mut meta = Metadata::new("gym-ring");
-    meta.timestamp = o.timestamps.iter().max().cloned().unwrap_or(meta.timestamp);
-    meta.seq = ring.round;
-    meta.base_hash = layout.base_hash.clone();
-    meta.adapter_config = layout.adapter_config.clone();
-    let mut extra = serde_json::Map::new();
-    extra.insert("ring".into(), record(ring, o));
-    meta.extra = Some(extra);
     let opts = PackOptions {
         compression: Compression::None,
         chunk_size: delta::DEFAULT_CHUNK_SIZE,
-        metadata: meta,
+        metadata: output_metadata(ring, layout, o),
         identity: None,
     };
     let mut file = AtomicFile::create(path, force, None)?;

@@ -11,6 +11,9 @@
 //!   checkpoint-<step>/       PEFT adapter folders (adapter_config.json + adapter_model.safetensors)
 //!   adapter/                 the final PEFT adapter
 //!   deltas/delta-<seq>.delta signed DELTA files of the LoRA update, every aggregate_interval steps
+//!   deltas/update-<seq>.delta with --ring: the signed update since the round's start (its input)
+//!   deltas/ring-<seq>.delta   with --ring: the ring's mean update
+//!   deltas/avg-<seq>.delta    with --ring: the factors every member continues from
 //! ```
 //!
 //! A state is saved only after a whole rollout batch has been used, so resuming needs no
@@ -21,13 +24,15 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use candle_core::{Device::Cpu, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::data::Sampler;
 use super::trainer::{Observer, Result, StepMetrics, TrainError, Trainer, lora_tensors};
 use crate::core::atomic::{self, AtomicDir};
+
+mod ring;
 use crate::core::delta::{self, Compression, Compute, Dtype, Metadata};
 use crate::core::keys::Identity;
 use crate::core::model::lora;
@@ -162,6 +167,9 @@ pub struct RunDir<'a> {
     last_train_tokens: u64,
     saved_at: usize,
     pub ring: Option<RingPlan>,
+    /// With a ring: the factors the current round started from (the last agreed mean, or the
+    /// initialisation), flattened; set by [`RunDir::set_ring`].
+    ring_start: Vec<f32>,
     /// The epoch the deltas name: an orchestrated job's epoch (rounds / rounds per epoch);
     /// `None`: the aggregations so far (step / aggregate_interval).
     pub epoch: Option<u64>,
@@ -170,6 +178,15 @@ pub struct RunDir<'a> {
     pub aggregated: Vec<Aggregated>,
     aggregated_this_rollout: bool,
     pub inner: &'a mut dyn FnMut(&StepMetrics, Option<&DeltaWritten>),
+}
+
+/// The 1-D f32 tensor `name` of the safetensors file at `path`.
+fn load_vec(path: &Path, name: &str) -> Result<Vec<f32>> {
+    let m = candle_core::safetensors::load(path, &Cpu)?;
+    let s = m.get(name).ok_or_else(|| {
+        TrainError::State(format!("{}: tensor {name} is missing", path.display()))
+    })?;
+    Ok(s.to_vec1::<f32>()?)
 }
 
 fn save_tensors(map: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
@@ -213,6 +230,7 @@ impl<'a> RunDir<'a> {
             last_train_tokens: 0,
             saved_at: 0,
             ring: None,
+            ring_start: Vec::new(),
             epoch: None,
             privacy: None,
             aggregated: Vec::new(),
@@ -245,9 +263,14 @@ impl<'a> RunDir<'a> {
         }
         save_tensors(&om, &staged.staging().join("optim.safetensors"))?;
         if let Some(p) = &self.privacy {
-            let s = Tensor::from_slice(&p.start, p.start.len(), &candle_core::Device::Cpu)?;
+            let s = Tensor::from_slice(&p.start, p.start.len(), &Cpu)?;
             let map = HashMap::from([("start".to_string(), s)]);
             save_tensors(&map, &staged.staging().join("start.safetensors"))?;
+        }
+        if self.ring.is_some() {
+            let s = Tensor::from_slice(&self.ring_start, self.ring_start.len(), &Cpu)?;
+            let map = HashMap::from([("ring_start".to_string(), s)]);
+            save_tensors(&map, &staged.staging().join("ring_start.safetensors"))?;
         }
         self.state.step = t.step;
         self.state.rollouts = t.rollouts;
@@ -325,15 +348,13 @@ impl<'a> RunDir<'a> {
             t.opt.v[i] = get(format!("v.{i}"))?;
         }
         if let Some(p) = &mut self.privacy {
-            let sp = sdir.join("start.safetensors");
-            let m = candle_core::safetensors::load(&sp, &candle_core::Device::Cpu)?;
-            let s = m.get("start").ok_or_else(|| {
-                TrainError::State(format!("{}: tensor start is missing", sp.display()))
-            })?;
-            p.start = s.to_vec1::<f32>()?;
+            p.start = load_vec(&sdir.join("start.safetensors"), "start")?;
             if let Some(a) = &mut p.accountant {
                 a.rounds = st.dp_rounds;
             }
+        }
+        if self.ring.is_some() {
+            self.ring_start = load_vec(&sdir.join("ring_start.safetensors"), "ring_start")?;
         }
         t.opt.step = st.optim_step;
         t.step = st.step;
@@ -573,79 +594,6 @@ impl<'a> RunDir<'a> {
         std::fs::create_dir_all(&dd).map_err(io_err(&dd))?;
         atomic::write_file(&path, &bytes, true, None).map_err(TrainError::Output)?;
         Ok(hex::encode(summary.digest))
-    }
-
-    /// Runs one ring all-reduce of the delta just written, writes the agreed mean next to it
-    /// (`avg-<seq>.delta`, byte-identical at every member) and continues from the mean.
-    fn aggregate(&mut self, t: &Trainer, d: &DeltaWritten, weight: u64) -> Result<Aggregated> {
-        use crate::core::ring::{io as rio, net};
-        let plan = self.ring.as_ref().expect("ring plan");
-        let round = plan.spec.round + d.seq;
-        // The ring file's settings (input bounds, quantization) hold in every round.
-        let spec = std::sync::Arc::new(plan.spec.for_round(round));
-        let ring_err = |e: String| TrainError::Ring(e);
-        let (input, layout) =
-            rio::load_input(&d.path, weight.max(1)).map_err(|e| ring_err(e.to_string()))?;
-        let joined = net::join_blocking(
-            spec.clone(),
-            plan.me,
-            plan.identity.clone(),
-            std::sync::Arc::new(input),
-            plan.opts,
-            plan.progress.clone(),
-        )
-        .map_err(|e| ring_err(format!("ring round {round}: {e}")))?;
-        let o = joined.outcome;
-        let path = self
-            .dir
-            .join("deltas")
-            .join(format!("avg-{:06}.delta", d.seq));
-        let summary = rio::write_output(&path, true, &spec, &layout, &o)
-            .map_err(|e| ring_err(e.to_string()))?;
-        let epoch = self
-            .epoch
-            .unwrap_or((t.step / t.cfg.aggregate_interval) as u64);
-        let receipt = crate::core::reward::records::issue_forward(
-            epoch,
-            round,
-            &spec,
-            &o.members,
-            plan.me,
-            joined.reduced,
-            &plan.identity,
-        );
-        if let Some(r) = receipt {
-            let p = self
-                .dir
-                .join("receipts")
-                .join(format!("forward-r{round:06}.json"));
-            std::fs::create_dir_all(self.dir.join("receipts")).map_err(io_err(&p))?;
-            let text = serde_json::to_string_pretty(&r).expect("a receipt serialises") + "\n";
-            atomic::write_file(&p, text.as_bytes(), true, None).map_err(TrainError::Output)?;
-        }
-        // continue from the mean
-        let dev = t.model.device().clone();
-        let vars: HashMap<String, candle_core::Var> =
-            lora::trainable(&t.model).into_iter().collect();
-        let mut k = 0usize;
-        for (name, _, shape) in &layout.tensors {
-            let n: u64 = shape.iter().product();
-            let vals: Vec<f32> = (0..n as usize).map(|i| o.mean(k + i) as f32).collect();
-            k += n as usize;
-            let v = vars.get(name).ok_or_else(|| {
-                TrainError::State(format!(
-                    "the ring result has a tensor {name} the model lacks"
-                ))
-            })?;
-            let dims: Vec<usize> = shape.iter().map(|&x| x as usize).collect();
-            v.set(&Tensor::from_vec(vals, dims, &dev)?)?;
-        }
-        Ok(Aggregated {
-            path,
-            round,
-            members: o.members.len(),
-            digest: hex::encode(summary.digest),
-        })
     }
 
     /// Writes a PEFT adapter folder of the current factors (replacing one of the same name).
