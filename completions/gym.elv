@@ -436,7 +436,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -o 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
             cand --output 'Output folder (metrics, checkpoints, deltas). Default: runs/train-<UTC time>'
             cand --key 'Worker key that signs the deltas (default: OUTPUT/worker.key, created if missing)'
-            cand --ring 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member''s key) with the delta just written and continue from the agreed mean (written as deltas/avg-<seq>.delta)'
+            cand --ring 'Average with other workers: every aggregate_interval steps, join this ring (TOML, as `gym ring plan` writes; needs --key, a member''s key) with the update since the last agreed mean (deltas/update-<seq>.delta; the mean update is deltas/ring-<seq>.delta) and continue from the new mean (deltas/avg-<seq>.delta)'
             cand --ring-timeout 'With --ring: seconds without progress before a member is dropped from a round'
             cand --ring-connect-timeout 'With --ring: seconds to wait for every member to connect at each round'
             cand --ring-quantize 'With --ring: expect quantized averaging at BITS bits per element (2 to 16); refused unless the ring file says `quantize = BITS` (`gym ring plan --quantize`)'
