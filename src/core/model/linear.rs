@@ -44,6 +44,14 @@ impl Base {
             Base::Nf4(q) => q.dequantize(),
         }
     }
+
+    /// The full weight as `dtype` (an NF4 base dequantized straight into it on a GPU).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        match self {
+            Base::F32(w) => w.to_dtype(dtype),
+            Base::Nf4(q) => q.dequantize_as(dtype),
+        }
+    }
 }
 
 /// The two LoRA factors: A (r, in) and B (out, r); the update is scale · B·A(dropout(x)).
@@ -271,7 +279,7 @@ impl Linear {
                 base: self.base.clone(),
             })?
         } else {
-            let w = self.base.to_f32()?.to_dtype(x.dtype())?.detach();
+            let w = self.base.to_dtype(x.dtype())?.detach();
             x.broadcast_matmul(&w.t()?)?
         };
         match (&self.lora, adapters) {
