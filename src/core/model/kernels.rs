@@ -420,43 +420,108 @@ mod launch {
 mod tests {
     use super::*;
 
-    /// The `extern "C" __global__` entry points defined in a .cu source.
-    fn entry_points(src: &str) -> Vec<String> {
+    /// The `extern "C" __global__` entry points defined in a .cu source, with their number of
+    /// parameters.
+    fn entry_points(src: &str) -> Vec<(String, usize)> {
         let mut out = Vec::new();
         let mut rest = src;
         while let Some(i) = rest.find("extern \"C\" __global__ void ") {
             rest = &rest[i + "extern \"C\" __global__ void ".len()..];
-            let end = rest.find('(').expect("a parameter list");
-            out.push(rest[..end].trim().to_string());
+            let open = rest.find('(').expect("a parameter list");
+            let close = rest.find(')').expect("a parameter list");
+            let params = rest[open + 1..close].split(',').count();
+            out.push((rest[..open].trim().to_string(), params));
+        }
+        out
+    }
+
+    /// The text of a macro invocation starting at `from`, after `at`, up to `end`.
+    fn invocation<'a>(src: &'a str, at: &str, from: usize, end: &str) -> &'a str {
+        let rest = &src[from + at.len()..];
+        &rest[..rest.find(end).expect("a closed invocation")]
+    }
+
+    /// (kernel name, number of arguments) of every `launch!` in `src` (this file); a launch
+    /// through the NF4 macro's `$plain`/`$double` counts for each kernel that `run!` passes.
+    fn launches(src: &str) -> Vec<(String, usize)> {
+        let ident_of = |k: &Kernel| -> Option<String> {
+            let decl = format!("k(\"{}\", \"{}\")", k.file, k.name);
+            let line = src.lines().find(|l| l.contains(&decl))?;
+            let ident = line.trim().strip_prefix("pub const ")?.split(':').next()?;
+            Some(ident.to_string())
+        };
+        let name_of = |ident: &str| -> String {
+            let k = ALL.iter().find(|k| ident_of(k).as_deref() == Some(ident));
+            k.unwrap_or_else(|| panic!("no kernel constant {ident}"))
+                .name
+                .to_string()
+        };
+        let strip = |s: &str| s.trim().trim_start_matches("super::").to_string();
+        let runs: Vec<Vec<String>> = src
+            .match_indices("=> run!(")
+            .map(|(i, at)| invocation(src, at, i, ")").split(',').map(strip).collect())
+            .collect();
+        let mut out = Vec::new();
+        for (i, at) in src.match_indices("launch!(dev, ") {
+            let (head, args) = invocation(src, at, i, ");")
+                .split_once(';')
+                .expect("launch!(…; args)");
+            let n = args.split(',').filter(|a| !a.trim().is_empty()).count();
+            let ident = strip(head.split(',').next().unwrap());
+            let idents: Vec<String> = match ident.as_str() {
+                "$plain" => runs.iter().map(|r| r[1].clone()).collect(),
+                "$double" => runs.iter().map(|r| r[2].clone()).collect(),
+                _ => vec![ident],
+            };
+            out.extend(idents.iter().map(|id| (name_of(id), n)));
         }
         out
     }
 
     /// Every kernel the Rust side launches is defined, under its name, in the file it is looked
-    /// up in, and every entry point of kernels/ is launched: a renamed or dropped kernel fails
-    /// here, in the default build, before any GPU sees it.
+    /// up in, every entry point of kernels/ is launched, and each launch passes as many arguments
+    /// as its kernel takes: a renamed, dropped or re-parametrised kernel fails here, in the
+    /// default build, before any GPU sees it.
     #[test]
     fn launched_kernels_match_the_cuda_sources() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("kernels");
         let mut defined = Vec::new();
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "cu") {
                 let file = p.file_name().unwrap().to_string_lossy().to_string();
                 let src = std::fs::read_to_string(&p).unwrap();
-                defined.extend(entry_points(&src).into_iter().map(|n| (file.clone(), n)));
+                defined.extend(entry_points(&src).into_iter().map(|e| (file.clone(), e)));
             }
         }
-        let mut launched: Vec<(String, String)> = ALL
+        let mut names: Vec<(String, String)> = defined
+            .iter()
+            .map(|(f, (n, _))| (f.clone(), n.clone()))
+            .collect();
+        let mut listed: Vec<(String, String)> = ALL
             .iter()
             .map(|k| (k.file.to_string(), k.name.to_string()))
             .collect();
-        defined.sort();
-        launched.sort();
-        assert_eq!(
-            defined, launched,
-            "kernels/*.cu entry points vs kernels::ALL"
-        );
+        names.sort();
+        listed.sort();
+        assert_eq!(names, listed, "kernels/*.cu entry points vs kernels::ALL");
+        let src = std::fs::read_to_string(root.join("src/core/model/kernels.rs")).unwrap();
+        let code = &src[..src.find("#[cfg(test)]\nmod tests").unwrap()]; // not these tests
+        let launched = launches(code);
+        assert!(launched.len() >= ALL.len(), "{launched:?}");
+        for (_, (name, params)) in &defined {
+            let counts: Vec<usize> = launched
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|l| l.1)
+                .collect();
+            assert!(!counts.is_empty(), "{name} is never launched");
+            assert!(
+                counts.iter().all(|c| c == params),
+                "{name} takes {params} parameters, launched with {counts:?}"
+            );
+        }
         let common = std::fs::read_to_string(dir.join("common.cuh")).unwrap();
         assert!(
             common.contains(&format!("#define GYM_ROW_THREADS {ROW_THREADS}\n")),

@@ -18,6 +18,11 @@ use candle_core::{
 
 use super::decoder::Role;
 use super::nf4::Nf4Tensor;
+use super::ops::custom_ops_for;
+#[cfg(feature = "cuda")]
+use super::ops::{cuda_output, cuda_tensor};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
 
 /// The frozen weight of a linear layer, (out, in) as in PyTorch.
 #[derive(Clone)]
@@ -151,6 +156,20 @@ impl CustomOp1 for FrozenLinear {
         Ok((matmul_t(s, l, m, wc, wl, n, k)?, Shape::from(out_dims)))
     }
 
+    /// On the GPU: the weight dequantized by gym's kernel into a transient tensor, one cuBLAS
+    /// product; the graph keeps x, not the weight.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let x = cuda_tensor(s, l, "frozen linear x")?;
+        let (_, k) = self.base.dims();
+        if l.dims().last() != Some(&k) {
+            bail!("frozen linear: input {:?} does not end in {k}", l.dims())
+        }
+        let w = self.base.to_dtype(DType::F32)?;
+        let y = x.broadcast_matmul(&w.t()?)?;
+        Ok((cuda_output(&y)?, y.shape().clone()))
+    }
+
     fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         let w = self.base.to_f32()?;
         Ok(Some(g.broadcast_matmul(&w)?))
@@ -208,6 +227,24 @@ impl CustomOp3 for LoraLinear {
         Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
     }
 
+    /// The same composition on the GPU, on device copies of x, A and B.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        as_: &CudaStorage,
+        al: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let x = cuda_tensor(xs, xl, "lora linear x")?;
+        let a = cuda_tensor(as_, al, "lora linear A")?;
+        let b = cuda_tensor(bs, bl, "lora linear B")?;
+        let y = self.compose(&x, &a, &b)?;
+        Ok((cuda_output(&y)?, y.shape().clone()))
+    }
+
     /// The gradients of the composed graph, with the batch dimensions folded into the rows
     /// (one product each instead of one per batch entry and a sum over the batch):
     /// dx = g·W + (s·g)·B·A, dB = (s·g)ᵀ·h, dA = ((s·g)·B)ᵀ·x, where h = x·Aᵀ is recomputed.
@@ -258,11 +295,7 @@ impl Linear {
         if let (Some(l), true) = (&self.lora, adapters) {
             let no_dropout = l.train_rng.is_none() || l.dropout <= 0.0;
             let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
-            if no_dropout
-                && x.device().is_cpu()
-                && x.dtype() == DType::F32
-                && a.dtype() == DType::F32
-                && b.dtype() == DType::F32
+            if no_dropout && custom_ops_for(x) && a.dtype() == DType::F32 && b.dtype() == DType::F32
             {
                 return x.contiguous()?.apply_op3(
                     &a.contiguous()?,
@@ -274,7 +307,7 @@ impl Linear {
                 );
             }
         }
-        let base = if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let base = if custom_ops_for(x) {
             x.contiguous()?.apply_op1(FrozenLinear {
                 base: self.base.clone(),
             })?

@@ -7,9 +7,10 @@
 //! On a GPU (the `cuda` feature) the same ops run gym's own kernels (kernels/ops.cu, launched
 //! by `cuda_fwd` through kernels.rs), each mirroring the CPU function of its op: RMS norm, the
 //! q/k norm-and-rotation, rotary embedding, SwiGLU and softmax, forward and backward, all in
-//! f32. Attention keeps the composed ops there (with gym's softmax kernel inside), and any other
-//! device or dtype falls back to the equivalent composition of stock tensor ops, which is correct
-//! and differentiable everywhere.
+//! f32. The attention op runs there as on the CPU, a composition (cuBLAS products and the
+//! softmax kernel) whose probabilities are recomputed in the backward rather than kept. Any
+//! other device or dtype falls back to the equivalent composition of stock tensor ops, which is
+//! correct and differentiable everywhere.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
@@ -46,7 +47,7 @@ fn with_cpu_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) 
 }
 
 /// Whether the custom ops (and their kernels) serve `x`: f32 on the CPU or on a CUDA GPU.
-fn custom_ops_for(x: &Tensor) -> bool {
+pub(crate) fn custom_ops_for(x: &Tensor) -> bool {
     x.dtype() == DType::F32 && (x.device().is_cpu() || x.device().is_cuda())
 }
 
@@ -338,6 +339,44 @@ fn cpu_tensor(s: &CpuStorage, l: &Layout, what: &str) -> Result<Tensor> {
     Tensor::from_slice(f32_slice(s, l, what)?, l.dims(), &candle_core::Device::Cpu)
 }
 
+/// A GPU op input as a tensor with no graph (a device copy of its storage).
+#[cfg(feature = "cuda")]
+pub(crate) fn cuda_tensor(s: &CudaStorage, l: &Layout, what: &str) -> Result<Tensor> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("{what}: expected a contiguous input")
+    };
+    let len = s.as_cuda_slice::<f32>()?.len();
+    let full = Tensor::from_storage(
+        Storage::Cuda(s.try_clone(l)?),
+        len,
+        candle_core::op::BackpropOp::none(),
+        false,
+    );
+    full.narrow(0, a, b - a)?.reshape(l.dims())
+}
+
+/// A GPU tensor's values as an op output: its storage when the tensor spans all of it,
+/// else a compact copy's.
+#[cfg(feature = "cuda")]
+pub(crate) fn cuda_output(t: &Tensor) -> Result<CudaStorage> {
+    let t = t.contiguous()?;
+    let compact = {
+        let (s, l) = t.storage_and_layout();
+        match &*s {
+            Storage::Cuda(c) => {
+                let whole = l.start_offset() == 0
+                    && c.as_cuda_slice::<f32>()?.len() == l.shape().elem_count();
+                whole.then(|| c.try_clone(l)).transpose()?
+            }
+            _ => bail!("expected a tensor on the GPU"),
+        }
+    };
+    match compact {
+        Some(c) => Ok(c),
+        None => cuda_output(&t.affine(1.0, 0.0)?),
+    }
+}
+
 impl candle_core::CustomOp3 for Attention {
     fn name(&self) -> &'static str {
         "gym-attention"
@@ -358,6 +397,25 @@ impl candle_core::CustomOp3 for Attention {
         let (_, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
         let shape = o.shape().clone();
         Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
+    }
+
+    /// The same composition on the GPU (cuBLAS products, gym's softmax kernel), on device
+    /// copies of q, k and v; as on the CPU, the probabilities are not kept for the backward.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let q = cuda_tensor(s1, l1, "attention q")?;
+        let k = cuda_tensor(s2, l2, "attention k")?;
+        let v = cuda_tensor(s3, l3, "attention v")?;
+        let (_, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        Ok((cuda_output(&o)?, o.shape().clone()))
     }
 
     fn bwd(
@@ -387,12 +445,11 @@ impl candle_core::CustomOp3 for Attention {
 
 /// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd), k and v (b, nkv, s, hd) (grouped-query:
 /// nh a multiple of nkv) and an additive mask (b, 1, t, s). When a gradient can flow (training)
-/// on the CPU this is one op with a hand-written backward that recomputes the probabilities;
-/// otherwise (decoding, reference passes, other devices) the composed ops.
+/// on the CPU or a CUDA GPU (f32) this is one op with a hand-written backward that recomputes
+/// the probabilities; otherwise (decoding, reference passes, other devices) the composed ops.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let tracked = q.track_op() || k.track_op() || v.track_op();
-    let cpu_f32 = q.device().is_cpu() && q.dtype() == candle_core::DType::F32;
-    if tracked && cpu_f32 {
+    if tracked && custom_ops_for(q) {
         let op = Attention {
             mask: mask.detach().contiguous()?,
             scale,
@@ -1016,6 +1073,27 @@ pub(crate) mod tests {
         let hidden = randn(&[b, t, 1024]);
         let wh = randn(&[1024]).affine(0.3, 1.0).unwrap();
         let up = randn(&[b, t, 1024]);
+        // grouped-query attention: 4 query heads over 2 key/value heads, a causal mask with
+        // batch 1's first position padded out
+        let (q, kv, vv) = (
+            randn(&[b, 4, t, d]),
+            randn(&[b, 2, t, d]),
+            randn(&[b, 2, t, d]),
+        );
+        let mask: Vec<f32> = (0..b * t * t)
+            .map(|i| {
+                let (bi, r, c) = (i / (t * t), (i / t) % t, i % t);
+                if c > r || (bi == 1 && c == 0 && r > 0) {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).unwrap();
+        let scale = 1.0 / (d as f64).sqrt();
+        let (h2, lm) = (randn(&[10, d]), randn(&[300, d]).affine(0.1, 0.0).unwrap());
+        let tg = Tensor::new(&[3u32, 0, 299, 7, 7, 12, 30, 150, 1, 2], &Device::Cpu).unwrap();
         let on = |t: &Tensor, dev: &Device| t.to_device(dev).unwrap();
         type Case<'a> = (
             &'a str,
@@ -1050,6 +1128,26 @@ pub(crate) mod tests {
                 vec![&hidden, &up],
                 vec![b, t, 1024],
                 Box::new(|v, _| swiglu(&v[0], &v[1])),
+            ),
+            (
+                "attention",
+                vec![&q, &kv, &vv],
+                vec![b, 4, t, d],
+                Box::new(|v, dev| attention(&v[0], &v[1], &v[2], &on(&mask, dev), scale)),
+            ),
+            (
+                "token_logprobs (chunked, LM head 300 × 128)",
+                vec![&h2],
+                vec![10],
+                Box::new(|v, dev| {
+                    super::super::logprob::token_logprobs(
+                        &v[0],
+                        &on(&lm, dev),
+                        &on(&tg, dev),
+                        0.7,
+                        4,
+                    )
+                }),
             ),
             (
                 "softmax",
