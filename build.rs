@@ -13,7 +13,7 @@ use std::process::Command;
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=kernels");
-    for var in ["NVCC", "CUDA_HOME", "CUDA_COMPUTE_CAP"] {
+    for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "CUDA_COMPUTE_CAP"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
@@ -22,6 +22,7 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let nvcc = nvcc();
     let cap = compute_cap();
+    let includes = toolkit_include();
     let mut sources: Vec<PathBuf> = std::fs::read_dir("kernels")
         .expect("the kernels/ folder")
         .map(|e| e.expect("a kernels/ entry").path())
@@ -38,7 +39,9 @@ fn main() {
                 "-O3",
                 "-std=c++17",
             ])
-            .args(["--fmad=false", "-Ikernels", "-o"])
+            .args(["--fmad=false", "-Ikernels"])
+            .args(&includes)
+            .arg("-o")
             .arg(&ptx)
             .arg(src));
         run(Command::new(ptxas(&nvcc))
@@ -60,6 +63,20 @@ fn nvcc() -> PathBuf {
         }
     }
     "nvcc".into()
+}
+
+/// `-I$CUDA_HOME/include` (or CUDA_PATH's) when it exists: nvcc finds its own headers, but a
+/// toolkit assembled from wheels by symbolic links (tools/gpu-check.sh) may keep cuda_bf16.h
+/// beside another package's nvcc.
+fn toolkit_include() -> Vec<String> {
+    ["CUDA_HOME", "CUDA_PATH"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(|root| Path::new(&root).join("include"))
+        .filter(|dir| dir.is_dir())
+        .map(|dir| format!("-I{}", dir.display()))
+        .take(1)
+        .collect()
 }
 
 /// ptxas next to nvcc, else on PATH.
