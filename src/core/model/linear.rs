@@ -116,27 +116,9 @@ struct FrozenLinear {
     base: Base,
 }
 
-/// x (m, k) · Wᵀ with W (n, k) given as CPU storage and layout.
-fn matmul_t(
-    x: &CpuStorage,
-    xl: &Layout,
-    m: usize,
-    w: &CpuStorage,
-    wl: &Layout,
-    n: usize,
-    k: usize,
-) -> Result<CpuStorage> {
-    let xl = Layout::contiguous_with_offset((m, k), xl.start_offset());
-    let wt = wl.transpose(0, 1)?;
-    x.matmul(w, (1, m, n, k), &xl, &wt)
-}
-
-impl CustomOp1 for FrozenLinear {
-    fn name(&self) -> &'static str {
-        "gym-frozen-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl FrozenLinear {
+    /// (m, n, k) of the product for an input layout (rows m of k), and the output shape.
+    fn product_dims(&self, l: &Layout) -> Result<(usize, usize, usize, Shape)> {
         if !l.is_contiguous() {
             bail!("frozen linear: expected a contiguous input")
         }
@@ -148,26 +130,51 @@ impl CustomOp1 for FrozenLinear {
         let m = l.shape().elem_count() / k;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty") = n;
+        Ok((m, n, k, Shape::from(out_dims)))
+    }
+}
+
+/// x (m, k) · Wᵀ with W (n, k) given as storage and layout (CPU: gemm; GPU: cuBLAS).
+fn matmul_t<S: BackendStorage>(
+    x: &S,
+    xl: &Layout,
+    m: usize,
+    w: &S,
+    wl: &Layout,
+    n: usize,
+    k: usize,
+) -> Result<S> {
+    let xl = Layout::contiguous_with_offset((m, k), xl.start_offset());
+    let wt = wl.transpose(0, 1)?;
+    x.matmul(w, (1, m, n, k), &xl, &wt)
+}
+
+impl CustomOp1 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "gym-frozen-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (m, n, k, out) = self.product_dims(l)?;
         let w = self.base.to_f32()?;
         let (ws, wl) = w.storage_and_layout();
         let Storage::Cpu(wc) = &*ws else {
             bail!("frozen linear: weight is not on the CPU")
         };
-        Ok((matmul_t(s, l, m, wc, wl, n, k)?, Shape::from(out_dims)))
+        Ok((matmul_t(s, l, m, wc, wl, n, k)?, out))
     }
 
-    /// On the GPU: the weight dequantized by gym's kernel into a transient tensor, one cuBLAS
-    /// product; the graph keeps x, not the weight.
+    /// On the GPU: the weight dequantized by gym's kernel into a transient f32 tensor, one
+    /// cuBLAS product on the input's storage; the graph keeps x, not the weight.
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
-        let x = cuda_tensor(s, l, "frozen linear x")?;
-        let (_, k) = self.base.dims();
-        if l.dims().last() != Some(&k) {
-            bail!("frozen linear: input {:?} does not end in {k}", l.dims())
-        }
+        let (m, n, k, out) = self.product_dims(l)?;
         let w = self.base.to_dtype(DType::F32)?;
-        let y = x.broadcast_matmul(&w.t()?)?;
-        Ok((cuda_output(&y)?, y.shape().clone()))
+        let (ws, wl) = w.storage_and_layout();
+        let Storage::Cuda(wc) = &*ws else {
+            bail!("frozen linear: weight is not on the GPU")
+        };
+        Ok((matmul_t(s, l, m, wc, wl, n, k)?, out))
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
