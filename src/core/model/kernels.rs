@@ -129,9 +129,11 @@ mod launch {
     }
 
     /// An uninitialised output of `n` elements; every kernel writes all of its output.
+    /// (One element when `n` is 0: the driver refuses empty allocations; nothing is launched
+    /// then and the tensor's shape says 0.)
     fn output<T: DeviceRepr>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
         // SAFETY: the kernel launched next writes every element.
-        unsafe { dev.alloc::<T>(n) }
+        unsafe { dev.alloc::<T>(n.max(1)) }
     }
 
     /// The embedded PTX of a kernel's file.

@@ -355,25 +355,28 @@ pub(crate) fn cuda_tensor(s: &CudaStorage, l: &Layout, what: &str) -> Result<Ten
     full.narrow(0, a, b - a)?.reshape(l.dims())
 }
 
-/// A GPU tensor's values as an op output: its storage when the tensor spans all of it,
-/// else a compact copy's.
+/// A GPU tensor's values as an op output: a copy of its storage when the tensor spans all of
+/// it, else of a compact copy's.
 #[cfg(feature = "cuda")]
 pub(crate) fn cuda_output(t: &Tensor) -> Result<CudaStorage> {
-    let t = t.contiguous()?;
-    let compact = {
+    fn whole(t: &Tensor) -> Result<Option<CudaStorage>> {
         let (s, l) = t.storage_and_layout();
         match &*s {
             Storage::Cuda(c) => {
-                let whole = l.start_offset() == 0
+                let whole = l.is_contiguous()
+                    && l.start_offset() == 0
                     && c.as_cuda_slice::<f32>()?.len() == l.shape().elem_count();
-                whole.then(|| c.try_clone(l)).transpose()?
+                whole.then(|| c.try_clone(l)).transpose()
             }
             _ => bail!("expected a tensor on the GPU"),
         }
-    };
-    match compact {
+    }
+    match whole(t)? {
         Some(c) => Ok(c),
-        None => cuda_output(&t.affine(1.0, 0.0)?),
+        None => match whole(&t.affine(1.0, 0.0)?)? {
+            Some(c) => Ok(c),
+            None => bail!("cannot take the storage of a {:?} GPU tensor", t.dims()),
+        },
     }
 }
 
