@@ -13,8 +13,9 @@
 #      capability only);
 #   3. the parity tests on the GPU (GYM_TEST_DEVICE=cuda:0; docs/cuda.md lists them): gym's
 #      kernels one by one against the CPU ops — NF4 dequantization (f32 and bf16, same bits),
-#      RMS norm, norm-rope, rope, SwiGLU, softmax, the attention and chunked log-prob ops,
-#      forward and backward (|Δ| ≤ 1e-5·max(1,|ref|)) — and the embedded PTX; logits of the tiny Qwen3 with and without its adapter against
+#      RMS norm, norm-rope, rope, SwiGLU, softmax, the attention, linear (f32/NF4, LoRA) and
+#      chunked log-prob ops, forward and backward (|Δ| ≤ 1e-5·max(1,|ref|)) — and the embedded
+#      PTX; logits of the tiny Qwen3 with and without its adapter against
 #      the committed transformers + peft references (f32, |Δ| ≤ 2e-4), LoRA gradients over an
 #      NF4 base against the CPU path (|Δ| ≤ 1e-3·max|g|), and core::model's CPU tests in the
 #      cuda build (the CPU path unchanged);

@@ -408,4 +408,79 @@ mod tests {
             }
         }
     }
+
+    /// The frozen and LoRA linear ops on the test device (`GYM_TEST_DEVICE`; on a GPU: the NF4
+    /// kernel, cuBLAS on the op's storages) against the CPU: outputs and the gradients of x, A
+    /// and B, f32 and NF4 bases, 3-D and 2-D inputs; |Δ| ≤ 1e-5 · max(1, max |ref|).
+    #[test]
+    fn linear_layers_on_the_test_device_match_the_cpu() {
+        let dev = crate::core::device::test_device();
+        let cpu = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.5, (48, 64), &cpu).unwrap();
+        let a0 = Tensor::randn(0f32, 0.3, (4, 64), &cpu).unwrap();
+        let b0 = Tensor::randn(0f32, 0.3, (48, 4), &cpu).unwrap();
+        let flat = |t: &Tensor| {
+            t.to_device(&cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        // (output, [dx, dA, dB]) of Σ layer(x) ⊙ r on `d`
+        let run = |d: &Device, nf4: bool, role: Role, x0: &Tensor, r: &Tensor| {
+            let base = if nf4 {
+                let mut q = super::super::nf4::Nf4Tensor::quantize(&w, true).unwrap();
+                q.device = d.clone(); // packed copied to `d` at the first use
+                Base::Nf4(std::sync::Arc::new(q))
+            } else {
+                Base::F32(w.to_device(d).unwrap())
+            };
+            let a = Var::from_tensor(&a0.to_device(d).unwrap()).unwrap();
+            let b = Var::from_tensor(&b0.to_device(d).unwrap()).unwrap();
+            let x = Var::from_tensor(&x0.to_device(d).unwrap()).unwrap();
+            let mut lin = Linear::new(base);
+            lin.lora = Some(Lora::new(a.clone(), b.clone(), 2.0, 0.0));
+            let y = lin.forward(x.as_tensor(), role).unwrap();
+            let gs = (&y * r.to_device(d).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let grads: Vec<Vec<f32>> = [x.as_tensor(), a.as_tensor(), b.as_tensor()]
+                .iter()
+                .map(|v| gs.get(v).map(&flat).unwrap_or_default())
+                .collect();
+            (flat(&y), grads)
+        };
+        let close = |what: String, a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            let scale = b.iter().fold(1f32, |m, x| m.max(x.abs()));
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(d <= 1e-5 * scale, "{what}: max |Δ| = {d} (scale {scale})");
+        };
+        for nf4 in [false, true] {
+            for role in [Role::Policy, Role::Reference] {
+                for shape in [vec![3usize, 5, 64], vec![7, 64]] {
+                    let x0 = Tensor::randn(0f32, 1.0, &shape[..], &cpu).unwrap();
+                    let out: Vec<usize> = [&shape[..shape.len() - 1], &[48]].concat();
+                    let r = Tensor::randn(0f32, 1.0, &out[..], &cpu).unwrap();
+                    let (yd, gd) = run(&dev, nf4, role, &x0, &r);
+                    let (yc, gc) = run(&cpu, nf4, role, &x0, &r);
+                    let case = format!("nf4={nf4} {role:?} {shape:?} on {dev:?}");
+                    let factors = !gc[1].is_empty() && !gc[2].is_empty();
+                    assert_eq!(factors, role == Role::Policy, "{case}: factor gradients");
+                    close(format!("output {case}"), &yd, &yc);
+                    for (i, (a, c)) in gd.iter().zip(&gc).enumerate() {
+                        close(format!("gradient {i} {case}"), a, c);
+                    }
+                }
+            }
+        }
+    }
 }
