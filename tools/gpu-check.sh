@@ -115,10 +115,10 @@ cuda_toolkit() {
   local major=$1 minor=$2 venv=${CUDA_VENV:-$WORK/cuda-venv} nvcc pkgs
   if [ "$major" -ge 13 ]; then
     nvcc="nvidia-cuda-nvcc nvidia-cuda-crt"
-    pkgs="nvidia-cuda-runtime nvidia-cuda-cccl nvidia-cublas nvidia-curand"
+    pkgs="nvidia-cuda-runtime nvidia-cuda-cccl nvidia-cublas nvidia-curand nvidia-cuda-nvrtc"
   else
     nvcc="nvidia-cuda-nvcc-cu12"
-    pkgs="nvidia-cuda-runtime-cu12 nvidia-cuda-cccl-cu12 nvidia-cublas-cu12 nvidia-curand-cu12"
+    pkgs="nvidia-cuda-runtime-cu12 nvidia-cuda-cccl-cu12 nvidia-cublas-cu12 nvidia-curand-cu12 nvidia-cuda-nvrtc-cu12"
   fi
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || return 1
   # shellcheck disable=SC2086
@@ -129,7 +129,32 @@ cuda_toolkit() {
     cp -rs "$d". "$WORK/cuda/" 2>/dev/null || true
   done
   [ -d "$WORK/cuda/lib" ] && ln -sfn lib "$WORK/cuda/lib64"
+  link_names "$WORK/cuda/lib"
   [ -x "$WORK/cuda/bin/nvcc" ]
+}
+
+# link_names DIR: the unversioned names the linker asks for (-lcudart, -lcublas, -lcublasLt,
+# -lcurand, -lnvrtc: cudarc and candle link them dynamically), which the wheels do not ship
+# (libcublas.so.13 only), as symbolic links in DIR; and libcuda.so for the driver's
+# libcuda.so.1 when the system has no unversioned name (containers often mount only the .1).
+link_names() {
+  local dir=$1 f base drv
+  for f in "$dir"/lib*.so.*; do
+    [ -e "$f" ] || continue
+    base="$dir/$(basename "${f%%.so.*}").so"
+    [ -e "$base" ] || ln -s "$(basename "$f")" "$base"
+  done
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so '; then
+    drv=$(ldconfig -p 2>/dev/null | sed -n 's/.*libcuda\.so\.1 .*=> //p' | head -1)
+    [ -n "$drv" ] && ln -sfn "$drv" "$dir/libcuda.so"
+  fi
+  return 0
+}
+
+# cudarc_version MAJOR MINOR: CUDARC_CUDA_VERSION for a toolkit (cudarc spells 12.8 "12080"
+# and knows releases up to 13.4; a newer 13.x uses 13.4's bindings).
+cudarc_version() {
+  if [ "$1" -eq 13 ] && [ "$2" -gt 4 ]; then echo 13040; else echo "${1}0${2}0"; fi
 }
 
 trl_venv() {
@@ -213,7 +238,7 @@ gpu_mode() {
   local rel
   rel=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
   # shellcheck disable=SC2086
-  export CUDARC_CUDA_VERSION=$(printf '%d%03d' $rel)
+  export CUDARC_CUDA_VERSION=$(cudarc_version $rel)
   phase "build --features cuda (sm_$cap)" 420 build_cuda
   phase "parity tests on cuda:0" 120 env GYM_TEST_DEVICE=cuda:0 \
     cargo test --release --features cuda --lib -- core::device core::model
@@ -228,7 +253,7 @@ gpu_mode() {
 }
 
 export ROOT WORK STEPS GYM PROFILE
-export -f reward_rose train_bundled expect_exit cuda_toolkit trl_venv gpu_peak gym_bench benchmark build_cuda
+export -f reward_rose train_bundled expect_exit cuda_toolkit link_names cudarc_version trl_venv gpu_peak gym_bench benchmark build_cuda
 command -v cargo >/dev/null 2>&1 || { echo "gpu-check: cargo is not on PATH (install Rust first)" >&2; exit 1; }
 if [ "$HAVE_GPU" = 1 ]; then
   gpu_mode
