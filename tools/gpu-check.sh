@@ -9,11 +9,16 @@
 #      CUDA version, in a venv (unless nvcc is already on PATH); meanwhile, in the background,
 #      a second venv with torch, transformers, peft, TRL and bitsandbytes;
 #   2. `cargo build --release --features cuda` (gym and the library's test binary; candle's
-#      kernels compiled by nvcc for this card's compute capability only);
-#   3. the parity tests on the GPU (GYM_TEST_DEVICE=cuda:0): logits of the tiny Qwen3 with and
-#      without its adapter against the committed transformers + peft references (f32,
-#      |Δ| ≤ 2e-4), LoRA gradients over an NF4 base against the CPU path (|Δ| ≤ 1e-3·max|g|),
-#      and core::model's CPU tests in the cuda build (the CPU path unchanged);
+#      kernels and gym's own (kernels/*.cu, by build.rs) compiled for this card's compute
+#      capability only);
+#   3. the parity tests on the GPU (GYM_TEST_DEVICE=cuda:0; docs/cuda.md lists them): gym's
+#      kernels one by one against the CPU ops — NF4 dequantization (f32 and bf16, same bits),
+#      RMS norm, norm-rope, rope, SwiGLU, softmax, the attention, linear (f32/NF4, LoRA) and
+#      chunked log-prob ops, forward and backward (|Δ| ≤ 1e-5·max(1,|ref|)) — and the embedded
+#      PTX; logits of the tiny Qwen3 with and without its adapter against
+#      the committed transformers + peft references (f32, |Δ| ≤ 2e-4), LoRA gradients over an
+#      NF4 base against the CPU path (|Δ| ≤ 1e-3·max|g|), and core::model's CPU tests in the
+#      cuda build (the CPU path unchanged);
 #   4. `gym train --device cuda` on the bundled task: the reward must rise (last quarter ≥
 #      first quarter + 0.25, as the CPU test requires) and the metrics must name the GPU;
 #   5. the GSPO step benchmark, gym vs TRL + peft + bitsandbytes on this GPU: a random
@@ -24,8 +29,8 @@
 # Without a GPU (or GYM_GPU_CHECK_CPU=1) it says so and runs what needs none: the build (dev
 # profile, as CI's), the same parity tests on the CPU, the device errors through the binary (exit code 22
 # for --device cuda in a build without CUDA), `gym train --device cpu` on the bundled task
-# (reward must rise), and `cargo check --features cuda` when nvcc is found (tools/check-cuda.sh,
-# CUDA_VENV).
+# (reward must rise), and `cargo check --features cuda` (every kernel compiled, no GPU) when nvcc
+# is found (tools/check-cuda.sh, CUDA_VENV).
 #
 # Env: WORK (scratch folder, default a new /tmp/gym-gpu-check.*), STEPS (benchmark steps, 4),
 #   CUDA_VENV / TRL_VENV (reuse prepared venvs), CARGO_TARGET_DIR.
@@ -102,24 +107,54 @@ cpu_mode() {
   fi
 }
 
-# cuda_toolkit: nvcc + headers + cuBLAS/cuRAND from PyPI for the driver's CUDA major version,
-# merged into one CUDA root ($WORK/cuda) by symbolic links.
+# cuda_toolkit MAJOR MINOR: nvcc + headers + cuBLAS/cuRAND from PyPI for the driver's CUDA
+# version, merged into one CUDA root ($WORK/cuda) by symbolic links. nvcc is pinned to the
+# driver's minor version when PyPI has it: the driver must JIT the PTX (candle's and gym's
+# kernels), and it refuses PTX from a newer toolkit than its own.
 cuda_toolkit() {
-  local major=$1 venv=${CUDA_VENV:-$WORK/cuda-venv} pkgs
+  local major=$1 minor=$2 venv=${CUDA_VENV:-$WORK/cuda-venv} nvcc pkgs
   if [ "$major" -ge 13 ]; then
-    pkgs="nvidia-cuda-nvcc nvidia-cuda-crt nvidia-cuda-runtime nvidia-cuda-cccl nvidia-cublas nvidia-curand"
+    nvcc="nvidia-cuda-nvcc nvidia-cuda-crt"
+    pkgs="nvidia-cuda-runtime nvidia-cuda-cccl nvidia-cublas nvidia-curand nvidia-cuda-nvrtc"
   else
-    pkgs="nvidia-cuda-nvcc-cu12 nvidia-cuda-runtime-cu12 nvidia-cuda-cccl-cu12 nvidia-cublas-cu12 nvidia-curand-cu12"
+    nvcc="nvidia-cuda-nvcc-cu12"
+    pkgs="nvidia-cuda-runtime-cu12 nvidia-cuda-cccl-cu12 nvidia-cublas-cu12 nvidia-curand-cu12 nvidia-cuda-nvrtc-cu12"
   fi
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || return 1
   # shellcheck disable=SC2086
-  "$venv/bin/pip" install -q $pkgs || return 1
+  "$venv/bin/pip" install -q $(for p in $nvcc; do echo "$p==$major.$minor.*"; done) $pkgs ||
+    "$venv/bin/pip" install -q $nvcc $pkgs || return 1
   mkdir -p "$WORK/cuda"
   for d in "$venv"/lib/python3*/site-packages/nvidia/*/; do
     cp -rs "$d". "$WORK/cuda/" 2>/dev/null || true
   done
   [ -d "$WORK/cuda/lib" ] && ln -sfn lib "$WORK/cuda/lib64"
+  link_names "$WORK/cuda/lib"
   [ -x "$WORK/cuda/bin/nvcc" ]
+}
+
+# link_names DIR: the unversioned names the linker asks for (-lcudart, -lcublas, -lcublasLt,
+# -lcurand, -lnvrtc: cudarc and candle link them dynamically), which the wheels do not ship
+# (libcublas.so.13 only), as symbolic links in DIR; and libcuda.so for the driver's
+# libcuda.so.1 when the system has no unversioned name (containers often mount only the .1).
+link_names() {
+  local dir=$1 f base drv
+  for f in "$dir"/lib*.so.*; do
+    [ -e "$f" ] || continue
+    base="$dir/$(basename "${f%%.so.*}").so"
+    [ -e "$base" ] || ln -s "$(basename "$f")" "$base"
+  done
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so '; then
+    drv=$(ldconfig -p 2>/dev/null | sed -n 's/.*libcuda\.so\.1 .*=> //p' | head -1)
+    [ -n "$drv" ] && ln -sfn "$drv" "$dir/libcuda.so"
+  fi
+  return 0
+}
+
+# cudarc_version MAJOR MINOR: CUDARC_CUDA_VERSION for a toolkit (cudarc spells 12.8 "12080"
+# and knows releases up to 13.4; a newer 13.x uses 13.4's bindings).
+cudarc_version() {
+  if [ "$1" -eq 13 ] && [ "$2" -gt 4 ]; then echo 13040; else echo "${1}0${2}0"; fi
 }
 
 trl_venv() {
@@ -186,15 +221,16 @@ build_cuda() {
 
 gpu_mode() {
   nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader >&2
-  local cap major trl_venv_dir=${TRL_VENV:-$WORK/trl-venv} trl_pid
+  local cap major minor trl_venv_dir=${TRL_VENV:-$WORK/trl-venv} trl_pid
   cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader -i 0 | tr -d '. ')
   major=$(nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9]*\)\..*/\1/p' | head -1)
+  minor=$(nvidia-smi | sed -n 's/.*CUDA Version: *[0-9]*\.\([0-9]*\).*/\1/p' | head -1)
   export CUDA_COMPUTE_CAP=$cap
   # TRL's venv (torch alone is ~1 GB) downloads while the toolkit comes and gym builds
   ( trl_venv "$trl_venv_dir" >"$WORK/trl-venv.log" 2>&1; echo $? >"$WORK/trl-venv.rc" ) &
   trl_pid=$!
   if ! command -v nvcc >/dev/null 2>&1; then
-    phase "CUDA ${major}.x toolkit from PyPI" 240 cuda_toolkit "${major:-12}"
+    phase "CUDA ${major}.x toolkit from PyPI" 240 cuda_toolkit "${major:-12}" "${minor:-0}"
     export PATH="$WORK/cuda/bin:$PATH" CUDA_ROOT="$WORK/cuda" CUDA_PATH="$WORK/cuda" CUDA_HOME="$WORK/cuda"
     export LD_LIBRARY_PATH="$WORK/cuda/lib:${LD_LIBRARY_PATH:-}"
   fi
@@ -202,7 +238,7 @@ gpu_mode() {
   local rel
   rel=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
   # shellcheck disable=SC2086
-  export CUDARC_CUDA_VERSION=$(printf '%d%03d' $rel)
+  export CUDARC_CUDA_VERSION=$(cudarc_version $rel)
   phase "build --features cuda (sm_$cap)" 420 build_cuda
   phase "parity tests on cuda:0" 120 env GYM_TEST_DEVICE=cuda:0 \
     cargo test --release --features cuda --lib -- core::device core::model
@@ -217,7 +253,7 @@ gpu_mode() {
 }
 
 export ROOT WORK STEPS GYM PROFILE
-export -f reward_rose train_bundled expect_exit cuda_toolkit trl_venv gpu_peak gym_bench benchmark build_cuda
+export -f reward_rose train_bundled expect_exit cuda_toolkit link_names cudarc_version trl_venv gpu_peak gym_bench benchmark build_cuda
 command -v cargo >/dev/null 2>&1 || { echo "gpu-check: cargo is not on PATH (install Rust first)" >&2; exit 1; }
 if [ "$HAVE_GPU" = 1 ]; then
   gpu_mode

@@ -202,6 +202,15 @@ fn parse_cpu_model(cpuinfo: &str) -> Option<String> {
     })
 }
 
+/// The device of the parity tests: `GYM_TEST_DEVICE` (tools/gpu-check.sh sets `cuda:0`),
+/// else the CPU, so the same comparisons run in every build.
+#[cfg(test)]
+pub(crate) fn test_device() -> Device {
+    let spec = std::env::var("GYM_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let spec: DeviceSpec = spec.parse().unwrap();
+    spec.open().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,14 +264,6 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Device);
         assert!(e.to_string().contains("cuda:1"), "{e}");
         assert!(e.to_string().contains("--features cuda"), "{e}");
-    }
-
-    /// The device of the parity tests: `GYM_TEST_DEVICE` (tools/gpu-check.sh sets `cuda:0`),
-    /// else the CPU, so the same comparisons run in every build.
-    fn test_device() -> Device {
-        let spec = std::env::var("GYM_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-        let spec: DeviceSpec = spec.parse().unwrap();
-        spec.open().unwrap()
     }
 
     fn td(rel: &str) -> std::path::PathBuf {

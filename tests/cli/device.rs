@@ -6,6 +6,7 @@
 use crate::common::*;
 
 /// Exit code of `ErrorClass::Device` (README.md, "Exit codes").
+#[cfg(not(feature = "cuda"))]
 const DEVICE_UNAVAILABLE: i32 = 22;
 
 #[test]

@@ -18,6 +18,11 @@ use candle_core::{
 
 use super::decoder::Role;
 use super::nf4::Nf4Tensor;
+use super::ops::custom_ops_for;
+#[cfg(feature = "cuda")]
+use super::ops::{cuda_output, cuda_tensor};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
 
 /// The frozen weight of a linear layer, (out, in) as in PyTorch.
 #[derive(Clone)]
@@ -42,6 +47,14 @@ impl Base {
         match self {
             Base::F32(w) => Ok(w.clone()),
             Base::Nf4(q) => q.dequantize(),
+        }
+    }
+
+    /// The full weight as `dtype` (an NF4 base dequantized straight into it on a GPU).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        match self {
+            Base::F32(w) => w.to_dtype(dtype),
+            Base::Nf4(q) => q.dequantize_as(dtype),
         }
     }
 }
@@ -103,27 +116,9 @@ struct FrozenLinear {
     base: Base,
 }
 
-/// x (m, k) · Wᵀ with W (n, k) given as CPU storage and layout.
-fn matmul_t(
-    x: &CpuStorage,
-    xl: &Layout,
-    m: usize,
-    w: &CpuStorage,
-    wl: &Layout,
-    n: usize,
-    k: usize,
-) -> Result<CpuStorage> {
-    let xl = Layout::contiguous_with_offset((m, k), xl.start_offset());
-    let wt = wl.transpose(0, 1)?;
-    x.matmul(w, (1, m, n, k), &xl, &wt)
-}
-
-impl CustomOp1 for FrozenLinear {
-    fn name(&self) -> &'static str {
-        "gym-frozen-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl FrozenLinear {
+    /// (m, n, k) of the product for an input layout (rows m of k), and the output shape.
+    fn product_dims(&self, l: &Layout) -> Result<(usize, usize, usize, Shape)> {
         if !l.is_contiguous() {
             bail!("frozen linear: expected a contiguous input")
         }
@@ -135,12 +130,51 @@ impl CustomOp1 for FrozenLinear {
         let m = l.shape().elem_count() / k;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty") = n;
+        Ok((m, n, k, Shape::from(out_dims)))
+    }
+}
+
+/// x (m, k) · Wᵀ with W (n, k) given as storage and layout (CPU: gemm; GPU: cuBLAS).
+fn matmul_t<S: BackendStorage>(
+    x: &S,
+    xl: &Layout,
+    m: usize,
+    w: &S,
+    wl: &Layout,
+    n: usize,
+    k: usize,
+) -> Result<S> {
+    let xl = Layout::contiguous_with_offset((m, k), xl.start_offset());
+    let wt = wl.transpose(0, 1)?;
+    x.matmul(w, (1, m, n, k), &xl, &wt)
+}
+
+impl CustomOp1 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "gym-frozen-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (m, n, k, out) = self.product_dims(l)?;
         let w = self.base.to_f32()?;
         let (ws, wl) = w.storage_and_layout();
         let Storage::Cpu(wc) = &*ws else {
             bail!("frozen linear: weight is not on the CPU")
         };
-        Ok((matmul_t(s, l, m, wc, wl, n, k)?, Shape::from(out_dims)))
+        Ok((matmul_t(s, l, m, wc, wl, n, k)?, out))
+    }
+
+    /// On the GPU: the weight dequantized by gym's kernel into a transient f32 tensor, one
+    /// cuBLAS product on the input's storage; the graph keeps x, not the weight.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (m, n, k, out) = self.product_dims(l)?;
+        let w = self.base.to_dtype(DType::F32)?;
+        let (ws, wl) = w.storage_and_layout();
+        let Storage::Cuda(wc) = &*ws else {
+            bail!("frozen linear: weight is not on the GPU")
+        };
+        Ok((matmul_t(s, l, m, wc, wl, n, k)?, out))
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
@@ -200,6 +234,24 @@ impl CustomOp3 for LoraLinear {
         Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
     }
 
+    /// The same composition on the GPU, on device copies of x, A and B.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        as_: &CudaStorage,
+        al: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let x = cuda_tensor(xs, xl, "lora linear x")?;
+        let a = cuda_tensor(as_, al, "lora linear A")?;
+        let b = cuda_tensor(bs, bl, "lora linear B")?;
+        let y = self.compose(&x, &a, &b)?;
+        Ok((cuda_output(&y)?, y.shape().clone()))
+    }
+
     /// The gradients of the composed graph, with the batch dimensions folded into the rows
     /// (one product each instead of one per batch entry and a sum over the batch):
     /// dx = g·W + (s·g)·B·A, dB = (s·g)ᵀ·h, dA = ((s·g)·B)ᵀ·x, where h = x·Aᵀ is recomputed.
@@ -250,11 +302,7 @@ impl Linear {
         if let (Some(l), true) = (&self.lora, adapters) {
             let no_dropout = l.train_rng.is_none() || l.dropout <= 0.0;
             let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
-            if no_dropout
-                && x.device().is_cpu()
-                && x.dtype() == DType::F32
-                && a.dtype() == DType::F32
-                && b.dtype() == DType::F32
+            if no_dropout && custom_ops_for(x) && a.dtype() == DType::F32 && b.dtype() == DType::F32
             {
                 return x.contiguous()?.apply_op3(
                     &a.contiguous()?,
@@ -266,12 +314,12 @@ impl Linear {
                 );
             }
         }
-        let base = if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let base = if custom_ops_for(x) {
             x.contiguous()?.apply_op1(FrozenLinear {
                 base: self.base.clone(),
             })?
         } else {
-            let w = self.base.to_f32()?.to_dtype(x.dtype())?.detach();
+            let w = self.base.to_dtype(x.dtype())?.detach();
             x.broadcast_matmul(&w.t()?)?
         };
         match (&self.lora, adapters) {
@@ -356,6 +404,81 @@ mod tests {
                         .iter()
                         .fold(0f32, |m, x| m.max(x.abs()));
                     assert!(scale > 0.0 && diff <= 1e-5 * scale, "{diff} vs {scale}");
+                }
+            }
+        }
+    }
+
+    /// The frozen and LoRA linear ops on the test device (`GYM_TEST_DEVICE`; on a GPU: the NF4
+    /// kernel, cuBLAS on the op's storages) against the CPU: outputs and the gradients of x, A
+    /// and B, f32 and NF4 bases, 3-D and 2-D inputs; |Δ| ≤ 1e-5 · max(1, max |ref|).
+    #[test]
+    fn linear_layers_on_the_test_device_match_the_cpu() {
+        let dev = crate::core::device::test_device();
+        let cpu = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.5, (48, 64), &cpu).unwrap();
+        let a0 = Tensor::randn(0f32, 0.3, (4, 64), &cpu).unwrap();
+        let b0 = Tensor::randn(0f32, 0.3, (48, 4), &cpu).unwrap();
+        let flat = |t: &Tensor| {
+            t.to_device(&cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        // (output, [dx, dA, dB]) of Σ layer(x) ⊙ r on `d`
+        let run = |d: &Device, nf4: bool, role: Role, x0: &Tensor, r: &Tensor| {
+            let base = if nf4 {
+                let mut q = super::super::nf4::Nf4Tensor::quantize(&w, true).unwrap();
+                q.device = d.clone(); // packed copied to `d` at the first use
+                Base::Nf4(std::sync::Arc::new(q))
+            } else {
+                Base::F32(w.to_device(d).unwrap())
+            };
+            let a = Var::from_tensor(&a0.to_device(d).unwrap()).unwrap();
+            let b = Var::from_tensor(&b0.to_device(d).unwrap()).unwrap();
+            let x = Var::from_tensor(&x0.to_device(d).unwrap()).unwrap();
+            let mut lin = Linear::new(base);
+            lin.lora = Some(Lora::new(a.clone(), b.clone(), 2.0, 0.0));
+            let y = lin.forward(x.as_tensor(), role).unwrap();
+            let gs = (&y * r.to_device(d).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let grads: Vec<Vec<f32>> = [x.as_tensor(), a.as_tensor(), b.as_tensor()]
+                .iter()
+                .map(|v| gs.get(v).map(&flat).unwrap_or_default())
+                .collect();
+            (flat(&y), grads)
+        };
+        let close = |what: String, a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            let scale = b.iter().fold(1f32, |m, x| m.max(x.abs()));
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(d <= 1e-5 * scale, "{what}: max |Δ| = {d} (scale {scale})");
+        };
+        for nf4 in [false, true] {
+            for role in [Role::Policy, Role::Reference] {
+                for shape in [vec![3usize, 5, 64], vec![7, 64]] {
+                    let x0 = Tensor::randn(0f32, 1.0, &shape[..], &cpu).unwrap();
+                    let out: Vec<usize> = [&shape[..shape.len() - 1], &[48]].concat();
+                    let r = Tensor::randn(0f32, 1.0, &out[..], &cpu).unwrap();
+                    let (yd, gd) = run(&dev, nf4, role, &x0, &r);
+                    let (yc, gc) = run(&cpu, nf4, role, &x0, &r);
+                    let case = format!("nf4={nf4} {role:?} {shape:?} on {dev:?}");
+                    let factors = !gc[1].is_empty() && !gc[2].is_empty();
+                    assert_eq!(factors, role == Role::Policy, "{case}: factor gradients");
+                    close(format!("output {case}"), &yd, &yc);
+                    for (i, (a, c)) in gd.iter().zip(&gc).enumerate() {
+                        close(format!("gradient {i} {case}"), a, c);
+                    }
                 }
             }
         }

@@ -54,6 +54,18 @@ impl CustomOp1 for SelectiveLogprob {
         Ok((CpuStorage::F32(out.to_vec1()?), Shape::from(n)))
     }
 
+    /// The same chunks on the GPU, on a device copy of h.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let h = ops::cuda_tensor(s, l, "selective logprob h")?;
+        let out = self.forward_t(&h)?;
+        Ok((ops::cuda_output(&out)?, out.shape().clone()))
+    }
+
     fn bwd(&self, h: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         let n = h.dim(0)?;
         let h = h.detach();
@@ -93,10 +105,10 @@ pub fn token_logprobs(
         inv_t,
         chunk: chunk.max(1),
     };
-    if h.device().is_cpu() && h.dtype() == DType::F32 {
+    if ops::custom_ops_for(h) {
         h.contiguous()?.apply_op1(op)
     } else {
-        // off the CPU: the same chunks as a plain graph (correct, not memory-lean)
+        // other devices: the same chunks as a plain graph (correct, not memory-lean)
         op.forward_t(h)
     }
 }

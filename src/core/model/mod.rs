@@ -13,6 +13,7 @@ pub mod decoder;
 pub mod delta_rule;
 pub mod embedded;
 pub mod generate;
+pub mod kernels;
 pub mod linear;
 pub mod llama;
 pub mod logprob;

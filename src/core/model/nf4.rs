@@ -357,14 +357,23 @@ impl Nf4Tensor {
     /// The dequantized weight as an f32 tensor of `shape` on the tensor's device.
     /// Off the CPU, from the codes kept packed on the device (`nf4_resident`), same bits.
     pub fn dequantize(&self) -> Result<Tensor> {
+        self.dequantize_as(candle_core::DType::F32)
+    }
+
+    /// The dequantized weight as `dtype` (the f32 values rounded once), on the tensor's device;
+    /// on a CUDA GPU written in that dtype by gym's kernel, with no f32 copy for bf16.
+    pub fn dequantize_as(&self, dtype: candle_core::DType) -> Result<Tensor> {
         if self.device.is_cpu() {
-            return Tensor::from_vec(self.dequantize_vec(), self.shape, &Device::Cpu);
+            return Tensor::from_vec(self.dequantize_vec(), self.shape, &Device::Cpu)?
+                .to_dtype(dtype);
         }
         if let Some(r) = self.resident.get() {
-            return r.dequantize(self.shape);
+            return r.dequantize_as(self.shape, dtype);
         }
         let r = super::nf4_resident::Resident::new(self, &self.device)?;
-        self.resident.get_or_init(|| r).dequantize(self.shape)
+        self.resident
+            .get_or_init(|| r)
+            .dequantize_as(self.shape, dtype)
     }
 }
 

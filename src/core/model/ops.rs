@@ -4,12 +4,25 @@
 //! that keep it are slow; these are candle `CustomOp`s with a hand-written backward, each checked
 //! against finite differences in the tests below.
 //!
-//! Off the CPU (the `cuda` feature) every function falls back to the equivalent composition of
-//! stock tensor ops, which is correct and differentiable everywhere.
+//! On a GPU (the `cuda` feature) the same ops run gym's own kernels (kernels/ops.cu, launched
+//! by `cuda_fwd` through kernels.rs), each mirroring the CPU function of its op: RMS norm, the
+//! q/k norm-and-rotation, rotary embedding, SwiGLU and softmax, forward and backward, all in
+//! f32. The attention op runs there as on the CPU, a composition (cuBLAS products and the
+//! softmax kernel) whose probabilities are recomputed in the backward rather than kept. Any
+//! other device or dtype falls back to the equivalent composition of stock tensor ops, which is
+//! correct and differentiable everywhere.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, D, DType, Device, Layout, Result, Shape, Storage, Tensor,
+    bail,
+};
 use rayon::prelude::*;
+
+#[cfg(feature = "cuda")]
+use super::kernels;
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
 
 /// The contiguous f32 data of an op's input.
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -23,6 +36,26 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
     }
 }
 
+/// The contiguous f32 data of a constant input of an op (a weight, rotation angles), which
+/// the op holds as a tensor on its device: here the CPU.
+fn with_cpu_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (s, l) = t.storage_and_layout();
+    match &*s {
+        Storage::Cpu(c) => f(f32_slice(c, l, what)?),
+        _ => bail!("{what}: expected a tensor on the CPU"),
+    }
+}
+
+/// Whether the custom ops (and their kernels) serve `x`: f32 on the CPU or on a CUDA GPU.
+pub(crate) fn custom_ops_for(x: &Tensor) -> bool {
+    x.dtype() == DType::F32 && (x.device().is_cpu() || x.device().is_cuda())
+}
+
+/// A constant input of an op as the op holds it: f32, contiguous, on `dev`.
+fn op_param(t: &Tensor, dev: &Device) -> Result<Tensor> {
+    t.to_dtype(DType::F32)?.to_device(dev)?.contiguous()
+}
+
 /// Rows of at least this many elements get one rayon task each; smaller rows are grouped.
 fn rows_per_task(row: usize) -> usize {
     (16384 / row.max(1)).max(1)
@@ -33,8 +66,28 @@ fn rows_per_task(row: usize) -> usize {
 /// y = x / sqrt(mean(x²) + eps) * w over the last dimension. `w` is frozen (gym trains LoRA
 /// factors only), so the backward returns the input gradient alone.
 struct RmsNorm {
-    w: Vec<f32>,
+    /// (d,), f32, on the op's device.
+    w: Tensor,
     eps: f32,
+}
+
+/// y = x / sqrt(mean(x²) + eps) * w over rows of w.len().
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut out = vec![0f32; x.len()];
+    let k = rows_per_task(d);
+    out.par_chunks_mut(d * k)
+        .zip(x.par_chunks(d * k))
+        .for_each(|(o, x)| {
+            for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
+                let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+                let r = 1.0 / (ms + eps).sqrt();
+                for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+                    *o = x * r * w;
+                }
+            }
+        });
+    out
 }
 
 impl CustomOp1 for RmsNorm {
@@ -44,21 +97,16 @@ impl CustomOp1 for RmsNorm {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "rms_norm")?;
-        let d = self.w.len();
-        let mut out = vec![0f32; x.len()];
-        let k = rows_per_task(d);
-        out.par_chunks_mut(d * k)
-            .zip(x.par_chunks(d * k))
-            .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
-                    let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-                    let r = 1.0 / (ms + self.eps).sqrt();
-                    for ((o, x), w) in o.iter_mut().zip(x).zip(&self.w) {
-                        *o = x * r * w;
-                    }
-                }
-            });
+        let out = with_cpu_f32(&self.w, "rms_norm weight", |w| {
+            Ok(rms_norm_rows(x, w, self.eps))
+        })?;
         Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let out = kernels::rms_norm(s, l, &self.w, self.eps)?;
+        Ok((out, l.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
@@ -76,8 +124,35 @@ impl CustomOp1 for RmsNorm {
 
 /// dx = r·(w⊙g) − x·r³·mean(x⊙w⊙g), with r = 1/sqrt(mean(x²)+eps).
 struct RmsNormBwd {
-    w: Vec<f32>,
+    w: Tensor,
     eps: f32,
+}
+
+/// dx of `rms_norm_rows` for rows x, output gradient g.
+fn rms_norm_bwd_rows(x: &[f32], g: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut out = vec![0f32; x.len()];
+    let k = rows_per_task(d);
+    out.par_chunks_mut(d * k)
+        .zip(x.par_chunks(d * k).zip(g.par_chunks(d * k)))
+        .for_each(|(o, (x, g))| {
+            for ((o, x), g) in o.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
+                let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+                let r = 1.0 / (ms + eps).sqrt();
+                let dot = x
+                    .iter()
+                    .zip(g)
+                    .zip(w)
+                    .map(|((x, g), w)| x * g * w)
+                    .sum::<f32>()
+                    / d as f32;
+                let c = r * r * r * dot;
+                for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(w) {
+                    *o = r * w * g - x * c;
+                }
+            }
+        });
+    out
 }
 
 impl CustomOp2 for RmsNormBwd {
@@ -94,37 +169,30 @@ impl CustomOp2 for RmsNormBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, "rms_norm bwd")?;
         let g = f32_slice(s2, l2, "rms_norm bwd")?;
-        let d = self.w.len();
-        let mut out = vec![0f32; x.len()];
-        let k = rows_per_task(d);
-        out.par_chunks_mut(d * k)
-            .zip(x.par_chunks(d * k).zip(g.par_chunks(d * k)))
-            .for_each(|(o, (x, g))| {
-                for ((o, x), g) in o.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
-                    let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-                    let r = 1.0 / (ms + self.eps).sqrt();
-                    let dot = x
-                        .iter()
-                        .zip(g)
-                        .zip(&self.w)
-                        .map(|((x, g), w)| x * g * w)
-                        .sum::<f32>()
-                        / d as f32;
-                    let c = r * r * r * dot;
-                    for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(&self.w) {
-                        *o = r * w * g - x * c;
-                    }
-                }
-            });
+        let out = with_cpu_f32(&self.w, "rms_norm weight", |w| {
+            Ok(rms_norm_bwd_rows(x, g, w, self.eps))
+        })?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let out = kernels::rms_norm_bwd(s1, l1, s2, l2, &self.w, self.eps)?;
+        Ok((out, l1.shape().clone()))
     }
 }
 
 /// RMS norm over the last dimension with a frozen weight `w` (its gradient is not computed).
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if custom_ops_for(x) {
         let op = RmsNorm {
-            w: w.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?,
+            w: op_param(w, x.device())?,
             eps: eps as f32,
         };
         x.contiguous()?.apply_op1(op)
@@ -167,6 +235,11 @@ impl CustomOp1 for Softmax {
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        Ok((kernels::softmax(s, l)?, l.shape().clone()))
+    }
+
     fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(
             y.contiguous()?
@@ -207,11 +280,22 @@ impl CustomOp2 for SoftmaxBwd {
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((kernels::softmax_bwd(s1, l1, s2, l2)?, l1.shape().clone()))
+    }
 }
 
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if custom_ops_for(x) {
         x.contiguous()?.apply_op1(Softmax)
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
@@ -255,6 +339,47 @@ fn cpu_tensor(s: &CpuStorage, l: &Layout, what: &str) -> Result<Tensor> {
     Tensor::from_slice(f32_slice(s, l, what)?, l.dims(), &candle_core::Device::Cpu)
 }
 
+/// A GPU op input as a tensor with no graph (a device copy of its storage).
+#[cfg(feature = "cuda")]
+pub(crate) fn cuda_tensor(s: &CudaStorage, l: &Layout, what: &str) -> Result<Tensor> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("{what}: expected a contiguous input")
+    };
+    let len = s.as_cuda_slice::<f32>()?.len();
+    let full = Tensor::from_storage(
+        Storage::Cuda(s.try_clone(l)?),
+        len,
+        candle_core::op::BackpropOp::none(),
+        false,
+    );
+    full.narrow(0, a, b - a)?.reshape(l.dims())
+}
+
+/// A GPU tensor's values as an op output: a copy of its storage when the tensor spans all of
+/// it, else of a compact copy's.
+#[cfg(feature = "cuda")]
+pub(crate) fn cuda_output(t: &Tensor) -> Result<CudaStorage> {
+    fn whole(t: &Tensor) -> Result<Option<CudaStorage>> {
+        let (s, l) = t.storage_and_layout();
+        match &*s {
+            Storage::Cuda(c) => {
+                let whole = l.is_contiguous()
+                    && l.start_offset() == 0
+                    && c.as_cuda_slice::<f32>()?.len() == l.shape().elem_count();
+                whole.then(|| c.try_clone(l)).transpose()
+            }
+            _ => bail!("expected a tensor on the GPU"),
+        }
+    }
+    match whole(t)? {
+        Some(c) => Ok(c),
+        None => match whole(&t.affine(1.0, 0.0)?)? {
+            Some(c) => Ok(c),
+            None => bail!("cannot take the storage of a {:?} GPU tensor", t.dims()),
+        },
+    }
+}
+
 impl candle_core::CustomOp3 for Attention {
     fn name(&self) -> &'static str {
         "gym-attention"
@@ -275,6 +400,25 @@ impl candle_core::CustomOp3 for Attention {
         let (_, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
         let shape = o.shape().clone();
         Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
+    }
+
+    /// The same composition on the GPU (cuBLAS products, gym's softmax kernel), on device
+    /// copies of q, k and v; as on the CPU, the probabilities are not kept for the backward.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let q = cuda_tensor(s1, l1, "attention q")?;
+        let k = cuda_tensor(s2, l2, "attention k")?;
+        let v = cuda_tensor(s3, l3, "attention v")?;
+        let (_, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        Ok((cuda_output(&o)?, o.shape().clone()))
     }
 
     fn bwd(
@@ -304,12 +448,11 @@ impl candle_core::CustomOp3 for Attention {
 
 /// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd), k and v (b, nkv, s, hd) (grouped-query:
 /// nh a multiple of nkv) and an additive mask (b, 1, t, s). When a gradient can flow (training)
-/// on the CPU this is one op with a hand-written backward that recomputes the probabilities;
-/// otherwise (decoding, reference passes, other devices) the composed ops.
+/// on the CPU or a CUDA GPU (f32) this is one op with a hand-written backward that recomputes
+/// the probabilities; otherwise (decoding, reference passes, other devices) the composed ops.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let tracked = q.track_op() || k.track_op() || v.track_op();
-    let cpu_f32 = q.device().is_cpu() && q.dtype() == candle_core::DType::F32;
-    if tracked && cpu_f32 {
+    if tracked && custom_ops_for(q) {
         let op = Attention {
             mask: mask.detach().contiguous()?,
             scale,
@@ -327,8 +470,9 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
 /// and cos/sin of shape (b, t, d/2), out[:d/2] = x1·cos − x2·sin, out[d/2:] = x2·cos + x1·sin.
 /// cos/sin are constants; the backward is the rotation by the opposite angle.
 struct Rope {
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// (b, t, d/2) each, f32, contiguous, on the op's device.
+    cos: Tensor,
+    sin: Tensor,
     /// (b, h, t, d)
     dims: (usize, usize, usize, usize),
     /// true in the backward: rotate by −θ.
@@ -336,11 +480,36 @@ struct Rope {
 }
 
 impl Rope {
-    fn apply(&self, x: &[f32]) -> Vec<f32> {
+    /// The rotation of the opposite direction (the backward).
+    fn inverted(&self) -> Rope {
+        Rope {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            dims: self.dims,
+            inverse: !self.inverse,
+        }
+    }
+
+    /// +1, or −1 for the inverse rotation.
+    fn sign(&self) -> f32 {
+        if self.inverse { -1f32 } else { 1f32 }
+    }
+
+    fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
+        with_cpu_f32(&self.cos, "rope cos", |cos| {
+            with_cpu_f32(
+                &self.sin,
+                "rope sin",
+                |sin| Ok(self.apply_with(x, cos, sin)),
+            )
+        })
+    }
+
+    fn apply_with(&self, x: &[f32], cos: &[f32], sin: &[f32]) -> Vec<f32> {
         let (_b, h, t, d) = self.dims;
         let half = d / 2;
         let mut out = vec![0f32; x.len()];
-        let sign = if self.inverse { -1f32 } else { 1f32 };
+        let sign = self.sign();
         // one task per (batch, head): the angle rows of batch bi are cos[bi*t*half ..]
         out.par_chunks_mut(t * d)
             .zip(x.par_chunks(t * d))
@@ -349,7 +518,7 @@ impl Rope {
                 let bi = bh / h;
                 for ti in 0..t {
                     let a = (bi * t + ti) * half;
-                    let (c, s) = (&self.cos[a..a + half], &self.sin[a..a + half]);
+                    let (c, s) = (&cos[a..a + half], &sin[a..a + half]);
                     let x = &x[ti * d..(ti + 1) * d];
                     let o = &mut o[ti * d..(ti + 1) * d];
                     for i in 0..half {
@@ -371,17 +540,17 @@ impl CustomOp1 for Rope {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "rope")?;
-        Ok((CpuStorage::F32(self.apply(x)), l.shape().clone()))
+        Ok((CpuStorage::F32(self.apply(x)?), l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let out = kernels::rope(s, l, &self.cos, &self.sin, self.dims, self.sign())?;
+        Ok((out, l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let inv = Rope {
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
-            dims: self.dims,
-            inverse: !self.inverse,
-        };
-        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&inv)?))
+        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&self.inverted())?))
     }
 }
 
@@ -429,26 +598,38 @@ impl CustomOp1 for NormRope {
         let moved = swap_middle_axes(&normed, (b, t, h, d));
         drop(normed);
         Ok((
-            CpuStorage::F32(self.rope.apply(&moved)),
+            CpuStorage::F32(self.rope.apply(&moved)?),
             Shape::from((b, h, t, d)),
         ))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (b, h, t, d) = self.rope.dims;
+        let (norm, rope) = (&self.norm, &self.rope);
+        let out = kernels::norm_rope(
+            s,
+            l,
+            (&norm.w, norm.eps),
+            (&rope.cos, &rope.sin, rope.sign()),
+            rope.dims,
+        )?;
+        Ok((out, Shape::from((b, h, t, d))))
+    }
+
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         let (b, h, t, d) = self.rope.dims;
-        let inv = Rope {
-            cos: self.rope.cos.clone(),
-            sin: self.rope.sin.clone(),
-            dims: self.rope.dims,
-            inverse: !self.rope.inverse,
+        let gr = g.contiguous()?.apply_op1_no_bwd(&self.rope.inverted())?;
+        let gt = if gr.device().is_cpu() {
+            let gr = gr.flatten_all()?.to_vec1::<f32>()?;
+            Tensor::from_vec(
+                swap_middle_axes(&gr, (b, h, t, d)),
+                (b, t, h, d),
+                g.device(),
+            )?
+        } else {
+            gr.transpose(1, 2)?.contiguous()?
         };
-        let gr = g.contiguous()?.apply_op1_no_bwd(&inv)?;
-        let gr = gr.flatten_all()?.to_vec1::<f32>()?;
-        let gt = Tensor::from_vec(
-            swap_middle_axes(&gr, (b, h, t, d)),
-            (b, t, h, d),
-            g.device(),
-        )?;
         self.norm.bwd(x, _res, &gt)
     }
 }
@@ -457,20 +638,19 @@ impl CustomOp1 for NormRope {
 /// attention, (b, h, t, d) out, keeping only x and the output for the backward on the CPU.
 pub fn norm_rope(x: &Tensor, w: &Tensor, eps: f64, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (b, t, h, d) = x.dims4()?;
-    if x.device().is_cpu()
-        && x.dtype() == candle_core::DType::F32
+    if custom_ops_for(x)
         && cos.dims() == [b, t, d / 2]
         && sin.dims() == [b, t, d / 2]
         && d.is_multiple_of(2)
     {
         let op = NormRope {
             norm: RmsNorm {
-                w: w.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?,
+                w: op_param(w, x.device())?,
                 eps: eps as f32,
             },
             rope: Rope {
-                cos: cos.flatten_all()?.to_vec1::<f32>()?,
-                sin: sin.flatten_all()?.to_vec1::<f32>()?,
+                cos: op_param(cos, x.device())?,
+                sin: op_param(sin, x.device())?,
                 dims: (b, h, t, d),
                 inverse: false,
             },
@@ -497,10 +677,10 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
             sin.dims()
         )
     }
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if custom_ops_for(x) {
         let op = Rope {
-            cos: cos.flatten_all()?.to_vec1::<f32>()?,
-            sin: sin.flatten_all()?.to_vec1::<f32>()?,
+            cos: op_param(cos, x.device())?,
+            sin: op_param(sin, x.device())?,
             dims: (b, h, t, d),
             inverse: false,
         };
@@ -550,6 +730,17 @@ impl CustomOp2 for SwiGlu {
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((kernels::swiglu(s1, l1, s2, l2)?, l1.shape().clone()))
     }
 
     fn bwd(
@@ -604,11 +795,22 @@ impl CustomOp2 for SwiGluBwd {
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((kernels::swiglu_bwd(s1, l1, s2, l2)?, l1.shape().clone()))
+    }
 }
 
 /// silu(gate) ⊙ up, differentiable in both.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    if gate.device().is_cpu() && gate.dtype() == candle_core::DType::F32 {
+    if custom_ops_for(gate) && up.dtype() == DType::F32 {
         gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
     } else {
         gate.silu()? * up
@@ -813,5 +1015,163 @@ pub(crate) mod tests {
         assert!(e < 1e-2, "attention d k rel err {e}");
         let e = fd_check(&v, &|t| attention(&q, &k, t, &mask, scale), 40);
         assert!(e < 1e-2, "attention d v rel err {e}");
+    }
+
+    /// Output and input gradients of `f` on `dev`: f(x) and d/dx Σ f(x) ⊙ r, as CPU vectors.
+    fn value_and_grads(
+        dev: &Device,
+        xs: &[&Tensor],
+        r: &Tensor,
+        f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let vars: Vec<Var> = xs
+            .iter()
+            .map(|x| Var::from_tensor(&x.to_device(dev).unwrap()).unwrap())
+            .collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let y = f(&ts).unwrap();
+        assert!(y.device().same_device(dev));
+        let gs = (&y * r.to_device(dev).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let flat = |t: &Tensor| {
+            t.to_device(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let grads = ts.iter().map(|t| flat(gs.get(t).unwrap())).collect();
+        (flat(&y), grads)
+    }
+
+    /// |a − b| ≤ tol · max(1, max |b|) everywhere.
+    fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1f32, |m, x| m.max(x.abs()));
+        let d = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d <= tol * scale, "{what}: max |Δ| = {d} (scale {scale})");
+    }
+
+    /// Every custom op, forward and backward, on the test device (`GYM_TEST_DEVICE`; on a GPU
+    /// these are gym's kernels: kernels/ops.cu) against the CPU op: f32, |Δ| ≤ 1e-5·max(1, |ref|)
+    /// (the kernels sum rows in another order, and expf is within 2 ulp of the CPU's exp).
+    /// Shapes are Qwen3-like rows (d = 128, 1024) so the row kernels loop over their threads.
+    #[test]
+    fn custom_ops_on_the_test_device_match_the_cpu() {
+        let dev = crate::core::device::test_device();
+        let (b, t, h, d) = (2, 5, 3, 128);
+        let x = randn(&[b, t, h, d]);
+        let w = randn(&[d]).affine(0.3, 1.0).unwrap();
+        let ang = randn(&[b, t, d / 2]);
+        let (cos, sin) = (ang.cos().unwrap(), ang.sin().unwrap());
+        let hidden = randn(&[b, t, 1024]);
+        let wh = randn(&[1024]).affine(0.3, 1.0).unwrap();
+        let up = randn(&[b, t, 1024]);
+        // grouped-query attention: 4 query heads over 2 key/value heads, a causal mask with
+        // batch 1's first position padded out
+        let (q, kv, vv) = (
+            randn(&[b, 4, t, d]),
+            randn(&[b, 2, t, d]),
+            randn(&[b, 2, t, d]),
+        );
+        let mask: Vec<f32> = (0..b * t * t)
+            .map(|i| {
+                let (bi, r, c) = (i / (t * t), (i / t) % t, i % t);
+                if c > r || (bi == 1 && c == 0 && r > 0) {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).unwrap();
+        let scale = 1.0 / (d as f64).sqrt();
+        let (h2, lm) = (randn(&[10, d]), randn(&[300, d]).affine(0.1, 0.0).unwrap());
+        let tg = Tensor::new(&[3u32, 0, 299, 7, 7, 12, 30, 150, 1, 2], &Device::Cpu).unwrap();
+        let on = |t: &Tensor, dev: &Device| t.to_device(dev).unwrap();
+        type Case<'a> = (
+            &'a str,
+            Vec<&'a Tensor>,
+            Vec<usize>,
+            Box<dyn Fn(&[Tensor], &Device) -> Result<Tensor> + 'a>,
+        );
+        let x_bhtd = x.transpose(1, 2).unwrap().contiguous().unwrap();
+        let cases: Vec<Case> = vec![
+            (
+                "rms_norm",
+                vec![&hidden],
+                vec![b, t, 1024],
+                Box::new(|v, dev| rms_norm(&v[0], &on(&wh, dev), 1e-6)),
+            ),
+            (
+                "norm_rope",
+                vec![&x],
+                vec![b, h, t, d],
+                Box::new(|v, dev| {
+                    norm_rope(&v[0], &on(&w, dev), 1e-6, &on(&cos, dev), &on(&sin, dev))
+                }),
+            ),
+            (
+                "rope",
+                vec![&x_bhtd],
+                vec![b, h, t, d],
+                Box::new(|v, dev| rope(&v[0], &on(&cos, dev), &on(&sin, dev))),
+            ),
+            (
+                "swiglu",
+                vec![&hidden, &up],
+                vec![b, t, 1024],
+                Box::new(|v, _| swiglu(&v[0], &v[1])),
+            ),
+            (
+                "attention",
+                vec![&q, &kv, &vv],
+                vec![b, 4, t, d],
+                Box::new(|v, dev| attention(&v[0], &v[1], &v[2], &on(&mask, dev), scale)),
+            ),
+            (
+                "token_logprobs (chunked, LM head 300 × 128)",
+                vec![&h2],
+                vec![10],
+                Box::new(|v, dev| {
+                    super::super::logprob::token_logprobs(
+                        &v[0],
+                        &on(&lm, dev),
+                        &on(&tg, dev),
+                        0.7,
+                        4,
+                    )
+                }),
+            ),
+            (
+                "softmax",
+                vec![&hidden],
+                vec![b, t, 1024],
+                Box::new(|v, _| softmax_last_dim(&(&v[0] * 3.0)?)),
+            ),
+        ];
+        for (name, xs, out_shape, f) in &cases {
+            let r = randn(out_shape);
+            let on_dev = value_and_grads(&dev, xs, &r, &|v| f(v, &dev));
+            let on_cpu = value_and_grads(&Device::Cpu, xs, &r, &|v| f(v, &Device::Cpu));
+            assert_close(
+                &format!("{name} forward on {dev:?}"),
+                &on_dev.0,
+                &on_cpu.0,
+                1e-5,
+            );
+            for (i, (a, c)) in on_dev.1.iter().zip(&on_cpu.1).enumerate() {
+                assert_close(&format!("{name} d input {i} on {dev:?}"), a, c, 1e-5);
+            }
+        }
     }
 }
