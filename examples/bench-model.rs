@@ -24,7 +24,21 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// As the gym binary (src/bin/gym.rs `keep_freed_memory`): mimalloc's purge delay 60 s.
+fn keep_freed_memory() {
+    // SAFETY: a plain setter of a global option, called first in main (no other thread yet).
+    unsafe { libmimalloc_sys::mi_option_set(15, 60_000) };
+}
+
 fn main() -> candle_core::Result<()> {
+    keep_freed_memory();
+    // as the gym binary (src/bin/gym.rs `set_thread_env`): element-wise ops on one thread unless
+    // CANDLE_NUM_THREADS says otherwise; candle's own pool would otherwise spin beside the
+    // matrix products' threads
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let args: Vec<String> = std::env::args().collect();
     let shape = args.get(1).map(String::as_str).unwrap_or("tiny");
     let seq: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256);

@@ -52,7 +52,25 @@ fn set_thread_env(cli: &cmd::Cli) {
     }
 }
 
+/// mimalloc hands freed memory back to the kernel 1 s after it is freed, and a training step
+/// that takes longer than that faults its activations back in page by page on every step
+/// (bench-model on mid-size Mixtral, 4 steps: 38,400 page faults, 674 with this, and 13 % less
+/// CPU time). A 60 s delay keeps the memory while steps reuse it and still returns it when
+/// the process idles.
+fn keep_freed_memory() {
+    /// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (include/mimalloc.h), which
+    /// libmimalloc-sys 0.1 does not name.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    #[allow(unsafe_code)]
+    // SAFETY: a plain setter of a global option (not thread safe: called first in main,
+    // before any other thread exists).
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 60_000)
+    };
+}
+
 fn main() {
+    keep_freed_memory();
     let cli = cmd::Cli::parse();
     set_thread_env(&cli);
     cmd::apply_environment();

@@ -17,6 +17,10 @@
 //! Inputs travel packed (one tensor per lane row `[q | k | v | g | β]`, so the op has two
 //! inputs) and the output is packed too (`[o_1 … o_t | S_t]` rows), both split by narrow/cat
 //! whose own backward candle carries. Off the CPU the composed form runs.
+//!
+//! Each lane's loops run under `pulp::Arch::dispatch`, compiled for the widest vector
+//! instructions the CPU has (AVX-512, AVX2 or the baseline), and the backward's sums over the
+//! value dimension keep 16 partial sums ([`sum3`]) so that they vectorize too.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
@@ -95,6 +99,30 @@ pub fn composed(
     Ok((Tensor::cat(&outs, 2)?, s))
 }
 
+/// Σ f(a_i, b_i, c_i) over the common length, in 16 interleaved partial sums so that the loop
+/// vectorizes (a single running sum would pin it to one lane).
+#[inline(always)]
+fn sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    const L: usize = 16;
+    let n = a.len().min(b.len()).min(c.len());
+    let whole = n / L * L;
+    let mut acc = [0f32; L];
+    for ((x, y), z) in a[..whole]
+        .chunks_exact(L)
+        .zip(b[..whole].chunks_exact(L))
+        .zip(c[..whole].chunks_exact(L))
+    {
+        for i in 0..L {
+            acc[i] += f(x[i], y[i], z[i]);
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in whole..n {
+        s += f(a[i], b[i], c[i]);
+    }
+    s
+}
+
 /// The op: x (b, H, t, 2dk + dv + 2) packed `[q | k | v | g | β]`, s0 (b, H, dk, dv) →
 /// (b, H, t + dk, dv), the outputs followed by the last state.
 struct DeltaRule {
@@ -124,10 +152,12 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]
 }
 
 impl DeltaRule {
+    #[inline(always)]
     fn width(&self) -> usize {
         2 * self.dk + self.dv + 2
     }
 
+    #[inline(always)]
     fn token<'a>(&self, row: &'a [f32]) -> Token<'a> {
         let (dk, dv) = (self.dk, self.dv);
         Token {
@@ -141,6 +171,7 @@ impl DeltaRule {
 
     /// One step on the state s (dk × dv, row-major); writes o_t into `o` when given. `u` is
     /// scratch of dv.
+    #[inline(always)]
     fn step(&self, s: &mut [f32], x: &Token, u: &mut [f32], o: Option<&mut [f32]>) {
         let dv = self.dv;
         let a = x.g.exp();
@@ -178,6 +209,7 @@ impl DeltaRule {
     /// The backward of one step: `prev` is the state before it, `ds` (in: the gradient of the
     /// state after it, out: of the state before it), `go` the output's gradient; writes the
     /// gradients of the packed row into `dx`.
+    #[inline(always)]
     fn step_bwd(&self, prev: &[f32], x: &Token, ds: &mut [f32], go: &[f32], dx: &mut [f32]) {
         let (dk, dv) = (self.dk, self.dv);
         let a = x.g.exp();
@@ -196,16 +228,13 @@ impl DeltaRule {
         for r in 0..dk {
             let (p, d) = (&prev[r * dv..(r + 1) * dv], &mut ds[r * dv..(r + 1) * dv]);
             let (kr, qr) = (x.k[r], x.q[r]);
-            let (mut dq_r, mut dk_r) = (0f32, 0f32);
-            for c in 0..dv {
-                let s_t = a * p[c] + kr * delta[c];
-                dq_r += s_t * go[c];
-                d[c] += qr * go[c];
-                ddelta[c] += d[c] * kr;
-                dk_r += d[c] * delta[c];
+            // dq_r = Σ S_t·do with S_t = a·prev + k δᵀ
+            dq[r] = sum3(p, &delta, go, |pc, dc, gc| (a * pc + kr * dc) * gc);
+            for ((dc, &gc), ddc) in d.iter_mut().zip(go).zip(ddelta.iter_mut()) {
+                *dc += qr * gc;
+                *ddc += *dc * kr;
             }
-            dq[r] = dq_r;
-            dkk[r] = dk_r;
+            dkk[r] = sum3(d, &delta, &delta, |dc, ec, _| dc * ec);
         }
         let mut dbeta = 0f32;
         let mut du = vec![0f32; dv];
@@ -219,21 +248,19 @@ impl DeltaRule {
         for r in 0..dk {
             let (p, d) = (&prev[r * dv..(r + 1) * dv], &mut ds[r * dv..(r + 1) * dv]);
             let kr = x.k[r];
-            let mut dk_r = 0f32;
-            for c in 0..dv {
-                let sp = a * p[c];
-                let dsp = d[c] + kr * du[c];
-                dk_r += sp * du[c];
-                dg += sp * dsp;
-                d[c] = a * dsp;
+            // with S′ = a·prev and dS′ = dS + k duᵀ: dk += S′ du, dg += ⟨dS′, S′⟩, dS ← a·dS′
+            dkk[r] += sum3(p, &du, &du, |pc, uc, _| a * pc * uc);
+            dg += sum3(p, d, &du, |pc, dc, uc| a * pc * (dc + kr * uc));
+            for (dc, &uc) in d.iter_mut().zip(&du) {
+                *dc = a * (*dc + kr * uc);
             }
-            dkk[r] += dk_r;
         }
         rest[0] = dg;
         rest[1] = dbeta;
     }
 
     /// Forward of one lane: x (t × width), s0 (dk × dv) → out ((t + dk) × dv).
+    #[inline(always)]
     fn lane_fwd(&self, x: &[f32], s0: &[f32], out: &mut [f32]) {
         let (w, dv) = (self.width(), self.dv);
         let t = x.len() / w;
@@ -247,6 +274,7 @@ impl DeltaRule {
 
     /// Backward of one lane: writes dx (t × width) and ds0 (dk × dv) from the output's
     /// gradient go ((t + dk) × dv).
+    #[inline(always)]
     fn lane_bwd(&self, x: &[f32], s0: &[f32], go: &[f32], dx: &mut [f32], ds0: &mut [f32]) {
         let (w, dv, n) = (self.width(), self.dv, s0.len());
         let t = x.len() / w;
@@ -304,9 +332,10 @@ impl CustomOp2 for DeltaRule {
             );
         }
         let mut out = vec![0f32; b * h * (t + dk) * dv];
+        let arch = pulp::Arch::new();
         out.par_chunks_mut((t + dk) * dv)
             .zip(x.par_chunks(t * w).zip(s0.par_chunks(dk * dv)))
-            .for_each(|(o, (x, s))| self.lane_fwd(x, s, o));
+            .for_each(|(o, (x, s))| arch.dispatch(|| self.lane_fwd(x, s, o)));
         Ok((CpuStorage::F32(out), Shape::from((b, h, t + dk, dv))))
     }
 
@@ -328,11 +357,12 @@ impl CustomOp2 for DeltaRule {
             .to_vec1::<f32>()?;
         let mut dx = vec![0f32; xs.len()];
         let mut ds0 = vec![0f32; ss.len()];
+        let arch = pulp::Arch::new();
         dx.par_chunks_mut(t * w)
             .zip(ds0.par_chunks_mut(dk * dv))
             .zip(xs.par_chunks(t * w))
             .zip(ss.par_chunks(dk * dv).zip(gs.par_chunks((t + dk) * dv)))
-            .for_each(|(((dx, ds), x), (s, g))| self.lane_bwd(x, s, g, dx, ds));
+            .for_each(|(((dx, ds), x), (s, g))| arch.dispatch(|| self.lane_bwd(x, s, g, dx, ds)));
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (b, h, t, w), dev)?),

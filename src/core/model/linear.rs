@@ -2,8 +2,9 @@
 //!
 //! The base product runs as a candle `CustomOp1` whose backward returns only the input
 //! gradient: candle would otherwise compute (and keep) the gradient of every frozen weight.
-//! An NF4 base is dequantized into a transient f32 matrix inside the op, in forward and again
-//! in backward, so at most one layer's full weight exists at a time.
+//! An NF4 base is dequantized into an f32 matrix inside the op, in forward and again in
+//! backward, so at most one layer's full weight exists at a time; that matrix is a per-thread
+//! buffer reused from product to product ([`with_cpu_weight`]).
 //!
 //! With an adapter (and no active dropout) the whole layer, base and LoRA, is one `CustomOp3`
 //! over (x, A, B): the graph then keeps only x, A, B and the output, where the composed graph
@@ -116,6 +117,73 @@ struct FrozenLinear {
     base: Base,
 }
 
+thread_local! {
+    /// This thread's f32 copy of the NF4 weight being multiplied (see [`with_cpu_weight`]).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the base weight (out, in) as contiguous CPU storage: an f32 base's own, or an
+/// NF4 base dequantized into this thread's reusable buffer (a fresh buffer per product cost
+/// page faults on every expert and layer, forward and backward).
+fn with_cpu_weight<R>(base: &Base, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
+    match base {
+        Base::Nf4(q) if q.device.is_cpu() => {
+            let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            q.dequantize_into(&mut buf);
+            let storage = CpuStorage::F32(buf);
+            let out = f(&storage, &Layout::contiguous(q.shape));
+            if let CpuStorage::F32(buf) = storage {
+                SCRATCH.with(|s| *s.borrow_mut() = buf);
+            }
+            out
+        }
+        _ => {
+            let w = base.to_f32()?;
+            let (ws, wl) = w.storage_and_layout();
+            let Storage::Cpu(wc) = &*ws else {
+                bail!("frozen linear: weight is not on the CPU")
+            };
+            f(wc, wl)
+        }
+    }
+}
+
+/// g·W over the last dimension of g (…, out) for a frozen W (out, in): the input gradient of
+/// a frozen product, outside the graph.
+struct ByWeight {
+    base: Base,
+}
+
+impl CustomOp1 for ByWeight {
+    fn name(&self) -> &'static str {
+        "gym-by-frozen-weight"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, k) = self.base.dims();
+        let dims = l.dims();
+        if !l.is_contiguous() || dims.last() != Some(&n) {
+            bail!("frozen linear backward: gradient {dims:?} is not contiguous over {n}")
+        }
+        let m = l.shape().elem_count() / n;
+        let gl = Layout::contiguous_with_offset((m, n), l.start_offset());
+        let out = with_cpu_weight(&self.base, |wc, wl| s.matmul(wc, (1, m, k, n), &gl, wl))?;
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("non-empty") = k;
+        Ok((out, Shape::from(out_dims)))
+    }
+}
+
+/// g·W for the base W of a frozen product (its input gradient).
+fn by_weight(base: &Base, g: &Tensor) -> Result<Tensor> {
+    if g.device().is_cpu() && g.dtype() == DType::F32 {
+        g.contiguous()?
+            .apply_op1_no_bwd(&ByWeight { base: base.clone() })
+    } else {
+        g.broadcast_matmul(&base.to_f32()?)
+    }
+}
+
 impl FrozenLinear {
     /// (m, n, k) of the product for an input layout (rows m of k), and the output shape.
     fn product_dims(&self, l: &Layout) -> Result<(usize, usize, usize, Shape)> {
@@ -156,12 +224,8 @@ impl CustomOp1 for FrozenLinear {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (m, n, k, out) = self.product_dims(l)?;
-        let w = self.base.to_f32()?;
-        let (ws, wl) = w.storage_and_layout();
-        let Storage::Cpu(wc) = &*ws else {
-            bail!("frozen linear: weight is not on the CPU")
-        };
-        Ok((matmul_t(s, l, m, wc, wl, n, k)?, out))
+        let y = with_cpu_weight(&self.base, |wc, wl| matmul_t(s, l, m, wc, wl, n, k))?;
+        Ok((y, out))
     }
 
     /// On the GPU: the weight dequantized by gym's kernel into a transient f32 tensor, one
@@ -178,8 +242,7 @@ impl CustomOp1 for FrozenLinear {
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let w = self.base.to_f32()?;
-        Ok(Some(g.broadcast_matmul(&w)?))
+        Ok(Some(by_weight(&self.base, g)?))
     }
 }
 
@@ -264,9 +327,7 @@ impl CustomOp3 for LoraLinear {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (x, a, b) = (x.detach(), a.detach(), b.detach());
-        let w = self.base.to_f32()?;
-        let dx_base = g.broadcast_matmul(&w)?;
-        drop(w);
+        let dx_base = by_weight(&self.base, g)?;
         let (k, n) = (x.dim(D::Minus1)?, g.dim(D::Minus1)?);
         let x2 = x.reshape(((), k))?; // (M, in)
         let g2 = (g.reshape(((), n))? * self.scale)?; // (M, out)

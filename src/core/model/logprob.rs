@@ -2,37 +2,55 @@
 //! out[i] = log_softmax(h[i]·Wᵀ / T)[target[i]]. The forward never holds more than `chunk` rows
 //! of logits; the backward recomputes them chunk by chunk and returns only dh (the LM head is
 //! frozen). A naive graph over a 152k vocabulary keeps several (n, V) tensors alive for the
-//! backward (3.0 GB at n = 256 measured); this keeps O(chunk·V).
+//! backward (3.0 GB at n = 256 measured); this keeps O(chunk·V). When all n·V probabilities
+//! fit in [`KEEP_PROBS`] elements (64 MiB) the forward keeps them for the backward instead,
+//! which then skips the second LM-head product (a seventh of a mid-size Mixtral step).
 
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor, bail};
 
 use super::ops;
+
+/// At most this many probabilities (n·V) are kept from the forward for the backward.
+const KEEP_PROBS: usize = 1 << 24;
 
 struct SelectiveLogprob {
     w: Tensor,
     targets: Tensor,
     inv_t: f64,
     chunk: usize,
+    /// The forward's softmax of each chunk, when kept (see [`KEEP_PROBS`]).
+    probs: std::sync::Mutex<Vec<Tensor>>,
 }
 
 impl SelectiveLogprob {
-    fn forward_t(&self, h: &Tensor) -> Result<Tensor> {
+    /// The log-probabilities; with `keep`, each chunk's softmax goes into `self.probs`.
+    fn forward_t(&self, h: &Tensor, keep: bool) -> Result<Tensor> {
         let n = h.dim(0)?;
         let mut outs = Vec::new();
+        let mut kept = Vec::new();
         for s in (0..n).step_by(self.chunk) {
             let l = self.chunk.min(n - s);
             let logits = (h.narrow(0, s, l)?.matmul(&self.w.t()?)? * self.inv_t)?;
             let m = logits.max_keepdim(D::Minus1)?;
-            let lse = (logits
-                .broadcast_sub(&m)?
-                .exp()?
-                .sum_keepdim(D::Minus1)?
-                .log()?
-                + &m)?;
+            let e = logits.broadcast_sub(&m)?.exp()?;
+            let sum = e.sum_keepdim(D::Minus1)?;
+            if keep {
+                kept.push(e.broadcast_div(&sum)?);
+            }
+            let lse = (sum.log()? + &m)?;
             let picked = logits.gather(&self.targets.narrow(0, s, l)?.unsqueeze(1)?, 1)?;
             outs.push((picked - lse)?.squeeze(1)?);
         }
+        if keep {
+            *self.kept()? = kept;
+        }
         Tensor::cat(&outs, 0)
+    }
+
+    fn kept(&self) -> Result<std::sync::MutexGuard<'_, Vec<Tensor>>> {
+        self.probs
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("selective logprob: poisoned".into()))
     }
 }
 
@@ -49,7 +67,8 @@ impl CustomOp1 for SelectiveLogprob {
             bail!("selective logprob: expected a contiguous input")
         };
         let h = Tensor::from_slice(&v[a..b], l.shape(), &candle_core::Device::Cpu)?;
-        let out = self.forward_t(&h)?;
+        let keep = h.dim(0)? * self.w.dim(0)? <= KEEP_PROBS;
+        let out = self.forward_t(&h, keep)?;
         let n = out.dim(0)?;
         Ok((CpuStorage::F32(out.to_vec1()?), Shape::from(n)))
     }
@@ -62,18 +81,24 @@ impl CustomOp1 for SelectiveLogprob {
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let h = ops::cuda_tensor(s, l, "selective logprob h")?;
-        let out = self.forward_t(&h)?;
+        let out = self.forward_t(&h, false)?;
         Ok((ops::cuda_output(&out)?, out.shape().clone()))
     }
 
     fn bwd(&self, h: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         let n = h.dim(0)?;
         let h = h.detach();
+        let mut kept = std::mem::take(&mut *self.kept()?).into_iter();
         let mut outs = Vec::new();
         for s in (0..n).step_by(self.chunk) {
             let l = self.chunk.min(n - s);
-            let logits = (h.narrow(0, s, l)?.matmul(&self.w.t()?)? * self.inv_t)?;
-            let p = ops::softmax_last_dim(&logits)?.detach();
+            let p = match kept.next() {
+                Some(p) if p.dim(0)? == l => p,
+                _ => {
+                    let logits = (h.narrow(0, s, l)?.matmul(&self.w.t()?)? * self.inv_t)?;
+                    ops::softmax_last_dim(&logits)?.detach()
+                }
+            };
             let tg = self.targets.narrow(0, s, l)?.unsqueeze(1)?;
             let onehot = p.zeros_like()?.scatter_add(
                 &tg,
@@ -104,12 +129,13 @@ pub fn token_logprobs(
         targets: targets.to_dtype(DType::U32)?,
         inv_t,
         chunk: chunk.max(1),
+        probs: std::sync::Mutex::new(Vec::new()),
     };
     if ops::custom_ops_for(h) {
         h.contiguous()?.apply_op1(op)
     } else {
         // other devices: the same chunks as a plain graph (correct, not memory-lean)
-        op.forward_t(h)
+        op.forward_t(h, false)
     }
 }
 
@@ -145,5 +171,31 @@ mod tests {
         assert!(diff < 1e-5, "{diff}");
         let e = super::super::ops::tests::fd_check(&h, &|t| token_logprobs(t, &w, &tg, 0.7, 3), 40);
         assert!(e < 1e-2, "selective logprob grad rel err {e}");
+    }
+
+    /// The backward from the probabilities the forward kept equals the one that recomputes
+    /// them (what runs when n·V exceeds KEEP_PROBS), chunk for chunk.
+    #[test]
+    fn kept_and_recomputed_probabilities_give_the_same_gradient() {
+        let d = Device::Cpu;
+        let h = Tensor::randn(0f32, 1., (7, 16), &d).unwrap();
+        let w = Tensor::randn(0f32, 0.5, (50, 16), &d).unwrap();
+        let tg = Tensor::new(&[3u32, 0, 49, 7, 7, 12, 30], &d).unwrap();
+        let g = Tensor::randn(0f32, 1., 7, &d).unwrap();
+        let op = || SelectiveLogprob {
+            w: w.clone(),
+            targets: tg.clone(),
+            inv_t: 1.0 / 0.7,
+            chunk: 3,
+            probs: std::sync::Mutex::new(Vec::new()),
+        };
+        let kept = op();
+        let out = kept.forward_t(&h, true).unwrap();
+        assert_eq!(kept.probs.lock().unwrap().len(), 3);
+        let a = kept.bwd(&h, &out, &g).unwrap().unwrap();
+        assert!(kept.probs.lock().unwrap().is_empty());
+        let b = op().bwd(&h, &out, &g).unwrap().unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
     }
 }

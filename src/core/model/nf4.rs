@@ -106,9 +106,9 @@ impl Absmax {
             Absmax::Plain(v) => v.clone(),
             Absmax::Double { q, absmax2, offset } => {
                 let c = code8();
-                q.iter()
-                    .enumerate()
-                    .map(|(i, &b)| c[b as usize] * absmax2[i / BLOCK2] + offset)
+                q.chunks(BLOCK2)
+                    .zip(absmax2)
+                    .flat_map(|(qs, &a2)| qs.iter().map(move |&b| c[b as usize] * a2 + offset))
                     .collect()
             }
         }
@@ -133,6 +133,31 @@ pub struct Nf4Tensor {
     pub device: Device,
     /// On a GPU: the packed codes and scales copied there at the first use, dequantized there.
     pub resident: std::sync::OnceLock<super::nf4_resident::Resident>,
+}
+
+/// The two NF4 values of each packed byte (high nibble first), unscaled.
+const PAIRS: [[f32; 2]; 256] = {
+    let mut t = [[0f32; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [NF4[b >> 4], NF4[b & 15]];
+        b += 1;
+    }
+    t
+};
+
+/// One block: `o` (up to 64 values) from its packed bytes `p` and its absmax `a`.
+fn dequantize_block(o: &mut [f32], p: &[u8], a: f32) {
+    let mut pairs = o.chunks_exact_mut(2);
+    for (pair, &b) in (&mut pairs).zip(p) {
+        let c = PAIRS[b as usize];
+        pair[0] = c[0] * a;
+        pair[1] = c[1] * a;
+    }
+    // an odd final block ends in the high nibble of its last byte
+    if let ([last], Some(&b)) = (pairs.into_remainder(), p.last()) {
+        *last = NF4[(b >> 4) as usize] * a;
+    }
 }
 
 /// NF4 code of a scaled value in [-1, 1]: the number of f32 midpoints strictly below it.
@@ -338,20 +363,29 @@ impl Nf4Tensor {
 
     /// The dequantized f32 values, row-major.
     pub fn dequantize_vec(&self) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.dequantize_into(&mut out);
+        out
+    }
+
+    /// The dequantized f32 values, row-major, written over `out` (resized to the element
+    /// count), so that a caller can reuse one buffer: a fresh one per product was faulted in
+    /// from the kernel page by page. Each value is `NF4[code] · absmax` as before, read two
+    /// codes per byte from [`PAIRS`].
+    pub fn dequantize_into(&self, out: &mut Vec<f32>) {
+        /// Blocks per rayon task.
+        const GROUP: usize = 16;
         let n = self.shape.0 * self.shape.1;
+        out.resize(n, 0.0);
         let am = self.absmax.values();
-        let mut out = vec![0f32; n];
-        out.par_chunks_mut(BLOCK)
-            .zip(self.packed.par_chunks(BLOCK / 2))
-            .zip(am.par_iter())
-            .for_each(|((o, p), &a)| {
-                for (j, o) in o.iter_mut().enumerate() {
-                    let b = p[j / 2];
-                    let c = if j % 2 == 0 { b >> 4 } else { b & 15 };
-                    *o = NF4[c as usize] * a;
+        out.par_chunks_mut(BLOCK * GROUP)
+            .zip(self.packed.par_chunks(BLOCK / 2 * GROUP))
+            .zip(am.par_chunks(GROUP))
+            .for_each(|((o, p), a)| {
+                for ((o, p), &a) in o.chunks_mut(BLOCK).zip(p.chunks(BLOCK / 2)).zip(a) {
+                    dequantize_block(o, p, a);
                 }
             });
-        out
     }
 
     /// The dequantized weight as an f32 tensor of `shape` on the tensor's device.
@@ -498,6 +532,28 @@ mod tests {
                     "block {b}: {xv} -> {dv} (absmax {am})"
                 );
             }
+        }
+    }
+
+    /// The pair-table kernel gives the per-element formula's bits for odd sizes (a final
+    /// block of odd length) and when writing over a longer or shorter reused buffer.
+    #[test]
+    fn dequantize_into_matches_the_per_element_formula() {
+        let mut buf = vec![7f32; 5000];
+        for (rows, cols, double) in [(3, 37, true), (40, 64, false), (1, 1, true), (9, 301, true)] {
+            let x = lcg_matrix(rows, cols, 11);
+            let q = Nf4Tensor::quantize_slice(&x, (rows, cols), double, &Device::Cpu);
+            let am = q.absmax.values();
+            let want: Vec<f32> = (0..rows * cols)
+                .map(|j| {
+                    let b = q.packed[j / 2];
+                    let c = if j % 2 == 0 { b >> 4 } else { b & 15 };
+                    NF4[c as usize] * am[j / BLOCK]
+                })
+                .collect();
+            q.dequantize_into(&mut buf);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&buf), bits(&want), "{rows}x{cols}");
         }
     }
 }
