@@ -346,7 +346,7 @@ impl NativeTrainer {
                     ),
                 ));
             }
-            run.ring = Some(r.plan(&self.identity));
+            run.set_ring(Some(r.plan(&self.identity)), &self.t)?;
         }
         let mut obs = PyObserver {
             run,

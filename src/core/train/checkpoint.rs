@@ -166,7 +166,8 @@ pub struct RunDir<'a> {
     /// `Trainer::train_tokens` at the last step seen, and the step of the last saved state.
     last_train_tokens: u64,
     saved_at: usize,
-    pub ring: Option<RingPlan>,
+    /// Set with [`RunDir::set_ring`], which also records the first round's start.
+    ring: Option<RingPlan>,
     /// With a ring: the factors the current round started from (the last agreed mean, or the
     /// initialisation), flattened; set by [`RunDir::set_ring`].
     ring_start: Vec<f32>,
