@@ -11,7 +11,8 @@
 #   mistral-mid, mixtral-mid (bench/make_arch_mid.py, written once) and any folder name
 #   under testdata/, e.g. tiny-qwen3-next;
 #   env: ITERS=3, THREADS=<all cores>, PY=/work/venv-ref/bin/python, MODEL_06B=<folder>,
-#   MODEL_NEXT=<folder>, BENCH_TARGETS=<comma-separated LoRA targets for both sides>)
+#   MODEL_NEXT=<folder>, BENCH_TARGETS=<comma-separated LoRA targets for both sides>,
+#   BLAS="builtin auto" to run gym once per --blas choice, side by side; default: auto)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=${1:-"tiny qwen3-0.6b"}
@@ -35,6 +36,8 @@ for s in $SHAPES; do
   elif [ -d "testdata/$s" ]; then
     m=$PWD/testdata/$s
   fi
-  RAYON_NUM_THREADS=$THREADS ./target/release/examples/bench-model "$m" 256 16 "$ITERS"
+  for b in ${BLAS:-auto}; do
+    GYM_BLAS=$b OPENBLAS_NUM_THREADS=1 RAYON_NUM_THREADS=$THREADS ./target/release/examples/bench-model "$m" 256 16 "$ITERS"
+  done
   OMP_NUM_THREADS=$THREADS "$PY" bench/model_torch.py "$m" 256 16 "$ITERS" "$THREADS" 2>/dev/null
 done

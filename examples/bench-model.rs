@@ -39,6 +39,9 @@ fn main() -> candle_core::Result<()> {
         // SAFETY: first thing in main, before any other thread exists.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
+    // as the gym binary's --blas / GYM_BLAS (auto: a system OpenBLAS when installed)
+    let blas = std::env::var("GYM_BLAS").unwrap_or_default();
+    gym::core::blas::select(blas.parse().expect("infallible")).expect("GYM_BLAS");
     let args: Vec<String> = std::env::args().collect();
     let shape = args.get(1).map(String::as_str).unwrap_or("tiny");
     let seq: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256);
@@ -54,14 +57,16 @@ fn main() -> candle_core::Result<()> {
         dir => {
             // a model folder: quantized to NF4 tensor by tensor as it is read (`gym train`'s path)
             let opts = gym::core::model::LoadOptions {
-                nf4: true,
+                nf4: std::env::var_os("BENCH_F32").is_none(),
                 double_quant: true,
             };
             gym::core::model::load_with(std::path::Path::new(dir), &dev, opts)
                 .expect("model folder")
         }
     };
-    model.quantize_nf4(true)?; // no-op for weights already quantized on load
+    if std::env::var_os("BENCH_F32").is_none() {
+        model.quantize_nf4(true)?; // no-op for weights already quantized on load
+    }
     let mut cfg = lora::LoraConfig::new(rank, 2.0 * rank as f64);
     // BENCH_TARGETS=q_proj,k_proj,… adapts those modules instead of the default seven
     if let Ok(t) = std::env::var("BENCH_TARGETS") {
@@ -114,6 +119,7 @@ fn main() -> candle_core::Result<()> {
         serde_json::json!({
             "impl": "gym", "shape": shape, "seq": seq, "rank": rank, "iters": iters,
             "threads": rayon::current_num_threads(), "loss": loss,
+            "blas": gym::core::blas::describe(),
             "tokens_per_s": (seq * iters) as f64 / dt, "peak_rss_mib": peak_rss_kib() as f64 / 1024.0,
         })
     );

@@ -23,6 +23,8 @@ mod work;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     gym::cmd::apply_environment();
     errors::register(m)?;
+    let blas = std::env::var("GYM_BLAS").unwrap_or_default();
+    gym::cmd::select_blas(&blas).map_err(errors::to_py)?;
     m.add_function(wrap_pyfunction!(delta::read_delta, m)?)?;
     m.add_function(wrap_pyfunction!(delta::verify, m)?)?;
     m.add_function(wrap_pyfunction!(delta::inspect, m)?)?;

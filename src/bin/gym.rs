@@ -26,7 +26,8 @@ fn message(err: &anyhow::Error) -> String {
 /// spin on barriers across threads, which on small tensors or a busy machine cost more than
 /// they save (measured: a GSPO step on the tiny model 0.31 s → 0.09 s under load). Matrix
 /// products keep one thread per core (`--threads`/`GYM_THREADS`/`RAYON_NUM_THREADS`);
-/// element-wise ops run on one (`CANDLE_NUM_THREADS` overrides).
+/// element-wise ops run on one (`CANDLE_NUM_THREADS` overrides), and a system OpenBLAS's own
+/// pool on one (`OPENBLAS_NUM_THREADS` overrides).
 fn set_thread_env(cli: &cmd::Cli) {
     let threads = cli
         .threads
@@ -48,6 +49,11 @@ fn set_thread_env(cli: &cmd::Cli) {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
             std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+        // a system OpenBLAS (`--blas`) is called on one thread per part of a product, which
+        // gym splits over its own threads: its pool would only spin beside them
+        if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
+            std::env::set_var("OPENBLAS_NUM_THREADS", "1");
         }
     }
 }

@@ -36,6 +36,16 @@ pub struct Cli {
     /// Worker threads for parallel work (default: one per core).
     #[arg(long, global = true, env = "GYM_THREADS", value_name = "N")]
     pub threads: Option<usize>,
+    /// The CPU's large matrix products: `auto` (a system OpenBLAS when installed, else
+    /// builtin), `builtin` (the gemm crate), or a CBLAS library's path or file name.
+    #[arg(
+        long,
+        global = true,
+        env = "GYM_BLAS",
+        value_name = "auto|builtin|LIBRARY",
+        default_value = "auto"
+    )]
+    pub blas: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -111,6 +121,14 @@ pub fn apply_environment() {
     }
 }
 
+/// Selects the CPU's matrix products (`--blas`, `GYM_BLAS`; the Python module reads
+/// `GYM_BLAS` at import): a library that cannot be used is a usage error naming it.
+pub fn select_blas(value: &str) -> anyhow::Result<()> {
+    let choice: crate::core::blas::Choice = value.parse().unwrap_or_default();
+    crate::core::blas::select(choice)?;
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
@@ -119,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .build_global()
             .map_err(|e| anyhow::anyhow!("setting up {n} threads: {e}"))?;
     }
+    select_blas(&cli.blas)?;
     let ctx = out::Ctx { quiet: cli.quiet };
     match cli.command {
         Command::Keygen(a) => key::keygen(&ctx, a),

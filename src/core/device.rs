@@ -138,6 +138,8 @@ pub struct DeviceInfo {
     pub name: String,
     /// The GPU's memory; `None` on the CPU.
     pub memory_bytes: Option<u64>,
+    /// On the CPU, what runs the large matrix products ([`crate::core::blas::describe`]).
+    pub products: Option<String>,
 }
 
 impl DeviceInfo {
@@ -149,22 +151,25 @@ impl DeviceInfo {
                 device: "cpu".into(),
                 name: cpu_model().unwrap_or_default(),
                 memory_bytes: None,
+                products: Some(crate::core::blas::describe()),
             },
         }
     }
 
-    /// One line for the compute record: `cpu (AMD EPYC 7B13)`,
+    /// One line for the compute record: `cpu (AMD EPYC 7B13, OpenBLAS 0.3.21 Zen)`,
     /// `cuda:0 (NVIDIA H100 80GB HBM3, 79.2 GiB)`.
     pub fn label(&self) -> String {
-        match (self.name.is_empty(), self.memory_bytes) {
-            (true, _) => self.device.clone(),
-            (false, None) => format!("{} ({})", self.device, self.name),
-            (false, Some(b)) => format!(
-                "{} ({}, {:.1} GiB)",
-                self.device,
-                self.name,
-                b as f64 / (1u64 << 30) as f64
-            ),
+        let mut parts: Vec<String> = Vec::new();
+        if !self.name.is_empty() {
+            parts.push(self.name.clone());
+        }
+        if let Some(b) = self.memory_bytes {
+            parts.push(format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64));
+        }
+        parts.extend(self.products.clone());
+        match parts.is_empty() {
+            true => self.device.clone(),
+            false => format!("{} ({})", self.device, parts.join(", ")),
         }
     }
 }
@@ -185,6 +190,7 @@ fn cuda_info(dev: &Device) -> DeviceInfo {
         device: format!("cuda:{}", ctx.ordinal()),
         name: ctx.name().unwrap_or_default(),
         memory_bytes: ctx.total_mem().ok().map(|b| b as u64),
+        products: None,
     }
 }
 
@@ -375,13 +381,22 @@ mod tests {
             device: "cuda:0".into(),
             name: "NVIDIA H100 80GB HBM3".into(),
             memory_bytes: Some(85_520_809_984),
+            products: None,
         };
         assert_eq!(gpu.label(), "cuda:0 (NVIDIA H100 80GB HBM3, 79.6 GiB)");
         let bare = DeviceInfo {
             device: "cpu".into(),
             name: String::new(),
             memory_bytes: None,
+            products: None,
         };
         assert_eq!(bare.label(), "cpu");
+        let cpu = DeviceInfo {
+            device: "cpu".into(),
+            name: "AMD EPYC 7B13".into(),
+            memory_bytes: None,
+            products: Some("OpenBLAS 0.3.21 Zen".into()),
+        };
+        assert_eq!(cpu.label(), "cpu (AMD EPYC 7B13, OpenBLAS 0.3.21 Zen)");
     }
 }

@@ -191,6 +191,7 @@ classified!(
     crate::core::orchestrator::client::ClientError,
     crate::core::orchestrator::worker::WorkError,
     crate::core::device::DeviceError,
+    crate::core::blas::BlasError,
 );
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! the `cmd` layer decides what the user sees.
 
 pub mod atomic;
+pub mod blas;
 pub mod chat;
 pub mod cpu;
 pub mod delta;

@@ -107,3 +107,47 @@ fn bad_device_spellings_are_usage_errors_naming_the_value() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("\"tpu\""), "{stderr}");
 }
+
+/// `--blas` / `GYM_BLAS` (the CPU's large matrix products): the choice is named in the metrics'
+/// device label; a library that cannot be used is a usage error naming it, before anything is
+/// written. CI installs OpenBLAS and sets GYM_REQUIRE_BLAS, so there `auto` must find it.
+#[test]
+fn the_blas_choice_is_named_and_an_unusable_library_is_refused() {
+    let t = tmp();
+    let device_of = |env: &str, dir: &str| {
+        let out = t.path().join(dir);
+        let (code, _, stderr) = run(gym()
+            .env("GYM_BLAS", env)
+            .args(["-q", "train", "--max-steps", "1", "-o"])
+            .arg(&out));
+        assert_eq!(code, 0, "{stderr}");
+        metrics_device(&out)
+    };
+    let builtin = device_of("builtin", "builtin");
+    assert!(
+        builtin.ends_with(", builtin gemm)") || builtin == "cpu (builtin gemm)",
+        "{builtin}"
+    );
+    let auto = device_of("auto", "auto");
+    if std::env::var_os("GYM_REQUIRE_BLAS").is_some() {
+        assert!(auto.contains("OpenBLAS"), "GYM_REQUIRE_BLAS is set: {auto}");
+    }
+    let out = t.path().join("refused");
+    for bad in ["/nonexistent/libgym-no-blas.so", "libc.so.6"] {
+        let (code, _, stderr) = run(gym()
+            .args(["--blas", bad, "train", "--max-steps", "1", "-o"])
+            .arg(&out));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(bad) && stderr.contains("--blas"),
+            "{stderr}"
+        );
+        assert!(!exists(&out), "a refused run created {}", out.display());
+    }
+}
+
+fn metrics_device(run: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let first = json(text.lines().next().expect("a metrics line"));
+    first["device"].as_str().unwrap().to_string()
+}

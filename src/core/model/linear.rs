@@ -12,7 +12,6 @@
 //! about half of all activations kept for backward in a Qwen3 block. The backward recomputes
 //! the rank-r product x·Aᵀ.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor, Var, bail,
 };
@@ -22,6 +21,7 @@ use super::nf4::Nf4Tensor;
 use super::ops::custom_ops_for;
 #[cfg(feature = "cuda")]
 use super::ops::{cuda_output, cuda_tensor};
+use crate::core::blas;
 #[cfg(feature = "cuda")]
 use candle_core::CudaStorage;
 
@@ -167,7 +167,9 @@ impl CustomOp1 for ByWeight {
         }
         let m = l.shape().elem_count() / n;
         let gl = Layout::contiguous_with_offset((m, n), l.start_offset());
-        let out = with_cpu_weight(&self.base, |wc, wl| s.matmul(wc, (1, m, k, n), &gl, wl))?;
+        let out = with_cpu_weight(&self.base, |wc, wl| {
+            crate::core::blas::product((s, &gl), (wc, wl), (m, k, n), false)
+        })?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty") = k;
         Ok((out, Shape::from(out_dims)))
@@ -202,7 +204,8 @@ impl FrozenLinear {
     }
 }
 
-/// x (m, k) · Wᵀ with W (n, k) given as storage and layout (CPU: gemm; GPU: cuBLAS).
+/// x (m, k) · Wᵀ with W (n, k) given as storage and layout (on the GPU: cuBLAS).
+#[cfg(feature = "cuda")]
 fn matmul_t<S: BackendStorage>(
     x: &S,
     xl: &Layout,
@@ -224,7 +227,9 @@ impl CustomOp1 for FrozenLinear {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (m, n, k, out) = self.product_dims(l)?;
-        let y = with_cpu_weight(&self.base, |wc, wl| matmul_t(s, l, m, wc, wl, n, k))?;
+        let y = with_cpu_weight(&self.base, |wc, wl| {
+            crate::core::blas::product((s, l), (wc, wl), (m, n, k), true)
+        })?;
         Ok((y, out))
     }
 
@@ -269,8 +274,8 @@ impl LoraLinear {
         let base = x.apply_op1(FrozenLinear {
             base: self.base.clone(),
         })?;
-        let h = x.broadcast_matmul(&a.t()?)?;
-        let d = h.broadcast_matmul(&b.t()?)?;
+        let h = blas::matmul(x, &a.t()?)?;
+        let d = blas::matmul(&h, &b.t()?)?;
         base + (d * self.scale)?
     }
 }
@@ -331,11 +336,11 @@ impl CustomOp3 for LoraLinear {
         let (k, n) = (x.dim(D::Minus1)?, g.dim(D::Minus1)?);
         let x2 = x.reshape(((), k))?; // (M, in)
         let g2 = (g.reshape(((), n))? * self.scale)?; // (M, out)
-        let h2 = x2.matmul(&a.t()?)?; // (M, r)
-        let dh2 = g2.matmul(&b)?; // (M, r)
-        let db = g2.t()?.matmul(&h2)?; // (out, r)
-        let da = dh2.t()?.matmul(&x2)?; // (r, in)
-        let dx_lora = dh2.matmul(&a)?.reshape(x.shape())?;
+        let h2 = blas::matmul(&x2, &a.t()?)?; // (M, r)
+        let dh2 = blas::matmul(&g2, &b)?; // (M, r)
+        let db = blas::matmul(&g2.t()?, &h2)?; // (out, r)
+        let da = blas::matmul(&dh2.t()?, &x2)?; // (r, in)
+        let dx_lora = blas::matmul(&dh2, &a)?.reshape(x.shape())?;
         Ok((Some((dx_base + dx_lora)?), Some(da), Some(db)))
     }
 }
@@ -449,7 +454,12 @@ mod tests {
                     )
                     .unwrap();
                 let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                assert_eq!(flat(&fused), flat(&composed), "{shape:?} nf4={nf4}");
+                let what = format!("{shape:?} nf4={nf4}");
+                super::super::ops::tests::assert_same_values(
+                    &flat(&fused),
+                    &flat(&composed),
+                    &what,
+                );
                 let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
                 let gc = (composed * &r)
                     .unwrap()

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 #[cfg(feature = "cuda")]
 use super::kernels;
+use crate::core::blas;
 #[cfg(feature = "cuda")]
 use candle_core::CudaStorage;
 
@@ -319,11 +320,63 @@ fn attention_plain(
     let (nkv, s) = (k.dim(1)?, k.dim(2)?);
     let rep = nh / nkv;
     let q = q.reshape((b, nkv, rep * t, hd))?;
-    let scores = (q.matmul(&k.t()?)? * scale)?;
-    let scores = scores.reshape((b, nh, t, s))?.broadcast_add(mask)?;
-    let p = softmax_last_dim(&scores)?.reshape((b, nkv, rep * t, s))?;
-    let o = p.matmul(v)?.reshape((b, nh, t, hd))?;
+    let scores = blas::matmul(&q, &k.t()?)?;
+    let p = if fused_cpu(&scores, mask) {
+        masked_softmax_cpu(&scores, mask, scale, t)?
+    } else {
+        let scores = (scores * scale)?
+            .reshape((b, nh, t, s))?
+            .broadcast_add(mask)?;
+        softmax_last_dim(&scores)?.reshape((b, nkv, rep * t, s))?
+    };
+    let o = blas::matmul(&p, v)?.reshape((b, nh, t, hd))?;
     Ok((p, o))
+}
+
+/// Whether the graph-less CPU path of [`masked_softmax_cpu`] applies.
+fn fused_cpu(scores: &Tensor, mask: &Tensor) -> bool {
+    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op();
+    f32_cpu(scores) && f32_cpu(mask) && mask.rank() == 4 && scores.rank() == 4
+}
+
+/// softmax(scores·scale + mask) row by row in one pass over each row, for scores
+/// (b, nkv, rep·t, s) (row r of a head is query position r mod t) and the additive mask
+/// (b or 1, 1, t, s): what `(scores * scale) + mask` then the softmax compute, without the
+/// three intermediate tensors.
+fn masked_softmax_cpu(scores: &Tensor, mask: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
+    let (b, nkv, rows, s) = scores.dims4()?;
+    let (mb, _, mt, ms) = mask.dims4()?;
+    if (mb != b && mb != 1) || mt != t || ms != s {
+        bail!(
+            "attention: mask {:?} does not fit scores {:?}",
+            mask.dims(),
+            scores.dims()
+        )
+    }
+    let mut x = scores.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let mask = mask.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let scale = scale as f32;
+    let per_batch = nkv * rows;
+    x.par_chunks_mut(s).enumerate().for_each(|(r, row)| {
+        let (bi, i) = (r / per_batch, r % rows % t);
+        let bi = if mb == 1 { 0 } else { bi };
+        let mrow = &mask[(bi * t + i) * s..(bi * t + i + 1) * s];
+        let mut m = f32::NEG_INFINITY;
+        for (x, mk) in row.iter_mut().zip(mrow) {
+            *x = *x * scale + mk;
+            m = m.max(*x);
+        }
+        let mut sum = 0f32;
+        for x in row.iter_mut() {
+            // below −105, f32 exp is 0 (masked positions): skip the call, same value
+            let d = *x - m;
+            *x = if d < -105.0 { 0.0 } else { d.exp() };
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|x| *x *= inv);
+    });
+    Tensor::from_vec(x, (b, nkv, rows, s), &candle_core::Device::Cpu)
 }
 
 /// Attention as one op for training: the forward keeps q, k, v and the output only, and the
@@ -333,6 +386,21 @@ struct Attention {
     /// Additive mask (b, 1, t, s), a constant.
     mask: Tensor,
     scale: f64,
+    /// The CPU forward's probabilities, kept for the backward when they have at most
+    /// [`KEEP_ATTENTION_PROBS`] elements (else the backward recomputes them).
+    probs: std::sync::Mutex<Option<Tensor>>,
+}
+
+/// At most this many attention probabilities (b·nh·t·s) per layer are kept from the forward
+/// for the backward: 16 MiB, sequences up to 1,024 tokens with 4 heads or 512 with 16.
+const KEEP_ATTENTION_PROBS: usize = 1 << 22;
+
+impl Attention {
+    fn kept(&self) -> Result<std::sync::MutexGuard<'_, Option<Tensor>>> {
+        self.probs
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attention: poisoned".into()))
+    }
 }
 
 fn cpu_tensor(s: &CpuStorage, l: &Layout, what: &str) -> Result<Tensor> {
@@ -397,7 +465,10 @@ impl candle_core::CustomOp3 for Attention {
         let q = cpu_tensor(s1, l1, "attention q")?;
         let k = cpu_tensor(s2, l2, "attention k")?;
         let v = cpu_tensor(s3, l3, "attention v")?;
-        let (_, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        let (p, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        if p.elem_count() <= KEEP_ATTENTION_PROBS {
+            *self.kept()? = Some(p);
+        }
         let shape = o.shape().clone();
         Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
     }
@@ -433,15 +504,19 @@ impl candle_core::CustomOp3 for Attention {
         let (b, nh, t, hd) = q.dims4()?;
         let nkv = k.dim(1)?;
         let rep = nh / nkv;
-        let (p, _) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
+        let kept = self.kept()?.take();
+        let p = match kept {
+            Some(p) => p,
+            None => attention_plain(&q, &k, &v, &self.mask, self.scale)?.0,
+        };
         let g = g.contiguous()?.reshape((b, nkv, rep * t, hd))?;
-        let dv = p.t()?.matmul(&g)?;
-        let dp = g.matmul(&v.t()?)?;
+        let dv = blas::matmul(&p.t()?, &g)?;
+        let dp = blas::matmul(&g, &v.t()?)?;
         // dscores = p ⊙ (dp − Σ dp ⊙ p), the softmax backward
         let ds = p.apply_op2_no_bwd(&dp.contiguous()?, &SoftmaxBwd)?;
-        let dq = (ds.matmul(&k)? * self.scale)?.reshape((b, nh, t, hd))?;
+        let dq = (blas::matmul(&ds, &k)? * self.scale)?.reshape((b, nh, t, hd))?;
         let qf = q.reshape((b, nkv, rep * t, hd))?;
-        let dk = (ds.t()?.matmul(&qf)? * self.scale)?;
+        let dk = (blas::matmul(&ds.t()?, &qf)? * self.scale)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
@@ -456,6 +531,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
         let op = Attention {
             mask: mask.detach().contiguous()?,
             scale,
+            probs: std::sync::Mutex::new(None),
         };
         q.contiguous()?
             .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
@@ -824,6 +900,26 @@ pub(crate) mod tests {
 
     /// Max relative error between autograd and central finite differences of
     /// L(x) = Σ f(x) ⊙ r, on `k` coordinates (f64 accumulation of the difference quotient).
+    /// Equal values, bit for bit, when the builtin products run; within f32 rounding of the
+    /// summation order (1e-5 of the largest magnitude) when a system BLAS runs some of them.
+    pub fn assert_same_values(got: &[f32], want: &[f32], what: &str) {
+        if !crate::core::blas::is_system() {
+            assert_eq!(got, want, "{what}");
+            return;
+        }
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst <= 1e-5 * scale,
+            "{what}: differs by {worst} (scale {scale})"
+        );
+    }
+
     pub fn fd_check(x0: &Tensor, f: &dyn Fn(&Tensor) -> Result<Tensor>, k: usize) -> f32 {
         let x = Var::from_tensor(x0).unwrap();
         let y = f(x.as_tensor()).unwrap();
@@ -992,7 +1088,7 @@ pub(crate) mod tests {
         let fused =
             attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), &mask, scale).unwrap();
         let plain = composed(qv.as_tensor(), kv.as_tensor(), vv.as_tensor()).unwrap();
-        assert_eq!(flat(fused.clone()), flat(plain.clone()));
+        assert_same_values(&flat(fused.clone()), &flat(plain.clone()), "attention");
         let r = randn(&[b, nh, t, hd]);
         let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let gp = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();

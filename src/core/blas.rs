@@ -1,0 +1,493 @@
+//! The CPU's large f32 matrix products (the frozen base's products, forward and backward, and
+//! the LM head's): candle's `gemm` crate ("builtin"), or a system CBLAS library loaded at run
+//! time, OpenBLAS by default where it is installed (`--blas`, `GYM_BLAS`; docs/benchmarks.md
+//! has the figures: on this project's AVX-512 machines OpenBLAS's sgemm runs the mid-size
+//! models' products at 270–300 GFLOP/s on two cores where `gemm` gives 175–275).
+//!
+//! Nothing links against the library: it is opened with `dlopen`, so a build needs no BLAS
+//! and a machine without one runs the builtin products. The library's own thread pool is not
+//! used: a product is split by output columns over rayon's threads, each calling the library
+//! on one thread (two pools spinning on the same cores cost more than they save; gym's binary
+//! sets `OPENBLAS_NUM_THREADS=1` before anything loads it). Results differ from the builtin
+//! products only by f32 rounding (summation order).
+//!
+//! The library never reads the environment: the edge calls [`select`] once.
+
+// The one place gym calls foreign code it loads itself: each `unsafe` block is commented.
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Device, Layout, Storage, Tensor};
+use rayon::prelude::*;
+
+use crate::core::error::{Classify, ErrorClass};
+
+/// Library names tried, in order, by [`Choice::Auto`].
+const AUTO_NAMES: &[&str] = &["libopenblas.so.0", "libopenblas.so"];
+
+/// Which products to use (`--blas`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// A system OpenBLAS when one is installed, else builtin.
+    #[default]
+    Auto,
+    /// candle's `gemm` crate only.
+    Builtin,
+    /// This CBLAS library (a path or a name `dlopen` finds); an error when it cannot be used.
+    Library(PathBuf),
+}
+
+impl std::str::FromStr for Choice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" | "" => Choice::Auto,
+            "builtin" => Choice::Builtin,
+            other => Choice::Library(PathBuf::from(other)),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlasError {
+    #[error("BLAS library {path} (--blas / GYM_BLAS): {reason}; use `builtin` or `auto`")]
+    Load { path: PathBuf, reason: String },
+    #[error("the BLAS library is already selected ({0}); --blas is read once per process")]
+    AlreadySelected(String),
+}
+
+impl Classify for BlasError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
+}
+
+/// `cblas_sgemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)` with
+/// 32-bit integers (the LP64 interface every distribution's OpenBLAS exports).
+type Sgemm = unsafe extern "C" fn(
+    i32,
+    i32,
+    i32,
+    i32,
+    i32,
+    i32,
+    f32,
+    *const f32,
+    i32,
+    *const f32,
+    i32,
+    f32,
+    *mut f32,
+    i32,
+);
+
+const ROW_MAJOR: i32 = 101;
+const NO_TRANS: i32 = 111;
+const TRANS: i32 = 112;
+
+struct Cblas {
+    sgemm: Sgemm,
+    description: String,
+    /// Keeps the library mapped for as long as `sgemm` may be called (the process).
+    _lib: libloading::Library,
+}
+
+static CHOICE: OnceLock<Choice> = OnceLock::new();
+static LOADED: OnceLock<Option<Cblas>> = OnceLock::new();
+
+/// Chooses the products for this process; the first choice wins: a later different one, or
+/// one after the first product (which fixes [`Choice::Auto`]), is an error. A named library is
+/// loaded now, so a bad one fails here; `Auto` loads at the first product.
+pub fn select(choice: Choice) -> Result<(), BlasError> {
+    let chosen = CHOICE.get_or_init(|| choice.clone());
+    if *chosen != choice {
+        return Err(BlasError::AlreadySelected(format!("{chosen:?}")));
+    }
+    if let Choice::Library(path) = &choice {
+        // the load error itself, not just "none loaded", names what is wrong with the path
+        open(path)?;
+        loaded();
+    }
+    Ok(())
+}
+
+fn loaded() -> Option<&'static Cblas> {
+    LOADED
+        .get_or_init(|| match CHOICE.get_or_init(Choice::default) {
+            Choice::Auto => AUTO_NAMES.iter().find_map(|n| open(Path::new(n)).ok()),
+            Choice::Library(p) => open(p).ok(),
+            Choice::Builtin => None,
+        })
+        .as_ref()
+}
+
+/// Opens a CBLAS library and finds `cblas_sgemm`; caps an OpenBLAS at one thread per call.
+fn open(path: &Path) -> Result<Cblas, BlasError> {
+    let err = |reason: String| BlasError::Load {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // SAFETY: loading a shared library runs its initialisers; the user named it (or it is a
+    // system OpenBLAS), which is the trust any linked BLAS gets.
+    let lib = unsafe { libloading::Library::new(path.as_os_str()) }.map_err(|e| {
+        // libloading's message is "dlopen failed"; the reason (no such file, wrong ELF
+        // class, missing dependency) is its source
+        let why = std::error::Error::source(&e).map(|s| s.to_string());
+        err(why.unwrap_or_else(|| e.to_string()))
+    })?;
+    // SAFETY: `cblas_sgemm` has this signature in every CBLAS (LP64); a wrong type is not
+    // detectable here, which is why only the standard symbol name is accepted.
+    let sgemm: Sgemm = unsafe { lib.get::<Sgemm>(b"cblas_sgemm\0") }
+        .map(|s| *s)
+        .map_err(|_| err("has no cblas_sgemm".into()))?;
+    let description = openblas_setup(&lib).unwrap_or_else(|| path.display().to_string());
+    Ok(Cblas {
+        sgemm,
+        description,
+        _lib: lib,
+    })
+}
+
+/// For an OpenBLAS: one thread per call (gym splits the products itself) and its name,
+/// version and kernel family ("OpenBLAS 0.3.21 SkylakeX"); None for other libraries.
+fn openblas_setup(lib: &libloading::Library) -> Option<String> {
+    // SAFETY: OpenBLAS's documented `void openblas_set_num_threads(int)` and
+    // `char *openblas_get_config(void)` / `char *openblas_get_corename(void)`, which return
+    // static strings.
+    unsafe {
+        let set = lib
+            .get::<unsafe extern "C" fn(i32)>(b"openblas_set_num_threads\0")
+            .ok()?;
+        set(1);
+        let text = |sym: &[u8]| -> Option<String> {
+            let f = lib
+                .get::<unsafe extern "C" fn() -> *const std::ffi::c_char>(sym)
+                .ok()?;
+            let p = f();
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        let config = text(b"openblas_get_config\0").unwrap_or_default();
+        let version: Vec<&str> = config.split_whitespace().take(2).collect();
+        let name = match version.as_slice() {
+            ["OpenBLAS", v] => format!("OpenBLAS {v}"),
+            _ => "OpenBLAS".into(),
+        };
+        let core = text(b"openblas_get_corename\0").unwrap_or_default();
+        Some(format!("{name} {core}").trim().to_string())
+    }
+}
+
+/// What runs the products: "builtin gemm", "OpenBLAS 0.3.21 SkylakeX", or another library's
+/// path.
+pub fn describe() -> String {
+    match loaded() {
+        Some(c) => c.description.clone(),
+        None => "builtin gemm".into(),
+    }
+}
+
+/// Whether a system library runs the products.
+pub fn is_system() -> bool {
+    loaded().is_some()
+}
+
+/// How a tensor's last two dimensions (r, c) lie in its storage: `Some(false)` row-major,
+/// `Some(true)` a transposed row-major (c, r) matrix, with the batch dimensions before them
+/// packed (stride r·c) or, with `broadcast`, of stride 0; None otherwise.
+fn matrix_order(l: &Layout, broadcast: bool) -> Option<bool> {
+    let (dims, stride) = (l.dims(), l.stride());
+    let n = dims.len();
+    if n < 2 {
+        return None;
+    }
+    let (r, c) = (dims[n - 2], dims[n - 1]);
+    let (rs, cs) = (stride[n - 2], stride[n - 1]);
+    let transposed = if (cs == 1 || c == 1) && (rs == c || r == 1) {
+        false
+    } else if (rs == 1 || r == 1) && (cs == r || c == 1) {
+        true
+    } else {
+        return None;
+    };
+    let mut want = r * c;
+    for i in (0..n - 2).rev() {
+        if !(stride[i] == want || (broadcast && stride[i] == 0) || dims[i] == 1) {
+            return None;
+        }
+        want *= dims[i];
+    }
+    Some(transposed)
+}
+
+/// a (…, m, k) · b (…, k, n) for graph-less f32 CPU tensors with the same batch dimensions
+/// (or a 2-D b shared by every batch entry), either operand possibly a transposed view (`t()`),
+/// through the system library when one is selected; otherwise (other dtypes or devices,
+/// tensors in a graph, other layouts, builtin products) candle's `matmul`.
+pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    match loaded() {
+        Some(lib) if can_use_system(a, b) => system_matmul(lib, a, b),
+        _ => a.broadcast_matmul(b),
+    }
+}
+
+fn can_use_system(a: &Tensor, b: &Tensor) -> bool {
+    let f32_cpu = |t: &Tensor| t.dtype() == DType::F32 && t.device().is_cpu() && !t.track_op();
+    let (ad, bd) = (a.dims(), b.dims());
+    f32_cpu(a)
+        && f32_cpu(b)
+        && ad.len() >= 2
+        && (bd.len() == 2 || bd.len() == ad.len() && bd[..bd.len() - 2] == ad[..ad.len() - 2])
+        && ad[ad.len() - 1] == bd[bd.len() - 2]
+}
+
+fn system_matmul(lib: &Cblas, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let (ad, bd) = (a.dims(), b.dims());
+    let (m, k, n) = (ad[ad.len() - 2], ad[ad.len() - 1], bd[bd.len() - 1]);
+    let batch: usize = ad[..ad.len() - 2].iter().product();
+    let b_shared = bd.len() == 2;
+    let (a, b) = (
+        contiguous_matrices(a, false)?,
+        contiguous_matrices(b, b_shared)?,
+    );
+    let (a_s, a_l) = a.storage_and_layout();
+    let (b_s, b_l) = b.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(av)), Storage::Cpu(CpuStorage::F32(bv))) = (&*a_s, &*b_s)
+    else {
+        return Err(candle_core::Error::Msg(
+            "blas: expected f32 CPU storage".into(),
+        ));
+    };
+    let t = Transposed {
+        a: matrix_order(a_l, false) == Some(true),
+        b: matrix_order(b_l, b_shared) == Some(true),
+    };
+    let (a0, b0) = (a_l.start_offset(), b_l.start_offset());
+    let mut out = Vec::with_capacity(batch * m * n);
+    for i in 0..batch {
+        let ai = a0 + i * m * k;
+        let bi = if b_shared { b0 } else { b0 + i * k * n };
+        out.extend(system_product(
+            lib,
+            &av[ai..ai + m * k],
+            &bv[bi..bi + k * n],
+            (m, n, k),
+            t,
+        ));
+    }
+    let mut dims = ad[..ad.len() - 2].to_vec();
+    dims.extend([m, n]);
+    Tensor::from_vec(out, dims, &Device::Cpu)
+}
+
+/// `t` itself when [`matrix_order`] can describe its layout, else a contiguous copy.
+fn contiguous_matrices(t: &Tensor, broadcast: bool) -> candle_core::Result<Tensor> {
+    let ok = matrix_order(t.layout(), broadcast).is_some();
+    if ok { Ok(t.clone()) } else { t.contiguous() }
+}
+
+/// A raw output pointer shared by the threads that write disjoint column ranges of it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+impl Out {
+    /// The first row's element of column `n0` (a method, so closures capture the whole
+    /// `Out`, which is Send, rather than its raw pointer field).
+    ///
+    /// # Safety
+    /// `n0` is within the first row of the output.
+    unsafe fn column(self, n0: usize) -> *mut f32 {
+        // SAFETY: the caller keeps n0 inside the allocation.
+        unsafe { self.0.add(n0) }
+    }
+}
+
+// SAFETY: each thread writes only its own columns (see `system_product`).
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+/// c (m, n) = a (m, k) · b', row-major, where b' = bᵀ for b (n, k) when `b_t`, else b (k, n).
+/// `a`'s layout is contiguous (any shape of m·k elements); `b`'s is 2-D, (n, k) or (k, n).
+/// The system library takes contiguous f32 operands; anything else goes to candle's product.
+pub fn product(
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    (m, n, k): (usize, usize, usize),
+    b_t: bool,
+) -> candle_core::Result<CpuStorage> {
+    let flags = Transposed { a: false, b: b_t };
+    if let (Some(lib), CpuStorage::F32(av), CpuStorage::F32(bv), true, true) =
+        (loaded(), a.0, b.0, a.1.is_contiguous(), b.1.is_contiguous())
+    {
+        let (a0, b0) = (a.1.start_offset(), b.1.start_offset());
+        if av.len() >= a0 + m * k && bv.len() >= b0 + n * k {
+            let c = system_product(
+                lib,
+                &av[a0..a0 + m * k],
+                &bv[b0..b0 + n * k],
+                (m, n, k),
+                flags,
+            );
+            return Ok(CpuStorage::F32(c));
+        }
+    }
+    let al = Layout::contiguous_with_offset((m, k), a.1.start_offset());
+    let bl = if b_t {
+        b.1.transpose(0, 1)?
+    } else {
+        b.1.clone()
+    };
+    a.0.matmul(b.0, (1, m, n, k), &al, &bl)
+}
+
+/// Which operands of a product are stored transposed: a as (k, m), b as (n, k).
+#[derive(Debug, Clone, Copy)]
+struct Transposed {
+    a: bool,
+    b: bool,
+}
+
+/// The system library's product, split by output columns over rayon's threads (each part a
+/// multiple of 16 columns, at least 64 wide).
+fn system_product(
+    lib: &Cblas,
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    t: Transposed,
+) -> Vec<f32> {
+    let mut c: Vec<f32> = Vec::with_capacity(m * n);
+    if m == 0 || n == 0 || k == 0 {
+        c.resize(m * n, 0.0);
+        return c;
+    }
+    let parts = rayon::current_num_threads().min(n.div_ceil(64)).max(1);
+    let width = n.div_ceil(parts).div_ceil(16) * 16;
+    let out = Out(c.as_mut_ptr());
+    let (ta, lda) = if t.a { (TRANS, m) } else { (NO_TRANS, k) };
+    let (tb, ldb) = if t.b { (TRANS, k) } else { (NO_TRANS, n) };
+    (0..parts).into_par_iter().for_each(|i| {
+        let n0 = i * width;
+        if n0 >= n {
+            return;
+        }
+        let cols = width.min(n - n0);
+        let b_off = if t.b { n0 * k } else { n0 };
+        // SAFETY: a is m·k and b n·k elements, k > 0 (checked above and by the caller); this
+        // call reads rows (t.b) or columns n0..n0+cols of b and writes columns n0..n0+cols of
+        // the m·n output, which no other part writes.
+        unsafe {
+            (lib.sgemm)(
+                ROW_MAJOR,
+                ta,
+                tb,
+                m as i32,
+                cols as i32,
+                k as i32,
+                1.0,
+                a.as_ptr(),
+                lda as i32,
+                b.as_ptr().add(b_off),
+                ldb as i32,
+                0.0,
+                out.column(n0),
+                n as i32,
+            );
+        }
+    });
+    // SAFETY: every element of the m·n output was written by exactly one part above.
+    unsafe { c.set_len(m * n) };
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    fn reference(a: &[f32], b: &[f32], (m, n, k): (usize, usize, usize), b_t: bool) -> Vec<f64> {
+        let mut c = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| {
+                        let bv = if b_t { b[j * k + p] } else { b[p * n + j] };
+                        a[i * k + p] as f64 * bv as f64
+                    })
+                    .sum();
+            }
+        }
+        c
+    }
+
+    /// The selected products (the system library where one is installed: CI installs
+    /// OpenBLAS and sets GYM_REQUIRE_BLAS=1, so there this runs the library's path) against
+    /// an f64 reference, on shapes that split unevenly over the threads, with offsets.
+    #[test]
+    fn products_match_an_f64_reference() {
+        select(Choice::Auto).expect("auto");
+        if std::env::var_os("GYM_REQUIRE_BLAS").is_some() {
+            assert!(
+                is_system(),
+                "GYM_REQUIRE_BLAS is set but no system BLAS loaded"
+            );
+        }
+        for (m, n, k) in [
+            (1, 1, 1),
+            (3, 200, 17),
+            (64, 1000, 96),
+            (5, 64, 0),
+            (7, 130, 33),
+        ] {
+            for b_t in [false, true] {
+                let a = lcg(m * k + 3, 1);
+                let b = lcg(n * k + 5, 2);
+                let (sa, sb) = (CpuStorage::F32(a.clone()), CpuStorage::F32(b.clone()));
+                let la = Layout::contiguous_with_offset((m, k), 3);
+                let lb = Layout::contiguous_with_offset(if b_t { (n, k) } else { (k, n) }, 5);
+                let CpuStorage::F32(c) = product((&sa, &la), (&sb, &lb), (m, n, k), b_t).unwrap()
+                else {
+                    panic!("f32 product")
+                };
+                let want = reference(&a[3..], &b[5..], (m, n, k), b_t);
+                assert_eq!(c.len(), m * n, "{m}x{n}x{k} b_t={b_t}");
+                for (got, want) in c.iter().zip(&want) {
+                    assert!(
+                        (*got as f64 - want).abs() <= 1e-5 * (1.0 + k as f64),
+                        "{m}x{n}x{k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_library_that_cannot_be_loaded_is_a_usage_error_naming_it() {
+        let err = open(Path::new("/nonexistent/libnot-a-blas.so"))
+            .err()
+            .expect("an error");
+        assert_eq!(err.class(), ErrorClass::Usage);
+        assert!(
+            err.to_string().contains("/nonexistent/libnot-a-blas.so"),
+            "{err}"
+        );
+        let err = open(Path::new("libc.so.6"))
+            .err()
+            .expect("libc has no cblas_sgemm");
+        assert!(err.to_string().contains("no cblas_sgemm"), "{err}");
+    }
+}
