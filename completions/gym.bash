@@ -332,13 +332,17 @@ _gym() {
 
     case "${cmd}" in
         gym)
-            opts="-q -h -V --quiet --threads --help --version keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help"
+            opts="-q -h -V --quiet --threads --blas --help --version keygen key delta reward ring cid publish model train eval generate plot completions download validate orchestrate work job demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -350,7 +354,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__cid)
-            opts="-q -h -V --cid-version --all --json --quiet --threads --help --version"
+            opts="-q -h -V --cid-version --all --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,6 +368,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -372,13 +380,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__completions)
-            opts="-q -h -V --quiet --threads --help --version bash elvish fish powershell zsh"
+            opts="-q -h -V --quiet --threads --blas --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -390,13 +402,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__delta)
-            opts="-q -h -V --quiet --threads --help --version pack unpack inspect verify diff help"
+            opts="-q -h -V --quiet --threads --blas --help --version pack unpack inspect verify diff help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -408,13 +424,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__delta__subcmd__diff)
-            opts="-q -h -V --json --quiet --threads --help --version"
+            opts="-q -h -V --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -524,13 +544,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__delta__subcmd__inspect)
-            opts="-q -h -V --json --quiet --threads --help --version"
+            opts="-q -h -V --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -542,7 +566,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__delta__subcmd__pack)
-            opts="-o -q -h -V --output --sign --compression --chunk-size --epoch --step --seq --loss --worker-id --base-hash --parent-hash --timestamp --tokens --flops --device --wall-seconds --config --force --json --quiet --threads --help --version"
+            opts="-o -q -h -V --output --sign --compression --chunk-size --epoch --step --seq --loss --worker-id --base-hash --parent-hash --timestamp --tokens --flops --device --wall-seconds --config --force --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -624,6 +648,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -632,7 +660,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__delta__subcmd__unpack)
-            opts="-o -q -h -V --output --format --trusted-keys --force --quiet --threads --help --version"
+            opts="-o -q -h -V --output --format --trusted-keys --force --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -658,6 +686,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -666,7 +698,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__delta__subcmd__verify)
-            opts="-q -h -V --trusted-keys --require-signature --min-seq --base-hash --vectors --json --quiet --threads --help --version"
+            opts="-q -h -V --trusted-keys --require-signature --min-seq --base-hash --vectors --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -692,6 +724,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -700,7 +736,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__demo)
-            opts="-o -q -h -V --output --json --quiet --threads --help --version"
+            opts="-o -q -h -V --output --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -718,6 +754,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -726,7 +766,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__download)
-            opts="-q -h -V --dataset --split --data-config --json --quiet --threads --help --version"
+            opts="-q -h -V --dataset --split --data-config --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -744,6 +784,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -752,7 +796,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__eval)
-            opts="-q -h -V --model --adapter --delta --trusted-keys --data --split --data-config --prompt-column --answer-column --reward --nf4 --max-completion-length --limit --enable-thinking --samples --device --json --report --key --start --max-norm --force --quiet --threads --help --version"
+            opts="-q -h -V --model --adapter --delta --trusted-keys --data --split --data-config --prompt-column --answer-column --reward --nf4 --max-completion-length --limit --enable-thinking --samples --device --json --report --key --start --max-norm --force --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -830,6 +874,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -838,7 +886,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__generate)
-            opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --device --json --quiet --threads --help --version"
+            opts="-n -q -h -V --model --prompt --adapter --nf4 --group --max-new-tokens --temperature --top-p --top-k --seed --device --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -889,6 +937,10 @@ _gym() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1432,13 +1484,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__job)
-            opts="-q -h -V --quiet --threads --help --version status stop log help"
+            opts="-q -h -V --quiet --threads --blas --help --version status stop log help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1520,13 +1576,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__job__subcmd__log)
-            opts="-q -h -V --json --quiet --threads --help --version"
+            opts="-q -h -V --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1538,13 +1598,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__job__subcmd__status)
-            opts="-q -h -V --json --quiet --threads --help --version"
+            opts="-q -h -V --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1556,7 +1620,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__job__subcmd__stop)
-            opts="-q -h -V --key --quiet --threads --help --version"
+            opts="-q -h -V --key --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1570,6 +1634,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1578,13 +1646,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__key)
-            opts="-q -h -V --quiet --threads --help --version show help"
+            opts="-q -h -V --quiet --threads --blas --help --version show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1638,13 +1710,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__key__subcmd__show)
-            opts="-q -h -V --json --pem --quiet --threads --help --version"
+            opts="-q -h -V --json --pem --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1656,7 +1732,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__keygen)
-            opts="-o -q -h -V --output --pq --force --json --quiet --threads --help --version"
+            opts="-o -q -h -V --output --pq --force --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1674,6 +1750,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1682,13 +1762,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__model)
-            opts="-q -h -V --quiet --threads --help --version inspect help"
+            opts="-q -h -V --quiet --threads --blas --help --version inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1742,7 +1826,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__model__subcmd__inspect)
-            opts="-q -h -V --rank --json --quiet --threads --help --version"
+            opts="-q -h -V --rank --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1756,6 +1840,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1764,7 +1852,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__orchestrate)
-            opts="-q -h -V --job --key --listen --store --standby --lease --advertise --linger --quiet --threads --help --version"
+            opts="-q -h -V --job --key --listen --store --standby --lease --advertise --linger --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1802,6 +1890,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1810,7 +1902,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__plot)
-            opts="-o -q -h -V --output --metrics --title --force --json --quiet --threads --help --version"
+            opts="-o -q -h -V --output --metrics --title --force --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1836,6 +1928,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1844,7 +1940,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__publish)
-            opts="-m -q -h -V --to --ipfs --hf --revision --private --message --cid-version --force --json --quiet --threads --help --version"
+            opts="-m -q -h -V --to --ipfs --hf --revision --private --message --cid-version --force --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1882,6 +1978,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1890,13 +1990,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__reward)
-            opts="-q -h -V --quiet --threads --help --version estimate claim verify-claim economics help"
+            opts="-q -h -V --quiet --threads --blas --help --version estimate claim verify-claim economics help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1908,7 +2012,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__reward__subcmd__claim)
-            opts="-o -q -h -V --delta --cid --key --output --force --quiet --threads --help --version"
+            opts="-o -q -h -V --delta --cid --key --output --force --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1938,6 +2042,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1946,13 +2054,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__reward__subcmd__economics)
-            opts="-q -h -V --quiet --threads --help --version"
+            opts="-q -h -V --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1964,7 +2076,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__reward__subcmd__estimate)
-            opts="-q -h -V --economics --epoch --model-params --json --csv --quiet --threads --help --version"
+            opts="-q -h -V --economics --epoch --model-params --json --csv --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1983,6 +2095,10 @@ _gym() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2078,7 +2194,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__reward__subcmd__verify__subcmd__claim)
-            opts="-q -h -V --delta --json --quiet --threads --help --version"
+            opts="-q -h -V --delta --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2092,6 +2208,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2100,13 +2220,17 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring)
-            opts="-q -h -V --quiet --threads --help --version plan join audit help"
+            opts="-q -h -V --quiet --threads --blas --help --version plan join audit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2118,7 +2242,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__audit)
-            opts="-q -h -V --input --ring --json --quiet --threads --help --version"
+            opts="-q -h -V --input --ring --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2133,6 +2257,10 @@ _gym() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2214,7 +2342,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__join)
-            opts="-o -q -h -V --ring --key --input --output --weight --timeout --quantize --connect-timeout --listen --force --json --receipts --epoch --quiet --threads --help --version"
+            opts="-o -q -h -V --ring --key --input --output --weight --timeout --quantize --connect-timeout --listen --force --json --receipts --epoch --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2272,6 +2400,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2280,7 +2412,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__ring__subcmd__plan)
-            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --scale-bits --sum-output --quantize --force --quiet --threads --help --version"
+            opts="-o -q -h -V --output --round --chunk-elements --max-weight --max-exponent --scale-bits --sum-output --quantize --force --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2322,6 +2454,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2330,7 +2466,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__train)
-            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --ring-quantize --resume --force --print-config --device --json --reward --reward-cmd --report-to --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --help --version"
+            opts="-o -q -h -V --config --model --data --split --data-config --prompt-column --answer-column --output --key --ring --ring-timeout --ring-connect-timeout --ring-quantize --resume --force --print-config --device --json --reward --reward-cmd --report-to --max-steps --seed --learning-rate --lr-scheduler-type --warmup-steps --beta --num-generations --importance-sampling-level --loss-type --scale-rewards --epsilon --epsilon-high --per-device-train-batch-size --steps-per-generation --gradient-accumulation-steps --num-iterations --max-completion-length --min-completion-length --temperature --top-p --top-k --mask-truncated-completions --lora-rank --lora-alpha --gradient-checkpointing --use-4bit --aggregate-interval --save-steps --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2520,6 +2656,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2528,7 +2668,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__validate)
-            opts="-o -q -h -V --orchestrator --data --model --start --key --output --force --max-norm --dp-noise-multiplier --epoch --tolerance --max-tokens --trusted-keys --limit --nf4 --json --quiet --threads --help --version"
+            opts="-o -q -h -V --orchestrator --data --model --start --key --output --force --max-norm --dp-noise-multiplier --epoch --tolerance --max-tokens --trusted-keys --limit --nf4 --json --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2594,6 +2734,10 @@ _gym() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --blas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2602,7 +2746,7 @@ _gym() {
             return 0
             ;;
         gym__subcmd__work)
-            opts="-o -q -h -V --orchestrator --key --output --ring-addr --ring-timeout --json --attack --quiet --threads --help --version"
+            opts="-o -q -h -V --orchestrator --key --output --ring-addr --ring-timeout --json --attack --quiet --threads --blas --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2637,6 +2781,10 @@ _gym() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

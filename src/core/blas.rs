@@ -293,14 +293,14 @@ fn contiguous_matrices(t: &Tensor, broadcast: bool) -> candle_core::Result<Tenso
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
 impl Out {
-    /// The first row's element of column `n0` (a method, so closures capture the whole
-    /// `Out`, which is Send, rather than its raw pointer field).
+    /// The element at offset `i` (a method, so closures capture the whole `Out`, which is
+    /// Send, rather than its raw pointer field).
     ///
     /// # Safety
-    /// `n0` is within the first row of the output.
-    unsafe fn column(self, n0: usize) -> *mut f32 {
-        // SAFETY: the caller keeps n0 inside the allocation.
-        unsafe { self.0.add(n0) }
+    /// `i` is within the output.
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: the caller keeps i inside the allocation.
+        unsafe { self.0.add(i) }
     }
 }
 
@@ -345,13 +345,68 @@ pub fn product(
 
 /// Which operands of a product are stored transposed: a as (k, m), b as (n, k).
 #[derive(Debug, Clone, Copy)]
-struct Transposed {
-    a: bool,
-    b: bool,
+pub struct Transposed {
+    pub a: bool,
+    pub b: bool,
 }
 
-/// The system library's product, split by output columns over rayon's threads (each part a
-/// multiple of 16 columns, at least 64 wide).
+/// c (m, n) += alpha · a' · b' on row-major f32 slices, where a' is a (m, k), or aᵀ for a
+/// stored (k, m) when `t.a`, and b' is b (k, n), or bᵀ for b stored (n, k) when `t.b`: the
+/// system library (beta = 1), else the `gemm` crate reading the destination.
+pub fn accumulate(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    t: Transposed,
+    alpha: f32,
+) {
+    assert!(
+        c.len() == m * n && a.len() == m * k && b.len() == n * k,
+        "accumulate: sizes"
+    );
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    if let Some(lib) = loaded() {
+        return system_gemm(lib, c, a, b, (m, n, k), t, (alpha, 1.0));
+    }
+    let (lhs_cs, lhs_rs) = if t.a { (m, 1) } else { (1, k) };
+    let (rhs_cs, rhs_rs) = if t.b { (k, 1) } else { (1, n) };
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the sizes are checked above; the strides describe exactly those row-major
+    // (or transposed) buffers; gemm computes dst = 1·dst + alpha·lhs·rhs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            b.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            alpha,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// The system library's product into a new buffer.
 fn system_product(
     lib: &Cblas,
     a: &[f32],
@@ -359,48 +414,67 @@ fn system_product(
     (m, n, k): (usize, usize, usize),
     t: Transposed,
 ) -> Vec<f32> {
-    let mut c: Vec<f32> = Vec::with_capacity(m * n);
-    if m == 0 || n == 0 || k == 0 {
-        c.resize(m * n, 0.0);
-        return c;
+    let mut c = vec![0f32; m * n];
+    if m > 0 && n > 0 && k > 0 {
+        system_gemm(lib, &mut c, a, b, (m, n, k), t, (1.0, 0.0));
     }
-    let parts = rayon::current_num_threads().min(n.div_ceil(64)).max(1);
-    let width = n.div_ceil(parts).div_ceil(16) * 16;
+    c
+}
+
+/// c = alpha·a'·b' + beta·c through the system library, split over rayon's threads by
+/// output columns (parts of at least 64, multiples of 16) or, when the output is narrow (a
+/// LoRA rank), by rows. m, n, k > 0.
+fn system_gemm(
+    lib: &Cblas,
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    t: Transposed,
+    (alpha, beta): (f32, f32),
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= n * k && m * n * k > 0);
+    let threads = rayon::current_num_threads().max(1);
+    let by_rows = n < 64 * threads && m >= 32 * threads;
+    let (len, min) = if by_rows { (m, 16) } else { (n, 64) };
+    let parts = threads.min(len.div_ceil(min)).max(1);
+    let width = len.div_ceil(parts).div_ceil(16) * 16;
     let out = Out(c.as_mut_ptr());
     let (ta, lda) = if t.a { (TRANS, m) } else { (NO_TRANS, k) };
     let (tb, ldb) = if t.b { (TRANS, k) } else { (NO_TRANS, n) };
     (0..parts).into_par_iter().for_each(|i| {
-        let n0 = i * width;
-        if n0 >= n {
+        let start = i * width;
+        if start >= len {
             return;
         }
-        let cols = width.min(n - n0);
-        let b_off = if t.b { n0 * k } else { n0 };
-        // SAFETY: a is m·k and b n·k elements, k > 0 (checked above and by the caller); this
-        // call reads rows (t.b) or columns n0..n0+cols of b and writes columns n0..n0+cols of
-        // the m·n output, which no other part writes.
+        let size = width.min(len - start);
+        // offsets of this part's rows of a and c, or columns of b and c
+        let (rows, cols, a_off, b_off, c_off) = match (by_rows, t.a, t.b) {
+            (true, ta, _) => (size, n, if ta { start } else { start * k }, 0, start * n),
+            (false, _, tb) => (m, size, 0, if tb { start * k } else { start }, start),
+        };
+        // SAFETY: a is m·k, b n·k and c m·n elements, all > 0 (asserted above); this call
+        // reads its rows of a (or columns of b) and writes its rows (or columns) of c, which
+        // no other part touches; the leading dimensions are those of the whole matrices.
         unsafe {
             (lib.sgemm)(
                 ROW_MAJOR,
                 ta,
                 tb,
-                m as i32,
+                rows as i32,
                 cols as i32,
                 k as i32,
-                1.0,
-                a.as_ptr(),
+                alpha,
+                a.as_ptr().add(a_off),
                 lda as i32,
                 b.as_ptr().add(b_off),
                 ldb as i32,
-                0.0,
-                out.column(n0),
+                beta,
+                out.at(c_off),
                 n as i32,
             );
         }
     });
-    // SAFETY: every element of the m·n output was written by exactly one part above.
-    unsafe { c.set_len(m * n) };
-    c
 }
 
 #[cfg(test)]

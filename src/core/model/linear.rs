@@ -189,10 +189,14 @@ fn by_weight(base: &Base, g: &Tensor) -> Result<Tensor> {
 impl FrozenLinear {
     /// (m, n, k) of the product for an input layout (rows m of k), and the output shape.
     fn product_dims(&self, l: &Layout) -> Result<(usize, usize, usize, Shape)> {
+        Self::dims_for(&self.base, l)
+    }
+
+    fn dims_for(base: &Base, l: &Layout) -> Result<(usize, usize, usize, Shape)> {
         if !l.is_contiguous() {
             bail!("frozen linear: expected a contiguous input")
         }
-        let (n, k) = self.base.dims();
+        let (n, k) = base.dims();
         let dims = l.dims();
         if dims.last() != Some(&k) {
             bail!("frozen linear: input {dims:?} does not end in {k}")
@@ -257,25 +261,23 @@ struct LoraLinear {
     scale: f64,
 }
 
-/// A CPU f32 storage slice as a tensor (a copy).
-fn cpu_tensor(s: &CpuStorage, l: &Layout, what: &str) -> Result<Tensor> {
-    let CpuStorage::F32(v) = s else {
-        bail!("lora linear: {what} is not f32")
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        bail!("lora linear: {what} is not contiguous")
-    };
-    Tensor::from_slice(&v[a..b], l.shape(), &candle_core::Device::Cpu)
+/// A contiguous CPU f32 storage's values.
+fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => bail!("lora linear: {what} is not contiguous f32"),
+    }
 }
 
 impl LoraLinear {
-    /// The forward of the composed graph, op for op (so the values are the same).
+    /// The forward as a composed graph (the GPU's path; the CPU test's reference).
+    #[cfg(any(feature = "cuda", test))]
     fn compose(&self, x: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let base = x.apply_op1(FrozenLinear {
             base: self.base.clone(),
         })?;
-        let h = blas::matmul(x, &a.t()?)?;
-        let d = blas::matmul(&h, &b.t()?)?;
+        let h = x.broadcast_matmul(&a.t()?)?;
+        let d = h.broadcast_matmul(&b.t()?)?;
         base + (d * self.scale)?
     }
 }
@@ -294,12 +296,27 @@ impl CustomOp3 for LoraLinear {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = cpu_tensor(xs, xl, "x")?;
-        let a = cpu_tensor(as_, al, "A")?;
-        let b = cpu_tensor(bs, bl, "B")?;
-        let y = self.compose(&x, &a, &b)?;
-        let shape = y.shape().clone();
-        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
+        let (x, a, b) = (f32s(xs, xl, "x")?, f32s(as_, al, "A")?, f32s(bs, bl, "B")?);
+        let (m, n, k, out) = FrozenLinear::dims_for(&self.base, xl)?;
+        let r = al.dims()[0];
+        if al.dims() != [r, k] || bl.dims() != [n, r] {
+            bail!(
+                "lora linear: A {:?} / B {:?} do not fit {k} → {n}",
+                al.dims(),
+                bl.dims()
+            )
+        }
+        let y = with_cpu_weight(&self.base, |wc, wl| {
+            blas::product((xs, xl), (wc, wl), (m, n, k), true)
+        })?;
+        let CpuStorage::F32(mut y) = y else {
+            bail!("lora linear: expected an f32 product")
+        };
+        let mut h = vec![0f32; m * r];
+        let t = blas::Transposed { a: false, b: true };
+        blas::accumulate(&mut h, x, a, (m, r, k), t, 1.0);
+        blas::accumulate(&mut y, &h, b, (m, n, r), t, self.scale as f32);
+        Ok((CpuStorage::F32(y), out))
     }
 
     /// The same composition on the GPU, on device copies of x, A and B.
@@ -332,16 +349,88 @@ impl CustomOp3 for LoraLinear {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (x, a, b) = (x.detach(), a.detach(), b.detach());
+        let cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+        if cpu(&x) && cpu(&a) && cpu(&b) && cpu(g) {
+            let (dx, da, db) = self.cpu_backward(&x, &a, &b, g)?;
+            return Ok((Some(dx), Some(da), Some(db)));
+        }
         let dx_base = by_weight(&self.base, g)?;
         let (k, n) = (x.dim(D::Minus1)?, g.dim(D::Minus1)?);
         let x2 = x.reshape(((), k))?; // (M, in)
         let g2 = (g.reshape(((), n))? * self.scale)?; // (M, out)
-        let h2 = blas::matmul(&x2, &a.t()?)?; // (M, r)
-        let dh2 = blas::matmul(&g2, &b)?; // (M, r)
-        let db = blas::matmul(&g2.t()?, &h2)?; // (out, r)
-        let da = blas::matmul(&dh2.t()?, &x2)?; // (r, in)
-        let dx_lora = blas::matmul(&dh2, &a)?.reshape(x.shape())?;
+        let h2 = x2.matmul(&a.t()?)?; // (M, r)
+        let dh2 = g2.matmul(&b)?; // (M, r)
+        let db = g2.t()?.matmul(&h2)?; // (out, r)
+        let da = dh2.t()?.matmul(&x2)?; // (r, in)
+        let dx_lora = dh2.matmul(&a)?.reshape(x.shape())?;
         Ok((Some((dx_base + dx_lora)?), Some(da), Some(db)))
+    }
+}
+
+impl LoraLinear {
+    /// The same gradients on the CPU with the scale folded into the products and each
+    /// product accumulated into its destination (no scaled copy of g, no separate sum):
+    /// dx = g·W, then dx += dh·A; dh = s·g·B; dB = s·gᵀ·h; dA = dhᵀ·x; h = x·Aᵀ recomputed.
+    fn cpu_backward(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (x, a, b, g) = (
+            x.contiguous()?,
+            a.contiguous()?,
+            b.contiguous()?,
+            g.contiguous()?,
+        );
+        let ((r, k), n) = (a.dims2()?, g.dim(D::Minus1)?);
+        let m = x.elem_count() / k.max(1);
+        let (xs, xl) = x.storage_and_layout();
+        let (as_, al) = a.storage_and_layout();
+        let (bs, bl) = b.storage_and_layout();
+        let (gs, gl) = g.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(as_), Storage::Cpu(bs), Storage::Cpu(gs)) =
+            (&*xs, &*as_, &*bs, &*gs)
+        else {
+            bail!("lora linear backward: expected CPU tensors")
+        };
+        let (xv, av, bv, gv) = (
+            f32s(xs, xl, "x")?,
+            f32s(as_, al, "A")?,
+            f32s(bs, bl, "B")?,
+            f32s(gs, gl, "g")?,
+        );
+        let gl2 = Layout::contiguous_with_offset((m, n), gl.start_offset());
+        let dx = with_cpu_weight(&self.base, |wc, wl| {
+            blas::product((gs, &gl2), (wc, wl), (m, k, n), false)
+        })?;
+        let CpuStorage::F32(mut dx) = dx else {
+            bail!("lora linear backward: expected an f32 product")
+        };
+        let s = self.scale as f32;
+        let plain = blas::Transposed { a: false, b: false };
+        let (mut h, mut dh) = (vec![0f32; m * r], vec![0f32; m * r]);
+        blas::accumulate(
+            &mut h,
+            xv,
+            av,
+            (m, r, k),
+            blas::Transposed { a: false, b: true },
+            1.0,
+        );
+        blas::accumulate(&mut dh, gv, bv, (m, r, n), plain, s);
+        let (mut db, mut da) = (vec![0f32; n * r], vec![0f32; r * k]);
+        let at = blas::Transposed { a: true, b: false };
+        blas::accumulate(&mut db, gv, &h, (n, r, m), at, s);
+        blas::accumulate(&mut da, &dh, xv, (r, k, m), at, 1.0);
+        blas::accumulate(&mut dx, &dh, av, (m, k, r), plain, 1.0);
+        let dev = x.device();
+        Ok((
+            Tensor::from_vec(dx, x.shape(), dev)?,
+            Tensor::from_vec(da, (r, k), dev)?,
+            Tensor::from_vec(db, (n, r), dev)?,
+        ))
     }
 }
 
