@@ -210,7 +210,7 @@ impl FrozenLinear {
 
 /// x (m, k) · Wᵀ with W (n, k) given as storage and layout (on the GPU: cuBLAS).
 #[cfg(feature = "cuda")]
-fn matmul_t<S: BackendStorage>(
+fn matmul_t<S: candle_core::backend::BackendStorage>(
     x: &S,
     xl: &Layout,
     m: usize,
