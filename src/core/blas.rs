@@ -361,6 +361,19 @@ pub fn accumulate(
     t: Transposed,
     alpha: f32,
 ) {
+    accumulate_on(loaded(), c, a, b, (m, n, k), t, alpha)
+}
+
+/// [`accumulate`] through `lib`, or the `gemm` crate when None (tests run both).
+fn accumulate_on(
+    lib: Option<&Cblas>,
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    t: Transposed,
+    alpha: f32,
+) {
     assert!(
         c.len() == m * n && a.len() == m * k && b.len() == n * k,
         "accumulate: sizes"
@@ -368,7 +381,7 @@ pub fn accumulate(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    if let Some(lib) = loaded() {
+    if let Some(lib) = lib {
         return system_gemm(lib, c, a, b, (m, n, k), t, (alpha, 1.0));
     }
     let (lhs_cs, lhs_rs) = if t.a { (m, 1) } else { (1, k) };
@@ -547,6 +560,80 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// c += alpha·a'·b' through the system library (when loaded) and through the `gemm` crate,
+    /// for every transposition, against an f64 reference; sizes that split by rows and by
+    /// columns over the threads.
+    #[test]
+    fn accumulate_matches_an_f64_reference_on_both_paths() {
+        select(Choice::Auto).expect("auto");
+        let mut libs: Vec<Option<&Cblas>> = vec![None];
+        libs.extend(loaded().map(Some));
+        for lib in libs {
+            for (m, n, k) in [(70, 16, 33), (5, 300, 9), (1, 1, 1), (130, 130, 64)] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let (a, b, c0) = (lcg(m * k, 3), lcg(n * k, 4), lcg(m * n, 5));
+                    let mut c = c0.clone();
+                    let t = Transposed { a: ta, b: tb };
+                    accumulate_on(lib, &mut c, &a, &b, (m, n, k), t, 0.75);
+                    let what = format!("{m}x{n}x{k} ta={ta} tb={tb} lib={}", lib.is_some());
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k)
+                                .map(|p| {
+                                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                                    av as f64 * bv as f64
+                                })
+                                .sum();
+                            let want = c0[i * n + j] as f64 + 0.75 * dot;
+                            let got = c[i * n + j] as f64;
+                            assert!((got - want).abs() <= 1e-5 * (1.0 + k as f64), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tensor-level product: batched operands, transposed views (`t()`), a shared 2-D
+    /// right operand, against candle's own `matmul`; and a tensor in a graph keeps its graph.
+    #[test]
+    fn tensor_products_match_candles_and_keep_graphs() {
+        select(Choice::Auto).expect("auto");
+        let d = Device::Cpu;
+        let t = |dims: &[usize], seed| {
+            Tensor::from_vec(lcg(dims.iter().product(), seed), dims, &d).unwrap()
+        };
+        let tr = |x: Tensor| x.transpose(x.rank() - 2, x.rank() - 1).unwrap();
+        let cases = [
+            (t(&[2, 3, 40, 24], 1), t(&[2, 3, 24, 70], 2)),
+            (tr(t(&[2, 3, 24, 40], 3)), tr(t(&[2, 3, 70, 24], 4))),
+            (t(&[50, 24], 5), tr(t(&[70, 24], 6))),
+            (t(&[4, 50, 24], 7), t(&[24, 70], 8)),
+        ];
+        for (a, b) in cases {
+            let flat = |x: Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let got = flat(matmul(&a, &b).unwrap());
+            let want = flat(a.broadcast_matmul(&b).unwrap());
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-4,
+                    "{:?}·{:?}: {g} vs {w}",
+                    a.dims(),
+                    b.dims()
+                );
+            }
+        }
+        let v = candle_core::Var::from_tensor(&t(&[5, 24], 9)).unwrap();
+        let y = matmul(v.as_tensor(), &t(&[24, 3], 10)).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(
+            grads.get(v.as_tensor()).is_some(),
+            "the product lost the graph"
+        );
     }
 
     #[test]
