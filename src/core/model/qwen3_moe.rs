@@ -182,7 +182,10 @@ impl SparseMoe {
         if self.norm_topk_prob {
             wts = wts.broadcast_div(&wts.sum_keepdim(1)?)?;
         }
-        let mut out = xs.zeros_like()?;
+        // every expert's weighted rows, then one index_add into zeros: a chain of index_adds
+        // copied the whole (n, h) output per expert forward, and added a whole (n, h) gradient
+        // per expert backward; same sums in the same order (expert by expert per row)
+        let (mut parts, mut all_rows) = (Vec::new(), Vec::new());
         for (e, expert) in self.experts.iter().enumerate() {
             let mut rows = Vec::new();
             let mut slots = Vec::new();
@@ -200,7 +203,13 @@ impl SparseMoe {
             let xe = xs.index_select(&r, 0)?.unsqueeze(0)?;
             let ye = expert.forward(&xe, role)?.squeeze(0)?;
             let we = wts.flatten_all()?.index_select(&s, 0)?.unsqueeze(1)?;
-            out = out.index_add(&r, &ye.broadcast_mul(&we)?, 0)?;
+            parts.push(ye.broadcast_mul(&we)?);
+            all_rows.extend(rows);
+        }
+        let mut out = xs.zeros_like()?;
+        if !parts.is_empty() {
+            let idx = Tensor::new(all_rows.as_slice(), x.device())?;
+            out = out.index_add(&idx, &Tensor::cat(&parts, 0)?, 0)?;
         }
         if let Some(sh) = &self.shared {
             let gate = Linear::new(Base::F32(sh.gate.clone())).forward(&xs, role)?;
