@@ -318,9 +318,20 @@ pub fn product(
     (m, n, k): (usize, usize, usize),
     b_t: bool,
 ) -> candle_core::Result<CpuStorage> {
+    product_on(loaded(), a, b, (m, n, k), b_t)
+}
+
+/// [`product`] through `lib`, or candle's product when None (tests run both).
+fn product_on(
+    lib: Option<&Cblas>,
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    (m, n, k): (usize, usize, usize),
+    b_t: bool,
+) -> candle_core::Result<CpuStorage> {
     let flags = Transposed { a: false, b: b_t };
     if let (Some(lib), CpuStorage::F32(av), CpuStorage::F32(bv), true, true) =
-        (loaded(), a.0, b.0, a.1.is_contiguous(), b.1.is_contiguous())
+        (lib, a.0, b.0, a.1.is_contiguous(), b.1.is_contiguous())
     {
         let (a0, b0) = (a.1.start_offset(), b.1.start_offset());
         if av.len() >= a0 + m * k && bv.len() >= b0 + n * k {
@@ -521,9 +532,9 @@ mod tests {
         c
     }
 
-    /// The selected products (the system library where one is installed: CI installs
-    /// OpenBLAS and sets GYM_REQUIRE_BLAS=1, so there this runs the library's path) against
-    /// an f64 reference, on shapes that split unevenly over the threads, with offsets.
+    /// The products, candle's and (where one is installed: CI installs OpenBLAS and sets
+    /// GYM_REQUIRE_BLAS=1) the system library's, against an f64 reference, on shapes that
+    /// split unevenly over the threads, with offsets.
     #[test]
     fn products_match_an_f64_reference() {
         select(Choice::Auto).expect("auto");
@@ -533,20 +544,28 @@ mod tests {
                 "GYM_REQUIRE_BLAS is set but no system BLAS loaded"
             );
         }
-        for (m, n, k) in [
+        let mut libs: Vec<Option<&Cblas>> = vec![None];
+        libs.extend(loaded().map(Some));
+        let shapes = [
             (1, 1, 1),
             (3, 200, 17),
             (64, 1000, 96),
             (5, 64, 0),
             (7, 130, 33),
-        ] {
+        ];
+        for ((m, n, k), lib) in shapes
+            .iter()
+            .flat_map(|&s| libs.iter().map(move |&l| (s, l)))
+        {
             for b_t in [false, true] {
                 let a = lcg(m * k + 3, 1);
                 let b = lcg(n * k + 5, 2);
                 let (sa, sb) = (CpuStorage::F32(a.clone()), CpuStorage::F32(b.clone()));
                 let la = Layout::contiguous_with_offset((m, k), 3);
                 let lb = Layout::contiguous_with_offset(if b_t { (n, k) } else { (k, n) }, 5);
-                let CpuStorage::F32(c) = product((&sa, &la), (&sb, &lb), (m, n, k), b_t).unwrap()
+                let dims = (m, n, k);
+                let CpuStorage::F32(c) =
+                    product_on(lib, (&sa, &la), (&sb, &lb), dims, b_t).unwrap()
                 else {
                     panic!("f32 product")
                 };
