@@ -87,3 +87,22 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     assert "interrupted at step 1" in p.stdout
     assert (tmp_path / "run" / "state" / "state.json").is_file()
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_gym_blas_is_read_at_import_and_a_bad_library_fails_it():
+    """GYM_BLAS as `gym --blas`: builtin imports; a library that cannot be loaded fails the
+    import with UsageError naming it (in a fresh interpreter: the choice is per process)."""
+    import os
+    import subprocess
+    import sys
+
+    def imp(value):
+        env = dict(os.environ, GYM_BLAS=value)
+        code = "import gym_protocol; print('imported')"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+    ok = imp("builtin")
+    assert ok.returncode == 0 and "imported" in ok.stdout, ok.stderr
+    bad = imp("/nonexistent/libgym-no-blas.so")
+    assert bad.returncode != 0
+    assert "UsageError" in bad.stderr and "/nonexistent/libgym-no-blas.so" in bad.stderr, bad.stderr
