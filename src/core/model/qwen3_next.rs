@@ -41,6 +41,7 @@
 use std::path::Path;
 
 use candle_core::{D, DType, Result, Tensor};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::decoder::{Config, Role, Spec, take_linear};
@@ -406,6 +407,14 @@ impl GatedDeltaNet {
         let (_, t, ch) = c.dims3()?;
         let k = self.dims.conv_kernel;
         let full = Tensor::cat(&[prev, c], 1)?; // (b, K−1+t, C)
+        let tail = full.narrow(1, t, k - 1)?.detach();
+        if full.device().is_cpu() && full.dtype() == DType::F32 {
+            let op = CausalConvSilu {
+                w: self.conv.contiguous()?,
+                k,
+            };
+            return Ok((full.contiguous()?.apply_op1(op)?, tail));
+        }
         let mut y: Option<Tensor> = None;
         for j in 0..k {
             let tap = self.conv.narrow(1, j, 1)?.reshape((1, 1, ch))?;
@@ -415,8 +424,176 @@ impl GatedDeltaNet {
                 None => term,
             });
         }
-        let y = y.expect("K ≥ 1").silu()?;
-        let tail = full.narrow(1, t, k - 1)?.detach();
-        Ok((y, tail))
+        Ok((y.expect("K ≥ 1").silu()?, tail))
+    }
+}
+
+/// The depthwise causal convolution of the DeltaNet layers followed by SiLU, as one CPU op:
+/// y[b, i, c] = silu(Σ_j full[b, i+j, c]·w[c, j]) for full (b, K−1+t, C) and the frozen
+/// weights w (C, K). The composed form (K narrows, products and sums) kept K copies of the
+/// input and, backward, padded each tap's gradient back to the full length with zeros; this
+/// keeps the input only and recomputes the pre-activation. Sums in the composed order (tap by
+/// tap), SiLU as candle computes it, so the values are the same.
+struct CausalConvSilu {
+    w: Tensor,
+    k: usize,
+}
+
+impl CausalConvSilu {
+    /// The pre-activations (b, t, C) of `full` (b, t + K − 1, C).
+    fn pre(&self, full: &[f32], (b, tf, ch): (usize, usize, usize)) -> Result<Vec<f32>> {
+        let w = self.w.flatten_all()?.to_vec1::<f32>()?;
+        let (k, t) = (self.k, tf + 1 - self.k);
+        let mut z = vec![0f32; b * t * ch];
+        z.par_chunks_mut(ch).enumerate().for_each(|(r, zr)| {
+            let (bi, i) = (r / t, r % t);
+            for j in 0..k {
+                let xr = &full[(bi * tf + i + j) * ch..][..ch];
+                for (c, (z, x)) in zr.iter_mut().zip(xr).enumerate() {
+                    let term = x * w[c * k + j];
+                    *z = if j == 0 { term } else { *z + term };
+                }
+            }
+        });
+        Ok(z)
+    }
+}
+
+fn silu_f32(z: f32) -> f32 {
+    z / (1.0 + (-z).exp())
+}
+
+impl candle_core::CustomOp1 for CausalConvSilu {
+    fn name(&self) -> &'static str {
+        "gym-causal-conv-silu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (b, tf, ch) = l.shape().dims3()?;
+        let (candle_core::CpuStorage::F32(v), Some((a, e))) = (s, l.contiguous_offsets()) else {
+            candle_core::bail!("causal conv: expected contiguous f32")
+        };
+        if tf + 1 < self.k || self.w.dims() != [ch, self.k] {
+            candle_core::bail!(
+                "causal conv: input {:?}, weights {:?}",
+                l.dims(),
+                self.w.dims()
+            )
+        }
+        let mut y = self.pre(&v[a..e], (b, tf, ch))?;
+        y.par_iter_mut().for_each(|z| *z = silu_f32(*z));
+        let t = tf + 1 - self.k;
+        Ok((
+            candle_core::CpuStorage::F32(y),
+            candle_core::Shape::from((b, t, ch)),
+        ))
+    }
+
+    /// d full[b, i+j, c] = Σ over (i, j) of g[b, i, c]·silu′(z[b, i, c])·w[c, j].
+    fn bwd(&self, full: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let (b, tf, ch) = full.dims3()?;
+        let (k, t) = (self.k, tf + 1 - self.k);
+        let x = full
+            .detach()
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let g = g.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let mut dz = self.pre(&x, (b, tf, ch))?;
+        dz.par_iter_mut().zip(&g).for_each(|(z, g)| {
+            let s = 1.0 / (1.0 + (-*z).exp());
+            *z = g * s * (1.0 + *z * (1.0 - s));
+        });
+        let w = self.w.flatten_all()?.to_vec1::<f32>()?;
+        let mut dx = vec![0f32; b * tf * ch];
+        dx.par_chunks_mut(ch).enumerate().for_each(|(r, dr)| {
+            let (bi, p) = (r / tf, r % tf);
+            // output rows i = p − j for the taps j that reach input row p
+            for j in 0..k {
+                if p < j || p - j >= t {
+                    continue;
+                }
+                let zr = &dz[(bi * t + p - j) * ch..][..ch];
+                for (c, (d, z)) in dr.iter_mut().zip(zr).enumerate() {
+                    *d += z * w[c * k + j];
+                }
+            }
+        });
+        Ok(Some(Tensor::from_vec(dx, (b, tf, ch), full.device())?))
+    }
+}
+
+#[cfg(test)]
+mod conv_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn lcg(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    /// The fused causal conv + SiLU against the composed ops it replaces: the same values bit
+    /// for bit, and the same input gradient within f32 rounding; K = 4 and K = 1 (no history).
+    #[test]
+    fn causal_conv_op_matches_the_composed_ops_and_their_gradient() {
+        let d = Device::Cpu;
+        for (b, t, ch, k) in [(2, 9, 12, 4), (1, 5, 7, 1), (1, 1, 3, 4)] {
+            let w = Tensor::from_vec(lcg(ch * k, 1), (ch, k), &d).unwrap();
+            let x = Var::from_vec(lcg(b * (t + k - 1) * ch, 2), (b, t + k - 1, ch), &d).unwrap();
+            let fused = x
+                .as_tensor()
+                .apply_op1(CausalConvSilu { w: w.clone(), k })
+                .unwrap();
+            let mut y: Option<Tensor> = None;
+            for j in 0..k {
+                let tap = w.narrow(1, j, 1).unwrap().reshape((1, 1, ch)).unwrap();
+                let term = x
+                    .as_tensor()
+                    .narrow(1, j, t)
+                    .unwrap()
+                    .broadcast_mul(&tap)
+                    .unwrap();
+                y = Some(match y {
+                    Some(y) => (y + term).unwrap(),
+                    None => term,
+                });
+            }
+            let composed = y.unwrap().silu().unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(flat(&fused), flat(&composed), "{b}x{t}x{ch} k={k}");
+            let r = Tensor::from_vec(lcg(b * t * ch, 3), (b, t, ch), &d).unwrap();
+            let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gc = (composed * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let (a, c) = (
+                flat(gf.get(x.as_tensor()).unwrap()),
+                flat(gc.get(x.as_tensor()).unwrap()),
+            );
+            let worst = a
+                .iter()
+                .zip(&c)
+                .map(|(a, c)| (a - c).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-6,
+                "{b}x{t}x{ch} k={k}: gradient differs by {worst}"
+            );
+        }
     }
 }
