@@ -7,9 +7,10 @@
 //!
 //! Composed from candle ops the recurrence keeps about five (dk × dv) tensors per token and
 //! lane for the backward (hundreds of MiB per layer for a 256-token sequence of a real model)
-//! and runs ~10 small ops per token. The op keeps nothing: its backward runs the recurrence
-//! again, keeping the state at every `chunk`-th token, and then per chunk, from the last,
-//! recomputes the states inside the chunk and walks it backwards:
+//! and runs ~10 small ops per token. The op keeps only the state before every `chunk`-th token
+//! (t/chunk states per lane; when they are missing, as in a second backward over the same
+//! graph, the backward runs the recurrence again to get them); then per chunk, from the last,
+//! the backward recomputes the states inside the chunk and walks it backwards:
 //!
 //!   dS += q do_tᵀ;  dq = S_t do_t;  dδ = dSᵀk;  dk = dS δ;  dβ = dδ·(v − u);  dv = β dδ;
 //!   du = −β dδ;  dS′ = dS + k duᵀ;  dk += S′ du;  dg = ⟨dS′, S′⟩;  dS ← exp(g) dS′.
@@ -67,7 +68,13 @@ fn fused(
         ],
         3,
     )?;
-    let out = x.apply_op2(&s0.contiguous()?, DeltaRule { dk, dv, chunk })?;
+    let op = DeltaRule {
+        dk,
+        dv,
+        chunk,
+        marks: std::sync::Mutex::new(None),
+    };
+    let out = x.apply_op2(&s0.contiguous()?, op)?;
     Ok((out.narrow(2, 0, t)?, out.narrow(2, t, dk)?))
 }
 
@@ -129,6 +136,10 @@ struct DeltaRule {
     dk: usize,
     dv: usize,
     chunk: usize,
+    /// The forward's state before every `chunk`-th token of every lane (lane by lane), which
+    /// the backward would otherwise recompute by running the recurrence again: t/chunk states
+    /// of dk × dv per lane (9 MiB per layer for Qwen3-Next-mid at 256 tokens).
+    marks: std::sync::Mutex<Option<Vec<f32>>>,
 }
 
 /// One token's inputs, borrowed from a packed row.
@@ -152,6 +163,12 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]
 }
 
 impl DeltaRule {
+    fn kept(&self) -> Result<std::sync::MutexGuard<'_, Option<Vec<f32>>>> {
+        self.marks
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("delta rule: poisoned".into()))
+    }
+
     #[inline(always)]
     fn width(&self) -> usize {
         2 * self.dk + self.dv + 2
@@ -259,36 +276,56 @@ impl DeltaRule {
         rest[1] = dbeta;
     }
 
-    /// Forward of one lane: x (t × width), s0 (dk × dv) → out ((t + dk) × dv).
+    /// Forward of one lane: x (t × width), s0 (dk × dv) → out ((t + dk) × dv); the state
+    /// before every `chunk`-th token into `marks` (⌈t/chunk⌉ × dk × dv).
     #[inline(always)]
-    fn lane_fwd(&self, x: &[f32], s0: &[f32], out: &mut [f32]) {
-        let (w, dv) = (self.width(), self.dv);
-        let t = x.len() / w;
+    fn lane_fwd(&self, x: &[f32], s0: &[f32], out: &mut [f32], marks: &mut [f32]) {
+        let (w, dv, n) = (self.width(), self.dv, s0.len());
+        let (t, c) = (x.len() / w, self.chunk.max(1));
         let (outs, last) = out.split_at_mut(t * dv);
         last.copy_from_slice(s0);
         let mut u = vec![0f32; dv];
-        for (row, o) in x.chunks(w).zip(outs.chunks_mut(dv)) {
+        for (i, (row, o)) in x.chunks(w).zip(outs.chunks_mut(dv)).enumerate() {
+            if i % c == 0 {
+                marks[(i / c) * n..][..n].copy_from_slice(last);
+            }
             self.step(last, &self.token(row), &mut u, Some(o));
         }
+    }
+
+    /// The state before every `chunk`-th token, by running the recurrence again (when the
+    /// forward's were not kept).
+    fn recompute_marks(&self, x: &[f32], s0: &[f32]) -> Vec<f32> {
+        let (w, dv, n) = (self.width(), self.dv, s0.len());
+        let c = self.chunk.max(1);
+        let mut marks = Vec::with_capacity((x.len() / w).div_ceil(c) * n);
+        let mut s = s0.to_vec();
+        let mut u = vec![0f32; dv];
+        for (i, row) in x.chunks(w).enumerate() {
+            if i % c == 0 {
+                marks.extend_from_slice(&s);
+            }
+            self.step(&mut s, &self.token(row), &mut u, None);
+        }
+        marks
     }
 
     /// Backward of one lane: writes dx (t × width) and ds0 (dk × dv) from the output's
     /// gradient go ((t + dk) × dv).
     #[inline(always)]
     fn lane_bwd(&self, x: &[f32], s0: &[f32], go: &[f32], dx: &mut [f32], ds0: &mut [f32]) {
-        let (w, dv, n) = (self.width(), self.dv, s0.len());
+        let marks = self.recompute_marks(x, s0);
+        self.lane_bwd_from(x, &marks, go, dx, ds0)
+    }
+
+    /// [`Self::lane_bwd`] from the states before every `chunk`-th token (`marks`).
+    #[inline(always)]
+    fn lane_bwd_from(&self, x: &[f32], marks: &[f32], go: &[f32], dx: &mut [f32], ds0: &mut [f32]) {
+        let (w, dv, n) = (self.width(), self.dv, ds0.len());
         let t = x.len() / w;
         let c = self.chunk.max(1);
-        // the state before every c-th token
-        let mut marks = Vec::with_capacity(t.div_ceil(c));
-        let mut s = s0.to_vec();
+        let marks: Vec<&[f32]> = marks.chunks(n).collect();
         let mut u = vec![0f32; dv];
-        for (i, row) in x.chunks(w).enumerate() {
-            if i % c == 0 {
-                marks.push(s.clone());
-            }
-            self.step(&mut s, &self.token(row), &mut u, None);
-        }
         ds0.copy_from_slice(&go[t * dv..]);
         let mut states = vec![0f32; c * n];
         for (ci, mark) in marks.iter().enumerate().rev() {
@@ -332,10 +369,14 @@ impl CustomOp2 for DeltaRule {
             );
         }
         let mut out = vec![0f32; b * h * (t + dk) * dv];
+        let per_lane = t.div_ceil(self.chunk.max(1)) * dk * dv;
+        let mut marks = vec![0f32; b * h * per_lane.max(1)];
         let arch = pulp::Arch::new();
         out.par_chunks_mut((t + dk) * dv)
+            .zip(marks.par_chunks_mut(per_lane.max(1)))
             .zip(x.par_chunks(t * w).zip(s0.par_chunks(dk * dv)))
-            .for_each(|(o, (x, s))| arch.dispatch(|| self.lane_fwd(x, s, o)));
+            .for_each(|((o, m), (x, s))| arch.dispatch(|| self.lane_fwd(x, s, o, m)));
+        *self.kept()? = Some(marks);
         Ok((CpuStorage::F32(out), Shape::from((b, h, t + dk, dv))))
     }
 
@@ -358,11 +399,30 @@ impl CustomOp2 for DeltaRule {
         let mut dx = vec![0f32; xs.len()];
         let mut ds0 = vec![0f32; ss.len()];
         let arch = pulp::Arch::new();
-        dx.par_chunks_mut(t * w)
-            .zip(ds0.par_chunks_mut(dk * dv))
-            .zip(xs.par_chunks(t * w))
-            .zip(ss.par_chunks(dk * dv).zip(gs.par_chunks((t + dk) * dv)))
-            .for_each(|(((dx, ds), x), (s, g))| arch.dispatch(|| self.lane_bwd(x, s, g, dx, ds)));
+        let per_lane = t.div_ceil(self.chunk.max(1)) * dk * dv;
+        let kept = self
+            .kept()?
+            .take()
+            .filter(|m| m.len() == b * h * per_lane && per_lane > 0);
+        match kept {
+            // the forward's states (the same values the recurrence would give again)
+            Some(marks) => dx
+                .par_chunks_mut(t * w)
+                .zip(ds0.par_chunks_mut(dk * dv))
+                .zip(xs.par_chunks(t * w))
+                .zip(marks.par_chunks(per_lane).zip(gs.par_chunks((t + dk) * dv)))
+                .for_each(|(((dx, ds), x), (m, g))| {
+                    arch.dispatch(|| self.lane_bwd_from(x, m, g, dx, ds))
+                }),
+            None => dx
+                .par_chunks_mut(t * w)
+                .zip(ds0.par_chunks_mut(dk * dv))
+                .zip(xs.par_chunks(t * w))
+                .zip(ss.par_chunks(dk * dv).zip(gs.par_chunks((t + dk) * dv)))
+                .for_each(|(((dx, ds), x), (s, g))| {
+                    arch.dispatch(|| self.lane_bwd(x, s, g, dx, ds))
+                }),
+        }
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (b, h, t, w), dev)?),
@@ -445,6 +505,17 @@ mod tests {
         for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
             let d = max_diff(a, b);
             assert!(d < 1e-4, "input {i}: gradients differ by {d}");
+        }
+        // a second backward over the same graph finds the forward's states taken and runs
+        // the recurrence again: the same gradients, bit for bit
+        let (o, s) = fused(t[0], t[1], t[2], t[3], t[4], t[5], 3).unwrap();
+        let loss = ((&o * &wo).unwrap().sum_all().unwrap()
+            + (&s * &ws).unwrap().sum_all().unwrap())
+        .unwrap();
+        let (first, again) = (loss.backward().unwrap(), loss.backward().unwrap());
+        for x in &t {
+            let (a, b) = (first.get(x).unwrap(), again.get(x).unwrap());
+            assert_eq!(max_diff(a, b), 0.0, "kept and recomputed states differ");
         }
     }
 
