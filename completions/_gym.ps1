@@ -22,7 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
     $completions = @(switch ($command) {
         'gym' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -55,7 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the private key (PKCS#8 PEM, mode 0600)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the private key (PKCS#8 PEM, mode 0600)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--pq', '--pq', [CompletionResultType]::ParameterName, 'Also create an ML-DSA-87 key pair for hybrid (post-quantum) signatures')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing key file')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the public identity as JSON')
@@ -69,7 +69,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;key' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -82,7 +82,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;key;show' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-key/1`): worker_id, ed25519, ed25519_pem, ml_dsa_87')
             [CompletionResult]::new('--pem', '--pem', [CompletionResultType]::ParameterName, 'Print only the Ed25519 public key as SPKI PEM (as `openssl pkey -pubout` does)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -106,7 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;delta' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -141,7 +141,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--wall-seconds', '--wall-seconds', [CompletionResultType]::ParameterName, 'Compute record: wall-clock seconds')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A JSON object summarising the training configuration, stored as `config`')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace OUT if it exists')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary (format `gym-delta-pack/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -158,7 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'format')
             [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'Require a signer from this file (see `gym delta verify --help`)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace OUT if it exists')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -170,7 +170,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;delta;inspect' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-delta-inspect/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -186,7 +186,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--base-hash', '--base-hash', [CompletionResultType]::ParameterName, 'Reject deltas whose base model hash differs')
             [CompletionResult]::new('--vectors', '--vectors', [CompletionResultType]::ParameterName, 'Check every test vector of a manifest against its expected verdict')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--require-signature', '--require-signature', [CompletionResultType]::ParameterName, 'Require a signature (from anyone) even without --trusted-keys')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-delta-verify/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -199,7 +199,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;delta;diff' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-delta-diff/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -238,7 +238,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;reward' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -257,7 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'Epoch to estimate (0-based; default: the input''s "epoch" field, else 0 for a contributions file)')
             [CompletionResult]::new('--model-params', '--model-params', [CompletionResultType]::ParameterName, 'Model size in parameters. Claimed FLOPs are capped at 6 x params x tokens. Required for an epoch folder; applies to contributions records that give "tokens"')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-reward-estimate/1`)')
             [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV, one line per node')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -275,7 +275,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the claim (JSON, format `gym-reward-claim/1`)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the claim (JSON, format `gym-reward-claim/1`)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the output if it exists')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -288,7 +288,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;reward;verify-claim' {
             [CompletionResult]::new('--delta', '--delta', [CompletionResultType]::ParameterName, 'Also check that this delta is the one claimed: digest, file hash, signer, compute record')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-reward-claim-verify/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -300,7 +300,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;reward;economics' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -334,7 +334,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;ring' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -357,7 +357,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--scale-bits', '--scale-bits', [CompletionResultType]::ParameterName, 'Fix the fixed-point scale at 2^F instead of the one the members'' commits give: every ring of a hierarchical round uses the round''s F, 58 − max_exponent − bitlen(N · max_weight) over its N members (docs/ring-protocol.md "Hierarchical rounds")')
             [CompletionResult]::new('--quantize', '--quantize', [CompletionResultType]::ParameterName, 'Quantized averaging: every member rounds its delta, per block of 64 values, to BITS-bit signed multiples of a power of two (2 to 16 bits) before the exact sum. Smaller data messages; each element''s error is at most half a step, 2^(e−BITS) for a block whose values are below 2^e (docs/ring-protocol.md, "Quantized averaging"). Default: lossless')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--sum-output', '--sum-output', [CompletionResultType]::ParameterName, 'Make every member write the group''s exact integer sum and weight total (a sum file, the input of a leader ring) instead of the mean. Needs --scale-bits')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -382,7 +382,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--receipts', '--receipts', [CompletionResultType]::ParameterName, 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`''s ring/ folder')
             [CompletionResult]::new('--epoch', '--epoch', [CompletionResultType]::ParameterName, 'The reward epoch the receipt is for')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing output')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-join/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -397,7 +397,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A member''s input delta (repeatable): matched to the member that committed to its body digest')
             [CompletionResult]::new('--ring', '--ring', [CompletionResultType]::ParameterName, 'The ring file: take the members'' keys from it instead of from the result''s record')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON report (format `gym-ring-audit/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -429,7 +429,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;cid' {
             [CompletionResult]::new('--cid-version', '--cid-version', [CompletionResultType]::ParameterName, '0: `Qm…` (kubo''s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also list every file and directory inside directories, as `ipfs add -r` does')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-cid/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -449,7 +449,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Hub commit message (default: "Upload <name> with gym")')
             [CompletionResult]::new('--cid-version', '--cid-version', [CompletionResultType]::ParameterName, 'CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--private', '--private', [CompletionResultType]::ParameterName, 'Create the Hub repository private when it does not exist')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'With --to: write again even when an entry of that CID exists')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-publish/1`)')
@@ -463,7 +463,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;model' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -477,7 +477,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;model;inspect' {
             [CompletionResult]::new('--rank', '--rank', [CompletionResultType]::ParameterName, 'LoRA rank for the adapter size')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-model/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -545,7 +545,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--aggregate-interval', '--aggregate-interval', [CompletionResultType]::ParameterName, 'Steps between signed deltas')
             [CompletionResult]::new('--save-steps', '--save-steps', [CompletionResultType]::ParameterName, 'Steps between resumable states and PEFT checkpoints')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Continue the run in --output from its last saved state')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Start afresh in an output folder that holds an earlier run')
             [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the resolved settings (TOML) and exit')
@@ -578,7 +578,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'With --report: the delta''s start (its parent); without it the "without" model is the bare model')
             [CompletionResult]::new('--max-norm', '--max-norm', [CompletionResultType]::ParameterName, 'With --report: the L2 bound on the delta''s update')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
             [CompletionResult]::new('--enable-thinking', '--enable-thinking', [CompletionResultType]::ParameterName, 'Pass `enable_thinking=true` to the model''s chat template for `messages` rows (Qwen3)')
             [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Include every completion in the output')
@@ -605,7 +605,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the sampler: the same seed gives the same completions')
             [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the linear layers to NF4 (as QLoRA does)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-generate/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -622,7 +622,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Metrics to draw, one panel each, comma-separated')
             [CompletionResult]::new('--title', '--title', [CompletionResultType]::ParameterName, 'Title above the panels (default: the input''s file name)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the output if it exists')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary (format `gym-plot/2`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -635,7 +635,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;completions' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -648,7 +648,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'With --dataset: the split whose data files to fetch')
             [CompletionResult]::new('--data-config', '--data-config', [CompletionResultType]::ParameterName, 'With --dataset: the configuration (first folder) when the split exists in several')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--dataset', '--dataset', [CompletionResultType]::ParameterName, 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-download/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -675,7 +675,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--trusted-keys', '--trusted-keys', [CompletionResultType]::ParameterName, 'Signers must be listed here')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Evaluate only the first N examples of the data')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite the output')
             [CompletionResult]::new('--nf4', '--nf4', [CompletionResultType]::ParameterName, 'Quantize the base to NF4 (as training with use_4bit does)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (format `gym-validate/1`)')
@@ -696,7 +696,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--advertise', '--advertise', [CompletionResultType]::ParameterName, 'The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR of --listen)')
             [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'Seconds to keep answering after the job is over, so workers see that it is')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--standby', '--standby', [CompletionResultType]::ParameterName, 'Start as a standby (Redis store): serve read-only answers and refuse worker requests with 503 until the active orchestrator''s lease expires, then take over the job')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -715,7 +715,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('--ring-timeout', '--ring-timeout', [CompletionResultType]::ParameterName, 'Seconds without progress before a ring member is dropped')
             [CompletionResult]::new('--attack', '--attack', [CompletionResultType]::ParameterName, 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-work/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -727,7 +727,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;job' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -742,7 +742,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;job;status' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print `gym-job-status/1` JSON')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -755,7 +755,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         'gym;job;stop' {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The orchestrator''s key')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -766,7 +766,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
         }
         'gym;job;log' {
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the entries as JSON (after checking them)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
@@ -799,7 +799,7 @@ Register-ArgumentCompleter -Native -CommandName 'gym' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads for parallel work (default: one per core)')
-            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
+            [CompletionResult]::new('--blas', '--blas', [CompletionResultType]::ParameterName, 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary at the end (format `gym-demo/1`)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr except errors')

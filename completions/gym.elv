@@ -19,7 +19,7 @@ set edit:completion:arg-completer[gym] = {|@words|
     var completions = [
         &'gym'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -51,7 +51,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -o 'Where to write the private key (PKCS#8 PEM, mode 0600)'
             cand --output 'Where to write the private key (PKCS#8 PEM, mode 0600)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --pq 'Also create an ML-DSA-87 key pair for hybrid (post-quantum) signatures'
             cand --force 'Replace an existing key file'
             cand --json 'Print the public identity as JSON'
@@ -64,7 +64,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;key'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -76,7 +76,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;key;show'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print JSON (format `gym-key/1`): worker_id, ed25519, ed25519_pem, ml_dsa_87'
             cand --pem 'Print only the Ed25519 public key as SPKI PEM (as `openssl pkey -pubout` does)'
             cand -q 'Print nothing on stderr except errors'
@@ -96,7 +96,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;delta'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -130,7 +130,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --wall-seconds 'Compute record: wall-clock seconds'
             cand --config 'A JSON object summarising the training configuration, stored as `config`'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --force 'Replace OUT if it exists'
             cand --json 'Print a JSON summary (format `gym-delta-pack/1`)'
             cand -q 'Print nothing on stderr except errors'
@@ -146,7 +146,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --format 'format'
             cand --trusted-keys 'Require a signer from this file (see `gym delta verify --help`)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --force 'Replace OUT if it exists'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -157,7 +157,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;delta;inspect'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print JSON (format `gym-delta-inspect/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -172,7 +172,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --base-hash 'Reject deltas whose base model hash differs'
             cand --vectors 'Check every test vector of a manifest against its expected verdict'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --require-signature 'Require a signature (from anyone) even without --trusted-keys'
             cand --json 'Print JSON (format `gym-delta-verify/1`)'
             cand -q 'Print nothing on stderr except errors'
@@ -184,7 +184,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;delta;diff'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print JSON (format `gym-delta-diff/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -215,7 +215,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;reward'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -233,7 +233,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --epoch 'Epoch to estimate (0-based; default: the input''s "epoch" field, else 0 for a contributions file)'
             cand --model-params 'Model size in parameters. Claimed FLOPs are capped at 6 x params x tokens. Required for an epoch folder; applies to contributions records that give "tokens"'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print JSON (format `gym-reward-estimate/1`)'
             cand --csv 'Print CSV, one line per node'
             cand -q 'Print nothing on stderr except errors'
@@ -250,7 +250,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -o 'Where to write the claim (JSON, format `gym-reward-claim/1`)'
             cand --output 'Where to write the claim (JSON, format `gym-reward-claim/1`)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --force 'Replace the output if it exists'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -262,7 +262,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;reward;verify-claim'= {
             cand --delta 'Also check that this delta is the one claimed: digest, file hash, signer, compute record'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print JSON (format `gym-reward-claim-verify/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -273,7 +273,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;reward;economics'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -300,7 +300,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;ring'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -322,7 +322,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --scale-bits 'Fix the fixed-point scale at 2^F instead of the one the members'' commits give: every ring of a hierarchical round uses the round''s F, 58 − max_exponent − bitlen(N · max_weight) over its N members (docs/ring-protocol.md "Hierarchical rounds")'
             cand --quantize 'Quantized averaging: every member rounds its delta, per block of 64 values, to BITS-bit signed multiples of a power of two (2 to 16 bits) before the exact sum. Smaller data messages; each element''s error is at most half a step, 2^(e−BITS) for a block whose values are below 2^e (docs/ring-protocol.md, "Quantized averaging"). Default: lossless'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --sum-output 'Make every member write the group''s exact integer sum and weight total (a sum file, the input of a leader ring) instead of the mean. Needs --scale-bits'
             cand --force 'Replace an existing output'
             cand -q 'Print nothing on stderr except errors'
@@ -346,7 +346,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --receipts 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`''s ring/ folder'
             cand --epoch 'The reward epoch the receipt is for'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --force 'Replace an existing output'
             cand --json 'Print a JSON report (format `gym-ring-join/1`)'
             cand -q 'Print nothing on stderr except errors'
@@ -360,7 +360,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --input 'A member''s input delta (repeatable): matched to the member that committed to its body digest'
             cand --ring 'The ring file: take the members'' keys from it instead of from the result''s record'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print a JSON report (format `gym-ring-audit/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -386,7 +386,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;cid'= {
             cand --cid-version '0: `Qm…` (kubo''s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --all 'Also list every file and directory inside directories, as `ipfs add -r` does'
             cand --json 'Print JSON (format `gym-cid/1`)'
             cand -q 'Print nothing on stderr except errors'
@@ -405,7 +405,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --message 'Hub commit message (default: "Upload <name> with gym")'
             cand --cid-version 'CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --private 'Create the Hub repository private when it does not exist'
             cand --force 'With --to: write again even when an entry of that CID exists'
             cand --json 'Print JSON (format `gym-publish/1`)'
@@ -418,7 +418,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;model'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -431,7 +431,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;model;inspect'= {
             cand --rank 'LoRA rank for the adapter size'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print JSON (format `gym-model/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -495,7 +495,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --aggregate-interval 'Steps between signed deltas'
             cand --save-steps 'Steps between resumable states and PEFT checkpoints'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --resume 'Continue the run in --output from its last saved state'
             cand --force 'Start afresh in an output folder that holds an earlier run'
             cand --print-config 'Print the resolved settings (TOML) and exit'
@@ -527,7 +527,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --start 'With --report: the delta''s start (its parent); without it the "without" model is the bare model'
             cand --max-norm 'With --report: the L2 bound on the delta''s update'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
             cand --enable-thinking 'Pass `enable_thinking=true` to the model''s chat template for `messages` rows (Qwen3)'
             cand --samples 'Include every completion in the output'
@@ -553,7 +553,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --seed 'Seed of the sampler: the same seed gives the same completions'
             cand --device 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --nf4 'Quantize the linear layers to NF4 (as QLoRA does)'
             cand --json 'Print JSON (format `gym-generate/1`)'
             cand -q 'Print nothing on stderr except errors'
@@ -569,7 +569,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --metrics 'Metrics to draw, one panel each, comma-separated'
             cand --title 'Title above the panels (default: the input''s file name)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --force 'Replace the output if it exists'
             cand --json 'Print a JSON summary (format `gym-plot/2`)'
             cand -q 'Print nothing on stderr except errors'
@@ -581,7 +581,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;completions'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -593,7 +593,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --split 'With --dataset: the split whose data files to fetch'
             cand --data-config 'With --dataset: the configuration (first folder) when the split exists in several'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --dataset 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)'
             cand --json 'Print JSON (format `gym-download/1`)'
             cand -q 'Print nothing on stderr except errors'
@@ -619,7 +619,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --trusted-keys 'Signers must be listed here'
             cand --limit 'Evaluate only the first N examples of the data'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --force 'Overwrite the output'
             cand --nf4 'Quantize the base to NF4 (as training with use_4bit does)'
             cand --json 'Print JSON (format `gym-validate/1`)'
@@ -639,7 +639,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --advertise 'The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR of --listen)'
             cand --linger 'Seconds to keep answering after the job is over, so workers see that it is'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --standby 'Start as a standby (Redis store): serve read-only answers and refuse worker requests with 503 until the active orchestrator''s lease expires, then take over the job'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -657,7 +657,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand --ring-timeout 'Seconds without progress before a ring member is dropped'
             cand --attack 'Test seam for the attack table (docs/validation.md): misbehave as KIND. Hidden'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print a JSON summary at the end (format `gym-work/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -668,7 +668,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;job'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -682,7 +682,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;job;status'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print `gym-job-status/1` JSON'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -694,7 +694,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         &'gym;job;stop'= {
             cand --key 'The orchestrator''s key'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
             cand -h 'Print help'
@@ -704,7 +704,7 @@ set edit:completion:arg-completer[gym] = {|@words|
         }
         &'gym;job;log'= {
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print the entries as JSON (after checking them)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'
@@ -731,7 +731,7 @@ set edit:completion:arg-completer[gym] = {|@words|
             cand -o 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)'
             cand --output 'Folder for the job file, the orchestrator''s state, the workers'' runs and the published checkpoints (an earlier demo there is replaced)'
             cand --threads 'Worker threads for parallel work (default: one per core)'
-            cand --blas 'The CPU''s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
+            cand --blas 'The CPU''s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library''s path or file name'
             cand --json 'Print a JSON summary at the end (format `gym-demo/1`)'
             cand -q 'Print nothing on stderr except errors'
             cand --quiet 'Print nothing on stderr except errors'

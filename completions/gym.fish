@@ -25,7 +25,7 @@ function __fish_gym_using_subcommand
 end
 
 complete -c gym -n "__fish_gym_needs_command" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_needs_command" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_needs_command" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_needs_command" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_needs_command" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_needs_command" -s V -l version -d 'Print version'
@@ -51,7 +51,7 @@ complete -c gym -n "__fish_gym_needs_command" -f -a "demo" -d 'The whole protoco
 complete -c gym -n "__fish_gym_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s o -l output -d 'Where to write the private key (PKCS#8 PEM, mode 0600)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand keygen" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand keygen" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l pq -d 'Also create an ML-DSA-87 key pair for hybrid (post-quantum) signatures'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l force -d 'Replace an existing key file'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -l json -d 'Print the public identity as JSON'
@@ -59,14 +59,14 @@ complete -c gym -n "__fish_gym_using_subcommand keygen" -s q -l quiet -d 'Print 
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand keygen" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand key; and not __fish_seen_subcommand_from show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l json -d 'Print JSON (format `gym-key/1`): worker_id, ed25519, ed25519_pem, ml_dsa_87'
 complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -l pem -d 'Print only the Ed25519 public key as SPKI PEM (as `openssl pkey -pubout` does)'
 complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -75,7 +75,7 @@ complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_
 complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the public identity of a key file: worker id and public keys'
 complete -c gym -n "__fish_gym_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand delta; and not __fish_seen_subcommand_from pack unpack inspect verify diff help" -s V -l version -d 'Print version'
@@ -104,7 +104,7 @@ complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcomman
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l wall-seconds -d 'Compute record: wall-clock seconds' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l config -d 'A JSON object summarising the training configuration, stored as `config`' -r -F
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l force -d 'Replace OUT if it exists'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -l json -d 'Print a JSON summary (format `gym-delta-pack/1`)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from pack" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -116,13 +116,13 @@ safetensors\t''
 peft\t''"
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l trusted-keys -d 'Require a signer from this file (see `gym delta verify --help`)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -l force -d 'Replace OUT if it exists'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from unpack" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -l json -d 'Print JSON (format `gym-delta-inspect/1`)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
@@ -132,14 +132,14 @@ complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcomman
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l base-hash -d 'Reject deltas whose base model hash differs' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l vectors -d 'Check every test vector of a manifest against its expected verdict' -r -F
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l require-signature -d 'Require a signature (from anyone) even without --trusted-keys'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON (format `gym-delta-verify/1`)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -l json -d 'Print JSON (format `gym-delta-diff/1`)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help'
@@ -151,7 +151,7 @@ complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcomman
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Compare two DELTA files tensor by tensor (L2 distance, max abs difference, cosine)'
 complete -c gym -n "__fish_gym_using_subcommand delta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand reward; and not __fish_seen_subcommand_from estimate claim verify-claim economics help" -s V -l version -d 'Print version'
@@ -164,7 +164,7 @@ complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcomma
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l epoch -d 'Epoch to estimate (0-based; default: the input\'s "epoch" field, else 0 for a contributions file)' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l model-params -d 'Model size in parameters. Claimed FLOPs are capped at 6 x params x tokens. Required for an epoch folder; applies to contributions records that give "tokens"' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l json -d 'Print JSON (format `gym-reward-estimate/1`)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -l csv -d 'Print CSV, one line per node'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from estimate" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -175,20 +175,20 @@ complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcomma
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l key -d 'The key that signed the delta' -r -F
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s o -l output -d 'Where to write the claim (JSON, format `gym-reward-claim/1`)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -l force -d 'Replace the output if it exists'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from claim" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l delta -d 'Also check that this delta is the one claimed: digest, file hash, signer, compute record' -r -F
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -l json -d 'Print JSON (format `gym-reward-claim-verify/1`)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from verify-claim" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from economics" -s V -l version -d 'Print version'
@@ -198,7 +198,7 @@ complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcomma
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "economics" -d 'Print the economics in effect as TOML (the defaults, or FILE with defaults filled in)'
 complete -c gym -n "__fish_gym_using_subcommand reward; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand ring; and not __fish_seen_subcommand_from plan join audit help" -s V -l version -d 'Print version'
@@ -214,7 +214,7 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l scale-bits -d 'Fix the fixed-point scale at 2^F instead of the one the members\' commits give: every ring of a hierarchical round uses the round\'s F, 58 − max_exponent − bitlen(N · max_weight) over its N members (docs/ring-protocol.md "Hierarchical rounds")' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l quantize -d 'Quantized averaging: every member rounds its delta, per block of 64 values, to BITS-bit signed multiples of a power of two (2 to 16 bits) before the exact sum. Smaller data messages; each element\'s error is at most half a step, 2^(e−BITS) for a block whose values are below 2^e (docs/ring-protocol.md, "Quantized averaging"). Default: lossless' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l sum-output -d 'Make every member write the group\'s exact integer sum and weight total (a sum file, the input of a leader ring) instead of the mean. Needs --scale-bits'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -l force -d 'Replace an existing output'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from plan" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -232,7 +232,7 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l receipts -d 'Write the signed `forward` receipt (gym-ring-receipt/1, docs/rewards.md §7) this member issues to its predecessor in the final view, for `gym reward estimate`\'s ring/ folder' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l epoch -d 'The reward epoch the receipt is for' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l force -d 'Replace an existing output'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -l json -d 'Print a JSON report (format `gym-ring-join/1`)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from join" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -241,7 +241,7 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l input -d 'A member\'s input delta (repeatable): matched to the member that committed to its body digest' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l ring -d 'The ring file: take the members\' keys from it instead of from the result\'s record' -r -F
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -l json -d 'Print a JSON report (format `gym-ring-audit/1`)'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from audit" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -252,7 +252,7 @@ complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand
 complete -c gym -n "__fish_gym_using_subcommand ring; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand cid" -l cid-version -d '0: `Qm…` (kubo\'s default); 1: raw leaves, base32 (`bafk…` one chunk, `bafy…` a tree)' -r
 complete -c gym -n "__fish_gym_using_subcommand cid" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand cid" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand cid" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand cid" -l all -d 'Also list every file and directory inside directories, as `ipfs add -r` does'
 complete -c gym -n "__fish_gym_using_subcommand cid" -l json -d 'Print JSON (format `gym-cid/1`)'
 complete -c gym -n "__fish_gym_using_subcommand cid" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -265,7 +265,7 @@ complete -c gym -n "__fish_gym_using_subcommand publish" -l revision -d 'Hub bra
 complete -c gym -n "__fish_gym_using_subcommand publish" -s m -l message -d 'Hub commit message (default: "Upload <name> with gym")' -r
 complete -c gym -n "__fish_gym_using_subcommand publish" -l cid-version -d 'CID version for --to and --ipfs (0: `Qm…`, 1: raw leaves, base32)' -r
 complete -c gym -n "__fish_gym_using_subcommand publish" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand publish" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand publish" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand publish" -l private -d 'Create the Hub repository private when it does not exist'
 complete -c gym -n "__fish_gym_using_subcommand publish" -l force -d 'With --to: write again even when an entry of that CID exists'
 complete -c gym -n "__fish_gym_using_subcommand publish" -l json -d 'Print JSON (format `gym-publish/1`)'
@@ -273,7 +273,7 @@ complete -c gym -n "__fish_gym_using_subcommand publish" -s q -l quiet -d 'Print
 complete -c gym -n "__fish_gym_using_subcommand publish" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand publish" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -s V -l version -d 'Print version'
@@ -281,7 +281,7 @@ complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subco
 complete -c gym -n "__fish_gym_using_subcommand model; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l rank -d 'LoRA rank for the adapter size' -r
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -l json -d 'Print JSON (format `gym-model/1`)'
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand model; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
@@ -344,7 +344,7 @@ false\t''"
 complete -c gym -n "__fish_gym_using_subcommand train" -l aggregate-interval -d 'Steps between signed deltas' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l save-steps -d 'Steps between resumable states and PEFT checkpoints' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand train" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand train" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand train" -l resume -d 'Continue the run in --output from its last saved state'
 complete -c gym -n "__fish_gym_using_subcommand train" -l force -d 'Start afresh in an output folder that holds an earlier run'
 complete -c gym -n "__fish_gym_using_subcommand train" -l print-config -d 'Print the resolved settings (TOML) and exit'
@@ -371,7 +371,7 @@ complete -c gym -n "__fish_gym_using_subcommand eval" -l key -d 'Validator key t
 complete -c gym -n "__fish_gym_using_subcommand eval" -l start -d 'With --report: the delta\'s start (its parent); without it the "without" model is the bare model' -r -F
 complete -c gym -n "__fish_gym_using_subcommand eval" -l max-norm -d 'With --report: the L2 bound on the delta\'s update' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand eval" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand eval" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand eval" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l enable-thinking -d 'Pass `enable_thinking=true` to the model\'s chat template for `messages` rows (Qwen3)'
 complete -c gym -n "__fish_gym_using_subcommand eval" -l samples -d 'Include every completion in the output'
@@ -391,7 +391,7 @@ complete -c gym -n "__fish_gym_using_subcommand generate" -l top-k -d '0 disable
 complete -c gym -n "__fish_gym_using_subcommand generate" -l seed -d 'Seed of the sampler: the same seed gives the same completions' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l device -d 'Where the model runs: cpu, cuda (GPU 0) or cuda:N; a GPU needs a build with the `cuda` feature and an NVIDIA driver (else exit code 22)' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand generate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand generate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand generate" -l nf4 -d 'Quantize the linear layers to NF4 (as QLoRA does)'
 complete -c gym -n "__fish_gym_using_subcommand generate" -l json -d 'Print JSON (format `gym-generate/1`)'
 complete -c gym -n "__fish_gym_using_subcommand generate" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -401,21 +401,21 @@ complete -c gym -n "__fish_gym_using_subcommand plot" -s o -l output -d 'The pic
 complete -c gym -n "__fish_gym_using_subcommand plot" -l metrics -d 'Metrics to draw, one panel each, comma-separated' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l title -d 'Title above the panels (default: the input\'s file name)' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand plot" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand plot" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand plot" -l force -d 'Replace the output if it exists'
 complete -c gym -n "__fish_gym_using_subcommand plot" -l json -d 'Print a JSON summary (format `gym-plot/2`)'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand plot" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand completions" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand completions" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand completions" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand download" -l split -d 'With --dataset: the split whose data files to fetch' -r
 complete -c gym -n "__fish_gym_using_subcommand download" -l data-config -d 'With --dataset: the configuration (first folder) when the split exists in several' -r
 complete -c gym -n "__fish_gym_using_subcommand download" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand download" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand download" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand download" -l dataset -d 'A dataset repository (default: a model: config, tokenizer, generation config and the safetensors weights, shards by their index)'
 complete -c gym -n "__fish_gym_using_subcommand download" -l json -d 'Print JSON (format `gym-download/1`)'
 complete -c gym -n "__fish_gym_using_subcommand download" -s q -l quiet -d 'Print nothing on stderr except errors'
@@ -435,7 +435,7 @@ complete -c gym -n "__fish_gym_using_subcommand validate" -l max-tokens -d 'Cap 
 complete -c gym -n "__fish_gym_using_subcommand validate" -l trusted-keys -d 'Signers must be listed here' -r -F
 complete -c gym -n "__fish_gym_using_subcommand validate" -l limit -d 'Evaluate only the first N examples of the data' -r
 complete -c gym -n "__fish_gym_using_subcommand validate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand validate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand validate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand validate" -l force -d 'Overwrite the output'
 complete -c gym -n "__fish_gym_using_subcommand validate" -l nf4 -d 'Quantize the base to NF4 (as training with use_4bit does)'
 complete -c gym -n "__fish_gym_using_subcommand validate" -l json -d 'Print JSON (format `gym-validate/1`)'
@@ -450,7 +450,7 @@ complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l lease -d 'Second
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l advertise -d 'The URL workers reach this orchestrator at, shown by a standby (default: http://ADDR of --listen)' -r
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l linger -d 'Seconds to keep answering after the job is over, so workers see that it is' -r
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -l standby -d 'Start as a standby (Redis store): serve read-only answers and refuse worker requests with 503 until the active orchestrator\'s lease expires, then take over the job'
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand orchestrate" -s h -l help -d 'Print help'
@@ -467,13 +467,13 @@ replay\t'The worker\'s delta of an earlier round, reported again'
 inflate\t'Compute record and report claiming 1000× the tokens trained'
 poison\t'Trained toward the negated reward (a poisoned objective)'"
 complete -c gym -n "__fish_gym_using_subcommand work" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand work" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand work" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand work" -l json -d 'Print a JSON summary at the end (format `gym-work/1`)'
 complete -c gym -n "__fish_gym_using_subcommand work" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand work" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand work" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -s V -l version -d 'Print version'
@@ -482,19 +482,19 @@ complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcomm
 complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "log" -d 'Fetch the signed decision log and check every signature and the hash chain'
 complete -c gym -n "__fish_gym_using_subcommand job; and not __fish_seen_subcommand_from status stop log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -l json -d 'Print `gym-job-status/1` JSON'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l key -d 'The orchestrator\'s key' -r -F
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -l json -d 'Print the entries as JSON (after checking them)'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
@@ -505,7 +505,7 @@ complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_
 complete -c gym -n "__fish_gym_using_subcommand job; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gym -n "__fish_gym_using_subcommand demo" -s o -l output -d 'Folder for the job file, the orchestrator\'s state, the workers\' runs and the published checkpoints (an earlier demo there is replaced)' -r -F
 complete -c gym -n "__fish_gym_using_subcommand demo" -l threads -d 'Worker threads for parallel work (default: one per core)' -r
-complete -c gym -n "__fish_gym_using_subcommand demo" -l blas -d 'The CPU\'s large matrix products: `auto` (a system OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
+complete -c gym -n "__fish_gym_using_subcommand demo" -l blas -d 'The CPU\'s large matrix products: `auto` (a system oneMKL or OpenBLAS when installed, else builtin), `builtin` (the gemm crate), or a CBLAS library\'s path or file name' -r
 complete -c gym -n "__fish_gym_using_subcommand demo" -l json -d 'Print a JSON summary at the end (format `gym-demo/1`)'
 complete -c gym -n "__fish_gym_using_subcommand demo" -s q -l quiet -d 'Print nothing on stderr except errors'
 complete -c gym -n "__fish_gym_using_subcommand demo" -s h -l help -d 'Print help'

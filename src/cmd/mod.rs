@@ -36,8 +36,8 @@ pub struct Cli {
     /// Worker threads for parallel work (default: one per core).
     #[arg(long, global = true, env = "GYM_THREADS", value_name = "N")]
     pub threads: Option<usize>,
-    /// The CPU's large matrix products: `auto` (a system OpenBLAS when installed, else
-    /// builtin), `builtin` (the gemm crate), or a CBLAS library's path or file name.
+    /// The CPU's large matrix products: `auto` (a system oneMKL or OpenBLAS when installed,
+    /// else builtin), `builtin` (the gemm crate), or a CBLAS library's path or file name.
     #[arg(
         long,
         global = true,

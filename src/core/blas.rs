@@ -1,8 +1,9 @@
 //! The CPU's large f32 matrix products (the frozen base's products, forward and backward, and
 //! the LM head's): candle's `gemm` crate ("builtin"), or a system CBLAS library loaded at run
-//! time, OpenBLAS by default where it is installed (`--blas`, `GYM_BLAS`; docs/benchmarks.md
-//! has the figures: on this project's AVX-512 machines OpenBLAS's sgemm runs the mid-size
-//! models' products at 270–300 GFLOP/s on two cores where `gemm` gives 175–275).
+//! time, oneMKL or else OpenBLAS by default where one is installed (`--blas`, `GYM_BLAS`;
+//! docs/benchmarks.md has the figures: on this project's AVX-512 machines OpenBLAS's sgemm
+//! runs the mid-size models' products at 270–300 GFLOP/s on two cores where `gemm` gives
+//! 175–275, and oneMKL's the whole Mistral step ~10 % faster than OpenBLAS's).
 //!
 //! Nothing links against the library: it is opened with `dlopen`, so a build needs no BLAS
 //! and a machine without one runs the builtin products. The library's own thread pool is not
@@ -26,12 +27,20 @@ use rayon::prelude::*;
 use crate::core::error::{Classify, ErrorClass};
 
 /// Library names tried, in order, by [`Choice::Auto`].
-const AUTO_NAMES: &[&str] = &["libopenblas.so.0", "libopenblas.so"];
+/// oneMKL first: its sgemm ran the mid-size models' products ~10 % faster than OpenBLAS's on
+/// this project's machines (docs/benchmarks.md).
+const AUTO_NAMES: &[&str] = &[
+    "libmkl_rt.so.3",
+    "libmkl_rt.so.2",
+    "libmkl_rt.so",
+    "libopenblas.so.0",
+    "libopenblas.so",
+];
 
 /// Which products to use (`--blas`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Choice {
-    /// A system OpenBLAS when one is installed, else builtin.
+    /// A system oneMKL (`libmkl_rt`) or OpenBLAS when one is installed, else builtin.
     #[default]
     Auto,
     /// candle's `gemm` crate only.
@@ -125,7 +134,8 @@ fn loaded() -> Option<&'static Cblas> {
         .as_ref()
 }
 
-/// Opens a CBLAS library and finds `cblas_sgemm`; caps an OpenBLAS at one thread per call.
+/// Opens a CBLAS library and finds `cblas_sgemm`; caps an OpenBLAS or oneMKL at one thread
+/// per call.
 fn open(path: &Path) -> Result<Cblas, BlasError> {
     let err = |reason: String| BlasError::Load {
         path: path.to_path_buf(),
@@ -144,7 +154,9 @@ fn open(path: &Path) -> Result<Cblas, BlasError> {
     let sgemm: Sgemm = unsafe { lib.get::<Sgemm>(b"cblas_sgemm\0") }
         .map(|s| *s)
         .map_err(|_| err("has no cblas_sgemm".into()))?;
-    let description = openblas_setup(&lib).unwrap_or_else(|| path.display().to_string());
+    let description = openblas_setup(&lib)
+        .or_else(|| mkl_setup(&lib))
+        .unwrap_or_else(|| path.display().to_string());
     Ok(Cblas {
         sgemm,
         description,
@@ -178,6 +190,39 @@ fn openblas_setup(lib: &libloading::Library) -> Option<String> {
         };
         let core = text(b"openblas_get_corename\0").unwrap_or_default();
         Some(format!("{name} {core}").trim().to_string())
+    }
+}
+
+/// For Intel's oneMKL (`libmkl_rt`): its sequential threading layer (one thread per call, no
+/// OpenMP pool beside rayon's) and its version ("oneMKL 2025.3 …"); None for other libraries.
+fn mkl_setup(lib: &libloading::Library) -> Option<String> {
+    const MKL_THREADING_SEQUENTIAL: i32 = 1;
+    // SAFETY: oneMKL's documented `int MKL_Set_Threading_Layer(int)`, to be called before any
+    // other MKL function (nothing has run yet: the library was just opened), and
+    // `void MKL_Get_Version_String(char *buf, int len)`, which writes a NUL-terminated string.
+    unsafe {
+        let set = lib
+            .get::<unsafe extern "C" fn(i32) -> i32>(b"MKL_Set_Threading_Layer\0")
+            .ok()?;
+        set(MKL_THREADING_SEQUENTIAL);
+        let version = lib
+            .get::<unsafe extern "C" fn(*mut std::ffi::c_char, i32)>(b"MKL_Get_Version_String\0")
+            .ok()
+            .map(|f| {
+                let mut buf = [0 as std::ffi::c_char; 198];
+                f(buf.as_mut_ptr(), buf.len() as i32 - 1);
+                std::ffi::CStr::from_ptr(buf.as_ptr())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        // "Intel(R) oneAPI Math Kernel Library Version 2025.3.0-Product Build …"
+        let mut words = version.split_whitespace();
+        let number = words.find(|w| *w == "Version").and(words.next());
+        Some(match number {
+            Some(v) => format!("oneMKL {}", v.trim_end_matches("-Product")),
+            None => "oneMKL".into(),
+        })
     }
 }
 
@@ -354,6 +399,130 @@ fn product_on(
     a.0.matmul(b.0, (1, m, n, k), &al, &bl)
 }
 
+/// f32 per piece of [`product_by_pieces`]: 128 Ki (512 KiB), so a piece is made and multiplied
+/// while it is in the core's L2 cache. On mid-size Mistral (MKL, two threads) pieces of 64–256
+/// Ki values gave 318–323 tokens/s, pieces of 1 Mi 300–304.
+const PIECE: usize = 1 << 17;
+
+thread_local! {
+    /// This thread's buffer for the pieces of [`product_by_pieces`].
+    static PIECE_BUF: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// c (m, n) = a (m, k) · b', with b' made piece by piece: for the output columns j0..j1,
+/// `fill(j0..j1, buf)` writes b's part, with `b_t` rows j0..j1 of b stored (n, k), else the
+/// (k, j1 − j0) slab of columns j0..j1 of b stored (k, n). The pieces (multiples of 64
+/// columns, about [`PIECE`] values) run over rayon's threads, each made and multiplied on one
+/// thread while it is in cache: a frozen NF4 weight is never dequantized whole.
+pub fn product_by_pieces(
+    a: &[f32],
+    (m, n, k): (usize, usize, usize),
+    b_t: bool,
+    fill: &(dyn Fn(std::ops::Range<usize>, &mut [f32]) + Sync),
+) -> Vec<f32> {
+    product_by_pieces_on(loaded(), a, (m, n, k), b_t, fill)
+}
+
+/// [`product_by_pieces`] through `lib`, or the `gemm` crate when None (tests run both).
+fn product_by_pieces_on(
+    lib: Option<&Cblas>,
+    a: &[f32],
+    (m, n, k): (usize, usize, usize),
+    b_t: bool,
+    fill: &(dyn Fn(std::ops::Range<usize>, &mut [f32]) + Sync),
+) -> Vec<f32> {
+    assert!(a.len() >= m * k, "product_by_pieces: sizes");
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0f32; m * n];
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let by_size = (PIECE / k).max(64) / 64 * 64;
+    let width = by_size
+        .min(n.div_ceil(threads).next_multiple_of(64))
+        .max(64);
+    // not zeroed: every element is written (beta = 0) by exactly one piece
+    let mut c = Vec::<f32>::with_capacity(m * n);
+    let out = Out(c.as_mut_ptr());
+    (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
+        let cols = i * width..((i + 1) * width).min(n);
+        PIECE_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.resize(cols.len() * k, 0.0);
+            fill(cols.clone(), &mut buf);
+            // SAFETY: this piece writes only the columns `cols` of c (m, n, row stride n),
+            // which no other piece touches; `buf` holds cols.len()·k values.
+            unsafe { piece_gemm(lib, out.at(cols.start), a, &buf, (m, cols.len(), k), n, b_t) };
+        });
+    });
+    // SAFETY: the pieces cover columns 0..n of all m rows, each written above.
+    unsafe { c.set_len(m * n) };
+    c
+}
+
+/// c (m, w; row stride ldc) = a (m, k) · b', where b' is b stored (w, k) transposed when
+/// `b_t`, else b stored (k, w); on this thread.
+///
+/// # Safety
+/// c must point to m rows of w writable values at stride ldc that nothing else accesses.
+unsafe fn piece_gemm(
+    lib: Option<&Cblas>,
+    c: *mut f32,
+    a: &[f32],
+    b: &[f32],
+    (m, w, k): (usize, usize, usize),
+    ldc: usize,
+    b_t: bool,
+) {
+    if let Some(lib) = lib {
+        let (tb, ldb) = if b_t { (TRANS, k) } else { (NO_TRANS, w) };
+        // SAFETY: a is m·k, b w·k values; c as the caller promises.
+        unsafe {
+            (lib.sgemm)(
+                ROW_MAJOR,
+                NO_TRANS,
+                tb,
+                m as i32,
+                w as i32,
+                k as i32,
+                1.0,
+                a.as_ptr(),
+                k as i32,
+                b.as_ptr(),
+                ldb as i32,
+                0.0,
+                c,
+                ldc as i32,
+            )
+        };
+        return;
+    }
+    let (rhs_cs, rhs_rs) = if b_t { (k, 1) } else { (1, w) };
+    // SAFETY: as above; gemm writes dst = 1·lhs·rhs without reading it.
+    unsafe {
+        gemm::gemm(
+            m,
+            w,
+            k,
+            c,
+            1,
+            ldc as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// Which operands of a product are stored transposed: a as (k, m), b as (n, k).
 #[derive(Debug, Clone, Copy)]
 pub struct Transposed {
@@ -393,7 +562,15 @@ fn accumulate_on(
         return;
     }
     if let Some(lib) = lib {
-        return system_gemm(lib, c, a, b, (m, n, k), t, (alpha, 1.0));
+        return system_gemm(
+            lib,
+            (Out(c.as_mut_ptr()), c.len()),
+            a,
+            b,
+            (m, n, k),
+            t,
+            (alpha, 1.0),
+        );
     }
     let (lhs_cs, lhs_rs) = if t.a { (m, 1) } else { (1, k) };
     let (rhs_cs, rhs_rs) = if t.b { (k, 1) } else { (1, n) };
@@ -438,32 +615,44 @@ fn system_product(
     (m, n, k): (usize, usize, usize),
     t: Transposed,
 ) -> Vec<f32> {
-    let mut c = vec![0f32; m * n];
-    if m > 0 && n > 0 && k > 0 {
-        system_gemm(lib, &mut c, a, b, (m, n, k), t, (1.0, 0.0));
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0f32; m * n];
     }
+    // not zeroed: with beta = 0 the library writes every element without reading it
+    let mut c = Vec::<f32>::with_capacity(m * n);
+    system_gemm(
+        lib,
+        (Out(c.as_mut_ptr()), m * n),
+        a,
+        b,
+        (m, n, k),
+        t,
+        (1.0, 0.0),
+    );
+    // SAFETY: system_gemm's parts cover all m·n elements, each written above.
+    unsafe { c.set_len(m * n) };
     c
 }
 
 /// c = alpha·a'·b' + beta·c through the system library, split over rayon's threads by
 /// output columns (parts of at least 64, multiples of 16) or, when the output is narrow (a
-/// LoRA rank), by rows. m, n, k > 0.
+/// LoRA rank), by rows. m, n, k > 0. `c` is the output and its length; with beta = 0 it
+/// may be uninitialised (BLAS does not read C then).
 fn system_gemm(
     lib: &Cblas,
-    c: &mut [f32],
+    (out, c_len): (Out, usize),
     a: &[f32],
     b: &[f32],
     (m, n, k): (usize, usize, usize),
     t: Transposed,
     (alpha, beta): (f32, f32),
 ) {
-    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= n * k && m * n * k > 0);
+    assert!(c_len >= m * n && a.len() >= m * k && b.len() >= n * k && m * n * k > 0);
     let threads = rayon::current_num_threads().max(1);
     let by_rows = n < 64 * threads && m >= 32 * threads;
     let (len, min) = if by_rows { (m, 16) } else { (n, 64) };
     let parts = threads.min(len.div_ceil(min)).max(1);
     let width = len.div_ceil(parts).div_ceil(16) * 16;
-    let out = Out(c.as_mut_ptr());
     let (ta, lda) = if t.a { (TRANS, m) } else { (NO_TRANS, k) };
     let (tb, ldb) = if t.b { (TRANS, k) } else { (NO_TRANS, n) };
     (0..parts).into_par_iter().for_each(|i| {
@@ -532,6 +721,75 @@ mod tests {
         c
     }
 
+    /// The products to test: the builtin (None), the one `auto` loaded, and oneMKL when
+    /// GYM_TEST_MKL names its `libmkl_rt` (CI: from PyPI, with GYM_REQUIRE_MKL set).
+    fn test_libs() -> Vec<Option<&'static Cblas>> {
+        static MKL: OnceLock<Option<Cblas>> = OnceLock::new();
+        let mkl = MKL.get_or_init(|| {
+            let path = std::env::var_os("GYM_TEST_MKL")?;
+            let lib = open(Path::new(&path)).expect("GYM_TEST_MKL");
+            assert!(
+                lib.description.starts_with("oneMKL 20"),
+                "{}",
+                lib.description
+            );
+            Some(lib)
+        });
+        if std::env::var_os("GYM_REQUIRE_MKL").is_some() {
+            assert!(
+                mkl.is_some(),
+                "GYM_REQUIRE_MKL is set but GYM_TEST_MKL is not"
+            );
+        }
+        let mut libs = vec![None];
+        libs.extend(loaded().map(Some));
+        libs.extend(mkl.as_ref().map(Some));
+        libs
+    }
+
+    /// A product whose right operand is made piece by piece (the NF4 base's path) equals the
+    /// f64 reference on every library, for both layouts of b, with pieces that end inside
+    /// the 64-column grid and sizes of more and fewer pieces than threads.
+    #[test]
+    fn products_by_pieces_match_an_f64_reference() {
+        select(Choice::Auto).expect("auto");
+        for lib in test_libs() {
+            for (m, n, k) in [
+                (1, 1, 1),
+                (3, 200, 17),
+                (33, 1000, 700),
+                (5, 64, 0),
+                (2, 70, 3),
+            ] {
+                for b_t in [false, true] {
+                    let a = lcg(m * k, 1);
+                    let b = lcg(n * k, 2);
+                    let fill = |cols: std::ops::Range<usize>, buf: &mut [f32]| {
+                        assert_eq!(buf.len(), cols.len() * k);
+                        for (p, j) in cols.clone().enumerate() {
+                            for q in 0..k {
+                                if b_t {
+                                    buf[p * k + q] = b[j * k + q];
+                                } else {
+                                    buf[q * cols.len() + p] = b[q * n + j];
+                                }
+                            }
+                        }
+                    };
+                    let c = product_by_pieces_on(lib, &a, (m, n, k), b_t, &fill);
+                    let want = reference(&a, &b, (m, n, k), b_t);
+                    assert_eq!(c.len(), m * n);
+                    for (got, want) in c.iter().zip(&want) {
+                        assert!(
+                            (*got as f64 - want).abs() <= 1e-5 * (1.0 + k as f64),
+                            "{m}x{n}x{k} b_t={b_t}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// The products, candle's and (where one is installed: CI installs OpenBLAS and sets
     /// GYM_REQUIRE_BLAS=1) the system library's, against an f64 reference, on shapes that
     /// split unevenly over the threads, with offsets.
@@ -544,8 +802,7 @@ mod tests {
                 "GYM_REQUIRE_BLAS is set but no system BLAS loaded"
             );
         }
-        let mut libs: Vec<Option<&Cblas>> = vec![None];
-        libs.extend(loaded().map(Some));
+        let libs = test_libs();
         let shapes = [
             (1, 1, 1),
             (3, 200, 17),
@@ -587,9 +844,7 @@ mod tests {
     #[test]
     fn accumulate_matches_an_f64_reference_on_both_paths() {
         select(Choice::Auto).expect("auto");
-        let mut libs: Vec<Option<&Cblas>> = vec![None];
-        libs.extend(loaded().map(Some));
-        for lib in libs {
+        for lib in test_libs() {
             for (m, n, k) in [(70, 16, 33), (5, 300, 9), (1, 1, 1), (130, 130, 64)] {
                 for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                     let (a, b, c0) = (lcg(m * k, 3), lcg(n * k, 4), lcg(m * n, 5));

@@ -110,7 +110,8 @@ fn bad_device_spellings_are_usage_errors_naming_the_value() {
 
 /// `--blas` / `GYM_BLAS` (the CPU's large matrix products): the choice is named in the metrics'
 /// device label; a library that cannot be used is a usage error naming it, before anything is
-/// written. CI installs OpenBLAS and sets GYM_REQUIRE_BLAS, so there `auto` must find it.
+/// written. CI installs OpenBLAS and sets GYM_REQUIRE_BLAS, so there `auto` must find one, and
+/// names oneMKL's `libmkl_rt` from PyPI in GYM_TEST_MKL (with GYM_REQUIRE_MKL).
 #[test]
 fn the_blas_choice_is_named_and_an_unusable_library_is_refused() {
     let t = tmp();
@@ -130,7 +131,18 @@ fn the_blas_choice_is_named_and_an_unusable_library_is_refused() {
     );
     let auto = device_of("auto", "auto");
     if std::env::var_os("GYM_REQUIRE_BLAS").is_some() {
-        assert!(auto.contains("OpenBLAS"), "GYM_REQUIRE_BLAS is set: {auto}");
+        assert!(!auto.contains("builtin"), "GYM_REQUIRE_BLAS is set: {auto}");
+    }
+    // oneMKL by path (`pip install mkl`; CI sets both variables): named with its version
+    match std::env::var("GYM_TEST_MKL") {
+        Ok(mkl) => {
+            let named = device_of(&mkl, "mkl");
+            assert!(named.contains(", oneMKL 20"), "{named}");
+        }
+        Err(_) => assert!(
+            std::env::var_os("GYM_REQUIRE_MKL").is_none(),
+            "GYM_REQUIRE_MKL is set but GYM_TEST_MKL is not"
+        ),
     }
     let out = t.path().join("refused");
     for bad in ["/nonexistent/libgym-no-blas.so", "libc.so.6"] {

@@ -148,6 +148,38 @@ fn with_cpu_weight<R>(base: &Base, f: impl FnOnce(&CpuStorage, &Layout) -> Resul
     }
 }
 
+/// The frozen base's product on the CPU: x (m, k) · Wᵀ for W (n, k) when `b_t` (the
+/// forward), or g (m, n_w) · W (the input gradient; `dims` = (m, k_w, n_w)) when not. An NF4
+/// base is dequantized piece by piece inside the product (`blas::product_by_pieces`): the
+/// forward's pieces are rows of W, the backward's column slabs, each made in cache.
+fn frozen_product(
+    base: &Base,
+    a: (&CpuStorage, &Layout),
+    dims: (usize, usize, usize),
+    b_t: bool,
+) -> Result<CpuStorage> {
+    let offsets = a.1.contiguous_offsets();
+    if let (Base::Nf4(q), CpuStorage::F32(av), Some((s, _))) = (base, a.0, offsets)
+        && q.device.is_cpu()
+        && av.len() >= s + dims.0 * dims.2
+    {
+        let am = q.absmax.values();
+        let (rows, cols) = q.shape;
+        let fill = |part: std::ops::Range<usize>, buf: &mut [f32]| {
+            if b_t {
+                q.dequantize_rect(&am, part, 0..cols, buf)
+            } else {
+                q.dequantize_rect(&am, 0..rows, part, buf)
+            }
+        };
+        let av = &av[s..s + dims.0 * dims.2];
+        return Ok(CpuStorage::F32(blas::product_by_pieces(
+            av, dims, b_t, &fill,
+        )));
+    }
+    with_cpu_weight(base, |wc, wl| blas::product(a, (wc, wl), dims, b_t))
+}
+
 /// g·W over the last dimension of g (…, out) for a frozen W (out, in): the input gradient of
 /// a frozen product, outside the graph.
 struct ByWeight {
@@ -167,9 +199,7 @@ impl CustomOp1 for ByWeight {
         }
         let m = l.shape().elem_count() / n;
         let gl = Layout::contiguous_with_offset((m, n), l.start_offset());
-        let out = with_cpu_weight(&self.base, |wc, wl| {
-            crate::core::blas::product((s, &gl), (wc, wl), (m, k, n), false)
-        })?;
+        let out = frozen_product(&self.base, (s, &gl), (m, k, n), false)?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty") = k;
         Ok((out, Shape::from(out_dims)))
@@ -231,9 +261,7 @@ impl CustomOp1 for FrozenLinear {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (m, n, k, out) = self.product_dims(l)?;
-        let y = with_cpu_weight(&self.base, |wc, wl| {
-            crate::core::blas::product((s, l), (wc, wl), (m, n, k), true)
-        })?;
+        let y = frozen_product(&self.base, (s, l), (m, n, k), true)?;
         Ok((y, out))
     }
 
@@ -250,7 +278,12 @@ impl CustomOp1 for FrozenLinear {
         Ok((matmul_t(s, l, m, wc, wl, n, k)?, out))
     }
 
-    fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+    /// g·W, unless x has no gradient to receive (the first layer's input: the frozen
+    /// embedding's rows), where that product would be thrown away.
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        if !x.track_op() {
+            return Ok(None);
+        }
         Ok(Some(by_weight(&self.base, g)?))
     }
 }
@@ -306,9 +339,7 @@ impl CustomOp3 for LoraLinear {
                 bl.dims()
             )
         }
-        let y = with_cpu_weight(&self.base, |wc, wl| {
-            blas::product((xs, xl), (wc, wl), (m, n, k), true)
-        })?;
+        let y = frozen_product(&self.base, (xs, xl), (m, n, k), true)?;
         let CpuStorage::F32(mut y) = y else {
             bail!("lora linear: expected an f32 product")
         };
@@ -348,11 +379,14 @@ impl CustomOp3 for LoraLinear {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // the first layer's input (the frozen embedding's rows) receives no gradient: its
+        // frozen product g·W, the largest of the backward, is skipped
+        let need_dx = x.track_op();
         let (x, a, b) = (x.detach(), a.detach(), b.detach());
         let cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
         if cpu(&x) && cpu(&a) && cpu(&b) && cpu(g) {
-            let (dx, da, db) = self.cpu_backward(&x, &a, &b, g)?;
-            return Ok((Some(dx), Some(da), Some(db)));
+            let (dx, da, db) = self.cpu_backward(&x, &a, &b, g, need_dx)?;
+            return Ok((dx, Some(da), Some(db)));
         }
         let dx_base = by_weight(&self.base, g)?;
         let (k, n) = (x.dim(D::Minus1)?, g.dim(D::Minus1)?);
@@ -371,13 +405,15 @@ impl LoraLinear {
     /// The same gradients on the CPU with the scale folded into the products and each
     /// product accumulated into its destination (no scaled copy of g, no separate sum):
     /// dx = g·W, then dx += dh·A; dh = s·g·B; dB = s·gᵀ·h; dA = dhᵀ·x; h = x·Aᵀ recomputed.
+    /// dx only when `need_dx`.
     fn cpu_backward(
         &self,
         x: &Tensor,
         a: &Tensor,
         b: &Tensor,
         g: &Tensor,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+        need_dx: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let (x, a, b, g) = (
             x.contiguous()?,
             a.contiguous()?,
@@ -401,13 +437,6 @@ impl LoraLinear {
             f32s(bs, bl, "B")?,
             f32s(gs, gl, "g")?,
         );
-        let gl2 = Layout::contiguous_with_offset((m, n), gl.start_offset());
-        let dx = with_cpu_weight(&self.base, |wc, wl| {
-            blas::product((gs, &gl2), (wc, wl), (m, k, n), false)
-        })?;
-        let CpuStorage::F32(mut dx) = dx else {
-            bail!("lora linear backward: expected an f32 product")
-        };
         let s = self.scale as f32;
         let plain = blas::Transposed { a: false, b: false };
         let (mut h, mut dh) = (vec![0f32; m * r], vec![0f32; m * r]);
@@ -424,10 +453,20 @@ impl LoraLinear {
         let at = blas::Transposed { a: true, b: false };
         blas::accumulate(&mut db, gv, &h, (n, r, m), at, s);
         blas::accumulate(&mut da, &dh, xv, (r, k, m), at, 1.0);
-        blas::accumulate(&mut dx, &dh, av, (m, k, r), plain, 1.0);
         let dev = x.device();
+        let dx = if need_dx {
+            let gl2 = Layout::contiguous_with_offset((m, n), gl.start_offset());
+            let CpuStorage::F32(mut dx) = frozen_product(&self.base, (gs, &gl2), (m, k, n), false)?
+            else {
+                bail!("lora linear backward: expected an f32 product")
+            };
+            blas::accumulate(&mut dx, &dh, av, (m, k, r), plain, 1.0);
+            Some(Tensor::from_vec(dx, x.shape(), dev)?)
+        } else {
+            None
+        };
         Ok((
-            Tensor::from_vec(dx, x.shape(), dev)?,
+            dx,
             Tensor::from_vec(da, (r, k), dev)?,
             Tensor::from_vec(db, (n, r), dev)?,
         ))
@@ -567,6 +606,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An input that receives no gradient (the first layer's: the frozen embedding's rows)
+    /// gets none computed: the ops' backward skips its frozen product g·W and returns None for
+    /// it, and the adapter's gradients are the same bits as with a tracked input.
+    #[test]
+    fn an_untracked_input_gets_no_frozen_product_in_the_backward() {
+        let d = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.5, (24, 64), &d).unwrap();
+        let base = Base::Nf4(std::sync::Arc::new(
+            super::super::nf4::Nf4Tensor::quantize(&w, true).unwrap(),
+        ));
+        let a = Var::from_tensor(&Tensor::randn(0f32, 0.3, (4, 64), &d).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, (24, 4), &d).unwrap()).unwrap();
+        let plain = Tensor::randn(0f32, 1.0, (7, 64), &d).unwrap();
+        let tracked = Var::from_tensor(&plain).unwrap();
+        let g = Tensor::randn(0f32, 1.0, (7, 24), &d).unwrap();
+        let op = LoraLinear {
+            base: base.clone(),
+            scale: 2.0,
+        };
+        let (at, bt) = (a.as_tensor(), b.as_tensor());
+        let y = plain
+            .apply_op3(
+                at,
+                bt,
+                LoraLinear {
+                    base: base.clone(),
+                    scale: 2.0,
+                },
+            )
+            .unwrap();
+        let (dx, da, db) = op.bwd(&plain, at, bt, &y, &g).unwrap();
+        let (dx2, da2, db2) = op.bwd(tracked.as_tensor(), at, bt, &y, &g).unwrap();
+        assert!(dx.is_none() && dx2.is_some());
+        let bits = |t: Option<Tensor>| {
+            let v = t.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(da), bits(da2));
+        assert_eq!(bits(db), bits(db2));
+        let frozen = FrozenLinear { base };
+        assert!(frozen.bwd(&plain, &y, &g).unwrap().is_none());
+        assert!(frozen.bwd(tracked.as_tensor(), &y, &g).unwrap().is_some());
     }
 
     /// The frozen and LoRA linear ops on the test device (`GYM_TEST_DEVICE`; on a GPU: the NF4

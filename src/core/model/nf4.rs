@@ -146,6 +146,95 @@ const PAIRS: [[f32; 2]; 256] = {
     t
 };
 
+/// Whole blocks: `o` (64 values per block) from their packed bytes `p` (32 per block) and
+/// absmaxes `a`, through the AVX-512 kernel where the CPU has one. Same products, same bits.
+fn dequantize_blocks(o: &mut [f32], p: &[u8], a: &[f32]) {
+    debug_assert!(o.len() == BLOCK * a.len() && p.len() == BLOCK / 2 * a.len());
+    #[cfg(target_arch = "x86_64")]
+    if simd::blocks(o, p, a) {
+        return;
+    }
+    for ((o, p), &a) in o
+        .chunks_exact_mut(BLOCK)
+        .zip(p.chunks_exact(BLOCK / 2))
+        .zip(a)
+    {
+        dequantize_block(o, p, a);
+    }
+}
+
+/// The NF4 lookup as one AVX-512 permute: a block's 32 bytes become 64 codes in order (high
+/// nibble first), each code picks its value from the 16 in one register, times the absmax.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// The whole blocks of `o`, `p`, `a` (64 values, 32 bytes, 1 absmax each) when the CPU has
+    /// AVX-512F/BW; false (nothing written) when it has not.
+    pub fn blocks(o: &mut [f32], p: &[u8], a: &[f32]) -> bool {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let has = *HAS.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+        });
+        if has {
+            // SAFETY: the CPU has the features `blocks_avx512` is compiled for.
+            unsafe { blocks_avx512(o, p, a) };
+        }
+        has
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn blocks_avx512(o: &mut [f32], p: &[u8], a: &[f32]) {
+        // SAFETY (the loads and stores below): NF4 has 16 f32; each `p` chunk has 32 bytes and
+        // each `o` chunk 64 f32 (`chunks_exact`), of which a store writes 16 at 16·j, j < 4.
+        let lut = unsafe { _mm512_loadu_ps(super::NF4.as_ptr()) };
+        let low = _mm512_set1_epi16(15);
+        for ((o, p), &a) in o.chunks_exact_mut(64).zip(p.chunks_exact(32)).zip(a) {
+            let scale = _mm512_set1_ps(a);
+            // 32 bytes → 32 u16 lanes; lane = hi | lo << 8, so the bytes read hi0 lo0 hi1 …
+            let w = _mm512_cvtepu8_epi16(unsafe { _mm256_loadu_si256(p.as_ptr().cast()) });
+            let hi = _mm512_srli_epi16::<4>(w);
+            let codes = _mm512_or_si512(hi, _mm512_slli_epi16::<8>(_mm512_and_si512(w, low)));
+            let quarters = [
+                _mm512_castsi512_si128(codes),
+                _mm512_extracti32x4_epi32::<1>(codes),
+                _mm512_extracti32x4_epi32::<2>(codes),
+                _mm512_extracti32x4_epi32::<3>(codes),
+            ];
+            for (j, q) in quarters.into_iter().enumerate() {
+                let v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(q), lut);
+                let x = _mm512_mul_ps(v, scale);
+                unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(16 * j), x) };
+            }
+        }
+    }
+}
+
+/// Elements `start..start + o.len()` of the flattened tensor into `o`: partial blocks at the
+/// ends element by element, whole blocks through [`dequantize_blocks`]. `am`: every block's
+/// absmax ([`Absmax::values`]).
+fn dequantize_span(o: &mut [f32], packed: &[u8], am: &[f32], start: usize) {
+    let one = |i: usize| {
+        let b = packed[i / 2];
+        let c = if i.is_multiple_of(2) { b >> 4 } else { b & 15 };
+        NF4[c as usize] * am[i / BLOCK]
+    };
+    let end = start + o.len();
+    let first = start.next_multiple_of(BLOCK).min(end);
+    let last = (end / BLOCK * BLOCK).max(first);
+    let (head, rest) = o.split_at_mut(first - start);
+    let (body, tail) = rest.split_at_mut(last - first);
+    head.iter_mut().zip(start..).for_each(|(x, i)| *x = one(i));
+    let blocks = first / BLOCK..last / BLOCK;
+    dequantize_blocks(
+        body,
+        &packed[first / 2..last / 2],
+        &am[blocks.start..blocks.end],
+    );
+    tail.iter_mut().zip(last..).for_each(|(x, i)| *x = one(i));
+}
+
 /// One block: `o` (up to 64 values) from its packed bytes `p` and its absmax `a`.
 fn dequantize_block(o: &mut [f32], p: &[u8], a: f32) {
     let mut pairs = o.chunks_exact_mut(2);
@@ -382,10 +471,36 @@ impl Nf4Tensor {
             .zip(self.packed.par_chunks(BLOCK / 2 * GROUP))
             .zip(am.par_chunks(GROUP))
             .for_each(|((o, p), a)| {
-                for ((o, p), &a) in o.chunks_mut(BLOCK).zip(p.chunks(BLOCK / 2)).zip(a) {
-                    dequantize_block(o, p, a);
+                let whole = o.len() / BLOCK;
+                let (body, tail) = o.split_at_mut(whole * BLOCK);
+                dequantize_blocks(body, &p[..whole * BLOCK / 2], &a[..whole]);
+                if !tail.is_empty() {
+                    dequantize_block(tail, &p[whole * BLOCK / 2..], a[whole]);
                 }
             });
+    }
+
+    /// Rows `rows` and columns `cols` of the dequantized (rows, cols) weight into `out`, a
+    /// row-major (rows.len(), cols.len()) rectangle: what one piece of a product multiplies
+    /// (see `blas::product_by_pieces`). `am` is [`Absmax::values`], computed once per product.
+    pub fn dequantize_rect(
+        &self,
+        am: &[f32],
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        let (w, width) = (self.shape.1, cols.len());
+        assert!(rows.end <= self.shape.0 && cols.end <= w && out.len() == rows.len() * width);
+        if width == 0 {
+            return;
+        }
+        if width == w {
+            return dequantize_span(out, &self.packed, am, rows.start * w);
+        }
+        for (o, r) in out.chunks_exact_mut(width).zip(rows) {
+            dequantize_span(o, &self.packed, am, r * w + cols.start);
+        }
     }
 
     /// The dequantized weight as an f32 tensor of `shape` on the tensor's device.
@@ -554,6 +669,48 @@ mod tests {
             q.dequantize_into(&mut buf);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&buf), bits(&want), "{rows}x{cols}");
+            // every rectangle a product's piece asks for, whole rows or a column slab, at
+            // offsets inside blocks and inside bytes
+            let rects = [
+                (0..rows, 0..cols),
+                (rows / 2..rows, 0..cols),
+                (0..rows, cols / 3..cols),
+            ];
+            for (r, c) in rects.into_iter().chain([(0..rows, 1..cols.min(2))]) {
+                let mut out = vec![f32::NAN; r.len() * c.len()];
+                q.dequantize_rect(&am, r.clone(), c.clone(), &mut out);
+                let want_rect: Vec<f32> = r
+                    .clone()
+                    .flat_map(|i| c.clone().map(move |j| (i, j)))
+                    .map(|(i, j)| want[i * cols + j])
+                    .collect();
+                assert_eq!(bits(&out), bits(&want_rect), "{rows}x{cols} {r:?} {c:?}");
+            }
+        }
+    }
+
+    /// The AVX-512 block kernel (where the CPU has one) writes the same bits as the scalar
+    /// table, for every byte value and several absmaxes.
+    #[test]
+    fn the_simd_blocks_equal_the_scalar_blocks() {
+        let p: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect(); // 16 blocks
+        let a: Vec<f32> = (0..16).map(|i| 0.37 * (i as f32 + 1.0) - 2.0).collect();
+        let mut scalar = vec![0f32; 16 * BLOCK];
+        for ((o, p), &a) in scalar.chunks_mut(BLOCK).zip(p.chunks(BLOCK / 2)).zip(&a) {
+            dequantize_block(o, p, a);
+        }
+        let mut fast = vec![f32::NAN; 16 * BLOCK];
+        dequantize_blocks(&mut fast, &p, &a);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast), bits(&scalar));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            let mut direct = vec![f32::NAN; 16 * BLOCK];
+            assert!(
+                simd::blocks(&mut direct, &p, &a),
+                "AVX-512 kernel not taken"
+            );
+            assert_eq!(bits(&direct), bits(&scalar));
         }
     }
 }
