@@ -523,6 +523,125 @@ unsafe fn piece_gemm(
     }
 }
 
+/// A row-major f32 matrix operand: its values, its row stride, and whether it is stored
+/// transposed (a (k, m) stored for a' = aᵀ (m, k)).
+#[derive(Debug, Clone, Copy)]
+pub struct Mat<'a> {
+    pub v: &'a [f32],
+    pub ld: usize,
+    pub t: bool,
+}
+
+impl Mat<'_> {
+    /// Whether the operand holds the (rows, cols) matrix it stands for.
+    fn fits(&self, (rows, cols): (usize, usize)) -> bool {
+        let (r, c) = if self.t { (cols, rows) } else { (rows, cols) };
+        c <= self.ld && (r == 0 || c == 0 || (r - 1) * self.ld + c <= self.v.len())
+    }
+
+    /// (column stride, row stride) of the matrix it stands for, for the `gemm` crate.
+    fn strides(&self) -> (isize, isize) {
+        if self.t {
+            (self.ld as isize, 1)
+        } else {
+            (1, self.ld as isize)
+        }
+    }
+}
+
+/// c (m, n; row stride ldc) = alpha·a'·b' + beta·c, on the calling thread only (the system
+/// library, which runs its products on the caller's thread, or the `gemm` crate without
+/// parallelism): for callers that already split their work over rayon's threads, such as
+/// attention's blocks. With beta = 0, c is not read.
+pub fn gemm_here(
+    c: &mut [f32],
+    ldc: usize,
+    a: Mat,
+    b: Mat,
+    (m, n, k): (usize, usize, usize),
+    (alpha, beta): (f32, f32),
+) {
+    gemm_here_on(loaded(), c, ldc, a, b, (m, n, k), (alpha, beta))
+}
+
+/// [`gemm_here`] through `lib`, or the `gemm` crate when None (tests run both).
+fn gemm_here_on(
+    lib: Option<&Cblas>,
+    c: &mut [f32],
+    ldc: usize,
+    a: Mat,
+    b: Mat,
+    (m, n, k): (usize, usize, usize),
+    (alpha, beta): (f32, f32),
+) {
+    assert!(
+        a.fits((m, k)) && b.fits((k, n)) && n <= ldc && (m == 0 || (m - 1) * ldc + n <= c.len()),
+        "gemm_here: sizes"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for row in c.chunks_mut(ldc).take(m) {
+            // beta = 0 does not read c (0·NaN would stay NaN)
+            row[..n]
+                .iter_mut()
+                .for_each(|x| *x = if beta == 0.0 { 0.0 } else { *x * beta });
+        }
+        return;
+    }
+    if let Some(lib) = lib {
+        let t = |op: &Mat| if op.t { TRANS } else { NO_TRANS };
+        // SAFETY: the operands hold the (m, k), (k, n) and (m, n) matrices at their strides
+        // (asserted above); c is borrowed mutably, so nothing else accesses it.
+        unsafe {
+            (lib.sgemm)(
+                ROW_MAJOR,
+                t(&a),
+                t(&b),
+                m as i32,
+                n as i32,
+                k as i32,
+                alpha,
+                a.v.as_ptr(),
+                a.ld as i32,
+                b.v.as_ptr(),
+                b.ld as i32,
+                beta,
+                c.as_mut_ptr(),
+                ldc as i32,
+            )
+        };
+        return;
+    }
+    let ((acs, ars), (bcs, brs)) = (a.strides(), b.strides());
+    // SAFETY: as above; gemm computes dst = beta·dst + alpha·lhs·rhs, reading dst only when
+    // beta ≠ 0.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            beta != 0.0,
+            a.v.as_ptr(),
+            acs,
+            ars,
+            b.v.as_ptr(),
+            bcs,
+            brs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// Which operands of a product are stored transposed: a as (k, m), b as (n, k).
 #[derive(Debug, Clone, Copy)]
 pub struct Transposed {
@@ -784,6 +903,66 @@ mod tests {
                             (*got as f64 - want).abs() <= 1e-5 * (1.0 + k as f64),
                             "{m}x{n}x{k} b_t={b_t}: {got} vs {want}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// gemm_here on sub-blocks of larger matrices (row strides wider than the operands), every
+    /// transpose combination, beta 0 (c not read: NaN there stays out) and beta 1, against an
+    /// f64 reference, on every library.
+    #[test]
+    fn products_on_this_thread_match_an_f64_reference() {
+        select(Choice::Auto).expect("auto");
+        for lib in test_libs() {
+            for (m, n, k) in [(1, 1, 1), (7, 5, 3), (40, 33, 70), (3, 4, 0)] {
+                for (ta, tb, beta) in [
+                    (false, false, 0.0),
+                    (false, true, 1.0),
+                    (true, false, 0.0),
+                    (true, true, 1.0),
+                ] {
+                    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                    let (br, bc) = if tb { (n, k) } else { (k, n) };
+                    let (lda, ldb, ldc) = (ac + 3, bc + 1, n + 2);
+                    let a = lcg(ar.max(1) * lda, 3);
+                    let b = lcg(br.max(1) * ldb, 4);
+                    let fill = if beta == 0.0 { f32::NAN } else { 0.5 };
+                    let mut c = vec![fill; m * ldc];
+                    let at = |i: usize, p: usize| if ta { a[p * lda + i] } else { a[i * lda + p] };
+                    let bt = |p: usize, j: usize| if tb { b[j * ldb + p] } else { b[p * ldb + j] };
+                    gemm_here_on(
+                        lib,
+                        &mut c,
+                        ldc,
+                        Mat {
+                            v: &a,
+                            ld: lda,
+                            t: ta,
+                        },
+                        Mat {
+                            v: &b,
+                            ld: ldb,
+                            t: tb,
+                        },
+                        (m, n, k),
+                        (0.5, beta),
+                    );
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j];
+                            if j >= n {
+                                assert!(got.is_nan() || got == 0.5, "written outside: {got}");
+                                continue;
+                            }
+                            let dot: f64 = (0..k).map(|p| at(i, p) as f64 * bt(p, j) as f64).sum();
+                            let want = 0.5 * dot + if beta == 0.0 { 0.0 } else { 0.5 };
+                            assert!(
+                                (got as f64 - want).abs() <= 1e-5 * (1.0 + k as f64),
+                                "{m}x{n}x{k} ta={ta} tb={tb} beta={beta}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }

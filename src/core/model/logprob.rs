@@ -40,11 +40,9 @@ fn softmax_row(row: &mut [f32], target: usize, inv_t: f32) -> f32 {
         m = m.max(*x);
     }
     let picked = row[target];
-    let mut sum = 0f64;
-    for x in row.iter_mut() {
-        *x = (*x - m).exp();
-        sum += *x as f64;
-    }
+    row.iter_mut().for_each(|x| *x -= m);
+    super::vexp::exp_in_place(row);
+    let sum: f64 = row.iter().map(|&x| x as f64).sum();
     let inv = (1.0 / sum) as f32;
     row.iter_mut().for_each(|x| *x *= inv);
     picked - ((sum.ln() as f32) + m)

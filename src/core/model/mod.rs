@@ -3,10 +3,12 @@
 //! PEFT adapter files.
 //!
 //! Layout: `config.rs` (config.json), `weights.rs` (safetensors, single or sharded), `ops.rs`
-//! (custom ops with hand-written backward), `linear.rs` (frozen linear + LoRA), `nf4.rs`
+//! (custom ops with hand-written backward; `attn_cpu.rs` their CPU attention by blocks of
+//! queries, `vexp.rs` a vectorized exp), `linear.rs` (frozen linear + LoRA), `nf4.rs`
 //! (bitsandbytes-compatible 4-bit), `qwen3.rs` / `qwen3_moe.rs` (one file per architecture),
 //! `lora.rs` (LoRA config, initialisation, PEFT adapter folders).
 
+mod attn_cpu;
 pub mod config;
 pub mod decode;
 pub mod decoder;
@@ -29,6 +31,7 @@ pub mod qwen3_moe;
 pub mod qwen3_next;
 pub mod rope;
 pub mod summary;
+mod vexp;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

@@ -19,8 +19,10 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::attn_cpu;
 #[cfg(feature = "cuda")]
 use super::kernels;
+use super::vexp;
 use crate::core::blas;
 #[cfg(feature = "cuda")]
 use candle_core::CudaStorage;
@@ -224,12 +226,8 @@ impl CustomOp1 for Softmax {
             .for_each(|(o, x)| {
                 for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
                     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, x) in o.iter_mut().zip(x) {
-                        *o = (x - m).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
+                    o.copy_from_slice(x);
+                    let inv = 1.0 / vexp::exp_shifted_sum(o, m);
                     o.iter_mut().for_each(|o| *o *= inv);
                 }
             });
@@ -305,9 +303,10 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 
 // ------------------------------------------------------------------------------- attention
 
-/// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd) and k, v (b, nkv, s, hd), without a
-/// graph: the query heads sharing a key/value head are folded into the row dimension, so k
-/// and v are never repeated. Returns the probabilities (b, nkv, rep·t, s) and the output
+/// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd) and k, v (b, nkv, s, hd) as composed
+/// ops, without a graph (the GPU's path, and other dtypes; f32 on the CPU goes by blocks,
+/// `attn_cpu`): the query heads sharing a key/value head are folded into the row dimension,
+/// so k and v are never repeated. Returns the probabilities (b, nkv, rep·t, s) and the output
 /// (b, nh, t, hd).
 fn attention_plain(
     q: &Tensor,
@@ -321,74 +320,26 @@ fn attention_plain(
     let rep = nh / nkv;
     let q = q.reshape((b, nkv, rep * t, hd))?;
     let scores = blas::matmul(&q, &k.t()?)?;
-    let p = if fused_cpu(&scores, mask) {
-        masked_softmax_cpu(&scores, mask, scale, t)?
-    } else {
-        let scores = (scores * scale)?
-            .reshape((b, nh, t, s))?
-            .broadcast_add(mask)?;
-        softmax_last_dim(&scores)?.reshape((b, nkv, rep * t, s))?
-    };
+    let scores = (scores * scale)?
+        .reshape((b, nh, t, s))?
+        .broadcast_add(mask)?;
+    let p = softmax_last_dim(&scores)?.reshape((b, nkv, rep * t, s))?;
     let o = blas::matmul(&p, v)?.reshape((b, nh, t, hd))?;
     Ok((p, o))
 }
 
-/// Whether the graph-less CPU path of [`masked_softmax_cpu`] applies.
-fn fused_cpu(scores: &Tensor, mask: &Tensor) -> bool {
-    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op();
-    f32_cpu(scores) && f32_cpu(mask) && mask.rank() == 4 && scores.rank() == 4
-}
-
-/// softmax(scores·scale + mask) row by row in one pass over each row, for scores
-/// (b, nkv, rep·t, s) (row r of a head is query position r mod t) and the additive mask
-/// (b or 1, 1, t, s): what `(scores * scale) + mask` then the softmax compute, without the
-/// three intermediate tensors.
-fn masked_softmax_cpu(scores: &Tensor, mask: &Tensor, scale: f64, t: usize) -> Result<Tensor> {
-    let (b, nkv, rows, s) = scores.dims4()?;
-    let (mb, _, mt, ms) = mask.dims4()?;
-    if (mb != b && mb != 1) || mt != t || ms != s {
-        bail!(
-            "attention: mask {:?} does not fit scores {:?}",
-            mask.dims(),
-            scores.dims()
-        )
-    }
-    let mut x = scores.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let mask = mask.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let scale = scale as f32;
-    let per_batch = nkv * rows;
-    x.par_chunks_mut(s).enumerate().for_each(|(r, row)| {
-        let (bi, i) = (r / per_batch, r % rows % t);
-        let bi = if mb == 1 { 0 } else { bi };
-        let mrow = &mask[(bi * t + i) * s..(bi * t + i + 1) * s];
-        let mut m = f32::NEG_INFINITY;
-        for (x, mk) in row.iter_mut().zip(mrow) {
-            *x = *x * scale + mk;
-            m = m.max(*x);
-        }
-        let mut sum = 0f32;
-        for x in row.iter_mut() {
-            // below −105, f32 exp is 0 (masked positions): skip the call, same value
-            let d = *x - m;
-            *x = if d < -105.0 { 0.0 } else { d.exp() };
-            sum += *x;
-        }
-        let inv = 1.0 / sum;
-        row.iter_mut().for_each(|x| *x *= inv);
-    });
-    Tensor::from_vec(x, (b, nkv, rows, s), &candle_core::Device::Cpu)
-}
-
-/// Attention as one op for training: the forward keeps q, k, v and the output only, and the
-/// backward recomputes the probabilities, where the composed ops kept four (b, nh, t, s)
-/// tensors per layer (raw, scaled and masked scores, probabilities) until the backward.
+/// Attention as one op for training: the graph keeps q, k, v and the output, plus on the CPU
+/// the probabilities of the blocks the mask keeps when they are small ([`KEEP_ATTENTION_PROBS`]);
+/// otherwise the backward recomputes them. The composed ops kept four (b, nh, t, s) tensors
+/// per layer (raw, scaled and masked scores, probabilities) until the backward.
 struct Attention {
     /// Additive mask (b, 1, t, s), a constant.
     mask: Tensor,
     scale: f64,
-    /// The CPU forward's probabilities, kept for the backward when they have at most
-    /// [`KEEP_ATTENTION_PROBS`] elements (else the backward recomputes them).
-    probs: std::sync::Mutex<Option<Tensor>>,
+    /// The CPU forward's probabilities (its blocks', see `attn_cpu`), kept for the backward
+    /// when they have at most [`KEEP_ATTENTION_PROBS`] elements (else the backward recomputes
+    /// them).
+    probs: std::sync::Mutex<Option<Vec<f32>>>,
 }
 
 /// At most this many attention probabilities (b·nh·t·s) per layer are kept from the forward
@@ -396,15 +347,68 @@ struct Attention {
 const KEEP_ATTENTION_PROBS: usize = 1 << 22;
 
 impl Attention {
-    fn kept(&self) -> Result<std::sync::MutexGuard<'_, Option<Tensor>>> {
+    fn kept(&self) -> Result<std::sync::MutexGuard<'_, Option<Vec<f32>>>> {
         self.probs
             .lock()
             .map_err(|_| candle_core::Error::Msg("attention: poisoned".into()))
     }
 }
 
-fn cpu_tensor(s: &CpuStorage, l: &Layout, what: &str) -> Result<Tensor> {
-    Tensor::from_slice(f32_slice(s, l, what)?, l.dims(), &candle_core::Device::Cpu)
+/// The blocked CPU attention's shapes for q (b, nh, t, hd), k (b, nkv, s, hd) and the mask
+/// (b or 1, 1, t, s), or an error naming the one that does not fit.
+fn blocked_dims(q: &[usize], k: &[usize], mask: &[usize]) -> Result<attn_cpu::Dims> {
+    let (&[b, nh, t, hd], &[kb, nkv, s, khd]) = (q, k) else {
+        bail!("attention: q {q:?} and k {k:?} must be 4-D")
+    };
+    if kb != b || khd != hd || nkv == 0 || nh % nkv != 0 {
+        bail!("attention: k {k:?} does not fit q {q:?}")
+    }
+    let &[mb, 1, mt, ms] = mask else {
+        bail!("attention: mask {mask:?} is not (b, 1, t, s)")
+    };
+    if (mb != b && mb != 1) || mt != t || ms != s {
+        bail!("attention: mask {mask:?} does not fit q {q:?} and k {k:?}")
+    }
+    Ok(attn_cpu::Dims {
+        b,
+        nh,
+        nkv,
+        t,
+        s,
+        hd,
+        mb,
+    })
+}
+
+/// The mask's values and the blocks of an attention over these shapes.
+fn blocked_plan(mask: &Tensor, dims: attn_cpu::Dims) -> Result<(Vec<f32>, attn_cpu::Plan)> {
+    let m = mask.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let plan = attn_cpu::Plan::new(&m, dims, attn_cpu::BLOCK);
+    Ok((m, plan))
+}
+
+/// The blocked CPU forward for f32 tensors: the output (b, nh, t, hd), and the probabilities
+/// when `keep`.
+fn attention_cpu(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    keep: bool,
+) -> Result<(Tensor, Option<Vec<f32>>)> {
+    let dims = blocked_dims(q.dims(), k.dims(), mask.dims())?;
+    let (m, plan) = blocked_plan(mask, dims)?;
+    let vals = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
+    let (qv, kv, vv) = (vals(q)?, vals(k)?, vals(v)?);
+    let (o, p) = attn_cpu::forward(&qv, &kv, &vv, &m, scale as f32, &plan, keep);
+    Ok((Tensor::from_vec(o, q.dims(), &candle_core::Device::Cpu)?, p))
+}
+
+/// Whether the blocked CPU attention applies: f32 tensors on the CPU.
+fn blocked_cpu(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// A GPU op input as a tensor with no graph (a device copy of its storage).
@@ -462,15 +466,24 @@ impl candle_core::CustomOp3 for Attention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let q = cpu_tensor(s1, l1, "attention q")?;
-        let k = cpu_tensor(s2, l2, "attention k")?;
-        let v = cpu_tensor(s3, l3, "attention v")?;
-        let (p, o) = attention_plain(&q, &k, &v, &self.mask, self.scale)?;
-        if p.elem_count() <= KEEP_ATTENTION_PROBS {
-            *self.kept()? = Some(p);
+        let (q, k, v) = (
+            f32_slice(s1, l1, "attention q")?,
+            f32_slice(s2, l2, "attention k")?,
+            f32_slice(s3, l3, "attention v")?,
+        );
+        let dims = blocked_dims(l1.dims(), l2.dims(), self.mask.dims())?;
+        if l3.dims() != l2.dims() {
+            bail!(
+                "attention: v {:?} does not fit k {:?}",
+                l3.dims(),
+                l2.dims()
+            )
         }
-        let shape = o.shape().clone();
-        Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
+        let (m, plan) = blocked_plan(&self.mask, dims)?;
+        let keep = plan.probs_len() <= KEEP_ATTENTION_PROBS;
+        let (o, p) = attn_cpu::forward(q, k, v, &m, self.scale as f32, &plan, keep);
+        *self.kept()? = p;
+        Ok((CpuStorage::F32(o), l1.shape().clone()))
     }
 
     /// The same composition on the GPU (cuBLAS products, gym's softmax kernel), on device
@@ -501,14 +514,13 @@ impl candle_core::CustomOp3 for Attention {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (q, k, v, g) = (q.detach(), k.detach(), v.detach(), g.detach());
+        if blocked_cpu(&[&q, &k, &v, &g]) {
+            return self.cpu_backward(&q, &k, &v, &g);
+        }
         let (b, nh, t, hd) = q.dims4()?;
         let nkv = k.dim(1)?;
         let rep = nh / nkv;
-        let kept = self.kept()?.take();
-        let p = match kept {
-            Some(p) => p,
-            None => attention_plain(&q, &k, &v, &self.mask, self.scale)?.0,
-        };
+        let p = attention_plain(&q, &k, &v, &self.mask, self.scale)?.0;
         let g = g.contiguous()?.reshape((b, nkv, rep * t, hd))?;
         let dv = blas::matmul(&p.t()?, &g)?;
         let dp = blas::matmul(&g, &v.t()?)?;
@@ -521,10 +533,38 @@ impl candle_core::CustomOp3 for Attention {
     }
 }
 
+impl Attention {
+    /// The backward on the CPU, by the forward's blocks (`attn_cpu`), from the kept
+    /// probabilities or recomputing them.
+    fn cpu_backward(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dims = blocked_dims(q.dims(), k.dims(), self.mask.dims())?;
+        let (m, plan) = blocked_plan(&self.mask, dims)?;
+        let kept = self.kept()?.take();
+        let vals = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
+        let (qv, kv, vv, gv) = (vals(q)?, vals(k)?, vals(v)?, vals(g)?);
+        let scale = self.scale as f32;
+        let (dq, dk, dv) = attn_cpu::backward(&qv, &kv, &vv, &m, scale, &plan, kept, &gv);
+        let cpu = &candle_core::Device::Cpu;
+        Ok((
+            Some(Tensor::from_vec(dq, q.dims(), cpu)?),
+            Some(Tensor::from_vec(dk, k.dims(), cpu)?),
+            Some(Tensor::from_vec(dv, v.dims(), cpu)?),
+        ))
+    }
+}
+
 /// softmax(q·kᵀ·scale + mask)·v for q (b, nh, t, hd), k and v (b, nkv, s, hd) (grouped-query:
 /// nh a multiple of nkv) and an additive mask (b, 1, t, s). When a gradient can flow (training)
-/// on the CPU or a CUDA GPU (f32) this is one op with a hand-written backward that recomputes
-/// the probabilities; otherwise (decoding, reference passes, other devices) the composed ops.
+/// on the CPU or a CUDA GPU (f32) this is one op with a hand-written backward (on the CPU by
+/// blocks of queries over the keys their mask keeps, `attn_cpu`, keeping the probabilities
+/// when they are small; on the GPU recomputing them). Without a gradient (decoding, reference
+/// passes) f32 on the CPU takes the same blocks, other devices the composed ops.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let tracked = q.track_op() || k.track_op() || v.track_op();
     if tracked && custom_ops_for(q) {
@@ -535,6 +575,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
         };
         q.contiguous()?
             .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    } else if !tracked && blocked_cpu(&[q, k, v, mask]) {
+        Ok(attention_cpu(q, k, v, mask, scale, false)?.0)
     } else {
         Ok(attention_plain(q, k, v, mask, scale)?.1)
     }
@@ -776,9 +818,8 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// silu(gate) ⊙ up.
 struct SwiGlu;
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
+/// Values per σ pass of SwiGLU's loops (a stack buffer).
+const SIG_CHUNK: usize = 1024;
 
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
@@ -801,8 +842,17 @@ impl CustomOp2 for SwiGlu {
         out.par_chunks_mut(16384)
             .zip(g.par_chunks(16384).zip(u.par_chunks(16384)))
             .for_each(|(o, (g, u))| {
-                for ((o, g), u) in o.iter_mut().zip(g).zip(u) {
-                    *o = g * sigmoid(*g) * u;
+                let mut sig = [0f32; SIG_CHUNK];
+                for ((o, g), u) in o
+                    .chunks_mut(SIG_CHUNK)
+                    .zip(g.chunks(SIG_CHUNK))
+                    .zip(u.chunks(SIG_CHUNK))
+                {
+                    let sig = &mut sig[..g.len()];
+                    vexp::sigmoid_into(g, sig);
+                    for (((o, g), u), s) in o.iter_mut().zip(g).zip(u).zip(sig.iter()) {
+                        *o = g * s * u;
+                    }
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -862,11 +912,16 @@ impl CustomOp2 for SwiGluBwd {
                     .zip(dy.par_chunks(16384)),
             )
             .for_each(|((dg, du), ((g, u), dy))| {
-                for i in 0..dg.len() {
-                    let s = sigmoid(g[i]);
-                    let silu = g[i] * s;
-                    du[i] = dy[i] * silu;
-                    dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+                let mut sig = [0f32; SIG_CHUNK];
+                for (start, g) in (0..).step_by(SIG_CHUNK).zip(g.chunks(SIG_CHUNK)) {
+                    let sig = &mut sig[..g.len()];
+                    vexp::sigmoid_into(g, sig);
+                    for (j, &s) in sig.iter().enumerate() {
+                        let (i, g) = (start + j, g[j]);
+                        let silu = g * s;
+                        du[i] = dy[i] * silu;
+                        dg[i] = dy[i] * u[i] * s * (1.0 + g * (1.0 - s));
+                    }
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -1111,6 +1166,107 @@ pub(crate) mod tests {
         assert!(e < 1e-2, "attention d k rel err {e}");
         let e = fd_check(&v, &|t| attention(&q, &k, t, &mask, scale), 40);
         assert!(e < 1e-2, "attention d v rel err {e}");
+    }
+
+    /// An additive mask (mb, 1, t, s) for t queries after s − t cached keys: causal, keys
+    /// outside a sliding `window` hidden, batch 1's first key padded out, and with `empty_row`
+    /// batch 1's first query hiding every key.
+    fn test_mask(
+        mb: usize,
+        t: usize,
+        s: usize,
+        window: Option<usize>,
+        empty_row: bool,
+    ) -> Vec<f32> {
+        let mut m = vec![0f32; mb * t * s];
+        for bi in 0..mb {
+            for i in 0..t {
+                let q = s - t + i;
+                for j in 0..s {
+                    let hidden = j > q
+                        || window.is_some_and(|w| q >= j + w)
+                        || (bi == 1 && j == 0)
+                        || (bi == 1 && i == 0 && empty_row);
+                    if hidden {
+                        m[(bi * t + i) * s + j] = -1e9;
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// The blocked CPU attention (`attn_cpu`), forward and backward, against the composed
+    /// candle ops and their autograd on the masks the models build — causal, sliding window,
+    /// padding, a row hiding every key, queries after cached keys, one mask for all batches —
+    /// with blocks of 1, 2, 3 and the default size, grouped and plain heads; and a causal mask
+    /// must leave out the masked blocks' scores.
+    #[test]
+    fn blocked_attention_matches_the_composed_ops_on_every_mask() {
+        let cases = [
+            // (b, nh, nkv, t, s, mb, window, empty_row)
+            (2, 4, 2, 7, 7, 2, None, false),
+            (2, 4, 2, 7, 7, 2, Some(3), false),
+            (2, 2, 2, 6, 9, 2, None, true),
+            (2, 6, 2, 5, 5, 1, Some(2), false),
+            (1, 3, 1, 1, 4, 1, None, false),
+        ];
+        for (b, nh, nkv, t, s, mb, window, empty_row) in cases {
+            let hd = 8;
+            let (q, k, v) = (
+                randn(&[b, nh, t, hd]),
+                randn(&[b, nkv, s, hd]),
+                randn(&[b, nkv, s, hd]),
+            );
+            let m = test_mask(mb, t, s, window, empty_row);
+            let mask = Tensor::from_vec(m.clone(), (mb, 1, t, s), &Device::Cpu).unwrap();
+            let scale = 1.0 / (hd as f64).sqrt();
+            let r = randn(&[b, nh, t, hd]);
+            let rep = nh / nkv;
+            let composed = |x: &[Tensor]| {
+                let qf = x[0].reshape((b, nkv, rep * t, hd))?;
+                let sc = (qf.matmul(&x[1].t()?)? * scale)?
+                    .reshape((b, nh, t, s))?
+                    .broadcast_add(&mask)?;
+                let p = softmax_last_dim(&sc)?.reshape((b, nkv, rep * t, s))?;
+                p.matmul(&x[2])?.reshape((b, nh, t, hd))
+            };
+            let (want, wgrads) = value_and_grads(&Device::Cpu, &[&q, &k, &v], &r, &composed);
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let (qv, kv, vv, rv) = (flat(&q), flat(&k), flat(&v), flat(&r));
+            let dims = blocked_dims(q.dims(), k.dims(), mask.dims()).unwrap();
+            for block in [1, 2, 3, attn_cpu::BLOCK] {
+                let what =
+                    format!("b{b} nh{nh} nkv{nkv} t{t} s{s} mb{mb} {window:?} block {block}");
+                let plan = attn_cpu::Plan::new(&m, dims, block);
+                let (o, p) = attn_cpu::forward(&qv, &kv, &vv, &m, scale as f32, &plan, true);
+                assert_close(&format!("{what}: output"), &o, &want, 1e-5);
+                for probs in [p, None] {
+                    let (dq, dk, dv) =
+                        attn_cpu::backward(&qv, &kv, &vv, &m, scale as f32, &plan, probs, &rv);
+                    for (name, got, want) in [
+                        ("dq", &dq, &wgrads[0]),
+                        ("dk", &dk, &wgrads[1]),
+                        ("dv", &dv, &wgrads[2]),
+                    ] {
+                        assert_close(&format!("{what}: {name}"), got, want, 1e-5);
+                    }
+                }
+            }
+        }
+        // causal over 64 positions by blocks of 8: (64 + 8)/128 of the scores, not all
+        let (t, hd) = (64, 4);
+        let m = test_mask(1, t, t, None, false);
+        let dims = blocked_dims(&[1, 2, t, hd], &[1, 2, t, hd], &[1, 1, t, t]).unwrap();
+        let plan = attn_cpu::Plan::new(&m, dims, 8);
+        assert_eq!(
+            plan.probs_len(),
+            2 * 8 * (8 + 16 + 24 + 32 + 40 + 48 + 56 + 64)
+        );
+        // a 16-key window: each block of 8 sees at most 8 + 15 keys
+        let m = test_mask(1, t, t, Some(16), false);
+        let plan = attn_cpu::Plan::new(&m, dims, 8);
+        assert!(plan.probs_len() <= 2 * t * 23, "{}", plan.probs_len());
     }
 
     /// Output and input gradients of `f` on `dev`: f(x) and d/dx Σ f(x) ⊙ r, as CPU vectors.
