@@ -877,9 +877,78 @@ impl CustomOp2 for SwiGlu {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // one pass computing both gradients, stacked on a new leading dimension
-        let both = Tensor::stack(&[gate.contiguous()?, up.contiguous()?], 0)?;
-        let d = both.apply_op2_no_bwd(&grad.contiguous()?, &SwiGluBwd)?;
+        let d = if gate.device().is_cpu() {
+            let (g, u) = (gate.contiguous()?, up.contiguous()?);
+            g.apply_op3_no_bwd(&u, &grad.contiguous()?, &SwiGluGrads)?
+        } else {
+            let both = Tensor::stack(&[gate.contiguous()?, up.contiguous()?], 0)?;
+            both.apply_op2_no_bwd(&grad.contiguous()?, &SwiGluBwd)?
+        };
         Ok((Some(d.get(0)?), Some(d.get(1)?)))
+    }
+}
+
+/// stack(d gate, d up) for the output gradient dy: d up = dy·silu(g), d gate =
+/// dy·u·σ(g)·(1 + g·(1 − σ(g))), in one pass.
+fn swiglu_grads(g: &[f32], u: &[f32], dy: &[f32]) -> Vec<f32> {
+    let n = dy.len();
+    let mut out = vec![0f32; 2 * n];
+    let (dg, du) = out.split_at_mut(n);
+    dg.par_chunks_mut(16384)
+        .zip(du.par_chunks_mut(16384))
+        .zip(
+            g.par_chunks(16384)
+                .zip(u.par_chunks(16384))
+                .zip(dy.par_chunks(16384)),
+        )
+        .for_each(|((dg, du), ((g, u), dy))| {
+            let mut sig = [0f32; SIG_CHUNK];
+            for (start, g) in (0..).step_by(SIG_CHUNK).zip(g.chunks(SIG_CHUNK)) {
+                let sig = &mut sig[..g.len()];
+                vexp::sigmoid_into(g, sig);
+                for (j, &s) in sig.iter().enumerate() {
+                    let (i, g) = (start + j, g[j]);
+                    let silu = g * s;
+                    du[i] = dy[i] * silu;
+                    dg[i] = dy[i] * u[i] * s * (1.0 + g * (1.0 - s));
+                }
+            }
+        });
+    out
+}
+
+/// The CPU's SwiGLU backward from gate, up and the output gradient as three inputs (no
+/// stacked copy of gate and up); output: stack(d gate, d up).
+struct SwiGluGrads;
+
+impl candle_core::CustomOp3 for SwiGluGrads {
+    fn name(&self) -> &'static str {
+        "gym-swiglu-grads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() || l1.shape() != l3.shape() {
+            bail!(
+                "swiglu bwd: shapes {:?}, {:?}, {:?}",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            )
+        }
+        let g = f32_slice(s1, l1, "swiglu bwd gate")?;
+        let u = f32_slice(s2, l2, "swiglu bwd up")?;
+        let dy = f32_slice(s3, l3, "swiglu bwd gradient")?;
+        let mut dims = vec![2];
+        dims.extend_from_slice(l1.dims());
+        Ok((CpuStorage::F32(swiglu_grads(g, u, dy)), Shape::from(dims)))
     }
 }
 
@@ -900,30 +969,8 @@ impl CustomOp2 for SwiGluBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let gu = f32_slice(s1, l1, "swiglu bwd")?;
         let dy = f32_slice(s2, l2, "swiglu bwd")?;
-        let n = dy.len();
-        let (g, u) = gu.split_at(n);
-        let mut out = vec![0f32; 2 * n];
-        let (dg, du) = out.split_at_mut(n);
-        dg.par_chunks_mut(16384)
-            .zip(du.par_chunks_mut(16384))
-            .zip(
-                g.par_chunks(16384)
-                    .zip(u.par_chunks(16384))
-                    .zip(dy.par_chunks(16384)),
-            )
-            .for_each(|((dg, du), ((g, u), dy))| {
-                let mut sig = [0f32; SIG_CHUNK];
-                for (start, g) in (0..).step_by(SIG_CHUNK).zip(g.chunks(SIG_CHUNK)) {
-                    let sig = &mut sig[..g.len()];
-                    vexp::sigmoid_into(g, sig);
-                    for (j, &s) in sig.iter().enumerate() {
-                        let (i, g) = (start + j, g[j]);
-                        let silu = g * s;
-                        du[i] = dy[i] * silu;
-                        dg[i] = dy[i] * u[i] * s * (1.0 + g * (1.0 - s));
-                    }
-                }
-            });
+        let (g, u) = gu.split_at(dy.len());
+        let out = swiglu_grads(g, u, dy);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
