@@ -181,7 +181,7 @@ fn key_range(
 /// (b, nh, t, hd) → position-major groups (b, nkv, t, rep, hd), or back when `back`.
 fn regroup(x: &[f32], d: &Dims, back: bool) -> Vec<f32> {
     let (rep, t, hd) = (d.rep(), d.t, d.hd);
-    if rep == 1 {
+    if rep == 1 || x.is_empty() {
         return x.to_vec();
     }
     let mut out = vec![0f32; x.len()];
@@ -230,6 +230,11 @@ fn keys_of<'a>(x: &'a [f32], d: &Dims, b: &Block) -> &'a [f32] {
 /// One block's probabilities p (rows × width) and its output rows o (rows × hd).
 fn forward_block(inp: &Inputs, d: &Dims, b: &Block, p: &mut [f32], o: &mut [f32]) {
     let (rep, hd, w) = (d.rep(), d.hd, b.width());
+    if w == 0 || hd == 0 {
+        // no keys (or empty heads): nothing to attend to, a zero output as p·v gives
+        o.fill(0.0);
+        return;
+    }
     let m = b.rows(rep);
     let q = Mat {
         v: rows_of(inp.q, d, b),
@@ -373,7 +378,7 @@ pub(super) fn backward(
         });
     // per unit, over its blocks in turn: dv += pᵀ·g, dk += scale·dsᵀ·q
     let (mut dk, mut dv) = (vec![0f32; k.len()], vec![0f32; v.len()]);
-    let per_unit = d.s * d.hd;
+    let per_unit = (d.s * d.hd).max(1);
     dk.par_chunks_mut(per_unit)
         .zip(dv.par_chunks_mut(per_unit))
         .enumerate()
@@ -402,6 +407,10 @@ fn score_grads(
     scale: f32,
 ) {
     let (hd, w) = (d.hd, b.width());
+    if w == 0 || hd == 0 {
+        dq.fill(0.0);
+        return;
+    }
     let m = b.rows(d.rep());
     let gm = Mat {
         v: g,
@@ -440,6 +449,9 @@ fn key_grads(
     scale: f32,
 ) {
     let (hd, w) = (d.hd, b.width());
+    if w == 0 || hd == 0 {
+        return;
+    }
     let m = b.rows(d.rep());
     let keys = b.lo * hd..b.hi * hd;
     let pt = Mat {

@@ -1301,6 +1301,22 @@ pub(crate) mod tests {
                 }
             }
         }
+        // degenerate shapes: no queries, no keys, empty heads — empty or zero results
+        for (t, s, hd) in [(0, 0, 4), (0, 3, 4), (2, 0, 4), (2, 2, 0)] {
+            let dims = blocked_dims(&[1, 2, t, hd], &[1, 1, s, hd], &[1, 1, t, s]).unwrap();
+            let m = vec![0f32; t * s];
+            let plan = attn_cpu::Plan::new(&m, dims, 2);
+            let q = vec![1f32; 2 * t * hd];
+            let kv = vec![1f32; s * hd];
+            let (o, p) = attn_cpu::forward(&q, &kv, &kv, &m, 1.0, &plan, true);
+            assert!(o.iter().all(|&x| x == 0.0) && o.len() == q.len());
+            let (dq, dk, dv) = attn_cpu::backward(&q, &kv, &kv, &m, 1.0, &plan, p, &q);
+            assert!(dq.iter().chain(&dk).chain(&dv).all(|&x| x == 0.0));
+            assert_eq!(
+                (dq.len(), dk.len(), dv.len()),
+                (q.len(), kv.len(), kv.len())
+            );
+        }
         // causal over 64 positions by blocks of 8: (64 + 8)/128 of the scores, not all
         let (t, hd) = (64, 4);
         let m = test_mask(1, t, t, None, false);
